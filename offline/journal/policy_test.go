@@ -299,3 +299,39 @@ func TestSealedBatchesAreStoredOnceAndDroppedOnAck(t *testing.T) {
 		t.Fatalf("Sealed after DeleteSealed: got %d batches, want 0", len(bs))
 	}
 }
+
+// TestMarkAckedWithSnapshotsKeepsBalanceSteady: the acknowledgement and the
+// snapshots it carries land in one transaction, so the local view never
+// counts an acknowledged op twice or drops it.
+func TestMarkAckedWithSnapshotsKeepsBalanceSteady(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
+	j := openAt(t, c)
+	card := cardHash(42)
+	if err := j.PutSnapshots(ctx, []loyalty.Snapshot{{Card: card, Balance: 1000, AsOf: c.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Append(ctx, earnOp(42)); err != nil { // 43 points
+		t.Fatal(err)
+	}
+	c.Add(time.Minute)
+	fresh := loyalty.Snapshot{Card: card, Balance: 1043, AsOf: c.Now()}
+	if err := j.MarkAcked(ctx, 1, 2, fresh); !errors.Is(err, journal.ErrAckAhead) {
+		t.Fatalf("MarkAcked(1, 2) with one op: got %v, want ErrAckAhead", err)
+	}
+	if v, _ := j.View(ctx, card); v.Balance != 1043 || v.Snapshot.Balance != 1000 {
+		t.Fatalf("after a refused ack: got balance %d on snapshot %d, want 1043 on the old snapshot 1000", v.Balance, v.Snapshot.Balance)
+	}
+	if err := j.MarkAcked(ctx, 1, 1, fresh); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := j.View(ctx, card); v.Balance != 1043 || v.UnackedOps != 0 || v.Snapshot.Balance != 1043 {
+		t.Fatalf("after the ack: got balance %d with %d unacked ops on snapshot %d, want 1043, 0, 1043", v.Balance, v.UnackedOps, v.Snapshot.Balance)
+	}
+	if e, s, err := j.Acked(ctx); err != nil || e != 1 || s != 1 {
+		t.Fatalf("Acked: got %d, %d, %v; want 1, 1", e, s, err)
+	}
+	if e, s, err := j.Head(ctx); err != nil || e != 1 || s != 1 {
+		t.Fatalf("Head: got %d, %d, %v; want 1, 1", e, s, err)
+	}
+}

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -17,38 +18,48 @@ import (
 // late changes nothing. Storing a snapshot drops the peers' offline
 // redeems for that card made at or before its AsOf, which it covers.
 func (j *Journal) PutSnapshots(ctx context.Context, snaps []loyalty.Snapshot) error {
-	type row struct {
-		card []byte
-		asOf int64
-		body []byte
+	rows, err := snapshotRows(snaps)
+	if err != nil || len(rows) == 0 {
+		return err
 	}
-	rows := make([]row, 0, len(snaps))
+	return j.write(ctx, func(ctx context.Context, tx *sql.Tx, _ *writer) error {
+		return putSnapshots(ctx, tx, rows)
+	})
+}
+
+type snapshotRow struct {
+	card []byte
+	asOf int64
+	body []byte
+}
+
+func snapshotRows(snaps []loyalty.Snapshot) ([]snapshotRow, error) {
+	rows := make([]snapshotRow, 0, len(snaps))
 	for i, s := range snaps {
 		if s.Card.IsZero() || s.AsOf.IsZero() {
-			return fmt.Errorf("%w: snapshot %d needs a card and an as-of time", ErrInvalid, i)
+			return nil, fmt.Errorf("%w: snapshot %d needs a card and an as-of time", ErrInvalid, i)
 		}
 		body, err := json.Marshal(s)
 		if err != nil {
-			return fmt.Errorf("%w: snapshot %d: %w", ErrInvalid, i, err)
+			return nil, fmt.Errorf("%w: snapshot %d: %w", ErrInvalid, i, err)
 		}
-		rows = append(rows, row{card: s.Card[:], asOf: s.AsOf.UnixNano(), body: body})
+		rows = append(rows, snapshotRow{card: bytes.Clone(s.Card[:]), asOf: s.AsOf.UnixNano(), body: body})
 	}
-	if len(rows) == 0 {
-		return nil
-	}
-	return j.write(ctx, func(ctx context.Context, tx *sql.Tx, _ *writer) error {
-		for _, r := range rows {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO snapshots (card, as_of, body) VALUES (?, ?, ?)
-				ON CONFLICT (card) DO UPDATE SET as_of = excluded.as_of, body = excluded.body
-				WHERE excluded.as_of > snapshots.as_of`, r.card, r.asOf, string(r.body)); err != nil {
-				return fmt.Errorf("store snapshot: %w", classify(err))
-			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM peer_redeems WHERE card = ? AND wall_time <= ?`, r.card, r.asOf); err != nil {
-				return fmt.Errorf("drop covered peer redeems: %w", classify(err))
-			}
+	return rows, nil
+}
+
+func putSnapshots(ctx context.Context, tx *sql.Tx, rows []snapshotRow) error {
+	for _, r := range rows {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO snapshots (card, as_of, body) VALUES (?, ?, ?)
+			ON CONFLICT (card) DO UPDATE SET as_of = excluded.as_of, body = excluded.body
+			WHERE excluded.as_of > snapshots.as_of`, r.card, r.asOf, string(r.body)); err != nil {
+			return fmt.Errorf("store snapshot: %w", classify(err))
 		}
-		return nil
-	})
+		if _, err := tx.ExecContext(ctx, `DELETE FROM peer_redeems WHERE card = ? AND wall_time <= ?`, r.card, r.asOf); err != nil {
+			return fmt.Errorf("drop covered peer redeems: %w", classify(err))
+		}
+	}
+	return nil
 }
 
 // Snapshot returns the cached snapshot for card, and false when there is none.
