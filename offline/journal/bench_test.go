@@ -31,7 +31,7 @@ type bareInserter struct {
 func newBareInserter(b *testing.B, dir string) *bareInserter {
 	b.Helper()
 	path := filepath.Join(dir, "bare.db")
-	db, err := sql.Open("sqlite", "file:"+path+"?_busy_timeout=5000&_foreign_keys=on&_journal_mode=WAL&_synchronous=FULL")
+	db, err := sql.Open("sqlite", fileURI(path)+"?_busy_timeout=5000&_foreign_keys=on&_journal_mode=WAL&_synchronous=FULL")
 	if err != nil {
 		b.Fatal(err)
 	}

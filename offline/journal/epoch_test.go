@@ -80,7 +80,7 @@ func TestRestoredJournalStartsNewEpoch(t *testing.T) {
 		path, backup := filepath.Join(dir, "journal.db"), filepath.Join(dir, "backup.db")
 		j := openJournal(t, path)
 		appendN(t, j, 3)
-		db, err := sql.Open("sqlite", "file:"+path)
+		db, err := sql.Open("sqlite", fileURI(path))
 		if err != nil {
 			t.Fatal(err)
 		}
