@@ -107,7 +107,9 @@ func TestOpValidate(t *testing.T) {
 		{"earn without basket", func(o *loyalty.Op) { o.Basket = nil }},
 		{"earn with negative points", func(o *loyalty.Op) { o.Points = -1 }},
 		{"redeem with positive points", func(o *loyalty.Op) { o.Kind, o.Basket, o.Points = loyalty.OpRedeem, nil, 10 }},
-		{"redeem without card", func(o *loyalty.Op) { o.Kind, o.Basket, o.Points, o.Card = loyalty.OpRedeem, nil, -10, loyalty.CardHash{} }},
+		{"redeem without card", func(o *loyalty.Op) {
+			o.Kind, o.Basket, o.Points, o.Card = loyalty.OpRedeem, nil, -10, loyalty.CardHash{}
+		}},
 		{"redeem with basket", func(o *loyalty.Op) { o.Kind, o.Points = loyalty.OpRedeem, -10 }},
 		{"reverse without target", func(o *loyalty.Op) { o.Kind, o.Basket = loyalty.OpReverse, nil }},
 		{"enroll moving points", func(o *loyalty.Op) { o.Kind, o.Basket = loyalty.OpEnroll, nil }},
