@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 )
@@ -26,15 +27,16 @@ var ErrClosed = errors.New("devicestest: closed")
 type Playback struct {
 	Ops []IO
 
-	mu          sync.Mutex
-	pos         int    // next op
-	wpos        int    // bytes of Ops[pos].W already written
-	rbuf        []byte // answer being read
-	err         error  // first mismatch
-	closed      bool
-	closedCh    chan struct{}
-	readTimeout time.Duration
-	changed     chan struct{}
+	mu           sync.Mutex
+	pos          int    // next op
+	wpos         int    // bytes of Ops[pos].W already written
+	rbuf         []byte // answer being read
+	err          error  // first mismatch
+	closed       bool
+	closedCh     chan struct{}
+	readTimeout  time.Duration
+	changed      chan struct{}
+	deadlineMode bool
 }
 
 func (p *Playback) init() {
@@ -120,6 +122,12 @@ func (p *Playback) Read(b []byte) (int, error) {
 		case <-changed:
 		case <-closed:
 		case <-deadline:
+			p.mu.Lock()
+			dm := p.deadlineMode
+			p.mu.Unlock()
+			if dm {
+				return 0, os.ErrDeadlineExceeded
+			}
 			return 0, nil
 		}
 		p.mu.Lock()
@@ -135,6 +143,25 @@ func (p *Playback) SetReadTimeout(t time.Duration) error {
 	p.readTimeout = t
 	return nil
 }
+
+// SetReadDeadline is SetReadTimeout until t, for drivers that use
+// deadlines; a read that times out returns os.ErrDeadlineExceeded then
+// instead of (0, nil). The zero time waits for ever.
+func (p *Playback) SetReadDeadline(t time.Time) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.init()
+	p.deadlineMode = true
+	if t.IsZero() {
+		p.readTimeout = -1
+	} else {
+		p.readTimeout = max(time.Until(t), 0)
+	}
+	return nil
+}
+
+// SetWriteDeadline does nothing: playback writes never block.
+func (p *Playback) SetWriteDeadline(time.Time) error { return nil }
 
 // Close ends the playback. It reports a mismatched write, and exchanges
 // the driver never made.
