@@ -59,6 +59,7 @@ type command struct {
 func (m *Main) commands() []command {
 	return []command{
 		{"version", "print the version", (*Main).runVersion},
+		{"journal", "inspect and verify a terminal's journal (stats, list, verify, export)", (*Main).runJournal},
 	}
 }
 
