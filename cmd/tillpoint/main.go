@@ -59,6 +59,7 @@ type command struct {
 func (m *Main) commands() []command {
 	return []command{
 		{"version", "print the version", (*Main).runVersion},
+		{"devices", "list attached scanners, NFC readers and printers, or watch them live", (*Main).runDevices},
 	}
 }
 
