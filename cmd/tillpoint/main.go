@@ -60,6 +60,7 @@ func (m *Main) commands() []command {
 	return []command{
 		{"version", "print the version", (*Main).runVersion},
 		{"journal", "inspect and verify a terminal's journal (stats, list, verify, export)", (*Main).runJournal},
+		{"devices", "list attached scanners, NFC readers and printers, or watch them live", (*Main).runDevices},
 	}
 }
 
