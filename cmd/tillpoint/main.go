@@ -59,6 +59,7 @@ type command struct {
 func (m *Main) commands() []command {
 	return []command{
 		{"version", "print the version", (*Main).runVersion},
+		{"receipt", "preview a receipt's loyalty block: receipt preview --in FILE", (*Main).runReceipt},
 	}
 }
 
