@@ -61,6 +61,7 @@ func (m *Main) commands() []command {
 		{"version", "print the version", (*Main).runVersion},
 		{"journal", "inspect and verify a terminal's journal (stats, list, verify, export)", (*Main).runJournal},
 		{"devices", "list attached scanners, NFC readers and printers, or watch them live", (*Main).runDevices},
+		{"receipt", "preview a receipt's loyalty block: receipt preview --in FILE", (*Main).runReceipt},
 	}
 }
 
