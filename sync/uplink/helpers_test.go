@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 
@@ -51,7 +52,7 @@ func earn(n, cards int) loyalty.Op {
 
 // quietLogger discards logs unless -v.
 func quietLogger(t testing.TB) *slog.Logger {
-	if testing.Verbose() {
+	if os.Getenv("TILLPOINT_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))

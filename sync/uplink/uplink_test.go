@@ -170,11 +170,10 @@ func TestAckSignedByAnotherKeyIsNotTrusted(t *testing.T) {
 	impostor := newSigner(t, batch.CloudSigner)
 	f.ledger.cloud = impostor
 	u := f.uplink(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	err := u.Sync(ctx)
-	if err == nil || !strings.Contains(err.Error(), "signature") {
-		t.Fatalf("sync: got %v, want a signature error", err)
+	u.Start(context.Background())
+	waitFor(t, "a refused ack", func() bool { return strings.Contains(u.State().LastError, "signature") })
+	if err := u.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 	if e, s, _ := f.j.Acked(context.Background()); e != 0 || s != 0 {
 		t.Errorf("watermark after forged acks: got %d/%d, want 0/0", e, s)
@@ -196,13 +195,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	u.Start(ctx)
 	defer cancel()
-	deadline := time.Now().Add(5 * time.Second)
-	for u.State().LastErrorAt.IsZero() {
-		if time.Now().After(deadline) {
-			t.Fatal("no failure recorded within 5s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "a failure", func() bool { return !u.State().LastErrorAt.IsZero() })
 	if err := u.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -229,13 +222,25 @@ func TestTooLargeCutsSmallerBatches(t *testing.T) {
 func TestStateReportsBacklogWhileOffline(t *testing.T) {
 	f := newFixture(t, 20, nil)
 	u := f.uplink(t, func(c *uplink.Config) { c.URL = "http://127.0.0.1:1" })
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	if err := u.Sync(ctx); err == nil {
-		t.Fatal("sync to a closed port: got nil, want an error")
+	u.Start(context.Background())
+	waitFor(t, "a failure", func() bool { return u.State().LastError != "" })
+	if err := u.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 	st := u.State()
 	if st.Online || st.Backlog != 20 || !st.Oldest.Equal(f.ops[0].WallTime) || st.LastError == "" {
 		t.Errorf("state: got %+v, want offline, backlog 20 since %v, an error", st, f.ops[0].WallTime)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 10s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
