@@ -236,6 +236,9 @@ func (u *Uplink) Run(ctx context.Context) {
 	u.refreshBacklog(ctx)
 	for ctx.Err() == nil {
 		r := u.step(ctx, false)
+		if ctx.Err() != nil {
+			return // shutting down: a cancelled request is no failure
+		}
 		if r.progress && r.err == nil {
 			continue
 		}
