@@ -11,8 +11,10 @@
 // back and returns cloud.ErrInvariant: the ledger halts rather than corrupts.
 //
 // SQLite: WAL, synchronous=FULL, one writer connection (BEGIN IMMEDIATE) and
-// a pool of readers. PostgreSQL: SERIALIZABLE transactions, retried on
-// serialization failures (40001) and deadlocks (40P01) with jittered backoff.
+// a pool of readers. PostgreSQL: REPEATABLE READ transactions in which any
+// two that could interfere write a common row (see inTx), retried on
+// serialization failures (40001), deadlocks (40P01) and unique violations
+// (23505) with jittered backoff.
 // The schema keeps to what CockroachDB also runs: no sequences, triggers,
 // stored procedures or advisory locks; times are Unix microseconds in
 // BIGINT; upserts are INSERT ... ON CONFLICT.

@@ -250,11 +250,11 @@ func (b *book) enroll(ctx context.Context, st *opState, r *opRow) error {
 		return err
 	}
 	cd.member, cd.dirty = member, true
-	to.dirty = true
+	// Both owner rows are written even when the card held nothing, so a
+	// concurrent transaction holding points on the card conflicts with
+	// this link instead of stranding them.
+	to.dirty, from.dirty = true, true
 	r.owner = to.id
-	if !from.exists && !from.dirty {
-		return nil
-	}
 	t := &txn{id: op.ID, part: partMain, kind: kindLink}
 	if err := b.link(ctx, from, to, t); err != nil {
 		return err

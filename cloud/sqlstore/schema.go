@@ -160,16 +160,12 @@ func (s *Store) migrate(ctx context.Context) error {
 			if n > 0 {
 				return nil
 			}
-			for _, stmt := range strings.Split(m, ";") {
-				if strings.TrimSpace(stmt) == "" {
-					continue
-				}
-				if s.dialect == Postgres {
-					stmt = strings.ReplaceAll(stmt, "BLOB", "BYTEA")
-				}
-				if _, err := tx.ExecContext(ctx, stmt); err != nil {
-					return fmt.Errorf("%s: %w", strings.TrimSpace(stmt), err)
-				}
+			if s.dialect == Postgres {
+				m = strings.ReplaceAll(m, "BLOB", "BYTEA")
+			}
+			// One round trip: both drivers run a script of statements without arguments.
+			if _, err := tx.ExecContext(ctx, m); err != nil {
+				return err
 			}
 			_, err := tx.ExecContext(ctx, s.q(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), version, time.Now().UnixMicro())
 			return err

@@ -43,7 +43,7 @@ type Options struct {
 	// Allowance decides each snapshot's offline allowance.
 	Allowance cloud.AllowancePolicy
 	// MaxRetries bounds how often a PostgreSQL transaction is retried after
-	// a serialization failure or deadlock (default 10).
+	// a serialization failure, deadlock or unique violation (default 20).
 	MaxRetries int
 	// Logger receives retries and invariant failures (default slog.Default()).
 	Logger *slog.Logger
@@ -68,7 +68,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		opts.Allowance = cloud.DefaultAllowancePolicy()
 	}
 	if opts.MaxRetries <= 0 {
-		opts.MaxRetries = 10
+		opts.MaxRetries = 20
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -151,13 +151,24 @@ func (s *Store) q(query string) string {
 	return b.String()
 }
 
-// inTx runs fn in a write transaction and commits it. On PostgreSQL the
-// transaction is SERIALIZABLE and fn is run again after a serialization
-// failure or deadlock, so fn must not keep state between attempts.
+// inTx runs fn in a write transaction and commits it, running it again
+// after a serialization failure, a deadlock or a unique violation (another
+// transaction inserted the same key first: the next attempt sees it), so fn
+// must not keep state between attempts.
+//
+// SQLite has one writer (BEGIN IMMEDIATE), which is serializable. On
+// PostgreSQL the transaction is REPEATABLE READ (snapshot isolation): every
+// ledger transaction that changes an owner of points also writes that
+// owner's row in "owners", a card's link writes the card's owner row, and
+// a terminal's watermark is one row, so two transactions that could
+// interfere always write a common row and the later one fails with 40001
+// and is retried (first committer wins). SERIALIZABLE would add predicate
+// locks on the time-ordered op IDs' index pages, which made concurrent
+// terminals abort each other on nearly every batch.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	var opts *sql.TxOptions
 	if s.dialect == Postgres {
-		opts = &sql.TxOptions{Isolation: sql.LevelSerializable}
+		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead}
 	}
 	for attempt := 0; ; attempt++ {
 		err := s.tryTx(ctx, opts, fn)
@@ -191,11 +202,12 @@ func (s *Store) tryTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.
 	return nil
 }
 
-// retryable reports a PostgreSQL serialization failure or deadlock.
+// retryable reports a PostgreSQL serialization failure, deadlock or
+// unique violation.
 func retryable(err error) bool {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		return pe.Code == "40001" || pe.Code == "40P01"
+		return pe.Code == "40001" || pe.Code == "40P01" || pe.Code == "23505"
 	}
 	return false
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -22,6 +23,7 @@ const PostgresEnv = "TILLPOINT_TEST_POSTGRES"
 // ends the ledger is checked, then closed.
 func OpenSQLite(t testing.TB, opts sqlstore.Options) *sqlstore.Store {
 	t.Helper()
+	opts = testLogger(t, opts)
 	s, err := sqlstore.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "ledger.db"), opts)
 	if err != nil {
 		t.Fatalf("open sqlite ledger: %v", err)
@@ -58,6 +60,7 @@ func OpenPostgres(t testing.TB, opts sqlstore.Options) *sqlstore.Store {
 // openPostgres returns the store and the URL that reaches its schema.
 func openPostgres(t testing.TB, opts sqlstore.Options) (*sqlstore.Store, string) {
 	t.Helper()
+	opts = testLogger(t, opts)
 	base := PostgresURL(t)
 	ctx := context.Background()
 	admin, err := sql.Open("pgx", base)
@@ -97,4 +100,12 @@ func AssertConserved(t testing.TB, l cloud.Ledger) {
 	if rep, err := l.Check(context.Background()); err != nil {
 		t.Errorf("ledger conservation after the test: %v; all problems: %q", err, rep.Problems)
 	}
+}
+
+// testLogger sends the ledger's log to the test's output when the caller set none.
+func testLogger(t testing.TB, opts sqlstore.Options) sqlstore.Options {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return opts
 }

@@ -49,6 +49,7 @@ func Run(t *testing.T, open Opener) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			l := open(t)
 			if err := l.PublishRules(context.Background(), TestRules(1), Epoch); err != nil {
 				t.Fatalf("publish rules: %v", err)
