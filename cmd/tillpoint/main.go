@@ -59,6 +59,8 @@ type command struct {
 func (m *Main) commands() []command {
 	return []command{
 		{"version", "print the version", (*Main).runVersion},
+		{"cloud", "run the central ledger; enroll-code, revoke, check", (*Main).runCloud},
+		{"enroll", "enroll this terminal with the cloud", (*Main).runEnroll},
 	}
 }
 
