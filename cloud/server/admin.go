@@ -89,6 +89,9 @@ type RevokeResponse struct {
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("terminal")
 	if err := s.Ledger.RevokeTerminal(r.Context(), id); err != nil {
+		if p := asProblem(err); p.Code == CodeUnknownTerminal {
+			err = problem(CodeNotFound, "no terminal %q is enrolled; check the ID", id)
+		}
 		s.fail(w, r, err)
 		return
 	}
