@@ -107,7 +107,14 @@ func (m *Main) usage(w io.Writer) {
 	fmt.Fprintln(w, "Run 'tillpoint <command> --help' for a command's flags.")
 }
 
-func (m *Main) runVersion(_ context.Context, _ []string) error {
+func (m *Main) runVersion(_ context.Context, args []string) error {
+	fs := newFlagSet(m.Stderr, "version", "version", "Prints the version of this tillpoint binary.")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError("version takes no arguments")
+	}
 	fmt.Fprintf(m.Stdout, "tillpoint %s\n", Version)
 	return nil
 }
