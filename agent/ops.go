@@ -167,10 +167,10 @@ func (a *Agent) exec(ctx context.Context, key, route string, hash []byte, lock l
 		return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf(msgJournalFailed, "its database cannot be written"), Err: err}
 	}
 	if err := a.append(ctx, p.op); err != nil {
+		// The record stays pending: a journal error can be ambiguous (the
+		// op durable after all), and a retry with this key re-appends the
+		// very same op, which the journal keeps once.
 		a.m.ops.Inc(kind, "failed")
-		if derr := a.store.drop(context.WithoutCancel(ctx), key); derr != nil {
-			a.log.Error("drop failed request", keyKey, key, keyErr, derr)
-		}
 		return nil, err
 	}
 	if err := a.store.done(ctx, key); err != nil {

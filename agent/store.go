@@ -159,14 +159,6 @@ func (s *store) done(ctx context.Context, key string) error {
 	return nil
 }
 
-// drop forgets a record whose op could not be made durable.
-func (s *store) drop(ctx context.Context, key string) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM requests WHERE key = ? AND state = ?`, key, statePending); err != nil {
-		return fmt.Errorf("drop failed request: %w", err)
-	}
-	return nil
-}
-
 // op returns an op this terminal made through the API, by ID.
 func (s *store) op(ctx context.Context, id loyalty.OpID) (*loyalty.Op, bool, error) {
 	var b []byte
