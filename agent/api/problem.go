@@ -64,6 +64,8 @@ func writeProblem(w http.ResponseWriter, r *http.Request, err error) {
 	json.NewEncoder(w).Encode(p)
 }
 
-func invalid(format string, args ...any) error { return agent.Errorf(agent.CodeInvalid, format, args...) }
+func invalid(format string, args ...any) error {
+	return agent.Errorf(agent.CodeInvalid, format, args...)
+}
 
 func trimLoyalty(err error) string { return strings.TrimPrefix(err.Error(), "loyalty: ") }
