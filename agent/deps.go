@@ -33,7 +33,8 @@ type ReceiptInput struct {
 	Known   bool              // false: the card has no snapshot on this terminal
 	Member  loyalty.Snapshot  // the member after the op
 	Reasons []loyalty.Reason
-	Reward  string // the reward's name, for a redeem
+	Reward  string         // the reward's name, for a redeem
+	Rules   *loyalty.Rules // the rules in use, for reward names
 	Offline bool
 }
 

@@ -339,7 +339,7 @@ func (a *Agent) Checkout(ctx context.Context, key string, req CheckoutRequest) (
 				res.Notice = msgUnknownCardOffline
 			}
 		}
-		a.render(ReceiptInput{Op: *op, Card: card, Known: known, Member: after, Reasons: reasons, Offline: offline}, res)
+		a.render(ReceiptInput{Op: *op, Card: card, Known: known, Member: after, Reasons: reasons, Rules: rules, Offline: offline}, res)
 		return &prepared{op: op, res: res, card: card, sessID: sessID}, nil
 	})
 }
@@ -388,7 +388,7 @@ func (a *Agent) Redeem(ctx context.Context, key string, req RedeemRequest) (*Res
 		res := &Result{Kind: loyalty.OpRedeem, OpID: op.ID, Card: card.String(), Known: known, Member: snap.Member,
 			Points: op.Points, Balance: after.Balance, Tier: after.Tier, NextTier: after.NextTier, ToNextTier: after.ToNextTier,
 			Offline: offline, Reward: reward.Name, At: now, Rules: rules.Version}
-		a.render(ReceiptInput{Op: *op, Card: card, Known: known, Member: after, Reward: reward.Name, Offline: offline}, res)
+		a.render(ReceiptInput{Op: *op, Card: card, Known: known, Member: after, Reward: reward.Name, Rules: rules, Offline: offline}, res)
 		return &prepared{op: op, res: res, card: card, sessID: sessID}, nil
 	})
 }

@@ -3,6 +3,8 @@ package agenttest
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -124,6 +126,17 @@ func Start(t testing.TB, o Options) *Harness {
 	}
 	h.Uplink.Set(agent.SyncState{Online: true})
 	ctx := context.Background()
+	if o.Receipts == nil {
+		_, key, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := agent.NewReceiptRenderer(cfg, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Receipts = r
+	}
 	a, err := agent.Create(ctx, agent.Options{Config: cfg, Journal: h.Journal, CardKey: CardKey(), Receipts: o.Receipts,
 		Printer: h.Printer, Uplink: h.Uplink, Version: "test", Now: h.Now, SyncPoll: 50 * time.Millisecond})
 	if err != nil {
