@@ -167,6 +167,17 @@ func (a *Agent) exec(ctx context.Context, key, route string, hash []byte, lock l
 		return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf(msgJournalFailed, "its database cannot be written"), Err: err}
 	}
 	if err := a.append(ctx, p.op); err != nil {
+		if isRefusal(ErrorCode(err)) {
+			// The journal's own policy check, in the append's transaction,
+			// said no (a peer's redeem arrived meanwhile): nothing was
+			// appended, and the refusal is the answer.
+			a.m.ops.Inc(kind, "refused")
+			body, _ := json.Marshal(storedError{Code: ErrorCode(err), Message: ErrorMessage(err)})
+			if rerr := a.store.refuse(ctx, key, body); rerr != nil {
+				a.log.Warn("store refusal", keyKey, key, keyErr, rerr)
+			}
+			return nil, err
+		}
 		// The record stays pending: a journal error can be ambiguous (the
 		// op durable after all), and a retry with this key re-appends the
 		// very same op, which the journal keeps once.
@@ -194,6 +205,9 @@ func (a *Agent) append(ctx context.Context, op *loyalty.Op) error {
 	if err == nil || errors.Is(err, ErrDuplicateOp) {
 		return nil
 	}
+	if isRefusal(ErrorCode(err)) {
+		return err
+	}
 	a.log.Error("journal append failed", keyOp, op.ID.String(), keyErr, err)
 	return &Error{Code: CodeUnavailable, Message: fmt.Sprintf(msgJournalFailed, firstLine(err)), Err: err}
 }
@@ -215,6 +229,12 @@ func (a *Agent) replay(ctx context.Context, rec *record, route string, hash []by
 		// The op may or may not have reached the journal before a crash:
 		// append it again; the journal keeps one copy either way.
 		if err := a.append(ctx, rec.Op); err != nil {
+			if isRefusal(ErrorCode(err)) {
+				body, _ := json.Marshal(storedError{Code: ErrorCode(err), Message: ErrorMessage(err)})
+				if rerr := a.store.refuse(ctx, rec.Key, body); rerr != nil {
+					a.log.Warn("store refusal", keyKey, rec.Key, keyErr, rerr)
+				}
+			}
 			return nil, err
 		}
 		if err := a.store.done(ctx, rec.Key); err != nil {
@@ -393,8 +413,20 @@ func (a *Agent) Redeem(ctx context.Context, key string, req RedeemRequest) (*Res
 	})
 }
 
+func isRefusal(c Code) bool {
+	switch c {
+	case CodeUnknownCard, CodeInsufficientPoints, CodeOfflineCapReached, CodeSnapshotTooOld:
+		return true
+	}
+	return false
+}
+
 // refusal turns a policy error into the cashier's message.
 func refusal(err error, balance, cost loyalty.Points) error {
+	var e *Error
+	if errors.As(err, &e) && isRefusal(e.Code) {
+		return e
+	}
 	switch {
 	case errors.Is(err, ErrInsufficientPoints):
 		return &Error{Code: CodeInsufficientPoints, Message: fmt.Sprintf(msgInsufficient, balance, cost), Err: err}

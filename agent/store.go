@@ -159,6 +159,17 @@ func (s *store) done(ctx context.Context, key string) error {
 	return nil
 }
 
+// refuse turns a pending record into a stored refusal: its op was refused
+// by the journal and never recorded.
+func (s *store) refuse(ctx context.Context, key string, reply []byte) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE requests SET state = ?, status = 0, reply = ?, op_id = NULL, op = NULL, reverses = NULL
+		WHERE key = ? AND state = ?`, stateDone, reply, key, statePending)
+	if err != nil {
+		return fmt.Errorf("store refusal: %w", err)
+	}
+	return nil
+}
+
 // op returns an op this terminal made through the API, by ID.
 func (s *store) op(ctx context.Context, id loyalty.OpID) (*loyalty.Op, bool, error) {
 	var b []byte

@@ -62,8 +62,11 @@ type Cloud struct {
 	URL string `toml:"url"`
 	// EnrollmentDir holds the terminal key, the cloud's public key and the
 	// store ID written by `tillpoint enroll`; default state_dir/enroll.
-	EnrollmentDir string   `toml:"enrollment_dir"`
-	Timeout       Duration `toml:"timeout"`
+	EnrollmentDir string `toml:"enrollment_dir"`
+	// CardKeyFile holds the program's card hash key (32 bytes, or 64 hex
+	// digits); default enrollment_dir/card.key.
+	CardKeyFile string   `toml:"card_key_file"`
+	Timeout     Duration `toml:"timeout"`
 }
 
 // Offline is the offline redeem policy (invariant 4).
@@ -160,6 +163,14 @@ func (c *Config) EnrollmentDir() string {
 		return c.Cloud.EnrollmentDir
 	}
 	return strings.TrimRight(c.StateDir, "/") + "/enroll"
+}
+
+// CardKeyFile returns cloud.card_key_file or its default in the enrollment directory.
+func (c *Config) CardKeyFile() string {
+	if c.Cloud.CardKeyFile != "" {
+		return c.Cloud.CardKeyFile
+	}
+	return c.EnrollmentDir() + "/card.key"
 }
 
 // Duration is a time.Duration written as a Go duration string ("90s", "72h").
