@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -76,7 +77,10 @@ type Agent struct {
 	shutdown sync.Once
 	closeErr error
 	ops      sync.WaitGroup // operations in flight
+	prints   sync.WaitGroup // print jobs in flight
 	closing  atomic.Bool
+	idle     atomic.Int64 // session idle timeout, ns; changed by Reload
+	lastTick atomic.Int64 // monotonic-ish Unix ns of the loop's last turn
 }
 
 // RecentReceipt is a receipt preview for the cashier screen.
@@ -142,6 +146,7 @@ func Create(ctx context.Context, o Options) (*Agent, error) {
 		a.version = "dev"
 	}
 	a.clock.Now = a.now
+	a.idle.Store(int64(cfg.Session.IdleTimeout.D()))
 	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("agent: create state directory: %w", err)
 	}
@@ -194,6 +199,7 @@ func (a *Agent) loop(ctx context.Context) {
 	t := time.NewTicker(min(a.poll, time.Second))
 	defer t.Stop()
 	a.pollSync()
+	a.lastTick.Store(time.Now().UnixNano())
 	for {
 		select {
 		case <-ctx.Done():
@@ -201,8 +207,44 @@ func (a *Agent) loop(ctx context.Context) {
 		case <-t.C:
 			a.pollSync()
 			a.expireSession(a.now())
+			a.lastTick.Store(time.Now().UnixNano())
 		}
 	}
+}
+
+// Healthy reports whether the agent's loop is turning: what the systemd
+// watchdog pings for.
+func (a *Agent) Healthy() bool {
+	if a.closing.Load() {
+		return false
+	}
+	last := a.lastTick.Load()
+	return last != 0 && time.Since(time.Unix(0, last)) < 10*time.Second
+}
+
+// Reload applies what can change while running (the session idle timeout)
+// from cfg, and returns the keys whose change needs a restart.
+func (a *Agent) Reload(cfg *config.Config) []string {
+	a.idle.Store(int64(cfg.Session.IdleTimeout.D()))
+	var restart []string
+	old := a.cfg
+	check := func(key string, same bool) {
+		if !same {
+			restart = append(restart, key)
+		}
+	}
+	check("listen", old.Listen == cfg.Listen)
+	check("state_dir", old.StateDir == cfg.StateDir)
+	check("store", old.Store == cfg.Store)
+	check("terminal", old.Terminal == cfg.Terminal)
+	check("cloud", old.Cloud == cfg.Cloud)
+	check("offline", old.Offline == cfg.Offline)
+	check("receipt", old.Receipt == cfg.Receipt)
+	check("printer", reflect.DeepEqual(old.Printer, cfg.Printer))
+	check("scanner", reflect.DeepEqual(old.Scanners, cfg.Scanners))
+	check("nfc", reflect.DeepEqual(old.NFC, cfg.NFC))
+	a.log.Info("configuration reloaded", "idle_timeout", cfg.Session.IdleTimeout.D(), "needs_restart", restart)
+	return restart
 }
 
 // Shutdown stops new operations, waits for those in flight (bounded by
@@ -212,11 +254,11 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	a.shutdown.Do(func() {
 		a.closing.Store(true)
 		done := make(chan struct{})
-		go func() { a.ops.Wait(); close(done) }()
+		go func() { a.ops.Wait(); a.prints.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-ctx.Done():
-			a.closeErr = fmt.Errorf("agent: shutdown: operations still in flight: %w", ctx.Err())
+			a.closeErr = fmt.Errorf("agent: shutdown: operations or print jobs still in flight: %w", ctx.Err())
 		}
 		a.mu.Lock()
 		if a.cancel != nil {

@@ -32,7 +32,7 @@ type Result struct {
 	Rules      uint32           `json:"rules_version,omitempty"`
 	Receipt    string           `json:"receipt_text,omitempty"`
 	ESCPOS     []byte           `json:"receipt_escpos,omitempty"`
-	Printed    bool             `json:"printed"`
+	Printed    bool             `json:"printed"` // a print job was queued on the agent's printer
 	At         time.Time        `json:"at"`
 	// Replayed is set when the answer came from the idempotency record.
 	Replayed bool `json:"-"`
@@ -83,6 +83,9 @@ func (a *Agent) hashOf(route string, card loyalty.CardToken, req any) []byte {
 	h := card.Hash(a.key)
 	return requestHash(route, append(b, h[:]...))
 }
+
+// printTimeout bounds one receipt's print job, waiting for paper included.
+const printTimeout = 2 * time.Minute
 
 // routeKind names the op kind a route makes, for metrics.
 func routeKind(route string) string {
@@ -256,11 +259,18 @@ func (a *Agent) after(ctx context.Context, p *prepared) {
 		a.closeSession(p.sessID, "posted")
 	}
 	if a.printer != nil && len(p.res.ESCPOS) > 0 {
-		if err := a.printer.Print(context.WithoutCancel(ctx), p.op.ID.String(), p.res.ESCPOS); err != nil {
-			a.log.Warn("print receipt", keyOp, p.op.ID.String(), keyErr, err)
-		} else {
-			p.res.Printed = true
-		}
+		// The job runs on its own: a printer out of paper holds the job,
+		// not the POS's reply. Shutdown waits for it.
+		p.res.Printed = true
+		a.prints.Add(1)
+		go func(id string, data []byte) {
+			defer a.prints.Done()
+			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), printTimeout)
+			defer cancel()
+			if err := a.printer.Print(pctx, id, data); err != nil {
+				a.log.Warn("receipt not printed; reprint it from the POS", keyOp, id, keyErr, err)
+			}
+		}(p.op.ID.String(), p.res.ESCPOS)
 	}
 	a.mu.Lock()
 	a.receipts = append([]RecentReceipt{{Op: p.op.ID, Kind: p.op.Kind, Card: p.res.Card, Points: p.op.Points, Text: p.res.Receipt, At: p.res.At}}, a.receipts...)

@@ -109,7 +109,7 @@ func (a *Agent) closeSession(id, why string) {
 func (a *Agent) expireSession(now time.Time) {
 	a.mu.Lock()
 	s := a.sess
-	idle := s != nil && now.Sub(s.touched) >= a.cfg.Session.IdleTimeout.D()
+	idle := s != nil && now.Sub(s.touched) >= time.Duration(a.idle.Load())
 	a.mu.Unlock()
 	if idle {
 		a.closeSession(s.id, "idle")
