@@ -55,7 +55,7 @@ func RedeemFromOp(op *loyalty.Op) (PeerRedeem, error) {
 	}
 	r := PeerRedeem{
 		Op: op.ID, Card: op.Card, Points: -op.Points, Terminal: op.Terminal,
-		Epoch: op.Epoch, Seq: op.Seq, At: op.WallTime.Truncate(time.Millisecond),
+		Epoch: op.Epoch, Seq: op.Seq, At: op.WallTime.Truncate(time.Millisecond).UTC(),
 	}
 	if err := r.Validate(); err != nil {
 		return PeerRedeem{}, err

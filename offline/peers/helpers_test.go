@@ -198,9 +198,9 @@ var _ memberlist.Transport = (*gate)(nil)
 // package's tests stay short under -race on a busy two-core machine.
 func fastTiming() peers.Timing {
 	return peers.Timing{
-		GossipInterval:    20 * time.Millisecond,
-		ProbeInterval:     100 * time.Millisecond,
-		ProbeTimeout:      60 * time.Millisecond,
+		GossipInterval:    50 * time.Millisecond,
+		ProbeInterval:     300 * time.Millisecond,
+		ProbeTimeout:      200 * time.Millisecond,
 		SuspicionMult:     2,
 		PushPullInterval:  time.Second,
 		TCPTimeout:        500 * time.Millisecond,
