@@ -12,6 +12,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,6 +27,8 @@ import (
 // terminal's own offline redeems, its peer-ops table (deduplicated by op ID)
 // and the store-wide figure the offline policy counts.
 type memJournal struct {
+	failing atomic.Bool // RecordPeerRedeem fails, as on a full disk
+
 	mu   sync.Mutex
 	own  map[loyalty.CardHash]loyalty.Points
 	peer map[loyalty.OpID]peers.PeerRedeem
@@ -36,6 +39,9 @@ func newMemJournal() *memJournal {
 }
 
 func (j *memJournal) RecordPeerRedeem(ctx context.Context, r peers.PeerRedeem) (bool, error) {
+	if j.failing.Load() {
+		return false, errors.New("journal: disk full")
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if _, ok := j.peer[r.Op]; ok {
@@ -233,8 +239,10 @@ type till struct {
 	j    *memJournal
 	p    *peers.Peers
 	gate *gate
-	seq  uint64
-	mu   sync.Mutex
+	// keyring is the till's gossip keyring file, when the cluster has one.
+	keyring string
+	seq     uint64
+	mu      sync.Mutex
 }
 
 type clusterOpts struct {
@@ -243,6 +251,7 @@ type clusterOpts struct {
 	threshold   loyalty.Points
 	gossipKey   []byte
 	gated       bool // real NetTransports behind a gate (partitions, loss)
+	keyringDir  string
 	seed        uint64
 }
 
@@ -289,6 +298,10 @@ func newCluster(t *testing.T, o clusterOpts) []*till {
 		cfg.Timing = fastTiming()
 		cfg.Logger = testLogger().With("till", tl.id)
 		cfg.SnapshotPath = t.TempDir() + "/serf.snapshot"
+		if o.keyringDir != "" {
+			tl.keyring = filepath.Join(o.keyringDir, tl.id, "keyring.json")
+			cfg.KeyringPath = tl.keyring
+		}
 		if tl.gate != nil {
 			cfg.Transport = tl.gate
 		} else if firstAddr != "" {

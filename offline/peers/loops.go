@@ -103,6 +103,9 @@ func (p *Peers) receive(ctx context.Context, raw []byte) (recorded bool) {
 	cancel()
 	if err != nil {
 		// Not remembered: the next copy (re-announcement, query answer) retries.
+		p.mu.Lock()
+		p.stats.Failed++
+		p.mu.Unlock()
 		p.log.Error("record a peer's offline redeem in the journal; it will be retried when the event comes again",
 			logOp, r.Op.String(), logPeer, r.Terminal, logErr, err)
 		return false

@@ -57,6 +57,7 @@ type Stats struct {
 	Recorded   int // peer redeems newly recorded in the journal
 	Duplicates int // events for op IDs already known
 	Rejected   int // malformed, unknown-terminal or badly signed events
+	Failed     int // valid events the journal could not record (retried on the next copy)
 	Queries    int // questions asked before a redeem
 	Answers    int // answers received to them
 	Dropped    int // peer ops dropped because a cloud snapshot covers them
