@@ -78,9 +78,14 @@ func (e *RefusalError) Error() string { return e.Message }
 func (e *RefusalError) Unwrap() error { return e.Err }
 
 // CheckOfflineRedeem applies p to a redeem of points (a positive amount)
-// with card, now. It returns the card's local view, and a *RefusalError
-// when the policy refuses.
-func (j *Journal) CheckOfflineRedeem(ctx context.Context, card loyalty.CardHash, points loyalty.Points, p Policy) (View, error) {
+// with card at now (the journal's clock when now is zero). It returns the
+// card's local view, and a *RefusalError when the policy refuses. Between
+// this check and an Append another redeem may slip in: AppendOfflineRedeem
+// checks and appends in one transaction.
+func (j *Journal) CheckOfflineRedeem(ctx context.Context, card loyalty.CardHash, points loyalty.Points, p Policy, now time.Time) (View, error) {
+	if now.IsZero() {
+		now = j.opts.Now()
+	}
 	if err := p.Validate(); err != nil {
 		return View{}, err
 	}
@@ -89,7 +94,7 @@ func (j *Journal) CheckOfflineRedeem(ctx context.Context, card loyalty.CardHash,
 		return View{}, fmt.Errorf("check offline redeem: %w", classify(err))
 	}
 	defer tx.Rollback()
-	return p.check(ctx, tx, card, points, j.opts.Now())
+	return p.check(ctx, tx, card, points, now)
 }
 
 // AppendOfflineRedeem appends a redeem made without the cloud, marking it

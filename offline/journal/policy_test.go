@@ -153,7 +153,7 @@ func TestOfflinePolicyRefusals(t *testing.T) {
 				}
 			}
 			c.Add(time.Minute)
-			_, checkErr := j.CheckOfflineRedeem(ctx, card, tc.redeem, testPolicy)
+			_, checkErr := j.CheckOfflineRedeem(ctx, card, tc.redeem, testPolicy, time.Time{})
 			op, appendErr := j.AppendOfflineRedeem(ctx, redeemOp(card, tc.redeem), testPolicy)
 			for _, err := range []error{checkErr, appendErr} {
 				if tc.want == nil {
@@ -333,5 +333,28 @@ func TestMarkAckedWithSnapshotsKeepsBalanceSteady(t *testing.T) {
 	}
 	if e, s, err := j.Head(ctx); err != nil || e != 1 || s != 1 {
 		t.Fatalf("Head: got %d, %d, %v; want 1, 1", e, s, err)
+	}
+}
+
+// TestOfflineRedeemRetryIsDuplicateNotRefusal: a retry of a durable offline
+// redeem (same op ID) reports the stored op, even when the policy would
+// now refuse a new redeem of that size.
+func TestOfflineRedeemRetryIsDuplicateNotRefusal(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
+	j := openAt(t, c)
+	card := cardHash(3)
+	if err := j.PutSnapshots(ctx, []loyalty.Snapshot{{Card: card, Balance: 1000, AsOf: c.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := j.AppendOfflineRedeem(ctx, redeemOp(card, 250), testPolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry := redeemOp(card, 250)
+	retry.ID = first.ID
+	got, err := j.AppendOfflineRedeem(ctx, retry, testPolicy)
+	if !errors.Is(err, journal.ErrDuplicateOp) || got.Seq != first.Seq {
+		t.Fatalf("retry: got seq %d, %v; want the stored seq %d and ErrDuplicateOp", got.Seq, err, first.Seq)
 	}
 }
