@@ -70,6 +70,8 @@ func (p *Printer) Print(ctx context.Context, job Job) (Result, error) {
 		// answer still parses GS r), but do not wait for an answer.
 		if err := writeAll(c, []byte(cmdJobDone), p.cfg.IOTimeout); err != nil {
 			p.lostLocked(err)
+		} else {
+			p.stale = true // it may answer after all
 		}
 	} else {
 		ok, ans, err := p.confirm(c)
@@ -160,6 +162,7 @@ func (p *Printer) confirm(c Conn) (bool, byte, error) {
 		}
 		if err != nil {
 			if isTimeout(err) {
+				p.stale = true
 				return false, 0, nil
 			}
 			return false, 0, err

@@ -120,6 +120,9 @@ type Printer struct {
 	done  map[string]Result
 	order []string
 	last  Status
+	// stale is set when an answer may still come after its wait ended (a
+	// status or confirmation that timed out): the next exchange drains it.
+	stale bool
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -244,6 +247,7 @@ func (p *Printer) connLocked(ctx context.Context) (Conn, error) {
 }
 
 func (p *Printer) dropConnLocked() {
+	p.stale = false
 	if p.conn != nil {
 		_ = p.conn.Close()
 		p.conn = nil
@@ -278,8 +282,11 @@ func (p *Printer) statusLocked(ctx context.Context) (Status, error) {
 // realtime sends DLE EOT 1..4 and reads the four answers. Silence within
 // StatusTimeout is an unknown status, not an error.
 func (p *Printer) realtime(c Conn) (Status, error) {
-	if err := drain(c); err != nil {
-		return Status{}, err
+	if p.stale {
+		if err := drain(c); err != nil {
+			return Status{}, err
+		}
+		p.stale = false
 	}
 	if err := writeAll(c, []byte(cmdStatus), p.cfg.IOTimeout); err != nil {
 		return Status{}, err
@@ -305,6 +312,9 @@ func (p *Printer) realtime(c Conn) (Status, error) {
 			}
 			return Status{}, err
 		}
+	}
+	if n < 4 {
+		p.stale = true
 	}
 	if n == 0 {
 		return Status{}, nil

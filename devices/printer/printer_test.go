@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -343,5 +344,54 @@ func TestJobTranscript(t *testing.T) {
 	}
 	if err := pb.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLateStatusAnswerIsNotTakenForTheNext defends the drain: a printer
+// that answers a status request after the driver stopped waiting must not
+// have that stale answer read as the answer to the next request.
+func TestLateStatusAnswerIsNotTakenForTheNext(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	opened, lateWritten := make(chan struct{}), make(chan struct{})
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		req := make([]byte, 12)
+		if _, err := io.ReadFull(c, req); err != nil {
+			return
+		}
+		<-opened // the driver gave up waiting: status unknown
+		_, _ = c.Write([]byte{0x12, 0x32, 0x12, 0x72}) // paper out, too late
+		close(lateWritten)
+		if _, err := io.ReadFull(c, req); err != nil {
+			return
+		}
+		_, _ = c.Write([]byte{0x12, 0x12, 0x12, 0x12}) // ready
+		_, _ = io.Copy(io.Discard, c)
+	}()
+	addr := ln.Addr().String()
+	p := printer.New(testConfig(devices.ID{Path: "tcp:" + addr}, printer.TCP(addr)), &devicestest.Events{})
+	if err := p.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	if h := p.Health(); h.Code != devices.CodeStatusUnknown {
+		t.Fatalf("health after an unanswered status = %v, want status_unknown", h)
+	}
+	close(opened)
+	<-lateWritten
+	st, err := p.Status(ctxWait(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Ready() || st.PaperOut {
+		t.Errorf("Status = %+v, want ready (the late paper-out answer is stale)", st)
 	}
 }
