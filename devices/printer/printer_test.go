@@ -367,7 +367,7 @@ func TestLateStatusAnswerIsNotTakenForTheNext(t *testing.T) {
 		if _, err := io.ReadFull(c, req); err != nil {
 			return
 		}
-		<-opened // the driver gave up waiting: status unknown
+		<-opened                                       // the driver gave up waiting: status unknown
 		_, _ = c.Write([]byte{0x12, 0x32, 0x12, 0x72}) // paper out, too late
 		close(lateWritten)
 		if _, err := io.ReadFull(c, req); err != nil {
@@ -393,5 +393,35 @@ func TestLateStatusAnswerIsNotTakenForTheNext(t *testing.T) {
 	}
 	if !st.Ready() || st.PaperOut {
 		t.Errorf("Status = %+v, want ready (the late paper-out answer is stale)", st)
+	}
+}
+
+// TestJobLogSharedAcrossRestartPreventsReprint stands for the agent's
+// journal-backed JobLog: a new Printer (an agent restart) with the same
+// log does not print a job again.
+func TestJobLogSharedAcrossRestartPreventsReprint(t *testing.T) {
+	emu := printeremu.New()
+	addr, err := emu.ListenTCP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	jobs := printer.NewMemoryJobs(10)
+	for range 2 {
+		cfg := testConfig(devices.ID{Path: "tcp:" + addr}, printer.TCP(addr))
+		cfg.Jobs = jobs
+		p := printer.New(cfg, &devicestest.Events{})
+		if err := p.Open(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Print(ctxWait(t), printer.Job{ID: "once", Data: receipt}); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(emu.Jobs()); n != 1 {
+		t.Fatalf("printed %d times across a restart, want 1", n)
 	}
 }

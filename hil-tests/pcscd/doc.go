@@ -5,6 +5,9 @@
 // (go test runs packages in parallel), with an exclusive flock; Restart
 // stops and starts pcscd, for tests of recovery, under that lock.
 //
+// Every test that talks to pcscd, even only to list readers, must hold
+// Lock: a recovery test in another package may be restarting pcscd.
+//
 // Starting is idempotent and safe when several processes race: it runs
 // under an flock, pcscd itself refuses a second instance, and readiness is
 // judged by a PC/SC client seeing the reader.
