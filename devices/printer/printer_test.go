@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -423,5 +424,30 @@ func TestJobLogSharedAcrossRestartPreventsReprint(t *testing.T) {
 	}
 	if n := len(emu.Jobs()); n != 1 {
 		t.Fatalf("printed %d times across a restart, want 1", n)
+	}
+}
+
+// A device node that cannot be polled (a regular file stands in for one)
+// is used write-only: status unknown, jobs still printed.
+func TestUSBLPWithoutPollIsWriteOnly(t *testing.T) {
+	path := t.TempDir() + "/lp0"
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := printer.New(testConfig(devices.ID{Path: path}, printer.USBLP(path)), &devicestest.Events{})
+	if err := p.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	if h := p.Health(); h.Code != devices.CodeStatusUnknown {
+		t.Errorf("health = %v, want status_unknown", h)
+	}
+	res, err := p.Print(ctxWait(t), printer.Job{ID: "lp", Data: []byte("hello\n")})
+	if err != nil || !res.Printed || res.Confirmed {
+		t.Fatalf("Print = %+v, %v; want printed, unconfirmed", res, err)
+	}
+	got, _ := os.ReadFile(path)
+	if !bytes.Contains(got, []byte("hello\n")) {
+		t.Errorf("file holds %q, want the job", got)
 	}
 }

@@ -216,13 +216,23 @@ func (s *Serial) read(ctx context.Context, port Port) error {
 	if s.cfg.Framing == FrameGap {
 		timeout = s.cfg.Gap
 	}
-	if err := port.SetReadTimeout(timeout); err != nil {
-		return fmt.Errorf("set read timeout: %w", err)
-	}
 	f := Framer{Framing: s.cfg.Framing}
 	buf := make([]byte, 512)
 	var frames []Frame
+	armed := true // force the first SetReadTimeout
 	for {
+		// Wait for ever while idle; time out only inside a frame, to end
+		// it (gap framing) or drop it (a suffix that never came).
+		if want := f.Pending(); want != armed {
+			t := serial.NoTimeout
+			if want {
+				t = timeout
+			}
+			if err := port.SetReadTimeout(t); err != nil {
+				return fmt.Errorf("set read timeout: %w", err)
+			}
+			armed = want
+		}
 		n, err := port.Read(buf)
 		if err != nil {
 			return err
