@@ -73,9 +73,11 @@ func Serial(path string, mode serial.Mode) Dialer {
 	}
 }
 
-// serialConn gives a serial port read deadlines. Serial writes have none
-// of their own: the kernel's write to a tty returns once the bytes are in
-// its buffer, and the job's confirmation read has a deadline.
+// serialConn gives a serial port read deadlines. Its writes take none:
+// go.bug.st/serial opens ports without RTS/CTS flow control, so the UART
+// sends at the baud rate whatever the printer's state and a write ends
+// within len/baud (4 KiB at 9600 baud: 4.3 s); a printer that stopped is
+// then noticed by the status and confirmation reads, which have deadlines.
 type serialConn struct {
 	port     serial.Port
 	deadline time.Time
