@@ -136,6 +136,7 @@ func (p *Printer) Serve(ctx context.Context, rw io.ReadWriter) error {
 		case b := <-reads:
 			p.mu.Lock()
 			p.received = append(p.received, b...)
+			p.notifyLocked()
 			p.mu.Unlock()
 			in = append(in, b...)
 			in = p.parse(in, write)
