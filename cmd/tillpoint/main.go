@@ -59,6 +59,11 @@ type command struct {
 func (m *Main) commands() []command {
 	return []command{
 		{"version", "print the version", (*Main).runVersion},
+		{"journal", "inspect and verify a terminal's journal (stats, list, verify, export)", (*Main).runJournal},
+		{"devices", "list attached scanners, NFC readers and printers, or watch them live", (*Main).runDevices},
+		{"receipt", "preview a receipt's loyalty block: receipt preview --in FILE", (*Main).runReceipt},
+		{"cloud", "run the central ledger; enroll-code, revoke, check", (*Main).runCloud},
+		{"enroll", "enroll this terminal with the cloud", (*Main).runEnroll},
 	}
 }
 
@@ -107,7 +112,14 @@ func (m *Main) usage(w io.Writer) {
 	fmt.Fprintln(w, "Run 'tillpoint <command> --help' for a command's flags.")
 }
 
-func (m *Main) runVersion(_ context.Context, _ []string) error {
+func (m *Main) runVersion(_ context.Context, args []string) error {
+	fs := newFlagSet(m.Stderr, "version", "version", "Prints the version of this tillpoint binary.")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError("version takes no arguments")
+	}
 	fmt.Fprintf(m.Stdout, "tillpoint %s\n", Version)
 	return nil
 }
