@@ -81,7 +81,7 @@ func (s *Store) Apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 				return seqErr(cloud.SeqRewind)
 			}
 			out.Replay, out.Results = true, results
-			return nil
+			return s.finishAck(ctx, tx, &bt, store, &out)
 		case bt.FirstSeq <= wm:
 			return seqErr(cloud.SeqRewind)
 		case bt.FirstSeq > wm+1:
@@ -107,26 +107,34 @@ func (s *Store) Apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 		for i, r := range rows {
 			out.Results[i] = r.result()
 		}
-		return nil
+		return s.finishAck(ctx, tx, &bt, store, &out)
 	})
 	if err != nil {
 		return cloud.Applied{}, err
 	}
+	return out, nil
+}
+
+// finishAck adds the fresh snapshots of the batch's cards and the current
+// rules version, read in the batch's own transaction: they are exactly the
+// state the batch left (and on SQLite the writer's warm page cache serves them).
+func (s *Store) finishAck(ctx context.Context, tx *sql.Tx, bt *cloud.Batch, store string, out *cloud.Applied) error {
 	var cards []loyalty.CardHash
-	seen := map[loyalty.CardHash]bool{}
+	seen := make(map[loyalty.CardHash]bool, len(bt.Ops))
 	for i := range bt.Ops {
 		if c := bt.Ops[i].Card; !c.IsZero() && !seen[c] {
 			seen[c] = true
 			cards = append(cards, c)
 		}
 	}
-	if out.Snapshots, err = s.snapshots(ctx, cards, store, bt.ReceivedAt); err != nil {
-		return cloud.Applied{}, fmt.Errorf("batch applied, but reading its snapshots failed: %w", err)
+	var err error
+	if out.Snapshots, err = s.snapshotsIn(ctx, tx, cards, store, bt.ReceivedAt); err != nil {
+		return fmt.Errorf("read the batch's snapshots: %w", err)
 	}
-	if out.RulesVersion, err = s.currentRulesVersion(ctx, s.rdb); err != nil {
-		return cloud.Applied{}, fmt.Errorf("batch applied, but: %w", err)
+	if out.RulesVersion, err = s.currentRulesVersion(ctx, tx); err != nil {
+		return err
 	}
-	return out, nil
+	return nil
 }
 
 // epochState returns the watermark and last batch hash of a terminal's

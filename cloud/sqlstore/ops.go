@@ -80,7 +80,7 @@ func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*
 		adjust:   cloud.ProgramAccount(cloud.AccountAdjust, bt.Terminal),
 	}
 	rows := make([]*opRow, len(bt.Ops))
-	var ids []loyalty.OpID
+	var ids, targets []loyalty.OpID
 	var cardHashes []loyalty.CardHash
 	for i := range bt.Ops {
 		op := &bt.Ops[i]
@@ -88,6 +88,7 @@ func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*
 		ids = append(ids, op.ID)
 		if !op.Reverses.IsZero() {
 			ids = append(ids, op.Reverses)
+			targets = append(targets, op.Reverses)
 		}
 		if !op.Card.IsZero() {
 			cardHashes = append(cardHashes, op.Card)
@@ -97,7 +98,7 @@ func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*
 	if st.applied, err = b.loadApplied(ctx, ids); err != nil {
 		return nil, err
 	}
-	if st.reversed, err = b.loadReversed(ctx, ids); err != nil {
+	if st.reversed, err = b.loadReversed(ctx, targets); err != nil {
 		return nil, err
 	}
 	if st.cards, err = b.loadCards(ctx, cardHashes); err != nil {

@@ -10,7 +10,9 @@ import (
 
 // migrations are applied in order, each once, in its own transaction. Never
 // edit one that has shipped: append a new one. BLOB becomes BYTEA on
-// PostgreSQL. Times are Unix microseconds.
+// PostgreSQL; WITHOUT_ROWID becomes SQLite's WITHOUT ROWID (tables of small
+// rows keyed by their primary key, stored once instead of twice) and
+// nothing on PostgreSQL. Times are Unix microseconds.
 var migrations = []string{
 	// 1: registry, rules, ingest bookkeeping and the ledger.
 	`
@@ -47,7 +49,7 @@ CREATE TABLE epochs (
 	watermark BIGINT NOT NULL,
 	last_hash BLOB NOT NULL,
 	PRIMARY KEY (terminal, epoch)
-);
+) WITHOUT_ROWID;
 CREATE TABLE batches (
 	terminal    TEXT NOT NULL,
 	epoch       BIGINT NOT NULL,
@@ -85,27 +87,27 @@ CREATE UNIQUE INDEX ops_applied_id ON ops (id) WHERE status = 1;
 CREATE TABLE reversals (
 	target BLOB PRIMARY KEY,
 	by_op  BLOB NOT NULL
-);
+) WITHOUT_ROWID;
 CREATE TABLE owners (
 	id             TEXT PRIMARY KEY,
 	qualifying     BIGINT NOT NULL,
 	last_overspend BIGINT NOT NULL,
 	created_at     BIGINT NOT NULL
-);
+) WITHOUT_ROWID;
 CREATE TABLE cards (
 	hash       BLOB PRIMARY KEY,
 	member     TEXT NOT NULL,
 	created_at BIGINT NOT NULL
-);
+) WITHOUT_ROWID;
 CREATE TABLE card_stores (
 	store TEXT NOT NULL,
 	card  BLOB NOT NULL,
 	PRIMARY KEY (store, card)
-);
+) WITHOUT_ROWID;
 CREATE TABLE accounts (
 	id      TEXT PRIMARY KEY,
 	balance BIGINT NOT NULL
-);
+) WITHOUT_ROWID;
 CREATE TABLE postings (
 	txid    BLOB NOT NULL,
 	part    SMALLINT NOT NULL,
@@ -114,7 +116,7 @@ CREATE TABLE postings (
 	kind    SMALLINT NOT NULL,
 	at      BIGINT NOT NULL,
 	PRIMARY KEY (txid, part, account)
-);
+) WITHOUT_ROWID;
 CREATE TABLE lots (
 	id            BLOB PRIMARY KEY,
 	owner         TEXT NOT NULL,
@@ -124,7 +126,7 @@ CREATE TABLE lots (
 	expires_at    BIGINT NOT NULL,
 	rules_version BIGINT NOT NULL,
 	store         TEXT NOT NULL
-);
+) WITHOUT_ROWID;
 CREATE INDEX lots_owner ON lots (owner, expires_at, id);
 CREATE INDEX lots_open_expiry ON lots (expires_at) WHERE remaining > 0;
 CREATE TABLE lot_uses (
@@ -133,7 +135,7 @@ CREATE TABLE lot_uses (
 	lot    BLOB NOT NULL,
 	amount BIGINT NOT NULL,
 	PRIMARY KEY (txid, part, lot)
-);
+) WITHOUT_ROWID;
 CREATE TABLE overspends (
 	op_id     BLOB PRIMARY KEY,
 	owner     TEXT NOT NULL,
@@ -142,7 +144,7 @@ CREATE TABLE overspends (
 	shortfall BIGINT NOT NULL,
 	offline   SMALLINT NOT NULL,
 	at        BIGINT NOT NULL
-);
+) WITHOUT_ROWID;
 `,
 }
 
@@ -161,7 +163,9 @@ func (s *Store) migrate(ctx context.Context) error {
 				return nil
 			}
 			if s.dialect == Postgres {
-				m = strings.ReplaceAll(m, "BLOB", "BYTEA")
+				m = strings.ReplaceAll(strings.ReplaceAll(m, "BLOB", "BYTEA"), " WITHOUT_ROWID", "")
+			} else {
+				m = strings.ReplaceAll(m, "WITHOUT_ROWID", "WITHOUT ROWID")
 			}
 			// One round trip: both drivers run a script of statements without arguments.
 			if _, err := tx.ExecContext(ctx, m); err != nil {

@@ -72,6 +72,14 @@ func (s *Store) snapshots(ctx context.Context, cards []loyalty.CardHash, store s
 		return nil, err
 	}
 	defer tx.Rollback()
+	return s.snapshotsIn(ctx, tx, cards, store, now)
+}
+
+// snapshotsIn builds the snapshots of cards within tx.
+func (s *Store) snapshotsIn(ctx context.Context, tx *sql.Tx, cards []loyalty.CardHash, store string, now time.Time) ([]loyalty.Snapshot, error) {
+	if len(cards) == 0 {
+		return nil, nil
+	}
 	var rules *loyalty.Rules
 	if v, err := s.currentRulesVersion(ctx, tx); err != nil {
 		return nil, err

@@ -91,8 +91,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("%w: empty ledger path; pass --db sqlite:PATH or a postgres:// URL", cloud.ErrInvalidInput)
 		}
 		base := "file:" + (&url.URL{Path: path}).EscapedPath() +
-			"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)"
-		if s.db, err = sql.Open("sqlite", base+"&_txlock=immediate"); err != nil {
+			"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)"
+		// The writer keeps a large page cache; readers, whose caches are
+		// reset whenever the writer commits, keep the default.
+		if s.db, err = sql.Open("sqlite", base+"&_pragma=cache_size(-65536)&_txlock=immediate"); err != nil {
 			return nil, fmt.Errorf("open sqlite ledger %s: %w", path, err)
 		}
 		s.db.SetMaxOpenConns(1)
