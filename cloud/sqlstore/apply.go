@@ -51,10 +51,10 @@ func (s *Store) Apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 	}
 	var out cloud.Applied
 	var store string
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *dbtx) error {
 		out = cloud.Applied{Terminal: bt.Terminal, Epoch: bt.Epoch}
 		var status string
-		err := tx.QueryRowContext(ctx, s.q(`SELECT store, status FROM terminals WHERE id = ?`), bt.Terminal).Scan(&store, &status)
+		err := tx.queryRow(ctx, qTerminal, bt.Terminal).Scan(&store, &status)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("apply batch from %s: %w", bt.Terminal, cloud.ErrUnknownTerminal)
 		} else if err != nil {
@@ -118,7 +118,7 @@ func (s *Store) Apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 // finishAck adds the fresh snapshots of the batch's cards and the current
 // rules version, read in the batch's own transaction: they are exactly the
 // state the batch left (and on SQLite the writer's warm page cache serves them).
-func (s *Store) finishAck(ctx context.Context, tx *sql.Tx, bt *cloud.Batch, store string, out *cloud.Applied) error {
+func (s *Store) finishAck(ctx context.Context, tx *dbtx, bt *cloud.Batch, store string, out *cloud.Applied) error {
 	var cards []loyalty.CardHash
 	seen := make(map[loyalty.CardHash]bool, len(bt.Ops))
 	for i := range bt.Ops {
@@ -139,8 +139,8 @@ func (s *Store) finishAck(ctx context.Context, tx *sql.Tx, bt *cloud.Batch, stor
 
 // epochState returns the watermark and last batch hash of a terminal's
 // epoch, and the terminal's latest epoch.
-func (s *Store) epochState(ctx context.Context, tx *sql.Tx, terminal string, epoch uint32) (wm uint64, lastHash []byte, latest uint32, err error) {
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT epoch, watermark, last_hash FROM epochs WHERE terminal = ?`), terminal)
+func (s *Store) epochState(ctx context.Context, tx *dbtx, terminal string, epoch uint32) (wm uint64, lastHash []byte, latest uint32, err error) {
+	rows, err := tx.query(ctx, qEpochs, terminal)
 	if err != nil {
 		return 0, nil, 0, fmt.Errorf("read watermark of %s: %w", terminal, err)
 	}
@@ -186,7 +186,7 @@ func (s *Store) Watermark(ctx context.Context, terminal string, epoch uint32) (u
 
 // replay returns the original results of a batch applied before, and false
 // when no batch with this range and hash was applied.
-func (s *Store) replay(ctx context.Context, tx *sql.Tx, bt *cloud.Batch) ([]cloud.OpResult, bool, error) {
+func (s *Store) replay(ctx context.Context, tx *dbtx, bt *cloud.Batch) ([]cloud.OpResult, bool, error) {
 	var last int64
 	var hash []byte
 	err := tx.QueryRowContext(ctx, s.q(`SELECT last_seq, hash FROM batches WHERE terminal = ? AND epoch = ? AND first_seq = ?`),

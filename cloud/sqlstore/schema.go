@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -127,8 +126,9 @@ CREATE TABLE lots (
 	rules_version BIGINT NOT NULL,
 	store         TEXT NOT NULL
 ) WITHOUT_ROWID;
-CREATE INDEX lots_owner ON lots (owner, expires_at, id);
-CREATE INDEX lots_open_expiry ON lots (expires_at) WHERE remaining > 0;
+CREATE INDEX lots_owner ON lots (owner);
+CREATE INDEX lots_open ON lots (owner, expires_at, remaining) WHERE remaining <> 0;
+CREATE INDEX lots_open_expiry ON lots (expires_at) WHERE remaining <> 0;
 CREATE TABLE lot_uses (
 	txid   BLOB NOT NULL,
 	part   SMALLINT NOT NULL,
@@ -154,7 +154,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	for i, m := range migrations {
 		version := int64(i + 1)
-		err := s.inTx(ctx, func(tx *sql.Tx) error {
+		err := s.inTx(ctx, func(tx *dbtx) error {
 			var n int
 			if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), version).Scan(&n); err != nil {
 				return err
