@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -71,28 +70,16 @@ func benchIngest(b *testing.B, open func(testing.TB) *sqlstore.Store) {
 	}
 }
 
-// bareInsert times inserting the same op rows, batch by batch, one
-// transaction each, into a table shaped like the ledger's ops table.
+// bareInsert times storing the same op rows, batch by batch, one
+// transaction each, into a table of the ops table's shape, through the
+// same multi-row statements Apply uses, with nothing else.
 func bareInsert(b *testing.B, s *sqlstore.Store, batches []cloud.Batch) time.Duration {
-	ctx := context.Background()
-	db := s.DB()
-	blob := "BLOB"
-	if s.Dialect() == sqlstore.Postgres {
-		blob = "BYTEA"
-	}
-	if _, err := db.ExecContext(ctx, `CREATE TABLE bare_ops (terminal TEXT NOT NULL, epoch BIGINT NOT NULL, seq BIGINT NOT NULL,
-		id `+blob+` NOT NULL, status SMALLINT NOT NULL, reason TEXT NOT NULL, kind SMALLINT NOT NULL, store TEXT NOT NULL, card `+blob+` NOT NULL,
-		owner TEXT NOT NULL, points BIGINT NOT NULL, posted BIGINT NOT NULL, rules_version BIGINT NOT NULL, reverses `+blob+` NOT NULL,
-		flags BIGINT NOT NULL, wall_time BIGINT NOT NULL, hlc BIGINT NOT NULL, received_at BIGINT NOT NULL, digest `+blob+` NOT NULL,
-		body `+blob+` NOT NULL, PRIMARY KEY (terminal, epoch, seq))`); err != nil {
-		b.Fatalf("create bare table: %v", err)
+	ins, err := s.BareInserter(context.Background())
+	if err != nil {
+		b.Fatalf("bare table: %v", err)
 	}
 	start := time.Now()
 	for _, bt := range batches {
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
 		args := make([]any, 0, 20*len(bt.Ops))
 		for i := range bt.Ops {
 			op := &bt.Ops[i]
@@ -100,43 +87,11 @@ func bareInsert(b *testing.B, s *sqlstore.Store, batches []cloud.Batch) time.Dur
 				op.Card[:], "", int64(op.Points), int64(op.Points), int64(op.RulesVersion), op.Reverses[:], int64(0),
 				op.WallTime.UnixMicro(), int64(op.HLC), bt.ReceivedAt.UnixMicro(), op.ID[:], op.AppendCanonical(nil))
 		}
-		for len(args) > 0 {
-			n := min(len(args)/20, 1000)
-			if _, err := tx.ExecContext(ctx, valuesSQL(s.Dialect(), "INSERT INTO bare_ops VALUES", 20, n), args[:n*20]...); err != nil {
-				b.Fatalf("bare insert: %v", err)
-			}
-			args = args[n*20:]
-		}
-		if err := tx.Commit(); err != nil {
-			b.Fatal(err)
+		if err := ins(args); err != nil {
+			b.Fatalf("bare insert: %v", err)
 		}
 	}
 	return time.Since(start)
-}
-
-func valuesSQL(d sqlstore.Dialect, head string, ncol, rows int) string {
-	var sb strings.Builder
-	sb.WriteString(head)
-	p := 0
-	for r := 0; r < rows; r++ {
-		if r > 0 {
-			sb.WriteByte(',')
-		}
-		sb.WriteByte('(')
-		for c := 0; c < ncol; c++ {
-			if c > 0 {
-				sb.WriteByte(',')
-			}
-			p++
-			if d == sqlstore.Postgres {
-				sb.WriteString("$" + strconv.Itoa(p))
-			} else {
-				sb.WriteByte('?')
-			}
-		}
-		sb.WriteByte(')')
-	}
-	return sb.String()
 }
 
 // workload makes batches of a till's ops: 74% earns over 10,000 cards,

@@ -147,10 +147,19 @@ func (t *dbtx) stmt(ctx context.Context, key stmtKey) *sql.Stmt {
 }
 
 // queryIn runs an IN-list template with the values in (at most maxIn),
-// followed by the arguments extra.
+// followed by the arguments extra. On PostgreSQL the list is one array
+// parameter (= ANY($1::type[])).
 func (t *dbtx) queryIn(ctx context.Context, tmpl string, in []any, extra ...any) (*sql.Rows, error) {
 	if len(in) == 0 || len(in) > maxIn {
 		return nil, fmt.Errorf("query with %d IN values, want 1 to %d", len(in), maxIn)
+	}
+	if t.s.dialect == Postgres {
+		arr, typ, err := pgArray(in, 0, 1)
+		if err != nil {
+			return nil, err
+		}
+		q := strings.Replace(tmpl, "IN "+inTemplate, "= ANY(?::"+typ+"[])", 1)
+		return t.QueryContext(ctx, t.s.q(q), append([]any{arr}, extra...)...)
 	}
 	n := 1
 	for n < len(in) {
@@ -168,10 +177,31 @@ func (t *dbtx) queryIn(ctx context.Context, tmpl string, in []any, extra ...any)
 	return t.QueryContext(ctx, t.s.expand(tmpl, 0, n), args...)
 }
 
-// insert runs an insert template over args, ncol values per row, in chunks of the fixed sizes.
+// insert runs an insert template over args, ncol values per row, in chunks
+// of the fixed sizes; on PostgreSQL in one statement that unnests one array
+// parameter per column.
 func (t *dbtx) insert(ctx context.Context, tmpl string, ncol int, args []any) error {
 	if len(args)%ncol != 0 {
 		return fmt.Errorf("insert: %d values for %d columns", len(args), ncol)
+	}
+	if len(args) == 0 {
+		return nil
+	}
+	if t.s.dialect == Postgres {
+		cols := make([]any, ncol)
+		casts := make([]string, ncol)
+		for c := range cols {
+			arr, typ, err := pgArray(args, c, ncol)
+			if err != nil {
+				return err
+			}
+			cols[c], casts[c] = arr, "?::"+typ+"[]"
+		}
+		q := strings.Replace(tmpl, "VALUES "+inTemplate, "SELECT * FROM unnest("+strings.Join(casts, ", ")+")", 1)
+		if _, err := t.ExecContext(ctx, t.s.q(q), cols...); err != nil {
+			return fmt.Errorf("%s: %w", strings.Fields(tmpl)[2], err)
+		}
+		return nil
 	}
 	for rows := len(args) / ncol; rows > 0; {
 		n := maxRows
@@ -214,4 +244,31 @@ func (t *dbtx) queryRow(ctx context.Context, text string, args ...any) *sql.Row 
 		return st.QueryRowContext(ctx, args...)
 	}
 	return t.QueryRowContext(ctx, t.s.q(text), args...)
+}
+
+// pgArray gathers every stride-th value of args from offset into a typed
+// slice for a PostgreSQL array parameter, and names its element type.
+func pgArray(args []any, offset, stride int) (any, string, error) {
+	n := (len(args) - offset + stride - 1) / stride
+	switch args[offset].(type) {
+	case int64:
+		out := make([]int64, 0, n)
+		for i := offset; i < len(args); i += stride {
+			out = append(out, args[i].(int64))
+		}
+		return out, "int8", nil
+	case string:
+		out := make([]string, 0, n)
+		for i := offset; i < len(args); i += stride {
+			out = append(out, args[i].(string))
+		}
+		return out, "text", nil
+	case []byte:
+		out := make([][]byte, 0, n)
+		for i := offset; i < len(args); i += stride {
+			out = append(out, args[i].([]byte))
+		}
+		return out, "bytea", nil
+	}
+	return nil, "", fmt.Errorf("array parameter of %T: only int64, string and []byte", args[offset])
 }
