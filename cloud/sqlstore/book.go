@@ -21,6 +21,7 @@ const (
 	kindReeval  = 5
 	kindLink    = 6
 	kindExpire  = 7
+	kindClaim   = 8
 )
 
 // Parts of the ledger transactions an op makes: its own, and the
@@ -28,6 +29,7 @@ const (
 const (
 	partMain   = 0
 	partReeval = 1
+	partClaim  = 2
 )
 
 // neverExpires is the expires_at of a lot from rules without expiry.

@@ -386,6 +386,29 @@ func (b *book) reverse(ctx context.Context, st *opState, r *opRow) error {
 	}
 	st.reversed[op.Reverses] = true
 	b.reversals = append(b.reversals, [2]loyalty.OpID{op.Reverses, op.ID})
+	if target.kind == loyalty.OpEarn && target.card.IsZero() {
+		// A card-less purchase posted nothing, unless it was claimed since:
+		// then the reversal takes the claimed points back from the card.
+		c, ok, err := b.claimOf(ctx, target.id)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if _, known := st.cards[c.card]; !known {
+				loaded, err := b.loadCards(ctx, []loyalty.CardHash{c.card})
+				if err != nil {
+					return err
+				}
+				if cd, ok := loaded[c.card]; ok {
+					st.cards[c.card] = cd
+				}
+				st.touchCard(c.card)
+			}
+			claimed := *target
+			claimed.card, claimed.posted = c.card, c.points
+			target = &claimed
+		}
+	}
 	r.owner = target.owner
 	if !target.card.IsZero() {
 		r.owner = st.ownerOf(target.card, "")
@@ -421,7 +444,7 @@ func (b *book) reverse(ctx context.Context, st *opState, r *opRow) error {
 			to = st.issued
 			o.qualifying = max(0, o.qualifying-target.posted)
 		}
-		if _, err := b.debit(ctx, o, t, target.posted, to, to, lotID(target.id, partMain), lotID(target.id, partReeval)); err != nil {
+		if _, err := b.debit(ctx, o, t, target.posted, to, to, lotID(target.id, partMain), lotID(target.id, partReeval), lotID(target.id, partClaim)); err != nil {
 			return err
 		}
 	default:

@@ -146,6 +146,15 @@ CREATE TABLE overspends (
 	at        BIGINT NOT NULL
 ) WITHOUT_ROWID;
 `,
+	// 2: claims of card-less purchases.
+	`
+CREATE TABLE claims (
+	op_id  BLOB PRIMARY KEY,
+	card   BLOB NOT NULL,
+	points BIGINT NOT NULL,
+	at     BIGINT NOT NULL
+) WITHOUT_ROWID;
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

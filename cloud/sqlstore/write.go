@@ -109,8 +109,23 @@ func (b *book) flush(ctx context.Context, bt *cloud.Batch, store string, rows []
 	if err := b.writeLedger(ctx); err != nil {
 		return err
 	}
+	if err := b.writeState(ctx, store, bt.Terminal); err != nil {
+		return err
+	}
+	if _, err := tx.exec(ctx, iEpoch, bt.Terminal, int64(bt.Epoch), int64(bt.LastSeq), bt.Hash); err != nil {
+		return fmt.Errorf("move watermark of %s: %w", bt.Terminal, err)
+	}
+	if _, err := tx.exec(ctx, iBatch, bt.Terminal, int64(bt.Epoch), int64(bt.FirstSeq), int64(bt.LastSeq), bt.Hash, nonNil(bt.PrevHash), b.now); err != nil {
+		return fmt.Errorf("record batch of %s: %w", bt.Terminal, err)
+	}
+	return nil
+}
 
-	args = args[:0]
+// writeState writes the owners, cards, the cards seen at store, overspend
+// records and reversals that the book changed.
+func (b *book) writeState(ctx context.Context, store, terminal string) error {
+	tx := b.tx
+	var args []any
 	var owners []*owner
 	for _, o := range b.owners {
 		if o.dirty {
@@ -148,7 +163,7 @@ func (b *book) flush(ctx context.Context, bt *cloud.Batch, store string, rows []
 
 	args = args[:0]
 	for _, o := range b.over {
-		args = append(args, o.op.ID[:], string(o.owner), store, bt.Terminal, o.shortfall, boolInt(o.op.Offline), b.now)
+		args = append(args, o.op.ID[:], string(o.owner), store, terminal, o.shortfall, boolInt(o.op.Offline), b.now)
 	}
 	if err := tx.insert(ctx, iOverspends, 7, args); err != nil {
 		return err
@@ -161,12 +176,6 @@ func (b *book) flush(ctx context.Context, bt *cloud.Batch, store string, rows []
 		return err
 	}
 
-	if _, err := tx.exec(ctx, iEpoch, bt.Terminal, int64(bt.Epoch), int64(bt.LastSeq), bt.Hash); err != nil {
-		return fmt.Errorf("move watermark of %s: %w", bt.Terminal, err)
-	}
-	if _, err := tx.exec(ctx, iBatch, bt.Terminal, int64(bt.Epoch), int64(bt.FirstSeq), int64(bt.LastSeq), bt.Hash, nonNil(bt.PrevHash), b.now); err != nil {
-		return fmt.Errorf("record batch of %s: %w", bt.Terminal, err)
-	}
 	return nil
 }
 
