@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -15,13 +13,11 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/tillpoint/tillpoint/sync/batch"
 	"github.com/tillpoint/tillpoint/sync/enroll"
 )
 
-func keyID(pub []byte) string {
-	sum := sha256.Sum256(pub)
-	return hex.EncodeToString(sum[:8])
-}
+func keyID(pub []byte) string { return batch.Fingerprint(pub) }
 
 // fakeCloud answers POST /v1/enroll like cloud/server does, checking the
 // proof of possession; it is the edge of these unit tests (the real server
