@@ -26,6 +26,10 @@ type Client struct {
 	HTTP *http.Client
 	// Now is the clock; tests inject one.
 	Now func() time.Time
+	// ExpectCloudKeyID, when set, is the cloud key's fingerprint as the
+	// operator read it from the cloud ('tillpoint cloud' prints it at
+	// start): enrollment fails, saving nothing, if the cloud sends another key.
+	ExpectCloudKeyID string
 }
 
 // NewClient returns a Client with a 30 s request timeout.
@@ -117,6 +121,8 @@ func (c *Client) Enroll(ctx context.Context, cloudURL, code, dir string) (*State
 		return nil, errors.New("enroll: the cloud's reply lacks the program, store or terminal")
 	case r.CloudKeyID != batch.Fingerprint(r.CloudPublicKey):
 		return nil, fmt.Errorf("enroll: the cloud's key ID %q does not match its key", r.CloudKeyID)
+	case c.ExpectCloudKeyID != "" && !strings.EqualFold(c.ExpectCloudKeyID, r.CloudKeyID):
+		return nil, fmt.Errorf("%w: the cloud's key is %s, the operator said %s; do not enroll against this server", ErrCloudKeyMismatch, r.CloudKeyID, c.ExpectCloudKeyID)
 	case r.TerminalKeyID != batch.Fingerprint(pub):
 		return nil, fmt.Errorf("enroll: the cloud registered key %q, not ours (%s)", r.TerminalKeyID, batch.Fingerprint(pub))
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -172,5 +173,24 @@ func TestEnrollRejectsABadCloudURL(t *testing.T) {
 		if _, err := enroll.NewClient().Enroll(context.Background(), u, "CODE", t.TempDir()); err == nil {
 			t.Errorf("Enroll(%q) succeeded, want an error", u)
 		}
+	}
+}
+
+func TestEnrollRefusesAnUnexpectedCloudKey(t *testing.T) {
+	cloudPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	var calls atomic.Int32
+	srv := fakeCloud(t, cloudPub, &calls)
+	dir := t.TempDir()
+	c := enroll.NewClient()
+	c.ExpectCloudKeyID = "00112233445566ff"
+	if _, err := c.Enroll(context.Background(), srv.URL, "GOOD-CODE", dir); !errors.Is(err, enroll.ErrCloudKeyMismatch) {
+		t.Fatalf("Enroll against another cloud key: %v, want ErrCloudKeyMismatch", err)
+	}
+	if _, err := enroll.Load(dir); !errors.Is(err, enroll.ErrNotEnrolled) {
+		t.Errorf("Load after a refused cloud key: %v, want ErrNotEnrolled", err)
+	}
+	c.ExpectCloudKeyID = strings.ToUpper(keyID(cloudPub))
+	if _, err := c.Enroll(context.Background(), srv.URL, "GOOD-CODE", t.TempDir()); err != nil {
+		t.Errorf("Enroll with the right cloud key id: %v", err)
 	}
 }
