@@ -168,7 +168,9 @@ func (b *builder) section(s Section) {
 	b.s = s
 	switch s.Kind {
 	case SectionTitle, SectionText:
-		b.text(strings.ReplaceAll(s.Text, "{program}", b.program()))
+		if t := strings.TrimSpace(strings.ReplaceAll(s.Text, "{program}", b.program())); t != "" {
+			b.text(t)
+		}
 	case SectionRule:
 		b.add(Element{Kind: KindRule})
 	case SectionBlank:

@@ -75,7 +75,7 @@ func DefaultLayout(program, lang string) (*Layout, error) {
 		Language: lang,
 		Sections: []Section{
 			{Kind: SectionRule},
-			{Kind: SectionTitle, Text: "{program}", Bold: true, Align: "center"},
+			{Kind: SectionTitle, Text: "{program}", Bold: true, Large: true, Align: "center"},
 			{Kind: SectionMember},
 			{Kind: SectionEarned},
 			{Kind: SectionRedeemed},

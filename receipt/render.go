@@ -79,8 +79,8 @@ func (b Block) lines(width int, printable func(string) string) []line {
 
 // Text renders the block for a roll of width columns, one "\n"-ended line
 // per printed line, aligned with spaces; a QR code shows as "[QR]", so the
-// text can go to logs without the claim token. Large text is shown at
-// normal size, centered as the printer would center it.
+// text can go to logs without the claim token. Large (double-width) text is
+// spread out, "C l u b", to take the columns it takes on paper.
 func (b Block) Text(width int) string {
 	width = clampWidth(width)
 	var s strings.Builder
@@ -91,16 +91,17 @@ func (b Block) Text(width int) string {
 		}
 		used := utf8.RuneCountInString(text) * l.mult()
 		pad := 0
-		switch l.align {
-		case escpos.Center:
+		switch {
+		case text == "":
+		case l.align == escpos.Center:
 			pad = (width - used) / 2
-		case escpos.Right:
+		case l.align == escpos.Right:
 			pad = width - used
 		}
 		for i := 0; i < pad; i++ {
 			s.WriteByte(' ')
 		}
-		s.WriteString(text)
+		s.WriteString(escpos.Spread(text, l.mult()))
 		s.WriteByte('\n')
 	}
 	return s.String()

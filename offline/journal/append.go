@@ -124,10 +124,13 @@ func (j *Journal) write(ctx context.Context, fn func(ctx context.Context, tx *sq
 }
 
 // run is the writer goroutine: it takes a request, adds every other one
-// already waiting (group commit), and commits them in one transaction.
+// already waiting and, when recent batches were larger, briefly waits for
+// more (group commit), then commits them in one transaction.
 func (j *Journal) run() {
 	defer close(j.done)
 	batch := make([]*request, 0, j.opts.MaxBatch)
+	expect := 1 // how many requests the next batch may gather: the recent batch size
+	var lastCommit time.Duration
 	for {
 		select {
 		case r := <-j.reqs:
@@ -155,9 +158,43 @@ func (j *Journal) run() {
 				break fill
 			}
 		}
+		if len(batch) < expect {
+			batch = j.awaitStragglers(batch, expect, min(lastCommit/4, maxCommitDelay))
+		}
+		start := time.Now()
 		j.commit(batch)
+		lastCommit = time.Since(start)
+		expect = min(max(len(batch), expect-1), j.opts.MaxBatch)
 		j.writeSidecar(false)
 	}
+}
+
+// maxCommitDelay caps how long the writer waits for more requests when it
+// expects them.
+const maxCommitDelay = 2 * time.Millisecond
+
+// awaitStragglers waits up to delay for the batch to reach the size the
+// recent batches had. Appenders answered by the last commit need a moment
+// to come back with their next op; without the wait the writer commits the
+// first one alone and the rest wait a whole commit, halving group commit's
+// gain. A single appender never waits: its expected batch is 1.
+func (j *Journal) awaitStragglers(batch []*request, expect int, delay time.Duration) []*request {
+	if delay <= 0 {
+		return batch
+	}
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	for len(batch) < expect {
+		select {
+		case r := <-j.reqs:
+			batch = append(batch, r)
+		case <-timer.C:
+			return batch
+		case <-j.quit:
+			return batch
+		}
+	}
+	return batch
 }
 
 // commit runs a batch in one transaction and answers every request after

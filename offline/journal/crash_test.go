@@ -21,7 +21,7 @@ import (
 const crashChildEnv = "TILLPOINT_JOURNAL_CRASH_CHILD"
 
 // crashChild appends from several goroutines until it is killed, printing
-// "acked EPOCH SEQ ID" for each op only after Append returned it.
+// "acked EPOCH SEQ ID N" for each op (N: the earnOp it appended) only after Append returned it.
 func crashChild(path string) {
 	ctx := context.Background()
 	j, err := journal.Open(ctx, path, testOptions())
@@ -33,12 +33,13 @@ func crashChild(path string) {
 	for w := range 4 {
 		go func() {
 			for i := 0; ; i++ {
-				op, err := j.Append(ctx, earnOp(w*100000+i))
+				n := w*100000 + i
+				op, err := j.Append(ctx, earnOp(n))
 				if err != nil {
 					fmt.Fprintf(os.Stderr, "child: append: %v\n", err)
 					os.Exit(4)
 				}
-				line := fmt.Sprintf("acked %d %d %s\n", op.Epoch, op.Seq, op.ID)
+				line := fmt.Sprintf("acked %d %d %s %d\n", op.Epoch, op.Seq, op.ID, n)
 				mu.Lock()
 				os.Stdout.WriteString(line) // unbuffered: one write(2) per ack
 				mu.Unlock()
@@ -52,6 +53,7 @@ type ack struct {
 	epoch uint32
 	seq   uint64
 	id    loyalty.OpID
+	n     int
 }
 
 // TestCrashAckedOpsSurviveSIGKILL defends invariant 1: an op Append has
@@ -71,6 +73,7 @@ func TestCrashAckedOpsSurviveSIGKILL(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	var all []ack
 	for round := range rounds {
+		roundStart := time.Now()
 		acks, stderr := runCrashChild(t, path, rng)
 		all = append(all, acks...)
 
@@ -91,21 +94,40 @@ func TestCrashAckedOpsSurviveSIGKILL(t *testing.T) {
 			j.Close()
 			t.Fatalf("round %d: got %d ops ending at seq %d, want gapless 1..%d", round, rep.Ops, rep.Seq, rep.Ops)
 		}
-		for _, a := range all {
-			op, ok, err := j.OpByID(ctx, a.id)
-			if err != nil || !ok {
+		stored := map[loyalty.OpID]loyalty.Op{}
+		for after := int64(0); ; {
+			es, err := j.Entries(ctx, after, 1000)
+			if err != nil {
 				j.Close()
-				t.Fatalf("round %d: acknowledged op %s (seq %d) lost after SIGKILL: found %v, err %v", round, a.id, a.seq, ok, err)
+				t.Fatalf("round %d: Entries: %v", round, err)
 			}
-			if op.Epoch != a.epoch || op.Seq != a.seq {
+			if len(es) == 0 {
+				break
+			}
+			for _, e := range es {
+				stored[e.Op.ID] = e.Op
+			}
+			after = es[len(es)-1].Pos
+		}
+		for _, a := range all {
+			op, ok := stored[a.id]
+			want := earnOp(a.n)
+			switch {
+			case !ok:
+				j.Close()
+				t.Fatalf("round %d: acknowledged op %s (seq %d) lost after SIGKILL", round, a.id, a.seq)
+			case op.Epoch != a.epoch || op.Seq != a.seq:
 				j.Close()
 				t.Fatalf("round %d: op %s: got epoch %d seq %d, want the acknowledged epoch %d seq %d", round, a.id, op.Epoch, op.Seq, a.epoch, a.seq)
+			case op.Receipt != want.Receipt || op.Points != want.Points || op.Card != want.Card:
+				j.Close()
+				t.Fatalf("round %d: op %s: got receipt %s points %d, want %s and %d", round, a.id, op.Receipt, op.Points, want.Receipt, want.Points)
 			}
 		}
 		if err := j.Close(); err != nil {
 			t.Fatalf("round %d: Close: %v", round, err)
 		}
-		t.Logf("round %d: %d acks, journal holds %d ops", round, len(acks), rep.Ops)
+		t.Logf("round %d: %d acks, journal holds %d ops, round took %v", round, len(acks), rep.Ops, time.Since(roundStart))
 	}
 	if len(all) == 0 {
 		t.Fatalf("no round acknowledged any op: the test proved nothing")
@@ -154,7 +176,7 @@ func runCrashChild(t *testing.T, path string, rng *rand.Rand) ([]ack, string) {
 			}
 		}
 	}()
-	want := rng.IntN(40)
+	want := rng.IntN(30)
 	deadline := time.After(30 * time.Second)
 wait:
 	for {
@@ -188,14 +210,15 @@ wait:
 func parseAck(line string) (ack, error) {
 	var a ack
 	f := strings.Fields(line)
-	if len(f) != 4 || f[0] != "acked" {
+	if len(f) != 5 || f[0] != "acked" {
 		return a, fmt.Errorf("line %q", line)
 	}
 	e, err1 := strconv.ParseUint(f[1], 10, 32)
 	s, err2 := strconv.ParseUint(f[2], 10, 64)
 	id, err3 := loyalty.ParseOpID(f[3])
-	if err1 != nil || err2 != nil || err3 != nil {
+	n, err4 := strconv.Atoi(f[4])
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
 		return a, fmt.Errorf("line %q", line)
 	}
-	return ack{epoch: uint32(e), seq: s, id: id}, nil
+	return ack{epoch: uint32(e), seq: s, id: id, n: n}, nil
 }

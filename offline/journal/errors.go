@@ -16,7 +16,7 @@ var (
 	ErrStorageFull = errors.New("journal: disk full: nothing was recorded; free space on the terminal's disk, then retry")
 	ErrReadOnly    = errors.New("journal: database is read-only: nothing was recorded; check the file's permissions and that its disk is mounted read-write")
 	ErrCorrupt     = errors.New("journal: database is corrupt: stop the agent, keep the file for support and restore the journal (a restored journal starts a new epoch)")
-	ErrIO          = errors.New("journal: disk I/O error: nothing may have been recorded; check the terminal's disk")
+	ErrIO          = errors.New("journal: disk I/O error: not acknowledged; check the terminal's disk, then retry (a retry that reports a duplicate was recorded after all)")
 
 	ErrNotJournal    = errors.New("journal: not a tillpoint journal")
 	ErrSchemaTooNew  = errors.New("journal: written by a newer tillpoint; upgrade this program before opening it")

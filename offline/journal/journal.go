@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -101,6 +102,8 @@ func Open(ctx context.Context, path string, opts Options) (*Journal, error) {
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("open journal %s: %w (check the --db path)", path, err)
 		}
+	} else if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("open journal %s: the directory %s does not exist: create it first", path, filepath.Dir(path))
 	}
 	j := &Journal{
 		path: path,

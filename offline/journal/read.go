@@ -100,43 +100,72 @@ func (j *Journal) entries(ctx context.Context, where string, args ...any) ([]Ent
 }
 
 // MarkAcked records that the cloud has applied every op up to and
-// including (epoch, seq), and drops the sealed batches that covers. An
-// older acknowledgement than the current one changes nothing. An
-// acknowledgement for an op the journal does not hold returns ErrAckAhead:
-// the journal lost ops the cloud has, and the uplink should call NewEpoch.
-func (j *Journal) MarkAcked(ctx context.Context, epoch uint32, seq uint64) error {
-	if seq == 0 {
-		return nil
+// including (epoch, seq), drops the sealed batches that covers, and stores
+// the snapshots the acknowledgement carried, all in one transaction, so the
+// local view never counts an op twice or not at all. An older
+// acknowledgement than the current one moves nothing (its snapshots are
+// still stored, newest wins). An acknowledgement for an op the journal does
+// not hold returns ErrAckAhead and changes nothing: the journal lost ops
+// the cloud has, and the uplink should call NewEpoch.
+func (j *Journal) MarkAcked(ctx context.Context, epoch uint32, seq uint64, snaps ...loyalty.Snapshot) error {
+	rows, err := snapshotRows(snaps)
+	if err != nil {
+		return err
 	}
 	return j.write(ctx, func(ctx context.Context, tx *sql.Tx, w *writer) error {
-		var pos int64
-		err := tx.QueryRowContext(ctx, "SELECT pos FROM ops WHERE epoch = ? AND seq = ?", epoch, int64(seq)).Scan(&pos)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: the cloud acknowledged epoch %d seq %d, this journal is at epoch %d seq %d",
-				ErrAckAhead, epoch, seq, w.head.epoch, w.head.seq)
+		if seq > 0 {
+			if err := markAcked(ctx, tx, w, epoch, seq); err != nil {
+				return err
+			}
 		}
-		if err != nil {
-			return fmt.Errorf("mark acked: %w", classify(err))
-		}
-		m, err := readMeta(ctx, tx)
-		if err != nil {
-			return err
-		}
-		if cur, _ := strconv.ParseInt(m["acked_pos"], 10, 64); pos <= cur {
-			return nil
-		}
-		if err := writeMeta(ctx, tx, map[string]string{
-			"acked_pos":   strconv.FormatInt(pos, 10),
-			"acked_epoch": strconv.FormatUint(uint64(epoch), 10),
-			"acked_seq":   strconv.FormatUint(seq, 10),
-		}); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM sealed WHERE epoch < ? OR (epoch = ? AND last_seq <= ?)", epoch, epoch, int64(seq)); err != nil {
-			return fmt.Errorf("drop acknowledged sealed batches: %w", classify(err))
-		}
-		return nil
+		return putSnapshots(ctx, tx, rows)
 	})
+}
+
+func markAcked(ctx context.Context, tx *sql.Tx, w *writer, epoch uint32, seq uint64) error {
+	var pos int64
+	err := tx.QueryRowContext(ctx, "SELECT pos FROM ops WHERE epoch = ? AND seq = ?", epoch, int64(seq)).Scan(&pos)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%w: the cloud acknowledged epoch %d seq %d, this journal is at epoch %d seq %d",
+			ErrAckAhead, epoch, seq, w.head.epoch, w.head.seq)
+	}
+	if err != nil {
+		return fmt.Errorf("mark acked: %w", classify(err))
+	}
+	cur, err := ackedPos(ctx, tx)
+	if err != nil || pos <= cur {
+		return err
+	}
+	if err := writeMeta(ctx, tx, map[string]string{
+		"acked_pos":   strconv.FormatInt(pos, 10),
+		"acked_epoch": strconv.FormatUint(uint64(epoch), 10),
+		"acked_seq":   strconv.FormatUint(seq, 10),
+	}); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM sealed WHERE epoch < ? OR (epoch = ? AND last_seq <= ?)", epoch, epoch, int64(seq)); err != nil {
+		return fmt.Errorf("drop acknowledged sealed batches: %w", classify(err))
+	}
+	return nil
+}
+
+// Acked returns the cloud's acknowledgement watermark: every op up to
+// (epoch, seq) is applied; (0, 0) when nothing is.
+func (j *Journal) Acked(ctx context.Context) (epoch uint32, seq uint64, err error) {
+	m, err := readMeta(ctx, j.rdb)
+	if err != nil {
+		return 0, 0, err
+	}
+	e, _ := strconv.ParseUint(m["acked_epoch"], 10, 32)
+	s, _ := strconv.ParseUint(m["acked_seq"], 10, 64)
+	return uint32(e), s, nil
+}
+
+// Head returns the current epoch and the last seq in it (0 when the epoch
+// has no op yet), as committed.
+func (j *Journal) Head(ctx context.Context) (epoch uint32, seq uint64, err error) {
+	h, err := readHead(ctx, j.rdb)
+	return h.epoch, h.seq, err
 }
 
 // Stats describe a journal's size and its backlog towards the cloud.

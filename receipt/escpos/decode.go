@@ -66,8 +66,9 @@ func (d *Doc) Strings() []string {
 }
 
 // Text lays the document out on a roll of width columns, as a printer
-// would: aligned lines, a double-width character taking two columns, each
-// code as a line "[QR]" or "[EAN-13]" in its alignment. Lines end in "\n".
+// would: aligned lines, a double-width character taking two columns (shown
+// as the character and a space: "C l u b"), each code as a line "[QR]" or
+// "[EAN-13]" in its alignment. Lines end in "\n".
 func (d *Doc) Text(width int) string {
 	var b strings.Builder
 	codes := d.Codes
@@ -91,17 +92,35 @@ func writeAligned(b *strings.Builder, text string, mult int, a Align, width int)
 	}
 	used := utf8.RuneCountInString(text) * mult
 	pad := 0
-	switch a {
-	case Center:
+	switch {
+	case text == "":
+	case a == Center:
 		pad = (width - used) / 2
-	case Right:
+	case a == Right:
 		pad = width - used
 	}
 	if pad > 0 {
 		b.WriteString(strings.Repeat(" ", pad))
 	}
-	b.WriteString(text)
+	b.WriteString(Spread(text, mult))
 	b.WriteByte('\n')
+}
+
+// Spread shows text printed at mult times the normal width in a fixed-width
+// preview: each character followed by mult-1 spaces, trailing ones dropped.
+func Spread(text string, mult int) string {
+	if mult <= 1 || text == "" {
+		return text
+	}
+	var b strings.Builder
+	gap := strings.Repeat(" ", mult-1)
+	for i, r := range text {
+		if i > 0 {
+			b.WriteString(gap)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // Decode reads a whole ESC/POS stream. It returns an error wrapping

@@ -327,7 +327,7 @@ func TestDocTextLaysOutLikeAPrinter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "      Club\n" + // 4 double-width characters take 8 of 20 columns
+	want := "      C l u b\n" + // 4 double-width characters take 8 of 20 columns
 		"         hi\n" +
 		"        [QR]\n" +
 		"                  42\n" +

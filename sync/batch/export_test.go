@@ -9,3 +9,12 @@ func (s *Signer) SealRaw(ct string, kid KeyID, payload []byte) ([]byte, error) {
 
 // Payload returns an envelope's payload bytes.
 func (e *Envelope) Payload() []byte { return e.payload }
+
+// Bytes returns the kid's encoding.
+func (k KeyID) Bytes() []byte {
+	b, err := k.marshal()
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

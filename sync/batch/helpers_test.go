@@ -37,9 +37,9 @@ func ops(term string, epoch uint32, first uint64, n int) []loyalty.Op {
 	for i := range out {
 		seq := first + uint64(i)
 		var id loyalty.OpID
-		binary.BigEndian.PutUint64(id[:8], uint64(epoch)<<40|seq)
-		copy(id[8:], term)
+		copy(id[:6], term)
 		id[6] = 0x70
+		binary.BigEndian.PutUint64(id[8:], uint64(epoch)<<48|seq)
 		var card loyalty.CardHash
 		binary.BigEndian.PutUint64(card[:], seq%17+1)
 		o := loyalty.Op{

@@ -1,0 +1,35 @@
+// Package peers lets the terminals of one store tell each other about the
+// redeems they make while the cloud is unreachable, so a card cannot spend
+// the same points at till 1 and then at till 2 during an outage
+// (DESIGN.md, invariant 4).
+//
+// Each agent runs one Peers: a member of its store's serf cluster
+// (github.com/hashicorp/serf over memberlist's LAN configuration). The
+// cluster is closed to other stores by MemberlistConfig.Label (the store ID)
+// and by gossip encryption with the store key handed out at enrollment,
+// rotated with InstallKey, UseKey and RemoveKey. Members carry tags with
+// their terminal ID, version, whether they reach the cloud, their backlog and
+// how far the cloud has acknowledged their journal.
+//
+// Every redeem made offline is broadcast as a compact serf user event
+// (Event: card hash, op ID, points, terminal, epoch, sequence, time) signed
+// with the terminal's own Ed25519 key: the gossip key is shared by the whole
+// store, so only the signature says who made the redeem. Receivers verify it
+// against the store roster (terminal ID to public key) and record it once, by
+// op ID, in the peer-ops table of their journal, which counts it against the
+// card's offline allowance. Before approving a redeem at or above a
+// threshold, CheckRedeem asks the peers with a serf query (timeout at most
+// 500 ms) what they know of the card, and applies IsolatedRedeemCap when
+// neither the cloud nor any peer answers.
+//
+// Serf events are best effort (an in-memory buffer, no acknowledgements):
+// they narrow double spending, the allowance bounds it. Peers re-announces
+// its own redeems when a member (re)joins, and query answers carry signed
+// events too, so a terminal that was cut off catches up when it heals.
+//
+// What this package must never do: trust an event because it arrived over
+// the encrypted gossip (only a roster signature counts); count an event twice
+// (op IDs decide); block a checkout on the network for longer than the query
+// timeout; log a card in the clear (events carry keyed card hashes only);
+// keep package-level state.
+package peers
