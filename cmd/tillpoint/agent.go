@@ -224,4 +224,3 @@ func (m *Main) serveAgent(ctx context.Context, f *agentFlags, cfg *config.Config
 	logger.Info("agent stopped cleanly")
 	return nil
 }
-
