@@ -1,9 +1,9 @@
 package server
 
 import (
-	"errors"
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"time"
 )
 

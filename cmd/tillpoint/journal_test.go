@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -46,17 +45,10 @@ func newTestJournal(t *testing.T, n int) string {
 	return path
 }
 
-func runMain(args ...string) (code int, stdout, stderr string) {
-	var out, errOut bytes.Buffer
-	m := &Main{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut, Getenv: func(string) string { return "" }}
-	code = m.Run(context.Background(), args)
-	return code, out.String(), errOut.String()
-}
-
 func TestJournalStatsListExportVerify(t *testing.T) {
 	path := newTestJournal(t, 5)
 
-	code, out, errOut := runMain("journal", "stats", "--db", path, "--json")
+	code, out, errOut := run(t, "journal", "stats", "--db", path, "--json")
 	var st journalStatsJSON
 	if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
 		t.Fatalf("journal stats --json: got exit %d, stdout %q, stderr %q; want 0 and JSON", code, out, errOut)
@@ -64,17 +56,17 @@ func TestJournalStatsListExportVerify(t *testing.T) {
 	if st.Ops != 5 || st.Seq != 5 || st.Unacked != 3 || st.AckedSeq != 2 || st.Terminal != "till-1" || st.OldestUnacked == nil {
 		t.Fatalf("journal stats: got %+v, want 5 ops up to seq 5, 3 unacknowledged after seq 2, terminal till-1", st)
 	}
-	if code, out, _ := runMain("journal", "stats", "--db", path); code != 0 || !strings.Contains(out, "5 in 1 epochs") {
+	if code, out, _ := run(t, "journal", "stats", "--db", path); code != 0 || !strings.Contains(out, "5 in 1 epochs") {
 		t.Fatalf("journal stats: got exit %d, output %q; want 0 and %q", code, out, "5 in 1 epochs")
 	}
 
-	code, out, errOut = runMain("journal", "list", "--db", path, "--limit", "3")
+	code, out, errOut = run(t, "journal", "list", "--db", path, "--limit", "3")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if code != 0 || len(lines) != 4 || !strings.HasPrefix(lines[0], "POS") || !strings.Contains(errOut, "--after 3") {
 		t.Fatalf("journal list --limit 3: got exit %d, %d lines %q, stderr %q; want a header, 3 ops and a hint to --after 3", code, len(lines), out, errOut)
 	}
 
-	code, out, errOut = runMain("journal", "export", "--db", path)
+	code, out, errOut = run(t, "journal", "export", "--db", path)
 	if code != 0 {
 		t.Fatalf("journal export: got exit %d, stderr %q", code, errOut)
 	}
@@ -94,7 +86,7 @@ func TestJournalStatsListExportVerify(t *testing.T) {
 		t.Fatalf("journal export: got %d lines, want 5", seq)
 	}
 
-	code, out, errOut = runMain("journal", "verify", "--db", path)
+	code, out, errOut = run(t, "journal", "verify", "--db", path)
 	if code != 0 || !strings.HasPrefix(out, "ok: 5 ops") {
 		t.Fatalf("journal verify: got exit %d, stdout %q, stderr %q; want 0 and ok: 5 ops", code, out, errOut)
 	}
@@ -104,7 +96,7 @@ func TestJournalStatsListExportVerify(t *testing.T) {
 func TestJournalOutputNeverShowsTheCard(t *testing.T) {
 	path := newTestJournal(t, 3)
 	for _, cmd := range []string{"stats", "list", "export", "verify"} {
-		code, out, errOut := runMain("journal", cmd, "--db", path)
+		code, out, errOut := run(t, "journal", cmd, "--db", path)
 		if code != 0 {
 			t.Fatalf("journal %s: got exit %d, stderr %q", cmd, code, errOut)
 		}
@@ -126,7 +118,7 @@ func TestJournalVerifyNamesBrokenOp(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	code, _, errOut := runMain("journal", "verify", "--db", path)
+	code, _, errOut := run(t, "journal", "verify", "--db", path)
 	if code != 1 || !strings.Contains(errOut, "seq 4") || !strings.Contains(errOut, "gap") {
 		t.Fatalf("journal verify with seq 3 deleted: got exit %d, stderr %q; want 1 naming seq 4 and a gap", code, errOut)
 	}
@@ -149,7 +141,7 @@ func TestJournalHelpAndUsageErrors(t *testing.T) {
 		{[]string{"journal", "list", "--db", "x", "--limit", "-1"}, 2, "cannot be negative"},
 		{[]string{"journal", "stats", "--db", filepath.Join(t.TempDir(), "none.db")}, 1, "check the --db path"},
 	} {
-		code, out, errOut := runMain(tc.args...)
+		code, out, errOut := run(t, tc.args...)
 		if code != tc.wantCode || !strings.Contains(out+errOut, tc.want) {
 			t.Errorf("tillpoint %s: got exit %d, output %q; want exit %d and %q", strings.Join(tc.args, " "), code, out+errOut, tc.wantCode, tc.want)
 		}

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -17,16 +15,8 @@ const (
 	cardlessJSON = "../../receipt/testdata/preview/cardless-op.json"
 )
 
-func runMain(t *testing.T, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	m := &Main{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}
-	code = m.Run(context.Background(), args)
-	return code, out.String(), errb.String()
-}
-
 func TestReceiptPreviewText(t *testing.T) {
-	code, out, errOut := runMain(t, "receipt", "preview", "--in", checkoutJSON, "--width", "32")
+	code, out, errOut := run(t, "receipt", "preview", "--in", checkoutJSON, "--width", "32")
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %s", code, errOut)
 	}
@@ -49,7 +39,7 @@ func TestReceiptPreviewText(t *testing.T) {
 func TestReceiptPreviewESCPOSAndPNG(t *testing.T) {
 	dir := t.TempDir()
 	escposOut, pngOut := filepath.Join(dir, "b.bin"), filepath.Join(dir, "b.png")
-	if code, _, errOut := runMain(t, "receipt", "preview", "--in", cardlessJSON, "--format", "escpos", "--codepage", "cp437", "--out", escposOut); code != 0 {
+	if code, _, errOut := run(t, "receipt", "preview", "--in", cardlessJSON, "--format", "escpos", "--codepage", "cp437", "--out", escposOut); code != 0 {
 		t.Fatalf("escpos: exit %d, stderr %s", code, errOut)
 	}
 	raw, err := os.ReadFile(escposOut)
@@ -66,7 +56,7 @@ func TestReceiptPreviewESCPOSAndPNG(t *testing.T) {
 	if !strings.Contains(doc.Text(42), "Scan to claim 94 points") {
 		t.Fatalf("printed:\n%s", doc.Text(42))
 	}
-	if code, _, errOut := runMain(t, "receipt", "preview", "--in", checkoutJSON, "--format", "png", "--lang", "es", "--out", pngOut); code != 0 {
+	if code, _, errOut := run(t, "receipt", "preview", "--in", checkoutJSON, "--format", "png", "--lang", "es", "--out", pngOut); code != 0 {
 		t.Fatalf("png: exit %d, stderr %s", code, errOut)
 	}
 	f, err := os.Open(pngOut)
@@ -103,7 +93,7 @@ func TestReceiptPreviewErrorsSayWhatToDo(t *testing.T) {
 		{[]string{"receipt", "preview", "--in", bad}, 1, `unknown field "colour"`},
 		{[]string{"receipt", "preview", "--in", filepath.Join(dir, "missing.json")}, 1, "no such file"},
 	} {
-		code, _, errOut := runMain(t, tc.args...)
+		code, _, errOut := run(t, tc.args...)
 		if code != tc.code || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want exit %d saying %q", tc.args, code, errOut, tc.code, tc.want)
 		}
