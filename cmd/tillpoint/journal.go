@@ -10,9 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/tillpoint/tillpoint/agent"
-	"github.com/tillpoint/tillpoint/loyalty"
 	"github.com/tillpoint/tillpoint/offline/journal"
+	"github.com/tillpoint/tillpoint/sync/uplink"
 )
 
 const journalUsage = `Usage: tillpoint journal <command> --db PATH [flags]
@@ -324,95 +323,34 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// agentJournal adapts *journal.Journal to agent.Journal, for wiring the
-// agent to its real journal: the agent's sentinel errors and codes on one
-// side, the journal's typed errors and cashier messages on the other.
-type agentJournal struct {
-	j      *journal.Journal
-	policy journal.Policy
+// uplinkJournal adapts *journal.Journal to uplink.Journal, for wiring the
+// uplink to the terminal's journal: the outbox entries convert to the
+// uplink's type and an acknowledgement ahead of the journal matches
+// uplink.ErrAckAhead. Everything else is the journal's own method.
+type uplinkJournal struct {
+	*journal.Journal
 }
 
-var _ agent.Journal = (*agentJournal)(nil)
+var _ uplink.Journal = uplinkJournal{}
 
-// newAgentJournal returns the agent's view of j, applying p to offline redeems.
-func newAgentJournal(j *journal.Journal, p journal.Policy) *agentJournal {
-	return &agentJournal{j: j, policy: p}
-}
-
-// Append appends op and writes back what the journal assigned (epoch, seq,
-// and any field it filled). An offline redeem is checked against the
-// policy in the same transaction as its append, so two redeems racing on
-// one card cannot both pass; a refusal is an *agent.Error with the
-// journal's cashier message. A duplicate writes back the stored op.
-func (a *agentJournal) Append(ctx context.Context, op *loyalty.Op) error {
-	var stored loyalty.Op
-	var err error
-	if op.Kind == loyalty.OpRedeem && op.Offline {
-		stored, err = a.j.AppendOfflineRedeem(ctx, *op, a.policy)
-	} else {
-		stored, err = a.j.Append(ctx, *op)
-	}
-	if err == nil || errors.Is(err, journal.ErrDuplicateOp) {
-		*op = stored
-	}
-	return agentError(err)
-}
-
-// View returns the card's snapshot with Balance set to the local view's:
-// the snapshot's balance plus this terminal's unacknowledged ops, less the
-// store peers' offline redeems no snapshot covers yet.
-func (a *agentJournal) View(ctx context.Context, card loyalty.CardHash) (loyalty.Snapshot, bool, error) {
-	v, err := a.j.View(ctx, card)
-	if err != nil || !v.Known {
-		return loyalty.Snapshot{}, false, err
-	}
-	s := v.Snapshot
-	s.Balance = v.Balance - v.PeerRedeemed
-	return s, true, nil
-}
-
-// CheckRedeem applies the offline policy when offline; online it only
-// checks that the card is known and its local view covers the points.
-func (a *agentJournal) CheckRedeem(ctx context.Context, card loyalty.CardHash, points loyalty.Points, offline bool, now time.Time) error {
-	if offline {
-		_, err := a.j.CheckOfflineRedeem(ctx, card, points, a.policy, now)
-		return agentError(err)
-	}
-	v, err := a.j.View(ctx, card)
-	switch {
-	case err != nil:
-		return err
-	case !v.Known:
-		return agent.ErrUnknownCard
-	case points > v.Available():
-		return agent.ErrInsufficientPoints
-	}
-	return nil
-}
-
-// agentError maps the journal's refusals and duplicates to the agent's
-// sentinels, keeping the journal's error (and its message) as the cause.
-func agentError(err error) error {
-	var re *journal.RefusalError
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, journal.ErrDuplicateOp):
-		return fmt.Errorf("%w: %w", agent.ErrDuplicateOp, err)
-	case errors.As(err, &re):
-		for _, m := range []struct {
-			from, to error
-			code     agent.Code
-		}{
-			{journal.ErrUnknownCard, agent.ErrUnknownCard, agent.CodeUnknownCard},
-			{journal.ErrInsufficientPoints, agent.ErrInsufficientPoints, agent.CodeInsufficientPoints},
-			{journal.ErrOfflineCapReached, agent.ErrOfflineCapReached, agent.CodeOfflineCapReached},
-			{journal.ErrSnapshotTooOld, agent.ErrSnapshotTooOld, agent.CodeSnapshotTooOld},
-		} {
-			if errors.Is(err, m.from) {
-				return &agent.Error{Code: m.code, Message: re.Message, Err: fmt.Errorf("%w: %w", m.to, err)}
-			}
-		}
+// MarkAcked moves the acknowledgement watermark (journal.MarkAcked).
+func (u uplinkJournal) MarkAcked(ctx context.Context, epoch uint32, seq uint64) error {
+	err := u.Journal.MarkAcked(ctx, epoch, seq)
+	if errors.Is(err, journal.ErrAckAhead) {
+		return fmt.Errorf("%w: %w", uplink.ErrAckAhead, err)
 	}
 	return err
+}
+
+// Sealed lists the outbox (journal.Sealed).
+func (u uplinkJournal) Sealed(ctx context.Context) ([]uplink.Sealed, error) {
+	bs, err := u.Journal.Sealed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]uplink.Sealed, len(bs))
+	for i, b := range bs {
+		out[i] = uplink.Sealed{Epoch: b.Epoch, First: b.FirstSeq, Last: b.LastSeq, Bytes: b.Payload}
+	}
+	return out, nil
 }

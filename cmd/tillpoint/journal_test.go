@@ -11,11 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/tillpoint/tillpoint/agent"
 	"github.com/tillpoint/tillpoint/loyalty"
 	"github.com/tillpoint/tillpoint/offline/journal"
+	"github.com/tillpoint/tillpoint/sync/uplink"
 )
 
 const clearUID = "04A1B2C3D4E5F6"
@@ -152,55 +151,36 @@ func TestJournalHelpAndUsageErrors(t *testing.T) {
 	}
 }
 
-// TestAgentJournalSpeaksTheAgentsErrors checks the adapter the agent is
-// wired through: refusals carry the agent's codes and sentinels with the
-// journal's cashier message, duplicates match agent.ErrDuplicateOp and
-// write back the stored op, and the view is the local view.
-func TestAgentJournalSpeaksTheAgentsErrors(t *testing.T) {
+// TestUplinkJournalFitsTheUplink checks the adapter the uplink is wired
+// through against a real journal: the outbox round-trips its exact bytes
+// and an acknowledgement ahead of the journal matches uplink.ErrAckAhead.
+func TestUplinkJournalFitsTheUplink(t *testing.T) {
 	ctx := context.Background()
-	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
-	j, err := journal.Open(ctx, filepath.Join(t.TempDir(), "journal.db"), journal.Options{
-		Terminal: "till-1", Store: "store-7", Now: func() time.Time { return now }, Logger: slog.New(slog.DiscardHandler)})
+	path := newTestJournal(t, 4)
+	j, err := journal.Open(ctx, path, journal.Options{Terminal: "till-1", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer j.Close()
-	aj := newAgentJournal(j, journal.Policy{MaxSnapshotAge: time.Hour, OfflineRedeemCap: 100, Location: time.UTC})
-	card := loyalty.CardHash{7}
-	if err := j.PutSnapshots(ctx, []loyalty.Snapshot{{Card: card, Member: "m-7", Balance: 1000, AsOf: now}}); err != nil {
+	u := uplinkJournal{j}
+	sealed := []byte("sealed 3..4")
+	if err := u.PutSealed(ctx, 1, 3, 4, sealed); err != nil {
 		t.Fatal(err)
 	}
-	redeem := func(points loyalty.Points) *loyalty.Op {
-		return &loyalty.Op{Kind: loyalty.OpRedeem, Card: card, Points: -points, Reward: "coffee", Offline: true}
+	bs, err := u.Sealed(ctx)
+	if err != nil || len(bs) != 1 || bs[0].Epoch != 1 || bs[0].First != 3 || bs[0].Last != 4 || string(bs[0].Bytes) != string(sealed) {
+		t.Fatalf("Sealed: got %+v, %v; want one batch 1/3..4 with its bytes", bs, err)
 	}
-	first := redeem(80)
-	if err := aj.Append(ctx, first); err != nil || first.Seq != 1 || first.ID.IsZero() {
-		t.Fatalf("Append(offline redeem 80): got seq %d id %s err %v, want seq 1 and an id", first.Seq, first.ID, err)
+	if err := u.MarkAcked(ctx, 1, 9); !errors.Is(err, uplink.ErrAckAhead) {
+		t.Fatalf("MarkAcked(1, 9) on 4 ops: got %v, want uplink.ErrAckAhead", err)
 	}
-	err = aj.Append(ctx, redeem(30))
-	if !errors.Is(err, agent.ErrOfflineCapReached) || agent.ErrorCode(err) != agent.CodeOfflineCapReached ||
-		!strings.Contains(agent.ErrorMessage(err), "at most 20 more") {
-		t.Fatalf("Append(offline redeem 30 over a cap of 100): got %v (code %s), want agent.ErrOfflineCapReached with the journal's message", err, agent.ErrorCode(err))
+	if err := u.MarkAcked(ctx, 1, 4); err != nil {
+		t.Fatal(err)
 	}
-	if err := aj.CheckRedeem(ctx, card, 30, true, now); !errors.Is(err, agent.ErrOfflineCapReached) {
-		t.Fatalf("CheckRedeem(30, offline): got %v, want agent.ErrOfflineCapReached", err)
+	if n, oldest, err := u.Backlog(ctx); err != nil || n != 0 || !oldest.IsZero() {
+		t.Fatalf("Backlog after acking everything: got %d, %v, %v; want 0, zero time", n, oldest, err)
 	}
-	if err := aj.CheckRedeem(ctx, card, 30, false, now); err != nil {
-		t.Fatalf("CheckRedeem(30, online): got %v, want nil", err)
-	}
-	if err := aj.CheckRedeem(ctx, loyalty.CardHash{8}, 1, false, now); !errors.Is(err, agent.ErrUnknownCard) {
-		t.Fatalf("CheckRedeem(unknown card): got %v, want agent.ErrUnknownCard", err)
-	}
-	if err := aj.CheckRedeem(ctx, card, 10, true, now.Add(2*time.Hour)); !errors.Is(err, agent.ErrSnapshotTooOld) {
-		t.Fatalf("CheckRedeem two hours later: got %v, want agent.ErrSnapshotTooOld", err)
-	}
-	again := redeem(80)
-	again.ID = first.ID
-	if err := aj.Append(ctx, again); !errors.Is(err, agent.ErrDuplicateOp) || again.Seq != 1 {
-		t.Fatalf("Append(same id): got %v and seq %d, want agent.ErrDuplicateOp and the stored seq 1", err, again.Seq)
-	}
-	s, known, err := aj.View(ctx, card)
-	if err != nil || !known || s.Balance != 920 || s.Member != "m-7" {
-		t.Fatalf("View: got balance %d member %q known %v err %v, want 920 m-7 true", s.Balance, s.Member, known, err)
+	if bs, _ := u.Sealed(ctx); len(bs) != 0 {
+		t.Fatalf("Sealed after the ack: got %d batches, want 0", len(bs))
 	}
 }

@@ -78,14 +78,16 @@ func (e *RefusalError) Error() string { return e.Message }
 func (e *RefusalError) Unwrap() error { return e.Err }
 
 // CheckOfflineRedeem applies p to a redeem of points (a positive amount)
-// with card at now (the journal's clock when now is zero). It returns the
-// card's local view, and a *RefusalError when the policy refuses. Between
-// this check and an Append another redeem may slip in: AppendOfflineRedeem
-// checks and appends in one transaction.
-func (j *Journal) CheckOfflineRedeem(ctx context.Context, card loyalty.CardHash, points loyalty.Points, p Policy, now time.Time) (View, error) {
-	if now.IsZero() {
-		now = j.opts.Now()
-	}
+// with card, now by the journal's clock. It returns the card's local view,
+// and a *RefusalError when the policy refuses. Between this check and an
+// Append another redeem may slip in: AppendOfflineRedeem checks and
+// appends in one transaction.
+func (j *Journal) CheckOfflineRedeem(ctx context.Context, card loyalty.CardHash, points loyalty.Points, p Policy) (View, error) {
+	return j.CheckOfflineRedeemAt(ctx, card, points, p, j.opts.Now())
+}
+
+// CheckOfflineRedeemAt is CheckOfflineRedeem at the given time.
+func (j *Journal) CheckOfflineRedeemAt(ctx context.Context, card loyalty.CardHash, points loyalty.Points, p Policy, now time.Time) (View, error) {
 	if err := p.Validate(); err != nil {
 		return View{}, err
 	}
