@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tillpoint/tillpoint/offline/journal"
+	"github.com/tillpoint/tillpoint/offline/peers"
 	"github.com/tillpoint/tillpoint/sync/uplink"
 )
 
@@ -353,4 +354,22 @@ func (u uplinkJournal) Sealed(ctx context.Context) ([]uplink.Sealed, error) {
 		out[i] = uplink.Sealed{Epoch: b.Epoch, First: b.FirstSeq, Last: b.LastSeq, Bytes: b.Payload}
 	}
 	return out, nil
+}
+
+// peersJournal adapts *journal.Journal to peers.Journal (and
+// peers.PeerOpDropper), for wiring the store peers to the terminal's
+// journal: only the peer redeem's type differs.
+type peersJournal struct {
+	*journal.Journal
+}
+
+var (
+	_ peers.Journal       = peersJournal{}
+	_ peers.PeerOpDropper = peersJournal{}
+)
+
+// RecordPeerRedeem records a peer's offline redeem (journal.PutPeerRedeem).
+func (p peersJournal) RecordPeerRedeem(ctx context.Context, r peers.PeerRedeem) (bool, error) {
+	return p.PutPeerRedeem(ctx, journal.PeerRedeem{ID: r.Op, Card: r.Card, Points: r.Points,
+		Terminal: r.Terminal, Epoch: r.Epoch, Seq: r.Seq, At: r.At})
 }

@@ -11,9 +11,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tillpoint/tillpoint/loyalty"
 	"github.com/tillpoint/tillpoint/offline/journal"
+	"github.com/tillpoint/tillpoint/offline/peers"
 	"github.com/tillpoint/tillpoint/sync/uplink"
 )
 
@@ -182,5 +184,33 @@ func TestUplinkJournalFitsTheUplink(t *testing.T) {
 	}
 	if bs, _ := u.Sealed(ctx); len(bs) != 0 {
 		t.Fatalf("Sealed after the ack: got %d batches, want 0", len(bs))
+	}
+}
+
+// TestPeersJournalFitsThePeers checks the adapter the store peers are wired
+// through against a real journal: a peer's redeem is recorded once, counted
+// by OfflineRedeemed, and dropped by ID.
+func TestPeersJournalFitsThePeers(t *testing.T) {
+	ctx := context.Background()
+	j, err := journal.Open(ctx, filepath.Join(t.TempDir(), "journal.db"), journal.Options{Terminal: "till-1", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	p := peersJournal{j}
+	r := peers.PeerRedeem{Op: loyalty.OpID{9}, Card: loyalty.CardHash{7}, Points: 120, Terminal: "till-2", Epoch: 1, Seq: 3, At: time.Now()}
+	for i, want := range []bool{true, false} {
+		if isNew, err := p.RecordPeerRedeem(ctx, r); err != nil || isNew != want {
+			t.Fatalf("RecordPeerRedeem #%d: got %v, %v; want %v, nil", i, isNew, err, want)
+		}
+	}
+	if got, err := p.OfflineRedeemed(ctx, r.Card); err != nil || got != 120 {
+		t.Fatalf("OfflineRedeemed: got %d, %v; want 120", got, err)
+	}
+	if err := p.DropPeerRedeems(ctx, []loyalty.OpID{r.Op}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := p.OfflineRedeemed(ctx, r.Card); err != nil || got != 0 {
+		t.Fatalf("OfflineRedeemed after the drop: got %d, %v; want 0", got, err)
 	}
 }

@@ -51,7 +51,9 @@
 //     snapshots pulled on their own; NewEpoch on ErrAckAhead or when the
 //     cloud's watermark for the terminal is ahead of Head.
 //   - Store peers: PutPeerRedeem for each offline redeem a peer reports
-//     (duplicates by op ID are ignored); a newer snapshot drops the ones it covers.
+//     (duplicates by op ID are ignored), OfflineRedeemed for what a card
+//     spent offline store-wide, DropPeerRedeems once a snapshot covers them
+//     (known from the peer's acknowledgement watermark, never from clocks).
 //   - Operators: Stats, Entries and Verify, through 'tillpoint journal',
 //     which opens the file with Options.ReadOnly.
 //

@@ -26,10 +26,11 @@ const (
 //     plus this terminal's unacknowledged ops, less the snapshot's debt and
 //     the store peers' offline redeems no snapshot covers yet), and
 //   - the card's offline redeems stay within its offline allowance: the
-//     snapshot's Allowance while it is valid (counting this terminal's and
-//     its peers' offline redeems since the snapshot), otherwise
-//     OfflineRedeemCap per calendar day in Location (counting this
-//     terminal's and its peers' offline redeems of that day).
+//     snapshot's Allowance while it is valid (counting OfflineRedeemed:
+//     this terminal's offline redeems the snapshot cannot hold and every
+//     recorded peer redeem), otherwise OfflineRedeemCap per calendar day
+//     in Location (counting this terminal's and its peers' offline redeems
+//     made that day).
 type Policy struct {
 	MaxSnapshotAge   time.Duration
 	OfflineRedeemCap loyalty.Points
