@@ -3,6 +3,7 @@ package uplink
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -258,21 +259,16 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 func (u *Uplink) gap(ctx context.Context, sb journal.SealedBatch, body []byte) result {
 	a, err := batch.OpenAck(body, u.cfg.Signer.Program(), u.cfg.CloudKey)
 	if err != nil {
+		if r, ok := u.positionHint(ctx, sb, body); ok {
+			return r
+		}
 		return result{err: fmt.Errorf("batch %d/%d..%d: HTTP 409 without a valid gap ack: %w (%w)", sb.Epoch, sb.FirstSeq, sb.LastSeq, err, errRetry)}
 	}
 	if a.Status != batch.AckGap || a.Terminal != u.cfg.Signer.Name() || a.Epoch != sb.Epoch {
 		return result{err: fmt.Errorf("batch %d/%d..%d: HTTP 409 with a %s ack for %s epoch %d (%w)", sb.Epoch, sb.FirstSeq, sb.LastSeq, a.Status, a.Terminal, a.Epoch, errRetry)}
 	}
-	outbox, err := u.j.Sealed(ctx)
-	if err != nil {
-		return result{err: fmt.Errorf("read outbox: %w", err)}
-	}
-	for _, s := range outbox {
-		if s.Epoch == a.Epoch {
-			if err := u.j.DeleteSealed(ctx, s.Epoch, s.FirstSeq); err != nil {
-				return result{err: fmt.Errorf("drop sealed batch %d/%d: %w", s.Epoch, s.FirstSeq, err)}
-			}
-		}
+	if err := u.dropSealed(ctx, a.Epoch); err != nil {
+		return result{err: err}
 	}
 	if a.Watermark > 0 {
 		if err := u.j.MarkAcked(ctx, a.Epoch, a.Watermark); err != nil {
@@ -295,6 +291,60 @@ func (u *Uplink) gap(ctx context.Context, sb journal.SealedBatch, body []byte) r
 	u.log.Info("cloud is elsewhere in the epoch; re-sealing from its watermark",
 		slog.Uint64(logEpoch, uint64(a.Epoch)), slog.Uint64(logFirst, sb.FirstSeq), slog.Uint64(logWater, a.Watermark))
 	return result{progress: true}
+}
+
+// conflictProblem is the part of the cloud's RFC 9457 problem document for
+// a 409 that the uplink reads.
+type conflictProblem struct {
+	Code      string  `json:"code"`
+	Detail    string  `json:"detail"`
+	Epoch     *uint32 `json:"epoch"`
+	Watermark *uint64 `json:"watermark"`
+}
+
+// positionHint handles a 409 problem document (unsigned) for a batch that
+// rewinds below the cloud's watermark or does not chain to its last batch.
+// Being unsigned it moves nothing in the journal: the uplink only drops
+// its sealed batches of the epoch and re-seals from the watermark named,
+// with no previous hash; the cloud checks the new batch's position itself,
+// and a later signed ack's watermark covers the ops skipped.
+func (u *Uplink) positionHint(ctx context.Context, sb journal.SealedBatch, body []byte) (result, bool) {
+	var p conflictProblem
+	if err := json.Unmarshal(body, &p); err != nil || p.Watermark == nil || p.Epoch == nil || *p.Epoch != sb.Epoch {
+		return result{}, false
+	}
+	switch p.Code {
+	case "sequence_gap", "sequence_rewind", "batch_conflict":
+	default:
+		return result{}, false
+	}
+	if err := u.dropSealed(ctx, sb.Epoch); err != nil {
+		return result{err: err}, true
+	}
+	u.mu.Lock()
+	u.chain.ok = false
+	u.from.epoch, u.from.seq, u.from.ok = sb.Epoch, *p.Watermark, true
+	u.state.Gaps++
+	u.mu.Unlock()
+	u.log.Warn("cloud refused the batch's position; re-sealing from its watermark",
+		slog.Uint64(logEpoch, uint64(sb.Epoch)), slog.Uint64(logFirst, sb.FirstSeq), slog.Uint64(logWater, *p.Watermark), slog.String(logReason, p.Code))
+	return result{progress: true}, true
+}
+
+// dropSealed deletes the outbox's sealed batches of epoch.
+func (u *Uplink) dropSealed(ctx context.Context, epoch uint32) error {
+	outbox, err := u.j.Sealed(ctx)
+	if err != nil {
+		return fmt.Errorf("read outbox: %w", err)
+	}
+	for _, s := range outbox {
+		if s.Epoch == epoch {
+			if err := u.j.DeleteSealed(ctx, s.Epoch, s.FirstSeq); err != nil {
+				return fmt.Errorf("drop sealed batch %d/%d: %w", s.Epoch, s.FirstSeq, err)
+			}
+		}
+	}
+	return nil
 }
 
 // ackAhead handles a cloud watermark beyond the journal's end: the journal
