@@ -1,11 +1,17 @@
 package uplink_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -182,4 +188,103 @@ func TestE2EFaultyNetworkEveryOpExactlyOnce(t *testing.T) {
 			c.checkBalances(t, model)
 		})
 	}
+}
+
+// The uplink process is SIGKILLed after the real cloud applied its first
+// batch and before the ack reached it; the restarted uplink resends the
+// sealed bytes, the cloud answers with the duplicate's ack, and every op is
+// on the ledger once.
+func TestE2EKilledBetweenSendAndAck(t *testing.T) {
+	if os.Getenv("TILLPOINT_UPLINK_CHILD") != "" {
+		t.Skip("runs as the parent only")
+	}
+	c := newCloud(t)
+	tm := c.enroll(t, "T-01")
+	ops := appendOps(t, tm.j, earns(0, 120, 5))
+	model := map[loyalty.CardHash]loyalty.Points{}
+	for _, o := range ops {
+		model[o.Card] += o.Points
+	}
+	if err := tm.j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fwd := newFaultProxy(t, c.url, 1, 0)
+	applied := make(chan struct{}, 1)
+	var hang atomic.Bool
+	hang.Store(true)
+	url := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hang.Load() {
+			fwd.ServeHTTP(w, r)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		if status, _, _ := fwd.forward(heldRequest{path: r.URL.RequestURI(), ctype: r.Header.Get("Content-Type"), body: body}); status == http.StatusOK {
+			select {
+			case applied <- struct{}{}:
+			default:
+			}
+		}
+		<-r.Context().Done() // the ack never leaves
+	}))
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestE2EUplinkChildProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "TILLPOINT_UPLINK_CHILD=1", "CHILD_JOURNAL="+tm.j.Path(), "CHILD_URL="+url, "CHILD_ENROLLMENT="+tm.st.Dir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-applied:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the cloud never applied a batch from the child:\n%s", out.String())
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	hang.Store(false)
+
+	if wm, _, _ := c.ledger.Watermark(context.Background(), "T-01", 1); wm == 0 {
+		t.Fatalf("cloud watermark after the kill: got 0, want the first batch applied")
+	}
+	tm.j = openJournalAt(t, tm.j.Path(), "T-01")
+	if sealed, err := tm.j.Sealed(context.Background()); err != nil || len(sealed) != 1 {
+		t.Fatalf("outbox after the kill: got %d sealed batches (%v), want 1", len(sealed), err)
+	}
+	if e, s, _ := tm.j.Acked(context.Background()); e != 0 || s != 0 {
+		t.Fatalf("journal watermark after the kill: got %d/%d, want 0/0", e, s)
+	}
+	u, err := uplink.New(tm.j, tm.config(t, url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncWithin(t, u, time.Minute)
+	c.checkWatermark(t, tm, 120)
+	c.checkBalances(t, model)
+	if st := u.State(); st.Sent < 1 {
+		t.Errorf("restarted uplink: got %d batches acknowledged, want at least 1", st.Sent)
+	}
+}
+
+// TestE2EUplinkChildProcess is the uplink process that
+// TestE2EKilledBetweenSendAndAck kills; it does nothing in a normal run.
+func TestE2EUplinkChildProcess(t *testing.T) {
+	if os.Getenv("TILLPOINT_UPLINK_CHILD") == "" {
+		t.Skip("only runs as TestE2EKilledBetweenSendAndAck's child process")
+	}
+	st, err := enroll.Load(os.Getenv("CHILD_ENROLLMENT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := &terminal{st: st, j: openJournalAt(t, os.Getenv("CHILD_JOURNAL"), st.Terminal)}
+	cfg := tm.config(t, os.Getenv("CHILD_URL"))
+	cfg.RequestTimeout = time.Minute
+	u, err := uplink.New(tm.j, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Sync(context.Background()) // killed in the middle
 }
