@@ -40,16 +40,26 @@ func (u *Uplink) step(ctx context.Context, force bool) result {
 }
 
 func (u *Uplink) stepLocked(ctx context.Context, force bool) result {
-	outbox, err := u.j.Sealed(ctx)
-	if err != nil {
-		return result{err: fmt.Errorf("read outbox: %w", err)}
+	var outbox []journal.SealedBatch
+	u.mu.Lock()
+	known := u.outboxEmpty
+	u.mu.Unlock()
+	if !known {
+		var err error
+		if outbox, err = u.j.Sealed(ctx); err != nil {
+			return result{err: fmt.Errorf("read outbox: %w", err)}
+		}
 	}
 	var sb journal.SealedBatch
 	if len(outbox) > 0 {
 		sb = outbox[0]
+		u.mu.Lock()
+		u.lastOfOutbox = len(outbox) == 1
+		u.mu.Unlock()
 	} else {
 		var wait time.Duration
 		var ok bool
+		var err error
 		sb, wait, ok, err = u.cut(ctx, force)
 		if err != nil {
 			return result{err: err}
@@ -131,6 +141,9 @@ func (u *Uplink) cut(ctx context.Context, force bool) (journal.SealedBatch, time
 	if err != nil {
 		return journal.SealedBatch{}, 0, false, fmt.Errorf("seal ops %d/%d..%d: %w", b.Epoch, first, last, err)
 	}
+	u.mu.Lock()
+	u.outboxEmpty, u.lastOfOutbox = false, true
+	u.mu.Unlock()
 	if err := u.j.PutSealed(ctx, b.Epoch, first, last, s.Bytes); err != nil {
 		return journal.SealedBatch{}, 0, false, fmt.Errorf("store sealed batch %d/%d..%d: %w", b.Epoch, first, last, err)
 	}
@@ -237,6 +250,9 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 	u.mu.Lock()
 	u.chain.epoch, u.chain.seq, u.chain.hash, u.chain.ok = a.Epoch, a.Watermark, a.LastHash, true
 	u.from.ok = false
+	// The uplink is the outbox's only writer: acking the last batch in it
+	// empties it, and the next round need not read it.
+	u.outboxEmpty = u.lastOfOutbox
 	u.failures = 0
 	u.state.Online = true
 	u.state.LastSuccess = now
@@ -246,10 +262,14 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 	u.state.Duplicates += dup
 	u.state.Rejected += rejected
 	u.state.RulesVersion = a.RulesVersion
+	u.state.AckedEpoch, u.state.AckedSeq = a.Epoch, a.Watermark
+	due := now.Sub(u.backlogAt) >= backlogEvery
 	u.mu.Unlock()
 	u.log.Debug("acknowledged", slog.Uint64(logEpoch, uint64(a.Epoch)), slog.Uint64(logFirst, sb.FirstSeq), slog.Uint64(logLast, sb.LastSeq),
 		slog.Uint64(logWater, a.Watermark), slog.String(logStatus, a.Status.String()))
-	u.refreshBacklog(ctx)
+	if due {
+		u.refreshBacklog(ctx) // during a catch-up at most once a second: it counts the backlog
+	}
 	return result{progress: true}
 }
 
@@ -364,6 +384,10 @@ func (u *Uplink) ackAhead(ctx context.Context, epoch uint32, watermark uint64, c
 	return nil
 }
 
+// backlogEvery is how often, at most, an uplink busy catching up counts
+// its backlog; an idle or failing uplink counts it every round.
+const backlogEvery = time.Second
+
 // refreshBacklog updates the backlog figures of the state.
 func (u *Uplink) refreshBacklog(ctx context.Context) {
 	st, err := u.j.Stats(ctx)
@@ -373,6 +397,7 @@ func (u *Uplink) refreshBacklog(ctx context.Context) {
 	}
 	u.mu.Lock()
 	u.state.Backlog, u.state.Oldest, u.state.AckedEpoch, u.state.AckedSeq = st.Unacked, st.OldestUnacked, st.AckedEpoch, st.AckedSeq
+	u.backlogAt = u.cfg.Now()
 	u.mu.Unlock()
 }
 
