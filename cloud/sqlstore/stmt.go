@@ -124,6 +124,55 @@ type dbtx struct {
 	s       *Store
 	cache   *stmtCache // nil on PostgreSQL
 	missing map[stmtKey]string
+	// pending are PostgreSQL writes queued to go to the server as one
+	// statement (data-modifying CTEs): one round trip instead of a dozen.
+	// Every read flushes them first.
+	pending []pendingWrite
+}
+
+type pendingWrite struct {
+	text string // with ? placeholders
+	args []any
+}
+
+// write runs a fixed write statement, or on PostgreSQL queues it.
+func (t *dbtx) write(ctx context.Context, text string, args ...any) error {
+	if t.s.dialect == Postgres {
+		t.pending = append(t.pending, pendingWrite{text, args})
+		return nil
+	}
+	_, err := t.exec(ctx, text, args...)
+	return err
+}
+
+// flush sends the queued PostgreSQL writes as one statement: all but the
+// last become data-modifying CTEs of the last.
+func (t *dbtx) flush(ctx context.Context) error {
+	if len(t.pending) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	var args []any
+	last := len(t.pending) - 1
+	for i, w := range t.pending[:last] {
+		if i == 0 {
+			b.WriteString("WITH ")
+		} else {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "w%d AS (%s)", i, w.text)
+		args = append(args, w.args...)
+	}
+	if last > 0 {
+		b.WriteByte(' ')
+	}
+	b.WriteString(t.pending[last].text)
+	args = append(args, t.pending[last].args...)
+	t.pending = nil
+	if _, err := t.ExecContext(ctx, t.s.q(b.String()), args...); err != nil {
+		return fmt.Errorf("write the ledger: %w", err)
+	}
+	return nil
 }
 
 // stmt returns the prepared statement for key within the transaction, or
@@ -164,6 +213,9 @@ func (t *dbtx) queryIn(ctx context.Context, tmpl string, in []any, extra ...any)
 		return nil, fmt.Errorf("query with %d IN values, want 1 to %d", len(in), maxIn)
 	}
 	if t.s.dialect == Postgres {
+		if err := t.flush(ctx); err != nil {
+			return nil, err
+		}
 		arr, typ, err := pgArray(in, 0, 1)
 		if err != nil {
 			return nil, err
@@ -209,9 +261,7 @@ func (t *dbtx) insert(ctx context.Context, tmpl string, ncol int, args []any) er
 			cols[c], casts[c] = arr, "?::"+typ+"[]"
 		}
 		q := strings.Replace(tmpl, "VALUES "+inTemplate, "SELECT * FROM unnest("+strings.Join(casts, ", ")+")", 1)
-		if _, err := t.ExecContext(ctx, t.s.q(q), cols...); err != nil {
-			return fmt.Errorf("%s: %w", strings.Fields(tmpl)[2], err)
-		}
+		t.pending = append(t.pending, pendingWrite{q, cols})
 		return nil
 	}
 	for rows := len(args) / ncol; rows > 0; {
@@ -235,6 +285,9 @@ func (t *dbtx) insert(ctx context.Context, tmpl string, ncol int, args []any) er
 
 // exec runs a fixed statement.
 func (t *dbtx) exec(ctx context.Context, text string, args ...any) (sql.Result, error) {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
 	st, q := t.stmt(ctx, stmtKey{text, 0}, func() string { return t.s.q(text) })
 	if st != nil {
 		return st.ExecContext(ctx, args...)
@@ -244,6 +297,9 @@ func (t *dbtx) exec(ctx context.Context, text string, args ...any) (sql.Result, 
 
 // query runs a fixed query.
 func (t *dbtx) query(ctx context.Context, text string, args ...any) (*sql.Rows, error) {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
 	st, q := t.stmt(ctx, stmtKey{text, 0}, func() string { return t.s.q(text) })
 	if st != nil {
 		return st.QueryContext(ctx, args...)

@@ -202,7 +202,11 @@ func (s *Store) tryTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *dbtx
 	}
 	t := &dbtx{Tx: tx, s: s, cache: s.wst}
 	defer t.prepareMissing(ctx)
-	if err := fn(t); err != nil {
+	err = fn(t)
+	if err == nil {
+		err = t.flush(ctx)
+	}
+	if err != nil {
 		tx.Rollback()
 		return err
 	}
