@@ -151,6 +151,7 @@ type builder struct {
 }
 
 func (b *builder) add(e Element) {
+	e.Text, e.Value = clean(e.Text), clean(e.Value)
 	e.Bold = e.Bold || b.s.Bold
 	e.Large = b.s.Large
 	e.Tall = b.s.Tall
@@ -341,6 +342,22 @@ func (b *builder) offlineNotice() {
 	}
 	b.text(b.cat.Text(MsgOffline, "when", when))
 }
+
+// clean turns control characters (a newline in a campaign name, say) into
+// spaces, so every element stays one logical line that wraps.
+func clean(s string) string {
+	if !strings.ContainsFunc(s, isControl) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if isControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+func isControl(r rune) bool { return r < 0x20 || (r >= 0x7f && r < 0xa0) }
 
 func signed(c Catalogue, p loyalty.Points) string {
 	if p > 0 {

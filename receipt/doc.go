@@ -12,6 +12,21 @@
 // own, and for logs), as ESC/POS bytes (package receipt/escpos) or as a PNG
 // (for the cashier screen and the docs).
 //
+// Use:
+//
+//	layout, err := receipt.DefaultLayout("Club Verde", "es") // or ParseLayout(json)
+//	block, err := receipt.Build(receipt.Input{Ops: ops, Reasons: reasons, Card: card,
+//		Member: &snapshotAfter, Rules: rules, Offline: offline, Location: store,
+//		TerminalKey: key, Layout: layout})
+//	bytes, err := block.ESCPOS(receipt.PrintOptions{Width: 42, CodePage: escpos.CP858})
+//	text := block.Text(42) // for a POS app, or a log line
+//	png, err := block.PNG(42)
+//
+// A purchase without a card (an earn op whose Card is zero) prints "Scan to
+// claim N points" and a QR code holding loyalty.SignClaim's token; the
+// cloud checks it with loyalty.VerifyClaim and credits it once, before it
+// expires (loyalty.ClaimWindow, 30 days).
+//
 // The package must never do I/O, read the clock (callers pass the time),
 // or put a card identifier in the clear into a block: cards print masked
 // (loyalty.CardToken's String), members by a redacted ID. A claim token is

@@ -274,3 +274,47 @@ func TestPrintOptionsAreChecked(t *testing.T) {
 		}
 	}
 }
+
+// Whatever the rules call a campaign and whatever the width, no line
+// overflows the roll, and the printer prints what the preview shows.
+func FuzzBlockFitsTheRoll(f *testing.F) {
+	f.Add("Double points weekend x2", int64(42), uint8(32))
+	f.Add("Autumn festival of local producers and organic farms x1.5", int64(1234567), uint8(42))
+	f.Add("averyveryveryverylongwordwithoutanyspacesatallforty", int64(-5), uint8(24))
+	f.Add("tab\there\nnewline – café", int64(7), uint8(48))
+	sc := scenarios(f)[0]
+	f.Fuzz(func(t *testing.T, label string, points int64, width uint8) {
+		w := receipt.MinWidth + int(width)%(receipt.MaxWidth-receipt.MinWidth+1)
+		in := sc.in
+		in.Reasons = append(append([]loyalty.Reason(nil), in.Reasons...),
+			loyalty.Reason{Code: "campaign", Ref: "f", Label: label, Points: loyalty.Points(points)})
+		b, err := receipt.Build(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := b.Text(w)
+		for _, l := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+			if n := utf8.RuneCountInString(l); n > w {
+				t.Fatalf("width %d: line of %d: %q", w, n, l)
+			}
+		}
+		p, err := b.ESCPOS(receipt.PrintOptions{Width: w, CodePage: escpos.WPC1252})
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := escpos.Decode(p)
+		if err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		for _, l := range doc.Lines {
+			if n := utf8.RuneCountInString(l.Text) * l.Width; n > w {
+				t.Fatalf("width %d: printed line of %d columns: %q", w, n, l.Text)
+			}
+		}
+		if strings.ToValidUTF8(label, "") == label && escpos.WPC1252.Printable(label) == label {
+			if got := doc.Text(w); got != text {
+				t.Fatalf("width %d: printer prints\n%s\npreview shows\n%s", w, got, text)
+			}
+		}
+	})
+}

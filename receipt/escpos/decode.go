@@ -33,7 +33,8 @@ type Line struct {
 // Code is a printed QR code or barcode.
 type Code struct {
 	// Kind is "QR", "EAN-13", "CODE128", or for function A barcodes
-	// "UPC-A", "UPC-E", "EAN-8", "CODE39", "ITF", "CODABAR".
+	// "UPC-A", "UPC-E", "EAN-8", "CODE39", "ITF", "CODABAR"; "IMAGE" is a
+	// raster image (GS v 0), whose Data is empty.
 	Kind string
 	// Data is the payload: the QR's bytes, the barcode's characters
 	// (CODE128 without its code set prefixes, EAN-13 with its check digit).
@@ -177,15 +178,19 @@ func (d *Decoder) Write(p []byte) (int, error) {
 	if !d.configured {
 		d.reset()
 	}
-	buf := p
+	buf, owned := p, false
 	if len(d.pending) > 0 {
-		buf = append(d.pending, p...)
+		buf, owned = append(d.pending, p...), true
 		d.pending = nil
 	}
 	for len(buf) > 0 {
 		n, err := d.step(buf)
 		if errors.Is(err, errIncomplete) {
-			d.pending = append([]byte(nil), buf...)
+			if owned {
+				d.pending = buf // ours already: a long command in small writes costs no copies
+			} else {
+				d.pending = append(make([]byte, 0, 2*len(buf)), buf...)
+			}
 			return len(p), nil
 		}
 		if err != nil {
@@ -210,6 +215,10 @@ func (d *Decoder) Close() error {
 }
 
 var errIncomplete = errors.New("incomplete")
+
+// maxRaster bounds a raster image: 576 dots (72 bytes) wide on an 80 mm
+// roll, by 8192 dots, is 576 KiB; a command claiming more is garbage.
+const maxRaster = 1 << 20
 
 // need reports whether p holds n bytes; it returns errIncomplete if not.
 func need(p []byte, n int) error {
@@ -363,6 +372,22 @@ func (d *Decoder) gs(p []byte) (int, error) {
 		return 0, fmt.Errorf("%w: GS V %d", ErrUnsupported, n)
 	case 'k':
 		return d.barcode(p)
+	case 'v': // GS v 0 m xL xH yL yH data: a raster image (a logo)
+		if n != '0' {
+			return 0, fmt.Errorf("%w: GS v 0x%02x", ErrUnsupported, n)
+		}
+		if err := need(p, 8); err != nil {
+			return 0, err
+		}
+		size := (int(p[4]) | int(p[5])<<8) * (int(p[6]) | int(p[7])<<8)
+		if size > maxRaster {
+			return 0, fmt.Errorf("%w: GS v 0 image of %d bytes, more than any receipt printer takes (%d)", ErrUnsupported, size, maxRaster)
+		}
+		if err := need(p, 8+size); err != nil {
+			return 0, err
+		}
+		d.printCode("IMAGE", "")
+		return 8 + size, nil
 	case '(':
 		if n != 'k' {
 			return 0, fmt.Errorf("%w: GS ( 0x%02x", ErrUnsupported, n)

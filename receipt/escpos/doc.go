@@ -45,5 +45,8 @@
 //
 // The decoder also reads the forms a builder of another make might send:
 // CR (ignored), GS V 0/1/48/49/65, GS k function A (m 0-6, NUL-terminated),
-// ESC ! n (print mode: bold and double width/height bits).
+// ESC ! n (print mode: bold and double width/height bits), GS v 0 raster
+// images (skipped, reported as a code of kind IMAGE), DLE EOT n status
+// requests (counted), and settings without effect on the text (ESC - 2 3 M
+// J G V { R, GS H h w f B L W).
 package escpos

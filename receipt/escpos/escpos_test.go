@@ -319,6 +319,21 @@ func TestDecoderIsIndependentOfHowTheStreamIsSplit(t *testing.T) {
 	}
 }
 
+func TestDecodeSkipsRasterImagesAndCountsStatusRequests(t *testing.T) {
+	// A 2-byte by 3-dot logo, a status request, then text.
+	in := []byte("\x1dv0\x00\x02\x00\x03\x00\xff\x00\x81\x81\xff\x00\x10\x04\x01ok\n")
+	doc, err := escpos.Decode(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Codes) != 1 || doc.Codes[0].Kind != "IMAGE" || doc.StatusRequests != 1 || len(doc.Lines) != 1 || doc.Lines[0].Text != "ok" {
+		t.Fatalf("got %+v, want one IMAGE, one status request and the line \"ok\"", doc)
+	}
+	if _, err := escpos.Decode(in[:10]); !errors.Is(err, escpos.ErrTruncated) {
+		t.Fatalf("truncated image: got %v, want ErrTruncated", err)
+	}
+}
+
 func TestDocTextLaysOutLikeAPrinter(t *testing.T) {
 	var b escpos.Builder
 	b.Align(escpos.Center).Size(2, 2).Line("Club").Size(1, 1).Line("hi").QR("x", escpos.QR{}).
