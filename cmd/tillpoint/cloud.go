@@ -278,6 +278,11 @@ func openLedger(ctx context.Context, db string, logger *slog.Logger) (*sqlstore.
 	if !strings.HasPrefix(db, "sqlite:") && !strings.HasPrefix(db, "postgres://") && !strings.HasPrefix(db, "postgresql://") {
 		return nil, usageError("--db %q: want sqlite:PATH or postgres://...", redactDSN(db))
 	}
+	if path, ok := strings.CutPrefix(db, "sqlite:"); ok && path != "" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("create the ledger's directory: %w", err)
+		}
+	}
 	s, err := sqlstore.Open(ctx, db, sqlstore.Options{Logger: logger.With("component", "ledger")})
 	if err != nil {
 		return nil, fmt.Errorf("open ledger %s: %w", redactDSN(db), err)

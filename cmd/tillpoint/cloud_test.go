@@ -93,10 +93,10 @@ func signedGet(t *testing.T, client *http.Client, st *enroll.State, path string)
 
 func TestEnrollCodeEnrollRevokeAndCheckThroughTheCLI(t *testing.T) {
 	dir := t.TempDir()
-	db := "sqlite:" + filepath.Join(dir, "ledger.db")
+	db := "sqlite:" + filepath.Join(dir, "var", "ledger.db")
 	cl := startCloud(t, nil, "--db", db, "--program", "acme")
 
-	keyInfo, err := os.Stat(filepath.Join(dir, "cloud.key"))
+	keyInfo, err := os.Stat(filepath.Join(dir, "var", "cloud.key"))
 	if err != nil {
 		t.Fatalf("the cloud's signing key was not made beside the database: %v", err)
 	}
