@@ -135,8 +135,12 @@ func problem(code, format string, args ...any) *Problem {
 	return p
 }
 
-// unavailableRetryAfter is the Retry-After, in seconds, of a 503.
-const unavailableRetryAfter = 30
+// Retry-After, in seconds, of a 503: a halted ledger needs an operator;
+// a busy one only a moment.
+const (
+	unavailableRetryAfter = 30
+	busyRetryAfter        = 2
+)
 
 // writeProblem writes p as the response.
 func writeProblem(w http.ResponseWriter, p *Problem) {
