@@ -229,6 +229,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/rules", s.handleRules)
 	mux.HandleFunc("POST /v1/admin/enroll-codes", s.admin(s.handleCreateEnrollCode))
 	mux.HandleFunc("POST /v1/admin/terminals/{terminal}/revoke", s.admin(s.handleRevoke))
+	mux.HandleFunc("POST /v1/admin/rules", s.admin(s.handlePublishRules))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, problem(CodeNotFound, "no route for %s %s; see the routes in the cloud/server package doc", r.Method, r.URL.Path))
 	})
