@@ -3,7 +3,9 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,5 +70,29 @@ func TestBusyLedgerAnswers503WithRetryAfterAndLosesNothing(t *testing.T) {
 	}
 	if wm, _, err := store.Watermark(context.Background(), "T2", 1); err != nil || wm != 3 {
 		t.Errorf("T2 watermark %d (err %v), want 3", wm, err)
+	}
+}
+
+// panickyLedger panics on the terminal lookup: a bug somewhere below the
+// server must cost one request, not the process.
+type panickyLedger struct{ *sqlstore.Store }
+
+func (panickyLedger) Terminal(context.Context, string) (cloud.Terminal, error) {
+	panic("boom")
+}
+
+func TestAPanicBelowTheServerCostsOneRequest(t *testing.T) {
+	store := openTestLedger(t)
+	ts := newTestServerWith(t, store, func(s *server.Server) { s.Ledger = panickyLedger{store} })
+	a := &terminal{id: "T1", store: "S1", epoch: 1, next: 1}
+	a.key = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{3}, ed25519.SeedSize))
+	a.signer = mustSigner(t, "T1", testProgram, a)
+	status, h, body := post(t, ts, a.seal(t, 1).Bytes)
+	wantProblem(t, status, h, body, http.StatusInternalServerError, server.CodeInternal)
+	if status, _, body := do(t, "GET", ts.url+"/healthz", "", "", nil); status != http.StatusOK {
+		t.Fatalf("after a panic: healthz %d %s, want 200", status, body)
+	}
+	if !strings.Contains(ts.logs.String(), "handler panicked") {
+		t.Errorf("the panic was not logged")
 	}
 }
