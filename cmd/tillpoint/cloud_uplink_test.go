@@ -25,6 +25,7 @@ import (
 // the enrolled key. Every op lands once, a second sync sends nothing, and
 // the ledger balances.
 func TestEnrolledTerminalsJournalReachesTheCloudExactlyOnce(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir := t.TempDir()
