@@ -36,7 +36,7 @@ type runningCloud struct {
 
 // startCloud starts `tillpoint cloud` with args on 127.0.0.1:0 and waits
 // for it to print its URL; the test's cleanup stops it and checks it exited 0.
-func startCloud(t *testing.T, env map[string]string, args ...string) *runningCloud {
+func startCloud(t testing.TB, env map[string]string, args ...string) *runningCloud {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errOut syncBuffer
