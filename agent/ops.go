@@ -255,6 +255,12 @@ func (a *Agent) replay(ctx context.Context, rec *record, route string, hash []by
 // after runs once an op is durable: the receipt goes to the printer, the
 // session closes, the screen hears of it.
 func (a *Agent) after(ctx context.Context, p *prepared) {
+	if a.notify != nil {
+		a.notify()
+	}
+	if a.onOp != nil {
+		a.onOp(ctx, *p.op)
+	}
 	if p.sessID != "" {
 		a.closeSession(p.sessID, "posted")
 	}
