@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/tillpoint/tillpoint/loyalty"
@@ -32,6 +33,26 @@ type Feed struct {
 	Logger       *slog.Logger
 	// Every is how often the feeds are pulled; default one minute.
 	Every time.Duration
+
+	mu      sync.Mutex
+	lastErr error
+	lastOK  time.Time
+}
+
+// Failing returns the last pull's error, nil when it succeeded (or none ran).
+func (f *Feed) Failing() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lastErr
+}
+
+func (f *Feed) note(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastErr = err
+	if err == nil {
+		f.lastOK = time.Now()
+	}
 }
 
 // maxFeedBody bounds a feed response.
@@ -39,6 +60,14 @@ const maxFeedBody = 16 << 20
 
 // Pull fetches the rules, then every page of snapshots.
 func (f *Feed) Pull(ctx context.Context) error {
+	err := f.pull(ctx)
+	if ctx.Err() == nil {
+		f.note(err)
+	}
+	return err
+}
+
+func (f *Feed) pull(ctx context.Context) error {
 	body, err := f.get(ctx, "/v1/rules")
 	if err != nil {
 		return fmt.Errorf("rules feed: %w", err)

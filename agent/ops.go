@@ -63,7 +63,8 @@ type VoidRequest struct {
 	Cashier string       `json:"cashier,omitempty"`
 }
 
-// EnrollRequest links a new card to a new member, or to Member when given.
+// EnrollRequest links a new card (or the open session's) to a new member,
+// or to Member when given.
 type EnrollRequest struct {
 	Card    loyalty.CardToken `json:"-"`
 	Member  loyalty.MemberID  `json:"member,omitempty"`
@@ -514,7 +515,7 @@ func (a *Agent) Void(ctx context.Context, key string, req VoidRequest) (*Result,
 // Enroll links a new card to a new member (or to an existing one).
 func (a *Agent) Enroll(ctx context.Context, key string, req EnrollRequest) (*Result, error) {
 	hash := a.hashOf("enroll", req.Card, req)
-	card := req.Card
+	card, sessID := a.cardFor(req.Card)
 	return a.exec(ctx, key, "enroll", hash, card.Hash(a.key), func(ctx context.Context) (*prepared, error) {
 		if card.IsZero() {
 			return nil, Errorf(CodeNoCard, "No card: scan or tap the new card to enroll it.")
@@ -550,7 +551,7 @@ func (a *Agent) Enroll(ctx context.Context, key string, req EnrollRequest) (*Res
 			res.Tier, res.NextTier, res.ToNextTier = r.TierFor(0)
 		}
 		a.render(ReceiptInput{Op: *op, Card: card, Known: true, Member: loyalty.Snapshot{Card: h, Member: member, Tier: res.Tier, NextTier: res.NextTier, ToNextTier: res.ToNextTier}, Offline: op.Offline}, res)
-		return &prepared{op: op, res: res, card: card}, nil
+		return &prepared{op: op, res: res, card: card, sessID: sessID}, nil
 	})
 }
 

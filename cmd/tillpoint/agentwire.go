@@ -10,12 +10,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/tillpoint/tillpoint/agent"
 	"github.com/tillpoint/tillpoint/agent/config"
 	"github.com/tillpoint/tillpoint/devices"
 	"github.com/tillpoint/tillpoint/devices/printer"
 	"github.com/tillpoint/tillpoint/devices/scanner"
+	"github.com/tillpoint/tillpoint/loyalty"
 	"github.com/tillpoint/tillpoint/offline/journal"
 	"github.com/tillpoint/tillpoint/sync/batch"
 	"github.com/tillpoint/tillpoint/sync/enroll"
@@ -38,7 +40,18 @@ type wiring struct {
 
 // openWiring opens the journal, the devices and the agent described by cfg.
 // On error everything opened so far is closed.
-func openWiring(ctx context.Context, cfg *config.Config, logger *slog.Logger, version string) (_ *wiring, err error) {
+// wireTuning changes what the demo needs changed; nil for the real agent.
+type wireTuning struct {
+	uplink    func(*uplink.Config)
+	feedEvery time.Duration
+	syncPoll  time.Duration
+	onOp      func(ctx context.Context, op loyalty.Op)
+}
+
+func openWiring(ctx context.Context, cfg *config.Config, logger *slog.Logger, version string, tune *wireTuning) (_ *wiring, err error) {
+	if tune == nil {
+		tune = &wireTuning{}
+	}
 	w := &wiring{log: logger, bus: devices.NewBus()}
 	defer func() {
 		if err != nil {
@@ -95,10 +108,10 @@ func openWiring(ctx context.Context, cfg *config.Config, logger *slog.Logger, ve
 		logger.Warn("nfc readers are configured but this build has no NFC driver yet; cards can still be scanned or sent by the POS", "readers", len(cfg.NFC))
 	}
 	opts := agent.Options{Config: cfg, Journal: agent.JournalStore{J: w.journal, Policy: policy},
-		CardKey: key, Receipts: rcpt, Printer: prn, Logger: logger, Version: version}
+		CardKey: key, Receipts: rcpt, Printer: prn, Logger: logger, Version: version, SyncPoll: tune.syncPoll, OnOp: tune.onOp}
 	if st != nil {
 		rcpt.TerminalKey = st.Key
-		if err := w.openUplink(cfg, st, logger, &opts); err != nil {
+		if err := w.openUplink(cfg, st, logger, &opts, tune); err != nil {
 			return nil, err
 		}
 	}
@@ -114,7 +127,7 @@ func openWiring(ctx context.Context, cfg *config.Config, logger *slog.Logger, ve
 
 // openUplink makes the sender of the journal and the puller of the cloud's
 // feeds for an enrolled terminal.
-func (w *wiring) openUplink(cfg *config.Config, st *enroll.State, logger *slog.Logger, opts *agent.Options) error {
+func (w *wiring) openUplink(cfg *config.Config, st *enroll.State, logger *slog.Logger, opts *agent.Options, tune *wireTuning) error {
 	url := st.CloudURL
 	if cfg.Cloud.URL != "" {
 		url = cfg.Cloud.URL
@@ -128,14 +141,17 @@ func (w *wiring) openUplink(cfg *config.Config, st *enroll.State, logger *slog.L
 	uc.URL, uc.Signer, uc.CloudKey, uc.Client = url, signer, st.CloudKey, client
 	uc.RequestTimeout = cfg.Cloud.Timeout.D()
 	uc.Logger = logger.With("component", "uplink")
+	if tune.uplink != nil {
+		tune.uplink(&uc)
+	}
 	u, err := uplink.New(agent.UplinkJournal{Journal: w.journal}, uc)
 	if err != nil {
 		return fmt.Errorf("uplink: %w", err)
 	}
 	w.uplink = u
-	opts.Uplink, opts.Notify = agent.UplinkState{U: u}, u.Notify
 	w.feed = &agent.Feed{URL: url, Program: st.Program, CloudKey: st.CloudKey, Sign: st.SignRequest, Client: client,
-		PutSnapshots: w.journal.PutSnapshots, Logger: logger.With("component", "feed")}
+		PutSnapshots: w.journal.PutSnapshots, Logger: logger.With("component", "feed"), Every: tune.feedEvery}
+	opts.Uplink, opts.Notify = agent.UplinkState{U: u, Feed: w.feed}, u.Notify
 	return nil
 }
 
