@@ -105,7 +105,7 @@ type gate struct {
 	wg      sync.WaitGroup
 }
 
-func newGate(t *testing.T, ip string, seed uint64) *gate {
+func newGate(t testing.TB, ip string, seed uint64) *gate {
 	t.Helper()
 	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
 		BindAddrs: []string{ip}, BindPort: 0, Logger: serfTestLogger(),
@@ -257,7 +257,7 @@ type clusterOpts struct {
 
 // newCluster starts n tills on 127.0.0.x addresses, all in one store
 // roster, and waits until each sees the others alive.
-func newCluster(t *testing.T, o clusterOpts) []*till {
+func newCluster(t testing.TB, o clusterOpts) []*till {
 	t.Helper()
 	if o.gossipKey == nil {
 		o.gossipKey = randomKey(t, 32)
@@ -334,7 +334,7 @@ func newCluster(t *testing.T, o clusterOpts) []*till {
 	return tills
 }
 
-func randomKey(t *testing.T, n int) []byte {
+func randomKey(t testing.TB, n int) []byte {
 	t.Helper()
 	k := make([]byte, n)
 	if _, err := rand.Read(k); err != nil {
@@ -343,7 +343,7 @@ func randomKey(t *testing.T, n int) []byte {
 	return k
 }
 
-func testCard(t *testing.T, value string) loyalty.CardHash {
+func testCard(t testing.TB, value string) loyalty.CardHash {
 	t.Helper()
 	tok, err := loyalty.NewCardToken(loyalty.CardBarcode, value)
 	if err != nil {
@@ -353,7 +353,7 @@ func testCard(t *testing.T, value string) loyalty.CardHash {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -370,7 +370,7 @@ var errStoreCap = errors.New("store offline cap reached")
 // redeem runs the offline checkout of a redeem as the agent will: ask the
 // peers (CheckRedeem), apply the store-wide cap the journal's offline policy
 // applies to what the journal counts, record the op, announce it.
-func (tl *till) redeem(t *testing.T, card loyalty.CardHash, pts, storeCap loyalty.Points) (peers.Check, *loyalty.Op, error) {
+func (tl *till) redeem(t testing.TB, card loyalty.CardHash, pts, storeCap loyalty.Points) (peers.Check, *loyalty.Op, error) {
 	t.Helper()
 	ctx := context.Background()
 	tl.mu.Lock()
