@@ -3,7 +3,7 @@
 GO            ?= go
 STATICCHECK   ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TEST_TIMEOUT  ?= 25m
-DEB_PACKAGES  := pcscd libpcsclite-dev vsmartcard-vpcd socat pcsc-tools
+DEB_PACKAGES  := pcscd libpcsclite-dev vsmartcard-vpcd socat pcsc-tools chromium zbar-tools
 
 .PHONY: check fmt-check vet staticcheck test hil deps build bench fuzz
 
@@ -45,3 +45,6 @@ deps:
 	else echo "deps: missing$$missing; run 'sudo make deps' or 'sudo apt-get install$$missing'"; exit 1; fi
 	@if [ -f hil-tests/package.json ] && command -v npm >/dev/null; then \
 		cd hil-tests && npm install --no-audit --no-fund --silent; fi
+	@# playwright-core for the cashier screen's browser test (agent/screen/e2e)
+	@if ! command -v npm >/dev/null; then echo "deps: npm missing; install Node.js and npm for the cashier screen browser test"; \
+	else cd agent/screen && npm ci --no-audit --no-fund --silent; fi

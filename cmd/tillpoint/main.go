@@ -59,6 +59,12 @@ type command struct {
 func (m *Main) commands() []command {
 	return []command{
 		{"version", "print the version", (*Main).runVersion},
+		{"journal", "inspect and verify a terminal's journal (stats, list, verify, export)", (*Main).runJournal},
+		{"devices", "list attached scanners, NFC readers and printers, or watch them live", (*Main).runDevices},
+		{"receipt", "preview a receipt's loyalty block: receipt preview --in FILE", (*Main).runReceipt},
+		{"cloud", "run the central ledger; enroll-code, revoke, check", (*Main).runCloud},
+		{"enroll", "enroll this terminal with the cloud", (*Main).runEnroll},
+		{"agent", "run the store terminal's agent: devices, local API, cashier screen", (*Main).runAgent},
 	}
 }
 

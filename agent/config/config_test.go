@@ -1,0 +1,132 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tillpoint/tillpoint/agent/config"
+)
+
+func TestPackagedConfigLoads(t *testing.T) {
+	c, err := config.ReadFile(filepath.Join("..", "..", "packaging", "agent.toml"))
+	if err != nil {
+		t.Fatalf("packaging/agent.toml: %v", err)
+	}
+	if c.Printer == nil || c.Printer.Width != 42 || c.Printer.CodePage != "cp858" {
+		t.Errorf("printer: got %+v, want width 42 and cp858", c.Printer)
+	}
+	if len(c.Scanners) != 1 || c.Scanners[0].USB != "0c2e:0b61" {
+		t.Errorf("scanners: got %+v, want one matched by 0c2e:0b61", c.Scanners)
+	}
+}
+
+func TestEmptyFileGivesDefaults(t *testing.T) {
+	c, err := config.Load("agent.toml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:7700" {
+		t.Errorf("listen: got %q, want 127.0.0.1:7700", c.Listen)
+	}
+	if c.Offline.MaxSnapshotAge.D() != 72*time.Hour || c.Session.IdleTimeout.D() != 2*time.Minute {
+		t.Errorf("durations: got %s and %s, want 72h and 2m", c.Offline.MaxSnapshotAge, c.Session.IdleTimeout)
+	}
+	if c.Printer != nil {
+		t.Errorf("printer: got %+v, want none when the file has no [printer]", c.Printer)
+	}
+	if got := c.EnrollmentDir(); got != "/var/lib/tillpoint/enroll" {
+		t.Errorf("enrollment dir: got %q", got)
+	}
+}
+
+func TestPrinterTableTakesDefaultsForMissingKeys(t *testing.T) {
+	c, err := config.Load("agent.toml", []byte("[printer]\npath = \"tcp://127.0.0.1:9100\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Printer.Width != 42 || c.Printer.CodePage != "cp858" {
+		t.Errorf("got width %d code page %q, want 42 and cp858", c.Printer.Width, c.Printer.CodePage)
+	}
+}
+
+// A bad file is reported with the key and its line, and nothing is returned
+// (the agent never starts half configured).
+func TestBadConfigNamesKeyAndLine(t *testing.T) {
+	cases := []struct {
+		name, doc string
+		line      int
+		key       string
+		msg       string
+	}{
+		{"unknown top-level key", "listen = \"127.0.0.1:7700\"\nlisten_adress = \"x\"\n", 2, "listen_adress", "unknown key"},
+		{"unknown key in table", "[printer]\nusb = \"04b8:0202\"\n\nwidht = 42\n", 4, "printer.widht", "unknown key"},
+		{"unknown key in array table", "[[scanner]]\nusb = \"0c2e:0b61\"\n[[scanner]]\npath = \"/dev/ttyACM1\"\nbaudrate = 9600\n", 5, "scanner.baudrate", "unknown key"},
+		{"wrong type", "[printer]\nusb = \"04b8:0202\"\nwidth = \"wide\"\n", 3, "printer.width", ""},
+		{"bad duration", "[session]\nidle_timeout = \"2 minutes\"\n", 2, "", "not a duration"},
+		{"width out of range", "[printer]\nusb = \"04b8:0202\"\nwidth = 40\n", 3, "printer.width", "40 columns is not supported"},
+		{"bad usb id", "[[scanner]]\npath = \"/dev/ttyACM0\"\n[[scanner]]\nname = \"b\"\nusb = \"honeywell\"\n", 5, "scanner[1].usb", "not VID:PID"},
+		{"device without match", "[printer]\nwidth = 32\n", 1, "printer", "needs usb"},
+		{"bad listen", "\n\nlisten = \"7700\"\n", 3, "listen", "not host:port"},
+		{"bad cloud url", "[cloud]\nurl = \"ftp://x\"\n", 2, "cloud.url", "not an http(s) URL"},
+		{"syntax error", "[printer\nwidth = 42\n", 1, "", ""},
+		{"scanner on the network", "[[scanner]]\npath = \"tcp://10.0.0.1:9100\"\n", 2, "scanner[0].path", "only a printer"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := config.Load("agent.toml", []byte(tc.doc))
+			if err == nil {
+				t.Fatalf("got config %+v, want an error", c)
+			}
+			if c != nil {
+				t.Errorf("got a config with the error, want none")
+			}
+			if !errors.Is(err, config.ErrInvalid) {
+				t.Errorf("got %T, want a *config.Error", err)
+			}
+			var ce *config.Error
+			if !errors.As(err, &ce) || len(ce.Problems) == 0 {
+				t.Fatalf("got %v, want problems", err)
+			}
+			p := ce.Problems[0]
+			if p.Line != tc.line {
+				t.Errorf("line: got %d, want %d (%v)", p.Line, tc.line, err)
+			}
+			if tc.key != "" && p.Key != tc.key {
+				t.Errorf("key: got %q, want %q (%v)", p.Key, tc.key, err)
+			}
+			if !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("message: got %q, want it to contain %q", err, tc.msg)
+			}
+			if !strings.HasPrefix(err.Error(), "agent.toml:") {
+				t.Errorf("message: got %q, want it to start with the file name", err)
+			}
+		})
+	}
+}
+
+func TestEveryProblemIsReported(t *testing.T) {
+	doc := "[log]\nlevel = \"loud\"\n[printer]\nusb = \"04b8:0202\"\nwidth = 40\ncode_page = \"utf8\"\n"
+	_, err := config.Load("agent.toml", []byte(doc))
+	var ce *config.Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("got %v, want a *config.Error", err)
+	}
+	var keys []string
+	for _, p := range ce.Problems {
+		keys = append(keys, p.Key)
+	}
+	if got, want := strings.Join(keys, ","), "log.level,printer.width,printer.code_page"; got != want {
+		t.Errorf("keys: got %s, want %s", got, want)
+	}
+}
+
+func TestReadFileMissing(t *testing.T) {
+	_, err := config.ReadFile(filepath.Join(t.TempDir(), "nope.toml"))
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("got %v, want a not-exist error", err)
+	}
+}

@@ -1,0 +1,11 @@
+// Package screen is the cashier screen: a page embedded in the binary
+// (go:embed, no build step) and served at the agent's address. It shows the
+// current member (card masked), balance and tier, the points of the current
+// basket, device health, an offline banner with the sync backlog, and
+// previews of the last receipts, and updates itself from the agent's event
+// stream (/v1/events).
+//
+// It must never receive or show a card number in the clear (the agent only
+// sends masked cards), load anything from outside the agent, or need a
+// network connection beyond the agent's loopback address.
+package screen

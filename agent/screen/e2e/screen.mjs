@@ -1,0 +1,96 @@
+// Drives the cashier screen in headless Debian chromium through
+// playwright-core. Run by screen_test.go, which starts a real agent and a
+// control server: node screen.mjs SCREEN_URL CONTROL_URL [SCREENSHOT_DIR]
+// Each step prints "ok <step>"; any failure exits non-zero with the reason.
+import { chromium } from "playwright-core";
+
+const [url, control, shots] = process.argv.slice(2);
+if (!url || !control) {
+  console.error("usage: node screen.mjs SCREEN_URL CONTROL_URL [SCREENSHOT_DIR]");
+  process.exit(2);
+}
+const timeout = 10000;
+
+async function act(what) {
+  const r = await fetch(control + "/" + what, { method: "POST" });
+  if (!r.ok) throw new Error(`control ${what}: ${r.status} ${await r.text()}`);
+}
+
+async function textOf(page, id) {
+  return (await page.locator(`[data-testid=${id}]`).textContent()) ?? "";
+}
+
+async function waitText(page, id, want) {
+  try {
+    await page.waitForFunction(
+      ([id, want]) => (document.querySelector(`[data-testid=${id}]`)?.textContent ?? "").includes(want),
+      [id, want], { timeout });
+  } catch (e) {
+    throw new Error(`${id}: got "${await textOf(page, id)}", want it to contain "${want}"`);
+  }
+}
+
+async function shot(page, name) {
+  if (shots) await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
+}
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
+});
+let failed = false;
+try {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(url);
+
+  await waitText(page, "sync", "Online");
+  await page.locator("[data-testid=member-empty]").waitFor({ state: "visible", timeout });
+  if (await page.locator("[data-testid=offline-banner]").isVisible()) throw new Error("offline banner shown while online");
+  console.log("ok screen loads online with no member");
+
+  await act("tap");
+  await waitText(page, "member-card", "nfc:••••E5F6");
+  await waitText(page, "member-balance", "250 pts");
+  await waitText(page, "member-tier", "Silver");
+  const html = await page.content();
+  if (html.includes("04A1B2C3D4E5F6")) throw new Error("the page holds the card UID in the clear");
+  console.log("ok a card tap makes the member appear");
+  await shot(page, "member");
+
+  await act("quote");
+  await waitText(page, "basket-points", "12");
+  console.log("ok the basket's points appear");
+
+  await act("outage");
+  await page.locator("[data-testid=offline-banner]").waitFor({ state: "visible", timeout });
+  await waitText(page, "offline-text", "3 operations wait");
+  await waitText(page, "sync", "Offline");
+  console.log("ok a cloud outage shows the offline banner with the backlog");
+  await shot(page, "offline");
+
+  await act("checkout");
+  await waitText(page, "receipts", "12");
+  await page.locator("[data-testid=member-empty]").waitFor({ state: "visible", timeout });
+  console.log("ok a checkout shows its receipt and ends the session");
+
+  await act("recover");
+  await page.locator("[data-testid=offline-banner]").waitFor({ state: "hidden", timeout });
+  await waitText(page, "sync", "Online");
+  console.log("ok recovery clears the offline banner");
+
+  await act("paperout");
+  await waitText(page, "devices", "Printer: paper out");
+  console.log("ok device health shows");
+  await shot(page, "final");
+
+  if (errors.length) throw new Error("page errors: " + errors.join("; "));
+} catch (e) {
+  failed = true;
+  console.error("FAIL " + (e && e.message ? e.message : e));
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,121 @@
+// The cashier screen: renders the agent's state and follows /v1/events.
+// No framework and no build step; cards arrive masked from the agent.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+function text(id, s) { $(id).textContent = s == null ? "" : String(s); }
+
+function renderSync(s) {
+  const pill = $("sync");
+  pill.className = "pill " + (s.online ? "online" : "offline");
+  pill.textContent = s.online ? "Online" : "Offline";
+  const banner = $("offline-banner");
+  if (s.online) {
+    banner.hidden = true;
+    return;
+  }
+  const n = s.backlog_ops || 0;
+  let t = "Points are saved on this till; " + n + (n === 1 ? " operation waits" : " operations wait") + " to reach the loyalty server.";
+  if (s.oldest_op) t += " Oldest since " + new Date(s.oldest_op).toLocaleTimeString() + ".";
+  text("offline-text", t);
+  banner.hidden = false;
+}
+
+function renderSession(v) {
+  const open = v && v.open;
+  $("member").classList.toggle("empty", !open);
+  $("member-empty").hidden = !!open;
+  $("member-body").hidden = !open;
+  if (!open) {
+    text("basket-points", "–");
+    $("basket-reasons").replaceChildren();
+    return;
+  }
+  text("member-card", v.card);
+  text("member-balance", v.known ? v.balance + " pts" : "not known yet");
+  text("member-tier", v.tier || "–");
+  text("member-next", v.next_tier ? v.to_next_tier + " points to " + v.next_tier : "–");
+  const n = $("member-notice");
+  n.hidden = !v.notice;
+  n.textContent = v.notice || "";
+  if (v.quote) renderQuote(v.quote);
+}
+
+function renderQuote(q) {
+  text("basket-points", q.points);
+  const ul = $("basket-reasons");
+  ul.replaceChildren(...(q.reasons || []).map((r) => {
+    const li = document.createElement("li");
+    li.textContent = r.label + ": " + r.points;
+    return li;
+  }));
+}
+
+function renderDevices(list) {
+  const ul = $("devices");
+  if (!list || list.length === 0) {
+    ul.innerHTML = '<li class="muted">No devices configured</li>';
+    return;
+  }
+  ul.replaceChildren(...list.map((d) => {
+    const li = document.createElement("li");
+    const ok = d.state === "idle" || d.state === "busy";
+    li.className = ok ? "ok" : "bad";
+    li.dataset.device = d.device;
+    li.textContent = d.kind + " " + d.device + ": " + (ok ? "ready" : d.reason || d.state);
+    return li;
+  }));
+}
+
+let devices = new Map();
+let receipts = [];
+
+function renderReceipts() {
+  const box = $("receipts");
+  if (receipts.length === 0) {
+    box.innerHTML = '<p class="muted">None yet</p>';
+    return;
+  }
+  box.replaceChildren(...receipts.map((r) => {
+    const pre = document.createElement("pre");
+    pre.dataset.op = r.op;
+    pre.textContent = r.text || (r.kind + " " + r.points + " pts " + (r.card || ""));
+    return pre;
+  }));
+}
+
+function onState(s) {
+  text("terminal", (s.store ? s.store + " · " : "") + s.terminal);
+  renderSync(s.sync || {});
+  renderSession(s.session);
+  devices = new Map((s.devices || []).map((d) => [d.device, d]));
+  renderDevices([...devices.values()]);
+  receipts = s.receipts || [];
+  renderReceipts();
+}
+
+function onCheckout(r) {
+  const last = $("last-op");
+  last.hidden = false;
+  const sign = r.points > 0 ? "+" : "";
+  last.textContent = r.kind + ": " + sign + r.points + " points" + (r.notice ? ". " + r.notice : "");
+  receipts.unshift({ op: r.op_id, kind: r.kind, card: r.card, points: r.points, text: r.receipt_text, at: r.at });
+  receipts = receipts.slice(0, 5);
+  renderReceipts();
+}
+
+function connect() {
+  const es = new EventSource("/v1/events");
+  const on = (type, fn) => es.addEventListener(type, (e) => fn(JSON.parse(e.data)));
+  on("state", onState);
+  on("session", (v) => renderSession(v));
+  on("basket", renderQuote);
+  on("checkout", onCheckout);
+  on("device", (d) => { devices.set(d.device, d); renderDevices([...devices.values()]); });
+  on("sync", renderSync);
+  es.onopen = () => { $("link-banner").hidden = true; };
+  es.onerror = () => { $("link-banner").hidden = false; };
+}
+
+connect();

@@ -1,0 +1,52 @@
+package cloud
+
+import (
+	"time"
+
+	"github.com/tillpoint/tillpoint/loyalty"
+)
+
+// AllowancePolicy is the risk the cloud accepts per card while a store
+// cannot reach it: the escrow in each snapshot's Allowance. The till
+// enforces it; the ledger honours every offline redeem anyway and books
+// any excess to debt and the store's shortfall.
+//
+// The policy: a card no member holds, or a member in debt, or one with an
+// overspend within OverspendCooldown gets no allowance (zero points). Any
+// other member may redeem offline up to Percent of the available balance,
+// at most MaxPoints, for TTL after the snapshot.
+type AllowancePolicy struct {
+	Percent           int64          // of the available balance, 0..100
+	MaxPoints         loyalty.Points // cap per card and store
+	TTL               time.Duration  // how long an allowance is valid
+	OverspendCooldown time.Duration  // no allowance after an overspend for this long
+}
+
+// DefaultAllowancePolicy returns the default policy: 50% of the balance, at
+// most 2,000 points, for 24 hours; none for 30 days after an overspend.
+func DefaultAllowancePolicy() AllowancePolicy {
+	return AllowancePolicy{
+		Percent:           50,
+		MaxPoints:         2000,
+		TTL:               24 * time.Hour,
+		OverspendCooldown: 30 * 24 * time.Hour,
+	}
+}
+
+// Allowance decides a card's offline allowance from its snapshot. lastOverspend
+// is the time of the card's owner's latest overspend (zero when none).
+func (p AllowancePolicy) Allowance(s loyalty.Snapshot, lastOverspend, now time.Time) *loyalty.Allowance {
+	a := &loyalty.Allowance{Expires: now.Add(p.TTL)}
+	if s.Member == "" || s.Debt > 0 || s.Balance <= 0 {
+		return a
+	}
+	if !lastOverspend.IsZero() && now.Sub(lastOverspend) < p.OverspendCooldown {
+		return a
+	}
+	pts := s.Balance * loyalty.Points(p.Percent) / 100
+	if pts > p.MaxPoints {
+		pts = p.MaxPoints
+	}
+	a.Points = pts
+	return a
+}

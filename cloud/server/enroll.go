@@ -1,0 +1,71 @@
+package server
+
+import (
+	"crypto/ed25519"
+	"net/http"
+
+	"github.com/tillpoint/tillpoint/cloud"
+	"github.com/tillpoint/tillpoint/sync/batch"
+)
+
+// EnrollRequest is the body of POST /v1/enroll: a one-time code, the
+// terminal's new public key, and Proof, the key's signature over
+// EnrollProofMessage(code, key), which shows the terminal holds the private key.
+type EnrollRequest struct {
+	Code      string `json:"code"`
+	PublicKey []byte `json:"public_key"`
+	Proof     []byte `json:"proof"`
+}
+
+// EnrollResponse is the reply to POST /v1/enroll: who the terminal now is,
+// and the cloud key it must check every ack, snapshot and rules set against.
+type EnrollResponse struct {
+	Program        string `json:"program"`
+	Store          string `json:"store"`
+	Terminal       string `json:"terminal"`
+	TerminalKeyID  string `json:"terminal_key_id"`
+	CloudPublicKey []byte `json:"cloud_public_key"`
+	CloudKeyID     string `json:"cloud_key_id"`
+}
+
+// EnrollProofMessage is what a terminal signs with its new key to enroll.
+func EnrollProofMessage(code string, pub ed25519.PublicKey) []byte {
+	msg := append([]byte("tillpoint enroll v1\n"), code...)
+	msg = append(msg, '\n')
+	return append(msg, pub...)
+}
+
+func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
+	var req EnrollRequest
+	if err := s.readJSON(w, r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	switch {
+	case req.Code == "" || len(req.Code) > 128:
+		s.fail(w, r, problem(CodeInvalidRequest, "send the enrollment code the operator gave you"))
+		return
+	case len(req.PublicKey) != ed25519.PublicKeySize:
+		s.fail(w, r, problem(CodeInvalidRequest, "public_key must be a %d-byte Ed25519 key, got %d bytes", ed25519.PublicKeySize, len(req.PublicKey)))
+		return
+	case !ed25519.Verify(req.PublicKey, EnrollProofMessage(req.Code, req.PublicKey), req.Proof):
+		s.fail(w, r, problem(CodeBadSignature, "proof is not the new key's signature over the enrollment message"))
+		return
+	}
+	pub := ed25519.PublicKey(req.PublicKey)
+	t, err := s.Ledger.Enroll(r.Context(), NormalizeEnrollCode(req.Code), cloud.TerminalKey{PublicKey: pub, KeyID: batch.Fingerprint(pub)}, s.Now())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	cloudPub := s.Key.Public().(ed25519.PublicKey)
+	s.Logger.Info("terminal enrolled", logStore, t.Store, logTerminal, t.ID)
+	writeJSON(w, http.StatusCreated, EnrollResponse{
+		Program:        s.Program,
+		Store:          t.Store,
+		Terminal:       t.ID,
+		TerminalKeyID:  t.KeyID,
+		CloudPublicKey: cloudPub,
+		CloudKeyID:     batch.Fingerprint(cloudPub),
+	})
+}

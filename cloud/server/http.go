@@ -1,0 +1,104 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"time"
+)
+
+// statusWriter remembers the status and problem code of a response for the
+// request log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	code   string
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// logRequests logs one line per request (never a body, a query value or a
+// header value) and turns a panic into a 500 so the server keeps serving.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := s.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.Logger.Error("handler panicked", logPath, r.URL.Path, logErr, fmt.Sprint(v))
+				if sw.status == 0 {
+					s.fail(sw, r, problem(CodeInternal, "the server failed to handle the request; it has been logged"))
+				}
+			}
+			level := slog.LevelInfo
+			if sw.status >= 500 {
+				level = slog.LevelError
+			}
+			s.Logger.Log(r.Context(), level, "request",
+				logMethod, r.Method, logPath, r.URL.Path, logStatus, sw.status, logCode, sw.code,
+				logDuration, s.Now().Sub(start).Round(time.Microsecond), logRemote, r.RemoteAddr)
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// fail writes err as a problem document; an internal error is logged with
+// its cause, which the client never sees.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	p := asProblem(err)
+	if p.Code == CodeInternal || p.Code == CodeUnavailable {
+		s.Logger.Error("request failed", logPath, r.URL.Path, logErr, err)
+	}
+	if sw, ok := w.(*statusWriter); ok {
+		sw.code = p.Code
+	}
+	writeProblem(w, p)
+}
+
+// readJSON decodes a capped JSON body into dst, rejecting unknown fields
+// and trailing data.
+func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, dst any) error {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return problem(CodeUnsupportedMedia, "send the body as application/json")
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.MaxJSONBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return err
+		}
+		return problem(CodeInvalidRequest, "the body is not the expected JSON document: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return problem(CodeInvalidRequest, "the body has data after its JSON document")
+	}
+	return nil
+}
+
+// writeJSON writes v as a JSON response with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,108 @@
+package server
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// LoadOrCreateKey returns the cloud's Ed25519 signing key stored at path
+// as a PKCS #8 PEM block, generating it on first start with file mode 0600.
+// It refuses a key file that group or others can read, as ssh does. created
+// reports whether the key was generated now.
+func LoadOrCreateKey(path string) (key ed25519.PrivateKey, created bool, err error) {
+	key, err = LoadKey(path)
+	if err == nil {
+		return key, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, err
+	}
+	_, key, err = ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, false, fmt.Errorf("generate cloud signing key: %w", err)
+	}
+	if err := writeKey(path, key); err != nil {
+		return nil, false, err
+	}
+	return key, true, nil
+}
+
+// LoadKey reads an Ed25519 private key written by LoadOrCreateKey.
+func LoadKey(path string) (ed25519.PrivateKey, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open signing key: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat signing key: %w", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("signing key %s has mode %v; others must not read it: run chmod 600 %s", path, st.Mode().Perm(), path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 16<<10))
+	if err != nil {
+		return nil, fmt.Errorf("read signing key %s: %w", path, err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("signing key %s is not a PEM \"PRIVATE KEY\" block; move it away to generate a new one", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("parse signing key %s: %w", path, err)
+	}
+	ek, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("signing key %s is a %T, want Ed25519", path, k)
+	}
+	return ek, nil
+}
+
+// writeKey creates path exclusively with mode 0600 and syncs it and its
+// directory, so a crash never leaves a half-written key behind a started server.
+func writeKey(path string, key ed25519.PrivateKey) error {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("encode signing key: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("create key directory: %w", err)
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("create signing key: %w", err)
+	}
+	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
+		f.Close()
+		return fmt.Errorf("write signing key: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync signing key: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close signing key: %w", err)
+	}
+	// Link, not rename: if another process created the key meanwhile, keep theirs.
+	if err := os.Link(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("install signing key %s: %w", path, err)
+	}
+	os.Remove(tmp)
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}

@@ -1,0 +1,225 @@
+package server
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/tillpoint/tillpoint/loyalty"
+	"github.com/tillpoint/tillpoint/sync/batch"
+)
+
+// Defaults for a Server's limits.
+const (
+	DefaultAddr              = ":8443"
+	DefaultMaxBatchBytes     = batch.MaxBatchBytes
+	DefaultMaxJSONBytes      = 64 << 10
+	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultReadTimeout       = 60 * time.Second
+	DefaultWriteTimeout      = 60 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultEnrollCodeTTL     = 24 * time.Hour
+	DefaultShutdownTimeout   = 10 * time.Second
+)
+
+// Server serves the cloud's HTTP API. Set the exported fields after New and
+// before Open; Open validates them.
+type Server struct {
+	// Addr is the address to listen on, e.g. ":8443" or "127.0.0.1:0".
+	Addr string
+	// TLSCertFile and TLSKeyFile, when both set, serve HTTPS.
+	TLSCertFile string
+	TLSKeyFile  string
+
+	// Ledger is the cloud ledger the server fronts.
+	Ledger Ledger
+	// Key is the cloud's signing key: acks, snapshots and rules carry its signature.
+	Key ed25519.PrivateKey
+	// Program is the loyalty program's ID, bound into every signature.
+	Program string
+	// AdminToken protects /v1/admin; empty disables the admin API.
+	AdminToken []byte
+
+	MaxBatchBytes     int64
+	MaxJSONBytes      int64
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	EnrollCodeTTL     time.Duration
+	// RequestClockSkew bounds how far a signed GET's timestamp may be from Now.
+	RequestClockSkew time.Duration
+
+	Logger *slog.Logger
+	// Now is the clock; tests inject one.
+	Now func() time.Time
+
+	signer *batch.Signer
+	hlc    loyalty.HLClock
+
+	mu       sync.Mutex
+	ln       net.Listener
+	srv      *http.Server
+	serveErr chan error
+	closed   bool
+}
+
+// New returns a Server for ledger, signing with key for program, with
+// every limit at its default.
+func New(ledger Ledger, key ed25519.PrivateKey, program string) *Server {
+	return &Server{
+		Addr:              DefaultAddr,
+		Ledger:            ledger,
+		Key:               key,
+		Program:           program,
+		MaxBatchBytes:     DefaultMaxBatchBytes,
+		MaxJSONBytes:      DefaultMaxJSONBytes,
+		ReadHeaderTimeout: DefaultReadHeaderTimeout,
+		ReadTimeout:       DefaultReadTimeout,
+		WriteTimeout:      DefaultWriteTimeout,
+		IdleTimeout:       DefaultIdleTimeout,
+		EnrollCodeTTL:     DefaultEnrollCodeTTL,
+		RequestClockSkew:  5 * time.Minute,
+		Logger:            slog.New(slog.DiscardHandler),
+		Now:               time.Now,
+	}
+}
+
+// validate checks the settings Open relies on.
+func (s *Server) validate() error {
+	switch {
+	case s.Ledger == nil:
+		return errors.New("server: no ledger configured")
+	case len(s.Key) != ed25519.PrivateKeySize:
+		return errors.New("server: no Ed25519 signing key; load one with LoadOrCreateKey")
+	case s.Program == "":
+		return errors.New("server: no program ID; pass --program")
+	case (s.TLSCertFile == "") != (s.TLSKeyFile == ""):
+		return errors.New("server: TLS needs both a certificate and a key file (--tls-cert and --tls-key)")
+	case s.MaxBatchBytes <= 0 || s.MaxBatchBytes > batch.MaxBatchBytes || s.MaxJSONBytes <= 0:
+		return fmt.Errorf("server: body limits must be positive, and a batch at most %d bytes", batch.MaxBatchBytes)
+	case len(s.AdminToken) > 0 && len(s.AdminToken) < 16:
+		return errors.New("server: the admin token is shorter than 16 bytes; generate one with 'openssl rand -hex 32'")
+	}
+	return nil
+}
+
+// Open validates the settings, listens on Addr and serves in the
+// background until Close.
+func (s *Server) Open() error {
+	if err := s.validate(); err != nil {
+		return err
+	}
+	signer, err := batch.NewSigner(batch.CloudSigner, s.Program, s.Key)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	s.signer = signer
+	s.hlc.Now = s.Now
+	var (
+		tlsConfig *tls.Config
+		ln        net.Listener
+	)
+	if s.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(s.TLSCertFile, s.TLSKeyFile)
+		if err != nil {
+			return fmt.Errorf("server: load TLS certificate: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	ln, err = net.Listen("tcp", s.Addr)
+	if err != nil {
+		return fmt.Errorf("server: listen on %s: %w (is another process using it?)", s.Addr, err)
+	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: s.ReadHeaderTimeout,
+		ReadTimeout:       s.ReadTimeout,
+		WriteTimeout:      s.WriteTimeout,
+		IdleTimeout:       s.IdleTimeout,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn),
+	}
+	s.mu.Lock()
+	s.ln, s.srv, s.serveErr = ln, srv, make(chan error, 1)
+	s.mu.Unlock()
+	go func() { s.serveErr <- srv.Serve(ln) }()
+	s.Logger.Info("serving", logAddr, s.URL())
+	return nil
+}
+
+// URL returns the base URL the server is reachable at, e.g.
+// "https://127.0.0.1:41234"; empty before Open.
+func (s *Server) URL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return ""
+	}
+	scheme := "http"
+	if s.TLSCertFile != "" {
+		scheme = "https"
+	}
+	addr := s.ln.Addr().(*net.TCPAddr)
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		host = "localhost"
+	}
+	return scheme + "://" + net.JoinHostPort(host, fmt.Sprint(addr.Port))
+}
+
+// Close stops accepting requests and waits for those in flight, until ctx
+// ends; then it closes what is left. It is safe to call twice.
+func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	srv, closed := s.srv, s.closed
+	s.closed = true
+	s.mu.Unlock()
+	if srv == nil || closed {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(ctx)
+	if err != nil {
+		err = errors.Join(err, srv.Close())
+	}
+	if serr := <-s.serveErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	if err != nil {
+		return fmt.Errorf("server: shut down: %w", err)
+	}
+	return nil
+}
+
+// Handler returns the server's routes wrapped in logging and recovery.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.handleHealth)
+	mux.HandleFunc("POST /v1/enroll", s.handleEnroll)
+	mux.HandleFunc("POST /v1/batches", s.handleBatch)
+	mux.HandleFunc("GET /v1/snapshots", s.handleSnapshots)
+	mux.HandleFunc("GET /v1/rules", s.handleRules)
+	mux.HandleFunc("POST /v1/admin/enroll-codes", s.admin(s.handleCreateEnrollCode))
+	mux.HandleFunc("POST /v1/admin/terminals/{terminal}/revoke", s.admin(s.handleRevoke))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, problem(CodeNotFound, "no route for %s %s; see the routes in the cloud/server package doc", r.Method, r.URL.Path))
+	})
+	return s.logRequests(mux)
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}

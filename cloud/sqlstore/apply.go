@@ -1,0 +1,227 @@
+package sqlstore
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/tillpoint/tillpoint/cloud"
+	"github.com/tillpoint/tillpoint/loyalty"
+)
+
+// maxBatchOps bounds a batch, so one request cannot hold the writer for long.
+const maxBatchOps = 10000
+
+// validateBatch checks that a batch agrees with itself.
+func validateBatch(b *cloud.Batch) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: terminal %s epoch %d: %s", cloud.ErrInvalidBatch, b.Terminal, b.Epoch, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case b.Terminal == "" || len(b.Terminal) > loyalty.MaxFieldLen:
+		return bad("terminal ID must be 1 to %d bytes", loyalty.MaxFieldLen)
+	case b.FirstSeq == 0 || b.LastSeq < b.FirstSeq:
+		return bad("sequence range %d..%d: want 1 <= first <= last", b.FirstSeq, b.LastSeq)
+	case b.LastSeq > 1<<62:
+		return bad("sequence %d out of range", b.LastSeq)
+	case uint64(len(b.Ops)) != b.LastSeq-b.FirstSeq+1:
+		return bad("%d ops for sequence range %d..%d", len(b.Ops), b.FirstSeq, b.LastSeq)
+	case len(b.Ops) > maxBatchOps:
+		return bad("%d ops, at most %d per batch", len(b.Ops), maxBatchOps)
+	case len(b.Hash) == 0 || len(b.Hash) > 64 || len(b.PrevHash) > 64:
+		return bad("batch hash must be 1 to 64 bytes and the previous hash at most 64")
+	case b.ReceivedAt.IsZero():
+		return bad("no receive time")
+	}
+	for i := range b.Ops {
+		op := &b.Ops[i]
+		if op.Terminal != b.Terminal || op.Epoch != b.Epoch || op.Seq != b.FirstSeq+uint64(i) {
+			return bad("op %d is %s epoch %d seq %d, want %s epoch %d seq %d", i, op.Terminal, op.Epoch, op.Seq, b.Terminal, b.Epoch, b.FirstSeq+uint64(i))
+		}
+	}
+	return nil
+}
+
+// Apply implements cloud.Ledger.
+func (s *Store) Apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error) {
+	if err := validateBatch(&bt); err != nil {
+		return cloud.Applied{}, err
+	}
+	var out cloud.Applied
+	var store string
+	err := s.inTx(ctx, func(tx *dbtx) error {
+		out = cloud.Applied{Terminal: bt.Terminal, Epoch: bt.Epoch}
+		var status string
+		err := tx.queryRow(ctx, qTerminal, bt.Terminal).Scan(&store, &status)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("apply batch from %s: %w", bt.Terminal, cloud.ErrUnknownTerminal)
+		} else if err != nil {
+			return fmt.Errorf("read terminal %s: %w", bt.Terminal, err)
+		}
+		if cloud.TerminalStatus(status) != cloud.TerminalActive {
+			return fmt.Errorf("apply batch from %s: %w", bt.Terminal, cloud.ErrTerminalRevoked)
+		}
+		wm, lastHash, latest, err := s.epochState(ctx, tx, bt.Terminal, bt.Epoch)
+		if err != nil {
+			return err
+		}
+		out.Watermark = wm
+		seqErr := func(kind string) error {
+			return &cloud.SequenceError{Kind: kind, Terminal: bt.Terminal, Epoch: bt.Epoch, Watermark: wm, LatestEpoch: latest, First: bt.FirstSeq, Last: bt.LastSeq}
+		}
+		switch {
+		case bt.LastSeq <= wm:
+			results, ok, err := s.replay(ctx, tx, &bt)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return seqErr(cloud.SeqRewind)
+			}
+			out.Replay, out.Results = true, results
+			return s.finishAck(ctx, tx, &bt, store, &out)
+		case bt.FirstSeq <= wm:
+			return seqErr(cloud.SeqRewind)
+		case bt.FirstSeq > wm+1:
+			return seqErr(cloud.SeqGap)
+		case bt.Epoch < latest:
+			return seqErr(cloud.SeqStaleEpoch)
+		case len(bt.PrevHash) > 0 && wm > 0 && !bytes.Equal(bt.PrevHash, lastHash):
+			return seqErr(cloud.SeqChain)
+		}
+		b := newBook(s, tx, micros(bt.ReceivedAt))
+		rows, err := b.applyOps(ctx, &bt, store)
+		if err != nil {
+			return err
+		}
+		if err := b.flush(ctx, &bt, store, rows); err != nil {
+			return err
+		}
+		if err := b.checkOwners(ctx); err != nil {
+			return err
+		}
+		out.Watermark = bt.LastSeq
+		out.Results = make([]cloud.OpResult, len(rows))
+		for i, r := range rows {
+			out.Results[i] = r.result()
+		}
+		return s.finishAck(ctx, tx, &bt, store, &out)
+	})
+	if err != nil {
+		return cloud.Applied{}, err
+	}
+	return out, nil
+}
+
+// finishAck adds the fresh snapshots of the batch's cards and the current
+// rules version, read in the batch's own transaction: they are exactly the
+// state the batch left (and on SQLite the writer's warm page cache serves them).
+func (s *Store) finishAck(ctx context.Context, tx *dbtx, bt *cloud.Batch, store string, out *cloud.Applied) error {
+	var cards []loyalty.CardHash
+	seen := make(map[loyalty.CardHash]bool, len(bt.Ops))
+	for i := range bt.Ops {
+		if c := bt.Ops[i].Card; !c.IsZero() && !seen[c] {
+			seen[c] = true
+			cards = append(cards, c)
+		}
+	}
+	var err error
+	if out.Snapshots, err = s.snapshotsIn(ctx, tx, cards, store, bt.ReceivedAt); err != nil {
+		return fmt.Errorf("read the batch's snapshots: %w", err)
+	}
+	if out.RulesVersion, err = s.currentRulesVersion(ctx, tx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// epochState returns the watermark and last batch hash of a terminal's
+// epoch, and the terminal's latest epoch.
+func (s *Store) epochState(ctx context.Context, tx *dbtx, terminal string, epoch uint32) (wm uint64, lastHash []byte, latest uint32, err error) {
+	rows, err := tx.query(ctx, qEpochs, terminal)
+	if err != nil {
+		return 0, nil, 0, fmt.Errorf("read watermark of %s: %w", terminal, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e, w int64
+		var h []byte
+		if err := rows.Scan(&e, &w, &h); err != nil {
+			return 0, nil, 0, fmt.Errorf("read watermark of %s: %w", terminal, err)
+		}
+		latest = max(latest, uint32(e))
+		if uint32(e) == epoch {
+			wm, lastHash = uint64(w), h
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, nil, 0, fmt.Errorf("read watermark of %s: %w", terminal, err)
+	}
+	return wm, lastHash, latest, nil
+}
+
+// Watermark implements cloud.Ledger.
+func (s *Store) Watermark(ctx context.Context, terminal string, epoch uint32) (uint64, uint32, error) {
+	var wm uint64
+	var latest uint32
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT epoch, watermark FROM epochs WHERE terminal = ?`), terminal)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read watermark of %s: %w", terminal, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e, w int64
+		if err := rows.Scan(&e, &w); err != nil {
+			return 0, 0, fmt.Errorf("read watermark of %s: %w", terminal, err)
+		}
+		latest = max(latest, uint32(e))
+		if uint32(e) == epoch {
+			wm = uint64(w)
+		}
+	}
+	return wm, latest, rows.Err()
+}
+
+// replay returns the original results of a batch applied before, and false
+// when no batch with this range and hash was applied.
+func (s *Store) replay(ctx context.Context, tx *dbtx, bt *cloud.Batch) ([]cloud.OpResult, bool, error) {
+	var last int64
+	var hash []byte
+	err := tx.QueryRowContext(ctx, s.q(`SELECT last_seq, hash FROM batches WHERE terminal = ? AND epoch = ? AND first_seq = ?`),
+		bt.Terminal, int64(bt.Epoch), int64(bt.FirstSeq)).Scan(&last, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	} else if err != nil {
+		return nil, false, fmt.Errorf("read batch %d..%d of %s: %w", bt.FirstSeq, bt.LastSeq, bt.Terminal, err)
+	}
+	if uint64(last) != bt.LastSeq || !bytes.Equal(hash, bt.Hash) {
+		return nil, false, nil
+	}
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, seq, status, reason, posted, flags FROM ops WHERE terminal = ? AND epoch = ? AND seq >= ? AND seq <= ? ORDER BY seq`),
+		bt.Terminal, int64(bt.Epoch), int64(bt.FirstSeq), int64(bt.LastSeq))
+	if err != nil {
+		return nil, false, fmt.Errorf("read results of batch %d..%d of %s: %w", bt.FirstSeq, bt.LastSeq, bt.Terminal, err)
+	}
+	defer rows.Close()
+	results := make([]cloud.OpResult, 0, len(bt.Ops))
+	for rows.Next() {
+		var r cloud.OpResult
+		var id []byte
+		var seq, status, posted, flags int64
+		if err := rows.Scan(&id, &seq, &status, &r.Reason, &posted, &flags); err != nil {
+			return nil, false, fmt.Errorf("read results of batch: %w", err)
+		}
+		copy(r.ID[:], id)
+		r.Seq, r.Status, r.Points, r.Flags = uint64(seq), cloud.Status(status), loyalty.Points(posted), cloud.Flags(flags)
+		results = append(results, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("read results of batch: %w", err)
+	}
+	if len(results) != len(bt.Ops) {
+		return nil, false, fmt.Errorf("%w: batch %d..%d of %s has %d op rows", cloud.ErrInvariant, bt.FirstSeq, bt.LastSeq, bt.Terminal, len(results))
+	}
+	return results, true, nil
+}

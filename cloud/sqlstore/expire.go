@@ -1,0 +1,98 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"time"
+
+	"github.com/tillpoint/tillpoint/cloud"
+	"github.com/tillpoint/tillpoint/loyalty"
+)
+
+// expireChunk is how many lots one expiry transaction lapses.
+const expireChunk = 2000
+
+// Expire implements cloud.Ledger. It works in transactions of at most
+// expireChunk lots, so a long run never holds the writer for long; each
+// owner's expired points are one ledger transaction per run chunk.
+func (s *Store) Expire(ctx context.Context, now time.Time) (cloud.ExpireResult, error) {
+	var res cloud.ExpireResult
+	for {
+		var n int
+		var pts int64
+		err := s.inTx(ctx, func(tx *dbtx) error {
+			var err error
+			n, pts, err = s.expireChunk(ctx, tx, now)
+			return err
+		})
+		if err != nil {
+			return res, fmt.Errorf("expire points: %w", err)
+		}
+		res.Lots += n
+		res.Points += loyalty.Points(pts)
+		if n < expireChunk {
+			return res, nil
+		}
+	}
+}
+
+func (s *Store) expireChunk(ctx context.Context, tx *dbtx, now time.Time) (int, int64, error) {
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT `+lotColumns+` FROM lots WHERE expires_at <= ? AND remaining <> 0 ORDER BY owner, expires_at, id LIMIT ?`),
+		micros(now), expireChunk)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read expired lots: %w", err)
+	}
+	var lots []*lot
+	for rows.Next() {
+		l, err := scanLot(rows)
+		if err != nil {
+			rows.Close()
+			return 0, 0, fmt.Errorf("read expired lots: %w", err)
+		}
+		lots = append(lots, l)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, 0, fmt.Errorf("read expired lots: %w", err)
+	}
+	if len(lots) == 0 {
+		return 0, 0, nil
+	}
+	b := newBook(s, tx, micros(now))
+	var total int64
+	var t *txn
+	var owners []cloud.Owner
+	for i, l := range lots {
+		if i == 0 || l.owner != lots[i-1].owner {
+			if t != nil {
+				if err := b.commit(t); err != nil {
+					return 0, 0, err
+				}
+			}
+			id, err := loyalty.NewOpID(now, rand.Reader)
+			if err != nil {
+				return 0, 0, err
+			}
+			t = &txn{id: id, part: partMain, kind: kindExpire}
+			owners = append(owners, l.owner)
+		}
+		t.add(cloud.OwnerAccount(cloud.AccountAvail, l.owner), -l.remaining)
+		t.add(cloud.Account(cloud.AccountExpired, ""), l.remaining)
+		b.uses = append(b.uses, lotUse{t.id, t.part, l.id, l.remaining})
+		total += l.remaining
+		l.remaining = 0
+		l.dirty = true
+		b.lots[l.id] = l
+	}
+	if err := b.commit(t); err != nil {
+		return 0, 0, err
+	}
+	if err := b.writeLedger(ctx); err != nil {
+		return 0, 0, err
+	}
+	if err := checkOwners(ctx, s, tx, owners); err != nil {
+		return 0, 0, err
+	}
+	return len(lots), total, nil
+}

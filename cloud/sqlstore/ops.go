@@ -1,0 +1,484 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+
+	"github.com/tillpoint/tillpoint/cloud"
+	"github.com/tillpoint/tillpoint/loyalty"
+)
+
+// opRow is one op of a batch and what the ledger made of it.
+type opRow struct {
+	op     *loyalty.Op
+	status cloud.Status
+	reason string
+	owner  cloud.Owner
+	posted int64
+	flags  cloud.Flags
+	digest []byte
+}
+
+func (r *opRow) result() cloud.OpResult {
+	return cloud.OpResult{ID: r.op.ID, Seq: r.op.Seq, Status: r.status, Reason: r.reason, Points: loyalty.Points(r.posted), Flags: r.flags}
+}
+
+// appliedOp is what a later op (a duplicate, a reverse) needs of an applied op.
+type appliedOp struct {
+	id     loyalty.OpID
+	kind   loyalty.OpKind
+	card   loyalty.CardHash
+	owner  cloud.Owner
+	posted int64
+	store  string // the store of the terminal that sent it (whose shortfall account a redeem used)
+	digest []byte
+}
+
+// card is a card the batch touches.
+type card struct {
+	member loyalty.MemberID
+	isNew  bool
+	dirty  bool
+}
+
+// digest identifies an op's content wherever it sits in a journal: the
+// canonical encoding with epoch and sequence cleared.
+func digest(op *loyalty.Op) []byte {
+	c := *op
+	c.Epoch, c.Seq = 0, 0
+	sum := sha256.Sum256(c.AppendCanonical(nil))
+	return sum[:]
+}
+
+// opState is the batch-wide context of applyOps.
+type opState struct {
+	bt       *cloud.Batch
+	store    string
+	applied  map[loyalty.OpID]*appliedOp
+	reversed map[loyalty.OpID]bool
+	cards    map[loyalty.CardHash]*card
+	issued   string
+	redeemed string
+	adjust   string
+	current  *loyalty.Rules // current rules, for expiry of lots without rules of their own
+	over     []overspend
+}
+
+type overspend struct {
+	op        *loyalty.Op
+	owner     cloud.Owner
+	shortfall int64
+}
+
+// applyOps decides every op of a batch, building the postings in b.
+func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*opRow, error) {
+	st := &opState{bt: bt, store: store,
+		issued:   cloud.ProgramAccount(cloud.AccountIssued, bt.Terminal),
+		redeemed: cloud.ProgramAccount(cloud.AccountRedeemed, bt.Terminal),
+		adjust:   cloud.ProgramAccount(cloud.AccountAdjust, bt.Terminal),
+	}
+	rows := make([]*opRow, len(bt.Ops))
+	var ids, targets []loyalty.OpID
+	var cardHashes []loyalty.CardHash
+	for i := range bt.Ops {
+		op := &bt.Ops[i]
+		rows[i] = &opRow{op: op, digest: digest(op)}
+		ids = append(ids, op.ID)
+		if !op.Reverses.IsZero() {
+			ids = append(ids, op.Reverses)
+			targets = append(targets, op.Reverses)
+		}
+		if !op.Card.IsZero() {
+			cardHashes = append(cardHashes, op.Card)
+		}
+	}
+	var err error
+	if st.applied, err = b.loadApplied(ctx, ids); err != nil {
+		return nil, err
+	}
+	if st.reversed, err = b.loadReversed(ctx, targets); err != nil {
+		return nil, err
+	}
+	if st.cards, err = b.loadCards(ctx, cardHashes); err != nil {
+		return nil, err
+	}
+	if v, err := b.s.currentRulesVersion(ctx, b.tx); err != nil {
+		return nil, err
+	} else if v > 0 {
+		if st.current, err = b.s.loadRules(ctx, b.tx, v); err != nil {
+			return nil, err
+		}
+	}
+
+	// Read the owners up front, and the lots of those a redeem debits.
+	var owners, debited []cloud.Owner
+	for i := range bt.Ops {
+		op := &bt.Ops[i]
+		o := st.ownerOf(op.Card, op.Member)
+		if o == "" {
+			continue
+		}
+		owners = append(owners, o)
+		if op.Kind == loyalty.OpRedeem {
+			debited = append(debited, o)
+		}
+	}
+	if err := b.loadOwners(ctx, owners); err != nil {
+		return nil, err
+	}
+	var lotOwners []*owner
+	for _, o := range debited {
+		lotOwners = append(lotOwners, b.owners[o])
+	}
+	if err := b.loadLots(ctx, lotOwners); err != nil {
+		return nil, err
+	}
+
+	for _, r := range rows {
+		if err := b.applyOp(ctx, st, r); err != nil {
+			return nil, err
+		}
+		if r.status == cloud.StatusApplied {
+			st.applied[r.op.ID] = &appliedOp{id: r.op.ID, kind: r.op.Kind, card: r.op.Card, owner: r.owner, posted: r.posted, store: st.store, digest: r.digest}
+		}
+	}
+	b.over = st.over
+	b.cards = st.cards
+	return rows, nil
+}
+
+// ownerOf returns who a card's points belong to, or a member's owner when
+// there is no card; "" when neither is given.
+func (st *opState) ownerOf(c loyalty.CardHash, m loyalty.MemberID) cloud.Owner {
+	if !c.IsZero() {
+		if cd, ok := st.cards[c]; ok && cd.member != "" {
+			return cloud.MemberOwner(cd.member)
+		}
+		return cloud.CardOwner(c)
+	}
+	if m != "" {
+		return cloud.MemberOwner(m)
+	}
+	return ""
+}
+
+// touchCard makes sure a card the batch saw is recorded.
+func (st *opState) touchCard(c loyalty.CardHash) {
+	if c.IsZero() {
+		return
+	}
+	if _, ok := st.cards[c]; !ok {
+		st.cards[c] = &card{isNew: true, dirty: true}
+	}
+}
+
+func (b *book) applyOp(ctx context.Context, st *opState, r *opRow) error {
+	op := r.op
+	reject := func(reason string) error {
+		r.status, r.reason = cloud.StatusRejected, reason
+		return nil
+	}
+	if at := st.bt.ReceivedAt.Add(cloud.MaxClockAhead); op.HLC.Time().After(at) || op.WallTime.After(at) {
+		r.flags |= cloud.FlagClockAhead
+	}
+	if err := op.Validate(); err != nil {
+		return reject(cloud.ReasonInvalid)
+	}
+	if prev, ok := st.applied[op.ID]; ok {
+		if string(prev.digest) != string(r.digest) {
+			return reject(cloud.ReasonConflict)
+		}
+		r.status, r.owner, r.posted = cloud.StatusDuplicate, prev.owner, prev.posted
+		return nil
+	}
+	st.touchCard(op.Card)
+	r.status = cloud.StatusApplied
+	switch op.Kind {
+	case loyalty.OpEnroll:
+		return b.enroll(ctx, st, r)
+	case loyalty.OpEarn:
+		return b.earn(ctx, st, r)
+	case loyalty.OpRedeem:
+		return b.redeem(ctx, st, r)
+	case loyalty.OpReverse:
+		return b.reverse(ctx, st, r)
+	case loyalty.OpAdjust:
+		return b.adjust(ctx, st, r)
+	}
+	return reject(cloud.ReasonInvalid)
+}
+
+// timing returns when a credit was earned (the terminal's clock, but never
+// later than the cloud's) and when it expires under rules r.
+func (st *opState) timing(op *loyalty.Op, r *loyalty.Rules) (earned, expires int64) {
+	t := op.WallTime
+	if t.After(st.bt.ReceivedAt) {
+		t = st.bt.ReceivedAt
+	}
+	if r == nil {
+		r = st.current
+	}
+	if r == nil || r.ExpiryMonths == 0 {
+		return t.UnixMicro(), neverExpires
+	}
+	return t.UnixMicro(), t.UTC().AddDate(0, r.ExpiryMonths, 0).UnixMicro()
+}
+
+func (b *book) enroll(ctx context.Context, st *opState, r *opRow) error {
+	op := r.op
+	member := op.Member
+	if member == "" {
+		member = loyalty.MemberID(op.ID.String())
+	}
+	cd := st.cards[op.Card]
+	switch cd.member {
+	case member:
+		r.owner = cloud.MemberOwner(member)
+		return nil
+	case "":
+	default:
+		r.status, r.reason = cloud.StatusRejected, cloud.ReasonCardLinked
+		return nil
+	}
+	to, err := b.owner(ctx, cloud.MemberOwner(member))
+	if err != nil {
+		return err
+	}
+	from, err := b.owner(ctx, cloud.CardOwner(op.Card))
+	if err != nil {
+		return err
+	}
+	cd.member, cd.dirty = member, true
+	// Both owner rows are written even when the card held nothing, so a
+	// concurrent transaction holding points on the card conflicts with
+	// this link instead of stranding them.
+	to.dirty, from.dirty = true, true
+	r.owner = to.id
+	t := &txn{id: op.ID, part: partMain, kind: kindLink}
+	if err := b.link(ctx, from, to, t); err != nil {
+		return err
+	}
+	return b.commit(t)
+}
+
+func (b *book) earn(ctx context.Context, st *opState, r *opRow) error {
+	op := r.op
+	r.owner = st.ownerOf(op.Card, op.Member)
+	if r.owner == "" {
+		r.flags |= cloud.FlagNoCard
+		return nil
+	}
+	o, err := b.owner(ctx, r.owner)
+	if err != nil {
+		return err
+	}
+	if !r.owner.IsMember() {
+		r.flags |= cloud.FlagHeld
+	} else if op.Card.IsZero() && !o.exists && !o.dirty {
+		r.status, r.reason = cloud.StatusRejected, cloud.ReasonNoOwner
+		return nil
+	}
+	rules, err := b.s.loadRules(ctx, b.tx, op.RulesVersion)
+	if errors.Is(err, cloud.ErrNotFound) {
+		rules = nil
+		r.flags |= cloud.FlagRulesUnknown
+	} else if err != nil {
+		return err
+	}
+	earned, expires := st.timing(op, rules)
+	t := &txn{id: op.ID, part: partMain, kind: kindEarn}
+	b.credit(o, t, int64(op.Points), st.issued, earned, expires, op.RulesVersion, op.Store)
+	if err := b.commit(t); err != nil {
+		return err
+	}
+	r.posted = int64(op.Points)
+	if rules != nil {
+		tier, _, _ := rules.TierFor(loyalty.Points(o.qualifying))
+		want, _, err := rules.Earn(*op.Basket, loyalty.Snapshot{Tier: tier}, op.WallTime)
+		if err != nil {
+			r.flags |= cloud.FlagRulesUnknown
+		} else if delta := int64(want - op.Points); delta != 0 {
+			r.flags |= cloud.FlagReevaluated
+			t := &txn{id: op.ID, part: partReeval, kind: kindReeval}
+			if delta > 0 {
+				b.credit(o, t, delta, st.adjust, earned, expires, op.RulesVersion, op.Store)
+			} else if _, err := b.debit(ctx, o, t, -delta, st.adjust, st.adjust, lotID(op.ID, partMain)); err != nil {
+				return err
+			}
+			if err := b.commit(t); err != nil {
+				return err
+			}
+			r.posted += delta
+		}
+	}
+	o.qualifying += r.posted
+	o.dirty = true
+	return nil
+}
+
+func (b *book) redeem(ctx context.Context, st *opState, r *opRow) error {
+	op := r.op
+	r.owner = st.ownerOf(op.Card, "")
+	o, err := b.owner(ctx, r.owner)
+	if err != nil {
+		return err
+	}
+	if !r.owner.IsMember() {
+		r.flags |= cloud.FlagHeld
+	}
+	t := &txn{id: op.ID, part: partMain, kind: kindRedeem}
+	short, err := b.debit(ctx, o, t, -int64(op.Points), st.redeemed, cloud.Account(cloud.AccountShortfall, st.store))
+	if err != nil {
+		return err
+	}
+	if err := b.commit(t); err != nil {
+		return err
+	}
+	if short > 0 {
+		r.flags |= cloud.FlagOverspend
+		o.lastOverspend = b.now
+		st.over = append(st.over, overspend{op: op, owner: o.id, shortfall: short})
+	}
+	r.posted = int64(op.Points)
+	return nil
+}
+
+func (b *book) adjust(ctx context.Context, st *opState, r *opRow) error {
+	op := r.op
+	r.owner = st.ownerOf(op.Card, op.Member)
+	o, err := b.owner(ctx, r.owner)
+	if err != nil {
+		return err
+	}
+	if op.Card.IsZero() && !o.exists && !o.dirty {
+		r.status, r.reason = cloud.StatusRejected, cloud.ReasonNoOwner
+		return nil
+	}
+	if !r.owner.IsMember() {
+		r.flags |= cloud.FlagHeld
+	}
+	t := &txn{id: op.ID, part: partMain, kind: kindAdjust}
+	if op.Points > 0 {
+		earned, expires := st.timing(op, nil)
+		b.credit(o, t, int64(op.Points), st.adjust, earned, expires, op.RulesVersion, op.Store)
+	} else if _, err := b.debit(ctx, o, t, -int64(op.Points), st.adjust, st.adjust); err != nil {
+		return err
+	}
+	r.posted = int64(op.Points)
+	return b.commit(t)
+}
+
+func (b *book) reverse(ctx context.Context, st *opState, r *opRow) error {
+	op := r.op
+	target, ok := st.applied[op.Reverses]
+	switch {
+	case !ok:
+		r.status, r.reason = cloud.StatusRejected, cloud.ReasonUnknownTarget
+		return nil
+	case st.reversed[op.Reverses]:
+		r.status, r.reason = cloud.StatusRejected, cloud.ReasonAlreadyReversed
+		return nil
+	case target.kind == loyalty.OpEnroll || target.kind == loyalty.OpReverse:
+		r.status, r.reason = cloud.StatusRejected, cloud.ReasonNotReversible
+		return nil
+	}
+	st.reversed[op.Reverses] = true
+	b.reversals = append(b.reversals, [2]loyalty.OpID{op.Reverses, op.ID})
+	if target.kind == loyalty.OpEarn && target.card.IsZero() {
+		// A card-less purchase posted nothing, unless it was claimed since:
+		// then the reversal takes the claimed points back from the card.
+		c, ok, err := b.claimOf(ctx, target.id)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if _, known := st.cards[c.card]; !known {
+				loaded, err := b.loadCards(ctx, []loyalty.CardHash{c.card})
+				if err != nil {
+					return err
+				}
+				if cd, ok := loaded[c.card]; ok {
+					st.cards[c.card] = cd
+				}
+				st.touchCard(c.card)
+			}
+			claimed := *target
+			claimed.card, claimed.posted = c.card, c.points
+			target = &claimed
+		}
+	}
+	r.owner = target.owner
+	if !target.card.IsZero() {
+		r.owner = st.ownerOf(target.card, "")
+	}
+	if r.owner == "" || target.posted == 0 {
+		return nil // a card-less earn posted nothing; the reversal only marks it
+	}
+	o, err := b.owner(ctx, r.owner)
+	if err != nil {
+		return err
+	}
+	t := &txn{id: op.ID, part: partMain, kind: kindReverse}
+	switch {
+	case target.kind == loyalty.OpRedeem:
+		uses, err := b.usesOf(ctx, target.id)
+		if err != nil {
+			return err
+		}
+		if err := b.restore(ctx, o, t, uses, st.redeemed); err != nil {
+			return err
+		}
+		var restored int64
+		for _, u := range uses {
+			restored += u.amount
+		}
+		if short := -target.posted - restored; short > 0 {
+			earned, expires := st.timing(op, nil)
+			b.credit(o, t, short, cloud.Account(cloud.AccountShortfall, target.store), earned, expires, 0, op.Store)
+		}
+	case target.posted > 0:
+		to := st.adjust
+		if target.kind == loyalty.OpEarn {
+			to = st.issued
+			o.qualifying = max(0, o.qualifying-target.posted)
+		}
+		if _, err := b.debit(ctx, o, t, target.posted, to, to, lotID(target.id, partMain), lotID(target.id, partReeval), lotID(target.id, partClaim)); err != nil {
+			return err
+		}
+	default:
+		earned, expires := st.timing(op, nil)
+		b.credit(o, t, -target.posted, st.adjust, earned, expires, 0, op.Store)
+	}
+	r.posted = -target.posted
+	return b.commit(t)
+}
+
+// usesOf returns the lots a redeem took its points from.
+func (b *book) usesOf(ctx context.Context, id loyalty.OpID) ([]lotUse, error) {
+	var uses []lotUse
+	for _, u := range b.uses {
+		if u.txid == id && u.part == partMain {
+			uses = append(uses, u)
+		}
+	}
+	if len(uses) > 0 {
+		return uses, nil
+	}
+	rows, err := b.tx.QueryContext(ctx, b.s.q(`SELECT lot, amount FROM lot_uses WHERE txid = ? AND part = ?`), id[:], partMain)
+	if err != nil {
+		return nil, fmt.Errorf("read lots used by %s: %w", id, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		u := lotUse{txid: id, part: partMain}
+		var lot []byte
+		if err := rows.Scan(&lot, &u.amount); err != nil {
+			return nil, fmt.Errorf("read lots used by %s: %w", id, err)
+		}
+		u.lot = string(lot)
+		uses = append(uses, u)
+	}
+	return uses, rows.Err()
+}

@@ -1,0 +1,191 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// migrations are applied in order, each once, in its own transaction. Never
+// edit one that has shipped: append a new one. BLOB becomes BYTEA on
+// PostgreSQL; WITHOUT_ROWID becomes SQLite's WITHOUT ROWID (tables of small
+// rows keyed by their primary key, stored once instead of twice) and
+// nothing on PostgreSQL. Times are Unix microseconds.
+var migrations = []string{
+	// 1: registry, rules, ingest bookkeeping and the ledger.
+	`
+CREATE TABLE stores (
+	id         TEXT PRIMARY KEY,
+	created_at BIGINT NOT NULL
+);
+CREATE TABLE terminals (
+	id          TEXT PRIMARY KEY,
+	store       TEXT NOT NULL,
+	public_key  BLOB NOT NULL,
+	key_id      TEXT NOT NULL,
+	status      TEXT NOT NULL,
+	enrolled_at BIGINT NOT NULL,
+	revoked_at  BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE enroll_codes (
+	code_hash  BLOB PRIMARY KEY,
+	store      TEXT NOT NULL,
+	terminal   TEXT NOT NULL,
+	expires_at BIGINT NOT NULL,
+	created_at BIGINT NOT NULL,
+	used_at    BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE rules (
+	version      BIGINT PRIMARY KEY,
+	hash         TEXT NOT NULL,
+	body         TEXT NOT NULL,
+	published_at BIGINT NOT NULL
+);
+CREATE TABLE epochs (
+	terminal  TEXT NOT NULL,
+	epoch     BIGINT NOT NULL,
+	watermark BIGINT NOT NULL,
+	last_hash BLOB NOT NULL,
+	PRIMARY KEY (terminal, epoch)
+) WITHOUT_ROWID;
+CREATE TABLE batches (
+	terminal    TEXT NOT NULL,
+	epoch       BIGINT NOT NULL,
+	first_seq   BIGINT NOT NULL,
+	last_seq    BIGINT NOT NULL,
+	hash        BLOB NOT NULL,
+	prev_hash   BLOB NOT NULL,
+	received_at BIGINT NOT NULL,
+	PRIMARY KEY (terminal, epoch, first_seq)
+);
+CREATE TABLE ops (
+	terminal      TEXT NOT NULL,
+	epoch         BIGINT NOT NULL,
+	seq           BIGINT NOT NULL,
+	id            BLOB NOT NULL,
+	status        SMALLINT NOT NULL,
+	reason        TEXT NOT NULL,
+	kind          SMALLINT NOT NULL,
+	store         TEXT NOT NULL,
+	card          BLOB NOT NULL,
+	owner         TEXT NOT NULL,
+	points        BIGINT NOT NULL,
+	posted        BIGINT NOT NULL,
+	rules_version BIGINT NOT NULL,
+	reverses      BLOB NOT NULL,
+	flags         BIGINT NOT NULL,
+	wall_time     BIGINT NOT NULL,
+	hlc           BIGINT NOT NULL,
+	received_at   BIGINT NOT NULL,
+	digest        BLOB NOT NULL,
+	body          BLOB NOT NULL,
+	PRIMARY KEY (terminal, epoch, seq)
+);
+CREATE UNIQUE INDEX ops_applied_id ON ops (id) WHERE status = 1;
+CREATE TABLE reversals (
+	target BLOB PRIMARY KEY,
+	by_op  BLOB NOT NULL
+) WITHOUT_ROWID;
+CREATE TABLE owners (
+	id             TEXT PRIMARY KEY,
+	qualifying     BIGINT NOT NULL,
+	last_overspend BIGINT NOT NULL,
+	created_at     BIGINT NOT NULL
+) WITHOUT_ROWID;
+CREATE TABLE cards (
+	hash       BLOB PRIMARY KEY,
+	member     TEXT NOT NULL,
+	created_at BIGINT NOT NULL
+) WITHOUT_ROWID;
+CREATE TABLE card_stores (
+	store TEXT NOT NULL,
+	card  BLOB NOT NULL,
+	PRIMARY KEY (store, card)
+) WITHOUT_ROWID;
+CREATE TABLE accounts (
+	id      TEXT PRIMARY KEY,
+	balance BIGINT NOT NULL
+) WITHOUT_ROWID;
+CREATE TABLE postings (
+	txid    BLOB NOT NULL,
+	part    SMALLINT NOT NULL,
+	account TEXT NOT NULL,
+	amount  BIGINT NOT NULL,
+	kind    SMALLINT NOT NULL,
+	at      BIGINT NOT NULL,
+	PRIMARY KEY (txid, part, account)
+) WITHOUT_ROWID;
+CREATE TABLE lots (
+	id            BLOB PRIMARY KEY,
+	owner         TEXT NOT NULL,
+	amount        BIGINT NOT NULL,
+	remaining     BIGINT NOT NULL,
+	earned_at     BIGINT NOT NULL,
+	expires_at    BIGINT NOT NULL,
+	rules_version BIGINT NOT NULL,
+	store         TEXT NOT NULL
+) WITHOUT_ROWID;
+CREATE INDEX lots_owner ON lots (owner);
+CREATE INDEX lots_open ON lots (owner, expires_at, remaining) WHERE remaining <> 0;
+CREATE INDEX lots_open_expiry ON lots (expires_at) WHERE remaining <> 0;
+CREATE TABLE lot_uses (
+	txid   BLOB NOT NULL,
+	part   SMALLINT NOT NULL,
+	lot    BLOB NOT NULL,
+	amount BIGINT NOT NULL,
+	PRIMARY KEY (txid, part, lot)
+) WITHOUT_ROWID;
+CREATE TABLE overspends (
+	op_id     BLOB PRIMARY KEY,
+	owner     TEXT NOT NULL,
+	store     TEXT NOT NULL,
+	terminal  TEXT NOT NULL,
+	shortfall BIGINT NOT NULL,
+	offline   SMALLINT NOT NULL,
+	at        BIGINT NOT NULL
+) WITHOUT_ROWID;
+`,
+	// 2: claims of card-less purchases.
+	`
+CREATE TABLE claims (
+	op_id  BLOB PRIMARY KEY,
+	card   BLOB NOT NULL,
+	points BIGINT NOT NULL,
+	at     BIGINT NOT NULL
+) WITHOUT_ROWID;
+`,
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("migrate ledger: create schema_migrations: %w", err)
+	}
+	for i, m := range migrations {
+		version := int64(i + 1)
+		err := s.inTx(ctx, func(tx *dbtx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), version).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			if s.dialect == Postgres {
+				m = strings.ReplaceAll(strings.ReplaceAll(m, "BLOB", "BYTEA"), " WITHOUT_ROWID", "")
+			} else {
+				m = strings.ReplaceAll(m, "WITHOUT_ROWID", "WITHOUT ROWID")
+			}
+			// One round trip: both drivers run a script of statements without arguments.
+			if _, err := tx.ExecContext(ctx, m); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, s.q(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), version, time.Now().UnixMicro())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migrate ledger to version %d: %w", version, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,228 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tillpoint/tillpoint/cloud"
+	"github.com/tillpoint/tillpoint/loyalty"
+)
+
+// maxExpiring is how many expiry dates a snapshot lists.
+const maxExpiring = 3
+
+// readTx begins a consistent read-only transaction.
+func (s *Store) readTx(ctx context.Context) (*dbtx, error) {
+	var opts *sql.TxOptions
+	if s.dialect == Postgres {
+		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	}
+	tx, err := s.rdb.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("begin ledger read: %w", err)
+	}
+	return &dbtx{Tx: tx, s: s, stmts: s.rst}, nil
+}
+
+// Snapshot implements cloud.Ledger.
+func (s *Store) Snapshot(ctx context.Context, c loyalty.CardHash, store string, now time.Time) (loyalty.Snapshot, error) {
+	if c.IsZero() {
+		return loyalty.Snapshot{}, fmt.Errorf("%w: snapshot of the zero card hash", cloud.ErrInvalidInput)
+	}
+	snaps, err := s.snapshots(ctx, []loyalty.CardHash{c}, store, now)
+	if err != nil {
+		return loyalty.Snapshot{}, err
+	}
+	return snaps[0], nil
+}
+
+// Snapshots implements cloud.Ledger.
+func (s *Store) Snapshots(ctx context.Context, store string, now time.Time) ([]loyalty.Snapshot, error) {
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT card FROM card_stores WHERE store = ? ORDER BY card`), store)
+	if err != nil {
+		return nil, fmt.Errorf("list cards of store %s: %w", store, err)
+	}
+	var cards []loyalty.CardHash
+	for rows.Next() {
+		var h []byte
+		if err := rows.Scan(&h); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("list cards of store %s: %w", store, err)
+		}
+		cards = append(cards, loyalty.CardHash(h))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list cards of store %s: %w", store, err)
+	}
+	return s.snapshots(ctx, cards, store, now)
+}
+
+// snapshots builds the snapshots of cards, in the order given, in one read transaction.
+func (s *Store) snapshots(ctx context.Context, cards []loyalty.CardHash, store string, now time.Time) ([]loyalty.Snapshot, error) {
+	if len(cards) == 0 {
+		return nil, nil
+	}
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	return s.snapshotsIn(ctx, tx, cards, store, now)
+}
+
+// snapshotsIn builds the snapshots of cards within tx.
+func (s *Store) snapshotsIn(ctx context.Context, tx *dbtx, cards []loyalty.CardHash, store string, now time.Time) ([]loyalty.Snapshot, error) {
+	if len(cards) == 0 {
+		return nil, nil
+	}
+	var rules *loyalty.Rules
+	if v, err := s.currentRulesVersion(ctx, tx); err != nil {
+		return nil, err
+	} else if v > 0 {
+		if rules, err = s.loadRules(ctx, tx, v); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]loyalty.Snapshot, len(cards))
+	for off := 0; off < len(cards); off += maxIn / 2 {
+		end := min(off+maxIn/2, len(cards))
+		if err := s.snapshotChunk(ctx, tx, cards[off:end], out[off:end], rules, now); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) snapshotChunk(ctx context.Context, tx *dbtx, cards []loyalty.CardHash, out []loyalty.Snapshot, rules *loyalty.Rules, now time.Time) error {
+	args := make([]any, len(cards))
+	for i := range cards {
+		args[i] = cards[i][:]
+	}
+	members := map[loyalty.CardHash]loyalty.MemberID{}
+	rows, err := tx.queryIn(ctx, qCards, args)
+	if err != nil {
+		return fmt.Errorf("read cards: %w", err)
+	}
+	for rows.Next() {
+		var h []byte
+		var m string
+		if err := rows.Scan(&h, &m); err != nil {
+			rows.Close()
+			return fmt.Errorf("read cards: %w", err)
+		}
+		members[loyalty.CardHash(h)] = loyalty.MemberID(m)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read cards: %w", err)
+	}
+
+	owners := make([]cloud.Owner, len(cards))
+	var ownerArgs, acctArgs []any
+	for i, c := range cards {
+		if m := members[c]; m != "" {
+			owners[i] = cloud.MemberOwner(m)
+		} else {
+			owners[i] = cloud.CardOwner(c)
+		}
+		ownerArgs = append(ownerArgs, string(owners[i]))
+		acctArgs = append(acctArgs, cloud.OwnerAccount(cloud.AccountAvail, owners[i]), cloud.OwnerAccount(cloud.AccountDebt, owners[i]))
+	}
+	type state struct {
+		qualifying, lastOverspend, avail, debt int64
+		expiring                               []loyalty.ExpiringPoints
+	}
+	states := map[cloud.Owner]*state{}
+	for _, o := range owners {
+		states[o] = &state{}
+	}
+	rows, err = tx.queryIn(ctx, qOwners, ownerArgs)
+	if err != nil {
+		return fmt.Errorf("read owners: %w", err)
+	}
+	for rows.Next() {
+		var id string
+		var q, lo int64
+		if err := rows.Scan(&id, &q, &lo); err != nil {
+			rows.Close()
+			return fmt.Errorf("read owners: %w", err)
+		}
+		states[cloud.Owner(id)].qualifying, states[cloud.Owner(id)].lastOverspend = q, lo
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read owners: %w", err)
+	}
+	rows, err = tx.queryIn(ctx, qAccounts, acctArgs)
+	if err != nil {
+		return fmt.Errorf("read balances: %w", err)
+	}
+	for rows.Next() {
+		var a string
+		var bal int64
+		if err := rows.Scan(&a, &bal); err != nil {
+			rows.Close()
+			return fmt.Errorf("read balances: %w", err)
+		}
+		name, o, _ := strings.Cut(a, "|")
+		if st := states[cloud.Owner(o)]; st != nil {
+			if name == cloud.AccountAvail {
+				st.avail = bal
+			} else {
+				st.debt = -bal
+			}
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read balances: %w", err)
+	}
+	rows, err = tx.queryIn(ctx, qExpiring, ownerArgs, int64(neverExpires))
+	if err != nil {
+		return fmt.Errorf("read expiring points: %w", err)
+	}
+	for rows.Next() {
+		var o string
+		var exp, rem int64
+		if err := rows.Scan(&o, &exp, &rem); err != nil {
+			rows.Close()
+			return fmt.Errorf("read expiring points: %w", err)
+		}
+		st := states[cloud.Owner(o)]
+		at := fromMicros(exp)
+		// Points lapsing on the same UTC day are one line, dated by the earliest.
+		if n := len(st.expiring); n > 0 && sameDay(st.expiring[n-1].At, at) {
+			st.expiring[n-1].Points += loyalty.Points(rem)
+		} else if n < maxExpiring {
+			st.expiring = append(st.expiring, loyalty.ExpiringPoints{Points: loyalty.Points(rem), At: at})
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read expiring points: %w", err)
+	}
+
+	asOf := now.UTC().Truncate(time.Microsecond)
+	for i, c := range cards {
+		st := states[owners[i]]
+		snap := loyalty.Snapshot{Card: c, Member: members[c], Balance: loyalty.Points(st.avail), Debt: loyalty.Points(st.debt),
+			Expiring: slices.Clone(st.expiring), AsOf: asOf}
+		if rules != nil {
+			snap.Tier, snap.NextTier, snap.ToNextTier = rules.TierFor(loyalty.Points(st.qualifying))
+		}
+		snap.Allowance = s.opts.Allowance.Allowance(snap, fromMicros(st.lastOverspend), asOf)
+		out[i] = snap
+	}
+	return nil
+}
+
+func sameDay(a, b time.Time) bool {
+	ay, am, ad := a.UTC().Date()
+	by, bm, bd := b.UTC().Date()
+	return ay == by && am == bm && ad == bd
+}

@@ -1,0 +1,261 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
+
+	"github.com/tillpoint/tillpoint/cloud"
+	"github.com/tillpoint/tillpoint/loyalty"
+)
+
+var _ cloud.Ledger = (*Store)(nil)
+
+// Dialect is the SQL flavour of a Store.
+type Dialect int
+
+const (
+	SQLite Dialect = iota + 1
+	Postgres
+)
+
+func (d Dialect) String() string {
+	if d == Postgres {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// Options tune a Store. The zero value is usable; Open fills defaults.
+type Options struct {
+	// Allowance decides each snapshot's offline allowance.
+	Allowance cloud.AllowancePolicy
+	// MaxRetries bounds how often a PostgreSQL transaction is retried after
+	// a serialization failure, deadlock or unique violation (default 20).
+	MaxRetries int
+	// Logger receives retries and invariant failures (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Store is a cloud.Ledger on SQLite or PostgreSQL.
+type Store struct {
+	dialect Dialect
+	db      *sql.DB // writes (SQLite: one connection)
+	rdb     *sql.DB // reads (SQLite: a pool; PostgreSQL: the same as db)
+	opts    Options
+	log     *slog.Logger
+
+	mu    sync.Mutex
+	rules map[uint32]*loyalty.Rules // published rules never change
+
+	// Prepared statements of db and rdb (SQLite only; set by Open, then read-only).
+	wst, rst map[stmtKey]*sql.Stmt
+}
+
+// Open opens (creating if needed) and migrates a ledger. dsn is
+// "sqlite:PATH", a bare file path, or a "postgres://" / "postgresql://" URL.
+func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	if opts.Allowance == (cloud.AllowancePolicy{}) {
+		opts.Allowance = cloud.DefaultAllowancePolicy()
+	}
+	if opts.MaxRetries <= 0 {
+		opts.MaxRetries = 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Store{opts: opts, log: opts.Logger.With("component", "ledger"), rules: map[uint32]*loyalty.Rules{}}
+	var err error
+	switch {
+	case strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://"):
+		s.dialect = Postgres
+		if s.db, err = sql.Open("pgx", dsn); err != nil {
+			return nil, fmt.Errorf("open postgres ledger: %w", err)
+		}
+		s.db.SetMaxOpenConns(16)
+		s.db.SetMaxIdleConns(16)
+		s.rdb = s.db
+	default:
+		s.dialect = SQLite
+		path := strings.TrimPrefix(dsn, "sqlite:")
+		if path == "" {
+			return nil, fmt.Errorf("%w: empty ledger path; pass --db sqlite:PATH or a postgres:// URL", cloud.ErrInvalidInput)
+		}
+		base := "file:" + (&url.URL{Path: path}).EscapedPath() +
+			"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)"
+		// The writer keeps a large page cache; readers, whose caches are
+		// reset whenever the writer commits, keep the default.
+		if s.db, err = sql.Open("sqlite", base+"&_pragma=cache_size(-65536)&_txlock=immediate"); err != nil {
+			return nil, fmt.Errorf("open sqlite ledger %s: %w", path, err)
+		}
+		s.db.SetMaxOpenConns(1)
+		if s.rdb, err = sql.Open("sqlite", base+"&_pragma=query_only(1)"); err != nil {
+			s.db.Close()
+			return nil, fmt.Errorf("open sqlite ledger %s: %w", path, err)
+		}
+		s.rdb.SetMaxOpenConns(4)
+	}
+	if err := s.db.PingContext(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("connect to %s ledger: %w; check --db and that the database is running", s.dialect, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.dialect == SQLite {
+		if s.wst, err = s.prepare(ctx, s.db, true); err == nil {
+			s.rst, err = s.prepare(ctx, s.rdb, false)
+		}
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open sqlite ledger: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Dialect returns the store's SQL flavour.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+// DB returns the write handle, for tests and tools that need raw SQL.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Close releases the database handles. It is safe to call twice.
+func (s *Store) Close() error {
+	var err error
+	if s.rdb != nil && s.rdb != s.db {
+		err = s.rdb.Close()
+	}
+	if s.db != nil {
+		err = errors.Join(err, s.db.Close())
+	}
+	return err
+}
+
+// q rewrites ? placeholders to $n for PostgreSQL.
+func (s *Store) q(query string) string {
+	if s.dialect != Postgres {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+// inTx runs fn in a write transaction and commits it, running it again
+// after a serialization failure, a deadlock or a unique violation (another
+// transaction inserted the same key first: the next attempt sees it), so fn
+// must not keep state between attempts.
+//
+// SQLite has one writer (BEGIN IMMEDIATE), which is serializable. On
+// PostgreSQL the transaction is REPEATABLE READ (snapshot isolation): every
+// ledger transaction that changes an owner of points also writes that
+// owner's row in "owners", a card's link writes the card's owner row, and
+// a terminal's watermark is one row, so two transactions that could
+// interfere always write a common row and the later one fails with 40001
+// and is retried (first committer wins). SERIALIZABLE would add predicate
+// locks on the time-ordered op IDs' index pages, which made concurrent
+// terminals abort each other on nearly every batch.
+func (s *Store) inTx(ctx context.Context, fn func(tx *dbtx) error) error {
+	var opts *sql.TxOptions
+	if s.dialect == Postgres {
+		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead}
+	}
+	for attempt := 0; ; attempt++ {
+		err := s.tryTx(ctx, opts, fn)
+		if err == nil || !retryable(err) || attempt >= s.opts.MaxRetries {
+			return err
+		}
+		s.log.Debug("retrying ledger transaction", "attempt", attempt+1, "err", err)
+		backoff := time.Duration(1<<min(attempt, 6)) * time.Millisecond
+		t := time.NewTimer(backoff + rand.N(backoff))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("retry ledger transaction: %w (last error: %w)", ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Store) tryTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *dbtx) error) error {
+	tx, err := s.db.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("begin ledger transaction: %w", err)
+	}
+	if err := fn(&dbtx{Tx: tx, s: s, stmts: s.wst}); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit ledger transaction: %w", err)
+	}
+	return nil
+}
+
+// retryable reports a PostgreSQL serialization failure, deadlock or
+// unique violation.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "40001" || pe.Code == "40P01" || pe.Code == "23505"
+	}
+	return false
+}
+
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(us).UTC()
+}
+
+// inList returns "?,?,?" for n values.
+func inList(n int) string {
+	if n == 0 {
+		return "NULL"
+	}
+	return strings.Repeat("?,", n-1) + "?"
+}
+
+// chunks calls fn with slices of at most size elements.
+func chunks[T any](xs []T, size int, fn func([]T) error) error {
+	for len(xs) > 0 {
+		n := min(len(xs), size)
+		if err := fn(xs[:n]); err != nil {
+			return err
+		}
+		xs = xs[n:]
+	}
+	return nil
+}

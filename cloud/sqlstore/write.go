@@ -1,0 +1,323 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/tillpoint/tillpoint/cloud"
+	"github.com/tillpoint/tillpoint/loyalty"
+)
+
+// loadApplied reads the applied ops among ids.
+func (b *book) loadApplied(ctx context.Context, ids []loyalty.OpID) (map[loyalty.OpID]*appliedOp, error) {
+	out := make(map[loyalty.OpID]*appliedOp, len(ids))
+	err := chunks(ids, maxIn, func(ids []loyalty.OpID) error {
+		args := make([]any, len(ids))
+		for i := range ids {
+			args[i] = ids[i][:]
+		}
+		rows, err := b.tx.queryIn(ctx, qApplied, args)
+		if err != nil {
+			return fmt.Errorf("read applied ops: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var a appliedOp
+			var id, c []byte
+			var kind int64
+			var o string
+			if err := rows.Scan(&id, &kind, &c, &o, &a.posted, &a.store, &a.digest); err != nil {
+				return fmt.Errorf("read applied ops: %w", err)
+			}
+			copy(a.id[:], id)
+			copy(a.card[:], c)
+			a.kind, a.owner = loyalty.OpKind(kind), cloud.Owner(o)
+			out[a.id] = &a
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// loadReversed reads which of ids were reversed.
+func (b *book) loadReversed(ctx context.Context, ids []loyalty.OpID) (map[loyalty.OpID]bool, error) {
+	out := map[loyalty.OpID]bool{}
+	err := chunks(ids, maxIn, func(ids []loyalty.OpID) error {
+		args := make([]any, len(ids))
+		for i := range ids {
+			args[i] = ids[i][:]
+		}
+		rows, err := b.tx.queryIn(ctx, qReversed, args)
+		if err != nil {
+			return fmt.Errorf("read reversals: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id []byte
+			if err := rows.Scan(&id); err != nil {
+				return fmt.Errorf("read reversals: %w", err)
+			}
+			out[loyalty.OpID(id)] = true
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// loadCards reads the cards among hs.
+func (b *book) loadCards(ctx context.Context, hs []loyalty.CardHash) (map[loyalty.CardHash]*card, error) {
+	out := make(map[loyalty.CardHash]*card, len(hs))
+	err := chunks(hs, maxIn, func(hs []loyalty.CardHash) error {
+		args := make([]any, len(hs))
+		for i := range hs {
+			args[i] = hs[i][:]
+		}
+		rows, err := b.tx.queryIn(ctx, qCards, args)
+		if err != nil {
+			return fmt.Errorf("read cards: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var h []byte
+			var m string
+			if err := rows.Scan(&h, &m); err != nil {
+				return fmt.Errorf("read cards: %w", err)
+			}
+			out[loyalty.CardHash(h)] = &card{member: loyalty.MemberID(m)}
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// flush writes everything the batch decided.
+func (b *book) flush(ctx context.Context, bt *cloud.Batch, store string, rows []*opRow) error {
+	tx := b.tx
+	args := make([]any, 0, len(rows)*20)
+	for _, r := range rows {
+		op := r.op
+		args = append(args, op.Terminal, int64(op.Epoch), int64(op.Seq), op.ID[:], int64(r.status), r.reason, int64(op.Kind),
+			store, op.Card[:], string(r.owner), int64(op.Points), r.posted, int64(op.RulesVersion), op.Reverses[:],
+			int64(r.flags), op.WallTime.UnixMicro(), int64(op.HLC), b.now, r.digest, op.AppendCanonical(nil))
+	}
+	if err := tx.insert(ctx, iOps, 20, args); err != nil {
+		return err
+	}
+
+	if err := b.writeLedger(ctx); err != nil {
+		return err
+	}
+	if err := b.writeState(ctx, store, bt.Terminal); err != nil {
+		return err
+	}
+	if _, err := tx.exec(ctx, iEpoch, bt.Terminal, int64(bt.Epoch), int64(bt.LastSeq), bt.Hash); err != nil {
+		return fmt.Errorf("move watermark of %s: %w", bt.Terminal, err)
+	}
+	if _, err := tx.exec(ctx, iBatch, bt.Terminal, int64(bt.Epoch), int64(bt.FirstSeq), int64(bt.LastSeq), bt.Hash, nonNil(bt.PrevHash), b.now); err != nil {
+		return fmt.Errorf("record batch of %s: %w", bt.Terminal, err)
+	}
+	return nil
+}
+
+// writeState writes the owners, cards, the cards seen at store, overspend
+// records and reversals that the book changed.
+func (b *book) writeState(ctx context.Context, store, terminal string) error {
+	tx := b.tx
+	var args []any
+	var owners []*owner
+	for _, o := range b.owners {
+		if o.dirty {
+			owners = append(owners, o)
+		}
+	}
+	slices.SortFunc(owners, func(a, c *owner) int { return strings.Compare(string(a.id), string(c.id)) })
+	for _, o := range owners {
+		args = append(args, string(o.id), o.qualifying, o.lastOverspend, b.now)
+	}
+	if err := tx.insert(ctx, iOwners, 4, args); err != nil {
+		return err
+	}
+
+	hs := make([]loyalty.CardHash, 0, len(b.cards))
+	for h := range b.cards {
+		hs = append(hs, h)
+	}
+	slices.SortFunc(hs, func(a, c loyalty.CardHash) int { return strings.Compare(string(a[:]), string(c[:])) })
+	args = args[:0]
+	seen := make([]any, 0, 2*len(hs))
+	for _, h := range hs {
+		cd := b.cards[h]
+		if cd.dirty {
+			args = append(args, h[:], string(cd.member), b.now)
+		}
+		seen = append(seen, store, h[:])
+	}
+	if err := tx.insert(ctx, iCards, 3, args); err != nil {
+		return err
+	}
+	if err := tx.insert(ctx, iCardStores, 2, seen); err != nil {
+		return err
+	}
+
+	args = args[:0]
+	for _, o := range b.over {
+		args = append(args, o.op.ID[:], string(o.owner), store, terminal, o.shortfall, boolInt(o.op.Offline), b.now)
+	}
+	if err := tx.insert(ctx, iOverspends, 7, args); err != nil {
+		return err
+	}
+	args = args[:0]
+	for _, rv := range b.reversals {
+		args = append(args, rv[0][:], rv[1][:])
+	}
+	if err := tx.insert(ctx, iReversals, 2, args); err != nil {
+		return err
+	}
+
+	return nil
+}
+
+func boolInt(v bool) int64 {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// checkOwners halts the transaction unless every owner it touched has open
+// lots that sum to its available balance, no negative balance, and no credit on its debt.
+func (b *book) checkOwners(ctx context.Context) error {
+	var ids []cloud.Owner
+	for id, o := range b.owners {
+		if o.dirty {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return checkOwners(ctx, b.s, b.tx, ids)
+}
+
+func checkOwners(ctx context.Context, s *Store, q *dbtx, ids []cloud.Owner) error {
+	return chunks(ids, maxIn/2, func(ids []cloud.Owner) error {
+		owners := make([]any, len(ids))
+		accts := make([]any, 0, 2*len(ids))
+		lots := map[cloud.Owner]int64{}
+		avail := map[cloud.Owner]int64{}
+		for i, id := range ids {
+			owners[i] = string(id)
+			accts = append(accts, cloud.OwnerAccount(cloud.AccountAvail, id), cloud.OwnerAccount(cloud.AccountDebt, id))
+		}
+		rows, err := q.queryIn(ctx, qLotSums, owners)
+		if err != nil {
+			return fmt.Errorf("check lots: %w", err)
+		}
+		for rows.Next() {
+			var o string
+			var sum, least int64
+			if err := rows.Scan(&o, &sum, &least); err != nil {
+				rows.Close()
+				return fmt.Errorf("check lots: %w", err)
+			}
+			if least < 0 {
+				rows.Close()
+				return fmt.Errorf("%w: owner %s has a lot with negative remaining points", cloud.ErrInvariant, o)
+			}
+			lots[cloud.Owner(o)] = sum
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("check lots: %w", err)
+		}
+		rows, err = q.queryIn(ctx, qAccounts, accts)
+		if err != nil {
+			return fmt.Errorf("check balances: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var a string
+			var bal int64
+			if err := rows.Scan(&a, &bal); err != nil {
+				return fmt.Errorf("check balances: %w", err)
+			}
+			name, o, _ := strings.Cut(a, "|")
+			switch {
+			case name == cloud.AccountAvail && bal < 0:
+				return fmt.Errorf("%w: owner %s has a negative available balance %d", cloud.ErrInvariant, o, bal)
+			case name == cloud.AccountDebt && bal > 0:
+				return fmt.Errorf("%w: owner %s has a positive debt account %d", cloud.ErrInvariant, o, bal)
+			case name == cloud.AccountAvail:
+				avail[cloud.Owner(o)] = bal
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("check balances: %w", err)
+		}
+		for _, id := range ids {
+			if lots[id] != avail[id] {
+				s.log.Error("lots do not sum to the available balance; rolling back", "owner", string(id), "lots", lots[id], "avail", avail[id])
+				return fmt.Errorf("%w: owner %s: lots sum to %d, available balance is %d", cloud.ErrInvariant, id, lots[id], avail[id])
+			}
+		}
+		return nil
+	})
+}
+
+// writeLedger writes the postings, account balances, lots and lot uses.
+func (b *book) writeLedger(ctx context.Context) error {
+	s, tx := b.s, b.tx
+	args := make([]any, 0, len(b.postings)*6)
+	for _, p := range b.postings {
+		args = append(args, p.txid[:], int64(p.part), p.account, p.amount, int64(p.kind), b.now)
+	}
+	if err := tx.insert(ctx, iPostings, 6, args); err != nil {
+		return err
+	}
+
+	args = args[:0]
+	for _, a := range b.order {
+		if d := b.deltas[a]; d != 0 {
+			args = append(args, a, d)
+		}
+	}
+	if err := tx.insert(ctx, iAccounts, 2, args); err != nil {
+		return err
+	}
+
+	for from, to := range b.moved {
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE lots SET owner = ? WHERE owner = ?`), string(to), string(from)); err != nil {
+			return fmt.Errorf("move lots of a linked card: %w", err)
+		}
+	}
+	var lots []*lot
+	for _, l := range b.lots {
+		if l.dirty {
+			lots = append(lots, l)
+		}
+	}
+	slices.SortFunc(lots, func(a, c *lot) int { return strings.Compare(a.id, c.id) })
+	args = args[:0]
+	for _, l := range lots {
+		args = append(args, []byte(l.id), string(l.owner), l.amount, l.remaining, l.earnedAt, l.expiresAt, l.rulesVersion, l.store)
+	}
+	if err := tx.insert(ctx, iLots, 8, args); err != nil {
+		return err
+	}
+
+	args = args[:0]
+	for _, u := range b.uses {
+		args = append(args, u.txid[:], int64(u.part), []byte(u.lot), u.amount)
+	}
+	if err := tx.insert(ctx, iLotUses, 4, args); err != nil {
+		return err
+	}
+	return nil
+}

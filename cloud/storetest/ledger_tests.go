@@ -1,0 +1,333 @@
+package storetest
+
+import (
+	"database/sql"
+	"errors"
+	"time"
+
+	"testing"
+
+	"github.com/tillpoint/tillpoint/cloud"
+	"github.com/tillpoint/tillpoint/loyalty"
+)
+
+func testLotOrder(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	c := Card(1)
+	tl.Send(t, l, tl.Earn(c, 1000, 10)) // lot A, expires first
+	expA := tl.Now.AddDate(1, 0, 0)
+	tl.Now = tl.Now.Add(60 * 24 * time.Hour)
+	tl.Send(t, l, tl.Earn(c, 2000, 20)) // lot B
+	expB := tl.Now.AddDate(1, 0, 0)
+	s := snap(t, l, c)
+	if len(s.Expiring) != 2 || s.Expiring[0].Points != 10 || !s.Expiring[0].At.Equal(expA) || s.Expiring[1].Points != 20 || !s.Expiring[1].At.Equal(expB) {
+		t.Errorf("expiring: got %+v, want 10 at %v then 20 at %v", s.Expiring, expA, expB)
+	}
+	tl.Send(t, l, tl.Redeem(c, 15, false))
+	// Soonest first: A is used up, B keeps 15, so nothing lapses with A.
+	res, err := l.Expire(ctx, expA.Add(time.Hour))
+	if err != nil || res.Points != 0 {
+		t.Errorf("expire at A's date: got %+v, %v; want nothing lapsed (A was redeemed first)", res, err)
+	}
+	wantBalance(t, l, c, 15, 0)
+	res, err = l.Expire(ctx, expB)
+	if err != nil || res.Points != 15 || res.Lots != 1 {
+		t.Errorf("expire at B's date: got %+v, %v; want 15 points of 1 lot", res, err)
+	}
+	wantBalance(t, l, c, 0, 0)
+}
+
+func testOverspend(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	c := Card(1)
+	tl.Send(t, l, tl.Enroll(c, "alice"), tl.Earn(c, 3000, 30))
+	a := tl.Send(t, l, tl.Redeem(c, 100, true))
+	wantResult(t, a.Results[0], cloud.StatusApplied, "", -100)
+	if a.Results[0].Flags&cloud.FlagOverspend == 0 {
+		t.Errorf("offline redeem beyond the balance: flags %b, want FlagOverspend", a.Results[0].Flags)
+	}
+	s := a.Snapshots[0]
+	if s.Balance != 0 || s.Debt != 70 || s.Allowance == nil || s.Allowance.Points != 0 {
+		t.Errorf("after overspend: got balance %d debt %d allowance %+v, want 0, 70 and a zero allowance", s.Balance, s.Debt, s.Allowance)
+	}
+	tl.Send(t, l, tl.Earn(c, 5000, 50))
+	wantBalance(t, l, c, 0, 20)
+	tl.Send(t, l, tl.Earn(c, 4000, 40))
+	wantBalance(t, l, c, 20, 0)
+	rep, err := l.Check(ctx)
+	if err != nil || rep.Debt != 0 || rep.Liability != 20 || rep.Redeemed != 30 {
+		t.Errorf("check: got %+v, %v; want no debt, liability 20, 30 redeemed from balances", rep, err)
+	}
+	if db, ok := l.(interface{ DB() *sql.DB }); ok {
+		var short, over int64
+		db.DB().QueryRowContext(ctx, `SELECT balance FROM accounts WHERE id = 'shortfall|s1'`).Scan(&short)
+		db.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM overspends`).Scan(&over)
+		if short != 70 || over != 1 {
+			t.Errorf("store shortfall and overspend records: got %d and %d, want 70 and 1", short, over)
+		}
+	}
+}
+
+func testReverseRedeem(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	c := Card(1)
+	tl.Send(t, l, tl.Earn(c, 1000, 10))
+	expA := tl.Now.AddDate(1, 0, 0)
+	tl.Now = tl.Now.Add(30 * 24 * time.Hour)
+	tl.Send(t, l, tl.Earn(c, 2000, 20))
+	red := tl.Redeem(c, 45, true) // takes A 10, B 20, 15 owed
+	tl.Send(t, l, red)
+	wantBalance(t, l, c, 0, 15)
+	tl.Send(t, l, tl.Earn(c, 500, 5)) // repays 5 of the debt
+	wantBalance(t, l, c, 0, 10)
+	a := tl.Send(t, l, tl.Reverse(red))
+	wantResult(t, a.Results[0], cloud.StatusApplied, "", 45)
+	// 30 back to A and B, the 15 shortfall cancels the 10 still owed and 5 is credited.
+	wantBalance(t, l, c, 35, 0)
+	res, err := l.Expire(ctx, expA)
+	if err != nil || res.Points != 10 {
+		t.Errorf("expire at A's date after the reversal: got %+v, %v; want A's 10 points back in A and lapsing", res, err)
+	}
+	wantBalance(t, l, c, 25, 0)
+}
+
+func testReverseEarn(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	c := Card(1)
+	e1 := tl.Earn(c, 1000, 10)
+	tl.Send(t, l, e1, tl.Earn(c, 2000, 20), tl.Redeem(c, 25, false))
+	a := tl.Send(t, l, tl.Reverse(e1))
+	wantResult(t, a.Results[0], cloud.StatusApplied, "", -10)
+	wantBalance(t, l, c, 0, 5)
+}
+
+func testReverseRejections(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	c := Card(1)
+	e := tl.Earn(c, 1000, 10)
+	en := tl.Enroll(c, "bob")
+	r1 := tl.Reverse(e)
+	a := tl.Send(t, l, e, en, r1, tl.Reverse(e), tl.Reverse(en), tl.Reverse(r1), tl.Reverse(loyalty.Op{ID: loyalty.OpID{9}}))
+	wantResult(t, a.Results[2], cloud.StatusApplied, "", -10)
+	wantResult(t, a.Results[3], cloud.StatusRejected, cloud.ReasonAlreadyReversed, 0)
+	wantResult(t, a.Results[4], cloud.StatusRejected, cloud.ReasonNotReversible, 0)
+	wantResult(t, a.Results[5], cloud.StatusRejected, cloud.ReasonNotReversible, 0)
+	wantResult(t, a.Results[6], cloud.StatusRejected, cloud.ReasonUnknownTarget, 0)
+	a = tl.Send(t, l, tl.Reverse(e))
+	wantResult(t, a.Results[0], cloud.StatusRejected, cloud.ReasonAlreadyReversed, 0)
+	wantBalance(t, l, c, 0, 0)
+}
+
+func testReeval(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	c := Card(1)
+	a := tl.Send(t, l, tl.Enroll(c, "carol"), tl.Earn(c, 1000, 15), tl.Earn(c, 1000, 5), tl.Earn(c, 1000, 10))
+	for i, want := range []loyalty.Points{10, 10, 10} {
+		r := a.Results[i+1]
+		wantResult(t, r, cloud.StatusApplied, "", want)
+		if flagged := r.Flags&cloud.FlagReevaluated != 0; flagged != (i < 2) {
+			t.Errorf("earn %d: reevaluated flag %v, want %v", i, flagged, i < 2)
+		}
+	}
+	// 30 qualifying; 70 more reach Silver (x1.5), which the terminal did not know.
+	tl.Send(t, l, tl.Earn(c, 7000, 70))
+	a = tl.Send(t, l, tl.Earn(c, 1000, 10))
+	wantResult(t, a.Results[0], cloud.StatusApplied, "", 15)
+	if s := a.Snapshots[0]; s.Tier != "Silver" || s.NextTier != "Gold" || s.ToNextTier != 1000-115 {
+		t.Errorf("tier: got %q next %q in %d, want Silver, Gold in 885", s.Tier, s.NextTier, s.ToNextTier)
+	}
+	unknown := tl.Earn(c, 1000, 12)
+	unknown.RulesVersion = 7
+	a = tl.Send(t, l, unknown)
+	wantResult(t, a.Results[0], cloud.StatusApplied, "", 12)
+	if a.Results[0].Flags&cloud.FlagRulesUnknown == 0 {
+		t.Errorf("earn under unpublished rules: flags %b, want FlagRulesUnknown", a.Results[0].Flags)
+	}
+	wantBalance(t, l, c, 10+10+10+70+15+12, 0)
+	rep, err := l.Check(ctx)
+	if err != nil || rep.Adjusted != 5 || rep.Earned != 15+5+10+70+10+12 {
+		t.Errorf("check: got adjusted %d earned %d, %v; want the re-evaluation as a separate +5 adjustment over earned 122", rep.Adjusted, rep.Earned, err)
+	}
+}
+
+func testHeld(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	c := Card(5)
+	a := tl.Send(t, l, tl.Earn(c, 1000, 10), tl.Redeem(c, 25, true), tl.Earn(c, 3000, 30))
+	if a.Results[0].Flags&cloud.FlagHeld == 0 {
+		t.Errorf("earn on an unlinked card: flags %b, want FlagHeld", a.Results[0].Flags)
+	}
+	if s := a.Snapshots[0]; s.Member != "" || s.Balance != 15 || s.Allowance.Points != 0 {
+		t.Errorf("held card: got member %q balance %d allowance %d, want no member, 15, none", s.Member, s.Balance, s.Allowance.Points)
+	}
+	a = tl.Send(t, l, tl.Earn(c, 500, 5), tl.Enroll(c, "dave"), tl.Earn(c, 1000, 10))
+	if a.Results[2].Flags&cloud.FlagHeld != 0 {
+		t.Errorf("earn after enroll: flags %b, want not held", a.Results[2].Flags)
+	}
+	if s := a.Snapshots[0]; s.Member != "dave" || s.Balance != 30 || s.Debt != 0 {
+		t.Errorf("after enroll: got member %q balance %d debt %d, want dave 30 0", s.Member, s.Balance, s.Debt)
+	}
+	// A redeem reversed after the link returns points to the lots that moved.
+	tl.Send(t, l, tl.Enroll(Card(6), "erin"))
+	held := Card(7)
+	red := tl.Redeem(held, 8, true)
+	tl.Send(t, l, tl.Earn(held, 1000, 10), red, tl.Enroll(held, "erin"), tl.Reverse(red))
+	wantBalance(t, l, held, 10, 0)
+	wantBalance(t, l, Card(6), 10, 0)
+}
+
+func testCardLinked(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	a := tl.Send(t, l, tl.Enroll(Card(1), "alice"), tl.Enroll(Card(1), "bob"), tl.Enroll(Card(1), "alice"), tl.Enroll(Card(2), "alice"), tl.Earn(Card(2), 1000, 10))
+	wantResult(t, a.Results[1], cloud.StatusRejected, cloud.ReasonCardLinked, 0)
+	wantResult(t, a.Results[2], cloud.StatusApplied, "", 0)
+	wantBalance(t, l, Card(1), 10, 0) // one member, two cards
+}
+
+func testExpire(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	for i := 1; i <= 3; i++ {
+		tl.Send(t, l, tl.Earn(Card(i), 1000*int64(i), loyalty.Points(10*i)))
+	}
+	if res, err := l.Expire(ctx, Epoch.AddDate(0, 11, 0)); err != nil || res.Lots != 0 {
+		t.Errorf("expire before the date: got %+v, %v; want nothing", res, err)
+	}
+	res, err := l.Expire(ctx, Epoch.AddDate(1, 0, 1))
+	if err != nil || res.Lots != 3 || res.Points != 60 {
+		t.Errorf("expire after the date: got %+v, %v; want 3 lots, 60 points", res, err)
+	}
+	rep, err := l.Check(ctx)
+	if err != nil || rep.Expired != 60 || rep.Liability != 0 {
+		t.Errorf("check: got %+v, %v; want 60 expired and no liability", rep, err)
+	}
+}
+
+func testClockAhead(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	ahead := tl.Earn(Card(1), 1000, 10)
+	ahead.WallTime = ahead.WallTime.Add(time.Hour)
+	a := tl.Send(t, l, ahead, tl.Earn(Card(1), 1000, 10))
+	if a.Results[0].Flags&cloud.FlagClockAhead == 0 || a.Results[1].Flags&cloud.FlagClockAhead != 0 {
+		t.Errorf("flags: got %b and %b, want only the first FlagClockAhead", a.Results[0].Flags, a.Results[1].Flags)
+	}
+	wantBalance(t, l, Card(1), 20, 0)
+}
+
+func testSnapshots(t *testing.T, l cloud.Ledger) {
+	t1, t2 := NewTill(t, l, "t1", "s1"), NewTill(t, l, "t2", "s2")
+	t1.Send(t, l, t1.Enroll(Card(1), "m1"), t1.Earn(Card(1), 20000, 200), t1.Earn(Card(2), 1000, 10))
+	t2.Send(t, l, t2.Earn(Card(3), 1000, 10))
+	now := Epoch.Add(time.Hour)
+	snaps, err := l.Snapshots(ctx, "s1", now)
+	if err != nil || len(snaps) != 2 {
+		t.Fatalf("snapshots of s1: got %d, %v; want the 2 cards seen there", len(snaps), err)
+	}
+	for _, s := range snaps {
+		switch s.Card {
+		case Card(1):
+			if s.Member != "m1" || s.Balance != 200 || s.Tier != "Silver" || s.Allowance.Points != 100 || !s.Allowance.Expires.Equal(now.Add(24*time.Hour)) {
+				t.Errorf("member card: got %+v allowance %+v, want m1, 200, Silver, 100 points for 24h", s, s.Allowance)
+			}
+		case Card(2):
+			if s.Member != "" || s.Balance != 10 || s.Allowance.Points != 0 {
+				t.Errorf("held card: got %+v, want 10 points and no allowance", s)
+			}
+		default:
+			t.Errorf("snapshot of a card not seen at s1: %s", s.Card.Short())
+		}
+	}
+	if snaps[0].Card.String() > snaps[1].Card.String() {
+		t.Errorf("snapshots not ordered by card hash")
+	}
+	never, err := l.Snapshot(ctx, Card(99), "s1", now)
+	if err != nil || never.Balance != 0 || never.Card != Card(99) || never.Allowance.Points != 0 {
+		t.Errorf("unknown card: got %+v, %v; want an empty snapshot", never, err)
+	}
+}
+
+func testCardless(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	e := tl.Earn(loyalty.CardHash{}, 1000, 10)
+	a := tl.Send(t, l, e, tl.Reverse(e))
+	wantResult(t, a.Results[0], cloud.StatusApplied, "", 0)
+	if a.Results[0].Flags&cloud.FlagNoCard == 0 {
+		t.Errorf("earn without a card: flags %b, want FlagNoCard", a.Results[0].Flags)
+	}
+	wantResult(t, a.Results[1], cloud.StatusApplied, "", 0)
+	if rep, err := l.Check(ctx); err != nil || rep.Liability != 0 {
+		t.Errorf("check: got liability %d, %v; want 0", rep.Liability, err)
+	}
+}
+
+func testAdjust(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	c := Card(1)
+	up, down := tl.Adjust(c, 50), tl.Adjust(c, -80)
+	tl.Send(t, l, up, down)
+	wantBalance(t, l, c, 0, 30)
+	byMember := tl.Adjust(loyalty.CardHash{}, 5)
+	byMember.Member = "nobody"
+	a := tl.Send(t, l, byMember, tl.Reverse(down))
+	wantResult(t, a.Results[0], cloud.StatusRejected, cloud.ReasonNoOwner, 0)
+	wantResult(t, a.Results[1], cloud.StatusApplied, "", 80)
+	wantBalance(t, l, c, 50, 0)
+}
+
+func testTamper(t *testing.T, l cloud.Ledger) {
+	db, ok := l.(interface{ DB() *sql.DB })
+	if !ok {
+		t.Skip("ledger gives no raw database handle to tamper with")
+	}
+	tl := NewTill(t, l, "t1", "s1")
+	c := Card(1)
+	tl.Send(t, l, tl.Earn(c, 1000, 10))
+	acct := cloud.OwnerAccount(cloud.AccountAvail, cloud.CardOwner(c))
+	tamper := func(delta int) {
+		t.Helper()
+		q := `UPDATE accounts SET balance = balance + ? WHERE id = ?`
+		if _, err := db.DB().ExecContext(ctx, q, delta, acct); err != nil {
+			if _, err := db.DB().ExecContext(ctx, `UPDATE accounts SET balance = balance + $1 WHERE id = $2`, delta, acct); err != nil {
+				t.Fatalf("tamper: %v", err)
+			}
+		}
+	}
+	tamper(5)
+	if _, err := l.Check(ctx); !errors.Is(err, cloud.ErrCheckFailed) {
+		t.Errorf("check after tampering: got %v, want ErrCheckFailed", err)
+	}
+	if _, err := l.Apply(ctx, tl.Seal(tl.Earn(c, 1000, 10))); !errors.Is(err, cloud.ErrInvariant) {
+		t.Errorf("apply on a tampered account: got %v, want ErrInvariant", err)
+	}
+	if wm, _, _ := l.Watermark(ctx, "t1", 1); wm != 1 {
+		t.Errorf("watermark after a halted apply: got %d, want 1", wm)
+	}
+	tamper(-5)
+	wantBalance(t, l, c, 10, 0)
+}
+
+func testClaim(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	e := tl.Earn(loyalty.CardHash{}, 1000, 15) // the terminal's figure is off by 5
+	withCard := tl.Earn(Card(2), 1000, 10)
+	e2 := tl.Earn(loyalty.CardHash{}, 2000, 20)
+	tl.Send(t, l, e, withCard, e2, tl.Reverse(e2), tl.Enroll(Card(1), "fay"))
+	got, err := l.Claim(ctx, e.ID, Card(1), "s1", tl.Now)
+	if err != nil || got.Points != 10 || got.Flags&cloud.FlagReevaluated == 0 || got.Snapshot.Balance != 10 || got.Snapshot.Member != "fay" {
+		t.Fatalf("claim: got %+v, %v; want 10 points (re-evaluated) on fay's card", got, err)
+	}
+	if _, err := l.Claim(ctx, e.ID, Card(3), "s1", tl.Now); !errors.Is(err, cloud.ErrAlreadyClaimed) {
+		t.Errorf("second claim: got %v, want ErrAlreadyClaimed", err)
+	}
+	for name, id := range map[string]loyalty.OpID{"earn with a card": withCard.ID, "reversed purchase": e2.ID, "unknown op": {7}} {
+		if _, err := l.Claim(ctx, id, Card(3), "s1", tl.Now); !errors.Is(err, cloud.ErrNotClaimable) {
+			t.Errorf("claim of %s: got %v, want ErrNotClaimable", name, err)
+		}
+	}
+	wantBalance(t, l, Card(3), 0, 0)
+	a := tl.Send(t, l, tl.Reverse(e))
+	wantResult(t, a.Results[0], cloud.StatusApplied, "", -10)
+	wantBalance(t, l, Card(1), 0, 0)
+	if rep, err := l.Check(ctx); err != nil || rep.Earned != 10+10 {
+		t.Errorf("check: got earned %d, %v; want 20: the card earn and the claim", rep.Earned, err)
+	}
+}

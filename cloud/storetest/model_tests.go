@@ -1,0 +1,201 @@
+package storetest
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/tillpoint/tillpoint/cloud"
+	"github.com/tillpoint/tillpoint/loyalty"
+)
+
+// model is an independent account of a card's points, written from the
+// issue's rules rather than from the ledger's code.
+type model struct {
+	avail, debt, qualifying int64
+}
+
+func (m *model) credit(p int64) {
+	repay := min(p, m.debt)
+	m.debt -= repay
+	m.avail += p - repay
+}
+
+// debit returns what came out of the balance; the rest is owed.
+func (m *model) debit(p int64) int64 {
+	took := min(p, m.avail)
+	m.avail -= took
+	m.debt += p - took
+	return took
+}
+
+// earnFor is what rules version 1 gives a basket of cents at a member's
+// qualifying points: 1 point per 100 cents, Silver (100) x1.5, Gold (1000) x2.
+func earnFor(cents, qualifying int64) int64 {
+	base := cents / 100
+	switch {
+	case qualifying >= 1000:
+		return base * 2
+	case qualifying >= 100:
+		return base + base*50/100
+	}
+	return base
+}
+
+type sent struct {
+	op     loyalty.Op
+	posted int64 // what the model expects the ledger to have posted
+	took   int64 // for a redeem, what came out of the balance
+}
+
+func testModel(t *testing.T, l cloud.Ledger) {
+	rnd := rand.New(rand.NewPCG(3, 4))
+	tills := []*Till{NewTill(t, l, "t1", "s1"), NewTill(t, l, "t2", "s1"), NewTill(t, l, "t3", "s2")}
+	const cards = 8
+	models := make([]model, cards)
+	var done []*sent
+	reversed := map[loyalty.OpID]bool{}
+	n := 400
+	if testing.Short() {
+		n = 120
+	}
+	for sentOps := 0; sentOps < n; {
+		tl := tills[rnd.IntN(len(tills))]
+		size := 1 + rnd.IntN(15)
+		var batch []loyalty.Op
+		for i := 0; i < size; i++ {
+			ci := rnd.IntN(cards)
+			c, m := Card(ci), &models[ci]
+			switch k := rnd.IntN(10); {
+			case k < 5: // earn; the terminal sends the base points only, the cloud re-evaluates
+				cents := int64(100 + rnd.IntN(5000))
+				p := earnFor(cents, m.qualifying)
+				m.credit(p)
+				m.qualifying += p
+				op := tl.Earn(c, cents, loyalty.Points(cents/100))
+				done = append(done, &sent{op: op, posted: p})
+				batch = append(batch, op)
+			case k < 8: // redeem, online or offline
+				p := int64(1 + rnd.IntN(60))
+				took := m.debit(p)
+				op := tl.Redeem(c, loyalty.Points(p), rnd.IntN(2) == 0)
+				done = append(done, &sent{op: op, posted: -p, took: took})
+				batch = append(batch, op)
+			default: // reverse an earlier earn or redeem of any till
+				if len(done) == 0 {
+					continue
+				}
+				target := done[rnd.IntN(len(done))]
+				if reversed[target.op.ID] || target.op.Kind == loyalty.OpReverse {
+					continue
+				}
+				reversed[target.op.ID] = true
+				tm := &models[cardIndex(target.op.Card, cards)]
+				if target.op.Kind == loyalty.OpEarn {
+					tm.debit(target.posted)
+					tm.qualifying = max(0, tm.qualifying-target.posted)
+				} else {
+					tm.avail += target.took
+					tm.credit(-target.posted - target.took)
+				}
+				op := tl.Reverse(target.op)
+				done = append(done, &sent{op: op})
+				batch = append(batch, op)
+			}
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		sentOps += len(batch)
+		a := tl.Send(t, l, batch...)
+		for _, r := range a.Results {
+			if r.Status != cloud.StatusApplied {
+				t.Fatalf("op %d of %s: got %s %q, want applied", r.Seq, tl.ID, r.Status, r.Reason)
+			}
+		}
+		// A duplicate delivery changes nothing.
+		if rnd.IntN(4) == 0 {
+			if _, err := l.Apply(ctx, cloud.Batch{Terminal: tl.ID, Epoch: tl.Epoch, FirstSeq: a.Watermark - uint64(len(batch)) + 1,
+				LastSeq: a.Watermark, Hash: tl.Prev, PrevHash: nil, Ops: batch, ReceivedAt: tl.Now}); err != nil {
+				t.Fatalf("duplicate delivery: %v", err)
+			}
+		}
+	}
+	for i := range models {
+		s := snap(t, l, Card(i))
+		if int64(s.Balance) != models[i].avail || int64(s.Debt) != models[i].debt {
+			t.Errorf("card %d: got balance %d debt %d, model says %d and %d", i, s.Balance, s.Debt, models[i].avail, models[i].debt)
+		}
+	}
+}
+
+func cardIndex(c loyalty.CardHash, n int) int {
+	for i := 0; i < n; i++ {
+		if Card(i) == c {
+			return i
+		}
+	}
+	panic(fmt.Sprintf("card %s is not a test card", c.Short()))
+}
+
+func testConcurrent(t *testing.T, l cloud.Ledger) {
+	const tills, batches, perBatch, cards = 4, 8, 10, 5
+	ts := make([]*Till, tills)
+	for i := range ts {
+		ts[i] = NewTill(t, l, fmt.Sprintf("t%d", i), "s1")
+	}
+	var mu sync.Mutex
+	net := make([]int64, cards) // earned minus redeemed: order does not change it
+	var wg sync.WaitGroup
+	errs := make(chan error, tills)
+	for i, tl := range ts {
+		wg.Add(1)
+		go func(i int, tl *Till) {
+			defer wg.Done()
+			rnd := rand.New(rand.NewPCG(uint64(i), 9))
+			for b := 0; b < batches; b++ {
+				var ops []loyalty.Op
+				var delta [cards]int64
+				for j := 0; j < perBatch; j++ {
+					c := rnd.IntN(cards)
+					if rnd.IntN(3) == 0 {
+						ops = append(ops, tl.Redeem(Card(c), 2, true))
+						delta[c] -= 2
+					} else {
+						ops = append(ops, tl.Earn(Card(c), 100, 1)) // stays below Silver: order cannot change a figure
+						delta[c]++
+					}
+				}
+				if _, err := l.Apply(ctx, tl.Seal(ops...)); err != nil {
+					errs <- fmt.Errorf("till %s batch %d: %w", tl.ID, b, err)
+					return
+				}
+				mu.Lock()
+				for c := range delta {
+					net[c] += delta[c]
+				}
+				mu.Unlock()
+			}
+		}(i, tl)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for c := 0; c < cards; c++ {
+		s := snap(t, l, Card(c))
+		if got := int64(s.Balance - s.Debt); got != net[c] {
+			t.Errorf("card %d: got balance %d - debt %d = %d, want %d", c, s.Balance, s.Debt, got, net[c])
+		}
+		if s.Balance > 0 && s.Debt > 0 {
+			t.Errorf("card %d: balance %d and debt %d at once; earns must repay debt first", c, s.Balance, s.Debt)
+		}
+	}
+	for _, tl := range ts {
+		if wm, _, _ := l.Watermark(ctx, tl.ID, 1); wm != batches*perBatch {
+			t.Errorf("till %s: watermark %d, want %d", tl.ID, wm, batches*perBatch)
+		}
+	}
+}

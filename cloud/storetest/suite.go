@@ -1,0 +1,328 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/tillpoint/tillpoint/cloud"
+	"github.com/tillpoint/tillpoint/loyalty"
+)
+
+// Opener opens a fresh, empty ledger for one test; it registers its own
+// cleanup, including a conservation check (see OpenSQLite).
+type Opener func(t *testing.T) cloud.Ledger
+
+// Run runs the whole suite against the ledgers open returns.
+func Run(t *testing.T, open Opener) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, l cloud.Ledger)
+	}{
+		{"EnrollCodeWorksOnceAndExpires", testEnrollCode},
+		{"RevokedTerminalIsRefusedAndLedgerUnchanged", testRevoked},
+		{"RulesVersionCannotChangeContent", testRules},
+		{"BatchAppliedOnceWatermarkMoves", testWatermark},
+		{"ReplayGetsSameResults", testReplay},
+		{"GapAndRewindAreRefusedWithWatermark", testGapRewind},
+		{"NewEpochStartsAtOneOldEpochIsStale", testEpochs},
+		{"BrokenHashChainIsRefused", testChain},
+		{"InvalidBatchChangesNothing", testInvalidBatch},
+		{"OpIDReusedIsDuplicateOrConflict", testOpIdentity},
+		{"RedeemConsumesSoonestExpiringLots", testLotOrder},
+		{"OfflineOverspendBooksDebtAndShortfall", testOverspend},
+		{"ReverseRedeemReturnsPointsToTheirLots", testReverseRedeem},
+		{"ReverseEarnTakesPointsBack", testReverseEarn},
+		{"ReverseRejections", testReverseRejections},
+		{"ReevaluationPostsFlaggedAdjustment", testReeval},
+		{"EarnOnUnlinkedCardIsHeldUntilEnroll", testHeld},
+		{"EnrollOfCardHeldByAnotherMemberIsRejected", testCardLinked},
+		{"ExpireLapsesOnlyDueLots", testExpire},
+		{"ClockAheadIsFlagged", testClockAhead},
+		{"SnapshotsOfStoreCardsWithAllowance", testSnapshots},
+		{"CardlessEarnPostsNothing", testCardless},
+		{"ClaimCreditsCardlessPurchaseOnce", testClaim},
+		{"AdjustCreditsAndDebits", testAdjust},
+		{"TamperedBalanceHaltsApplyAndFailsCheck", testTamper},
+		{"RandomOpsMatchIndependentModel", testModel},
+		{"ConcurrentTerminalsMatchModel", testConcurrent},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l := open(t)
+			if err := l.PublishRules(context.Background(), TestRules(1), Epoch); err != nil {
+				t.Fatalf("publish rules: %v", err)
+			}
+			tc.fn(t, l)
+		})
+	}
+}
+
+var ctx = context.Background()
+
+func snap(t *testing.T, l cloud.Ledger, c loyalty.CardHash) loyalty.Snapshot {
+	t.Helper()
+	s, err := l.Snapshot(ctx, c, "s1", Epoch)
+	if err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	return s
+}
+
+func wantBalance(t *testing.T, l cloud.Ledger, c loyalty.CardHash, balance, debt loyalty.Points) {
+	t.Helper()
+	s := snap(t, l, c)
+	if s.Balance != balance || s.Debt != debt {
+		t.Errorf("card %s: got balance %d debt %d, want balance %d debt %d", c.Short(), s.Balance, s.Debt, balance, debt)
+	}
+}
+
+func wantResult(t *testing.T, got cloud.OpResult, status cloud.Status, reason string, pts loyalty.Points) {
+	t.Helper()
+	if got.Status != status || got.Reason != reason || got.Points != pts {
+		t.Errorf("op seq %d: got %s %q %d points, want %s %q %d points", got.Seq, got.Status, got.Reason, got.Points, status, reason, pts)
+	}
+}
+
+func testEnrollCode(t *testing.T, l cloud.Ledger) {
+	pub := make([]byte, 32)
+	key := cloud.TerminalKey{PublicKey: pub, KeyID: "k1"}
+	if err := l.CreateEnrollCode(ctx, cloud.EnrollCode{Code: "ABC-123", Store: "s1", Terminal: "t1", Expires: Epoch.Add(time.Hour)}); err != nil {
+		t.Fatalf("create code: %v", err)
+	}
+	if err := l.CreateEnrollCode(ctx, cloud.EnrollCode{Code: "OLD", Store: "s1", Terminal: "t2", Expires: Epoch.Add(time.Minute)}); err != nil {
+		t.Fatalf("create code: %v", err)
+	}
+	if _, err := l.Enroll(ctx, "WRONG", key, Epoch); !errors.Is(err, cloud.ErrEnrollCode) {
+		t.Errorf("unknown code: got %v, want ErrEnrollCode", err)
+	}
+	term, err := l.Enroll(ctx, "ABC-123", key, Epoch)
+	if err != nil {
+		t.Fatalf("enroll: %v", err)
+	}
+	if term.ID != "t1" || term.Store != "s1" || term.Status != cloud.TerminalActive || term.KeyID != "k1" {
+		t.Errorf("enrolled terminal: got %+v, want t1 of s1, active, k1", term)
+	}
+	if _, err := l.Enroll(ctx, "ABC-123", key, Epoch); !errors.Is(err, cloud.ErrEnrollCode) {
+		t.Errorf("second use of a code: got %v, want ErrEnrollCode", err)
+	}
+	if _, err := l.Enroll(ctx, "OLD", key, Epoch.Add(time.Minute)); !errors.Is(err, cloud.ErrEnrollCode) {
+		t.Errorf("expired code: got %v, want ErrEnrollCode", err)
+	}
+	got, err := l.Terminal(ctx, "t1")
+	if err != nil || len(got.PublicKey) != 32 || got.Store != "s1" {
+		t.Errorf("terminal t1: got %+v, %v; want it registered with its key", got, err)
+	}
+	if _, err := l.Terminal(ctx, "t2"); !errors.Is(err, cloud.ErrNotFound) {
+		t.Errorf("terminal enrolled with an expired code: got %v, want ErrNotFound", err)
+	}
+}
+
+func testRevoked(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	tl.Send(t, l, tl.Earn(Card(1), 1000, 10))
+	if err := l.RevokeTerminal(ctx, "t1", Epoch); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	if _, err := l.Apply(ctx, tl.Seal(tl.Earn(Card(1), 1000, 10))); !errors.Is(err, cloud.ErrTerminalRevoked) {
+		t.Errorf("batch from a revoked terminal: got %v, want ErrTerminalRevoked", err)
+	}
+	wantBalance(t, l, Card(1), 10, 0)
+	if err := l.RevokeTerminal(ctx, "nope", Epoch); !errors.Is(err, cloud.ErrNotFound) {
+		t.Errorf("revoke unknown terminal: got %v, want ErrNotFound", err)
+	}
+	other := &Till{ID: "ghost", Store: "s1", Epoch: 1, Now: Epoch}
+	if _, err := l.Apply(ctx, other.Seal(tl.Earn(Card(1), 1000, 10))); !errors.Is(err, cloud.ErrUnknownTerminal) {
+		t.Errorf("batch from an unknown terminal: got %v, want ErrUnknownTerminal", err)
+	}
+}
+
+func testRules(t *testing.T, l cloud.Ledger) {
+	if err := l.PublishRules(ctx, TestRules(1), Epoch); err != nil {
+		t.Errorf("republish identical rules: %v", err)
+	}
+	changed := TestRules(1)
+	changed.BasePoints = 2
+	if err := l.PublishRules(ctx, changed, Epoch); !errors.Is(err, cloud.ErrRulesConflict) {
+		t.Errorf("same version, other content: got %v, want ErrRulesConflict", err)
+	}
+	if err := l.PublishRules(ctx, loyalty.Rules{Version: 3}, Epoch); !errors.Is(err, loyalty.ErrInvalidRules) {
+		t.Errorf("invalid rules: got %v, want ErrInvalidRules", err)
+	}
+	if err := l.PublishRules(ctx, TestRules(2), Epoch); err != nil {
+		t.Fatalf("publish v2: %v", err)
+	}
+	cur, err := l.CurrentRules(ctx)
+	if err != nil || cur.Version != 2 {
+		t.Errorf("current rules: got version %d, %v; want 2", cur.Version, err)
+	}
+	r1, err := l.Rules(ctx, 1)
+	if err != nil || r1.BasePoints != 1 || len(r1.Tiers) != 2 {
+		t.Errorf("rules 1: got %+v, %v; want the published content", r1, err)
+	}
+	if _, err := l.Rules(ctx, 99); !errors.Is(err, cloud.ErrNotFound) {
+		t.Errorf("rules 99: got %v, want ErrNotFound", err)
+	}
+}
+
+func testWatermark(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	a := tl.Send(t, l, tl.Earn(Card(1), 1000, 10), tl.Earn(Card(2), 2000, 20), tl.Redeem(Card(1), 4, false))
+	if a.Watermark != 3 || a.Replay || len(a.Results) != 3 || a.RulesVersion != 1 {
+		t.Fatalf("first batch: got watermark %d replay %v %d results rules %d, want 3 false 3 1", a.Watermark, a.Replay, len(a.Results), a.RulesVersion)
+	}
+	wantResult(t, a.Results[0], cloud.StatusApplied, "", 10)
+	wantResult(t, a.Results[2], cloud.StatusApplied, "", -4)
+	if len(a.Snapshots) != 2 || a.Snapshots[0].Card != Card(1) || a.Snapshots[0].Balance != 6 || a.Snapshots[1].Balance != 20 {
+		t.Errorf("snapshots: got %+v, want card 1 at 6 and card 2 at 20", a.Snapshots)
+	}
+	wm, latest, err := l.Watermark(ctx, "t1", 1)
+	if err != nil || wm != 3 || latest != 1 {
+		t.Errorf("watermark: got %d latest %d %v, want 3 1", wm, latest, err)
+	}
+	a = tl.Send(t, l, tl.Earn(Card(1), 500, 5))
+	if a.Watermark != 4 {
+		t.Errorf("second batch: got watermark %d, want 4", a.Watermark)
+	}
+	wantBalance(t, l, Card(1), 11, 0)
+}
+
+func testReplay(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	b := tl.Seal(tl.Earn(Card(1), 1000, 10), tl.Redeem(Card(1), 50, true), tl.Reverse(loyalty.Op{ID: loyalty.OpID{1}, Card: Card(1)}))
+	first, err := l.Apply(ctx, b)
+	if err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	for i := 0; i < 2; i++ {
+		again, err := l.Apply(ctx, b)
+		if err != nil {
+			t.Fatalf("replay %d: %v", i, err)
+		}
+		if !again.Replay || again.Watermark != 3 {
+			t.Errorf("replay %d: got replay %v watermark %d, want true 3", i, again.Replay, again.Watermark)
+		}
+		for j := range first.Results {
+			if again.Results[j] != first.Results[j] {
+				t.Errorf("replay %d op %d: got %+v, want the original %+v", i, j, again.Results[j], first.Results[j])
+			}
+		}
+		if len(again.Snapshots) != 1 || again.Snapshots[0].Debt != 40 {
+			t.Errorf("replay %d snapshots: got %+v, want card 1 with debt 40", i, again.Snapshots)
+		}
+	}
+	wantResult(t, first.Results[2], cloud.StatusRejected, cloud.ReasonUnknownTarget, 0)
+	wantBalance(t, l, Card(1), 0, 40)
+}
+
+func testGapRewind(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	b1 := tl.Seal(tl.Earn(Card(1), 1000, 10), tl.Earn(Card(1), 1000, 10))
+	if _, err := l.Apply(ctx, b1); err != nil {
+		t.Fatal(err)
+	}
+	lost := tl.Seal(tl.Earn(Card(1), 1000, 10)) // never arrives
+	b3 := tl.Seal(tl.Earn(Card(1), 1000, 10))
+	_, err := l.Apply(ctx, b3)
+	var se *cloud.SequenceError
+	if !errors.As(err, &se) || !errors.Is(err, cloud.ErrGap) || se.Watermark != 2 {
+		t.Fatalf("batch after a lost one: got %v, want a gap at watermark 2", err)
+	}
+	// The same range with other content is a rewind, as is an overlap.
+	forged := b1
+	forged.Hash = []byte("other")
+	if _, err := l.Apply(ctx, forged); !errors.Is(err, cloud.ErrRewind) {
+		t.Errorf("replay with another hash: got %v, want ErrRewind", err)
+	}
+	overlap := cloud.Batch{Terminal: "t1", Epoch: 1, FirstSeq: 2, LastSeq: 3, Hash: []byte("x"), ReceivedAt: Epoch,
+		Ops: []loyalty.Op{b1.Ops[1], lost.Ops[0]}}
+	if _, err := l.Apply(ctx, overlap); !errors.Is(err, cloud.ErrRewind) {
+		t.Errorf("overlapping batch: got %v, want ErrRewind", err)
+	}
+	wantBalance(t, l, Card(1), 20, 0)
+	if _, err := l.Apply(ctx, lost); err != nil {
+		t.Fatalf("resend from the watermark: %v", err)
+	}
+	if a, err := l.Apply(ctx, b3); err != nil || a.Watermark != 4 {
+		t.Fatalf("batch after the gap is filled: got %+v, %v; want watermark 4", a.Watermark, err)
+	}
+	wantBalance(t, l, Card(1), 40, 0)
+}
+
+func testEpochs(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	tl.Send(t, l, tl.Earn(Card(1), 1000, 10), tl.Earn(Card(1), 1000, 10))
+	old := *tl
+	tl.NewEpoch()
+	a := tl.Send(t, l, tl.Earn(Card(1), 1000, 10))
+	if a.Epoch != 2 || a.Watermark != 1 {
+		t.Errorf("new epoch: got epoch %d watermark %d, want 2 1", a.Epoch, a.Watermark)
+	}
+	if _, err := l.Apply(ctx, old.Seal(old.Earn(Card(1), 1000, 10))); !errors.Is(err, cloud.ErrStaleEpoch) {
+		t.Errorf("new ops in an old epoch: got %v, want ErrStaleEpoch", err)
+	}
+	wantBalance(t, l, Card(1), 30, 0)
+}
+
+func testChain(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	tl.Send(t, l, tl.Earn(Card(1), 1000, 10))
+	tl.Prev = []byte("not the last batch")
+	if _, err := l.Apply(ctx, tl.Seal(tl.Earn(Card(1), 1000, 10))); !errors.Is(err, cloud.ErrChain) {
+		t.Errorf("batch chained to the wrong hash: got %v, want ErrChain", err)
+	}
+	wantBalance(t, l, Card(1), 10, 0)
+}
+
+func testInvalidBatch(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	cases := map[string]func(b *cloud.Batch){
+		"seq out of order": func(b *cloud.Batch) { b.Ops[0].Seq, b.Ops[1].Seq = 2, 1 },
+		"other terminal":   func(b *cloud.Batch) { b.Ops[1].Terminal = "t9" },
+		"other epoch":      func(b *cloud.Batch) { b.Ops[1].Epoch = 7 },
+		"count mismatch":   func(b *cloud.Batch) { b.LastSeq++ },
+		"no hash":          func(b *cloud.Batch) { b.Hash = nil },
+		"zero first seq":   func(b *cloud.Batch) { b.FirstSeq, b.LastSeq = 0, 1 },
+	}
+	for name, mangle := range cases {
+		saved := *tl
+		b := tl.Seal(tl.Earn(Card(1), 1000, 10), tl.Earn(Card(1), 1000, 10))
+		*tl = saved
+		mangle(&b)
+		if _, err := l.Apply(ctx, b); !errors.Is(err, cloud.ErrInvalidBatch) {
+			t.Errorf("%s: got %v, want ErrInvalidBatch", name, err)
+		}
+	}
+	if wm, _, _ := l.Watermark(ctx, "t1", 1); wm != 0 {
+		t.Errorf("watermark after invalid batches: got %d, want 0", wm)
+	}
+	wantBalance(t, l, Card(1), 0, 0)
+}
+
+func testOpIdentity(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	earn := tl.Earn(Card(1), 1000, 10)
+	tl.Send(t, l, earn)
+	same, changed := earn, earn
+	changed.Points = 11
+	a := tl.Send(t, l, same, changed, tl.Earn(Card(1), 100, 1))
+	wantResult(t, a.Results[0], cloud.StatusDuplicate, "", 10)
+	wantResult(t, a.Results[1], cloud.StatusRejected, cloud.ReasonConflict, 0)
+	wantResult(t, a.Results[2], cloud.StatusApplied, "", 1)
+	// The same op journaled again after a restore (new epoch) is a duplicate.
+	tl.NewEpoch()
+	a = tl.Send(t, l, earn)
+	wantResult(t, a.Results[0], cloud.StatusDuplicate, "", 10)
+	// Within one batch too.
+	e2 := tl.Earn(Card(1), 300, 3)
+	a = tl.Send(t, l, e2, e2)
+	wantResult(t, a.Results[0], cloud.StatusApplied, "", 3)
+	wantResult(t, a.Results[1], cloud.StatusDuplicate, "", 3)
+	bad := tl.Earn(Card(1), 100, 1)
+	bad.Basket = nil
+	a = tl.Send(t, l, bad)
+	wantResult(t, a.Results[0], cloud.StatusRejected, cloud.ReasonInvalid, 0)
+	wantBalance(t, l, Card(1), 14, 0)
+}

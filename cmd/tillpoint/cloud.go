@@ -1,0 +1,286 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tillpoint/tillpoint/cloud"
+	"github.com/tillpoint/tillpoint/cloud/server"
+	"github.com/tillpoint/tillpoint/cloud/sqlstore"
+	"github.com/tillpoint/tillpoint/sync/batch"
+)
+
+const cloudHelp = `
+Runs the central ledger: batch ingest, signed snapshots and rules for the
+terminals, enrollment and the admin API. The database is migrated on start.
+The cloud's Ed25519 signing key is read from --key, or generated there (mode
+0600) on first start; terminals pin its public key when they enroll.
+
+Subcommands (each takes --db too; run 'tillpoint cloud SUBCOMMAND --help'):
+  enroll-code --store S --terminal T   make a one-time enrollment code
+  revoke --terminal T                  stop accepting a terminal's batches
+  check                                replay the ledger and compare every balance
+
+The admin API (/v1/admin/...) needs a token: put one in a file given with
+--admin-token-file, or in the environment as TILLPOINT_ADMIN_TOKEN.
+
+Examples:
+  tillpoint cloud --db sqlite:/var/lib/tillpoint/cloud.db --listen :8443 \
+      --tls-cert /etc/tillpoint/cert.pem --tls-key /etc/tillpoint/key.pem
+  tillpoint cloud --db postgres://tillpoint@db/tillpoint --key /etc/tillpoint/cloud.key
+`
+
+// defaultCloudDB is where an embedded cloud keeps its ledger.
+const defaultCloudDB = "sqlite:tillpoint-cloud.db"
+
+func (m *Main) runCloud(ctx context.Context, args []string) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "enroll-code":
+			return m.runCloudEnrollCode(ctx, args[1:])
+		case "revoke":
+			return m.runCloudRevoke(ctx, args[1:])
+		case "check":
+			return m.runCloudCheck(ctx, args[1:])
+		}
+	}
+	fs := newFlagSet(m.Stderr, "cloud", "cloud [--db sqlite:PATH|postgres://...] [--listen ADDR] [flags]\n       tillpoint cloud enroll-code|revoke|check [flags]", cloudHelp)
+	db := fs.String("db", defaultCloudDB, "the ledger database: sqlite:PATH or postgres://...")
+	listen := fs.String("listen", server.DefaultAddr, "the address to serve on")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate chain for HTTPS (with --tls-key)")
+	tlsKey := fs.String("tls-key", "", "PEM private key for HTTPS (with --tls-cert)")
+	keyPath := fs.String("key", "", "the cloud's signing key file (default: cloud.key beside a SQLite database; required with PostgreSQL)")
+	program := fs.String("program", "tillpoint", "the loyalty program's ID, bound into every signature")
+	adminTokenFile := fs.String("admin-token-file", "", "file holding the admin API token (or set TILLPOINT_ADMIN_TOKEN)")
+	logFormat := fs.String("log-format", "json", "log format on stderr: json or text")
+	maxBatch := fs.Int64("max-batch-bytes", server.DefaultMaxBatchBytes, "largest batch body accepted")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError("unknown subcommand %q; want enroll-code, revoke or check", fs.Arg(0))
+	}
+	logger, err := newLogger(m.Stderr, *logFormat)
+	if err != nil {
+		return err
+	}
+	if *keyPath == "" {
+		if *keyPath, err = defaultKeyPath(*db); err != nil {
+			return err
+		}
+	}
+	token, err := m.adminToken(*adminTokenFile)
+	if err != nil {
+		return err
+	}
+
+	ledger, err := openLedger(ctx, *db, logger)
+	if err != nil {
+		return err
+	}
+	defer ledger.Close()
+
+	key, created, err := server.LoadOrCreateKey(*keyPath)
+	if err != nil {
+		return err
+	}
+	if created {
+		logger.Info("generated the cloud signing key", "path", *keyPath)
+	}
+	srv := server.New(ledger, key, *program)
+	srv.Addr = *listen
+	srv.TLSCertFile, srv.TLSKeyFile = *tlsCert, *tlsKey
+	srv.AdminToken = token
+	srv.MaxBatchBytes = *maxBatch
+	srv.Logger = logger.With("component", "server")
+	if err := srv.Open(); err != nil {
+		return err
+	}
+	if len(token) == 0 {
+		logger.Warn("admin API disabled: no --admin-token-file and no TILLPOINT_ADMIN_TOKEN")
+	}
+	if *tlsCert == "" {
+		logger.Warn("serving plain HTTP; pass --tls-cert and --tls-key or put a TLS proxy in front")
+	}
+	fmt.Fprintf(m.Stdout, "tillpoint cloud listening on %s (program %s, cloud key %s)\n", srv.URL(), *program, batch.Fingerprint(key.Public().(ed25519.PublicKey)))
+	<-ctx.Done()
+	logger.Info("shutting down")
+	return srv.Close(context.Background())
+}
+
+// newLogger returns the process's logger on w in format.
+func newLogger(w io.Writer, format string) (*slog.Logger, error) {
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	}
+	return nil, usageError("--log-format %q: want json or text", format)
+}
+
+// defaultKeyPath puts the signing key beside a SQLite database.
+func defaultKeyPath(db string) (string, error) {
+	path, ok := strings.CutPrefix(db, "sqlite:")
+	if !ok {
+		return "", usageError("with --db %s, pass --key PATH for the cloud's signing key", redactDSN(db))
+	}
+	return filepath.Join(filepath.Dir(path), "cloud.key"), nil
+}
+
+// adminToken reads the admin token from file, else from TILLPOINT_ADMIN_TOKEN.
+func (m *Main) adminToken(file string) ([]byte, error) {
+	if file == "" {
+		return []byte(strings.TrimSpace(m.Getenv("TILLPOINT_ADMIN_TOKEN"))), nil
+	}
+	st, err := os.Stat(file)
+	if err != nil {
+		return nil, fmt.Errorf("read --admin-token-file: %w", err)
+	}
+	if st.Mode().Perm()&0o007 != 0 {
+		return nil, fmt.Errorf("admin token file %s is readable by others (mode %v): run chmod 600 %s", file, st.Mode().Perm(), file)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read --admin-token-file: %w", err)
+	}
+	token := []byte(strings.TrimSpace(string(b)))
+	if len(token) == 0 {
+		return nil, fmt.Errorf("admin token file %s is empty; put a token in it ('openssl rand -hex 32')", file)
+	}
+	return token, nil
+}
+
+// redactDSN hides a password in a database URL.
+func redactDSN(dsn string) string {
+	scheme, rest, ok := strings.Cut(dsn, "://")
+	if !ok {
+		return dsn
+	}
+	userinfo, host, ok := strings.Cut(rest, "@")
+	if !ok {
+		return dsn
+	}
+	if user, _, hasPass := strings.Cut(userinfo, ":"); hasPass {
+		return scheme + "://" + user + ":xxxxx@" + host
+	}
+	return dsn
+}
+
+const enrollCodeHelp = `
+Makes a one-time code that enrolls one terminal of one store. Give it to the
+installer, who runs 'tillpoint enroll --cloud URL --code CODE' on the terminal.
+The code works once and expires after --ttl.
+`
+
+func (m *Main) runCloudEnrollCode(ctx context.Context, args []string) error {
+	fs := newFlagSet(m.Stderr, "cloud enroll-code", "cloud enroll-code --store S --terminal T [--db DB] [--ttl 24h]", enrollCodeHelp)
+	db := fs.String("db", defaultCloudDB, "the ledger database: sqlite:PATH or postgres://...")
+	store := fs.String("store", "", "the store the terminal belongs to")
+	terminal := fs.String("terminal", "", "the terminal's ID, unique in the program")
+	ttl := fs.Duration("ttl", server.DefaultEnrollCodeTTL, "how long the code stays valid")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *store == "" || *terminal == "" {
+		return usageError("need --store S and --terminal T")
+	}
+	if *ttl <= 0 || *ttl > 30*24*time.Hour {
+		return usageError("--ttl %v: want more than 0 and at most 720h", *ttl)
+	}
+	ledger, err := openLedger(ctx, *db, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer ledger.Close()
+	now := time.Now().UTC()
+	c, err := server.CreateEnrollCode(ctx, ledger, *store, *terminal, now, now.Add(*ttl).Truncate(time.Second))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "%s\n", c.Code)
+	fmt.Fprintf(m.Stderr, "enrollment code for terminal %s of store %s, valid until %s\n", c.Terminal, c.Store, c.Expires.Format(time.RFC3339))
+	return nil
+}
+
+const revokeHelp = `
+Revokes a terminal: from now on the cloud refuses its batches and feeds. It
+cannot be undone; a replaced terminal enrolls again with a new code.
+`
+
+func (m *Main) runCloudRevoke(ctx context.Context, args []string) error {
+	fs := newFlagSet(m.Stderr, "cloud revoke", "cloud revoke --terminal T [--db DB]", revokeHelp)
+	db := fs.String("db", defaultCloudDB, "the ledger database: sqlite:PATH or postgres://...")
+	terminal := fs.String("terminal", "", "the terminal to revoke")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *terminal == "" {
+		return usageError("need --terminal T")
+	}
+	ledger, err := openLedger(ctx, *db, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer ledger.Close()
+	if err := ledger.RevokeTerminal(ctx, *terminal, time.Now()); err != nil {
+		return fmt.Errorf("revoke %s: %w", *terminal, err)
+	}
+	fmt.Fprintf(m.Stdout, "revoked terminal %s\n", *terminal)
+	return nil
+}
+
+const checkHelp = `
+Replays the ledger and compares every balance: postings sum to zero per
+transaction, each member's lots sum to their available balance, and the
+sum over members equals the points liability. Exits 1 when anything is off.
+`
+
+func (m *Main) runCloudCheck(ctx context.Context, args []string) error {
+	fs := newFlagSet(m.Stderr, "cloud check", "cloud check [--db DB]", checkHelp)
+	db := fs.String("db", defaultCloudDB, "the ledger database: sqlite:PATH or postgres://...")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	ledger, err := openLedger(ctx, *db, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer ledger.Close()
+	report, err := ledger.Check(ctx)
+	printCheckReport(m.Stdout, report)
+	if err != nil {
+		return fmt.Errorf("the ledger does not balance; stop ingest and investigate before serving again: %w", err)
+	}
+	fmt.Fprintln(m.Stdout, "ok: every balance matches the ledger")
+	return nil
+}
+
+// printCheckReport writes what the ledger check found.
+func printCheckReport(w io.Writer, r cloud.CheckReport) {
+	fmt.Fprintf(w, "accounts %d, transactions %d, owners %d, lots %d\n", r.Accounts, r.Transactions, r.Owners, r.Lots)
+	fmt.Fprintf(w, "liability %d, debt %d; earned %d, redeemed %d, expired %d, adjusted %d\n",
+		r.Liability, r.Debt, r.Earned, r.Redeemed, r.Expired, r.Adjusted)
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "PROBLEM: %s\n", p)
+	}
+}
+
+// openLedger opens and migrates the ledger named by db.
+func openLedger(ctx context.Context, db string, logger *slog.Logger) (*sqlstore.Store, error) {
+	if !strings.HasPrefix(db, "sqlite:") && !strings.HasPrefix(db, "postgres://") && !strings.HasPrefix(db, "postgresql://") {
+		return nil, usageError("--db %q: want sqlite:PATH or postgres://...", redactDSN(db))
+	}
+	s, err := sqlstore.Open(ctx, db, sqlstore.Options{Logger: logger.With("component", "ledger")})
+	if err != nil {
+		return nil, fmt.Errorf("open ledger %s: %w", redactDSN(db), err)
+	}
+	return s, nil
+}

@@ -1,0 +1,64 @@
+// Package journal is a store terminal's durable record of what it did: an
+// append-only, hash-chained SQLite journal of loyalty operations, the member
+// snapshot cache the terminal works from when the cloud does not answer, the
+// outbox of sealed batches the uplink resends byte for byte, the redeems that
+// store peers made offline, and the offline redeem policy built on them.
+//
+// # Durability
+//
+// The database runs in WAL mode with synchronous=FULL (with NORMAL a
+// committed transaction can roll back after a power cut), a busy timeout and
+// foreign keys on; its schema is a list of embedded, versioned migrations
+// (PRAGMA user_version). Append returns only after the transaction holding
+// the op has committed. Concurrent appends are group-committed by one writer
+// goroutine: ops that arrive while a commit is in flight share the next
+// transaction, and every caller is answered only after that commit returns.
+// A full disk, a read-only file or a corrupt database reaches the caller as
+// an error (ErrStorageFull, ErrReadOnly, ErrCorrupt), never as an
+// acknowledgement.
+//
+// # Order and chain
+//
+// Within an epoch, Seq is gapless from 1. Each stored op carries
+// link = SHA-256(previous link || canonical encoding of the op), with the
+// canonical encoding of loyalty.Op (AppendCanonical); the chain runs across
+// epochs. Verify walks the whole journal and names the first broken link.
+//
+// # Epochs
+//
+// A journal that loses continuity starts a new epoch, in which Seq restarts
+// at 1. Continuity is checked at Open against a sidecar file next to the
+// database (PATH-epoch) holding the journal's identity, a token rotated on
+// every Open (the database keeps the current and the previous token, so a
+// crash between the two writes is not mistaken for a restore) and the
+// highest (epoch, seq) the journal had reached, refreshed after commits
+// about once a second and at Close. A database restored from a backup, copied
+// from elsewhere or replaced fails one of those checks. What no local check
+// can see (a backup taken less than a second before the loss) the cloud sees:
+// its watermark is ahead of the journal, and the uplink calls NewEpoch.
+//
+// # Using it
+//
+//   - The agent: Open with the terminal's and store's ids; Append for every
+//     op made with the cloud's blessing; AppendOfflineRedeem (or first
+//     CheckOfflineRedeem) with a Policy for a redeem made without it; View
+//     for the balance to show (snapshot + this terminal's unacknowledged ops).
+//   - The uplink: Acked and OpsAfter for what to send; PutSealed before
+//     the first send of a sealed batch, Sealed to resend the identical bytes
+//     after a restart; MarkAcked with the acknowledgement's snapshots (one
+//     transaction; it also drops the sealed batches it covers); PutSnapshots
+//     for snapshots pulled on their own; NewEpoch on ErrAckAhead or when the
+//     cloud's watermark for the terminal is ahead of Head.
+//   - Store peers: PutPeerRedeem for each offline redeem a peer reports
+//     (duplicates by op ID are ignored); a newer snapshot drops the ones it covers.
+//   - Operators: Stats, Entries and Verify, through 'tillpoint journal',
+//     which opens the file with Options.ReadOnly.
+//
+// # What it must never do
+//
+// Acknowledge an op that is not durable; change or delete a stored op (only
+// the acknowledgement watermark moves); reuse a sequence number within an
+// epoch; hold or print a card number or NFC UID in the clear (it stores
+// loyalty.CardHash, a keyed hash, only); trust the terminal's wall clock for
+// order.
+package journal

@@ -1,0 +1,174 @@
+package journal_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tillpoint/tillpoint/offline/journal"
+)
+
+// copyFiles copies the journal's database files (and not its sidecar) from
+// one path to another, removing stale -wal and -shm files at the target.
+func copyFiles(t *testing.T, from, to string) {
+	t.Helper()
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(to + suffix)
+		b, err := os.ReadFile(from + suffix)
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to+suffix, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func appendN(t *testing.T, j *journal.Journal, n int) {
+	t.Helper()
+	for i := range n {
+		if _, err := j.Append(context.Background(), earnOp(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func checkEpoch(t *testing.T, path string, wantEpoch uint32, wantOps int64) {
+	t.Helper()
+	j := openJournal(t, path)
+	op, err := j.Append(context.Background(), earnOp(99))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSeq := uint64(1)
+	if wantEpoch == 1 {
+		wantSeq = uint64(wantOps) + 1
+	}
+	if op.Epoch != wantEpoch || op.Seq != wantSeq {
+		t.Fatalf("next op: got epoch %d seq %d, want epoch %d seq %d", op.Epoch, op.Seq, wantEpoch, wantSeq)
+	}
+	if rep := mustVerify(t, j); rep.Ops != wantOps+1 {
+		t.Fatalf("Verify: got %d ops, want %d", rep.Ops, wantOps+1)
+	}
+	j.Close()
+}
+
+// TestRestoredJournalStartsNewEpoch covers the ways a journal loses
+// continuity, and the crash that must not be taken for one.
+func TestRestoredJournalStartsNewEpoch(t *testing.T) {
+	ctx := context.Background()
+	t.Run("backup from before the last open", func(t *testing.T) {
+		dir := t.TempDir()
+		path, backup := filepath.Join(dir, "journal.db"), filepath.Join(dir, "backup.db")
+		j := openJournal(t, path)
+		appendN(t, j, 3)
+		j.Close()
+		copyFiles(t, path, backup)
+		j = openJournal(t, path)
+		appendN(t, j, 2)
+		j.Close()
+		copyFiles(t, backup, path)
+		checkEpoch(t, path, 2, 3)
+	})
+	t.Run("backup taken while running", func(t *testing.T) {
+		dir := t.TempDir()
+		path, backup := filepath.Join(dir, "journal.db"), filepath.Join(dir, "backup.db")
+		j := openJournal(t, path)
+		appendN(t, j, 3)
+		db, err := sql.Open("sqlite", fileURI(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, "VACUUM INTO ?", backup); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		appendN(t, j, 2)
+		j.Close() // records epoch 1 seq 5 in the sidecar
+		copyFiles(t, backup, path)
+		checkEpoch(t, path, 2, 3)
+	})
+	t.Run("sidecar lost", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "journal.db")
+		j := openJournal(t, path)
+		appendN(t, j, 3)
+		j.Close()
+		if err := os.Remove(journal.SidecarPath(path)); err != nil {
+			t.Fatal(err)
+		}
+		checkEpoch(t, path, 2, 3)
+	})
+	t.Run("database lost, sidecar kept", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "journal.db")
+		j := openJournal(t, path)
+		appendN(t, j, 3)
+		if _, err := j.NewEpoch(ctx, "test"); err != nil {
+			t.Fatal(err)
+		}
+		j.Close()
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			os.Remove(path + suffix)
+		}
+		checkEpoch(t, path, 3, 0)
+	})
+	t.Run("crash between the database and the sidecar is not a restore", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "journal.db")
+		j := openJournal(t, path)
+		appendN(t, j, 3)
+		j.Close()
+		old, err := os.ReadFile(journal.SidecarPath(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		openJournal(t, path).Close() // rotates the token in the database, then the sidecar
+		if err := os.WriteFile(journal.SidecarPath(path), old, 0o600); err != nil {
+			t.Fatal(err) // as if killed before the sidecar write
+		}
+		checkEpoch(t, path, 1, 3)
+	})
+	t.Run("reopen is not a restore", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "journal.db")
+		for range 3 {
+			j := openJournal(t, path)
+			appendN(t, j, 2)
+			j.Close()
+		}
+		checkEpoch(t, path, 1, 6)
+	})
+}
+
+// TestSidecarTracksHighWaterMarkWhileRunning: the high-water mark reaches
+// the sidecar after commits, without a Close, so a backup restored after a
+// crash is caught too.
+func TestSidecarTracksHighWaterMarkWhileRunning(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal.db")
+	opts := testOptions()
+	opts.SidecarInterval = time.Millisecond
+	j, err := journal.Open(context.Background(), path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	appendN(t, j, 3)
+	time.Sleep(2 * time.Millisecond) // let the interval pass: the next commit writes the sidecar
+	appendN(t, j, 1)
+	deadline := time.Now().Add(10 * time.Second)
+	var sc struct{ Epoch, Seq uint64 }
+	for {
+		b, err := os.ReadFile(journal.SidecarPath(path))
+		if err == nil && json.Unmarshal(b, &sc) == nil && sc.Epoch == 1 && sc.Seq == 4 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sidecar: got epoch %d seq %d (%s), want epoch 1 seq 4 while the journal runs", sc.Epoch, sc.Seq, b)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,237 @@
+package journal
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/tillpoint/tillpoint/loyalty"
+)
+
+// Entry is a stored op with what the journal knows about it.
+type Entry struct {
+	Pos   int64 // insertion order, 1-based
+	Op    loyalty.Op
+	Link  Link
+	Acked bool // the cloud acknowledged it
+}
+
+// OpsAfter returns up to limit ops that follow (epoch, seq) in journal
+// order, for the uplink; OpsAfter(ctx, 0, 0, n) starts at the beginning.
+func (j *Journal) OpsAfter(ctx context.Context, epoch uint32, seq uint64, limit int) ([]loyalty.Op, error) {
+	es, err := j.entries(ctx, "WHERE (epoch, seq) > (?, ?) ORDER BY epoch, seq LIMIT ?", epoch, int64(seq), limit)
+	if err != nil {
+		return nil, err
+	}
+	ops := make([]loyalty.Op, len(es))
+	for i, e := range es {
+		ops[i] = e.Op
+	}
+	return ops, nil
+}
+
+// Entries returns up to limit entries after row position afterPos, for
+// inspection (the CLI's list and export).
+func (j *Journal) Entries(ctx context.Context, afterPos int64, limit int) ([]Entry, error) {
+	return j.entries(ctx, "WHERE pos > ? ORDER BY pos LIMIT ?", afterPos, limit)
+}
+
+// OpByID returns the stored op with id, and false when there is none.
+func (j *Journal) OpByID(ctx context.Context, id loyalty.OpID) (loyalty.Op, bool, error) {
+	return opByID(ctx, j.rdb, id)
+}
+
+func opByID(ctx context.Context, q queryer, id loyalty.OpID) (loyalty.Op, bool, error) {
+	var body []byte
+	err := q.QueryRowContext(ctx, "SELECT body FROM ops WHERE id = ?", id[:]).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return loyalty.Op{}, false, nil
+	}
+	if err != nil {
+		return loyalty.Op{}, false, fmt.Errorf("read op %s: %w", id, classify(err))
+	}
+	var op loyalty.Op
+	if err := op.UnmarshalBinary(body); err != nil {
+		return loyalty.Op{}, false, fmt.Errorf("%w: op %s: %w", ErrCorrupt, id, err)
+	}
+	return op, true, nil
+}
+
+func (j *Journal) entries(ctx context.Context, where string, args ...any) ([]Entry, error) {
+	if n := args[len(args)-1].(int); n <= 0 || n > 100000 {
+		return nil, fmt.Errorf("%w: limit %d, want 1 to 100000", ErrInvalid, n)
+	}
+	tx, err := j.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("read ops: %w", classify(err))
+	}
+	defer tx.Rollback()
+	m, err := readMeta(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	ackedPos, _ := strconv.ParseInt(m["acked_pos"], 10, 64)
+	rows, err := tx.QueryContext(ctx, "SELECT pos, body, link FROM ops "+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read ops: %w", classify(err))
+	}
+	defer rows.Close()
+	var es []Entry
+	for rows.Next() {
+		var e Entry
+		var body, link []byte
+		if err := rows.Scan(&e.Pos, &body, &link); err != nil {
+			return nil, fmt.Errorf("read ops: %w", classify(err))
+		}
+		if err := e.Op.UnmarshalBinary(body); err != nil {
+			return nil, fmt.Errorf("%w: row %d: %w (run 'tillpoint journal verify')", ErrCorrupt, e.Pos, err)
+		}
+		copy(e.Link[:], link)
+		e.Acked = e.Pos <= ackedPos
+		es = append(es, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read ops: %w", classify(err))
+	}
+	return es, nil
+}
+
+// MarkAcked records that the cloud has applied every op up to and
+// including (epoch, seq), drops the sealed batches that covers, and stores
+// the snapshots the acknowledgement carried, all in one transaction, so the
+// local view never counts an op twice or not at all. An older
+// acknowledgement than the current one moves nothing (its snapshots are
+// still stored, newest wins). An acknowledgement for an op the journal does
+// not hold returns ErrAckAhead and changes nothing: the journal lost ops
+// the cloud has, and the uplink should call NewEpoch.
+func (j *Journal) MarkAcked(ctx context.Context, epoch uint32, seq uint64, snaps ...loyalty.Snapshot) error {
+	rows, err := snapshotRows(snaps)
+	if err != nil {
+		return err
+	}
+	return j.write(ctx, func(ctx context.Context, tx *sql.Tx, w *writer) error {
+		if seq > 0 {
+			if err := markAcked(ctx, tx, w, epoch, seq); err != nil {
+				return err
+			}
+		}
+		return putSnapshots(ctx, tx, rows)
+	})
+}
+
+func markAcked(ctx context.Context, tx *sql.Tx, w *writer, epoch uint32, seq uint64) error {
+	var pos int64
+	err := tx.QueryRowContext(ctx, "SELECT pos FROM ops WHERE epoch = ? AND seq = ?", epoch, int64(seq)).Scan(&pos)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%w: the cloud acknowledged epoch %d seq %d, this journal is at epoch %d seq %d",
+			ErrAckAhead, epoch, seq, w.head.epoch, w.head.seq)
+	}
+	if err != nil {
+		return fmt.Errorf("mark acked: %w", classify(err))
+	}
+	cur, err := ackedPos(ctx, tx)
+	if err != nil || pos <= cur {
+		return err
+	}
+	if err := writeMeta(ctx, tx, map[string]string{
+		"acked_pos":   strconv.FormatInt(pos, 10),
+		"acked_epoch": strconv.FormatUint(uint64(epoch), 10),
+		"acked_seq":   strconv.FormatUint(seq, 10),
+	}); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM sealed WHERE epoch < ? OR (epoch = ? AND last_seq <= ?)", epoch, epoch, int64(seq)); err != nil {
+		return fmt.Errorf("drop acknowledged sealed batches: %w", classify(err))
+	}
+	return nil
+}
+
+// Acked returns the cloud's acknowledgement watermark: every op up to
+// (epoch, seq) is applied; (0, 0) when nothing is.
+func (j *Journal) Acked(ctx context.Context) (epoch uint32, seq uint64, err error) {
+	m, err := readMeta(ctx, j.rdb)
+	if err != nil {
+		return 0, 0, err
+	}
+	e, _ := strconv.ParseUint(m["acked_epoch"], 10, 32)
+	s, _ := strconv.ParseUint(m["acked_seq"], 10, 64)
+	return uint32(e), s, nil
+}
+
+// Head returns the current epoch and the last seq in it (0 when the epoch
+// has no op yet), as committed.
+func (j *Journal) Head(ctx context.Context) (epoch uint32, seq uint64, err error) {
+	h, err := readHead(ctx, j.rdb)
+	return h.epoch, h.seq, err
+}
+
+// Stats describe a journal's size and its backlog towards the cloud.
+type Stats struct {
+	Terminal string
+	Store    string
+	Epoch    uint32 // current epoch
+	Seq      uint64 // last seq in the current epoch (0: none yet)
+	Ops      int64  // ops stored, all epochs
+	Epochs   int64
+
+	AckedEpoch uint32 // the cloud's acknowledgement watermark
+	AckedSeq   uint64
+	Unacked    int64
+	// OldestUnacked is the wall time of the oldest op the cloud has not
+	// acknowledged; zero when there is none.
+	OldestUnacked time.Time
+
+	Sealed      int64 // sealed batches waiting for their acknowledgement
+	Snapshots   int64
+	PeerRedeems int64
+}
+
+// Stats returns the journal's counts and backlog.
+func (j *Journal) Stats(ctx context.Context) (Stats, error) {
+	s := Stats{Terminal: j.terminal, Store: j.store}
+	tx, err := j.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return s, fmt.Errorf("stats: %w", classify(err))
+	}
+	defer tx.Rollback()
+	h, err := readHead(ctx, tx)
+	if err != nil {
+		return s, err
+	}
+	s.Epoch, s.Seq = h.epoch, h.seq
+	m, err := readMeta(ctx, tx)
+	if err != nil {
+		return s, err
+	}
+	ackedPos, _ := strconv.ParseInt(m["acked_pos"], 10, 64)
+	ae, _ := strconv.ParseUint(m["acked_epoch"], 10, 32)
+	s.AckedEpoch = uint32(ae)
+	s.AckedSeq, _ = strconv.ParseUint(m["acked_seq"], 10, 64)
+	for _, c := range []struct {
+		dst   *int64
+		query string
+		args  []any
+	}{
+		{&s.Ops, "SELECT count(*) FROM ops", nil},
+		{&s.Epochs, "SELECT count(*) FROM epochs", nil},
+		{&s.Unacked, "SELECT count(*) FROM ops WHERE pos > ?", []any{ackedPos}},
+		{&s.Sealed, "SELECT count(*) FROM sealed", nil},
+		{&s.Snapshots, "SELECT count(*) FROM snapshots", nil},
+		{&s.PeerRedeems, "SELECT count(*) FROM peer_redeems", nil},
+	} {
+		if err := tx.QueryRowContext(ctx, c.query, c.args...).Scan(c.dst); err != nil {
+			return s, fmt.Errorf("stats: %w", classify(err))
+		}
+	}
+	var oldest sql.NullInt64
+	if err := tx.QueryRowContext(ctx, "SELECT wall_time FROM ops WHERE pos > ? ORDER BY pos LIMIT 1", ackedPos).Scan(&oldest); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return s, fmt.Errorf("stats: %w", classify(err))
+	}
+	if oldest.Valid {
+		s.OldestUnacked = time.Unix(0, oldest.Int64).UTC()
+	}
+	return s, nil
+}

@@ -1,0 +1,181 @@
+package journal
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/tillpoint/tillpoint/loyalty"
+)
+
+// PutSnapshots stores member snapshots from the cloud, keyed by card hash.
+// For each card the newest snapshot (by AsOf) wins: an older one arriving
+// late changes nothing. Storing a snapshot drops the peers' offline
+// redeems for that card made at or before its AsOf, which it covers.
+func (j *Journal) PutSnapshots(ctx context.Context, snaps []loyalty.Snapshot) error {
+	rows, err := snapshotRows(snaps)
+	if err != nil || len(rows) == 0 {
+		return err
+	}
+	return j.write(ctx, func(ctx context.Context, tx *sql.Tx, _ *writer) error {
+		return putSnapshots(ctx, tx, rows)
+	})
+}
+
+type snapshotRow struct {
+	card []byte
+	asOf int64
+	body []byte
+}
+
+func snapshotRows(snaps []loyalty.Snapshot) ([]snapshotRow, error) {
+	rows := make([]snapshotRow, 0, len(snaps))
+	for i, s := range snaps {
+		if s.Card.IsZero() || s.AsOf.IsZero() {
+			return nil, fmt.Errorf("%w: snapshot %d needs a card and an as-of time", ErrInvalid, i)
+		}
+		body, err := json.Marshal(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: snapshot %d: %w", ErrInvalid, i, err)
+		}
+		rows = append(rows, snapshotRow{card: bytes.Clone(s.Card[:]), asOf: s.AsOf.UnixNano(), body: body})
+	}
+	return rows, nil
+}
+
+func putSnapshots(ctx context.Context, tx *sql.Tx, rows []snapshotRow) error {
+	for _, r := range rows {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO snapshots (card, as_of, body) VALUES (?, ?, ?)
+			ON CONFLICT (card) DO UPDATE SET as_of = excluded.as_of, body = excluded.body
+			WHERE excluded.as_of > snapshots.as_of`, r.card, r.asOf, string(r.body)); err != nil {
+			return fmt.Errorf("store snapshot: %w", classify(err))
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM peer_redeems WHERE card = ? AND wall_time <= ?`, r.card, r.asOf); err != nil {
+			return fmt.Errorf("drop covered peer redeems: %w", classify(err))
+		}
+	}
+	return nil
+}
+
+// Snapshot returns the cached snapshot for card, and false when there is none.
+func (j *Journal) Snapshot(ctx context.Context, card loyalty.CardHash) (loyalty.Snapshot, bool, error) {
+	return snapshot(ctx, j.rdb, card)
+}
+
+func snapshot(ctx context.Context, q queryer, card loyalty.CardHash) (loyalty.Snapshot, bool, error) {
+	var s loyalty.Snapshot
+	var body string
+	err := q.QueryRowContext(ctx, "SELECT body FROM snapshots WHERE card = ?", card[:]).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return s, false, nil
+	}
+	if err != nil {
+		return s, false, fmt.Errorf("read snapshot %s: %w", card.Short(), classify(err))
+	}
+	if err := json.Unmarshal([]byte(body), &s); err != nil {
+		return s, false, fmt.Errorf("%w: snapshot %s: %w", ErrCorrupt, card.Short(), err)
+	}
+	return s, true, nil
+}
+
+// View is the terminal's local view of a card: the cloud's last snapshot
+// plus what this terminal did since that the cloud has not acknowledged.
+type View struct {
+	Card     loyalty.CardHash
+	Known    bool // a snapshot exists; the fields below are zero otherwise
+	Snapshot loyalty.Snapshot
+	// Unacked is the sum of the points of this terminal's ops for the card
+	// that the cloud has not acknowledged, UnackedOps their number.
+	Unacked    loyalty.Points
+	UnackedOps int
+	// Balance is Snapshot.Balance + Unacked.
+	Balance loyalty.Points
+	// PeerRedeemed is what store peers redeemed offline with the card that
+	// no snapshot covers yet.
+	PeerRedeemed loyalty.Points
+}
+
+// Available is what the card may spend now: the balance, less the debt
+// the snapshot carries and the peers' uncovered offline redeems.
+func (v View) Available() loyalty.Points {
+	return v.Balance - v.Snapshot.Debt - v.PeerRedeemed
+}
+
+// View returns the local view of card. A card without a snapshot gives a
+// View with Known false and no error.
+func (j *Journal) View(ctx context.Context, card loyalty.CardHash) (View, error) {
+	tx, err := j.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return View{}, fmt.Errorf("read view: %w", classify(err))
+	}
+	defer tx.Rollback()
+	return view(ctx, tx, card)
+}
+
+func ackedPos(ctx context.Context, q queryer) (int64, error) {
+	var v sql.NullString
+	err := q.QueryRowContext(ctx, "SELECT CAST(value AS TEXT) FROM meta WHERE key = 'acked_pos'").Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read acknowledgement watermark: %w", classify(err))
+	}
+	n, _ := strconv.ParseInt(v.String, 10, 64)
+	return n, nil
+}
+
+func view(ctx context.Context, q queryer, card loyalty.CardHash) (View, error) {
+	v := View{Card: card}
+	s, ok, err := snapshot(ctx, q, card)
+	if err != nil || !ok {
+		return v, err
+	}
+	v.Known, v.Snapshot = true, s
+	acked, err := ackedPos(ctx, q)
+	if err != nil {
+		return v, err
+	}
+	var sum, peers int64
+	if err := q.QueryRowContext(ctx, "SELECT coalesce(sum(points), 0), count(*) FROM ops WHERE card = ? AND pos > ?",
+		card[:], acked).Scan(&sum, &v.UnackedOps); err != nil {
+		return v, fmt.Errorf("read unacknowledged ops: %w", classify(err))
+	}
+	if err := q.QueryRowContext(ctx, "SELECT coalesce(sum(points), 0) FROM peer_redeems WHERE card = ?", card[:]).Scan(&peers); err != nil {
+		return v, fmt.Errorf("read peer redeems: %w", classify(err))
+	}
+	v.Unacked, v.PeerRedeemed = loyalty.Points(sum), loyalty.Points(peers)
+	if v.Balance, err = s.Balance.Add(v.Unacked); err != nil {
+		return v, err
+	}
+	return v, nil
+}
+
+// offlineRedeemed sums the offline redeems of card, this terminal's and its
+// peers', made at or after since; own redeems not yet acknowledged count
+// whenever they were made. It returns a positive amount.
+func offlineRedeemed(ctx context.Context, q queryer, card loyalty.CardHash, since, until time.Time, includeUnacked bool) (loyalty.Points, error) {
+	acked := int64(1<<63 - 1)
+	if includeUnacked {
+		var err error
+		if acked, err = ackedPos(ctx, q); err != nil {
+			return 0, err
+		}
+	}
+	var own, peers int64
+	if err := q.QueryRowContext(ctx, `SELECT coalesce(-sum(points), 0) FROM ops
+		WHERE card = ? AND kind = ? AND offline = 1 AND ((wall_time >= ? AND wall_time < ?) OR pos > ?)`,
+		card[:], int64(loyalty.OpRedeem), since.UnixNano(), until.UnixNano(), acked).Scan(&own); err != nil {
+		return 0, fmt.Errorf("read offline redeems: %w", classify(err))
+	}
+	if err := q.QueryRowContext(ctx, `SELECT coalesce(sum(points), 0) FROM peer_redeems
+		WHERE card = ? AND wall_time >= ? AND wall_time < ?`, card[:], since.UnixNano(), until.UnixNano()).Scan(&peers); err != nil {
+		return 0, fmt.Errorf("read peer redeems: %w", classify(err))
+	}
+	return loyalty.Points(own + peers), nil
+}

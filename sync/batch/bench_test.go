@@ -1,0 +1,127 @@
+package batch_test
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+
+	"github.com/tillpoint/tillpoint/loyalty"
+	"github.com/tillpoint/tillpoint/sync/batch"
+)
+
+// The headline benchmarks time the real thing and its bare baseline
+// alternately in the same loop, so both see the same machine load, and
+// report per-op figures and their ratio (goal: at most 1.3x).
+//
+//	ns/loyalty-op       SealBatch (or OpenBatch) per op of the batch
+//	bare-ns/loyalty-op  cbor.Marshal of the same []loyalty.Op + ed25519.Sign
+//	                    (or ed25519.Verify + cbor.Unmarshal)
+//	x-bare              the ratio of the two
+
+var benchSizes = []int{10, 100, 1000}
+
+func BenchmarkBatchSign(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("ops=%d", n), func(b *testing.B) {
+			s := signer(b, "T-01", 1)
+			bt := newBatch("T-01", 1, 1, n)
+			priv := key(1)
+			var ours, bare time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				t := time.Now()
+				if _, err := s.SealBatch(bt); err != nil {
+					b.Fatal(err)
+				}
+				ours += time.Since(t)
+				t = time.Now()
+				bareSign(b, priv, bt.Ops)
+				bare += time.Since(t)
+			}
+			report(b, n, ours, bare)
+		})
+	}
+}
+
+func BenchmarkBareSign(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("ops=%d", n), func(b *testing.B) {
+			priv, o := key(1), ops("T-01", 1, 1, n)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				bareSign(b, priv, o)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/loyalty-op")
+		})
+	}
+}
+
+func BenchmarkBatchVerify(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("ops=%d", n), func(b *testing.B) {
+			s := signer(b, "T-01", 1)
+			sealed, err := s.SealBatch(newBatch("T-01", 1, 1, n))
+			if err != nil {
+				b.Fatal(err)
+			}
+			priv := key(1)
+			pub := priv.Public().(ed25519.PublicKey)
+			payload, sig := bareSign(b, priv, ops("T-01", 1, 1, n))
+			var ours, bare time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				t := time.Now()
+				if _, _, err := batch.OpenBatch(sealed.Bytes, program, s.Public()); err != nil {
+					b.Fatal(err)
+				}
+				ours += time.Since(t)
+				t = time.Now()
+				bareVerify(b, pub, payload, sig)
+				bare += time.Since(t)
+			}
+			report(b, n, ours, bare)
+		})
+	}
+}
+
+func BenchmarkBareVerify(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("ops=%d", n), func(b *testing.B) {
+			priv := key(1)
+			payload, sig := bareSign(b, priv, ops("T-01", 1, 1, n))
+			pub := priv.Public().(ed25519.PublicKey)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				bareVerify(b, pub, payload, sig)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/loyalty-op")
+		})
+	}
+}
+
+func bareSign(b *testing.B, priv ed25519.PrivateKey, ops []loyalty.Op) (payload, sig []byte) {
+	payload, err := cbor.Marshal(ops)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return payload, ed25519.Sign(priv, payload)
+}
+
+func bareVerify(b *testing.B, pub ed25519.PublicKey, payload, sig []byte) {
+	if !ed25519.Verify(pub, payload, sig) {
+		b.Fatal("bare signature does not verify")
+	}
+	var o []loyalty.Op
+	if err := cbor.Unmarshal(payload, &o); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func report(b *testing.B, n int, ours, bare time.Duration) {
+	b.ReportMetric(float64(ours.Nanoseconds())/float64(b.N)/float64(n), "ns/loyalty-op")
+	b.ReportMetric(float64(bare.Nanoseconds())/float64(b.N)/float64(n), "bare-ns/loyalty-op")
+	b.ReportMetric(float64(ours)/float64(bare), "x-bare")
+}

@@ -1,0 +1,38 @@
+// Package uplink is the store terminal's sender: it ships the journal to the
+// cloud ledger as signed batches and brings back acknowledgements and
+// member snapshots.
+//
+// # One round
+//
+//  1. Resend the oldest sealed batch in the journal's outbox, byte for byte,
+//     if there is one (a batch sealed before a crash or a failed send).
+//  2. Otherwise read the ops that follow the last acknowledged or sealed
+//     one (Journal.OpsAfter) and cut a batch: one epoch, at most MaxOps ops
+//     and MaxBytes of canonical op encoding, sent early only when full or
+//     when its oldest op has waited MaxAge. Seal it (sync/batch) and store
+//     the exact bytes in the outbox before the first send.
+//  3. POST it to /v1/batches with a timeout. A signed ack (verified with
+//     the cloud's key before anything is trusted) moves the journal's
+//     acknowledgement watermark (which drops the acked sealed batches) and
+//     refreshes the member snapshots. A signed 409 gap ack says where the
+//     cloud stands: the uplink drops its sealed batches past that point
+//     and re-seals from the cloud's watermark, chained to the hash the
+//     cloud holds. 429 and 503 are retried after Retry-After; other
+//     failures after an exponential backoff with full jitter.
+//
+// After a crash anywhere in that round the next round resends the same
+// bytes; the cloud applies each op exactly once, so a resend is harmless.
+//
+// # State
+//
+// State reports what the agent shows: online or offline, the backlog (ops
+// and the age of the oldest), the last success and the last error.
+//
+// # What it must never do
+//
+// Trust an answer that does not verify with the cloud's key; mark an op
+// acknowledged that the cloud's signed watermark does not cover; re-seal a
+// batch that the cloud may still apply under its old bytes without first
+// hearing from the cloud where it stands; send the same range under two
+// different byte strings at once; log a card identifier in the clear.
+package uplink

@@ -1,0 +1,110 @@
+package uplink_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tillpoint/tillpoint/loyalty"
+	"github.com/tillpoint/tillpoint/sync/batch"
+	"github.com/tillpoint/tillpoint/sync/uplink"
+)
+
+// Invariant 2 against the stub ledger: several terminals, ops appended
+// while the uplinks run behind a proxy that drops, duplicates, delays,
+// reorders, truncates and fails exchanges; after the network heals every
+// op is applied exactly once and every balance matches the test's model.
+func TestFaultyNetworkEveryOpExactlyOnce(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3} {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			const terminals, perTerminal = 3, 120
+			cloud := newSigner(t, batch.CloudSigner)
+			ledger := newStubLedger(t, cloud)
+			proxy := newFaultProxy(t, serve(t, ledger), seed, 0.4)
+			url := serve(t, proxy)
+
+			model := map[loyalty.CardHash]loyalty.Points{}
+			var all []loyalty.Op
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			ups := make([]*uplink.Uplink, terminals)
+			for i := range terminals {
+				name := fmt.Sprintf("T-%02d", i+1)
+				term := newSigner(t, name)
+				ledger.mu.Lock()
+				ledger.keys[name] = term.Public()
+				ledger.mu.Unlock()
+				j := uplink.NewMemJournal(name)
+				cfg := fastConfig(url, term, cloud.Public(), t)
+				cfg.MaxOps, cfg.RequestTimeout = 1+i*7, 500*time.Millisecond
+				u, err := uplink.New(j, cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ups[i] = u
+				u.Start(context.Background())
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for n := range perTerminal {
+						o := j.Append(earn(i*perTerminal+n, 11))
+						u.Notify()
+						mu.Lock()
+						all = append(all, o)
+						model[o.Card] += o.Points
+						mu.Unlock()
+					}
+				}()
+			}
+			wg.Wait()
+			// Let the faults bite: heal once the proxy has broken 60
+			// exchanges, or once the uplinks got everything through anyway.
+			deadline := time.Now().Add(20 * time.Second)
+			for proxy.Faults() < 60 && !allAcked(ups, perTerminal) {
+				if time.Now().After(deadline) {
+					t.Fatalf("after 20s: %d faults, uplinks %v", proxy.Faults(), states(ups))
+				}
+				time.Sleep(time.Millisecond)
+			}
+			proxy.Heal()
+			for _, u := range ups {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				if err := u.Shutdown(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if err := u.Sync(ctx); err != nil {
+					t.Fatalf("sync after healing: %v", err)
+				}
+				cancel()
+			}
+			t.Logf("faults: %s", proxy.Counts())
+			ledger.check(t, all)
+			ledger.mu.Lock()
+			defer ledger.mu.Unlock()
+			for c, want := range model {
+				if got := ledger.balances[c]; got != want {
+					t.Errorf("card %s: ledger balance %d, model %d", c.Short(), got, want)
+				}
+			}
+		})
+	}
+}
+
+func allAcked(ups []*uplink.Uplink, n int) bool {
+	for _, u := range ups {
+		if st := u.State(); st.AckedSeq != uint64(n) {
+			return false
+		}
+	}
+	return true
+}
+
+func states(ups []*uplink.Uplink) []uplink.State {
+	var s []uplink.State
+	for _, u := range ups {
+		s = append(s, u.State())
+	}
+	return s
+}

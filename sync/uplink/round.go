@@ -1,0 +1,362 @@
+package uplink
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tillpoint/tillpoint/sync/batch"
+)
+
+// result is the outcome of one round.
+type result struct {
+	// progress: a batch was acknowledged or the cloud told us where it
+	// stands; another round may follow at once.
+	progress bool
+	// wait: nothing to send before this much time (a partial batch ageing).
+	wait       time.Duration
+	err        error
+	retryAfter time.Duration
+}
+
+// step runs one round: resend the oldest sealed batch, or cut, seal,
+// store and send a new one.
+func (u *Uplink) step(ctx context.Context, force bool) result {
+	u.round.Lock()
+	defer u.round.Unlock()
+	r := u.stepLocked(ctx, force)
+	if !r.progress {
+		u.refreshBacklog(ctx) // an ack refreshes it; idle and failed rounds here
+	}
+	return r
+}
+
+func (u *Uplink) stepLocked(ctx context.Context, force bool) result {
+	outbox, err := u.j.Sealed(ctx)
+	if err != nil {
+		return result{err: fmt.Errorf("read outbox: %w", err)}
+	}
+	var sb Sealed
+	if len(outbox) > 0 {
+		sb = outbox[0]
+	} else {
+		var wait time.Duration
+		var ok bool
+		sb, wait, ok, err = u.cut(ctx, force)
+		if err != nil {
+			return result{err: err}
+		}
+		if !ok {
+			return result{wait: wait}
+		}
+	}
+	return u.send(ctx, sb)
+}
+
+// cut reads the ops after the resume point and, if a batch is due, seals
+// it and stores it in the outbox.
+func (u *Uplink) cut(ctx context.Context, force bool) (Sealed, time.Duration, bool, error) {
+	epoch, seq, err := u.j.Acked(ctx)
+	if err != nil {
+		return Sealed{}, 0, false, fmt.Errorf("read acknowledgement watermark: %w", err)
+	}
+	u.mu.Lock()
+	if u.from.ok {
+		epoch, seq = u.from.epoch, u.from.seq
+	}
+	limit := u.cfg.MaxOps
+	if u.shrink > 0 {
+		limit = u.shrink
+	}
+	u.mu.Unlock()
+
+	ops, err := u.j.OpsAfter(ctx, epoch, seq, limit+1)
+	if err != nil {
+		return Sealed{}, 0, false, fmt.Errorf("read unsent ops: %w", err)
+	}
+	if len(ops) == 0 {
+		return Sealed{}, 0, false, nil
+	}
+	// One epoch per batch, at most limit ops and MaxBytes of encoding.
+	full := false
+	n, size := 0, 0
+	var buf []byte
+	for n < len(ops) {
+		if ops[n].Epoch != ops[0].Epoch || n == limit {
+			full = true
+			break
+		}
+		buf = ops[n].AppendCanonical(buf[:0])
+		if n > 0 && size+len(buf) > u.cfg.MaxBytes {
+			full = true
+			break
+		}
+		size += len(buf)
+		n++
+	}
+	ops = ops[:n]
+	first, last := ops[0].Seq, ops[n-1].Seq
+
+	now := u.cfg.Now()
+	u.mu.Lock()
+	if u.pendingFirst.epoch != ops[0].Epoch || u.pendingFirst.seq != first {
+		u.pendingFirst.epoch, u.pendingFirst.seq, u.pendingSince = ops[0].Epoch, first, now
+	}
+	age := now.Sub(u.pendingSince)
+	var prev batch.Hash
+	if u.chain.ok && u.chain.epoch == ops[0].Epoch && u.chain.seq == first-1 {
+		prev = u.chain.hash
+	}
+	u.mu.Unlock()
+	if !full && !force && age < u.cfg.MaxAge {
+		return Sealed{}, u.cfg.MaxAge - age, false, nil
+	}
+	// Prev stays zero when the terminal does not know it (after a restart):
+	// the cloud answers with a gap ack that carries the hash it holds.
+
+	var rules uint32
+	if u.cfg.RulesVersion != nil {
+		rules = u.cfg.RulesVersion()
+	}
+	b := &batch.Batch{Terminal: u.cfg.Signer.Name(), Epoch: ops[0].Epoch, First: first, Last: last, Prev: prev, RulesVersion: rules, Ops: ops}
+	s, err := u.cfg.Signer.SealBatch(b)
+	if err != nil {
+		return Sealed{}, 0, false, fmt.Errorf("seal ops %d/%d..%d: %w", b.Epoch, first, last, err)
+	}
+	if err := u.j.PutSealed(ctx, b.Epoch, first, last, s.Bytes); err != nil {
+		return Sealed{}, 0, false, fmt.Errorf("store sealed batch %d/%d..%d: %w", b.Epoch, first, last, err)
+	}
+	u.log.Debug("sealed", slog.Uint64(logEpoch, uint64(b.Epoch)), slog.Uint64(logFirst, first), slog.Uint64(logLast, last), slog.String(logBatch, s.Hash.Short()))
+	return Sealed{Epoch: b.Epoch, First: first, Last: last, Bytes: s.Bytes}, 0, true, nil
+}
+
+// errRetry marks a failure that a resend of the same bytes may cure.
+var errRetry = errors.New("will resend")
+
+// send posts one sealed batch and acts on the answer.
+func (u *Uplink) send(ctx context.Context, sb Sealed) result {
+	h, err := batch.HashOf(sb.Bytes)
+	if err != nil {
+		// Our own outbox holds bytes we cannot read: drop them, re-seal.
+		u.log.Error("dropping unreadable sealed batch", slog.Uint64(logEpoch, uint64(sb.Epoch)), slog.Uint64(logFirst, sb.First), slog.String(logError, err.Error()))
+		if derr := u.j.DeleteSealed(ctx, sb.Epoch, sb.First); derr != nil {
+			return result{err: fmt.Errorf("drop unreadable sealed batch: %w", derr)}
+		}
+		return result{progress: true}
+	}
+	rctx, cancel := context.WithTimeout(ctx, u.cfg.RequestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, u.endpoint, bytes.NewReader(sb.Bytes))
+	if err != nil {
+		return result{err: fmt.Errorf("build request: %w", err)}
+	}
+	req.Header.Set("Content-Type", batch.ContentType)
+	req.Header.Set("Accept", batch.ContentType)
+	resp, err := u.cfg.Client.Do(req)
+	if err != nil {
+		return result{err: fmt.Errorf("post batch %d/%d..%d: %w (%w)", sb.Epoch, sb.First, sb.Last, err, errRetry)}
+	}
+	defer resp.Body.Close()
+	body, err := batch.ReadResponse(resp.Body, batch.MaxAckBytes)
+	if err != nil {
+		return result{err: fmt.Errorf("batch %d/%d..%d: read answer (HTTP %d): %w (%w)", sb.Epoch, sb.First, sb.Last, resp.StatusCode, err, errRetry)}
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return u.acked(ctx, sb, h, body)
+	case http.StatusConflict:
+		return u.gap(ctx, sb, body)
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		return result{err: fmt.Errorf("batch %d/%d..%d: cloud busy (HTTP %d) (%w)", sb.Epoch, sb.First, sb.Last, resp.StatusCode, errRetry),
+			retryAfter: retryAfter(resp.Header.Get("Retry-After"), u.cfg.Now())}
+	case http.StatusRequestEntityTooLarge:
+		// Refused before it was read: nothing was applied. Cut smaller.
+		if err := u.j.DeleteSealed(ctx, sb.Epoch, sb.First); err != nil {
+			return result{err: fmt.Errorf("drop oversized sealed batch: %w", err)}
+		}
+		u.mu.Lock()
+		u.shrink = max(1, int(sb.Last-sb.First+1)/2)
+		u.mu.Unlock()
+		return result{err: fmt.Errorf("batch %d/%d..%d: too large for the cloud (HTTP 413); cutting smaller batches (%w)", sb.Epoch, sb.First, sb.Last, errRetry)}
+	}
+	return result{err: fmt.Errorf("batch %d/%d..%d: cloud answered HTTP %d: %s", sb.Epoch, sb.First, sb.Last, resp.StatusCode, problem(body))}
+}
+
+// acked handles a 200 answer: a signed ack for exactly this batch.
+func (u *Uplink) acked(ctx context.Context, sb Sealed, h batch.Hash, body []byte) result {
+	a, err := batch.OpenAck(body, u.cfg.Signer.Program(), u.cfg.CloudKey)
+	if err != nil {
+		return result{err: fmt.Errorf("batch %d/%d..%d: ack refused: %w (%w)", sb.Epoch, sb.First, sb.Last, err, errRetry)}
+	}
+	switch {
+	case a.Terminal != u.cfg.Signer.Name() || a.Epoch != sb.Epoch || a.BatchHash != h:
+		return result{err: fmt.Errorf("batch %d/%d..%d: the ack is for another batch (%s %d, %s) (%w)", sb.Epoch, sb.First, sb.Last, a.Terminal, a.Epoch, a.BatchHash.Short(), errRetry)}
+	case a.Status != batch.AckApplied && a.Status != batch.AckDuplicate:
+		return result{err: fmt.Errorf("batch %d/%d..%d: an HTTP 200 with a %s ack (%w)", sb.Epoch, sb.First, sb.Last, a.Status, errRetry)}
+	case a.Watermark < sb.Last:
+		return result{err: fmt.Errorf("batch %d/%d..%d: acked only up to %d (%w)", sb.Epoch, sb.First, sb.Last, a.Watermark, errRetry)}
+	}
+	if err := u.j.MarkAcked(ctx, a.Epoch, a.Watermark); err != nil {
+		if !errors.Is(err, ErrAckAhead) {
+			return result{err: fmt.Errorf("record acknowledgement %d/%d: %w", a.Epoch, a.Watermark, err)}
+		}
+		if err := u.ackAhead(ctx, a.Epoch, a.Watermark, err); err != nil {
+			return result{err: err}
+		}
+	}
+	// The batch's ops are acknowledged whatever the snapshot cache does.
+	if len(a.Snapshots) > 0 {
+		if err := u.j.PutSnapshots(ctx, a.Snapshots); err != nil {
+			u.log.Error("storing member snapshots failed", slog.String(logError, err.Error()))
+		}
+	}
+	var applied, dup, rejected int64
+	for _, r := range a.Results {
+		switch r.Outcome {
+		case batch.Applied:
+			applied++
+		case batch.Duplicate:
+			dup++
+		case batch.Rejected:
+			rejected++
+			u.log.Error("cloud rejected op", slog.String(logOp, r.ID.String()), slog.Uint64(logSeq, r.Seq), slog.String(logReason, r.Reason.String()))
+		}
+	}
+	now := u.cfg.Now()
+	u.mu.Lock()
+	u.chain.epoch, u.chain.seq, u.chain.hash, u.chain.ok = a.Epoch, a.Watermark, a.LastHash, true
+	u.from.ok = false
+	u.failures = 0
+	u.state.Online = true
+	u.state.LastSuccess = now
+	u.state.NextAttempt = time.Time{}
+	u.state.Sent++
+	u.state.Applied += applied
+	u.state.Duplicates += dup
+	u.state.Rejected += rejected
+	u.state.RulesVersion = a.RulesVersion
+	u.mu.Unlock()
+	u.log.Debug("acknowledged", slog.Uint64(logEpoch, uint64(a.Epoch)), slog.Uint64(logFirst, sb.First), slog.Uint64(logLast, sb.Last),
+		slog.Uint64(logWater, a.Watermark), slog.String(logStatus, a.Status.String()))
+	u.refreshBacklog(ctx)
+	return result{progress: true}
+}
+
+// gap handles a 409 answer: a signed gap ack that says where the cloud
+// stands in this epoch. The sealed batches of the epoch no longer follow
+// the cloud: drop them and resume from its watermark, chained to its hash.
+func (u *Uplink) gap(ctx context.Context, sb Sealed, body []byte) result {
+	a, err := batch.OpenAck(body, u.cfg.Signer.Program(), u.cfg.CloudKey)
+	if err != nil {
+		return result{err: fmt.Errorf("batch %d/%d..%d: HTTP 409 without a valid gap ack: %w (%w)", sb.Epoch, sb.First, sb.Last, err, errRetry)}
+	}
+	if a.Status != batch.AckGap || a.Terminal != u.cfg.Signer.Name() || a.Epoch != sb.Epoch {
+		return result{err: fmt.Errorf("batch %d/%d..%d: HTTP 409 with a %s ack for %s epoch %d (%w)", sb.Epoch, sb.First, sb.Last, a.Status, a.Terminal, a.Epoch, errRetry)}
+	}
+	outbox, err := u.j.Sealed(ctx)
+	if err != nil {
+		return result{err: fmt.Errorf("read outbox: %w", err)}
+	}
+	for _, s := range outbox {
+		if s.Epoch == a.Epoch {
+			if err := u.j.DeleteSealed(ctx, s.Epoch, s.First); err != nil {
+				return result{err: fmt.Errorf("drop sealed batch %d/%d: %w", s.Epoch, s.First, err)}
+			}
+		}
+	}
+	if a.Watermark > 0 {
+		if err := u.j.MarkAcked(ctx, a.Epoch, a.Watermark); err != nil {
+			if !errors.Is(err, ErrAckAhead) {
+				return result{err: fmt.Errorf("record acknowledgement %d/%d: %w", a.Epoch, a.Watermark, err)}
+			}
+			if err := u.ackAhead(ctx, a.Epoch, a.Watermark, err); err != nil {
+				return result{err: err}
+			}
+		}
+	}
+	u.mu.Lock()
+	u.chain.epoch, u.chain.seq, u.chain.hash, u.chain.ok = a.Epoch, a.Watermark, a.LastHash, true
+	u.from.epoch, u.from.seq, u.from.ok = a.Epoch, a.Watermark, true
+	u.failures = 0
+	u.state.Online = true
+	u.state.Gaps++
+	u.state.RulesVersion = a.RulesVersion
+	u.mu.Unlock()
+	u.log.Info("cloud is elsewhere in the epoch; re-sealing from its watermark",
+		slog.Uint64(logEpoch, uint64(a.Epoch)), slog.Uint64(logFirst, sb.First), slog.Uint64(logWater, a.Watermark))
+	return result{progress: true}
+}
+
+// ackAhead handles a cloud watermark beyond the journal's end: the journal
+// lost ops that the cloud holds. It starts a new epoch so that new ops get
+// sequence numbers the cloud has not seen, and reports the loss.
+func (u *Uplink) ackAhead(ctx context.Context, epoch uint32, watermark uint64, cause error) error {
+	ne, err := u.j.NewEpoch(ctx, fmt.Sprintf("the cloud acknowledged epoch %d up to %d, beyond this journal", epoch, watermark))
+	if err != nil {
+		return fmt.Errorf("start a new epoch after %v: %w", cause, err)
+	}
+	u.log.Error("journal is behind the cloud; started a new epoch; ops of the old epoch the cloud has not seen need an operator",
+		slog.Uint64(logEpoch, uint64(epoch)), slog.Uint64(logWater, watermark), slog.Uint64("new_epoch", uint64(ne)))
+	u.mu.Lock()
+	u.state.LastError = cause.Error()
+	u.state.LastErrorAt = u.cfg.Now()
+	u.mu.Unlock()
+	return nil
+}
+
+// refreshBacklog updates the backlog figures of the state.
+func (u *Uplink) refreshBacklog(ctx context.Context) {
+	n, oldest, err := u.j.Backlog(ctx)
+	if err != nil {
+		u.log.Warn("reading the backlog failed", slog.String(logError, err.Error()))
+		return
+	}
+	e, s, err := u.j.Acked(ctx)
+	if err != nil {
+		u.log.Warn("reading the watermark failed", slog.String(logError, err.Error()))
+		return
+	}
+	u.mu.Lock()
+	u.state.Backlog, u.state.Oldest, u.state.AckedEpoch, u.state.AckedSeq = n, oldest, e, s
+	u.mu.Unlock()
+}
+
+// retryAfter reads a Retry-After header: seconds or an HTTP date.
+func retryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// problem returns a short printable summary of an error answer's body
+// (an RFC 9457 problem document or text).
+func problem(body []byte) string {
+	const max = 300
+	if len(body) > max {
+		body = body[:max]
+	}
+	s := strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, string(body))
+	if s == "" {
+		return "(no body)"
+	}
+	return s
+}

@@ -1,0 +1,246 @@
+package uplink_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tillpoint/tillpoint/loyalty"
+	"github.com/tillpoint/tillpoint/sync/batch"
+	"github.com/tillpoint/tillpoint/sync/uplink"
+)
+
+type fixture struct {
+	j      *uplink.MemJournal
+	ledger *stubLedger
+	term   *batch.Signer
+	cloud  *batch.Signer
+	url    string
+	ops    []loyalty.Op
+}
+
+func newFixture(t *testing.T, nops int, wrap func(http.Handler) http.Handler) *fixture {
+	f := &fixture{j: uplink.NewMemJournal("T-01"), term: newSigner(t, "T-01"), cloud: newSigner(t, batch.CloudSigner)}
+	f.ledger = newStubLedger(t, f.cloud)
+	f.ledger.keys["T-01"] = f.term.Public()
+	var h http.Handler = f.ledger
+	if wrap != nil {
+		h = wrap(h)
+	}
+	f.url = serve(t, h)
+	for i := range nops {
+		f.ops = append(f.ops, f.j.Append(earn(i, 7)))
+	}
+	return f
+}
+
+func (f *fixture) uplink(t *testing.T, mod func(*uplink.Config)) *uplink.Uplink {
+	cfg := fastConfig(f.url, f.term, f.cloud.Public(), t)
+	if mod != nil {
+		mod(&cfg)
+	}
+	u, err := uplink.New(f.j, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func syncWithin(t *testing.T, u *uplink.Uplink, d time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := u.Sync(ctx); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+}
+
+func TestSyncDeliversEveryOpOnceAndAcksThem(t *testing.T) {
+	f := newFixture(t, 250, nil)
+	u := f.uplink(t, nil)
+	syncWithin(t, u, 20*time.Second)
+	f.ledger.check(t, f.ops)
+
+	e, s, _ := f.j.Acked(context.Background())
+	if e != 1 || s != 250 {
+		t.Errorf("journal watermark: got %d/%d, want 1/250", e, s)
+	}
+	if sealed, _ := f.j.Sealed(context.Background()); len(sealed) != 0 {
+		t.Errorf("outbox after sync: got %d sealed batches, want 0", len(sealed))
+	}
+	st := u.State()
+	if !st.Online || st.Backlog != 0 || st.Applied != 250 || st.Sent != 7 || !st.Oldest.IsZero() {
+		t.Errorf("state: got %+v, want online, no backlog, 250 applied in 7 batches", st)
+	}
+	// snapshots: the stub's balances for the 7 cards
+	for c, bal := range f.ledger.balances {
+		if got := f.j.Snapshots[c].Balance; got != bal {
+			t.Errorf("snapshot %s: got balance %d, want %d", c.Short(), got, bal)
+		}
+	}
+	if len(f.j.Snapshots) != 7 {
+		t.Errorf("snapshots stored: got %d, want 7", len(f.j.Snapshots))
+	}
+}
+
+// A retry must carry the bytes first sealed: the cloud tells a retry from
+// a conflict by the hash.
+func TestRetrySendsIdenticalBytes(t *testing.T) {
+	drops := 0
+	f := newFixture(t, 30, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			h.ServeHTTP(httptestDiscard{}, r) // applied, answer lost
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			if drops < 2 {
+				drops++
+				http.Error(w, "lost", http.StatusBadGateway)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	syncWithin(t, f.uplink(t, nil), 10*time.Second)
+	f.ledger.check(t, f.ops)
+	posts := f.ledger.posts
+	if len(posts) < 4 {
+		t.Fatalf("got %d posts, want at least 4", len(posts))
+	}
+	for i := 1; i < 4; i++ {
+		if !bytes.Equal(posts[i], posts[0]) {
+			t.Errorf("post %d differs from the first post of the same batch", i)
+		}
+	}
+}
+
+// httptestDiscard is a ResponseWriter that drops the answer.
+type httptestDiscard struct{}
+
+func (httptestDiscard) Header() http.Header         { return http.Header{} }
+func (httptestDiscard) Write(b []byte) (int, error) { return len(b), nil }
+func (httptestDiscard) WriteHeader(int)             {}
+
+// After a restart the uplink does not know the previous batch's hash: the
+// cloud answers with a gap ack that carries it, and the uplink re-seals.
+func TestRestartResealsWithTheCloudsChainHash(t *testing.T) {
+	f := newFixture(t, 100, nil)
+	syncWithin(t, f.uplink(t, nil), 10*time.Second)
+	for i := 100; i < 150; i++ {
+		f.ops = append(f.ops, f.j.Append(earn(i, 7)))
+	}
+	u2 := f.uplink(t, nil) // a new process: no memory of the chain
+	syncWithin(t, u2, 10*time.Second)
+	f.ledger.check(t, f.ops)
+	if st := u2.State(); st.Gaps != 1 {
+		t.Errorf("gaps: got %d, want 1 (the first batch after the restart)", st.Gaps)
+	}
+}
+
+// The cloud's watermark is ahead of the terminal's (its ack was lost and
+// the sealed batch too): the gap ack moves the journal's watermark and the
+// uplink continues after it, without resending.
+func TestGapAheadMarksAckedAndContinues(t *testing.T) {
+	f := newFixture(t, 120, nil)
+	u := f.uplink(t, nil)
+	syncWithin(t, u, 10*time.Second)
+	// Rewind the journal's knowledge: a fresh journal holding the same ops.
+	j2 := uplink.NewMemJournal("T-01")
+	for _, o := range f.ops {
+		j2.Append(o)
+	}
+	for i := 120; i < 130; i++ {
+		f.ops = append(f.ops, j2.Append(earn(i, 7)))
+	}
+	f.j = j2
+	u2 := f.uplink(t, nil)
+	syncWithin(t, u2, 10*time.Second)
+	f.ledger.check(t, f.ops)
+	if e, s, _ := j2.Acked(context.Background()); e != 1 || s != 130 {
+		t.Errorf("watermark: got %d/%d, want 1/130", e, s)
+	}
+}
+
+func TestAckSignedByAnotherKeyIsNotTrusted(t *testing.T) {
+	f := newFixture(t, 10, nil)
+	impostor := newSigner(t, batch.CloudSigner)
+	f.ledger.cloud = impostor
+	u := f.uplink(t, nil)
+	u.Start(context.Background())
+	waitFor(t, "a refused ack", func() bool { return strings.Contains(u.State().LastError, "signature") })
+	if err := u.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if e, s, _ := f.j.Acked(context.Background()); e != 0 || s != 0 {
+		t.Errorf("watermark after forged acks: got %d/%d, want 0/0", e, s)
+	}
+	if st := u.State(); st.Online || st.Backlog != 10 && st.Backlog != 0 || !strings.Contains(st.LastError, "signature") {
+		t.Errorf("state: got %+v, want offline with a signature error", st)
+	}
+}
+
+func TestRetryAfterIsHonoured(t *testing.T) {
+	f := newFixture(t, 5, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", "7")
+			w.WriteHeader(http.StatusServiceUnavailable)
+		})
+	})
+	now := t0
+	u := f.uplink(t, func(c *uplink.Config) { c.Now = func() time.Time { return now } })
+	ctx, cancel := context.WithCancel(context.Background())
+	u.Start(ctx)
+	defer cancel()
+	waitFor(t, "a failure", func() bool { return !u.State().LastErrorAt.IsZero() })
+	if err := u.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st := u.State()
+	if got := st.NextAttempt.Sub(st.LastErrorAt); got != 7*time.Second {
+		t.Errorf("next attempt after Retry-After: 7: got %v, want 7s", got)
+	}
+	if st.Online {
+		t.Errorf("online after a 503: got true, want false")
+	}
+}
+
+// A 413 means the cloud did not read the batch: the uplink cuts smaller
+// batches until they fit.
+func TestTooLargeCutsSmallerBatches(t *testing.T) {
+	f := newFixture(t, 100, nil)
+	f.ledger.reject = func(b *batch.Batch) (int, bool) {
+		return http.StatusRequestEntityTooLarge, len(b.Ops) > 12
+	}
+	syncWithin(t, f.uplink(t, nil), 10*time.Second)
+	f.ledger.check(t, f.ops)
+}
+
+func TestStateReportsBacklogWhileOffline(t *testing.T) {
+	f := newFixture(t, 20, nil)
+	u := f.uplink(t, func(c *uplink.Config) { c.URL = "http://127.0.0.1:1" })
+	u.Start(context.Background())
+	waitFor(t, "a failure", func() bool { return u.State().LastError != "" })
+	if err := u.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st := u.State()
+	if st.Online || st.Backlog != 20 || !st.Oldest.Equal(f.ops[0].WallTime) || st.LastError == "" {
+		t.Errorf("state: got %+v, want offline, backlog 20 since %v, an error", st, f.ops[0].WallTime)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 10s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
