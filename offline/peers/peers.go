@@ -231,10 +231,11 @@ func (p *Peers) serfConfig() (*serf.Config, error) {
 	}
 	setDur(&sc.ReconnectInterval, t.ReconnectInterval)
 	setDur(&sc.ReapInterval, t.ReapInterval)
+	// A leave takes up to two broadcast timeouts and the propagate delay:
+	// keep the three within LeaveTimeout.
+	sc.BroadcastTimeout = min(sc.BroadcastTimeout, c.LeaveTimeout*2/5)
+	sc.LeavePropagateDelay = min(sc.LeavePropagateDelay, c.LeaveTimeout/5)
 	setDur(&sc.BroadcastTimeout, t.BroadcastTimeout)
-	if t.BroadcastTimeout != 0 {
-		sc.LeavePropagateDelay = t.BroadcastTimeout
-	}
 	sc.MemberlistConfig = ml
 	return sc, nil
 }
@@ -245,8 +246,8 @@ func setDur(dst *time.Duration, v time.Duration) {
 	}
 }
 
-// Shutdown leaves the cluster gracefully (bounded by ctx and LeaveTimeout),
-// then stops serf and the background loops. It is safe to call twice and
+// Shutdown leaves the cluster gracefully (about LeaveTimeout at most; not
+// at all when ctx is already done), then stops serf and the background loops. It is safe to call twice and
 // before Start; the second call returns the first one's result.
 func (p *Peers) Shutdown(ctx context.Context) error {
 	p.shutOnce.Do(func() {
@@ -257,20 +258,14 @@ func (p *Peers) Shutdown(ctx context.Context) error {
 		if s == nil {
 			return
 		}
-		leaveCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.LeaveTimeout)
+		// Leave cannot be abandoned half way (memberlist panics when shut
+		// down under a leave), so serf's own timeouts bound it to about
+		// LeaveTimeout (see serfConfig); a done ctx skips it.
 		if ctx.Err() == nil {
-			done := make(chan error, 1)
-			go func() { done <- s.Leave() }()
-			select {
-			case err := <-done:
-				if err != nil {
-					p.log.Warn("leave the store cluster", logErr, err)
-				}
-			case <-leaveCtx.Done():
-				p.log.Warn("leave the store cluster: timed out; shutting down anyway")
+			if err := s.Leave(); err != nil {
+				p.log.Warn("leave the store cluster; shutting down anyway", logErr, err)
 			}
 		}
-		stop()
 		var errs []error
 		if err := s.Shutdown(); err != nil {
 			errs = append(errs, fmt.Errorf("shut down serf: %w", err))
