@@ -144,7 +144,7 @@ func (w *wiring) openUplink(cfg *config.Config, st *enroll.State, logger *slog.L
 	if tune.uplink != nil {
 		tune.uplink(&uc)
 	}
-	u, err := uplink.New(agent.UplinkJournal{Journal: w.journal}, uc)
+	u, err := uplink.New(w.journal, uc)
 	if err != nil {
 		return fmt.Errorf("uplink: %w", err)
 	}

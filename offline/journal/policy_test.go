@@ -310,10 +310,10 @@ func TestSealedBatchesAreStoredOnceAndDroppedOnAck(t *testing.T) {
 	}
 }
 
-// TestMarkAckedWithSnapshotsKeepsBalanceSteady: the acknowledgement and the
+// TestMarkAckedSnapshotsKeepsBalanceSteady: the acknowledgement and the
 // snapshots it carries land in one transaction, so the local view never
 // counts an acknowledged op twice or drops it.
-func TestMarkAckedWithSnapshotsKeepsBalanceSteady(t *testing.T) {
+func TestMarkAckedSnapshotsKeepsBalanceSteady(t *testing.T) {
 	ctx := context.Background()
 	c := &clock{t: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
 	j := openAt(t, c)
@@ -326,13 +326,13 @@ func TestMarkAckedWithSnapshotsKeepsBalanceSteady(t *testing.T) {
 	}
 	c.Add(time.Minute)
 	fresh := loyalty.Snapshot{Card: card, Balance: 1043, AsOf: c.Now()}
-	if err := j.MarkAckedWith(ctx, 1, 2, []loyalty.Snapshot{fresh}); !errors.Is(err, journal.ErrAckAhead) {
+	if err := j.MarkAcked(ctx, 1, 2, fresh); !errors.Is(err, journal.ErrAckAhead) {
 		t.Fatalf("MarkAcked(1, 2) with one op: got %v, want ErrAckAhead", err)
 	}
 	if v, _ := j.View(ctx, card); v.Balance != 1043 || v.Snapshot.Balance != 1000 {
 		t.Fatalf("after a refused ack: got balance %d on snapshot %d, want 1043 on the old snapshot 1000", v.Balance, v.Snapshot.Balance)
 	}
-	if err := j.MarkAckedWith(ctx, 1, 1, []loyalty.Snapshot{fresh}); err != nil {
+	if err := j.MarkAcked(ctx, 1, 1, fresh); err != nil {
 		t.Fatal(err)
 	}
 	if v, _ := j.View(ctx, card); v.Balance != 1043 || v.UnackedOps != 0 || v.Snapshot.Balance != 1043 {

@@ -105,16 +105,13 @@ func (j *Journal) entries(ctx context.Context, where string, args ...any) ([]Ent
 // acknowledgement for an op the journal does not hold returns ErrAckAhead
 // and changes nothing: the journal lost ops the cloud has, and the uplink
 // should call NewEpoch.
-func (j *Journal) MarkAcked(ctx context.Context, epoch uint32, seq uint64) error {
-	return j.MarkAckedWith(ctx, epoch, seq, nil)
-}
-
-// MarkAckedWith is MarkAcked that also stores the snapshots the
-// acknowledgement carried, in the same transaction, so the local view
-// never counts an acknowledged op twice (in the snapshot and as
-// unacknowledged) or not at all. Its snapshots are stored even when the
-// acknowledgement is older than the current one (newest wins per card).
-func (j *Journal) MarkAckedWith(ctx context.Context, epoch uint32, seq uint64, snaps []loyalty.Snapshot) error {
+//
+// The snapshots the acknowledgement carried are stored in the same
+// transaction, so the local view never counts an acknowledged op twice (in
+// the snapshot and as unacknowledged) or not at all. They are stored even
+// when the acknowledgement is older than the current one (newest wins per
+// card).
+func (j *Journal) MarkAcked(ctx context.Context, epoch uint32, seq uint64, snaps ...loyalty.Snapshot) error {
 	rows, err := snapshotRows(snaps)
 	if err != nil {
 		return err
