@@ -310,10 +310,10 @@ func TestSealedBatchesAreStoredOnceAndDroppedOnAck(t *testing.T) {
 	}
 }
 
-// TestMarkAckedWithSnapshotsKeepsBalanceSteady: the acknowledgement and the
+// TestMarkAckedSnapshotsKeepsBalanceSteady: the acknowledgement and the
 // snapshots it carries land in one transaction, so the local view never
 // counts an acknowledged op twice or drops it.
-func TestMarkAckedWithSnapshotsKeepsBalanceSteady(t *testing.T) {
+func TestMarkAckedSnapshotsKeepsBalanceSteady(t *testing.T) {
 	ctx := context.Background()
 	c := &clock{t: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
 	j := openAt(t, c)

@@ -100,14 +100,17 @@ func (j *Journal) entries(ctx context.Context, where string, args ...any) ([]Ent
 }
 
 // MarkAcked records that the cloud has applied every op up to and
-// including (epoch, seq), drops the sealed batches that covers, and stores
-// the snapshots the acknowledgement carried, all in one transaction, so the
-// local view never counts an acknowledged op twice (in the snapshot and as
-// unacknowledged) or not at all. An older acknowledgement than the current
-// one moves nothing (its snapshots are still stored, newest wins per card).
-// An acknowledgement for an op the journal does not hold returns
-// ErrAckAhead and changes nothing: the journal lost ops the cloud has, and
-// the uplink should call NewEpoch.
+// including (epoch, seq), and drops the sealed batches that covers. An
+// older acknowledgement than the current one moves nothing. An
+// acknowledgement for an op the journal does not hold returns ErrAckAhead
+// and changes nothing: the journal lost ops the cloud has, and the uplink
+// should call NewEpoch.
+//
+// The snapshots the acknowledgement carried are stored in the same
+// transaction, so the local view never counts an acknowledged op twice (in
+// the snapshot and as unacknowledged) or not at all. They are stored even
+// when the acknowledgement is older than the current one (newest wins per
+// card).
 func (j *Journal) MarkAcked(ctx context.Context, epoch uint32, seq uint64, snaps ...loyalty.Snapshot) error {
 	rows, err := snapshotRows(snaps)
 	if err != nil {
