@@ -17,7 +17,8 @@ import (
 // reorders, truncates and fails exchanges; after the network heals every
 // op is applied exactly once and every balance matches the test's model.
 func TestFaultyNetworkEveryOpExactlyOnce(t *testing.T) {
-	for _, seed := range []uint64{1, 2, 3} {
+	// One seed here; the end-to-end test runs more against the real cloud.
+	for _, seed := range []uint64{1} {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			const terminals, perTerminal = 3, 100
 			cloud := newSigner(t, batch.CloudSigner)

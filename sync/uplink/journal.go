@@ -27,6 +27,8 @@ type Journal interface {
 	Sealed(ctx context.Context) ([]journal.SealedBatch, error)
 	// DeleteSealed drops the outbox entry that starts at (epoch, first).
 	DeleteSealed(ctx context.Context, epoch uint32, first uint64) error
+	// Head returns the journal's current epoch and its last sequence.
+	Head(ctx context.Context) (epoch uint32, seq uint64, err error)
 	// NewEpoch starts a new epoch after the journal lost continuity.
 	NewEpoch(ctx context.Context, reason string) (uint32, error)
 }

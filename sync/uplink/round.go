@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tillpoint/tillpoint/loyalty"
 	"github.com/tillpoint/tillpoint/offline/journal"
 	"github.com/tillpoint/tillpoint/sync/batch"
 )
@@ -220,7 +221,9 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 	if err := u.j.MarkAcked(ctx, a.Epoch, a.Watermark, a.Snapshots...); err != nil {
 		switch {
 		case errors.Is(err, journal.ErrAckAhead):
-			if err := u.ackAhead(ctx, a.Epoch, a.Watermark, err); err != nil {
+			// The cloud acknowledged this very batch (applied now, or the
+			// replay of identical bytes): its ops are safe up to LastSeq.
+			if err := u.ackAhead(ctx, a.Epoch, a.Watermark, sb.LastSeq, err, a.Snapshots); err != nil {
 				return result{err: err}
 			}
 		case errors.Is(err, journal.ErrInvalid) && len(a.Snapshots) > 0:
@@ -295,7 +298,7 @@ func (u *Uplink) gap(ctx context.Context, sb journal.SealedBatch, body []byte) r
 			if !errors.Is(err, journal.ErrAckAhead) {
 				return result{err: fmt.Errorf("record acknowledgement %d/%d: %w", a.Epoch, a.Watermark, err)}
 			}
-			if err := u.ackAhead(ctx, a.Epoch, a.Watermark, err); err != nil {
+			if err := u.ackAhead(ctx, a.Epoch, a.Watermark, 0, err, nil); err != nil {
 				return result{err: err}
 			}
 		}
@@ -367,18 +370,35 @@ func (u *Uplink) dropSealed(ctx context.Context, epoch uint32) error {
 	return nil
 }
 
-// ackAhead handles a cloud watermark beyond the journal's end: the journal
-// lost ops that the cloud holds. It starts a new epoch so that new ops get
-// sequence numbers the cloud has not seen, and reports the loss.
-func (u *Uplink) ackAhead(ctx context.Context, epoch uint32, watermark uint64, cause error) error {
-	ne, err := u.j.NewEpoch(ctx, fmt.Sprintf("the cloud acknowledged epoch %d up to %d, beyond this journal", epoch, watermark))
+// ackAhead handles a cloud watermark beyond the journal's end in epoch:
+// the journal lost ops that the cloud holds (restored from a backup no
+// local check caught). Once, while the journal is still in that epoch, it
+// starts a new epoch, so that new ops get sequence numbers the cloud has not
+// seen. It marks acknowledged only what is proven: the ops up to proven,
+// which the cloud acknowledged as this exact batch. Ops of the old epoch
+// beyond what the cloud acknowledged by hash stay unacknowledged and are
+// reported: the cloud holds other ops under their sequence numbers, and
+// only an operator can tell what they were.
+func (u *Uplink) ackAhead(ctx context.Context, epoch uint32, watermark, proven uint64, cause error, snaps []loyalty.Snapshot) error {
+	head, _, err := u.j.Head(ctx)
 	if err != nil {
-		return fmt.Errorf("start a new epoch after %v: %w", cause, err)
+		return fmt.Errorf("read the journal's head after %v: %w", cause, err)
 	}
-	u.log.Error("journal is behind the cloud; started a new epoch; ops of the old epoch the cloud has not seen need an operator",
-		slog.Uint64(logEpoch, uint64(epoch)), slog.Uint64(logWater, watermark), slog.Uint64("new_epoch", uint64(ne)))
+	if head == epoch {
+		ne, err := u.j.NewEpoch(ctx, fmt.Sprintf("the cloud acknowledged epoch %d up to %d, beyond this journal", epoch, watermark))
+		if err != nil {
+			return fmt.Errorf("start a new epoch after %v: %w", cause, err)
+		}
+		u.log.Error("journal is behind the cloud; started a new epoch",
+			slog.Uint64(logEpoch, uint64(epoch)), slog.Uint64(logWater, watermark), slog.Uint64("new_epoch", uint64(ne)))
+	}
+	if proven > 0 {
+		if err := u.j.MarkAcked(ctx, epoch, proven, snaps...); err != nil {
+			return fmt.Errorf("record acknowledgement %d/%d: %w", epoch, proven, err)
+		}
+	}
 	u.mu.Lock()
-	u.state.LastError = cause.Error()
+	u.state.LastError = fmt.Sprintf("%v: the cloud holds epoch %d up to %d; ops of that epoch it did not acknowledge by hash need an operator", cause, epoch, watermark)
 	u.state.LastErrorAt = u.cfg.Now()
 	u.mu.Unlock()
 	return nil

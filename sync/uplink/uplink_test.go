@@ -246,3 +246,40 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A journal restored from a backup that lacks the last ops the cloud
+// applied: the cloud's watermark is ahead of it. The uplink starts one new
+// epoch (so new ops do not reuse sequence numbers the cloud holds), marks
+// acknowledged what the cloud acknowledged by hash, reports the condition,
+// and new ops flow in the new epoch.
+func TestJournalBehindCloudStartsOneNewEpoch(t *testing.T) {
+	f := newFixture(t, 120, nil)
+	syncWithin(t, f.uplink(t, nil), 10*time.Second)
+	restored := openJournal(t, "T-01")
+	for _, o := range f.ops[:100] {
+		if _, err := restored.Append(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.j = restored
+	u := f.uplink(t, nil)
+	syncWithin(t, u, 10*time.Second)
+	if e, _, _ := restored.Head(context.Background()); e != 2 {
+		t.Fatalf("journal epoch after meeting the cloud's watermark: got %d, want 2", e)
+	}
+	if st := u.State(); !strings.Contains(st.LastError, "need an operator") {
+		t.Errorf("state: got last error %q, want the condition reported", st.LastError)
+	}
+	fresh := appendOps(t, restored, earns(500, 10, 7))
+	if fresh[0].Epoch != 2 || fresh[0].Seq != 1 {
+		t.Fatalf("new op: got %d/%d, want 2/1", fresh[0].Epoch, fresh[0].Seq)
+	}
+	syncWithin(t, u, 10*time.Second)
+	f.ledger.check(t, append(f.ops, fresh...))
+	if e, s, _ := restored.Acked(context.Background()); e != 2 || s != 10 {
+		t.Errorf("watermark: got %d/%d, want 2/10", e, s)
+	}
+	if e, _, _ := restored.Head(context.Background()); e != 2 {
+		t.Errorf("journal epoch at the end: got %d, want 2 (one new epoch only)", e)
+	}
+}
