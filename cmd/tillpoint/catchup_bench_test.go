@@ -51,7 +51,7 @@ func BenchmarkCatchUp(b *testing.B) {
 		cfg := uplink.DefaultConfig()
 		cfg.URL, cfg.Signer, cfg.CloudKey, cfg.Client = st.CloudURL, signer, st.CloudKey, http.DefaultClient
 		cfg.Logger = slog.New(slog.DiscardHandler)
-		u, err := uplink.New(journalForUplink{j}, cfg)
+		u, err := uplink.New(j, cfg)
 		if err != nil {
 			b.Fatal(err)
 		}
