@@ -225,4 +225,3 @@ func (d *demo) summary(ctx context.Context) (bool, error) {
 	}
 	return all, nil
 }
-

@@ -369,4 +369,3 @@ func relayPeerRedeem(ctx context.Context, op loyalty.Op, to ...*journal.Journal)
 	}
 	return nil
 }
-
