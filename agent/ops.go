@@ -104,7 +104,6 @@ type prepared struct {
 	op     *loyalty.Op
 	res    *Result
 	card   loyalty.CardToken
-	rcpt   ReceiptInput
 	sessID string
 }
 
