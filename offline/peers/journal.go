@@ -108,3 +108,37 @@ func (a *journalAdapter) OfflineRedeemed(ctx context.Context, card loyalty.CardH
 	}
 	return total, nil
 }
+
+// AnnounceUnacked announces again this terminal's offline redeems the cloud
+// has not acknowledged, from its journal: after a restart Peers remembers
+// none of them, yet a till that joins later, or one that missed them, must
+// count them. Call it once the agent has opened its journal; before Start
+// they are kept and go out when the terminal joins. It returns how many
+// redeems it announced.
+func (p *Peers) AnnounceUnacked(ctx context.Context, j *journal.Journal) (int, error) {
+	epoch, seq, err := j.Acked(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("announce unacknowledged offline redeems: %w", err)
+	}
+	n := 0
+	for {
+		ops, err := j.OpsAfter(ctx, epoch, seq, ownPage)
+		if err != nil {
+			return n, fmt.Errorf("announce unacknowledged offline redeems: %w", err)
+		}
+		for i := range ops {
+			op := &ops[i]
+			if op.Kind != loyalty.OpRedeem || !op.Offline || op.Terminal != p.cfg.Terminal {
+				continue
+			}
+			if err := p.Broadcast(ctx, op); err != nil {
+				return n, err
+			}
+			n++
+		}
+		if len(ops) < ownPage {
+			return n, nil
+		}
+		epoch, seq = ops[len(ops)-1].Epoch, ops[len(ops)-1].Seq
+	}
+}

@@ -82,6 +82,7 @@ type Peers struct {
 	stopped  bool
 	known    map[loyalty.OpID]*knownEvent
 	gone     map[loyalty.OpID]time.Time // dropped ops, so replays stay ignored
+	retry    map[loyalty.OpID][]byte    // valid events the journal failed to record
 	acks     map[string]ackSeen
 	stats    Stats
 	cancel   context.CancelFunc
@@ -121,6 +122,7 @@ func New(cfg Config, journal Journal) (*Peers, error) {
 		roster:     cfg.Roster,
 		known:      make(map[loyalty.OpID]*knownEvent),
 		gone:       make(map[loyalty.OpID]time.Time),
+		retry:      make(map[loyalty.OpID][]byte),
 		acks:       make(map[string]ackSeen),
 	}, nil
 }
