@@ -15,6 +15,7 @@ import (
 // errors become HTTP: each maps to its code, every code has a status and a
 // title, and nothing unknown leaks its text to the client.
 func TestEveryErrorHasAStableCodeAndStatus(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		err    error
 		code   string

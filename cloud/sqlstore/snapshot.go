@@ -25,7 +25,7 @@ func (s *Store) readTx(ctx context.Context) (*dbtx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin ledger read: %w", err)
 	}
-	return &dbtx{Tx: tx, s: s, stmts: s.rst}, nil
+	return &dbtx{Tx: tx, s: s, cache: s.rst}, nil
 }
 
 // Snapshot implements cloud.Ledger.
@@ -71,7 +71,7 @@ func (s *Store) snapshots(ctx context.Context, cards []loyalty.CardHash, store s
 	if err != nil {
 		return nil, err
 	}
-	defer tx.Rollback()
+	defer tx.end(ctx)
 	return s.snapshotsIn(ctx, tx, cards, store, now)
 }
 

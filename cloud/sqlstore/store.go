@@ -60,8 +60,8 @@ type Store struct {
 	mu    sync.Mutex
 	rules map[uint32]*loyalty.Rules // published rules never change
 
-	// Prepared statements of db and rdb (SQLite only; set by Open, then read-only).
-	wst, rst map[stmtKey]*sql.Stmt
+	// Prepared statements of db and rdb (SQLite only).
+	wst, rst *stmtCache
 }
 
 // Open opens (creating if needed) and migrates a ledger. dsn is
@@ -116,13 +116,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if s.dialect == SQLite {
-		if s.wst, err = s.prepare(ctx, s.db, true); err == nil {
-			s.rst, err = s.prepare(ctx, s.rdb, false)
-		}
-		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("open sqlite ledger: %w", err)
-		}
+		s.wst, s.rst = newStmtCache(s.db), newStmtCache(s.rdb)
 	}
 	return s, nil
 }
@@ -206,7 +200,13 @@ func (s *Store) tryTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *dbtx
 	if err != nil {
 		return fmt.Errorf("begin ledger transaction: %w", err)
 	}
-	if err := fn(&dbtx{Tx: tx, s: s, stmts: s.wst}); err != nil {
+	t := &dbtx{Tx: tx, s: s, cache: s.wst}
+	defer t.prepareMissing(ctx)
+	err = fn(t)
+	if err == nil {
+		err = t.flush(ctx)
+	}
+	if err != nil {
 		tx.Rollback()
 		return err
 	}

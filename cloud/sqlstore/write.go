@@ -112,13 +112,13 @@ func (b *book) flush(ctx context.Context, bt *cloud.Batch, store string, rows []
 	if err := b.writeState(ctx, store, bt.Terminal); err != nil {
 		return err
 	}
-	if _, err := tx.exec(ctx, iEpoch, bt.Terminal, int64(bt.Epoch), int64(bt.LastSeq), bt.Hash); err != nil {
+	if err := tx.write(ctx, iEpoch, bt.Terminal, int64(bt.Epoch), int64(bt.LastSeq), bt.Hash); err != nil {
 		return fmt.Errorf("move watermark of %s: %w", bt.Terminal, err)
 	}
-	if _, err := tx.exec(ctx, iBatch, bt.Terminal, int64(bt.Epoch), int64(bt.FirstSeq), int64(bt.LastSeq), bt.Hash, nonNil(bt.PrevHash), b.now); err != nil {
+	if err := tx.write(ctx, iBatch, bt.Terminal, int64(bt.Epoch), int64(bt.FirstSeq), int64(bt.LastSeq), bt.Hash, nonNil(bt.PrevHash), b.now); err != nil {
 		return fmt.Errorf("record batch of %s: %w", bt.Terminal, err)
 	}
-	return nil
+	return tx.flush(ctx)
 }
 
 // writeState writes the owners, cards, the cards seen at store, overspend

@@ -36,7 +36,7 @@ type runningCloud struct {
 
 // startCloud starts `tillpoint cloud` with args on 127.0.0.1:0 and waits
 // for it to print its URL; the test's cleanup stops it and checks it exited 0.
-func startCloud(t *testing.T, env map[string]string, args ...string) *runningCloud {
+func startCloud(t testing.TB, env map[string]string, args ...string) *runningCloud {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errOut syncBuffer
@@ -92,11 +92,12 @@ func signedGet(t *testing.T, client *http.Client, st *enroll.State, path string)
 }
 
 func TestEnrollCodeEnrollRevokeAndCheckThroughTheCLI(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
-	db := "sqlite:" + filepath.Join(dir, "ledger.db")
+	db := "sqlite:" + filepath.Join(dir, "var", "ledger.db")
 	cl := startCloud(t, nil, "--db", db, "--program", "acme")
 
-	keyInfo, err := os.Stat(filepath.Join(dir, "cloud.key"))
+	keyInfo, err := os.Stat(filepath.Join(dir, "var", "cloud.key"))
 	if err != nil {
 		t.Fatalf("the cloud's signing key was not made beside the database: %v", err)
 	}
@@ -144,6 +145,25 @@ func TestEnrollCodeEnrollRevokeAndCheckThroughTheCLI(t *testing.T) {
 		t.Fatalf("snapshots do not verify against the pinned cloud key: %v", err)
 	}
 
+	rulesFile := filepath.Join(dir, "rules.json")
+	if err := os.WriteFile(rulesFile, []byte(`{"version":1,"program":"acme","currency":"EUR","base_points":1,"base_per":100}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = run(t, "cloud", "publish-rules", "--db", db, "--file", rulesFile, "--program", "acme")
+	if code != 0 || !strings.Contains(out, "published rules version 1") {
+		t.Fatalf("publish-rules exited %d: %s %s", code, out, errOut)
+	}
+	status, body = signedGet(t, http.DefaultClient, st, "/v1/rules")
+	if status != http.StatusOK {
+		t.Fatalf("rules as the enrolled terminal: %d %s", status, body)
+	}
+	if doc, err := batch.OpenRules(body, st.Program, st.CloudKey); err != nil || doc.Rules.Version != 1 {
+		t.Fatalf("rules do not verify against the pinned cloud key: %v", err)
+	}
+	if code, _, errOut = run(t, "cloud", "publish-rules", "--db", db, "--file", rulesFile, "--program", "other"); code != 1 || !strings.Contains(errOut, "invalid_rules") {
+		t.Errorf("publish-rules for another program: exit %d, %q; want 1 and invalid_rules", code, errOut)
+	}
+
 	code, out, errOut = run(t, "cloud", "revoke", "--db", db, "--terminal", "T1")
 	if code != 0 || !strings.Contains(out, "revoked terminal T1") {
 		t.Fatalf("revoke exited %d: %s %s", code, out, errOut)
@@ -160,6 +180,7 @@ func TestEnrollCodeEnrollRevokeAndCheckThroughTheCLI(t *testing.T) {
 }
 
 func TestCloudAdminAPIThroughTheCLIsToken(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "admin.token")
 	token := "c0ffee-c0ffee-c0ffee-c0ffee-c0ffee"
@@ -221,6 +242,7 @@ func writeTestCert(t *testing.T, dir string) (certFile, keyFile string) {
 }
 
 func TestEnrollOverTLSTrustsOnlyTheGivenCA(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	db := "sqlite:" + filepath.Join(dir, "ledger.db")
 	cert, key := writeTestCert(t, dir)
@@ -245,6 +267,7 @@ func TestEnrollOverTLSTrustsOnlyTheGivenCA(t *testing.T) {
 }
 
 func TestCloudAndEnrollUsage(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	worldReadable := filepath.Join(dir, "token")
 	if err := os.WriteFile(worldReadable, []byte("0123456789abcdef0123"), 0o644); err != nil {
@@ -318,6 +341,7 @@ func postgresDSN(t *testing.T) string {
 }
 
 func TestCloudOnPostgresEnrollsAndChecks(t *testing.T) {
+	t.Parallel()
 	db := postgresDSN(t)
 	dir := t.TempDir()
 	key := filepath.Join(dir, "cloud.key")

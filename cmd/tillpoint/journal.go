@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/tillpoint/tillpoint/offline/journal"
+	"github.com/tillpoint/tillpoint/offline/peers"
+	"github.com/tillpoint/tillpoint/sync/uplink"
 )
 
 const journalUsage = `Usage: tillpoint journal <command> --db PATH [flags]
@@ -320,4 +322,54 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// uplinkJournal adapts *journal.Journal to uplink.Journal, for wiring the
+// uplink to the terminal's journal: the outbox entries convert to the
+// uplink's type and an acknowledgement ahead of the journal matches
+// uplink.ErrAckAhead. Everything else is the journal's own method.
+type uplinkJournal struct {
+	*journal.Journal
+}
+
+var _ uplink.Journal = uplinkJournal{}
+
+// MarkAcked moves the acknowledgement watermark (journal.MarkAcked).
+func (u uplinkJournal) MarkAcked(ctx context.Context, epoch uint32, seq uint64) error {
+	err := u.Journal.MarkAcked(ctx, epoch, seq)
+	if errors.Is(err, journal.ErrAckAhead) {
+		return fmt.Errorf("%w: %w", uplink.ErrAckAhead, err)
+	}
+	return err
+}
+
+// Sealed lists the outbox (journal.Sealed).
+func (u uplinkJournal) Sealed(ctx context.Context) ([]uplink.Sealed, error) {
+	bs, err := u.Journal.Sealed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]uplink.Sealed, len(bs))
+	for i, b := range bs {
+		out[i] = uplink.Sealed{Epoch: b.Epoch, First: b.FirstSeq, Last: b.LastSeq, Bytes: b.Payload}
+	}
+	return out, nil
+}
+
+// peersJournal adapts *journal.Journal to peers.Journal (and
+// peers.PeerOpDropper), for wiring the store peers to the terminal's
+// journal: only the peer redeem's type differs.
+type peersJournal struct {
+	*journal.Journal
+}
+
+var (
+	_ peers.Journal       = peersJournal{}
+	_ peers.PeerOpDropper = peersJournal{}
+)
+
+// RecordPeerRedeem records a peer's offline redeem (journal.PutPeerRedeem).
+func (p peersJournal) RecordPeerRedeem(ctx context.Context, r peers.PeerRedeem) (bool, error) {
+	return p.PutPeerRedeem(ctx, journal.PeerRedeem{ID: r.Op, Card: r.Card, Points: r.Points,
+		Terminal: r.Terminal, Epoch: r.Epoch, Seq: r.Seq, At: r.At})
 }

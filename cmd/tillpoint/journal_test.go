@@ -5,14 +5,18 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tillpoint/tillpoint/loyalty"
 	"github.com/tillpoint/tillpoint/offline/journal"
+	"github.com/tillpoint/tillpoint/offline/peers"
+	"github.com/tillpoint/tillpoint/sync/uplink"
 )
 
 const clearUID = "04A1B2C3D4E5F6"
@@ -146,5 +150,67 @@ func TestJournalHelpAndUsageErrors(t *testing.T) {
 		if code != tc.wantCode || !strings.Contains(out+errOut, tc.want) {
 			t.Errorf("tillpoint %s: got exit %d, output %q; want exit %d and %q", strings.Join(tc.args, " "), code, out+errOut, tc.wantCode, tc.want)
 		}
+	}
+}
+
+// TestUplinkJournalFitsTheUplink checks the adapter the uplink is wired
+// through against a real journal: the outbox round-trips its exact bytes
+// and an acknowledgement ahead of the journal matches uplink.ErrAckAhead.
+func TestUplinkJournalFitsTheUplink(t *testing.T) {
+	ctx := context.Background()
+	path := newTestJournal(t, 4)
+	j, err := journal.Open(ctx, path, journal.Options{Terminal: "till-1", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	u := uplinkJournal{j}
+	sealed := []byte("sealed 3..4")
+	if err := u.PutSealed(ctx, 1, 3, 4, sealed); err != nil {
+		t.Fatal(err)
+	}
+	bs, err := u.Sealed(ctx)
+	if err != nil || len(bs) != 1 || bs[0].Epoch != 1 || bs[0].First != 3 || bs[0].Last != 4 || string(bs[0].Bytes) != string(sealed) {
+		t.Fatalf("Sealed: got %+v, %v; want one batch 1/3..4 with its bytes", bs, err)
+	}
+	if err := u.MarkAcked(ctx, 1, 9); !errors.Is(err, uplink.ErrAckAhead) {
+		t.Fatalf("MarkAcked(1, 9) on 4 ops: got %v, want uplink.ErrAckAhead", err)
+	}
+	if err := u.MarkAcked(ctx, 1, 4); err != nil {
+		t.Fatal(err)
+	}
+	if n, oldest, err := u.Backlog(ctx); err != nil || n != 0 || !oldest.IsZero() {
+		t.Fatalf("Backlog after acking everything: got %d, %v, %v; want 0, zero time", n, oldest, err)
+	}
+	if bs, _ := u.Sealed(ctx); len(bs) != 0 {
+		t.Fatalf("Sealed after the ack: got %d batches, want 0", len(bs))
+	}
+}
+
+// TestPeersJournalFitsThePeers checks the adapter the store peers are wired
+// through against a real journal: a peer's redeem is recorded once, counted
+// by OfflineRedeemed, and dropped by ID.
+func TestPeersJournalFitsThePeers(t *testing.T) {
+	ctx := context.Background()
+	j, err := journal.Open(ctx, filepath.Join(t.TempDir(), "journal.db"), journal.Options{Terminal: "till-1", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	p := peersJournal{j}
+	r := peers.PeerRedeem{Op: loyalty.OpID{9}, Card: loyalty.CardHash{7}, Points: 120, Terminal: "till-2", Epoch: 1, Seq: 3, At: time.Now()}
+	for i, want := range []bool{true, false} {
+		if isNew, err := p.RecordPeerRedeem(ctx, r); err != nil || isNew != want {
+			t.Fatalf("RecordPeerRedeem #%d: got %v, %v; want %v, nil", i, isNew, err, want)
+		}
+	}
+	if got, err := p.OfflineRedeemed(ctx, r.Card); err != nil || got != 120 {
+		t.Fatalf("OfflineRedeemed: got %d, %v; want 120", got, err)
+	}
+	if err := p.DropPeerRedeems(ctx, []loyalty.OpID{r.Op}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := p.OfflineRedeemed(ctx, r.Card); err != nil || got != 0 {
+		t.Fatalf("OfflineRedeemed after the drop: got %d, %v; want 0", got, err)
 	}
 }

@@ -216,7 +216,10 @@ func TestOfflineRedeemsRacingOnOneCardStayWithinCap(t *testing.T) {
 	}
 }
 
-func TestPeerRedeemsDedupeAndDropWhenCovered(t *testing.T) {
+// TestPeerRedeemsDedupeCountAndDrop: a peer's redeem is recorded once by op
+// ID, counts against the card (balance and OfflineRedeemed) whatever the
+// snapshot's time, and goes only when DropPeerRedeems names it.
+func TestPeerRedeemsDedupeCountAndDrop(t *testing.T) {
 	ctx := context.Background()
 	c := &clock{t: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
 	j := openAt(t, c)
@@ -236,22 +239,29 @@ func TestPeerRedeemsDedupeAndDropWhenCovered(t *testing.T) {
 	if _, err := j.PutPeerRedeem(ctx, own); !errors.Is(err, journal.ErrInvalid) {
 		t.Fatalf("PutPeerRedeem(own terminal): got %v, want ErrInvalid", err)
 	}
-	// A snapshot as of 30 minutes later covers r1, not r2.
-	if err := j.PutSnapshots(ctx, []loyalty.Snapshot{{Card: card, Balance: 900, AsOf: c.Now().Add(30 * time.Minute)}}); err != nil {
+	// A snapshot newer than r1 by the clocks does not drop it: only the
+	// peer's acknowledgement watermark can tell the cloud has it.
+	if err := j.PutSnapshots(ctx, []loyalty.Snapshot{{Card: card, Balance: 1000, AsOf: c.Now().Add(30 * time.Minute)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.AppendOfflineRedeem(ctx, redeemOp(card, 20), journal.Policy{MaxSnapshotAge: time.Hour, OfflineRedeemCap: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := j.OfflineRedeemed(ctx, card); err != nil || got != 170 {
+		t.Fatalf("OfflineRedeemed: got %d, %v; want 100 + 50 from peers + 20 own", got, err)
+	}
+	if v, err := j.View(ctx, card); err != nil || v.PeerRedeemed != 150 || v.Available() != 1000-20-150 {
+		t.Fatalf("View: got peer redeemed %d available %d (%v), want 150 and 830", v.PeerRedeemed, v.Available(), err)
+	}
+	if err := j.DropPeerRedeems(ctx, []loyalty.OpID{r1.ID, {0xee}}); err != nil {
 		t.Fatal(err)
 	}
 	rs, err := j.PeerRedeems(ctx, card)
 	if err != nil || len(rs) != 1 || rs[0].ID != r2.ID || rs[0].Points != 50 || rs[0].Terminal != "till-3" || rs[0].Seq != 9 {
-		t.Fatalf("PeerRedeems after snapshot: got %+v, %v; want only r2", rs, err)
+		t.Fatalf("PeerRedeems after dropping r1: got %+v, %v; want only r2", rs, err)
 	}
-	// A redeem the snapshot covers, arriving late, is not recorded.
-	late := r1
-	late.ID = loyalty.OpID{4}
-	if added, err := j.PutPeerRedeem(ctx, late); err != nil || added {
-		t.Fatalf("PutPeerRedeem(covered): got %v, %v; want false, nil", added, err)
-	}
-	if v, err := j.View(ctx, card); err != nil || v.PeerRedeemed != 50 || v.Available() != 850 {
-		t.Fatalf("View: got peer redeemed %d available %d (%v), want 50 and 850", v.PeerRedeemed, v.Available(), err)
+	if got, err := j.OfflineRedeemed(ctx, card); err != nil || got != 70 {
+		t.Fatalf("OfflineRedeemed after the drop: got %d, %v; want 70", got, err)
 	}
 }
 
@@ -316,13 +326,13 @@ func TestMarkAckedWithSnapshotsKeepsBalanceSteady(t *testing.T) {
 	}
 	c.Add(time.Minute)
 	fresh := loyalty.Snapshot{Card: card, Balance: 1043, AsOf: c.Now()}
-	if err := j.MarkAcked(ctx, 1, 2, fresh); !errors.Is(err, journal.ErrAckAhead) {
+	if err := j.MarkAckedWith(ctx, 1, 2, []loyalty.Snapshot{fresh}); !errors.Is(err, journal.ErrAckAhead) {
 		t.Fatalf("MarkAcked(1, 2) with one op: got %v, want ErrAckAhead", err)
 	}
 	if v, _ := j.View(ctx, card); v.Balance != 1043 || v.Snapshot.Balance != 1000 {
 		t.Fatalf("after a refused ack: got balance %d on snapshot %d, want 1043 on the old snapshot 1000", v.Balance, v.Snapshot.Balance)
 	}
-	if err := j.MarkAcked(ctx, 1, 1, fresh); err != nil {
+	if err := j.MarkAckedWith(ctx, 1, 1, []loyalty.Snapshot{fresh}); err != nil {
 		t.Fatal(err)
 	}
 	if v, _ := j.View(ctx, card); v.Balance != 1043 || v.UnackedOps != 0 || v.Snapshot.Balance != 1043 {
@@ -333,5 +343,28 @@ func TestMarkAckedWithSnapshotsKeepsBalanceSteady(t *testing.T) {
 	}
 	if e, s, err := j.Head(ctx); err != nil || e != 1 || s != 1 {
 		t.Fatalf("Head: got %d, %d, %v; want 1, 1", e, s, err)
+	}
+}
+
+// TestOfflineRedeemRetryIsDuplicateNotRefusal: a retry of a durable offline
+// redeem (same op ID) reports the stored op, even when the policy would
+// now refuse a new redeem of that size.
+func TestOfflineRedeemRetryIsDuplicateNotRefusal(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
+	j := openAt(t, c)
+	card := cardHash(3)
+	if err := j.PutSnapshots(ctx, []loyalty.Snapshot{{Card: card, Balance: 1000, AsOf: c.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := j.AppendOfflineRedeem(ctx, redeemOp(card, 250), testPolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry := redeemOp(card, 250)
+	retry.ID = first.ID
+	got, err := j.AppendOfflineRedeem(ctx, retry, testPolicy)
+	if !errors.Is(err, journal.ErrDuplicateOp) || got.Seq != first.Seq {
+		t.Fatalf("retry: got seq %d, %v; want the stored seq %d and ErrDuplicateOp", got.Seq, err, first.Seq)
 	}
 }
