@@ -320,7 +320,7 @@ func TestEventTheJournalFailedToRecordIsRecordedOnce(t *testing.T) {
 // events afterwards is ignored rather than counted again.
 func TestCoveredPeerOpsDroppedAndReplaysIgnored(t *testing.T) {
 	key := randomKey(t, 32)
-	tills := newCluster(t, clusterOpts{n: 2, isolatedCap: 1000, gossipKey: key, memJournal: true})
+	tills := newCluster(t, clusterOpts{n: 2, isolatedCap: 1000, gossipKey: key})
 	a, b := tills[0], tills[1]
 	addr, err := a.p.LocalAddr()
 	if err != nil {
