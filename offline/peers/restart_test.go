@@ -32,7 +32,7 @@ func TestRestartedTillAnnouncesItsUnackedRedeemsToALateTill(t *testing.T) {
 			t.Fatalf("A announces its unacknowledged redeems after the restart: got %d, %v; want 1", n, err)
 		}
 	})
-	b.start(t, nil) // rejoins A from its serf snapshot: its config names no seed
+	b.start(t, nil) // rejoins A (its seed, and the alive nodes of its serf snapshot)
 	waitFor(t, 15*time.Second, "B rejoins A", func() bool { return b.p.AlivePeers() == 1 })
 	waitFor(t, 15*time.Second, "B learns the redeem A made while B was away", func() bool { return b.j.hasPeerOp(card, op.ID) })
 	got, err := b.j.OfflineRedeemed(ctx, card)
