@@ -311,3 +311,45 @@ func TestE2EUplinkChildProcess(t *testing.T) {
 	}
 	u.Sync(context.Background()) // killed in the middle
 }
+
+// A journal restored from a copy taken before its acks, with the same ops
+// but an uplink that cuts other batch boundaries: the cloud refuses the
+// first batch as a rewind (an unsigned 409 problem with its watermark); the
+// uplink re-seals from that watermark, acknowledges nothing on the
+// problem's word, and the ops appended since reach the cloud once.
+func TestE2ERestoredJournalOtherBoundaries(t *testing.T) {
+	c := newCloud(t)
+	tm := c.enroll(t, "T-01")
+	ops := appendOps(t, tm.j, earns(0, 100, 7))
+	cfg := tm.config(t, c.url)
+	u, err := uplink.New(tm.j, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncWithin(t, u, time.Minute)
+
+	restored := openJournal(t, "T-01") // a new directory: the restored copy
+	for _, o := range ops {
+		if _, err := restored.Append(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fresh := appendOps(t, restored, earns(1000, 10, 7))
+	tm.j = restored
+	cfg = tm.config(t, c.url)
+	cfg.MaxOps = 30
+	u2, err := uplink.New(restored, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncWithin(t, u2, time.Minute)
+	if st := u2.State(); st.Gaps < 1 {
+		t.Errorf("restored uplink: got %d refused positions, want at least 1", st.Gaps)
+	}
+	c.checkWatermark(t, tm, 110)
+	model := map[loyalty.CardHash]loyalty.Points{}
+	for _, o := range append(ops, fresh...) {
+		model[o.Card] += o.Points
+	}
+	c.checkBalances(t, model)
+}
