@@ -51,7 +51,7 @@ var ledgers = []struct {
 	open  func(testing.TB) *sqlstore.Store
 	seeds []uint64
 }{
-	{"sqlite", func(t testing.TB) *sqlstore.Store { return storetest.OpenSQLite(t, quietLedger) }, []uint64{11, 12}},
+	{"sqlite", func(t testing.TB) *sqlstore.Store { return storetest.OpenSQLite(t, quietLedger) }, []uint64{11}},
 	{"postgres", func(t testing.TB) *sqlstore.Store { return storetest.OpenPostgres(t, quietLedger) }, []uint64{13}},
 }
 
