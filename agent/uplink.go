@@ -17,7 +17,9 @@ var _ Uplink = UplinkState{}
 // State converts the uplink's state.
 func (s UplinkState) State() SyncState {
 	st := s.U.State()
-	out := SyncState{Online: st.Online, BacklogOps: int(st.Backlog), OldestOp: st.Oldest,
+	// An uplink that has not failed yet counts as online until it does.
+	online := st.Online || st.LastErrorAt.IsZero()
+	out := SyncState{Online: online, BacklogOps: int(st.Backlog), OldestOp: st.Oldest,
 		LastSuccess: st.LastSuccess, LastError: st.LastError}
 	if s.Feed != nil {
 		if err := s.Feed.Failing(); err != nil {

@@ -22,7 +22,8 @@ func TestEveryErrorHasAStableCodeAndStatus(t *testing.T) {
 		status int
 	}{
 		{fmt.Errorf("apply: %w", cloud.ErrTerminalRevoked), CodeTerminalRevoked, 403},
-		{fmt.Errorf("terminal: %w", cloud.ErrNotFound), CodeUnknownTerminal, 403},
+		{fmt.Errorf("terminal: %w", cloud.ErrUnknownTerminal), CodeUnknownTerminal, 403},
+		{fmt.Errorf("rules: %w", cloud.ErrNotFound), CodeNotFound, 404},
 		{cloud.ErrEnrollCode, CodeEnrollCodeBad, 403},
 		{fmt.Errorf("apply: %w", cloud.ErrInvariant), CodeUnavailable, 503},
 		{&cloud.SequenceError{Kind: cloud.SeqRewind, Watermark: 7}, CodeSequenceRewind, 409},

@@ -89,8 +89,8 @@ func (s *Store) snapshotsIn(ctx context.Context, tx *dbtx, cards []loyalty.CardH
 		}
 	}
 	out := make([]loyalty.Snapshot, len(cards))
-	for off := 0; off < len(cards); off += maxIn / 2 {
-		end := min(off+maxIn/2, len(cards))
+	for off := 0; off < len(cards); off += s.inMax() / 2 {
+		end := min(off+s.inMax()/2, len(cards))
 		if err := s.snapshotChunk(ctx, tx, cards[off:end], out[off:end], rules, now); err != nil {
 			return nil, err
 		}

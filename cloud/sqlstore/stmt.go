@@ -21,8 +21,21 @@ import (
 // transaction runs a text it finds unprepared directly, notes it, and the
 // notes are prepared once the transaction has ended.
 
-// maxIn is the longest IN list; callers chunk longer lists.
+// maxIn is the longest IN list on SQLite; callers chunk longer lists.
 const maxIn = 512
+
+// maxArray is the longest array parameter on PostgreSQL: much larger,
+// since every query costs a round trip, which under load costs more than
+// the query.
+const maxArray = 16384
+
+// inMax returns how many values one IN list (or array) may hold.
+func (s *Store) inMax() int {
+	if s.dialect == Postgres {
+		return maxArray
+	}
+	return maxIn
+}
 
 // maxRows is the largest multi-row insert chunk.
 const maxRows = 256
@@ -209,8 +222,8 @@ func (t *dbtx) end(ctx context.Context) {
 // followed by the arguments extra. On PostgreSQL the list is one array
 // parameter (= ANY($1::type[])).
 func (t *dbtx) queryIn(ctx context.Context, tmpl string, in []any, extra ...any) (*sql.Rows, error) {
-	if len(in) == 0 || len(in) > maxIn {
-		return nil, fmt.Errorf("query with %d IN values, want 1 to %d", len(in), maxIn)
+	if len(in) == 0 || len(in) > t.s.inMax() {
+		return nil, fmt.Errorf("query with %d IN values, want 1 to %d", len(in), t.s.inMax())
 	}
 	if t.s.dialect == Postgres {
 		if err := t.flush(ctx); err != nil {

@@ -13,7 +13,7 @@ import (
 // loadApplied reads the applied ops among ids.
 func (b *book) loadApplied(ctx context.Context, ids []loyalty.OpID) (map[loyalty.OpID]*appliedOp, error) {
 	out := make(map[loyalty.OpID]*appliedOp, len(ids))
-	err := chunks(ids, maxIn, func(ids []loyalty.OpID) error {
+	err := chunks(ids, b.s.inMax(), func(ids []loyalty.OpID) error {
 		args := make([]any, len(ids))
 		for i := range ids {
 			args[i] = ids[i][:]
@@ -44,7 +44,7 @@ func (b *book) loadApplied(ctx context.Context, ids []loyalty.OpID) (map[loyalty
 // loadReversed reads which of ids were reversed.
 func (b *book) loadReversed(ctx context.Context, ids []loyalty.OpID) (map[loyalty.OpID]bool, error) {
 	out := map[loyalty.OpID]bool{}
-	err := chunks(ids, maxIn, func(ids []loyalty.OpID) error {
+	err := chunks(ids, b.s.inMax(), func(ids []loyalty.OpID) error {
 		args := make([]any, len(ids))
 		for i := range ids {
 			args[i] = ids[i][:]
@@ -69,7 +69,7 @@ func (b *book) loadReversed(ctx context.Context, ids []loyalty.OpID) (map[loyalt
 // loadCards reads the cards among hs.
 func (b *book) loadCards(ctx context.Context, hs []loyalty.CardHash) (map[loyalty.CardHash]*card, error) {
 	out := make(map[loyalty.CardHash]*card, len(hs))
-	err := chunks(hs, maxIn, func(hs []loyalty.CardHash) error {
+	err := chunks(hs, b.s.inMax(), func(hs []loyalty.CardHash) error {
 		args := make([]any, len(hs))
 		for i := range hs {
 			args[i] = hs[i][:]
@@ -207,7 +207,7 @@ func (b *book) checkOwners(ctx context.Context) error {
 }
 
 func checkOwners(ctx context.Context, s *Store, q *dbtx, ids []cloud.Owner) error {
-	return chunks(ids, maxIn/2, func(ids []cloud.Owner) error {
+	return chunks(ids, s.inMax()/2, func(ids []cloud.Owner) error {
 		owners := make([]any, len(ids))
 		accts := make([]any, 0, 2*len(ids))
 		lots := map[cloud.Owner]int64{}

@@ -46,7 +46,8 @@
 //   - The uplink: Acked and OpsAfter for what to send, Backlog for its
 //     state; PutSealed before the first send of a sealed batch, Sealed to
 //     resend the identical bytes after a restart; MarkAcked with the
-//     acknowledgement's snapshots (one transaction), which also drops the sealed batches it covers; PutSnapshots for
+//     acknowledgement's snapshots (one transaction), which also drops the
+//     sealed batches it covers; PutSnapshots for
 //     snapshots pulled on their own; NewEpoch on ErrAckAhead or when the
 //     cloud's watermark for the terminal is ahead of Head.
 //   - Store peers: PutPeerRedeem for each offline redeem a peer reports

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -246,6 +247,7 @@ type till struct {
 	seq     uint64
 	mu      sync.Mutex
 	spent   map[loyalty.CardHash]loyalty.Points // what this till approved, per card
+	cfg     peers.Config                        // to restart it
 }
 
 type clusterOpts struct {
@@ -320,21 +322,9 @@ func newCluster(t testing.TB, o clusterOpts) []*till {
 		} else if firstAddr != "" {
 			cfg.Join = []string{firstAddr} // no roster addresses: seed with the first till
 		}
-		p, err := peers.New(cfg, tl.j)
-		if err != nil {
-			t.Fatalf("new peers for %s: %v", tl.id, err)
-		}
-		if err := p.Start(context.Background()); err != nil {
-			t.Fatalf("start peers for %s: %v", tl.id, err)
-		}
-		tl.p = p
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := p.Shutdown(ctx); err != nil {
-				t.Errorf("shutdown %s: %v", tl.id, err)
-			}
-		})
+		tl.cfg = cfg
+		tl.start(t, nil)
+		p := tl.p
 		if i == 0 {
 			if firstAddr, err = p.LocalAddr(); err != nil {
 				t.Fatal(err)
@@ -345,6 +335,47 @@ func newCluster(t testing.TB, o clusterOpts) []*till {
 		waitFor(t, 15*time.Second, tl.id+" sees every other till alive", func() bool { return tl.p.AlivePeers() == o.n-1 })
 	}
 	return tills
+}
+
+// start makes and starts the till's Peers from its config, after before
+// (when given) ran on the new, not yet started Peers.
+func (tl *till) start(t testing.TB, before func(p *peers.Peers)) {
+	t.Helper()
+	p, err := peers.New(tl.cfg, tl.j)
+	if err != nil {
+		t.Fatalf("new peers for %s: %v", tl.id, err)
+	}
+	if before != nil {
+		before(p)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatalf("start peers for %s: %v", tl.id, err)
+	}
+	tl.p = p
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := p.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown %s: %v", tl.id, err)
+		}
+	})
+}
+
+// stop shuts the till's Peers down (a graceful leave) and keeps its gossip
+// port for the restart, as a till with a fixed port would.
+func (tl *till) stop(t testing.TB) {
+	t.Helper()
+	addr, err := tl.p.LocalAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	if tl.cfg.BindPort, err = strconv.Atoi(port); err != nil {
+		t.Fatal(err)
+	}
+	if err := tl.p.Shutdown(context.Background()); err != nil {
+		t.Fatalf("shutdown %s: %v", tl.id, err)
+	}
 }
 
 func randomKey(t testing.TB, n int) []byte {

@@ -104,3 +104,10 @@ func (s *sqlJournal) redeemOffline(ctx context.Context, op *loyalty.Op, _ peers.
 	}
 	return &stored, nil
 }
+
+// DropPeerRedeems lets Covered drop from the real journal.
+func (s *sqlJournal) DropPeerRedeems(ctx context.Context, ids []loyalty.OpID) error {
+	return s.j.DropPeerRedeems(ctx, ids)
+}
+
+var _ peers.PeerOpDropper = (*sqlJournal)(nil)

@@ -290,9 +290,10 @@ func TestGossipKeyRotation(t *testing.T) {
 	}
 }
 
-// A lost event (here: the journal failed to record it) is recovered: the
-// next copy, from a query answer, records it once.
-func TestLostEventRecoveredByQueryAnswer(t *testing.T) {
+// An event the journal failed to record (a full disk) is not lost: once
+// the journal works again it is recorded, once (retried, or taught again by
+// a query answer).
+func TestEventTheJournalFailedToRecordIsRecordedOnce(t *testing.T) {
 	tills := newCluster(t, clusterOpts{n: 2, isolatedCap: 1000, threshold: 0, memJournal: true})
 	a, b := tills[0], tills[1]
 	card := testCard(t, "2012345678941")
@@ -303,7 +304,7 @@ func TestLostEventRecoveredByQueryAnswer(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "B fails to record A's event", func() bool { return b.p.Stats().Failed > 0 })
 	b.mem.failing.Store(false)
-	waitFor(t, 15*time.Second, "B learns A's redeem by asking", func() bool {
+	waitFor(t, 15*time.Second, "B records A's redeem", func() bool {
 		chk, err := b.p.CheckRedeem(context.Background(), card, 1)
 		if err != nil {
 			t.Fatal(err)
@@ -319,7 +320,7 @@ func TestLostEventRecoveredByQueryAnswer(t *testing.T) {
 // events afterwards is ignored rather than counted again.
 func TestCoveredPeerOpsDroppedAndReplaysIgnored(t *testing.T) {
 	key := randomKey(t, 32)
-	tills := newCluster(t, clusterOpts{n: 2, isolatedCap: 1000, gossipKey: key, memJournal: true})
+	tills := newCluster(t, clusterOpts{n: 2, isolatedCap: 1000, gossipKey: key})
 	a, b := tills[0], tills[1]
 	addr, err := a.p.LocalAddr()
 	if err != nil {

@@ -82,6 +82,7 @@ type Peers struct {
 	stopped  bool
 	known    map[loyalty.OpID]*knownEvent
 	gone     map[loyalty.OpID]time.Time // dropped ops, so replays stay ignored
+	retry    map[loyalty.OpID][]byte    // valid events the journal failed to record
 	acks     map[string]ackSeen
 	stats    Stats
 	cancel   context.CancelFunc
@@ -121,6 +122,7 @@ func New(cfg Config, journal Journal) (*Peers, error) {
 		roster:     cfg.Roster,
 		known:      make(map[loyalty.OpID]*knownEvent),
 		gone:       make(map[loyalty.OpID]time.Time),
+		retry:      make(map[loyalty.OpID][]byte),
 		acks:       make(map[string]ackSeen),
 	}, nil
 }
@@ -279,7 +281,8 @@ func (p *Peers) Shutdown(ctx context.Context) error {
 
 // SetState publishes whether this terminal reaches the cloud, its backlog
 // and its acknowledged watermark in its tags, and forgets its own redeems
-// the cloud acknowledged more than OwnRetention ago. It does not wait for
+// the cloud acknowledged more than Retention ago, and peers' redeems it
+// learned more than Retention ago. It does not wait for
 // the network: a background loop gossips the new tags.
 func (p *Peers) SetState(st State) {
 	p.mu.Lock()
@@ -287,13 +290,19 @@ func (p *Peers) SetState(st State) {
 	now := p.cfg.Now()
 	for id, k := range p.known {
 		if !k.own {
+			// Peers' events are served in answers for Retention; the
+			// journal keeps counting them until a snapshot covers them.
+			if now.Sub(k.learned) > p.cfg.Retention {
+				delete(p.known, id)
+				p.gone[id] = now
+			}
 			continue
 		}
 		r := k.ev.Redeem
 		if st.Acked.Covers(r.Epoch, r.Seq) && k.ackedAt.IsZero() {
 			k.ackedAt = now
 		}
-		if !k.ackedAt.IsZero() && now.Sub(k.ackedAt) > p.cfg.OwnRetention {
+		if !k.ackedAt.IsZero() && now.Sub(k.ackedAt) > p.cfg.Retention {
 			delete(p.known, id)
 			p.gone[id] = now
 		}
@@ -301,7 +310,7 @@ func (p *Peers) SetState(st State) {
 	for id, at := range p.gone {
 		// Past this, a replay meets the journal, which ignores a redeem its
 		// snapshot covers.
-		if now.Sub(at) > p.cfg.OwnRetention {
+		if now.Sub(at) > p.cfg.Retention {
 			delete(p.gone, id)
 		}
 	}
