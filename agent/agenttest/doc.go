@@ -3,5 +3,5 @@
 // test doubles for the edges the agent does not own: a switchable uplink
 // state and a printer that records jobs.
 //
-// It must never be imported by non-test code except the demo.
+// It must never be imported by non-test code.
 package agenttest
