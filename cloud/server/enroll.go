@@ -10,7 +10,7 @@ import (
 
 // EnrollRequest is the body of POST /v1/enroll: a one-time code, the
 // terminal's new public key, and Proof, the key's signature over
-// EnrollProofMessage(code, key), which shows the terminal holds the private key.
+// batch.EnrollProofMessage(code, key), which shows the terminal holds the private key.
 type EnrollRequest struct {
 	Code      string `json:"code"`
 	PublicKey []byte `json:"public_key"`
@@ -28,13 +28,6 @@ type EnrollResponse struct {
 	CloudKeyID     string `json:"cloud_key_id"`
 }
 
-// EnrollProofMessage is what a terminal signs with its new key to enroll.
-func EnrollProofMessage(code string, pub ed25519.PublicKey) []byte {
-	msg := append([]byte("tillpoint enroll v1\n"), code...)
-	msg = append(msg, '\n')
-	return append(msg, pub...)
-}
-
 func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	var req EnrollRequest
 	if err := s.readJSON(w, r, &req); err != nil {
@@ -48,7 +41,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	case len(req.PublicKey) != ed25519.PublicKeySize:
 		s.fail(w, r, problem(CodeInvalidRequest, "public_key must be a %d-byte Ed25519 key, got %d bytes", ed25519.PublicKeySize, len(req.PublicKey)))
 		return
-	case !ed25519.Verify(req.PublicKey, EnrollProofMessage(req.Code, req.PublicKey), req.Proof):
+	case !ed25519.Verify(req.PublicKey, batch.EnrollProofMessage(req.Code, req.PublicKey), req.Proof):
 		s.fail(w, r, problem(CodeBadSignature, "proof is not the new key's signature over the enrollment message"))
 		return
 	}

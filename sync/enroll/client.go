@@ -54,14 +54,6 @@ type response struct {
 	CloudKeyID     string `json:"cloud_key_id"`
 }
 
-// ProofMessage is what the terminal signs with its new key to show the
-// cloud it holds it; cloud/server.EnrollProofMessage must match it.
-func ProofMessage(code string, pub ed25519.PublicKey) []byte {
-	msg := append([]byte("tillpoint enroll v1\n"), code...)
-	msg = append(msg, '\n')
-	return append(msg, pub...)
-}
-
 // Enroll makes (or reuses) the terminal key in dir, spends code with the
 // cloud at cloudURL, and saves the enrollment in dir. It refuses a dir
 // that is already enrolled.
@@ -88,7 +80,7 @@ func (c *Client) Enroll(ctx context.Context, cloudURL, code, dir string) (*State
 	}
 	pub := key.Public().(ed25519.PublicKey)
 
-	body, err := json.Marshal(request{Code: code, PublicKey: pub, Proof: ed25519.Sign(key, ProofMessage(code, pub))})
+	body, err := json.Marshal(request{Code: code, PublicKey: pub, Proof: ed25519.Sign(key, batch.EnrollProofMessage(code, pub))})
 	if err != nil {
 		return nil, fmt.Errorf("enroll: encode request: %w", err)
 	}

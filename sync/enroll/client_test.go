@@ -42,7 +42,7 @@ func fakeCloud(t *testing.T, cloudPub ed25519.PublicKey, calls *atomic.Int32) *h
 			_, _ = w.Write([]byte(`{"code":"enroll_code_used","title":"used","detail":"ask for a new code","status":410}`))
 			return
 		}
-		if !ed25519.Verify(req.PublicKey, enroll.ProofMessage(req.Code, req.PublicKey), req.Proof) {
+		if !ed25519.Verify(req.PublicKey, batch.EnrollProofMessage(req.Code, req.PublicKey), req.Proof) {
 			http.Error(w, "bad proof", http.StatusForbidden)
 			return
 		}

@@ -1,0 +1,39 @@
+package batch
+
+import (
+	"crypto/ed25519"
+	"strconv"
+)
+
+// Headers of a signed GET: a terminal reads its feeds (GET /v1/snapshots,
+// GET /v1/rules) by signing the request with its enrolled key. sync/enroll
+// signs, cloud/server checks.
+const (
+	HeaderTerminal  = "Tillpoint-Terminal"
+	HeaderTimestamp = "Tillpoint-Timestamp"
+	HeaderSignature = "Tillpoint-Signature"
+)
+
+// RequestSigningMessage is what a terminal signs for a GET: the program,
+// the method, the path with its query, the terminal and the Unix time.
+func RequestSigningMessage(program, method, pathQuery, terminal string, unix int64) []byte {
+	b := make([]byte, 0, 64+len(program)+len(pathQuery)+len(terminal))
+	b = append(b, "tillpoint request v1\n"...)
+	b = append(b, program...)
+	b = append(b, '\n')
+	b = append(b, method...)
+	b = append(b, '\n')
+	b = append(b, pathQuery...)
+	b = append(b, '\n')
+	b = append(b, terminal...)
+	b = append(b, '\n')
+	return strconv.AppendInt(b, unix, 10)
+}
+
+// EnrollProofMessage is what a terminal signs with its new key when it
+// enrolls (POST /v1/enroll), to show the cloud it holds the private key.
+func EnrollProofMessage(code string, pub ed25519.PublicKey) []byte {
+	msg := append([]byte("tillpoint enroll v1\n"), code...)
+	msg = append(msg, '\n')
+	return append(msg, pub...)
+}
