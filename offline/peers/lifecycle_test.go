@@ -364,3 +364,29 @@ func TestCoveredPeerOpsDroppedAndReplaysIgnored(t *testing.T) {
 		t.Errorf("a replayed event brought a covered op back into the journal")
 	}
 }
+
+// SetRoster takes the cloud's new roster only when it still lists this
+// terminal with its own key.
+func TestSetRosterKeepsThisTerminal(t *testing.T) {
+	cfg := soloConfig(t)
+	p, err := peers.New(cfg, newMemJournal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	selfPub := cfg.SigningKey.Public().(ed25519.PublicKey)
+	without, _ := peers.NewRoster(peers.Terminal{ID: "till-b", PublicKey: otherPub})
+	rekeyed, _ := peers.NewRoster(peers.Terminal{ID: "till-a", PublicKey: otherPub})
+	grown, _ := peers.NewRoster(peers.Terminal{ID: "till-a", PublicKey: selfPub}, peers.Terminal{ID: "till-b", PublicKey: otherPub, Addr: "10.0.0.2:7946"})
+	for name, r := range map[string]*peers.Roster{"without this till": without, "with another key for it": rekeyed} {
+		if err := p.SetRoster(r); !errors.Is(err, peers.ErrConfig) {
+			t.Errorf("roster %s: got %v, want ErrConfig", name, err)
+		}
+	}
+	if err := p.SetRoster(grown); err != nil {
+		t.Errorf("roster with a new till: %v", err)
+	}
+	if got := grown.JoinAddrs("till-a"); len(got) != 1 || got[0] != "10.0.0.2:7946" {
+		t.Errorf("join list: got %v, want the new till's address", got)
+	}
+}
