@@ -19,7 +19,13 @@ func testLotOrder(t *testing.T, l cloud.Ledger) {
 	tl.Now = tl.Now.Add(60 * 24 * time.Hour)
 	tl.Send(t, l, tl.Earn(c, 2000, 20)) // lot B
 	expB := tl.Now.AddDate(1, 0, 0)
-	s := snap(t, l, c)
+	if s := snap(t, l, c); len(s.Expiring) != 0 {
+		t.Errorf("expiring a year ahead: got %+v, want none (beyond the snapshot horizon)", s.Expiring)
+	}
+	s, err := l.Snapshot(ctx, c, "s1", expA.AddDate(0, 0, -20))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(s.Expiring) != 2 || s.Expiring[0].Points != 10 || !s.Expiring[0].At.Equal(expA) || s.Expiring[1].Points != 20 || !s.Expiring[1].At.Equal(expB) {
 		t.Errorf("expiring: got %+v, want 10 at %v then 20 at %v", s.Expiring, expA, expB)
 	}
