@@ -96,6 +96,9 @@ func testEnrollCode(t *testing.T, l cloud.Ledger) {
 	if err := l.CreateEnrollCode(ctx, cloud.EnrollCode{Code: "OLD", Store: "s1", Terminal: "t2", Expires: Epoch.Add(time.Minute)}); err != nil {
 		t.Fatalf("create code: %v", err)
 	}
+	if err := l.CreateEnrollCode(ctx, cloud.EnrollCode{Code: "ABC-123", Store: "s1", Terminal: "t9", Expires: Epoch.Add(time.Hour)}); !errors.Is(err, cloud.ErrInvalidInput) {
+		t.Errorf("the same code twice: got %v, want ErrInvalidInput", err)
+	}
 	if _, err := l.Enroll(ctx, "WRONG", key, Epoch); !errors.Is(err, cloud.ErrEnrollCode) {
 		t.Errorf("unknown code: got %v, want ErrEnrollCode", err)
 	}
