@@ -10,7 +10,7 @@
 // package of its own (cloud/sqlstore: SQLite and PostgreSQL) and proves
 // itself against the shared suite in cloud/storetest.
 //
-// The accounts (see AccountName) are: per owner (a member, or a card no
+// The accounts (see Account, OwnerAccount and ProgramAccount) are: per owner (a member, or a card no
 // member holds yet) "avail" and "debt"; for the program "issued", "redeemed"
 // and "adjust" (each sharded so concurrent terminals do not queue on one
 // row), "expired", and "shortfall" per store for offline redeems honoured

@@ -50,7 +50,9 @@ type Ledger interface {
 	Watermark(ctx context.Context, terminal string, epoch uint32) (wm uint64, latestEpoch uint32, err error)
 
 	// Snapshot returns a card's account as the cloud sees it, with its
-	// offline allowance at store. A card never seen gets a zero snapshot.
+	// offline allowance at store and the points expiring soon (the first
+	// few dates within the implementation's horizon; sqlstore: 90 days).
+	// A card never seen gets a zero snapshot.
 	Snapshot(ctx context.Context, card loyalty.CardHash, store string, now time.Time) (loyalty.Snapshot, error)
 	// Snapshots returns the snapshots of every card seen at store, ordered by card hash.
 	Snapshots(ctx context.Context, store string, now time.Time) ([]loyalty.Snapshot, error)

@@ -36,7 +36,7 @@ func benchIngest(b *testing.B, open func(testing.TB) *sqlstore.Store) {
 		b.Run("batch="+strconv.Itoa(size), func(b *testing.B) {
 			ctx := context.Background()
 			s := open(b)
-			if err := s.PublishRules(ctx, storetest.TestRules(1), storetest.Epoch); err != nil {
+			if err := s.PublishRules(ctx, storetest.TestRules(1), storetest.Start()); err != nil {
 				b.Fatal(err)
 			}
 			w := newWorkload(storetest.NewTill(b, s, "t1", "s1"))

@@ -1,7 +1,8 @@
 // Package sqlstore is the cloud ledger's storage: one implementation of
 // cloud.Ledger over database/sql with two dialects, SQLite (modernc.org/sqlite,
 // the embedded default) and PostgreSQL (github.com/jackc/pgx/v5 through its
-// database/sql driver).
+// database/sql driver). Open takes "sqlite:PATH" (or a bare path) or a
+// "postgres://" URL and migrates the schema.
 //
 // Apply reads what a batch touches (op IDs already applied, cards, owners'
 // balances, open lots when a debit needs them), computes every posting in
@@ -9,15 +10,20 @@
 // multi-row statements, then checks in SQL that the lots of every touched
 // owner sum to its available balance. Any failed check rolls the transaction
 // back and returns cloud.ErrInvariant: the ledger halts rather than corrupts.
+// Check replays the whole ledger (postings into balances, lot uses into
+// lots) and reports every mismatch.
 //
 // SQLite: WAL, synchronous=FULL, one writer connection (BEGIN IMMEDIATE) and
-// a pool of readers. PostgreSQL: REPEATABLE READ transactions in which any
-// two that could interfere write a common row (see inTx), retried on
+// a pool of readers; statements come from templates in fixed sizes and are
+// prepared once (stmt.go). PostgreSQL: REPEATABLE READ transactions in which
+// any two that could interfere write a common row (see inTx), retried on
 // serialization failures (40001), deadlocks (40P01) and unique violations
-// (23505) with jittered backoff.
+// (23505) with jittered backoff; lists travel as array parameters (unnest,
+// = ANY) and a batch's writes go to the server as one statement of
+// data-modifying CTEs, because under load round trips cost more than queries.
 // The schema keeps to what CockroachDB also runs: no sequences, triggers,
 // stored procedures or advisory locks; times are Unix microseconds in
-// BIGINT; upserts are INSERT ... ON CONFLICT.
+// BIGINT; upserts are INSERT ... ON CONFLICT; partial indexes only.
 //
 // It must never log or store a card identifier in the clear (cards arrive as
 // keyed hashes), never rewrite an applied op, and never commit a batch whose

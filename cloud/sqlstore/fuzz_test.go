@@ -26,7 +26,7 @@ func FuzzApply(f *testing.F) {
 		}
 		ctx := context.Background()
 		l := storetest.OpenSQLite(t, sqlstore.Options{})
-		if err := l.PublishRules(ctx, storetest.TestRules(1), storetest.Epoch); err != nil {
+		if err := l.PublishRules(ctx, storetest.TestRules(1), storetest.Start()); err != nil {
 			t.Fatal(err)
 		}
 		tills := []*storetest.Till{storetest.NewTill(t, l, "t1", "s1"), storetest.NewTill(t, l, "t2", "s2")}
@@ -97,7 +97,7 @@ func FuzzApply(f *testing.F) {
 		}
 		flush(0)
 		flush(1)
-		if _, err := l.Expire(ctx, storetest.Epoch.AddDate(1, 0, 1)); err != nil {
+		if _, err := l.Expire(ctx, storetest.Start().AddDate(1, 0, 1)); err != nil {
 			t.Fatalf("expire: %v", err)
 		}
 	})

@@ -30,9 +30,16 @@ func (s *Store) CreateEnrollCode(ctx context.Context, c cloud.EnrollCode) error 
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO stores (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING`), c.Store, micros(c.Created)); err != nil {
 			return fmt.Errorf("create store %s: %w", c.Store, err)
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO enroll_codes (code_hash, store, terminal, expires_at, created_at) VALUES (?, ?, ?, ?, ?)`),
-			cloud.HashEnrollCode(c.Code), c.Store, c.Terminal, micros(c.Expires), micros(c.Created)); err != nil {
+		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO enroll_codes (code_hash, store, terminal, expires_at, created_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (code_hash) DO NOTHING`),
+			cloud.HashEnrollCode(c.Code), c.Store, c.Terminal, micros(c.Expires), micros(c.Created))
+		if err != nil {
 			return fmt.Errorf("store enrollment code for terminal %s: %w", c.Terminal, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("store enrollment code for terminal %s: %w", c.Terminal, err)
+		} else if n != 1 {
+			return fmt.Errorf("%w: this enrollment code exists already; generate another", cloud.ErrInvalidInput)
 		}
 		return nil
 	})

@@ -15,6 +15,11 @@ import (
 // maxExpiring is how many expiry dates a snapshot lists.
 const maxExpiring = 3
 
+// ExpiringHorizon is how far ahead a snapshot looks for expiring points:
+// the receipt warns of what lapses soon, and the read stays small for
+// members with hundreds of open lots.
+const ExpiringHorizon = 90 * 24 * time.Hour
+
 // readTx begins a consistent read-only transaction.
 func (s *Store) readTx(ctx context.Context) (*dbtx, error) {
 	var opts *sql.TxOptions
@@ -182,7 +187,7 @@ func (s *Store) snapshotChunk(ctx context.Context, tx *dbtx, cards []loyalty.Car
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read balances: %w", err)
 	}
-	rows, err = tx.queryIn(ctx, qExpiring, ownerArgs, int64(neverExpires))
+	rows, err = tx.queryIn(ctx, qExpiring, ownerArgs, now.Add(ExpiringHorizon).UnixMicro())
 	if err != nil {
 		return fmt.Errorf("read expiring points: %w", err)
 	}

@@ -28,7 +28,7 @@ func TestReopenKeepsLedgerAndMigratesOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PublishRules(ctx, storetest.TestRules(1), storetest.Epoch); err != nil {
+	if err := s.PublishRules(ctx, storetest.TestRules(1), storetest.Start()); err != nil {
 		t.Fatal(err)
 	}
 	tl := storetest.NewTill(t, s, "t1", "s1")

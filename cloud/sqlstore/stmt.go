@@ -54,7 +54,7 @@ const (
 	qAccounts  = `SELECT id, balance FROM accounts WHERE id IN (?*)`
 	qOpenLots  = `SELECT ` + lotColumns + ` FROM lots WHERE owner IN (?*) AND remaining <> 0`
 	qLotSums   = `SELECT owner, COALESCE(CAST(SUM(remaining) AS BIGINT), 0), COALESCE(MIN(remaining), 0) FROM lots WHERE owner IN (?*) AND remaining <> 0 GROUP BY owner`
-	qExpiring  = `SELECT owner, expires_at, remaining FROM lots WHERE owner IN (?*) AND remaining <> 0 AND expires_at < ? ORDER BY owner, expires_at`
+	qExpiring  = `SELECT owner, expires_at, CAST(SUM(remaining) AS BIGINT) FROM lots WHERE owner IN (?*) AND remaining <> 0 AND expires_at < ? GROUP BY owner, expires_at ORDER BY owner, expires_at`
 	inTemplate = "(?*)"
 )
 

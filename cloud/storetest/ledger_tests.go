@@ -19,7 +19,13 @@ func testLotOrder(t *testing.T, l cloud.Ledger) {
 	tl.Now = tl.Now.Add(60 * 24 * time.Hour)
 	tl.Send(t, l, tl.Earn(c, 2000, 20)) // lot B
 	expB := tl.Now.AddDate(1, 0, 0)
-	s := snap(t, l, c)
+	if s := snap(t, l, c); len(s.Expiring) != 0 {
+		t.Errorf("expiring a year ahead: got %+v, want none (beyond the snapshot horizon)", s.Expiring)
+	}
+	s, err := l.Snapshot(ctx, c, "s1", expA.AddDate(0, 0, -20))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(s.Expiring) != 2 || s.Expiring[0].Points != 10 || !s.Expiring[0].At.Equal(expA) || s.Expiring[1].Points != 20 || !s.Expiring[1].At.Equal(expB) {
 		t.Errorf("expiring: got %+v, want 10 at %v then 20 at %v", s.Expiring, expA, expB)
 	}
@@ -189,10 +195,10 @@ func testExpire(t *testing.T, l cloud.Ledger) {
 	for i := 1; i <= 3; i++ {
 		tl.Send(t, l, tl.Earn(Card(i), 1000*int64(i), loyalty.Points(10*i)))
 	}
-	if res, err := l.Expire(ctx, Epoch.AddDate(0, 11, 0)); err != nil || res.Lots != 0 {
+	if res, err := l.Expire(ctx, Start().AddDate(0, 11, 0)); err != nil || res.Lots != 0 {
 		t.Errorf("expire before the date: got %+v, %v; want nothing", res, err)
 	}
-	res, err := l.Expire(ctx, Epoch.AddDate(1, 0, 1))
+	res, err := l.Expire(ctx, Start().AddDate(1, 0, 1))
 	if err != nil || res.Lots != 3 || res.Points != 60 {
 		t.Errorf("expire after the date: got %+v, %v; want 3 lots, 60 points", res, err)
 	}
@@ -217,7 +223,7 @@ func testSnapshots(t *testing.T, l cloud.Ledger) {
 	t1, t2 := NewTill(t, l, "t1", "s1"), NewTill(t, l, "t2", "s2")
 	t1.Send(t, l, t1.Enroll(Card(1), "m1"), t1.Earn(Card(1), 20000, 200), t1.Earn(Card(2), 1000, 10))
 	t2.Send(t, l, t2.Earn(Card(3), 1000, 10))
-	now := Epoch.Add(time.Hour)
+	now := Start().Add(time.Hour)
 	snaps, err := l.Snapshots(ctx, "s1", now)
 	if err != nil || len(snaps) != 2 {
 		t.Fatalf("snapshots of s1: got %d, %v; want the 2 cards seen there", len(snaps), err)

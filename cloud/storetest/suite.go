@@ -53,7 +53,7 @@ func Run(t *testing.T, open Opener) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			l := open(t)
-			if err := l.PublishRules(context.Background(), TestRules(1), Epoch); err != nil {
+			if err := l.PublishRules(context.Background(), TestRules(1), Start()); err != nil {
 				t.Fatalf("publish rules: %v", err)
 			}
 			tc.fn(t, l)
@@ -65,7 +65,7 @@ var ctx = context.Background()
 
 func snap(t *testing.T, l cloud.Ledger, c loyalty.CardHash) loyalty.Snapshot {
 	t.Helper()
-	s, err := l.Snapshot(ctx, c, "s1", Epoch)
+	s, err := l.Snapshot(ctx, c, "s1", Start())
 	if err != nil {
 		t.Fatalf("snapshot: %v", err)
 	}
@@ -90,26 +90,29 @@ func wantResult(t *testing.T, got cloud.OpResult, status cloud.Status, reason st
 func testEnrollCode(t *testing.T, l cloud.Ledger) {
 	pub := make([]byte, 32)
 	key := cloud.TerminalKey{PublicKey: pub, KeyID: "k1"}
-	if err := l.CreateEnrollCode(ctx, cloud.EnrollCode{Code: "ABC-123", Store: "s1", Terminal: "t1", Expires: Epoch.Add(time.Hour)}); err != nil {
+	if err := l.CreateEnrollCode(ctx, cloud.EnrollCode{Code: "ABC-123", Store: "s1", Terminal: "t1", Expires: Start().Add(time.Hour)}); err != nil {
 		t.Fatalf("create code: %v", err)
 	}
-	if err := l.CreateEnrollCode(ctx, cloud.EnrollCode{Code: "OLD", Store: "s1", Terminal: "t2", Expires: Epoch.Add(time.Minute)}); err != nil {
+	if err := l.CreateEnrollCode(ctx, cloud.EnrollCode{Code: "OLD", Store: "s1", Terminal: "t2", Expires: Start().Add(time.Minute)}); err != nil {
 		t.Fatalf("create code: %v", err)
 	}
-	if _, err := l.Enroll(ctx, "WRONG", key, Epoch); !errors.Is(err, cloud.ErrEnrollCode) {
+	if err := l.CreateEnrollCode(ctx, cloud.EnrollCode{Code: "ABC-123", Store: "s1", Terminal: "t9", Expires: Start().Add(time.Hour)}); !errors.Is(err, cloud.ErrInvalidInput) {
+		t.Errorf("the same code twice: got %v, want ErrInvalidInput", err)
+	}
+	if _, err := l.Enroll(ctx, "WRONG", key, Start()); !errors.Is(err, cloud.ErrEnrollCode) {
 		t.Errorf("unknown code: got %v, want ErrEnrollCode", err)
 	}
-	term, err := l.Enroll(ctx, "ABC-123", key, Epoch)
+	term, err := l.Enroll(ctx, "ABC-123", key, Start())
 	if err != nil {
 		t.Fatalf("enroll: %v", err)
 	}
 	if term.ID != "t1" || term.Store != "s1" || term.Status != cloud.TerminalActive || term.KeyID != "k1" {
 		t.Errorf("enrolled terminal: got %+v, want t1 of s1, active, k1", term)
 	}
-	if _, err := l.Enroll(ctx, "ABC-123", key, Epoch); !errors.Is(err, cloud.ErrEnrollCode) {
+	if _, err := l.Enroll(ctx, "ABC-123", key, Start()); !errors.Is(err, cloud.ErrEnrollCode) {
 		t.Errorf("second use of a code: got %v, want ErrEnrollCode", err)
 	}
-	if _, err := l.Enroll(ctx, "OLD", key, Epoch.Add(time.Minute)); !errors.Is(err, cloud.ErrEnrollCode) {
+	if _, err := l.Enroll(ctx, "OLD", key, Start().Add(time.Minute)); !errors.Is(err, cloud.ErrEnrollCode) {
 		t.Errorf("expired code: got %v, want ErrEnrollCode", err)
 	}
 	got, err := l.Terminal(ctx, "t1")
@@ -124,35 +127,35 @@ func testEnrollCode(t *testing.T, l cloud.Ledger) {
 func testRevoked(t *testing.T, l cloud.Ledger) {
 	tl := NewTill(t, l, "t1", "s1")
 	tl.Send(t, l, tl.Earn(Card(1), 1000, 10))
-	if err := l.RevokeTerminal(ctx, "t1", Epoch); err != nil {
+	if err := l.RevokeTerminal(ctx, "t1", Start()); err != nil {
 		t.Fatalf("revoke: %v", err)
 	}
 	if _, err := l.Apply(ctx, tl.Seal(tl.Earn(Card(1), 1000, 10))); !errors.Is(err, cloud.ErrTerminalRevoked) {
 		t.Errorf("batch from a revoked terminal: got %v, want ErrTerminalRevoked", err)
 	}
 	wantBalance(t, l, Card(1), 10, 0)
-	if err := l.RevokeTerminal(ctx, "nope", Epoch); !errors.Is(err, cloud.ErrNotFound) {
+	if err := l.RevokeTerminal(ctx, "nope", Start()); !errors.Is(err, cloud.ErrNotFound) {
 		t.Errorf("revoke unknown terminal: got %v, want ErrNotFound", err)
 	}
-	other := &Till{ID: "ghost", Store: "s1", Epoch: 1, Now: Epoch}
+	other := &Till{ID: "ghost", Store: "s1", Epoch: 1, Now: Start()}
 	if _, err := l.Apply(ctx, other.Seal(tl.Earn(Card(1), 1000, 10))); !errors.Is(err, cloud.ErrUnknownTerminal) {
 		t.Errorf("batch from an unknown terminal: got %v, want ErrUnknownTerminal", err)
 	}
 }
 
 func testRules(t *testing.T, l cloud.Ledger) {
-	if err := l.PublishRules(ctx, TestRules(1), Epoch); err != nil {
+	if err := l.PublishRules(ctx, TestRules(1), Start()); err != nil {
 		t.Errorf("republish identical rules: %v", err)
 	}
 	changed := TestRules(1)
 	changed.BasePoints = 2
-	if err := l.PublishRules(ctx, changed, Epoch); !errors.Is(err, cloud.ErrRulesConflict) {
+	if err := l.PublishRules(ctx, changed, Start()); !errors.Is(err, cloud.ErrRulesConflict) {
 		t.Errorf("same version, other content: got %v, want ErrRulesConflict", err)
 	}
-	if err := l.PublishRules(ctx, loyalty.Rules{Version: 3}, Epoch); !errors.Is(err, loyalty.ErrInvalidRules) {
+	if err := l.PublishRules(ctx, loyalty.Rules{Version: 3}, Start()); !errors.Is(err, loyalty.ErrInvalidRules) {
 		t.Errorf("invalid rules: got %v, want ErrInvalidRules", err)
 	}
-	if err := l.PublishRules(ctx, TestRules(2), Epoch); err != nil {
+	if err := l.PublishRules(ctx, TestRules(2), Start()); err != nil {
 		t.Fatalf("publish v2: %v", err)
 	}
 	cur, err := l.CurrentRules(ctx)
@@ -237,7 +240,7 @@ func testGapRewind(t *testing.T, l cloud.Ledger) {
 	if _, err := l.Apply(ctx, forged); !errors.Is(err, cloud.ErrRewind) {
 		t.Errorf("replay with another hash: got %v, want ErrRewind", err)
 	}
-	overlap := cloud.Batch{Terminal: "t1", Epoch: 1, FirstSeq: 2, LastSeq: 3, Hash: []byte("x"), ReceivedAt: Epoch,
+	overlap := cloud.Batch{Terminal: "t1", Epoch: 1, FirstSeq: 2, LastSeq: 3, Hash: []byte("x"), ReceivedAt: Start(),
 		Ops: []loyalty.Op{b1.Ops[1], lost.Ops[0]}}
 	if _, err := l.Apply(ctx, overlap); !errors.Is(err, cloud.ErrRewind) {
 		t.Errorf("overlapping batch: got %v, want ErrRewind", err)

@@ -13,8 +13,8 @@ import (
 	"github.com/tillpoint/tillpoint/loyalty"
 )
 
-// Epoch is the start of test time: every clock in the suite counts from it.
-var Epoch = time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+// Start is the start of test time: every clock in the suite counts from it.
+func Start() time.Time { return time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC) }
 
 // TestRules is rules version 1: 1 point per 1.00 EUR, points live 12
 // months, Silver from 100 qualifying points (x1.5), Gold from 1,000 (x2).
@@ -51,16 +51,16 @@ func NewTill(t testing.TB, l cloud.Ledger, id, store string) *Till {
 	t.Helper()
 	ctx := context.Background()
 	code := "code-" + id
-	if err := l.CreateEnrollCode(ctx, cloud.EnrollCode{Code: code, Store: store, Terminal: id, Expires: Epoch.Add(time.Hour), Created: Epoch}); err != nil {
+	if err := l.CreateEnrollCode(ctx, cloud.EnrollCode{Code: code, Store: store, Terminal: id, Expires: Start().Add(time.Hour), Created: Start()}); err != nil {
 		t.Fatalf("create enroll code for %s: %v", id, err)
 	}
 	pub, _, _ := ed25519.GenerateKey(nil)
-	if _, err := l.Enroll(ctx, code, cloud.TerminalKey{PublicKey: pub, KeyID: id + "-k1"}, Epoch); err != nil {
+	if _, err := l.Enroll(ctx, code, cloud.TerminalKey{PublicKey: pub, KeyID: id + "-k1"}, Start()); err != nil {
 		t.Fatalf("enroll %s: %v", id, err)
 	}
 	var seed [32]byte
 	copy(seed[:], id)
-	tl := &Till{ID: id, Store: store, Epoch: 1, Now: Epoch, rnd: rand.NewChaCha8(seed), hlc: new(loyalty.HLClock)}
+	tl := &Till{ID: id, Store: store, Epoch: 1, Now: Start(), rnd: rand.NewChaCha8(seed), hlc: new(loyalty.HLClock)}
 	tl.hlc.Now = func() time.Time { return tl.Now }
 	return tl
 }
