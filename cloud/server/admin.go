@@ -70,14 +70,14 @@ func (s *Server) handleCreateEnrollCode(w http.ResponseWriter, r *http.Request) 
 	if req.TTLSeconds > 0 {
 		ttl = time.Duration(req.TTLSeconds) * time.Second
 	}
-	expires := s.Now().Add(ttl).UTC().Truncate(time.Second)
-	code, err := s.Ledger.CreateEnrollCode(r.Context(), req.Store, req.Terminal, expires)
+	now := s.Now().UTC()
+	c, err := CreateEnrollCode(r.Context(), s.Ledger, req.Store, req.Terminal, now, now.Add(ttl).Truncate(time.Second))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	s.Logger.Info("enrollment code created", logStore, req.Store, logTerminal, req.Terminal)
-	writeJSON(w, http.StatusCreated, EnrollCodeResponse{Code: code, Store: req.Store, Terminal: req.Terminal, Expires: expires})
+	writeJSON(w, http.StatusCreated, EnrollCodeResponse{Code: c.Code, Store: c.Store, Terminal: c.Terminal, Expires: c.Expires})
 }
 
 // RevokeResponse is the reply to POST /v1/admin/terminals/{id}/revoke.
@@ -88,7 +88,7 @@ type RevokeResponse struct {
 
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("terminal")
-	if err := s.Ledger.RevokeTerminal(r.Context(), id); err != nil {
+	if err := s.Ledger.RevokeTerminal(r.Context(), id, s.Now()); err != nil {
 		if p := asProblem(err); p.Code == CodeUnknownTerminal {
 			err = problem(CodeNotFound, "no terminal %q is enrolled; check the ID", id)
 		}

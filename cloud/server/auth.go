@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/tillpoint/tillpoint/cloud"
 )
 
 // Headers of a signed GET: a terminal reads its feeds (snapshots, rules)
@@ -36,29 +38,29 @@ func RequestSigningMessage(program, method, pathQuery, terminal string, unix int
 // authTerminal checks a signed request and returns the terminal that sent
 // it. A replay is bounded by RequestClockSkew and can only fetch again what
 // the terminal may read anyway.
-func (s *Server) authTerminal(r *http.Request) (Terminal, error) {
+func (s *Server) authTerminal(r *http.Request) (cloud.Terminal, error) {
 	id := r.Header.Get(HeaderTerminal)
 	ts := r.Header.Get(HeaderTimestamp)
 	sig, err := base64.StdEncoding.DecodeString(r.Header.Get(HeaderSignature))
 	if id == "" || ts == "" || err != nil || len(sig) != ed25519.SignatureSize {
-		return Terminal{}, problem(CodeUnauthorized, "sign the request: send %s, %s and %s (base64 Ed25519)", HeaderTerminal, HeaderTimestamp, HeaderSignature)
+		return cloud.Terminal{}, problem(CodeUnauthorized, "sign the request: send %s, %s and %s (base64 Ed25519)", HeaderTerminal, HeaderTimestamp, HeaderSignature)
 	}
 	unix, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
-		return Terminal{}, problem(CodeInvalidRequest, "%s must be Unix seconds", HeaderTimestamp)
+		return cloud.Terminal{}, problem(CodeInvalidRequest, "%s must be Unix seconds", HeaderTimestamp)
 	}
 	if skew := s.Now().Sub(time.Unix(unix, 0)).Abs(); skew > s.RequestClockSkew {
-		return Terminal{}, problem(CodeBadSignature, "the request is %v away from the cloud's clock (at most %v); check the terminal's clock", skew.Round(time.Second), s.RequestClockSkew)
+		return cloud.Terminal{}, problem(CodeBadSignature, "the request is %v away from the cloud's clock (at most %v); check the terminal's clock", skew.Round(time.Second), s.RequestClockSkew)
 	}
 	t, err := s.Ledger.Terminal(r.Context(), id)
 	if err != nil {
-		return Terminal{}, err
+		return cloud.Terminal{}, err
 	}
-	if t.Revoked {
-		return Terminal{}, problem(CodeTerminalRevoked, "terminal %q was revoked; enroll a replacement with a new code", id)
+	if t.Status != cloud.TerminalActive {
+		return cloud.Terminal{}, problem(CodeTerminalRevoked, "terminal %q was revoked; enroll a replacement with a new code", id)
 	}
 	if !ed25519.Verify(t.PublicKey, RequestSigningMessage(s.Program, r.Method, r.URL.RequestURI(), id, unix), sig) {
-		return Terminal{}, problem(CodeBadSignature, "the request signature does not verify against terminal %q's key", id)
+		return cloud.Terminal{}, problem(CodeBadSignature, "the request signature does not verify against terminal %q's key", id)
 	}
 	return t, nil
 }

@@ -12,7 +12,35 @@
 //	POST /v1/admin/terminals/{id}/revoke  stop accepting a terminal's batches (admin token)
 //	GET  /healthz                         liveness
 //
-// Every error is an RFC 9457 problem document (application/problem+json)
+// # Ingest
+//
+// POST /v1/batches takes a sealed batch (sync/batch, media type
+// batch.ContentType) of at most MaxBatchBytes. The server reads the kid,
+// looks the terminal up, refuses it when unknown, revoked or when the kid
+// names another key than the one it enrolled, verifies the signature under
+// the program's AAD, decodes strictly, and then calls Ledger.Apply. Replies:
+//
+//	200 + signed ack, status applied     the batch is on the ledger now
+//	200 + signed ack, status duplicate   the same batch (same hash) was applied before; same results
+//	409 + signed ack, status gap         the batch starts past watermark+1; the ack carries the
+//	                                     watermark: re-seal from watermark+1 and send again
+//	409 + problem sequence_rewind        below the watermark and not a replay: never retry as is
+//	4xx + problem                        refused, nothing changed: see the codes in problem.go
+//
+// The gap answer is signed, not a problem document, because the terminal
+// acts on the watermark it carries.
+//
+// # Feeds
+//
+// GET /v1/snapshots and GET /v1/rules are signed by the terminal (headers
+// Tillpoint-Terminal, Tillpoint-Timestamp and Tillpoint-Signature, an
+// Ed25519 signature over RequestSigningMessage) and answered with messages
+// sealed by the cloud (batch.SnapshotSet, batch.RulesDoc). Snapshots come in
+// pages: ?limit=N&after=CURSOR, CURSOR being the previous page's Next.
+//
+// # Errors
+//
+// Every other error is an RFC 9457 problem document (application/problem+json)
 // whose "code" member is stable and is what clients switch on; the mapping
 // from domain errors to codes and statuses lives here and nowhere else.
 //
@@ -23,7 +51,7 @@
 // COSE key ID before the ledger sees it (invariant 6). It never reads a body
 // without a size cap, never logs a request body, a card identifier, an
 // enrollment code or a token, and never compares a secret except with
-// crypto/subtle. It owns no storage and no wire format: the ledger and the
-// batch codec come from cloud and sync/batch through the small interfaces
-// declared in ledger.go.
+// crypto/subtle. It owns no storage and no wire format: the ledger is
+// the Ledger interface in ledger.go (cloud/sqlstore implements it) and every
+// signed message is made and checked by sync/batch.
 package server

@@ -3,6 +3,9 @@ package server
 import (
 	"crypto/ed25519"
 	"net/http"
+
+	"github.com/tillpoint/tillpoint/cloud"
+	"github.com/tillpoint/tillpoint/sync/batch"
 )
 
 // EnrollRequest is the body of POST /v1/enroll: a one-time code, the
@@ -50,7 +53,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pub := ed25519.PublicKey(req.PublicKey)
-	t, err := s.Ledger.Enroll(r.Context(), req.Code, pub, s.Now())
+	t, err := s.Ledger.Enroll(r.Context(), NormalizeEnrollCode(req.Code), cloud.TerminalKey{PublicKey: pub, KeyID: batch.Fingerprint(pub)}, s.Now())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -61,8 +64,8 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		Program:        s.Program,
 		Store:          t.Store,
 		Terminal:       t.ID,
-		TerminalKeyID:  KeyID(pub),
+		TerminalKeyID:  t.KeyID,
 		CloudPublicKey: cloudPub,
-		CloudKeyID:     KeyID(cloudPub),
+		CloudKeyID:     batch.Fingerprint(cloudPub),
 	})
 }

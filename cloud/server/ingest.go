@@ -1,15 +1,165 @@
 package server
 
-import "net/http"
+import (
+	"errors"
+	"net/http"
 
+	"github.com/tillpoint/tillpoint/cloud"
+	"github.com/tillpoint/tillpoint/loyalty"
+	"github.com/tillpoint/tillpoint/sync/batch"
+)
+
+// handleBatch is POST /v1/batches. Order matters (invariant 6): cap and
+// read the body, parse the envelope, find the terminal the kid names, check
+// its status and key, verify the signature and decode the batch strictly,
+// and only then hand it to the ledger. The reply is a signed ack: 200 for
+// an applied or duplicate batch, 409 with a gap ack that carries the
+// watermark when the batch does not follow it.
 func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
-	s.fail(w, r, problem(CodeUnavailable, "batch ingest is not wired yet"))
+	ctx := r.Context()
+	body, err := batch.ReadBody(w, r, int(s.MaxBatchBytes))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	env, err := batch.ParseEnvelope(body, int(s.MaxBatchBytes))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if env.ContentType != batch.TypeBatch {
+		s.fail(w, r, problem(CodeMalformedBatch, "the message is a %q, not a batch", env.ContentType))
+		return
+	}
+	kid := env.KeyID
+	t, err := s.Ledger.Terminal(ctx, kid.Signer)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if t.Status != cloud.TerminalActive {
+		s.Logger.Warn("batch from a revoked terminal refused", logTerminal, t.ID, logStore, t.Store)
+		s.fail(w, r, problem(CodeTerminalRevoked, "terminal %q was revoked; enroll a replacement with a new code", t.ID))
+		return
+	}
+	if kid.Key != t.KeyID || kid.Key != batch.Fingerprint(t.PublicKey) {
+		s.Logger.Warn("batch signed with a key the terminal did not enroll", logTerminal, t.ID)
+		s.fail(w, r, problem(CodeKeyMismatch, "the batch names key %s; terminal %q enrolled key %s", kid.Key, t.ID, t.KeyID))
+		return
+	}
+	b, hash, err := env.OpenBatch(s.Program, t.PublicKey)
+	if err != nil {
+		s.Logger.Warn("batch refused", logTerminal, t.ID, logCode, batch.Code(err))
+		s.fail(w, r, err)
+		return
+	}
+	in := cloud.Batch{
+		Terminal:   b.Terminal,
+		Epoch:      b.Epoch,
+		FirstSeq:   b.First,
+		LastSeq:    b.Last,
+		Hash:       hash[:],
+		Ops:        b.Ops,
+		ReceivedAt: s.Now(),
+	}
+	if !b.Prev.IsZero() {
+		in.PrevHash = b.Prev[:]
+	}
+	applied, err := s.Ledger.Apply(ctx, in)
+	var seq *cloud.SequenceError
+	if errors.As(err, &seq) && seq.Kind == cloud.SeqGap {
+		s.Logger.Info("batch does not follow the watermark", logTerminal, t.ID, logEpoch, b.Epoch, logFirst, b.First, logLast, b.Last, "watermark", seq.Watermark)
+		s.writeAck(w, r, http.StatusConflict, &batch.Ack{
+			Terminal: b.Terminal, Epoch: b.Epoch, Status: batch.AckGap,
+			Watermark: seq.Watermark, BatchHash: hash,
+		})
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ack := &batch.Ack{
+		Terminal:     applied.Terminal,
+		Epoch:        applied.Epoch,
+		Status:       batch.AckApplied,
+		Watermark:    applied.Watermark,
+		BatchHash:    hash,
+		Results:      toResults(applied.Results, b.Ops),
+		RulesVersion: applied.RulesVersion,
+	}
+	if applied.Replay {
+		ack.Status = batch.AckDuplicate
+	}
+	if applied.Watermark == b.Last {
+		ack.LastHash = hash
+	}
+	for _, sn := range applied.Snapshots {
+		if !sn.Card.IsZero() {
+			ack.Snapshots = append(ack.Snapshots, sn)
+		}
+	}
+	s.Logger.Info("batch "+ack.Status.String(), logTerminal, t.ID, logStore, t.Store, logEpoch, b.Epoch,
+		logFirst, b.First, logLast, b.Last, logOps, len(b.Ops), "watermark", applied.Watermark)
+	s.writeAck(w, r, http.StatusOK, ack)
 }
 
-func (s *Server) handleSnapshots(w http.ResponseWriter, r *http.Request) {
-	s.fail(w, r, problem(CodeUnavailable, "snapshots are not wired yet"))
+// writeAck stamps, seals and writes an ack.
+func (s *Server) writeAck(w http.ResponseWriter, r *http.Request, status int, ack *batch.Ack) {
+	ack.Time = s.Now().UTC()
+	ack.HLC = s.hlc.Tick()
+	sealed, err := s.signer.SealAck(ack)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeSealed(w, status, sealed)
 }
 
-func (s *Server) handleRules(w http.ResponseWriter, r *http.Request) {
-	s.fail(w, r, problem(CodeUnavailable, "rules are not wired yet"))
+// writeSealed writes a COSE_Sign1 message.
+func writeSealed(w http.ResponseWriter, status int, sealed []byte) {
+	w.Header().Set("Content-Type", batch.ContentType)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(sealed)
+}
+
+// rejectCodes maps the ledger's reason codes to the wire's.
+var rejectCodes = map[string]batch.RejectCode{
+	cloud.ReasonConflict:        batch.RejectConflict,
+	cloud.ReasonInvalid:         batch.RejectInvalid,
+	cloud.ReasonUnknownTarget:   batch.RejectUnknownOp,
+	cloud.ReasonAlreadyReversed: batch.RejectAlreadyReversed,
+	cloud.ReasonNoOwner:         batch.RejectUnknownMember,
+}
+
+// toResults turns the ledger's per-op results into the ack's. Adjusted is
+// the cloud's figure minus the terminal's for a re-evaluated earn.
+func toResults(rs []cloud.OpResult, ops []loyalty.Op) []batch.Result {
+	byID := make(map[loyalty.OpID]*loyalty.Op, len(ops))
+	for i := range ops {
+		byID[ops[i].ID] = &ops[i]
+	}
+	out := make([]batch.Result, len(rs))
+	for i, r := range rs {
+		res := batch.Result{Seq: r.Seq, ID: r.ID}
+		switch r.Status {
+		case cloud.StatusApplied:
+			res.Outcome = batch.Applied
+		case cloud.StatusDuplicate:
+			res.Outcome = batch.Duplicate
+		default:
+			res.Outcome = batch.Rejected
+			code, ok := rejectCodes[r.Reason]
+			if !ok {
+				code = batch.RejectInvalid
+			}
+			res.Reason = code
+		}
+		if op := byID[r.ID]; op != nil && r.Flags&cloud.FlagReevaluated != 0 {
+			res.Adjusted = r.Points - op.Points
+		}
+		out[i] = res
+	}
+	return out
 }

@@ -3,9 +3,7 @@ package server
 import (
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -107,10 +105,4 @@ func writeKey(path string, key ed25519.PrivateKey) error {
 		d.Close()
 	}
 	return nil
-}
-
-// KeyID names a public key: the hex of the first 8 bytes of its SHA-256.
-func KeyID(pub ed25519.PublicKey) string {
-	sum := sha256.Sum256(pub)
-	return hex.EncodeToString(sum[:8])
 }

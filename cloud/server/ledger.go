@@ -2,58 +2,120 @@ package server
 
 import (
 	"context"
-	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
+
+	"github.com/tillpoint/tillpoint/cloud"
+	"github.com/tillpoint/tillpoint/loyalty"
+	"github.com/tillpoint/tillpoint/sync/batch"
 )
 
-// Ledger is what the server needs of the cloud ledger.
+// Ledger is what the server needs of the cloud ledger (cloud.Ledger, as
+// cloud/sqlstore implements it); see there for the errors each returns.
 type Ledger interface {
-	// CreateEnrollCode makes a one-time code that enrolls terminal at store
-	// until expires.
-	CreateEnrollCode(ctx context.Context, store, terminal string, expires time.Time) (string, error)
-	// Enroll spends code, registering pub as the terminal's key.
-	Enroll(ctx context.Context, code string, pub ed25519.PublicKey, now time.Time) (Terminal, error)
-	// RevokeTerminal stops accepting the terminal's batches.
-	RevokeTerminal(ctx context.Context, terminal string) error
-	// Terminal returns a registered terminal.
-	Terminal(ctx context.Context, id string) (Terminal, error)
+	CreateEnrollCode(ctx context.Context, c cloud.EnrollCode) error
+	Enroll(ctx context.Context, code string, key cloud.TerminalKey, now time.Time) (cloud.Terminal, error)
+	Terminal(ctx context.Context, id string) (cloud.Terminal, error)
+	RevokeTerminal(ctx context.Context, id string, now time.Time) error
+	CurrentRules(ctx context.Context) (loyalty.Rules, error)
+	Apply(ctx context.Context, b cloud.Batch) (cloud.Applied, error)
+	Snapshots(ctx context.Context, store string, now time.Time) ([]loyalty.Snapshot, error)
 }
 
-// Terminal is a registered terminal.
-type Terminal struct {
-	ID        string
-	Store     string
-	PublicKey ed25519.PublicKey
-	Revoked   bool
+var _ Ledger = cloud.Ledger(nil)
+
+// enrollCodeAlphabet is Crockford's base 32: no I, L, O or U to misread.
+const enrollCodeAlphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+// NewEnrollCode returns a fresh one-time code of 100 random bits, written
+// as five groups of four characters, e.g. "K7QF-2MXD-9RTA-WC3P-H4NB".
+func NewEnrollCode() (string, error) {
+	var b [20]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("make enrollment code: %w", err)
+	}
+	var sb strings.Builder
+	for i, c := range b {
+		if i > 0 && i%4 == 0 {
+			sb.WriteByte('-')
+		}
+		sb.WriteByte(enrollCodeAlphabet[c%32])
+	}
+	return sb.String(), nil
 }
 
-// Codec opens signed batches and seals the cloud's replies.
-type Codec interface{}
+// CreateEnrollCode makes a one-time code for terminal at store that works
+// until expires, and stores it in ledger (only its hash is kept there).
+func CreateEnrollCode(ctx context.Context, ledger Ledger, store, terminal string, now, expires time.Time) (cloud.EnrollCode, error) {
+	code, err := NewEnrollCode()
+	if err != nil {
+		return cloud.EnrollCode{}, err
+	}
+	c := cloud.EnrollCode{Code: code, Store: store, Terminal: terminal, Expires: expires, Created: now}
+	if err := ledger.CreateEnrollCode(ctx, c); err != nil {
+		return cloud.EnrollCode{}, fmt.Errorf("store enrollment code: %w", err)
+	}
+	return c, nil
+}
 
-// Errors the ledger returns. They stand in for the cloud package's errors
-// until it lands on main.
-var (
-	ErrUnknownTerminal  = errors.New("unknown terminal")
-	ErrTerminalRevoked  = errors.New("terminal revoked")
-	ErrEnrollCodeBad    = errors.New("enrollment code unknown")
-	ErrEnrollCodeUsed   = errors.New("enrollment code used")
-	ErrEnrollCodeExpire = errors.New("enrollment code expired")
-)
+// NormalizeEnrollCode makes a typed code comparable: upper case, and the
+// letters people confuse read as Crockford's base 32 does.
+func NormalizeEnrollCode(code string) string {
+	return strings.NewReplacer("I", "1", "L", "1", "O", "0").Replace(strings.ToUpper(strings.TrimSpace(code)))
+}
 
-// classify maps the ledger's and the codec's errors to problems.
+// classify maps the ledger's and the wire format's errors to problems.
 func classify(err error) *Problem {
+	var seq *cloud.SequenceError
+	if errors.As(err, &seq) {
+		p := problem(CodeSequenceRewind, "%v", seq)
+		switch seq.Kind {
+		case cloud.SeqGap:
+			p = problem(CodeSequenceGap, "the batch starts at %d; the ledger holds up to %d: resend from %d", seq.First, seq.Watermark, seq.Watermark+1)
+		case cloud.SeqStaleEpoch:
+			p = problem(CodeStaleEpoch, "epoch %d is closed; the terminal has moved on to epoch %d", seq.Epoch, seq.LatestEpoch)
+		case cloud.SeqChain:
+			p = problem(CodeBatchConflict, "the batch's previous hash is not the hash of the last batch applied (%d..%d); the journal may have been altered", seq.First, seq.Last)
+		case cloud.SeqRewind:
+			p = problem(CodeSequenceRewind, "the batch %d..%d rewinds below the ledger's watermark %d and is not a replay of what was applied", seq.First, seq.Last, seq.Watermark)
+		}
+		p.Terminal, p.Epoch, p.Watermark = seq.Terminal, &seq.Epoch, &seq.Watermark
+		return p
+	}
 	switch {
-	case errors.Is(err, ErrUnknownTerminal):
+	case errors.Is(err, cloud.ErrUnknownTerminal), errors.Is(err, cloud.ErrNotFound):
 		return problem(CodeUnknownTerminal, "the terminal is not enrolled; enroll it with a code from 'tillpoint cloud enroll-code'")
-	case errors.Is(err, ErrTerminalRevoked):
+	case errors.Is(err, cloud.ErrTerminalRevoked):
 		return problem(CodeTerminalRevoked, "the terminal was revoked; enroll a replacement with a new code")
-	case errors.Is(err, ErrEnrollCodeBad):
-		return problem(CodeEnrollCodeBad, "no such enrollment code; check it or ask the operator for a new one")
-	case errors.Is(err, ErrEnrollCodeUsed):
-		return problem(CodeEnrollCodeUsed, "the code has been used; ask the operator for a new one")
-	case errors.Is(err, ErrEnrollCodeExpire):
-		return problem(CodeEnrollCodeExpire, "the code has expired; ask the operator for a new one")
+	case errors.Is(err, cloud.ErrEnrollCode):
+		return problem(CodeEnrollCodeBad, "the code is unknown, used or expired; ask the operator for a new one")
+	case errors.Is(err, cloud.ErrInvalidBatch):
+		return problem(CodeInvalidBatch, "%v", err)
+	case errors.Is(err, cloud.ErrInvalidInput):
+		return problem(CodeInvalidRequest, "%v", err)
+	case errors.Is(err, cloud.ErrInvariant):
+		return problem(CodeUnavailable, "the ledger halted a transaction that would have broken its books; the operator must run 'tillpoint cloud check'")
+	}
+	switch batch.Code(err) {
+	case "too_large":
+		return problem(CodeBodyTooLarge, "%v; cut smaller batches", err)
+	case "malformed", "header":
+		return problem(CodeMalformedBatch, "%v", err)
+	case "not_canonical":
+		return problem(CodeNotCanonical, "%v", err)
+	case "algorithm":
+		return problem(CodeBadAlgorithm, "%v", err)
+	case "content_type":
+		return problem(CodeUnsupportedMedia, "%v; send %s", err, batch.ContentType)
+	case "signature":
+		return problem(CodeBadSignature, "%v", err)
+	case "key_mismatch":
+		return problem(CodeKeyMismatch, "%v", err)
+	case "invalid":
+		return problem(CodeInvalidBatch, "%v", err)
 	}
 	return nil
 }

@@ -15,6 +15,11 @@ const (
 	CodeBodyTooLarge     = "body_too_large"
 	CodeUnsupportedMedia = "unsupported_media_type"
 	CodeMalformedBatch   = "malformed_batch"
+	CodeNotCanonical     = "not_canonical"
+	CodeBadAlgorithm     = "bad_algorithm"
+	CodeInvalidBatch     = "invalid_batch"
+	CodeStaleEpoch       = "stale_epoch"
+	CodeNoRules          = "no_rules"
 	CodeBadSignature     = "bad_signature"
 	CodeUnknownTerminal  = "unknown_terminal"
 	CodeTerminalRevoked  = "terminal_revoked"
@@ -25,9 +30,6 @@ const (
 	CodeUnauthorized     = "unauthorized"
 	CodeAdminDisabled    = "admin_disabled"
 	CodeEnrollCodeBad    = "enroll_code_invalid"
-	CodeEnrollCodeUsed   = "enroll_code_used"
-	CodeEnrollCodeExpire = "enroll_code_expired"
-	CodeAlreadyEnrolled  = "terminal_already_enrolled"
 	CodeNotFound         = "not_found"
 	CodeUnavailable      = "unavailable"
 	CodeInternal         = "internal"
@@ -40,6 +42,11 @@ var statusOf = map[string]int{
 	CodeBodyTooLarge:     http.StatusRequestEntityTooLarge,
 	CodeUnsupportedMedia: http.StatusUnsupportedMediaType,
 	CodeMalformedBatch:   http.StatusBadRequest,
+	CodeNotCanonical:     http.StatusBadRequest,
+	CodeBadAlgorithm:     http.StatusBadRequest,
+	CodeInvalidBatch:     http.StatusUnprocessableEntity,
+	CodeStaleEpoch:       http.StatusConflict,
+	CodeNoRules:          http.StatusNotFound,
 	CodeBadSignature:     http.StatusForbidden,
 	CodeUnknownTerminal:  http.StatusForbidden,
 	CodeTerminalRevoked:  http.StatusForbidden,
@@ -50,9 +57,6 @@ var statusOf = map[string]int{
 	CodeUnauthorized:     http.StatusUnauthorized,
 	CodeAdminDisabled:    http.StatusForbidden,
 	CodeEnrollCodeBad:    http.StatusForbidden,
-	CodeEnrollCodeUsed:   http.StatusGone,
-	CodeEnrollCodeExpire: http.StatusGone,
-	CodeAlreadyEnrolled:  http.StatusConflict,
 	CodeNotFound:         http.StatusNotFound,
 	CodeUnavailable:      http.StatusServiceUnavailable,
 	CodeInternal:         http.StatusInternalServerError,
@@ -64,6 +68,11 @@ var titles = map[string]string{
 	CodeBodyTooLarge:     "The request body is too large",
 	CodeUnsupportedMedia: "The request has the wrong content type",
 	CodeMalformedBatch:   "The batch is not a well-formed signed batch",
+	CodeNotCanonical:     "The message is not in its canonical encoding",
+	CodeBadAlgorithm:     "The signature algorithm is not accepted",
+	CodeInvalidBatch:     "The batch contradicts itself",
+	CodeStaleEpoch:       "The batch belongs to a closed journal epoch",
+	CodeNoRules:          "No rules are published yet",
 	CodeBadSignature:     "The signature does not verify",
 	CodeUnknownTerminal:  "The terminal is not enrolled",
 	CodeTerminalRevoked:  "The terminal has been revoked",
@@ -73,10 +82,7 @@ var titles = map[string]string{
 	CodeBatchConflict:    "The batch conflicts with what was applied",
 	CodeUnauthorized:     "Admin token missing or wrong",
 	CodeAdminDisabled:    "The admin API is disabled",
-	CodeEnrollCodeBad:    "The enrollment code is not valid",
-	CodeEnrollCodeUsed:   "The enrollment code has been used",
-	CodeEnrollCodeExpire: "The enrollment code has expired",
-	CodeAlreadyEnrolled:  "The terminal is already enrolled",
+	CodeEnrollCodeBad:    "The enrollment code is unknown, used or expired",
 	CodeNotFound:         "Not found",
 	CodeUnavailable:      "The service is unavailable, retry later",
 	CodeInternal:         "Internal error",

@@ -11,12 +11,15 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/tillpoint/tillpoint/loyalty"
+	"github.com/tillpoint/tillpoint/sync/batch"
 )
 
 // Defaults for a Server's limits.
 const (
 	DefaultAddr              = ":8443"
-	DefaultMaxBatchBytes     = 8 << 20 // 8 MiB: a 1,000-op batch is well under 1 MiB
+	DefaultMaxBatchBytes     = batch.MaxBatchBytes
 	DefaultMaxJSONBytes      = 64 << 10
 	DefaultReadHeaderTimeout = 5 * time.Second
 	DefaultReadTimeout       = 60 * time.Second
@@ -37,8 +40,6 @@ type Server struct {
 
 	// Ledger is the cloud ledger the server fronts.
 	Ledger Ledger
-	// Codec opens batches and seals acks, snapshots and rules.
-	Codec Codec
 	// Key is the cloud's signing key: acks, snapshots and rules carry its signature.
 	Key ed25519.PrivateKey
 	// Program is the loyalty program's ID, bound into every signature.
@@ -60,6 +61,9 @@ type Server struct {
 	// Now is the clock; tests inject one.
 	Now func() time.Time
 
+	signer *batch.Signer
+	hlc    loyalty.HLClock
+
 	mu       sync.Mutex
 	ln       net.Listener
 	srv      *http.Server
@@ -67,13 +71,12 @@ type Server struct {
 	closed   bool
 }
 
-// New returns a Server for ledger and codec, signing with key, with every
-// limit at its default.
-func New(ledger Ledger, codec Codec, key ed25519.PrivateKey, program string) *Server {
+// New returns a Server for ledger, signing with key for program, with
+// every limit at its default.
+func New(ledger Ledger, key ed25519.PrivateKey, program string) *Server {
 	return &Server{
 		Addr:              DefaultAddr,
 		Ledger:            ledger,
-		Codec:             codec,
 		Key:               key,
 		Program:           program,
 		MaxBatchBytes:     DefaultMaxBatchBytes,
@@ -94,16 +97,14 @@ func (s *Server) validate() error {
 	switch {
 	case s.Ledger == nil:
 		return errors.New("server: no ledger configured")
-	case s.Codec == nil:
-		return errors.New("server: no batch codec configured")
 	case len(s.Key) != ed25519.PrivateKeySize:
 		return errors.New("server: no Ed25519 signing key; load one with LoadOrCreateKey")
 	case s.Program == "":
 		return errors.New("server: no program ID; pass --program")
 	case (s.TLSCertFile == "") != (s.TLSKeyFile == ""):
 		return errors.New("server: TLS needs both a certificate and a key file (--tls-cert and --tls-key)")
-	case s.MaxBatchBytes <= 0 || s.MaxJSONBytes <= 0:
-		return errors.New("server: body limits must be positive")
+	case s.MaxBatchBytes <= 0 || s.MaxBatchBytes > batch.MaxBatchBytes || s.MaxJSONBytes <= 0:
+		return fmt.Errorf("server: body limits must be positive, and a batch at most %d bytes", batch.MaxBatchBytes)
 	case len(s.AdminToken) > 0 && len(s.AdminToken) < 16:
 		return errors.New("server: the admin token is shorter than 16 bytes; generate one with 'openssl rand -hex 32'")
 	}
@@ -116,7 +117,16 @@ func (s *Server) Open() error {
 	if err := s.validate(); err != nil {
 		return err
 	}
-	var tlsConfig *tls.Config
+	signer, err := batch.NewSigner(batch.CloudSigner, s.Program, s.Key)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	s.signer = signer
+	s.hlc.Now = s.Now
+	var (
+		tlsConfig *tls.Config
+		ln        net.Listener
+	)
 	if s.TLSCertFile != "" {
 		cert, err := tls.LoadX509KeyPair(s.TLSCertFile, s.TLSKeyFile)
 		if err != nil {
@@ -124,7 +134,7 @@ func (s *Server) Open() error {
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	ln, err := net.Listen("tcp", s.Addr)
+	ln, err = net.Listen("tcp", s.Addr)
 	if err != nil {
 		return fmt.Errorf("server: listen on %s: %w (is another process using it?)", s.Addr, err)
 	}

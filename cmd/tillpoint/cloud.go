@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,7 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tillpoint/tillpoint/cloud"
 	"github.com/tillpoint/tillpoint/cloud/server"
+	"github.com/tillpoint/tillpoint/cloud/sqlstore"
+	"github.com/tillpoint/tillpoint/sync/batch"
 )
 
 const cloudHelp = `
@@ -78,11 +81,11 @@ func (m *Main) runCloud(ctx context.Context, args []string) error {
 		return err
 	}
 
-	ledger, codec, closeLedger, err := openLedger(ctx, *db, logger)
+	ledger, err := openLedger(ctx, *db, logger)
 	if err != nil {
 		return err
 	}
-	defer closeLedger()
+	defer ledger.Close()
 
 	key, created, err := server.LoadOrCreateKey(*keyPath)
 	if err != nil {
@@ -91,7 +94,7 @@ func (m *Main) runCloud(ctx context.Context, args []string) error {
 	if created {
 		logger.Info("generated the cloud signing key", "path", *keyPath)
 	}
-	srv := server.New(ledger, codec, key, *program)
+	srv := server.New(ledger, key, *program)
 	srv.Addr = *listen
 	srv.TLSCertFile, srv.TLSKeyFile = *tlsCert, *tlsKey
 	srv.AdminToken = token
@@ -106,7 +109,7 @@ func (m *Main) runCloud(ctx context.Context, args []string) error {
 	if *tlsCert == "" {
 		logger.Warn("serving plain HTTP; pass --tls-cert and --tls-key or put a TLS proxy in front")
 	}
-	fmt.Fprintf(m.Stdout, "tillpoint cloud listening on %s (program %s, cloud key %s)\n", srv.URL(), *program, server.KeyID(key.Public().([]byte)))
+	fmt.Fprintf(m.Stdout, "tillpoint cloud listening on %s (program %s, cloud key %s)\n", srv.URL(), *program, batch.Fingerprint(key.Public().(ed25519.PublicKey)))
 	<-ctx.Done()
 	logger.Info("shutting down")
 	return srv.Close(context.Background())
@@ -192,18 +195,18 @@ func (m *Main) runCloudEnrollCode(ctx context.Context, args []string) error {
 	if *ttl <= 0 || *ttl > 30*24*time.Hour {
 		return usageError("--ttl %v: want more than 0 and at most 720h", *ttl)
 	}
-	ledger, _, closeLedger, err := openLedger(ctx, *db, slog.New(slog.DiscardHandler))
+	ledger, err := openLedger(ctx, *db, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
-	defer closeLedger()
-	expires := time.Now().Add(*ttl).UTC().Truncate(time.Second)
-	code, err := ledger.CreateEnrollCode(ctx, *store, *terminal, expires)
+	defer ledger.Close()
+	now := time.Now().UTC()
+	c, err := server.CreateEnrollCode(ctx, ledger, *store, *terminal, now, now.Add(*ttl).Truncate(time.Second))
 	if err != nil {
-		return fmt.Errorf("make enrollment code: %w", err)
+		return err
 	}
-	fmt.Fprintf(m.Stdout, "%s\n", code)
-	fmt.Fprintf(m.Stderr, "enrollment code for terminal %s of store %s, valid until %s\n", *terminal, *store, expires.Format(time.RFC3339))
+	fmt.Fprintf(m.Stdout, "%s\n", c.Code)
+	fmt.Fprintf(m.Stderr, "enrollment code for terminal %s of store %s, valid until %s\n", c.Terminal, c.Store, c.Expires.Format(time.RFC3339))
 	return nil
 }
 
@@ -222,12 +225,12 @@ func (m *Main) runCloudRevoke(ctx context.Context, args []string) error {
 	if *terminal == "" {
 		return usageError("need --terminal T")
 	}
-	ledger, _, closeLedger, err := openLedger(ctx, *db, slog.New(slog.DiscardHandler))
+	ledger, err := openLedger(ctx, *db, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
-	defer closeLedger()
-	if err := ledger.RevokeTerminal(ctx, *terminal); err != nil {
+	defer ledger.Close()
+	if err := ledger.RevokeTerminal(ctx, *terminal, time.Now()); err != nil {
 		return fmt.Errorf("revoke %s: %w", *terminal, err)
 	}
 	fmt.Fprintf(m.Stdout, "revoked terminal %s\n", *terminal)
@@ -246,16 +249,38 @@ func (m *Main) runCloudCheck(ctx context.Context, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	_, _, closeLedger, err := openLedger(ctx, *db, slog.New(slog.DiscardHandler))
+	ledger, err := openLedger(ctx, *db, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
-	defer closeLedger()
-	return errors.New("check: not wired to the ledger yet")
+	defer ledger.Close()
+	report, err := ledger.Check(ctx)
+	printCheckReport(m.Stdout, report)
+	if err != nil {
+		return fmt.Errorf("the ledger does not balance; stop ingest and investigate before serving again: %w", err)
+	}
+	fmt.Fprintln(m.Stdout, "ok: every balance matches the ledger")
+	return nil
+}
+
+// printCheckReport writes what the ledger check found.
+func printCheckReport(w io.Writer, r cloud.CheckReport) {
+	fmt.Fprintf(w, "accounts %d, transactions %d, owners %d, lots %d\n", r.Accounts, r.Transactions, r.Owners, r.Lots)
+	fmt.Fprintf(w, "liability %d, debt %d; earned %d, redeemed %d, expired %d, adjusted %d\n",
+		r.Liability, r.Debt, r.Earned, r.Redeemed, r.Expired, r.Adjusted)
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "PROBLEM: %s\n", p)
+	}
 }
 
 // openLedger opens and migrates the ledger named by db.
-func openLedger(ctx context.Context, db string, logger *slog.Logger) (server.Ledger, server.Codec, func(), error) {
-	_, _ = ctx, logger
-	return nil, nil, nil, fmt.Errorf("open ledger %s: the cloud ledger is not wired in yet", redactDSN(db))
+func openLedger(ctx context.Context, db string, logger *slog.Logger) (*sqlstore.Store, error) {
+	if !strings.HasPrefix(db, "sqlite:") && !strings.HasPrefix(db, "postgres://") && !strings.HasPrefix(db, "postgresql://") {
+		return nil, usageError("--db %q: want sqlite:PATH or postgres://...", redactDSN(db))
+	}
+	s, err := sqlstore.Open(ctx, db, sqlstore.Options{Logger: logger.With("component", "ledger")})
+	if err != nil {
+		return nil, fmt.Errorf("open ledger %s: %w", redactDSN(db), err)
+	}
+	return s, nil
 }

@@ -29,6 +29,7 @@ func (m *Main) runEnroll(ctx context.Context, args []string) error {
 	code := fs.String("code", "", "the one-time enrollment code from the operator")
 	dir := fs.String("dir", "/var/lib/tillpoint/terminal", "the terminal's state directory")
 	caFile := fs.String("ca", "", "PEM file of CA certificates to trust for the cloud (default: the system's)")
+	expectKey := fs.String("cloud-key-id", "", "the cloud key fingerprint 'tillpoint cloud' printed at start; enrollment fails if the cloud sends another")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the cloud")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -41,6 +42,7 @@ func (m *Main) runEnroll(ctx context.Context, args []string) error {
 	}
 	c := enroll.NewClient()
 	c.HTTP.Timeout = *timeout
+	c.ExpectCloudKeyID = *expectKey
 	if *caFile != "" {
 		pem, err := os.ReadFile(*caFile)
 		if err != nil {

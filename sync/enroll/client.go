@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/tillpoint/tillpoint/sync/batch"
 )
 
 // Client enrolls a terminal with a cloud.
@@ -26,6 +26,10 @@ type Client struct {
 	HTTP *http.Client
 	// Now is the clock; tests inject one.
 	Now func() time.Time
+	// ExpectCloudKeyID, when set, is the cloud key's fingerprint as the
+	// operator read it from the cloud ('tillpoint cloud' prints it at
+	// start): enrollment fails, saving nothing, if the cloud sends another key.
+	ExpectCloudKeyID string
 }
 
 // NewClient returns a Client with a 30 s request timeout.
@@ -115,10 +119,12 @@ func (c *Client) Enroll(ctx context.Context, cloudURL, code, dir string) (*State
 		return nil, fmt.Errorf("enroll: the cloud sent a %d-byte public key, want %d", len(r.CloudPublicKey), ed25519.PublicKeySize)
 	case r.Program == "" || r.Store == "" || r.Terminal == "":
 		return nil, errors.New("enroll: the cloud's reply lacks the program, store or terminal")
-	case r.CloudKeyID != keyID(r.CloudPublicKey):
+	case r.CloudKeyID != batch.Fingerprint(r.CloudPublicKey):
 		return nil, fmt.Errorf("enroll: the cloud's key ID %q does not match its key", r.CloudKeyID)
-	case r.TerminalKeyID != keyID(pub):
-		return nil, fmt.Errorf("enroll: the cloud registered key %q, not ours (%s)", r.TerminalKeyID, keyID(pub))
+	case c.ExpectCloudKeyID != "" && !strings.EqualFold(c.ExpectCloudKeyID, r.CloudKeyID):
+		return nil, fmt.Errorf("%w: the cloud's key is %s, the operator said %s; do not enroll against this server", ErrCloudKeyMismatch, r.CloudKeyID, c.ExpectCloudKeyID)
+	case r.TerminalKeyID != batch.Fingerprint(pub):
+		return nil, fmt.Errorf("enroll: the cloud registered key %q, not ours (%s)", r.TerminalKeyID, batch.Fingerprint(pub))
 	}
 	st := &State{
 		Dir:           dir,
@@ -136,12 +142,6 @@ func (c *Client) Enroll(ctx context.Context, cloudURL, code, dir string) (*State
 		return nil, fmt.Errorf("enroll: the cloud registered this terminal but saving failed; fix the cause and ask for a new code: %w", err)
 	}
 	return st, nil
-}
-
-// keyID names a public key as cloud/server.KeyID does.
-func keyID(pub []byte) string {
-	sum := sha256.Sum256(pub)
-	return hex.EncodeToString(sum[:8])
 }
 
 // ProblemError is an RFC 9457 problem the cloud answered with.

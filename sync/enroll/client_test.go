@@ -4,24 +4,21 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/tillpoint/tillpoint/sync/batch"
 	"github.com/tillpoint/tillpoint/sync/enroll"
 )
 
-func keyID(pub []byte) string {
-	sum := sha256.Sum256(pub)
-	return hex.EncodeToString(sum[:8])
-}
+func keyID(pub []byte) string { return batch.Fingerprint(pub) }
 
 // fakeCloud answers POST /v1/enroll like cloud/server does, checking the
 // proof of possession; it is the edge of these unit tests (the real server
@@ -176,5 +173,24 @@ func TestEnrollRejectsABadCloudURL(t *testing.T) {
 		if _, err := enroll.NewClient().Enroll(context.Background(), u, "CODE", t.TempDir()); err == nil {
 			t.Errorf("Enroll(%q) succeeded, want an error", u)
 		}
+	}
+}
+
+func TestEnrollRefusesAnUnexpectedCloudKey(t *testing.T) {
+	cloudPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	var calls atomic.Int32
+	srv := fakeCloud(t, cloudPub, &calls)
+	dir := t.TempDir()
+	c := enroll.NewClient()
+	c.ExpectCloudKeyID = "00112233445566ff"
+	if _, err := c.Enroll(context.Background(), srv.URL, "GOOD-CODE", dir); !errors.Is(err, enroll.ErrCloudKeyMismatch) {
+		t.Fatalf("Enroll against another cloud key: %v, want ErrCloudKeyMismatch", err)
+	}
+	if _, err := enroll.Load(dir); !errors.Is(err, enroll.ErrNotEnrolled) {
+		t.Errorf("Load after a refused cloud key: %v, want ErrNotEnrolled", err)
+	}
+	c.ExpectCloudKeyID = strings.ToUpper(keyID(cloudPub))
+	if _, err := c.Enroll(context.Background(), srv.URL, "GOOD-CODE", t.TempDir()); err != nil {
+		t.Errorf("Enroll with the right cloud key id: %v", err)
 	}
 }

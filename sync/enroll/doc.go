@@ -18,7 +18,7 @@
 //
 // # What it must never do
 //
-// It never sends or logs the private key, never writes it readable by group
+// It imports only loyalty and sync/batch of ours. It never sends or logs the private key, never writes it readable by group
 // or others, never overwrites an enrolled state directory, and never
 // trusts a cloud key it did not receive over the enrollment request. It is
 // client code only: the cloud's side lives in cloud/server.

@@ -26,6 +26,9 @@ const (
 // ErrNotEnrolled is returned by Load for a directory without an enrollment.
 var ErrNotEnrolled = errors.New("enroll: terminal not enrolled")
 
+// ErrCloudKeyMismatch is returned by Enroll when the cloud's key is not the expected one.
+var ErrCloudKeyMismatch = errors.New("enroll: unexpected cloud key")
+
 // ErrAlreadyEnrolled is returned by Enroll for a directory that holds an enrollment.
 var ErrAlreadyEnrolled = errors.New("enroll: terminal already enrolled")
 

@@ -1,0 +1,144 @@
+package server_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/tillpoint/tillpoint/cloud/server"
+	"github.com/tillpoint/tillpoint/loyalty"
+	"github.com/tillpoint/tillpoint/sync/batch"
+)
+
+// signedGet builds a GET signed by tm at the server's clock.
+func signedGet(t *testing.T, ts *testServer, tm *terminal, pathQuery string, at time.Time) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest("GET", ts.url+pathQuery, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix := at.Unix()
+	sig := ed25519.Sign(tm.key, server.RequestSigningMessage(testProgram, "GET", req.URL.RequestURI(), tm.id, unix))
+	req.Header.Set(server.HeaderTerminal, tm.id)
+	req.Header.Set(server.HeaderTimestamp, strconv.FormatInt(unix, 10))
+	req.Header.Set(server.HeaderSignature, base64.StdEncoding.EncodeToString(sig))
+	return req
+}
+
+func publishRules(t *testing.T, ts *testServer, version uint32) {
+	t.Helper()
+	r := loyalty.Rules{Version: version, Program: testProgram, Currency: "EUR", BasePoints: 1, BasePer: 100}
+	if err := ts.ledger.PublishRules(context.Background(), r, ts.clock.Now()); err != nil {
+		t.Fatalf("publish rules: %v", err)
+	}
+}
+
+func TestRulesAreServedSigned(t *testing.T) {
+	ts := newTestServer(t)
+	tm := enroll(t, ts, "S1", "T1")
+	status, h, body := send(t, signedGet(t, ts, tm, "/v1/rules", ts.clock.Now()))
+	wantProblem(t, status, h, body, http.StatusNotFound, server.CodeNoRules)
+
+	publishRules(t, ts, 3)
+	status, h, body = send(t, signedGet(t, ts, tm, "/v1/rules", ts.clock.Now()))
+	if status != http.StatusOK || h.Get("Content-Type") != batch.ContentType {
+		t.Fatalf("rules: %d %q %q, want 200 %q", status, h.Get("Content-Type"), body, batch.ContentType)
+	}
+	doc, err := batch.OpenRules(body, testProgram, ts.Key.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatalf("open rules: %v", err)
+	}
+	if doc.Rules.Version != 3 || doc.Rules.Program != testProgram {
+		t.Errorf("rules version %d program %q, want 3 %q", doc.Rules.Version, doc.Rules.Program, testProgram)
+	}
+}
+
+func TestSnapshotsAreServedSignedForTheCallersStoreInPages(t *testing.T) {
+	ts := newTestServer(t)
+	publishRules(t, ts, 1)
+	a := enroll(t, ts, "S1", "T1")
+	b := enroll(t, ts, "S1", "T2")
+	elsewhere := enroll(t, ts, "S2", "T3")
+	for _, tm := range []*terminal{a, b, elsewhere} {
+		if status, _, body := post(t, ts, tm.seal(t, 2).Bytes); status != http.StatusOK {
+			t.Fatalf("post from %s: %d %s", tm.id, status, body)
+		}
+	}
+	cloudKey := ts.Key.Public().(ed25519.PublicKey)
+
+	var got []loyalty.Snapshot
+	path := "/v1/snapshots?limit=1"
+	for pages := 0; ; pages++ {
+		if pages > 3 {
+			t.Fatalf("more pages than cards")
+		}
+		status, h, body := send(t, signedGet(t, ts, a, path, ts.clock.Now()))
+		if status != http.StatusOK {
+			t.Fatalf("snapshots: %d %s", status, body)
+		}
+		_ = h
+		set, err := batch.OpenSnapshots(body, testProgram, cloudKey)
+		if err != nil {
+			t.Fatalf("open snapshots: %v", err)
+		}
+		if set.Store != "S1" || set.RulesVersion != 1 {
+			t.Errorf("set store %q rules %d, want S1 1", set.Store, set.RulesVersion)
+		}
+		got = append(got, set.Snapshots...)
+		if set.Next == "" {
+			break
+		}
+		path = "/v1/snapshots?limit=1&after=" + set.Next
+	}
+	cards := map[loyalty.CardHash]bool{}
+	for _, s := range got {
+		cards[s.Card] = true
+		if s.Balance != 20 || s.Allowance == nil {
+			t.Errorf("snapshot %s balance %d allowance %v, want 20 with an allowance", s.Card.Short(), s.Balance, s.Allowance)
+		}
+	}
+	if len(got) != 2 || !cards[a.card] || !cards[b.card] || cards[elsewhere.card] {
+		t.Errorf("store S1 got %d snapshots (a %v, b %v, other store's %v), want exactly its two cards", len(got), cards[a.card], cards[b.card], cards[elsewhere.card])
+	}
+}
+
+func TestFeedsNeedAValidTerminalSignature(t *testing.T) {
+	ts := newTestServer(t)
+	publishRules(t, ts, 1)
+	tm := enroll(t, ts, "S1", "T1")
+	other := enroll(t, ts, "S1", "T2")
+	revoked := enroll(t, ts, "S1", "T3")
+	if err := ts.ledger.RevokeTerminal(context.Background(), revoked.id, ts.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	now := ts.clock.Now()
+
+	unsigned, _ := http.NewRequest("GET", ts.url+"/v1/rules", nil)
+	wrongKey := signedGet(t, ts, &terminal{id: tm.id, key: other.key}, "/v1/rules", now)
+	otherPath := signedGet(t, ts, tm, "/v1/snapshots", now)
+	otherPath.URL.Path = "/v1/rules"
+	stale := signedGet(t, ts, tm, "/v1/rules", now.Add(-time.Hour))
+	cases := []struct {
+		name   string
+		req    *http.Request
+		status int
+		code   string
+	}{
+		{"unsigned", unsigned, http.StatusUnauthorized, server.CodeUnauthorized},
+		{"another terminal's key", wrongKey, http.StatusForbidden, server.CodeBadSignature},
+		{"signature for another path", otherPath, http.StatusForbidden, server.CodeBadSignature},
+		{"an hour old", stale, http.StatusForbidden, server.CodeBadSignature},
+		{"revoked terminal", signedGet(t, ts, revoked, "/v1/snapshots", now), http.StatusForbidden, server.CodeTerminalRevoked},
+		{"unknown terminal", signedGet(t, ts, &terminal{id: "T9", key: tm.key}, "/v1/snapshots", now), http.StatusForbidden, server.CodeUnknownTerminal},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			status, h, body := send(t, c.req)
+			wantProblem(t, status, h, body, c.status, c.code)
+		})
+	}
+}

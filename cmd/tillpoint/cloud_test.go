@@ -1,0 +1,335 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"database/sql"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tillpoint/tillpoint/sync/batch"
+	"github.com/tillpoint/tillpoint/sync/enroll"
+)
+
+// runningCloud is `tillpoint cloud` serving in the background of a test.
+type runningCloud struct {
+	url    string
+	keyID  string // the cloud key fingerprint it printed
+	stderr *syncBuffer
+}
+
+// startCloud starts `tillpoint cloud` with args on 127.0.0.1:0 and waits
+// for it to print its URL; the test's cleanup stops it and checks it exited 0.
+func startCloud(t *testing.T, env map[string]string, args ...string) *runningCloud {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	m := &Main{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut, Getenv: func(k string) string { return env[k] }}
+	done := make(chan int, 1)
+	go func() {
+		done <- m.Run(ctx, append([]string{"cloud", "--listen", "127.0.0.1:0", "--log-format", "text"}, args...))
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("cloud exited %d after cancel; stderr:\n%s", code, errOut.String())
+			}
+		case <-time.After(15 * time.Second):
+			t.Errorf("cloud did not stop within 15s of cancel")
+		}
+	})
+	urlRE := regexp.MustCompile(`listening on (https?://\S+) \(program \S+, cloud key ([0-9a-f]+)\)`)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if m := urlRE.FindStringSubmatch(out.String()); m != nil {
+			return &runningCloud{url: m[1], keyID: m[2], stderr: &errOut}
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("cloud exited %d before serving; stderr:\n%s", code, errOut.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cloud printed no URL within 15s; stdout %q stderr:\n%s", out.String(), errOut.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// signedGet fetches path from the cloud as the enrolled terminal st.
+func signedGet(t *testing.T, client *http.Client, st *enroll.State, path string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest("GET", st.CloudURL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.SignRequest(req, time.Now())
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func TestEnrollCodeEnrollRevokeAndCheckThroughTheCLI(t *testing.T) {
+	dir := t.TempDir()
+	db := "sqlite:" + filepath.Join(dir, "ledger.db")
+	cl := startCloud(t, nil, "--db", db, "--program", "acme")
+
+	keyInfo, err := os.Stat(filepath.Join(dir, "cloud.key"))
+	if err != nil {
+		t.Fatalf("the cloud's signing key was not made beside the database: %v", err)
+	}
+	if keyInfo.Mode().Perm() != 0o600 {
+		t.Errorf("cloud key mode %v, want 0600", keyInfo.Mode().Perm())
+	}
+
+	code, out, errOut := run(t, "cloud", "enroll-code", "--db", db, "--store", "S1", "--terminal", "T1")
+	if code != 0 {
+		t.Fatalf("enroll-code exited %d: %s", code, errOut)
+	}
+	enrollCode := strings.TrimSpace(out)
+
+	state := filepath.Join(dir, "terminal")
+	code, out, errOut = run(t, "enroll", "--cloud", cl.url, "--code", enrollCode, "--dir", state, "--cloud-key-id", cl.keyID)
+	if code != 0 {
+		t.Fatalf("enroll exited %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, "enrolled terminal T1 of store S1 in program acme") {
+		t.Errorf("enroll output %q does not say who the terminal is", out)
+	}
+	st, err := enroll.Load(state)
+	if err != nil {
+		t.Fatalf("load the enrolled state: %v", err)
+	}
+	if st.Program != "acme" || st.Store != "S1" || st.Terminal != "T1" {
+		t.Errorf("state program %q store %q terminal %q, want acme S1 T1", st.Program, st.Store, st.Terminal)
+	}
+	if st.TerminalKeyID != batch.Fingerprint(st.Key.Public().(ed25519.PublicKey)) {
+		t.Errorf("state terminal key id %q does not name its key", st.TerminalKeyID)
+	}
+
+	// The code works once.
+	code, _, errOut = run(t, "enroll", "--cloud", cl.url, "--code", enrollCode, "--dir", filepath.Join(dir, "second"))
+	if code != 1 || !strings.Contains(errOut, "enroll_code_invalid") {
+		t.Errorf("second enroll with the same code: exit %d, stderr %q; want 1 and enroll_code_invalid", code, errOut)
+	}
+
+	// The terminal reads its store's snapshots, signed by the key it pinned.
+	status, body := signedGet(t, http.DefaultClient, st, "/v1/snapshots")
+	if status != http.StatusOK {
+		t.Fatalf("snapshots as the enrolled terminal: %d %s", status, body)
+	}
+	if set, err := batch.OpenSnapshots(body, st.Program, st.CloudKey); err != nil || set.Store != "S1" {
+		t.Fatalf("snapshots do not verify against the pinned cloud key: %v", err)
+	}
+
+	code, out, errOut = run(t, "cloud", "revoke", "--db", db, "--terminal", "T1")
+	if code != 0 || !strings.Contains(out, "revoked terminal T1") {
+		t.Fatalf("revoke exited %d: %s %s", code, out, errOut)
+	}
+	status, body = signedGet(t, http.DefaultClient, st, "/v1/snapshots")
+	if status != http.StatusForbidden || !strings.Contains(string(body), "terminal_revoked") {
+		t.Errorf("snapshots after revoke: %d %s, want 403 terminal_revoked", status, body)
+	}
+
+	code, out, errOut = run(t, "cloud", "check", "--db", db)
+	if code != 0 || !strings.Contains(out, "ok: every balance matches") {
+		t.Errorf("check exited %d: %s %s", code, out, errOut)
+	}
+}
+
+func TestCloudAdminAPIThroughTheCLIsToken(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "admin.token")
+	token := "c0ffee-c0ffee-c0ffee-c0ffee-c0ffee"
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cl := startCloud(t, nil, "--db", "sqlite:"+filepath.Join(dir, "ledger.db"), "--admin-token-file", tokenFile)
+	req, _ := http.NewRequest("POST", cl.url+"/v1/admin/enroll-codes", strings.NewReader(`{"store":"S1","terminal":"T1"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("admin enroll code: %d %s", resp.StatusCode, body)
+	}
+	if strings.Contains(cl.stderr.String(), token) {
+		t.Errorf("the cloud logged its admin token")
+	}
+}
+
+// writeTestCert writes a self-signed certificate for 127.0.0.1 and its key.
+func writeTestCert(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "tillpoint test cloud"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+func TestEnrollOverTLSTrustsOnlyTheGivenCA(t *testing.T) {
+	dir := t.TempDir()
+	db := "sqlite:" + filepath.Join(dir, "ledger.db")
+	cert, key := writeTestCert(t, dir)
+	cl := startCloud(t, nil, "--db", db, "--tls-cert", cert, "--tls-key", key)
+	if !strings.HasPrefix(cl.url, "https://") {
+		t.Fatalf("cloud URL %q, want https", cl.url)
+	}
+	code, out, errOut := run(t, "cloud", "enroll-code", "--db", db, "--store", "S1", "--terminal", "T1")
+	if code != 0 {
+		t.Fatalf("enroll-code: %d %s", code, errOut)
+	}
+	enrollCode := strings.TrimSpace(out)
+
+	code, _, errOut = run(t, "enroll", "--cloud", cl.url, "--code", enrollCode, "--dir", filepath.Join(dir, "untrusted"))
+	if code != 1 || !strings.Contains(errOut, "certificate") {
+		t.Errorf("enroll without --ca: exit %d, stderr %q; want 1 and a certificate error", code, errOut)
+	}
+	code, _, errOut = run(t, "enroll", "--cloud", cl.url, "--code", enrollCode, "--dir", filepath.Join(dir, "state"), "--ca", cert)
+	if code != 0 {
+		t.Fatalf("enroll with --ca: exit %d: %s", code, errOut)
+	}
+}
+
+func TestCloudAndEnrollUsage(t *testing.T) {
+	dir := t.TempDir()
+	worldReadable := filepath.Join(dir, "token")
+	if err := os.WriteFile(worldReadable, []byte("0123456789abcdef0123"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"cloud help", []string{"cloud", "--help"}, 0, "enroll-code --store S --terminal T"},
+		{"enroll help", []string{"enroll", "--help"}, 0, "--code"},
+		{"bad db", []string{"cloud", "--db", "mysql://x", "--key", filepath.Join(dir, "k")}, 2, "want sqlite:PATH or postgres://"},
+		{"postgres without key", []string{"cloud", "--db", "postgres://u:secret@db/x"}, 2, "pass --key"},
+		{"unknown subcommand", []string{"cloud", "frobnicate"}, 2, "unknown subcommand"},
+		{"enroll-code without store", []string{"cloud", "enroll-code", "--terminal", "T1"}, 2, "need --store"},
+		{"enroll-code ttl", []string{"cloud", "enroll-code", "--store", "S", "--terminal", "T", "--ttl", "-1h"}, 2, "--ttl"},
+		{"revoke without terminal", []string{"cloud", "revoke"}, 2, "need --terminal"},
+		{"enroll without code", []string{"enroll", "--cloud", "http://127.0.0.1:1"}, 2, "--code"},
+		{"token others can read", []string{"cloud", "--db", "sqlite:" + filepath.Join(dir, "l.db"), "--admin-token-file", worldReadable}, 1, "chmod 600"},
+		{"bad log format", []string{"cloud", "--log-format", "xml"}, 2, "--log-format"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errOut := run(t, c.args...)
+			if code != c.code || !strings.Contains(out+errOut, c.want) {
+				t.Errorf("exit %d, output %q %q; want exit %d mentioning %q", code, out, errOut, c.code, c.want)
+			}
+			if strings.Contains(out+errOut, "secret") {
+				t.Errorf("the output shows the database password: %q", out+errOut)
+			}
+		})
+	}
+}
+
+// postgresDSN returns a URL to a fresh schema on TILLPOINT_TEST_POSTGRES,
+// dropped when the test ends; it skips without the variable (fails with
+// TILLPOINT_HIL=require).
+func postgresDSN(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("TILLPOINT_TEST_POSTGRES")
+	if base == "" {
+		if os.Getenv("TILLPOINT_HIL") == "require" {
+			t.Fatalf("TILLPOINT_TEST_POSTGRES is not set and TILLPOINT_HIL=require")
+		}
+		t.Skip("TILLPOINT_TEST_POSTGRES is not set: skipping the PostgreSQL cloud test")
+	}
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	schema := fmt.Sprintf("tp_cmd_%d", time.Now().UnixNano())
+	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func TestCloudOnPostgresEnrollsAndChecks(t *testing.T) {
+	db := postgresDSN(t)
+	dir := t.TempDir()
+	key := filepath.Join(dir, "cloud.key")
+	cl := startCloud(t, nil, "--db", db, "--key", key)
+	code, out, errOut := run(t, "cloud", "enroll-code", "--db", db, "--store", "S1", "--terminal", "T1")
+	if code != 0 {
+		t.Fatalf("enroll-code: %d %s", code, errOut)
+	}
+	if code, _, errOut = run(t, "enroll", "--cloud", cl.url, "--code", strings.TrimSpace(out), "--dir", filepath.Join(dir, "state")); code != 0 {
+		t.Fatalf("enroll: %d %s", code, errOut)
+	}
+	if code, out, errOut = run(t, "cloud", "check", "--db", db); code != 0 {
+		t.Fatalf("check: %d %s %s", code, out, errOut)
+	}
+}
