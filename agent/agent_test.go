@@ -106,17 +106,10 @@ func TestRulesSurviveRestart(t *testing.T) {
 	if err := h.Agent.SetRules(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	h.Server.Close(ctx)
-	h.Agent.Shutdown(ctx)
-	cfg := config.Default()
-	cfg.StateDir, cfg.Terminal = dir, "T1"
-	a, err := agent.Create(ctx, agent.Options{Config: cfg, Journal: agenttest.NewMemJournal(), CardKey: agenttest.CardKey()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Shutdown(ctx)
-	if a.Rules() == nil || a.Rules().Version != 9 {
-		t.Errorf("rules after restart: got %+v, want version 9", a.Rules())
+	h.Close(t)
+	h = agenttest.Start(t, agenttest.Options{StateDir: dir})
+	if r := h.Agent.Rules(); r == nil || r.Version != 9 {
+		t.Errorf("rules after restart: got %+v, want version 9", r)
 	}
 }
 
@@ -124,14 +117,15 @@ func TestCreateRefusesMissingPieces(t *testing.T) {
 	ctx := context.Background()
 	cfg := config.Default()
 	cfg.StateDir, cfg.Terminal = t.TempDir(), "T1"
+	j := &agenttest.Faulty{}
 	if _, err := agent.Create(ctx, agent.Options{Config: cfg, CardKey: agenttest.CardKey()}); err == nil {
 		t.Errorf("no journal: got no error")
 	}
-	if _, err := agent.Create(ctx, agent.Options{Config: cfg, Journal: agenttest.NewMemJournal(), CardKey: []byte("short")}); err == nil {
+	if _, err := agent.Create(ctx, agent.Options{Config: cfg, Journal: j, CardKey: []byte("short")}); err == nil {
 		t.Errorf("short card key: got no error")
 	}
 	cfg.Terminal = ""
-	if _, err := agent.Create(ctx, agent.Options{Config: cfg, Journal: agenttest.NewMemJournal(), CardKey: agenttest.CardKey()}); err == nil {
+	if _, err := agent.Create(ctx, agent.Options{Config: cfg, Journal: j, CardKey: agenttest.CardKey()}); err == nil {
 		t.Errorf("no terminal: got no error")
 	}
 }

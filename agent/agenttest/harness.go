@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/tillpoint/tillpoint/agent/api"
 	"github.com/tillpoint/tillpoint/agent/config"
 	"github.com/tillpoint/tillpoint/loyalty"
+	"github.com/tillpoint/tillpoint/offline/journal"
 )
 
 // CardKey returns the card hash key tests use.
@@ -82,20 +85,23 @@ func Rules() *loyalty.Rules {
 	}
 }
 
-// Harness is an agent and its API server on 127.0.0.1:0.
+// Harness is an agent on a real journal, and its API server on 127.0.0.1:0.
 type Harness struct {
-	Agent   *agent.Agent
-	Server  *api.Server
-	Journal agent.Journal
+	Agent  *agent.Agent
+	Server *api.Server
+	// J is the real journal; Journal is what the agent sees of it, with
+	// failures on demand.
+	J       *journal.Journal
+	Journal *Faulty
 	Uplink  *Uplink
 	Printer *Printer
 	URL     string
 	Now     func() time.Time
+	once    sync.Once
 }
 
 // Options tune a Harness.
 type Options struct {
-	Journal  agent.Journal // default NewMemJournal()
 	Receipts agent.Receipts
 	Config   func(*config.Config)
 	Screen   http.Handler
@@ -117,13 +123,18 @@ func Start(t testing.TB, o Options) *Harness {
 	if o.Config != nil {
 		o.Config(cfg)
 	}
-	h := &Harness{Journal: o.Journal, Uplink: &Uplink{}, Printer: &Printer{}, Now: o.Now}
-	if h.Journal == nil {
-		h.Journal = NewMemJournal()
-	}
+	h := &Harness{Uplink: &Uplink{}, Printer: &Printer{}, Now: o.Now}
 	if h.Now == nil {
 		h.Now = time.Now
 	}
+	j, err := journal.Open(context.Background(), filepath.Join(cfg.StateDir, "journal.db"),
+		journal.Options{Terminal: cfg.Terminal, Store: cfg.Store, Now: h.Now, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.J = j
+	h.Journal = &Faulty{Journal: agent.JournalStore{J: j, Policy: journal.Policy{
+		MaxSnapshotAge: cfg.Offline.MaxSnapshotAge.D(), OfflineRedeemCap: cfg.Offline.RedeemCapPerDay, Location: time.UTC}}}
 	h.Uplink.Set(agent.SyncState{Online: true})
 	ctx := context.Background()
 	if o.Receipts == nil {
@@ -154,17 +165,43 @@ func Start(t testing.TB, o Options) *Harness {
 		t.Fatal(err)
 	}
 	h.Agent, h.Server, h.URL = a, srv, srv.URL()
-	t.Cleanup(func() {
+	t.Cleanup(func() { h.Close(t) })
+	return h
+}
+
+// Close stops the server, the agent and the journal; safe to call twice.
+func (h *Harness) Close(t testing.TB) {
+	h.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := srv.Close(ctx); err != nil {
+		if err := h.Server.Close(ctx); err != nil {
 			t.Errorf("close server: %v", err)
 		}
-		if err := a.Shutdown(ctx); err != nil {
+		if err := h.Agent.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown agent: %v", err)
 		}
+		if err := h.J.Close(); err != nil {
+			t.Errorf("close journal: %v", err)
+		}
 	})
-	return h
+}
+
+// PutSnapshot stores a member snapshot in the journal, as an ack would.
+func (h *Harness) PutSnapshot(t testing.TB, s loyalty.Snapshot) {
+	t.Helper()
+	if err := h.J.PutSnapshots(context.Background(), []loyalty.Snapshot{s}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Ops returns every op in the journal.
+func (h *Harness) Ops(t testing.TB) []loyalty.Op {
+	t.Helper()
+	ops, err := h.J.OpsAfter(context.Background(), 0, 0, 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ops
 }
 
 // Post sends a JSON body with an Idempotency-Key (none when key is "")

@@ -64,6 +64,7 @@ func (m *Main) commands() []command {
 		{"receipt", "preview a receipt's loyalty block: receipt preview --in FILE", (*Main).runReceipt},
 		{"cloud", "run the central ledger; enroll-code, revoke, check", (*Main).runCloud},
 		{"enroll", "enroll this terminal with the cloud", (*Main).runEnroll},
+		{"agent", "run the store terminal's agent: devices, local API, cashier screen", (*Main).runAgent},
 	}
 }
 

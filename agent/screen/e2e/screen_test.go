@@ -44,9 +44,8 @@ func need(t *testing.T) string {
 func TestCashierScreenInChromium(t *testing.T) {
 	node := need(t)
 	h := agenttest.Start(t, agenttest.Options{Screen: screen.Handler()})
-	j := h.Journal.(*agenttest.MemJournal)
 	card := agenttest.Card(t, "nfc:04A1B2C3D4E5F6")
-	j.PutSnapshot(loyalty.Snapshot{Card: card.Hash(agenttest.CardKey()), Member: "m1", Balance: 250, Tier: "Silver",
+	h.PutSnapshot(t, loyalty.Snapshot{Card: card.Hash(agenttest.CardKey()), Member: "m1", Balance: 250, Tier: "Silver",
 		NextTier: "Gold", ToNextTier: 750, AsOf: time.Now().Add(-time.Minute)})
 	basket := loyalty.Basket{Currency: "EUR", Lines: []loyalty.Line{{SKU: "wine", Category: "drinks", Quantity: 1, Amount: 1299}}}
 

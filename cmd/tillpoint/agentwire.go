@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/tillpoint/tillpoint/agent"
+	"github.com/tillpoint/tillpoint/agent/config"
+	"github.com/tillpoint/tillpoint/devices"
+	"github.com/tillpoint/tillpoint/devices/printer"
+	"github.com/tillpoint/tillpoint/devices/scanner"
+	"github.com/tillpoint/tillpoint/offline/journal"
+)
+
+// wiring is an agent and what it is made of, in the order they start and
+// the reverse order they stop.
+type wiring struct {
+	log      *slog.Logger
+	journal  *journal.Journal
+	agent    *agent.Agent
+	bus      *devices.Bus
+	printer  *printer.Printer
+	scanners []*scanner.Serial
+	uplink   interface {
+		Start(context.Context)
+		Shutdown(context.Context) error
+	}
+	wg sync.WaitGroup
+}
+
+// openWiring opens the journal, the devices and the agent described by cfg.
+// On error everything opened so far is closed.
+func openWiring(ctx context.Context, cfg *config.Config, logger *slog.Logger, version string) (w *wiring, err error) {
+	w = &wiring{log: logger, bus: devices.NewBus()}
+	defer func() {
+		if err != nil {
+			w.close(context.WithoutCancel(ctx))
+		}
+	}()
+	key, err := readCardKey(cfg.CardKeyFile())
+	if err != nil {
+		return nil, err
+	}
+	w.journal, err = journal.Open(ctx, filepath.Join(cfg.StateDir, "journal.db"),
+		journal.Options{Terminal: cfg.Terminal, Store: cfg.Store, Logger: logger.With("component", "journal")})
+	if err != nil {
+		return nil, fmt.Errorf("open the journal: %w", err)
+	}
+	policy := journal.Policy{MaxSnapshotAge: cfg.Offline.MaxSnapshotAge.D(), OfflineRedeemCap: cfg.Offline.RedeemCapPerDay}
+	rcpt, err := agent.NewReceiptRenderer(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	var prn agent.Printer
+	if cfg.Printer != nil {
+		if w.printer, err = openPrinter(cfg.Printer, w.bus, logger); err != nil {
+			return nil, err
+		}
+		prn = agent.DevicePrinter{P: w.printer}
+	}
+	for i, s := range cfg.Scanners {
+		sc, err := openScanner(i, s, w.bus, logger)
+		if err != nil {
+			return nil, err
+		}
+		w.scanners = append(w.scanners, sc)
+	}
+	if len(cfg.NFC) > 0 {
+		logger.Warn("nfc readers are configured but this build has no NFC driver yet; cards can still be scanned or sent by the POS", "readers", len(cfg.NFC))
+	}
+	if cfg.Cloud.URL != "" {
+		logger.Warn("cloud.url is set but this build has no uplink yet: the journal keeps every op until it has", "cloud", cfg.Cloud.URL)
+	}
+	w.agent, err = agent.Create(ctx, agent.Options{Config: cfg, Journal: agent.JournalStore{J: w.journal, Policy: policy},
+		CardKey: key, Receipts: rcpt, Printer: prn, Logger: logger, Version: version})
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func deviceID(kind devices.Kind, m config.Match) (devices.ID, error) {
+	if m.Path == "" {
+		return devices.ID{}, fmt.Errorf("%s matched by usb = %q: matching by USB ID needs device discovery, which this build lacks; set path instead", kind, m.USB)
+	}
+	id := devices.ID{Kind: kind, Path: strings.TrimPrefix(m.Path, "tcp://"), Serial: m.Serial}
+	if m.USB != "" {
+		vid, pid, _ := config.ParseUSB(m.USB)
+		id.VID, id.PID = fmt.Sprintf("%04x", vid), fmt.Sprintf("%04x", pid)
+	}
+	return id, nil
+}
+
+func openPrinter(p *config.Printer, bus *devices.Bus, logger *slog.Logger) (*printer.Printer, error) {
+	id, err := deviceID(devices.KindPrinter, p.Match())
+	if err != nil {
+		return nil, err
+	}
+	var dial printer.Dialer
+	switch {
+	case strings.HasPrefix(p.Path, "tcp://"):
+		dial = printer.TCP(id.Path)
+	case strings.HasPrefix(p.Path, "/dev/usb/lp"):
+		dial = printer.USBLP(p.Path)
+	default:
+		mode := printer.DefaultSerialMode()
+		if p.Baud > 0 {
+			mode.BaudRate = p.Baud
+		}
+		dial = printer.Serial(p.Path, mode)
+	}
+	pc := printer.DefaultConfig(id, dial)
+	pc.Logger = logger.With("component", "printer")
+	return printer.New(pc, bus), nil
+}
+
+func openScanner(i int, s config.Scanner, bus *devices.Bus, logger *slog.Logger) (*scanner.Serial, error) {
+	if s.Kind != "serial" {
+		return nil, fmt.Errorf("scanner[%d]: kind %q is not supported by this build yet; use a serial (USB-CDC) scanner", i, s.Kind)
+	}
+	id, err := deviceID(devices.KindScanner, s.Match())
+	if err != nil {
+		return nil, fmt.Errorf("scanner[%d]: %w", i, err)
+	}
+	sc := scanner.DefaultConfig(id.Path)
+	sc.ID = id
+	if s.Baud > 0 {
+		sc.Mode.BaudRate = s.Baud
+	}
+	if s.Suffix == "" {
+		sc.Framing = scanner.FrameGap
+	} else if sc.Framing, err = scanner.ParseFraming(strings.ToLower(s.Suffix)); err != nil {
+		return nil, fmt.Errorf("scanner[%d]: %w", i, err)
+	}
+	sc.Logger = logger.With("component", "scanner")
+	return scanner.NewSerial(sc, bus), nil
+}
+
+// start opens the devices and runs the agent's loops.
+func (w *wiring) start(ctx context.Context) {
+	if err := w.agent.Start(ctx); err != nil {
+		w.log.Error("start agent", "err", err)
+	}
+	if w.printer != nil {
+		if err := w.printer.Open(ctx); err != nil {
+			w.log.Warn("printer not ready; it keeps retrying", "err", err)
+		}
+	}
+	for _, s := range w.scanners {
+		if err := s.Open(ctx); err != nil {
+			w.log.Warn("scanner not ready; it keeps retrying", "err", err)
+		}
+	}
+	w.wg.Add(1)
+	go func() { defer w.wg.Done(); w.agent.RunDevices(ctx, w.bus) }()
+	if w.uplink != nil {
+		w.uplink.Start(ctx)
+	}
+}
+
+// close stops everything that was opened, the journal last.
+func (w *wiring) close(ctx context.Context) error {
+	var errs []error
+	if w.agent != nil {
+		errs = append(errs, w.agent.Shutdown(ctx))
+	}
+	if w.uplink != nil {
+		errs = append(errs, w.uplink.Shutdown(ctx))
+	}
+	for _, s := range w.scanners {
+		errs = append(errs, s.Close(ctx))
+	}
+	if w.printer != nil {
+		// Close finishes the job in flight before it returns.
+		errs = append(errs, w.printer.Close(ctx))
+	}
+	w.wg.Wait()
+	if w.journal != nil {
+		errs = append(errs, w.journal.Close())
+	}
+	return errors.Join(errs...)
+}
