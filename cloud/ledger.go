@@ -55,6 +55,14 @@ type Ledger interface {
 	// Snapshots returns the snapshots of every card seen at store, ordered by card hash.
 	Snapshots(ctx context.Context, store string, now time.Time) ([]loyalty.Snapshot, error)
 
+	// Claim credits a purchase made without a card (an applied earn with no
+	// card) to card, once: the caller has verified the receipt's claim
+	// token and its expiry. The points are the cloud's figure under the
+	// earn's rules version (no tier: the buyer was anonymous). Returns
+	// ErrNotClaimable (no such card-less earn, or it was reversed) or
+	// ErrAlreadyClaimed.
+	Claim(ctx context.Context, op loyalty.OpID, card loyalty.CardHash, store string, now time.Time) (Claimed, error)
+
 	// Expire lapses the points of every lot that expires at or before now.
 	Expire(ctx context.Context, now time.Time) (ExpireResult, error)
 	// Check replays the whole ledger and compares every balance. It returns
@@ -167,6 +175,15 @@ type OpResult struct {
 	// balance and debt together (the cloud's figure, adjustments included).
 	Points loyalty.Points
 	Flags  Flags
+}
+
+// Claimed is the outcome of a claim.
+type Claimed struct {
+	Points loyalty.Points
+	// Flags: FlagReevaluated when the cloud's figure differs from the
+	// terminal's, FlagRulesUnknown, FlagHeld when the card has no member yet.
+	Flags    Flags
+	Snapshot loyalty.Snapshot
 }
 
 // ExpireResult counts what an expiry run lapsed.

@@ -122,14 +122,21 @@ func problem(code, format string, args ...any) *Problem {
 	if !ok {
 		code, status = CodeInternal, http.StatusInternalServerError
 	}
-	return &Problem{
+	p := &Problem{
 		Type:   "https://tillpoint.dev/problems/" + code,
 		Title:  titles[code],
 		Status: status,
 		Detail: fmt.Sprintf(format, args...),
 		Code:   code,
 	}
+	if code == CodeUnavailable {
+		p.RetryAfter = unavailableRetryAfter
+	}
+	return p
 }
+
+// unavailableRetryAfter is the Retry-After, in seconds, of a 503.
+const unavailableRetryAfter = 30
 
 // writeProblem writes p as the response.
 func writeProblem(w http.ResponseWriter, p *Problem) {

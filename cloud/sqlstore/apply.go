@@ -51,10 +51,10 @@ func (s *Store) Apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 	}
 	var out cloud.Applied
 	var store string
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *dbtx) error {
 		out = cloud.Applied{Terminal: bt.Terminal, Epoch: bt.Epoch}
 		var status string
-		err := tx.QueryRowContext(ctx, s.q(`SELECT store, status FROM terminals WHERE id = ?`), bt.Terminal).Scan(&store, &status)
+		err := tx.queryRow(ctx, qTerminal, bt.Terminal).Scan(&store, &status)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("apply batch from %s: %w", bt.Terminal, cloud.ErrUnknownTerminal)
 		} else if err != nil {
@@ -81,7 +81,7 @@ func (s *Store) Apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 				return seqErr(cloud.SeqRewind)
 			}
 			out.Replay, out.Results = true, results
-			return nil
+			return s.finishAck(ctx, tx, &bt, store, &out)
 		case bt.FirstSeq <= wm:
 			return seqErr(cloud.SeqRewind)
 		case bt.FirstSeq > wm+1:
@@ -107,32 +107,40 @@ func (s *Store) Apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 		for i, r := range rows {
 			out.Results[i] = r.result()
 		}
-		return nil
+		return s.finishAck(ctx, tx, &bt, store, &out)
 	})
 	if err != nil {
 		return cloud.Applied{}, err
 	}
+	return out, nil
+}
+
+// finishAck adds the fresh snapshots of the batch's cards and the current
+// rules version, read in the batch's own transaction: they are exactly the
+// state the batch left (and on SQLite the writer's warm page cache serves them).
+func (s *Store) finishAck(ctx context.Context, tx *dbtx, bt *cloud.Batch, store string, out *cloud.Applied) error {
 	var cards []loyalty.CardHash
-	seen := map[loyalty.CardHash]bool{}
+	seen := make(map[loyalty.CardHash]bool, len(bt.Ops))
 	for i := range bt.Ops {
 		if c := bt.Ops[i].Card; !c.IsZero() && !seen[c] {
 			seen[c] = true
 			cards = append(cards, c)
 		}
 	}
-	if out.Snapshots, err = s.snapshots(ctx, cards, store, bt.ReceivedAt); err != nil {
-		return cloud.Applied{}, fmt.Errorf("batch applied, but reading its snapshots failed: %w", err)
+	var err error
+	if out.Snapshots, err = s.snapshotsIn(ctx, tx, cards, store, bt.ReceivedAt); err != nil {
+		return fmt.Errorf("read the batch's snapshots: %w", err)
 	}
-	if out.RulesVersion, err = s.currentRulesVersion(ctx, s.rdb); err != nil {
-		return cloud.Applied{}, fmt.Errorf("batch applied, but: %w", err)
+	if out.RulesVersion, err = s.currentRulesVersion(ctx, tx); err != nil {
+		return err
 	}
-	return out, nil
+	return nil
 }
 
 // epochState returns the watermark and last batch hash of a terminal's
 // epoch, and the terminal's latest epoch.
-func (s *Store) epochState(ctx context.Context, tx *sql.Tx, terminal string, epoch uint32) (wm uint64, lastHash []byte, latest uint32, err error) {
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT epoch, watermark, last_hash FROM epochs WHERE terminal = ?`), terminal)
+func (s *Store) epochState(ctx context.Context, tx *dbtx, terminal string, epoch uint32) (wm uint64, lastHash []byte, latest uint32, err error) {
+	rows, err := tx.query(ctx, qEpochs, terminal)
 	if err != nil {
 		return 0, nil, 0, fmt.Errorf("read watermark of %s: %w", terminal, err)
 	}
@@ -178,7 +186,7 @@ func (s *Store) Watermark(ctx context.Context, terminal string, epoch uint32) (u
 
 // replay returns the original results of a batch applied before, and false
 // when no batch with this range and hash was applied.
-func (s *Store) replay(ctx context.Context, tx *sql.Tx, bt *cloud.Batch) ([]cloud.OpResult, bool, error) {
+func (s *Store) replay(ctx context.Context, tx *dbtx, bt *cloud.Batch) ([]cloud.OpResult, bool, error) {
 	var last int64
 	var hash []byte
 	err := tx.QueryRowContext(ctx, s.q(`SELECT last_seq, hash FROM batches WHERE terminal = ? AND epoch = ? AND first_seq = ?`),

@@ -21,6 +21,7 @@ const (
 	kindReeval  = 5
 	kindLink    = 6
 	kindExpire  = 7
+	kindClaim   = 8
 )
 
 // Parts of the ledger transactions an op makes: its own, and the
@@ -28,6 +29,7 @@ const (
 const (
 	partMain   = 0
 	partReeval = 1
+	partClaim  = 2
 )
 
 // neverExpires is the expires_at of a lot from rules without expiry.
@@ -102,7 +104,7 @@ type lotUse struct {
 // book gathers everything one ledger transaction reads and writes.
 type book struct {
 	s   *Store
-	tx  *sql.Tx
+	tx  *dbtx
 	now int64 // received, Unix micros
 
 	owners   map[cloud.Owner]*owner
@@ -119,7 +121,7 @@ type book struct {
 	reversals [][2]loyalty.OpID // target, reversing op
 }
 
-func newBook(s *Store, tx *sql.Tx, now int64) *book {
+func newBook(s *Store, tx *dbtx, now int64) *book {
 	return &book{s: s, tx: tx, now: now, owners: map[cloud.Owner]*owner{}, lots: map[string]*lot{},
 		moved: map[cloud.Owner]cloud.Owner{}, deltas: map[string]int64{}}
 }
@@ -167,14 +169,14 @@ func (b *book) loadOwners(ctx context.Context, ids []cloud.Owner) error {
 			want = append(want, id)
 		}
 	}
-	return chunks(want, 500, func(ids []cloud.Owner) error {
+	return chunks(want, maxIn, func(ids []cloud.Owner) error {
 		args := make([]any, len(ids))
 		debts := make([]any, len(ids))
 		for i, id := range ids {
 			args[i] = string(id)
 			debts[i] = cloud.OwnerAccount(cloud.AccountDebt, id)
 		}
-		rows, err := b.tx.QueryContext(ctx, b.s.q(`SELECT id, qualifying, last_overspend FROM owners WHERE id IN (`+inList(len(ids))+`)`), args...)
+		rows, err := b.tx.queryIn(ctx, qOwners, args)
 		if err != nil {
 			return fmt.Errorf("read owners: %w", err)
 		}
@@ -192,7 +194,7 @@ func (b *book) loadOwners(ctx context.Context, ids []cloud.Owner) error {
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("read owners: %w", err)
 		}
-		rows, err = b.tx.QueryContext(ctx, b.s.q(`SELECT id, balance FROM accounts WHERE id IN (`+inList(len(ids))+`)`), debts...)
+		rows, err = b.tx.queryIn(ctx, qAccounts, debts)
 		if err != nil {
 			return fmt.Errorf("read debts: %w", err)
 		}
@@ -231,12 +233,12 @@ func (b *book) loadLots(ctx context.Context, os []*owner) error {
 			want = append(want, o)
 		}
 	}
-	err := chunks(want, 500, func(os []*owner) error {
+	err := chunks(want, maxIn, func(os []*owner) error {
 		args := make([]any, len(os))
 		for i, o := range os {
 			args[i] = string(o.id)
 		}
-		rows, err := b.tx.QueryContext(ctx, b.s.q(`SELECT `+lotColumns+` FROM lots WHERE owner IN (`+inList(len(os))+`) AND remaining > 0`), args...)
+		rows, err := b.tx.queryIn(ctx, qOpenLots, args)
 		if err != nil {
 			return fmt.Errorf("read lots: %w", err)
 		}

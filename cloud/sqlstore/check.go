@@ -134,7 +134,7 @@ func (s *Store) Check(ctx context.Context) (cloud.CheckReport, error) {
 			return rep, fmt.Errorf("sum postings by kind: %w", err)
 		}
 		switch kind {
-		case kindEarn:
+		case kindEarn, kindClaim:
 			rep.Earned += loyalty.Points(sum)
 		case kindRedeem:
 			rep.Redeemed -= loyalty.Points(sum)

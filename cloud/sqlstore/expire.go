@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"fmt"
 	"time"
 
@@ -22,7 +21,7 @@ func (s *Store) Expire(ctx context.Context, now time.Time) (cloud.ExpireResult, 
 	for {
 		var n int
 		var pts int64
-		err := s.inTx(ctx, func(tx *sql.Tx) error {
+		err := s.inTx(ctx, func(tx *dbtx) error {
 			var err error
 			n, pts, err = s.expireChunk(ctx, tx, now)
 			return err
@@ -38,8 +37,8 @@ func (s *Store) Expire(ctx context.Context, now time.Time) (cloud.ExpireResult, 
 	}
 }
 
-func (s *Store) expireChunk(ctx context.Context, tx *sql.Tx, now time.Time) (int, int64, error) {
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT `+lotColumns+` FROM lots WHERE expires_at <= ? AND remaining > 0 ORDER BY owner, expires_at, id LIMIT ?`),
+func (s *Store) expireChunk(ctx context.Context, tx *dbtx, now time.Time) (int, int64, error) {
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT `+lotColumns+` FROM lots WHERE expires_at <= ? AND remaining <> 0 ORDER BY owner, expires_at, id LIMIT ?`),
 		micros(now), expireChunk)
 	if err != nil {
 		return 0, 0, fmt.Errorf("read expired lots: %w", err)

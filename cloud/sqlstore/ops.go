@@ -80,7 +80,7 @@ func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*
 		adjust:   cloud.ProgramAccount(cloud.AccountAdjust, bt.Terminal),
 	}
 	rows := make([]*opRow, len(bt.Ops))
-	var ids []loyalty.OpID
+	var ids, targets []loyalty.OpID
 	var cardHashes []loyalty.CardHash
 	for i := range bt.Ops {
 		op := &bt.Ops[i]
@@ -88,6 +88,7 @@ func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*
 		ids = append(ids, op.ID)
 		if !op.Reverses.IsZero() {
 			ids = append(ids, op.Reverses)
+			targets = append(targets, op.Reverses)
 		}
 		if !op.Card.IsZero() {
 			cardHashes = append(cardHashes, op.Card)
@@ -97,7 +98,7 @@ func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*
 	if st.applied, err = b.loadApplied(ctx, ids); err != nil {
 		return nil, err
 	}
-	if st.reversed, err = b.loadReversed(ctx, ids); err != nil {
+	if st.reversed, err = b.loadReversed(ctx, targets); err != nil {
 		return nil, err
 	}
 	if st.cards, err = b.loadCards(ctx, cardHashes); err != nil {
@@ -385,6 +386,29 @@ func (b *book) reverse(ctx context.Context, st *opState, r *opRow) error {
 	}
 	st.reversed[op.Reverses] = true
 	b.reversals = append(b.reversals, [2]loyalty.OpID{op.Reverses, op.ID})
+	if target.kind == loyalty.OpEarn && target.card.IsZero() {
+		// A card-less purchase posted nothing, unless it was claimed since:
+		// then the reversal takes the claimed points back from the card.
+		c, ok, err := b.claimOf(ctx, target.id)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if _, known := st.cards[c.card]; !known {
+				loaded, err := b.loadCards(ctx, []loyalty.CardHash{c.card})
+				if err != nil {
+					return err
+				}
+				if cd, ok := loaded[c.card]; ok {
+					st.cards[c.card] = cd
+				}
+				st.touchCard(c.card)
+			}
+			claimed := *target
+			claimed.card, claimed.posted = c.card, c.points
+			target = &claimed
+		}
+	}
 	r.owner = target.owner
 	if !target.card.IsZero() {
 		r.owner = st.ownerOf(target.card, "")
@@ -420,7 +444,7 @@ func (b *book) reverse(ctx context.Context, st *opState, r *opRow) error {
 			to = st.issued
 			o.qualifying = max(0, o.qualifying-target.posted)
 		}
-		if _, err := b.debit(ctx, o, t, target.posted, to, to, lotID(target.id, partMain), lotID(target.id, partReeval)); err != nil {
+		if _, err := b.debit(ctx, o, t, target.posted, to, to, lotID(target.id, partMain), lotID(target.id, partReeval), lotID(target.id, partClaim)); err != nil {
 			return err
 		}
 	default:

@@ -26,7 +26,7 @@ func (s *Store) CreateEnrollCode(ctx context.Context, c cloud.EnrollCode) error 
 	if c.Created.IsZero() {
 		c.Created = time.Now()
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(tx *dbtx) error {
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO stores (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING`), c.Store, micros(c.Created)); err != nil {
 			return fmt.Errorf("create store %s: %w", c.Store, err)
 		}
@@ -44,7 +44,7 @@ func (s *Store) Enroll(ctx context.Context, code string, key cloud.TerminalKey, 
 		return cloud.Terminal{}, fmt.Errorf("%w: enrollment needs a %d-byte Ed25519 public key and a key ID of 1 to 128 bytes", cloud.ErrInvalidInput, ed25519.PublicKeySize)
 	}
 	var t cloud.Terminal
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *dbtx) error {
 		h := cloud.HashEnrollCode(code)
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE enroll_codes SET used_at = ? WHERE code_hash = ? AND used_at = 0 AND expires_at > ?`), micros(now), h, micros(now))
 		if err != nil {
@@ -121,7 +121,7 @@ func (s *Store) Terminals(ctx context.Context) ([]cloud.Terminal, error) {
 
 // RevokeTerminal implements cloud.Ledger.
 func (s *Store) RevokeTerminal(ctx context.Context, id string, now time.Time) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(tx *dbtx) error {
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE terminals SET status = ?, revoked_at = ? WHERE id = ?`), string(cloud.TerminalRevoked), micros(now), id)
 		if err != nil {
 			return fmt.Errorf("revoke terminal %s: %w", id, err)
@@ -146,7 +146,7 @@ func (s *Store) PublishRules(ctx context.Context, r loyalty.Rules, now time.Time
 	if err != nil {
 		return fmt.Errorf("encode rules %d: %w", r.Version, err)
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(tx *dbtx) error {
 		var have string
 		err := tx.QueryRowContext(ctx, s.q(`SELECT hash FROM rules WHERE version = ?`), int64(r.Version)).Scan(&have)
 		switch {

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -10,7 +9,9 @@ import (
 
 // migrations are applied in order, each once, in its own transaction. Never
 // edit one that has shipped: append a new one. BLOB becomes BYTEA on
-// PostgreSQL. Times are Unix microseconds.
+// PostgreSQL; WITHOUT_ROWID becomes SQLite's WITHOUT ROWID (tables of small
+// rows keyed by their primary key, stored once instead of twice) and
+// nothing on PostgreSQL. Times are Unix microseconds.
 var migrations = []string{
 	// 1: registry, rules, ingest bookkeeping and the ledger.
 	`
@@ -47,7 +48,7 @@ CREATE TABLE epochs (
 	watermark BIGINT NOT NULL,
 	last_hash BLOB NOT NULL,
 	PRIMARY KEY (terminal, epoch)
-);
+) WITHOUT_ROWID;
 CREATE TABLE batches (
 	terminal    TEXT NOT NULL,
 	epoch       BIGINT NOT NULL,
@@ -85,27 +86,27 @@ CREATE UNIQUE INDEX ops_applied_id ON ops (id) WHERE status = 1;
 CREATE TABLE reversals (
 	target BLOB PRIMARY KEY,
 	by_op  BLOB NOT NULL
-);
+) WITHOUT_ROWID;
 CREATE TABLE owners (
 	id             TEXT PRIMARY KEY,
 	qualifying     BIGINT NOT NULL,
 	last_overspend BIGINT NOT NULL,
 	created_at     BIGINT NOT NULL
-);
+) WITHOUT_ROWID;
 CREATE TABLE cards (
 	hash       BLOB PRIMARY KEY,
 	member     TEXT NOT NULL,
 	created_at BIGINT NOT NULL
-);
+) WITHOUT_ROWID;
 CREATE TABLE card_stores (
 	store TEXT NOT NULL,
 	card  BLOB NOT NULL,
 	PRIMARY KEY (store, card)
-);
+) WITHOUT_ROWID;
 CREATE TABLE accounts (
 	id      TEXT PRIMARY KEY,
 	balance BIGINT NOT NULL
-);
+) WITHOUT_ROWID;
 CREATE TABLE postings (
 	txid    BLOB NOT NULL,
 	part    SMALLINT NOT NULL,
@@ -114,7 +115,7 @@ CREATE TABLE postings (
 	kind    SMALLINT NOT NULL,
 	at      BIGINT NOT NULL,
 	PRIMARY KEY (txid, part, account)
-);
+) WITHOUT_ROWID;
 CREATE TABLE lots (
 	id            BLOB PRIMARY KEY,
 	owner         TEXT NOT NULL,
@@ -124,16 +125,17 @@ CREATE TABLE lots (
 	expires_at    BIGINT NOT NULL,
 	rules_version BIGINT NOT NULL,
 	store         TEXT NOT NULL
-);
-CREATE INDEX lots_owner ON lots (owner, expires_at, id);
-CREATE INDEX lots_open_expiry ON lots (expires_at) WHERE remaining > 0;
+) WITHOUT_ROWID;
+CREATE INDEX lots_owner ON lots (owner);
+CREATE INDEX lots_open ON lots (owner, expires_at, remaining) WHERE remaining <> 0;
+CREATE INDEX lots_open_expiry ON lots (expires_at) WHERE remaining <> 0;
 CREATE TABLE lot_uses (
 	txid   BLOB NOT NULL,
 	part   SMALLINT NOT NULL,
 	lot    BLOB NOT NULL,
 	amount BIGINT NOT NULL,
 	PRIMARY KEY (txid, part, lot)
-);
+) WITHOUT_ROWID;
 CREATE TABLE overspends (
 	op_id     BLOB PRIMARY KEY,
 	owner     TEXT NOT NULL,
@@ -142,7 +144,16 @@ CREATE TABLE overspends (
 	shortfall BIGINT NOT NULL,
 	offline   SMALLINT NOT NULL,
 	at        BIGINT NOT NULL
-);
+) WITHOUT_ROWID;
+`,
+	// 2: claims of card-less purchases.
+	`
+CREATE TABLE claims (
+	op_id  BLOB PRIMARY KEY,
+	card   BLOB NOT NULL,
+	points BIGINT NOT NULL,
+	at     BIGINT NOT NULL
+) WITHOUT_ROWID;
 `,
 }
 
@@ -152,7 +163,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	for i, m := range migrations {
 		version := int64(i + 1)
-		err := s.inTx(ctx, func(tx *sql.Tx) error {
+		err := s.inTx(ctx, func(tx *dbtx) error {
 			var n int
 			if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), version).Scan(&n); err != nil {
 				return err
@@ -161,7 +172,9 @@ func (s *Store) migrate(ctx context.Context) error {
 				return nil
 			}
 			if s.dialect == Postgres {
-				m = strings.ReplaceAll(m, "BLOB", "BYTEA")
+				m = strings.ReplaceAll(strings.ReplaceAll(m, "BLOB", "BYTEA"), " WITHOUT_ROWID", "")
+			} else {
+				m = strings.ReplaceAll(m, "WITHOUT_ROWID", "WITHOUT ROWID")
 			}
 			// One round trip: both drivers run a script of statements without arguments.
 			if _, err := tx.ExecContext(ctx, m); err != nil {

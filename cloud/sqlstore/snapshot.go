@@ -16,7 +16,7 @@ import (
 const maxExpiring = 3
 
 // readTx begins a consistent read-only transaction.
-func (s *Store) readTx(ctx context.Context) (*sql.Tx, error) {
+func (s *Store) readTx(ctx context.Context) (*dbtx, error) {
 	var opts *sql.TxOptions
 	if s.dialect == Postgres {
 		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
@@ -25,7 +25,7 @@ func (s *Store) readTx(ctx context.Context) (*sql.Tx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin ledger read: %w", err)
 	}
-	return tx, nil
+	return &dbtx{Tx: tx, s: s, stmts: s.rst}, nil
 }
 
 // Snapshot implements cloud.Ledger.
@@ -72,6 +72,14 @@ func (s *Store) snapshots(ctx context.Context, cards []loyalty.CardHash, store s
 		return nil, err
 	}
 	defer tx.Rollback()
+	return s.snapshotsIn(ctx, tx, cards, store, now)
+}
+
+// snapshotsIn builds the snapshots of cards within tx.
+func (s *Store) snapshotsIn(ctx context.Context, tx *dbtx, cards []loyalty.CardHash, store string, now time.Time) ([]loyalty.Snapshot, error) {
+	if len(cards) == 0 {
+		return nil, nil
+	}
 	var rules *loyalty.Rules
 	if v, err := s.currentRulesVersion(ctx, tx); err != nil {
 		return nil, err
@@ -81,8 +89,8 @@ func (s *Store) snapshots(ctx context.Context, cards []loyalty.CardHash, store s
 		}
 	}
 	out := make([]loyalty.Snapshot, len(cards))
-	for off := 0; off < len(cards); off += 300 {
-		end := min(off+300, len(cards))
+	for off := 0; off < len(cards); off += maxIn / 2 {
+		end := min(off+maxIn/2, len(cards))
 		if err := s.snapshotChunk(ctx, tx, cards[off:end], out[off:end], rules, now); err != nil {
 			return nil, err
 		}
@@ -90,13 +98,13 @@ func (s *Store) snapshots(ctx context.Context, cards []loyalty.CardHash, store s
 	return out, nil
 }
 
-func (s *Store) snapshotChunk(ctx context.Context, tx *sql.Tx, cards []loyalty.CardHash, out []loyalty.Snapshot, rules *loyalty.Rules, now time.Time) error {
+func (s *Store) snapshotChunk(ctx context.Context, tx *dbtx, cards []loyalty.CardHash, out []loyalty.Snapshot, rules *loyalty.Rules, now time.Time) error {
 	args := make([]any, len(cards))
 	for i := range cards {
 		args[i] = cards[i][:]
 	}
 	members := map[loyalty.CardHash]loyalty.MemberID{}
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT hash, member FROM cards WHERE hash IN (`+inList(len(cards))+`)`), args...)
+	rows, err := tx.queryIn(ctx, qCards, args)
 	if err != nil {
 		return fmt.Errorf("read cards: %w", err)
 	}
@@ -133,7 +141,7 @@ func (s *Store) snapshotChunk(ctx context.Context, tx *sql.Tx, cards []loyalty.C
 	for _, o := range owners {
 		states[o] = &state{}
 	}
-	rows, err = tx.QueryContext(ctx, s.q(`SELECT id, qualifying, last_overspend FROM owners WHERE id IN (`+inList(len(ownerArgs))+`)`), ownerArgs...)
+	rows, err = tx.queryIn(ctx, qOwners, ownerArgs)
 	if err != nil {
 		return fmt.Errorf("read owners: %w", err)
 	}
@@ -150,7 +158,7 @@ func (s *Store) snapshotChunk(ctx context.Context, tx *sql.Tx, cards []loyalty.C
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read owners: %w", err)
 	}
-	rows, err = tx.QueryContext(ctx, s.q(`SELECT id, balance FROM accounts WHERE id IN (`+inList(len(acctArgs))+`)`), acctArgs...)
+	rows, err = tx.queryIn(ctx, qAccounts, acctArgs)
 	if err != nil {
 		return fmt.Errorf("read balances: %w", err)
 	}
@@ -174,8 +182,7 @@ func (s *Store) snapshotChunk(ctx context.Context, tx *sql.Tx, cards []loyalty.C
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read balances: %w", err)
 	}
-	rows, err = tx.QueryContext(ctx, s.q(`SELECT owner, expires_at, remaining FROM lots WHERE owner IN (`+inList(len(ownerArgs))+`)
-		AND remaining > 0 AND expires_at < ? ORDER BY owner, expires_at`), append(ownerArgs, int64(neverExpires))...)
+	rows, err = tx.queryIn(ctx, qExpiring, ownerArgs, int64(neverExpires))
 	if err != nil {
 		return fmt.Errorf("read expiring points: %w", err)
 	}

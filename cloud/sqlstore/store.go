@@ -59,6 +59,9 @@ type Store struct {
 
 	mu    sync.Mutex
 	rules map[uint32]*loyalty.Rules // published rules never change
+
+	// Prepared statements of db and rdb (SQLite only; set by Open, then read-only).
+	wst, rst map[stmtKey]*sql.Stmt
 }
 
 // Open opens (creating if needed) and migrates a ledger. dsn is
@@ -91,8 +94,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("%w: empty ledger path; pass --db sqlite:PATH or a postgres:// URL", cloud.ErrInvalidInput)
 		}
 		base := "file:" + (&url.URL{Path: path}).EscapedPath() +
-			"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)"
-		if s.db, err = sql.Open("sqlite", base+"&_txlock=immediate"); err != nil {
+			"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)"
+		// The writer keeps a large page cache; readers, whose caches are
+		// reset whenever the writer commits, keep the default.
+		if s.db, err = sql.Open("sqlite", base+"&_pragma=cache_size(-65536)&_txlock=immediate"); err != nil {
 			return nil, fmt.Errorf("open sqlite ledger %s: %w", path, err)
 		}
 		s.db.SetMaxOpenConns(1)
@@ -109,6 +114,15 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
+	}
+	if s.dialect == SQLite {
+		if s.wst, err = s.prepare(ctx, s.db, true); err == nil {
+			s.rst, err = s.prepare(ctx, s.rdb, false)
+		}
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open sqlite ledger: %w", err)
+		}
 	}
 	return s, nil
 }
@@ -165,7 +179,7 @@ func (s *Store) q(query string) string {
 // and is retried (first committer wins). SERIALIZABLE would add predicate
 // locks on the time-ordered op IDs' index pages, which made concurrent
 // terminals abort each other on nearly every batch.
-func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (s *Store) inTx(ctx context.Context, fn func(tx *dbtx) error) error {
 	var opts *sql.TxOptions
 	if s.dialect == Postgres {
 		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead}
@@ -187,12 +201,12 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 }
 
-func (s *Store) tryTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
+func (s *Store) tryTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *dbtx) error) error {
 	tx, err := s.db.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("begin ledger transaction: %w", err)
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(&dbtx{Tx: tx, s: s, stmts: s.wst}); err != nil {
 		tx.Rollback()
 		return err
 	}
@@ -224,43 +238,6 @@ func fromMicros(us int64) time.Time {
 		return time.Time{}
 	}
 	return time.UnixMicro(us).UTC()
-}
-
-// maxParams keeps multi-row statements under SQLite's and PostgreSQL's
-// limits on bound parameters.
-const maxParams = 30000
-
-// insertRows runs head ("INSERT INTO t (a, b) VALUES") with as many
-// "(?, ?)" groups as rows, in chunks, followed by tail (an ON CONFLICT clause).
-func (s *Store) insertRows(ctx context.Context, tx *sql.Tx, head string, ncol int, args []any, tail string) error {
-	if len(args) == 0 {
-		return nil
-	}
-	if len(args)%ncol != 0 {
-		return fmt.Errorf("insert rows: %d args for %d columns", len(args), ncol)
-	}
-	group := "(" + strings.Repeat("?,", ncol-1) + "?)"
-	per := maxParams / ncol
-	for len(args) > 0 {
-		n := min(len(args)/ncol, per)
-		var b strings.Builder
-		b.Grow(len(head) + n*(len(group)+1) + len(tail) + 2)
-		b.WriteString(head)
-		b.WriteByte(' ')
-		for i := 0; i < n; i++ {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString(group)
-		}
-		b.WriteByte(' ')
-		b.WriteString(tail)
-		if _, err := tx.ExecContext(ctx, s.q(b.String()), args[:n*ncol]...); err != nil {
-			return fmt.Errorf("%s: %w", strings.TrimSuffix(head, " VALUES"), err)
-		}
-		args = args[n*ncol:]
-	}
-	return nil
 }
 
 // inList returns "?,?,?" for n values.

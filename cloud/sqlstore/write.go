@@ -13,12 +13,12 @@ import (
 // loadApplied reads the applied ops among ids.
 func (b *book) loadApplied(ctx context.Context, ids []loyalty.OpID) (map[loyalty.OpID]*appliedOp, error) {
 	out := make(map[loyalty.OpID]*appliedOp, len(ids))
-	err := chunks(ids, 500, func(ids []loyalty.OpID) error {
+	err := chunks(ids, maxIn, func(ids []loyalty.OpID) error {
 		args := make([]any, len(ids))
 		for i := range ids {
 			args[i] = ids[i][:]
 		}
-		rows, err := b.tx.QueryContext(ctx, b.s.q(`SELECT id, kind, card, owner, posted, store, digest FROM ops WHERE status = 1 AND id IN (`+inList(len(ids))+`)`), args...)
+		rows, err := b.tx.queryIn(ctx, qApplied, args)
 		if err != nil {
 			return fmt.Errorf("read applied ops: %w", err)
 		}
@@ -44,12 +44,12 @@ func (b *book) loadApplied(ctx context.Context, ids []loyalty.OpID) (map[loyalty
 // loadReversed reads which of ids were reversed.
 func (b *book) loadReversed(ctx context.Context, ids []loyalty.OpID) (map[loyalty.OpID]bool, error) {
 	out := map[loyalty.OpID]bool{}
-	err := chunks(ids, 500, func(ids []loyalty.OpID) error {
+	err := chunks(ids, maxIn, func(ids []loyalty.OpID) error {
 		args := make([]any, len(ids))
 		for i := range ids {
 			args[i] = ids[i][:]
 		}
-		rows, err := b.tx.QueryContext(ctx, b.s.q(`SELECT target FROM reversals WHERE target IN (`+inList(len(ids))+`)`), args...)
+		rows, err := b.tx.queryIn(ctx, qReversed, args)
 		if err != nil {
 			return fmt.Errorf("read reversals: %w", err)
 		}
@@ -69,12 +69,12 @@ func (b *book) loadReversed(ctx context.Context, ids []loyalty.OpID) (map[loyalt
 // loadCards reads the cards among hs.
 func (b *book) loadCards(ctx context.Context, hs []loyalty.CardHash) (map[loyalty.CardHash]*card, error) {
 	out := make(map[loyalty.CardHash]*card, len(hs))
-	err := chunks(hs, 500, func(hs []loyalty.CardHash) error {
+	err := chunks(hs, maxIn, func(hs []loyalty.CardHash) error {
 		args := make([]any, len(hs))
 		for i := range hs {
 			args[i] = hs[i][:]
 		}
-		rows, err := b.tx.QueryContext(ctx, b.s.q(`SELECT hash, member FROM cards WHERE hash IN (`+inList(len(hs))+`)`), args...)
+		rows, err := b.tx.queryIn(ctx, qCards, args)
 		if err != nil {
 			return fmt.Errorf("read cards: %w", err)
 		}
@@ -94,7 +94,7 @@ func (b *book) loadCards(ctx context.Context, hs []loyalty.CardHash) (map[loyalt
 
 // flush writes everything the batch decided.
 func (b *book) flush(ctx context.Context, bt *cloud.Batch, store string, rows []*opRow) error {
-	s, tx := b.s, b.tx
+	tx := b.tx
 	args := make([]any, 0, len(rows)*20)
 	for _, r := range rows {
 		op := r.op
@@ -102,16 +102,30 @@ func (b *book) flush(ctx context.Context, bt *cloud.Batch, store string, rows []
 			store, op.Card[:], string(r.owner), int64(op.Points), r.posted, int64(op.RulesVersion), op.Reverses[:],
 			int64(r.flags), op.WallTime.UnixMicro(), int64(op.HLC), b.now, r.digest, op.AppendCanonical(nil))
 	}
-	if err := s.insertRows(ctx, tx, `INSERT INTO ops (terminal, epoch, seq, id, status, reason, kind, store, card, owner, points, posted,
-		rules_version, reverses, flags, wall_time, hlc, received_at, digest, body) VALUES`, 20, args, ""); err != nil {
+	if err := tx.insert(ctx, iOps, 20, args); err != nil {
 		return err
 	}
 
 	if err := b.writeLedger(ctx); err != nil {
 		return err
 	}
+	if err := b.writeState(ctx, store, bt.Terminal); err != nil {
+		return err
+	}
+	if _, err := tx.exec(ctx, iEpoch, bt.Terminal, int64(bt.Epoch), int64(bt.LastSeq), bt.Hash); err != nil {
+		return fmt.Errorf("move watermark of %s: %w", bt.Terminal, err)
+	}
+	if _, err := tx.exec(ctx, iBatch, bt.Terminal, int64(bt.Epoch), int64(bt.FirstSeq), int64(bt.LastSeq), bt.Hash, nonNil(bt.PrevHash), b.now); err != nil {
+		return fmt.Errorf("record batch of %s: %w", bt.Terminal, err)
+	}
+	return nil
+}
 
-	args = args[:0]
+// writeState writes the owners, cards, the cards seen at store, overspend
+// records and reversals that the book changed.
+func (b *book) writeState(ctx context.Context, store, terminal string) error {
+	tx := b.tx
+	var args []any
 	var owners []*owner
 	for _, o := range b.owners {
 		if o.dirty {
@@ -122,8 +136,7 @@ func (b *book) flush(ctx context.Context, bt *cloud.Batch, store string, rows []
 	for _, o := range owners {
 		args = append(args, string(o.id), o.qualifying, o.lastOverspend, b.now)
 	}
-	if err := s.insertRows(ctx, tx, `INSERT INTO owners (id, qualifying, last_overspend, created_at) VALUES`, 4, args,
-		`ON CONFLICT (id) DO UPDATE SET qualifying = excluded.qualifying, last_overspend = excluded.last_overspend`); err != nil {
+	if err := tx.insert(ctx, iOwners, 4, args); err != nil {
 		return err
 	}
 
@@ -141,38 +154,28 @@ func (b *book) flush(ctx context.Context, bt *cloud.Batch, store string, rows []
 		}
 		seen = append(seen, store, h[:])
 	}
-	if err := s.insertRows(ctx, tx, `INSERT INTO cards (hash, member, created_at) VALUES`, 3, args,
-		`ON CONFLICT (hash) DO UPDATE SET member = excluded.member`); err != nil {
+	if err := tx.insert(ctx, iCards, 3, args); err != nil {
 		return err
 	}
-	if err := s.insertRows(ctx, tx, `INSERT INTO card_stores (store, card) VALUES`, 2, seen, `ON CONFLICT (store, card) DO NOTHING`); err != nil {
+	if err := tx.insert(ctx, iCardStores, 2, seen); err != nil {
 		return err
 	}
 
 	args = args[:0]
 	for _, o := range b.over {
-		args = append(args, o.op.ID[:], string(o.owner), store, bt.Terminal, o.shortfall, boolInt(o.op.Offline), b.now)
+		args = append(args, o.op.ID[:], string(o.owner), store, terminal, o.shortfall, boolInt(o.op.Offline), b.now)
 	}
-	if err := s.insertRows(ctx, tx, `INSERT INTO overspends (op_id, owner, store, terminal, shortfall, offline, at) VALUES`, 7, args, ""); err != nil {
+	if err := tx.insert(ctx, iOverspends, 7, args); err != nil {
 		return err
 	}
 	args = args[:0]
 	for _, rv := range b.reversals {
 		args = append(args, rv[0][:], rv[1][:])
 	}
-	if err := s.insertRows(ctx, tx, `INSERT INTO reversals (target, by_op) VALUES`, 2, args, ""); err != nil {
+	if err := tx.insert(ctx, iReversals, 2, args); err != nil {
 		return err
 	}
 
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO epochs (terminal, epoch, watermark, last_hash) VALUES (?, ?, ?, ?)
-		ON CONFLICT (terminal, epoch) DO UPDATE SET watermark = excluded.watermark, last_hash = excluded.last_hash`),
-		bt.Terminal, int64(bt.Epoch), int64(bt.LastSeq), bt.Hash); err != nil {
-		return fmt.Errorf("move watermark of %s: %w", bt.Terminal, err)
-	}
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO batches (terminal, epoch, first_seq, last_seq, hash, prev_hash, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)`),
-		bt.Terminal, int64(bt.Epoch), int64(bt.FirstSeq), int64(bt.LastSeq), bt.Hash, nonNil(bt.PrevHash), b.now); err != nil {
-		return fmt.Errorf("record batch of %s: %w", bt.Terminal, err)
-	}
 	return nil
 }
 
@@ -203,8 +206,8 @@ func (b *book) checkOwners(ctx context.Context) error {
 	return checkOwners(ctx, b.s, b.tx, ids)
 }
 
-func checkOwners(ctx context.Context, s *Store, q querier, ids []cloud.Owner) error {
-	return chunks(ids, 400, func(ids []cloud.Owner) error {
+func checkOwners(ctx context.Context, s *Store, q *dbtx, ids []cloud.Owner) error {
+	return chunks(ids, maxIn/2, func(ids []cloud.Owner) error {
 		owners := make([]any, len(ids))
 		accts := make([]any, 0, 2*len(ids))
 		lots := map[cloud.Owner]int64{}
@@ -213,7 +216,7 @@ func checkOwners(ctx context.Context, s *Store, q querier, ids []cloud.Owner) er
 			owners[i] = string(id)
 			accts = append(accts, cloud.OwnerAccount(cloud.AccountAvail, id), cloud.OwnerAccount(cloud.AccountDebt, id))
 		}
-		rows, err := q.QueryContext(ctx, s.q(`SELECT owner, COALESCE(CAST(SUM(remaining) AS BIGINT), 0), COALESCE(MIN(remaining), 0) FROM lots WHERE owner IN (`+inList(len(ids))+`) GROUP BY owner`), owners...)
+		rows, err := q.queryIn(ctx, qLotSums, owners)
 		if err != nil {
 			return fmt.Errorf("check lots: %w", err)
 		}
@@ -234,7 +237,7 @@ func checkOwners(ctx context.Context, s *Store, q querier, ids []cloud.Owner) er
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("check lots: %w", err)
 		}
-		rows, err = q.QueryContext(ctx, s.q(`SELECT id, balance FROM accounts WHERE id IN (`+inList(len(accts))+`)`), accts...)
+		rows, err = q.queryIn(ctx, qAccounts, accts)
 		if err != nil {
 			return fmt.Errorf("check balances: %w", err)
 		}
@@ -275,7 +278,7 @@ func (b *book) writeLedger(ctx context.Context) error {
 	for _, p := range b.postings {
 		args = append(args, p.txid[:], int64(p.part), p.account, p.amount, int64(p.kind), b.now)
 	}
-	if err := s.insertRows(ctx, tx, `INSERT INTO postings (txid, part, account, amount, kind, at) VALUES`, 6, args, ""); err != nil {
+	if err := tx.insert(ctx, iPostings, 6, args); err != nil {
 		return err
 	}
 
@@ -285,8 +288,7 @@ func (b *book) writeLedger(ctx context.Context) error {
 			args = append(args, a, d)
 		}
 	}
-	if err := s.insertRows(ctx, tx, `INSERT INTO accounts (id, balance) VALUES`, 2, args,
-		`ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + excluded.balance`); err != nil {
+	if err := tx.insert(ctx, iAccounts, 2, args); err != nil {
 		return err
 	}
 
@@ -306,8 +308,7 @@ func (b *book) writeLedger(ctx context.Context) error {
 	for _, l := range lots {
 		args = append(args, []byte(l.id), string(l.owner), l.amount, l.remaining, l.earnedAt, l.expiresAt, l.rulesVersion, l.store)
 	}
-	if err := s.insertRows(ctx, tx, `INSERT INTO lots (`+lotColumns+`) VALUES`, 8, args,
-		`ON CONFLICT (id) DO UPDATE SET remaining = excluded.remaining, owner = excluded.owner`); err != nil {
+	if err := tx.insert(ctx, iLots, 8, args); err != nil {
 		return err
 	}
 
@@ -315,7 +316,7 @@ func (b *book) writeLedger(ctx context.Context) error {
 	for _, u := range b.uses {
 		args = append(args, u.txid[:], int64(u.part), []byte(u.lot), u.amount)
 	}
-	if err := s.insertRows(ctx, tx, `INSERT INTO lot_uses (txid, part, lot, amount) VALUES`, 4, args, ""); err != nil {
+	if err := tx.insert(ctx, iLotUses, 4, args); err != nil {
 		return err
 	}
 	return nil

@@ -42,6 +42,7 @@ func Run(t *testing.T, open Opener) {
 		{"ClockAheadIsFlagged", testClockAhead},
 		{"SnapshotsOfStoreCardsWithAllowance", testSnapshots},
 		{"CardlessEarnPostsNothing", testCardless},
+		{"ClaimCreditsCardlessPurchaseOnce", testClaim},
 		{"AdjustCreditsAndDebits", testAdjust},
 		{"TamperedBalanceHaltsApplyAndFailsCheck", testTamper},
 		{"RandomOpsMatchIndependentModel", testModel},

@@ -23,7 +23,7 @@ const devicesUsage = `Lists the scanners, NFC readers and printers attached to t
 watches them live.
 
   tillpoint devices list [--json]
-  tillpoint devices watch [--scanner PATH]... [--printer ADDR] [--no-nfc] [--reveal]
+  tillpoint devices watch [--scanner PATH]... [--hid PATH]... [--printer ADDR] [--no-nfc] [--reveal]
 
 'list' shows serial ports with their USB VID:PID and serial number (what the
 agent's config matches on), PC/SC readers, USB line printers and input
@@ -127,6 +127,9 @@ func (m *Main) runDevicesWatch(ctx context.Context, args []string) error {
 		"Prints scans, taps and device health live. Card values are redacted unless --reveal.")
 	var scanners stringsFlag
 	fs.Var(&scanners, "scanner", "serial scanner port to open (repeatable), e.g. /dev/ttyACM0")
+	var hids stringsFlag
+	fs.Var(&hids, "hid", "keyboard-wedge scanner's input device to grab (repeatable), e.g. /dev/input/by-id/usb-...-event-kbd")
+	layout := fs.String("layout", "us", "keyboard layout the HID scanners emulate: us or fr")
 	baud := fs.Int("baud", scanner.DefaultBaud, "serial scanners' baud rate")
 	framing := fs.String("framing", "cr", "serial scanners' suffix: cr, lf, crlf, tab or gap")
 	printerAddr := fs.String("printer", "", "printer to poll for status: host[:9100], /dev/usb/lpN, or serial:/dev/ttyS0")
@@ -165,6 +168,25 @@ func (m *Main) runDevicesWatch(ctx context.Context, args []string) error {
 			return err
 		}
 		closers = append(closers, s.Close)
+	}
+	var km scanner.Keymap
+	switch *layout {
+	case "us":
+		km = scanner.KeymapUS()
+	case "fr":
+		km = scanner.KeymapFR()
+	default:
+		return usageError("unknown --layout %q; use us or fr", *layout)
+	}
+	for _, path := range hids {
+		cfg := scanner.DefaultHIDConfig(path)
+		cfg.Keymap = km
+		cfg.Logger = logger
+		h := scanner.NewHID(cfg, bus)
+		if err := h.Open(ctx); err != nil {
+			return err
+		}
+		closers = append(closers, h.Close)
 	}
 	if !*noNFC {
 		w := nfc.NewWatcher(nfc.Config{Logger: logger}, bus)

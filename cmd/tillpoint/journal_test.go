@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"log/slog"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -110,7 +111,7 @@ func TestJournalOutputNeverShowsTheCard(t *testing.T) {
 
 func TestJournalVerifyNamesBrokenOp(t *testing.T) {
 	path := newTestJournal(t, 5)
-	db, err := sql.Open("sqlite", "file:"+path)
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package devicestest_test
 import (
 	"bytes"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,5 +71,28 @@ func TestRecordReplaysAsPlayback(t *testing.T) {
 	}
 	if err := dev.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestTranscriptRoundTrip(t *testing.T) {
+	ops := []devicestest.IO{{R: []byte("]E0123\r")}, {W: []byte{0x10, 0x04, 0x01}, R: []byte{0x12}}, {W: []byte("hi")}}
+	var buf bytes.Buffer
+	if err := devicestest.WriteTranscript(&buf, "a test\ntwo lines", ops); err != nil {
+		t.Fatal(err)
+	}
+	got, err := devicestest.ReadTranscript(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(ops) {
+		t.Fatalf("read %d exchanges, want %d", len(got), len(ops))
+	}
+	for i := range ops {
+		if !bytes.Equal(got[i].W, ops[i].W) || !bytes.Equal(got[i].R, ops[i].R) {
+			t.Errorf("exchange %d = %+v, want %+v", i, got[i], ops[i])
+		}
+	}
+	if _, err := devicestest.ReadTranscript(strings.NewReader("x 00\n")); err == nil {
+		t.Error("a bad direction parsed without error")
 	}
 }

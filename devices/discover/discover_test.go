@@ -53,6 +53,7 @@ func TestUSBLinePrinterIdentityFromSysfs(t *testing.T) {
 
 func TestPCSCReadersListsTheVirtualReader(t *testing.T) {
 	env := pcscd.Ensure(t)
+	env.Lock(t) // another package's test may be restarting pcscd
 	ds, err := discover.PCSCReaders(context.Background())
 	if err != nil {
 		t.Fatal(err)

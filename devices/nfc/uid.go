@@ -91,9 +91,9 @@ func IsRandomUID(uid []byte) bool { return len(uid) == 4 && uid[0] == 0x08 }
 
 // readCard connects to the card on reader and publishes its tap, or a
 // read error.
-func (w *Watcher) readCard(_ context.Context, sctx *scard.Context, reader string, atr []byte) {
+func (w *Watcher) readCard(_ context.Context, sctx Context, reader string, atr []byte) {
 	id := devices.ID{Kind: devices.KindNFC, Path: reader}
-	card, err := sctx.Connect(reader, scard.ShareShared, scard.ProtocolAny)
+	card, err := sctx.Connect(reader)
 	if err != nil {
 		if lostCard(err) {
 			w.readError(reader, devices.CodeCardRemoved, "NFC: card removed before it could be read; tap again", err)
@@ -102,7 +102,7 @@ func (w *Watcher) readCard(_ context.Context, sctx *scard.Context, reader string
 		w.readError(reader, devices.CodeReadFailed, "NFC: could not talk to the card; tap again", err)
 		return
 	}
-	defer func() { _ = card.Disconnect(scard.LeaveCard) }()
+	defer func() { _ = card.Disconnect() }()
 	uid, random, err := ReadUID(card)
 	switch {
 	case errors.Is(err, ErrCardRemoved):

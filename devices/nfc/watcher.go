@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -36,7 +37,52 @@ type Config struct {
 	MaxBackoff time.Duration
 	Now        func() time.Time
 	Logger     *slog.Logger
+	// Establish opens a PC/SC context; pcsc-lite through ebfe/scard when
+	// nil. Tests give a scripted one.
+	Establish func() (Context, error)
 }
+
+// Context is what the watcher needs of a PC/SC context.
+type Context interface {
+	ListReaders() ([]string, error)
+	// GetStatusChange waits for a change from the CurrentState of each
+	// reader state and fills in EventState (SCardGetStatusChange).
+	GetStatusChange(states []scard.ReaderState, timeout time.Duration) error
+	// Connect connects to the card on reader, shared, T=0 or T=1.
+	Connect(reader string) (Card, error)
+	Cancel() error
+	Release() error
+}
+
+// Card is what the watcher needs of a connected card.
+type Card interface {
+	Transmitter
+	// Disconnect leaves the card as it is.
+	Disconnect() error
+}
+
+// EstablishPCSC opens a pcsc-lite context.
+func EstablishPCSC() (Context, error) {
+	c, err := scard.EstablishContext()
+	if err != nil {
+		return nil, err
+	}
+	return pcscContext{c}, nil
+}
+
+type pcscContext struct{ *scard.Context }
+
+func (c pcscContext) Connect(reader string) (Card, error) {
+	card, err := c.Context.Connect(reader, scard.ShareShared, scard.ProtocolAny)
+	if err != nil {
+		return nil, err
+	}
+	return pcscCard{card}, nil
+}
+
+type pcscCard struct{ *scard.Card }
+
+func (c pcscCard) Disconnect() error { return c.Card.Disconnect(scard.LeaveCard) }
 
 // Watcher watches PC/SC readers and publishes taps and health.
 type Watcher struct {
@@ -47,7 +93,7 @@ type Watcher struct {
 
 	mu      sync.Mutex
 	readers map[string]*devices.Reporter
-	sctx    *scard.Context // the live context, for Cancel
+	sctx    Context // the live context, for Cancel
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
@@ -62,6 +108,9 @@ func NewWatcher(cfg Config, pub devices.Publisher) *Watcher {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Establish == nil {
+		cfg.Establish = EstablishPCSC
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -127,8 +176,13 @@ func (w *Watcher) Health() []devices.Health {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	out := []devices.Health{w.service.Get()}
-	for _, r := range w.readers {
-		out = append(out, r.Get())
+	names := make([]string, 0, len(w.readers))
+	for n := range w.readers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		out = append(out, w.readers[n].Get())
 	}
 	return out
 }
@@ -162,7 +216,7 @@ func (w *Watcher) wanted(name string) bool {
 func (w *Watcher) run(ctx context.Context) {
 	backoff := w.cfg.MinBackoff
 	for ctx.Err() == nil {
-		sctx, err := scard.EstablishContext()
+		sctx, err := w.cfg.Establish()
 		if err != nil {
 			w.noService(err)
 			if !sleep(ctx, backoff) {
@@ -219,7 +273,7 @@ type readerState struct {
 // watch runs GetStatusChange on every reader and the PnP pseudo-reader.
 // It returns nil when ctx ends, an error when the context must be
 // established again.
-func (w *Watcher) watch(ctx context.Context, sctx *scard.Context) error {
+func (w *Watcher) watch(ctx context.Context, sctx Context) error {
 	states := []scard.ReaderState{{Reader: PnPReader, CurrentState: scard.StateUnaware}}
 	known := map[string]*readerState{}
 	refresh := true
@@ -262,7 +316,7 @@ func (w *Watcher) watch(ctx context.Context, sctx *scard.Context) error {
 }
 
 // syncReaders makes the state list match the readers pcscd has now.
-func (w *Watcher) syncReaders(sctx *scard.Context, states []scard.ReaderState, known map[string]*readerState) []scard.ReaderState {
+func (w *Watcher) syncReaders(sctx Context, states []scard.ReaderState, known map[string]*readerState) []scard.ReaderState {
 	names, err := sctx.ListReaders()
 	if err != nil && !errors.Is(err, scard.ErrNoReadersAvailable) {
 		w.log.Warn("list pcsc readers", devices.KeyError, err)
@@ -299,7 +353,7 @@ func (w *Watcher) syncReaders(sctx *scard.Context, states []scard.ReaderState, k
 
 // readerEvent handles a change on one reader and reports whether the
 // reader list must be refreshed (the reader went away).
-func (w *Watcher) readerEvent(ctx context.Context, sctx *scard.Context, st *scard.ReaderState, rs *readerState) bool {
+func (w *Watcher) readerEvent(ctx context.Context, sctx Context, st *scard.ReaderState, rs *readerState) bool {
 	if rs == nil {
 		return true
 	}

@@ -52,6 +52,11 @@ func USBLP(path string) Dialer {
 		if err != nil {
 			return nil, fmt.Errorf("open printer %s: %w (is it plugged in, and may this user write to it?)", path, err)
 		}
+		if err := f.SetReadDeadline(time.Time{}); errors.Is(err, os.ErrNoDeadline) {
+			// Not pollable: a read could block for ever. Use it write-only;
+			// its status is unknown.
+			return writeOnly{f}, nil
+		}
 		return f, nil
 	}
 }
@@ -68,9 +73,11 @@ func Serial(path string, mode serial.Mode) Dialer {
 	}
 }
 
-// serialConn gives a serial port read deadlines. Serial writes have none
-// of their own: the kernel's write to a tty returns once the bytes are in
-// its buffer, and the job's confirmation read has a deadline.
+// serialConn gives a serial port read deadlines. Its writes take none:
+// go.bug.st/serial opens ports without RTS/CTS flow control, so the UART
+// sends at the baud rate whatever the printer's state and a write ends
+// within len/baud (4 KiB at 9600 baud: 4.3 s); a printer that stopped is
+// then noticed by the status and confirmation reads, which have deadlines.
 type serialConn struct {
 	port     serial.Port
 	deadline time.Time
@@ -99,6 +106,16 @@ func (c *serialConn) Write(p []byte) (int, error)       { return c.port.Write(p)
 func (c *serialConn) SetReadDeadline(t time.Time) error { c.deadline = t; return nil }
 func (c *serialConn) SetWriteDeadline(time.Time) error  { return nil }
 func (c *serialConn) Close() error                      { return c.port.Close() }
+
+// writeOnly is a device whose reads cannot have a deadline: it never
+// reads, so it looks like a printer that does not answer status.
+type writeOnly struct{ f *os.File }
+
+func (w writeOnly) Read([]byte) (int, error)           { return 0, os.ErrDeadlineExceeded }
+func (w writeOnly) Write(p []byte) (int, error)        { return w.f.Write(p) }
+func (w writeOnly) SetReadDeadline(time.Time) error    { return nil }
+func (w writeOnly) SetWriteDeadline(t time.Time) error { _ = w.f.SetWriteDeadline(t); return nil }
+func (w writeOnly) Close() error                       { return w.f.Close() }
 
 // isTimeout reports whether err is a deadline passing.
 func isTimeout(err error) bool {

@@ -3,6 +3,7 @@ package printer
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/tillpoint/tillpoint/devices"
@@ -32,7 +33,9 @@ func (p *Printer) Print(ctx context.Context, job Job) (Result, error) {
 	if p.isClosed() {
 		return Result{}, ErrClosed
 	}
-	if r, ok := p.done[job.ID]; ok {
+	if r, ok, err := p.cfg.Jobs.Done(job.ID); err != nil {
+		return Result{}, fmt.Errorf("%w: job %s: cannot tell whether it was printed before: %w", ErrNotPrinted, job.ID, err)
+	} else if ok {
 		r.Duplicate = true
 		p.log.Info("duplicate job not printed again", devices.KeyJob, job.ID)
 		return r, nil
@@ -70,6 +73,8 @@ func (p *Printer) Print(ctx context.Context, job Job) (Result, error) {
 		// answer still parses GS r), but do not wait for an answer.
 		if err := writeAll(c, []byte(cmdJobDone), p.cfg.IOTimeout); err != nil {
 			p.lostLocked(err)
+		} else {
+			p.stale = true // it may answer after all
 		}
 	} else {
 		ok, ans, err := p.confirm(c)
@@ -160,6 +165,7 @@ func (p *Printer) confirm(c Conn) (bool, byte, error) {
 		}
 		if err != nil {
 			if isTimeout(err) {
+				p.stale = true
 				return false, 0, nil
 			}
 			return false, 0, err
@@ -168,13 +174,56 @@ func (p *Printer) confirm(c Conn) (bool, byte, error) {
 }
 
 func (p *Printer) rememberLocked(r Result) {
-	if _, ok := p.done[r.JobID]; ok {
-		return
+	if err := p.cfg.Jobs.Record(r); err != nil {
+		// The job went out; only the memory of it failed. Say so loudly:
+		// a retry of this ID could print it again.
+		p.log.Error("job printed but not recorded; a retry may print it twice", devices.KeyJob, r.JobID, devices.KeyError, err)
 	}
-	p.done[r.JobID] = r
-	p.order = append(p.order, r.JobID)
-	for len(p.order) > p.cfg.RememberJobs {
-		delete(p.done, p.order[0])
-		p.order = p.order[1:]
+}
+
+// JobLog remembers the jobs a printer sent, so that a retried job is not
+// printed twice. Done reports the result of a job ID already sent; Record
+// stores one. Both are called one job at a time.
+type JobLog interface {
+	Done(id string) (Result, bool, error)
+	Record(r Result) error
+}
+
+// MemoryJobs is a JobLog in memory that keeps the last n job IDs.
+type MemoryJobs struct {
+	mu    sync.Mutex
+	n     int
+	done  map[string]Result
+	order []string
+}
+
+// NewMemoryJobs returns a MemoryJobs keeping the last n job IDs.
+func NewMemoryJobs(n int) *MemoryJobs {
+	return &MemoryJobs{n: n, done: make(map[string]Result)}
+}
+
+var _ JobLog = (*MemoryJobs)(nil)
+
+// Done reports the result recorded for id.
+func (m *MemoryJobs) Done(id string) (Result, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.done[id]
+	return r, ok, nil
+}
+
+// Record stores r, forgetting the oldest job beyond n.
+func (m *MemoryJobs) Record(r Result) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.done[r.JobID]; ok {
+		return nil
 	}
+	m.done[r.JobID] = r
+	m.order = append(m.order, r.JobID)
+	for len(m.order) > m.n {
+		delete(m.done, m.order[0])
+		m.order = m.order[1:]
+	}
+	return nil
 }

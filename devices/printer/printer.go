@@ -80,8 +80,12 @@ type Config struct {
 	PollInterval  time.Duration // 0: no polling while idle
 	MaxKickAge    time.Duration
 	RememberJobs  int
-	Now           func() time.Time
-	Logger        *slog.Logger
+	// Jobs remembers which job IDs were sent. A MemoryJobs of RememberJobs
+	// when nil; the agent gives one backed by its journal so that a retry
+	// after a restart does not print twice either.
+	Jobs   JobLog
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // DefaultConfig returns the settings of a printer reached with dial.
@@ -115,11 +119,12 @@ type Printer struct {
 	health *devices.Reporter
 	log    *slog.Logger
 
-	jobMu sync.Mutex // one job or status poll at a time; guards conn, done, order, last
+	jobMu sync.Mutex // one job or status poll at a time; guards conn, last, stale
 	conn  Conn
-	done  map[string]Result
-	order []string
 	last  Status
+	// stale is set when an answer may still come after its wait ended (a
+	// status or confirmation that timed out): the next exchange drains it.
+	stale bool
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -137,7 +142,10 @@ func New(cfg Config, pub devices.Publisher) *Printer {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	log := cfg.Logger.With(devices.KeyDevice, cfg.ID.String())
-	return &Printer{cfg: cfg, log: log, health: devices.NewReporter(cfg.ID, pub, cfg.Now, log), done: make(map[string]Result)}
+	if cfg.Jobs == nil {
+		cfg.Jobs = NewMemoryJobs(max(cfg.RememberJobs, 1))
+	}
+	return &Printer{cfg: cfg, log: log, health: devices.NewReporter(cfg.ID, pub, cfg.Now, log)}
 }
 
 // ID is the printer's identity.
@@ -244,6 +252,7 @@ func (p *Printer) connLocked(ctx context.Context) (Conn, error) {
 }
 
 func (p *Printer) dropConnLocked() {
+	p.stale = false
 	if p.conn != nil {
 		_ = p.conn.Close()
 		p.conn = nil
@@ -278,8 +287,11 @@ func (p *Printer) statusLocked(ctx context.Context) (Status, error) {
 // realtime sends DLE EOT 1..4 and reads the four answers. Silence within
 // StatusTimeout is an unknown status, not an error.
 func (p *Printer) realtime(c Conn) (Status, error) {
-	if err := drain(c); err != nil {
-		return Status{}, err
+	if p.stale {
+		if err := drain(c); err != nil {
+			return Status{}, err
+		}
+		p.stale = false
 	}
 	if err := writeAll(c, []byte(cmdStatus), p.cfg.IOTimeout); err != nil {
 		return Status{}, err
@@ -305,6 +317,9 @@ func (p *Printer) realtime(c Conn) (Status, error) {
 			}
 			return Status{}, err
 		}
+	}
+	if n < 4 {
+		p.stale = true
 	}
 	if n == 0 {
 		return Status{}, nil

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -343,5 +345,109 @@ func TestJobTranscript(t *testing.T) {
 	}
 	if err := pb.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLateStatusAnswerIsNotTakenForTheNext defends the drain: a printer
+// that answers a status request after the driver stopped waiting must not
+// have that stale answer read as the answer to the next request.
+func TestLateStatusAnswerIsNotTakenForTheNext(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	opened, lateWritten := make(chan struct{}), make(chan struct{})
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		req := make([]byte, 12)
+		if _, err := io.ReadFull(c, req); err != nil {
+			return
+		}
+		<-opened                                       // the driver gave up waiting: status unknown
+		_, _ = c.Write([]byte{0x12, 0x32, 0x12, 0x72}) // paper out, too late
+		close(lateWritten)
+		if _, err := io.ReadFull(c, req); err != nil {
+			return
+		}
+		_, _ = c.Write([]byte{0x12, 0x12, 0x12, 0x12}) // ready
+		_, _ = io.Copy(io.Discard, c)
+	}()
+	addr := ln.Addr().String()
+	p := printer.New(testConfig(devices.ID{Path: "tcp:" + addr}, printer.TCP(addr)), &devicestest.Events{})
+	if err := p.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	if h := p.Health(); h.Code != devices.CodeStatusUnknown {
+		t.Fatalf("health after an unanswered status = %v, want status_unknown", h)
+	}
+	close(opened)
+	<-lateWritten
+	st, err := p.Status(ctxWait(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Ready() || st.PaperOut {
+		t.Errorf("Status = %+v, want ready (the late paper-out answer is stale)", st)
+	}
+}
+
+// TestJobLogSharedAcrossRestartPreventsReprint stands for the agent's
+// journal-backed JobLog: a new Printer (an agent restart) with the same
+// log does not print a job again.
+func TestJobLogSharedAcrossRestartPreventsReprint(t *testing.T) {
+	emu := printeremu.New()
+	addr, err := emu.ListenTCP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	jobs := printer.NewMemoryJobs(10)
+	for range 2 {
+		cfg := testConfig(devices.ID{Path: "tcp:" + addr}, printer.TCP(addr))
+		cfg.Jobs = jobs
+		p := printer.New(cfg, &devicestest.Events{})
+		if err := p.Open(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Print(ctxWait(t), printer.Job{ID: "once", Data: receipt}); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(emu.Jobs()); n != 1 {
+		t.Fatalf("printed %d times across a restart, want 1", n)
+	}
+}
+
+// A device node that cannot be polled (a regular file stands in for one)
+// is used write-only: status unknown, jobs still printed.
+func TestUSBLPWithoutPollIsWriteOnly(t *testing.T) {
+	path := t.TempDir() + "/lp0"
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := printer.New(testConfig(devices.ID{Path: path}, printer.USBLP(path)), &devicestest.Events{})
+	if err := p.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	if h := p.Health(); h.Code != devices.CodeStatusUnknown {
+		t.Errorf("health = %v, want status_unknown", h)
+	}
+	res, err := p.Print(ctxWait(t), printer.Job{ID: "lp", Data: []byte("hello\n")})
+	if err != nil || !res.Printed || res.Confirmed {
+		t.Fatalf("Print = %+v, %v; want printed, unconfirmed", res, err)
+	}
+	got, _ := os.ReadFile(path)
+	if !bytes.Contains(got, []byte("hello\n")) {
+		t.Errorf("file holds %q, want the job", got)
 	}
 }

@@ -168,31 +168,40 @@ func (s *Serial) Close(ctx context.Context) error {
 }
 
 func (s *Serial) run(ctx context.Context) {
-	backoff := s.cfg.MinBackoff
-	for ctx.Err() == nil {
+	reconnect(ctx, s.health, s.log, s.cfg.MinBackoff, s.cfg.MaxBackoff, func() (Port, error) {
 		mode := s.cfg.Mode
-		port, err := s.cfg.OpenPort(s.cfg.ID.Path, &mode)
+		return s.cfg.OpenPort(s.cfg.ID.Path, &mode)
+	}, s.read)
+}
+
+// reconnect opens a device, reads it until it fails, and opens it again
+// with doubling backoff, reporting health, until ctx ends. Shared by the
+// serial and HID scanners.
+func reconnect[C interface{ Close() error }](ctx context.Context, health *devices.Reporter, log *slog.Logger,
+	minBackoff, maxBackoff time.Duration, open func() (C, error), read func(context.Context, C) error) {
+	const gone = "Scanner: unplugged or not found; check its cable"
+	backoff := minBackoff
+	for ctx.Err() == nil {
+		conn, err := open()
 		if err != nil {
-			if s.health.Set(devices.StateError, devices.PowerOffline, devices.CodeDisconnected,
-				"Scanner: unplugged or not found; check its cable") {
-				s.log.Warn("scanner port unavailable; retrying", devices.KeyError, err, devices.KeyWait, backoff)
+			if health.Set(devices.StateError, devices.PowerOffline, devices.CodeDisconnected, gone) {
+				log.Warn("scanner unavailable; retrying", devices.KeyError, err, devices.KeyWait, backoff)
 			}
 			if !sleep(ctx, backoff) {
 				return
 			}
-			backoff = min(2*backoff, s.cfg.MaxBackoff)
+			backoff = min(2*backoff, maxBackoff)
 			continue
 		}
-		backoff = s.cfg.MinBackoff
-		s.health.Set(devices.StateIdle, devices.PowerOnline, devices.CodeOK, "Scanner: ready")
-		err = s.read(ctx, port)
-		_ = port.Close()
+		backoff = minBackoff
+		health.Set(devices.StateIdle, devices.PowerOnline, devices.CodeOK, "Scanner: ready")
+		err = read(ctx, conn)
+		_ = conn.Close()
 		if ctx.Err() != nil {
 			return
 		}
-		s.health.Set(devices.StateError, devices.PowerOffline, devices.CodeDisconnected,
-			"Scanner: unplugged or not found; check its cable")
-		s.log.Warn("scanner port lost; reconnecting", devices.KeyError, err)
+		health.Set(devices.StateError, devices.PowerOffline, devices.CodeDisconnected, gone)
+		log.Warn("scanner lost; reconnecting", devices.KeyError, err)
 		if !sleep(ctx, backoff) {
 			return
 		}
@@ -207,13 +216,23 @@ func (s *Serial) read(ctx context.Context, port Port) error {
 	if s.cfg.Framing == FrameGap {
 		timeout = s.cfg.Gap
 	}
-	if err := port.SetReadTimeout(timeout); err != nil {
-		return fmt.Errorf("set read timeout: %w", err)
-	}
 	f := Framer{Framing: s.cfg.Framing}
 	buf := make([]byte, 512)
 	var frames []Frame
+	armed := true // force the first SetReadTimeout
 	for {
+		// Wait for ever while idle; time out only inside a frame, to end
+		// it (gap framing) or drop it (a suffix that never came).
+		if want := f.Pending(); want != armed {
+			t := serial.NoTimeout
+			if want {
+				t = timeout
+			}
+			if err := port.SetReadTimeout(t); err != nil {
+				return fmt.Errorf("set read timeout: %w", err)
+			}
+			armed = want
+		}
 		n, err := port.Read(buf)
 		if err != nil {
 			return err

@@ -3,9 +3,11 @@ package scanner_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -229,4 +231,43 @@ func openFDs(t *testing.T) int {
 		t.Skipf("cannot count file descriptors: %v", err)
 	}
 	return len(ents)
+}
+
+// TestLogsNeverShowTheScannedValue defends invariant 7 for scans and
+// misreads, at debug level.
+func TestLogsNeverShowTheScannedValue(t *testing.T) {
+	p := ptypair.New(t)
+	var buf syncBuffer
+	_, evs := openScanner(t, p.B, func(c *scanner.Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	evs.Wait(t, wait, "scanner ready", okCount(1))
+	writeA(t, p, "]E02012345678903\r]E02012345678904\r")
+	evs.Wait(t, wait, "scan and misread", func(e []devices.Event) bool {
+		return len(devicestest.Scans(e)) == 1 && len(devicestest.ReadErrors(e)) == 1
+	})
+	out := buf.String()
+	if !strings.Contains(out, "8903") {
+		t.Fatalf("the scan was not logged (redacted) at all: %s", out)
+	}
+	if strings.Contains(out, "201234567890") {
+		t.Errorf("log shows a card number: %s", out)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

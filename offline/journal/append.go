@@ -129,7 +129,9 @@ func (j *Journal) write(ctx context.Context, fn func(ctx context.Context, tx *sq
 func (j *Journal) run() {
 	defer close(j.done)
 	batch := make([]*request, 0, j.opts.MaxBatch)
-	expect := 1 // how many requests the next batch may gather: the recent batch size
+	// expect is how many requests the next batch may gather: the largest
+	// recent batch, forgotten after peakMemory without a batch as large.
+	expect, peakAt := 1, time.Now()
 	var lastCommit time.Duration
 	for {
 		select {
@@ -158,29 +160,41 @@ func (j *Journal) run() {
 				break fill
 			}
 		}
+		timedOut := false
 		if len(batch) < expect {
-			batch = j.awaitStragglers(batch, expect, min(lastCommit/4, maxCommitDelay))
+			batch, timedOut = j.awaitStragglers(batch, expect, min(lastCommit/2, maxCommitDelay))
 		}
 		start := time.Now()
 		j.commit(batch)
 		lastCommit = time.Since(start)
-		expect = min(max(len(batch), expect-1), j.opts.MaxBatch)
+		switch now := time.Now(); {
+		case len(batch) >= expect:
+			expect, peakAt = len(batch), now
+		case timedOut: // fewer appenders than expected: stop waiting for them soon
+			expect, peakAt = max(len(batch), expect/2), now
+		case now.Sub(peakAt) > peakMemory:
+			expect, peakAt = max(len(batch), expect-1), now
+		}
 		j.writeSidecar(false)
 	}
 }
 
 // maxCommitDelay caps how long the writer waits for more requests when it
-// expects them.
-const maxCommitDelay = 2 * time.Millisecond
+// expects them (and half the last commit's time caps it further);
+// peakMemory is how long it expects as many appenders as it last saw.
+const (
+	maxCommitDelay = 2 * time.Millisecond
+	peakMemory     = 100 * time.Millisecond
+)
 
 // awaitStragglers waits up to delay for the batch to reach the size the
 // recent batches had. Appenders answered by the last commit need a moment
 // to come back with their next op; without the wait the writer commits the
 // first one alone and the rest wait a whole commit, halving group commit's
 // gain. A single appender never waits: its expected batch is 1.
-func (j *Journal) awaitStragglers(batch []*request, expect int, delay time.Duration) []*request {
+func (j *Journal) awaitStragglers(batch []*request, expect int, delay time.Duration) (_ []*request, timedOut bool) {
 	if delay <= 0 {
-		return batch
+		return batch, false
 	}
 	timer := time.NewTimer(delay)
 	defer timer.Stop()
@@ -189,12 +203,12 @@ func (j *Journal) awaitStragglers(batch []*request, expect int, delay time.Durat
 		case r := <-j.reqs:
 			batch = append(batch, r)
 		case <-timer.C:
-			return batch
+			return batch, true
 		case <-j.quit:
-			return batch
+			return batch, false
 		}
 	}
-	return batch
+	return batch, false
 }
 
 // commit runs a batch in one transaction and answers every request after

@@ -37,6 +37,23 @@
 // can see (a backup taken less than a second before the loss) the cloud sees:
 // its watermark is ahead of the journal, and the uplink calls NewEpoch.
 //
+// # Using it
+//
+//   - The agent: Open with the terminal's and store's ids; Append for every
+//     op made with the cloud's blessing; AppendOfflineRedeem (or first
+//     CheckOfflineRedeem) with a Policy for a redeem made without it; View
+//     for the balance to show (snapshot + this terminal's unacknowledged ops).
+//   - The uplink: Acked and OpsAfter for what to send; PutSealed before
+//     the first send of a sealed batch, Sealed to resend the identical bytes
+//     after a restart; MarkAcked with the acknowledgement's snapshots (one
+//     transaction; it also drops the sealed batches it covers); PutSnapshots
+//     for snapshots pulled on their own; NewEpoch on ErrAckAhead or when the
+//     cloud's watermark for the terminal is ahead of Head.
+//   - Store peers: PutPeerRedeem for each offline redeem a peer reports
+//     (duplicates by op ID are ignored); a newer snapshot drops the ones it covers.
+//   - Operators: Stats, Entries and Verify, through 'tillpoint journal',
+//     which opens the file with Options.ReadOnly.
+//
 // # What it must never do
 //
 // Acknowledge an op that is not durable; change or delete a stored op (only

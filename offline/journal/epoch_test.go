@@ -3,9 +3,11 @@ package journal_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/tillpoint/tillpoint/offline/journal"
 )
@@ -80,7 +82,7 @@ func TestRestoredJournalStartsNewEpoch(t *testing.T) {
 		path, backup := filepath.Join(dir, "journal.db"), filepath.Join(dir, "backup.db")
 		j := openJournal(t, path)
 		appendN(t, j, 3)
-		db, err := sql.Open("sqlite", "file:"+path)
+		db, err := sql.Open("sqlite", fileURI(path))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,4 +142,33 @@ func TestRestoredJournalStartsNewEpoch(t *testing.T) {
 		}
 		checkEpoch(t, path, 1, 6)
 	})
+}
+
+// TestSidecarTracksHighWaterMarkWhileRunning: the high-water mark reaches
+// the sidecar after commits, without a Close, so a backup restored after a
+// crash is caught too.
+func TestSidecarTracksHighWaterMarkWhileRunning(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal.db")
+	opts := testOptions()
+	opts.SidecarInterval = time.Millisecond
+	j, err := journal.Open(context.Background(), path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	appendN(t, j, 3)
+	time.Sleep(2 * time.Millisecond) // let the interval pass: the next commit writes the sidecar
+	appendN(t, j, 1)
+	deadline := time.Now().Add(10 * time.Second)
+	var sc struct{ Epoch, Seq uint64 }
+	for {
+		b, err := os.ReadFile(journal.SidecarPath(path))
+		if err == nil && json.Unmarshal(b, &sc) == nil && sc.Epoch == 1 && sc.Seq == 4 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sidecar: got epoch %d seq %d (%s), want epoch 1 seq 4 while the journal runs", sc.Epoch, sc.Seq, b)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

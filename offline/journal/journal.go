@@ -201,14 +201,16 @@ func (j *Journal) Close() error {
 }
 
 func (j *Journal) closeDBs() error {
+	// Readers first: the writer's connection, closing last, checkpoints the
+	// WAL into the database file and removes it, leaving one file.
 	var errs []error
-	if j.wdb != nil {
-		errs = append(errs, j.wdb.Close())
-		j.wdb = nil
-	}
 	if j.rdb != nil {
 		errs = append(errs, j.rdb.Close())
 		j.rdb = nil
+	}
+	if j.wdb != nil {
+		errs = append(errs, j.wdb.Close())
+		j.wdb = nil
 	}
 	return errors.Join(errs...)
 }

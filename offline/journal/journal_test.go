@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -234,11 +235,15 @@ func TestOpenRefusesAnotherTerminalsJournal(t *testing.T) {
 	}
 }
 
+// fileURI is path as an SQLite URI, escaped: a '#' or '?' in a test's
+// directory name must not cut the path short.
+func fileURI(path string) string { return "file:" + (&url.URL{Path: path}).EscapedPath() }
+
 // tamper runs one statement on a closed journal's file, as an attacker or a
 // broken disk would.
 func tamper(t *testing.T, path, stmt string, args ...any) {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path)
+	db, err := sql.Open("sqlite", fileURI(path))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,14 +14,14 @@ import (
 
 // mountTmpfs mounts a tmpfs of size bytes on a fresh directory, or skips
 // the test when that is not allowed (not root, no CAP_SYS_ADMIN).
-func mountTmpfs(t *testing.T, size string) string {
+func mountTmpfs(t *testing.T, size, otherwise string) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root; the max_page_count variant covers this case")
+		t.Skipf("mounting a tmpfs needs root; %s covers this case", otherwise)
 	}
 	dir := t.TempDir()
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
-		t.Skipf("cannot mount a tmpfs (%v); the max_page_count variant covers this case", err)
+		t.Skipf("cannot mount a tmpfs (%v); %s covers this case", err, otherwise)
 	}
 	t.Cleanup(func() {
 		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
@@ -72,7 +72,7 @@ func checkAfterFailure(t *testing.T, j *journal.Journal, acked []uint64) {
 // max_page_count (anywhere), which fails writes with the same SQLITE_FULL.
 func TestDiskFullIsAnErrorNotAnAck(t *testing.T) {
 	t.Run("tmpfs", func(t *testing.T) {
-		dir := mountTmpfs(t, "4m")
+		dir := mountTmpfs(t, "4m", "the max_page_count variant")
 		j := openJournal(t, filepath.Join(dir, "journal.db"))
 		acked, err := appendUntilError(t, j, 20)
 		if err != nil {
@@ -165,7 +165,7 @@ func TestReadOnlyDatabaseIsAnErrorNotAnAck(t *testing.T) {
 		checkAfterFailure(t, j, acked)
 	})
 	t.Run("filesystem mounted read-only", func(t *testing.T) {
-		dir := mountTmpfs(t, "16m")
+		dir := mountTmpfs(t, "16m", "the chmod variant")
 		path := filepath.Join(dir, "journal.db")
 		j := openJournal(t, path)
 		acked, err := appendUntilError(t, j, 5)
@@ -282,8 +282,9 @@ func scribble(t *testing.T, path string, off int64, n int) {
 	}
 }
 
-// setImmutable sets or clears the file's immutable flag (chattr +i), or
-// skips the test where that is not possible (not root, no such flag).
+// setImmutable sets or clears the file's immutable flag (chattr +i,
+// FS_IOC_SETFLAGS), or skips the test where that is not possible (not
+// root, a filesystem without the flag).
 func setImmutable(t *testing.T, path string, on bool) {
 	t.Helper()
 	const (

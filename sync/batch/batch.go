@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
@@ -105,28 +106,33 @@ func (s *Signer) SealBatch(b *Batch) (Sealed, error) {
 	if err := b.Validate(); err != nil {
 		return Sealed{}, fmt.Errorf("batch: seal batch %d..%d: %w", b.First, b.Last, err)
 	}
-	w := wireBatch{
-		Terminal:     b.Terminal,
-		Epoch:        b.Epoch,
-		First:        b.First,
-		Last:         b.Last,
-		Prev:         bytesOrNil(b.Prev[:]),
-		RulesVersion: b.RulesVersion,
-		Ops:          make([]wireOp, len(b.Ops)),
-	}
+	// The header goes through the wire struct with no ops; the ops are
+	// mapped one at a time into a reused wire op and appended.
+	w := wireBatch{Terminal: b.Terminal, Epoch: b.Epoch, First: b.First, Last: b.Last, Prev: bytesOrNil(b.Prev[:]), RulesVersion: b.RulesVersion}
+	hint := 64
 	for i := range b.Ops {
-		w.Ops[i] = toWireOp(&b.Ops[i])
+		hint += 160
+		if b.Ops[i].Basket != nil {
+			hint += 48 * len(b.Ops[i].Basket.Lines)
+		}
 	}
-	payload, err := encMode.Marshal(&w)
-	if err != nil {
-		return Sealed{}, fmt.Errorf("batch: encode batch: %w", err)
+	encode := func(buf []byte) []byte {
+		buf = w.appendHeader(buf)
+		buf = appendHead(buf, 4, uint64(len(b.Ops)))
+		var wo wireOp
+		var scratch wireBasket
+		for i := range b.Ops {
+			fillWireOp(&wo, &b.Ops[i], &scratch)
+			buf = wo.appendCBOR(buf)
+		}
+		return buf
 	}
-	if len(payload) > MaxBatchBytes-256 {
-		return Sealed{}, fmt.Errorf("batch: seal batch %d..%d: %d bytes, more than the cloud takes (%d); cut smaller batches", b.First, b.Last, len(payload), MaxBatchBytes)
-	}
-	sealed, err := s.seal(TypeBatch, s.KeyID(b.Epoch), payload)
+	sealed, payload, err := s.sealWith(TypeBatch, s.KeyID(b.Epoch), hint, encode)
 	if err != nil {
 		return Sealed{}, fmt.Errorf("batch: seal batch: %w", err)
+	}
+	if len(sealed) > MaxBatchBytes {
+		return Sealed{}, fmt.Errorf("batch: seal batch %d..%d: %d bytes, more than the cloud takes (%d); cut smaller batches", b.First, b.Last, len(sealed), MaxBatchBytes)
 	}
 	return Sealed{Bytes: sealed, Hash: sha256.Sum256(payload)}, nil
 }
@@ -160,8 +166,11 @@ func (e *Envelope) OpenBatch(program string, pub ed25519.PublicKey) (*Batch, Has
 		return nil, Hash{}, err
 	}
 	var w wireBatch
-	if err := decodePayload(batchDecMode, e.payload, &w); err != nil {
-		return nil, Hash{}, err
+	if err := batchDecMode.Unmarshal(e.payload, &w); err != nil {
+		return nil, Hash{}, fail(ErrMalformed, err, "payload")
+	}
+	if !bytes.Equal(w.appendCBOR(make([]byte, 0, len(e.payload))), e.payload) {
+		return nil, Hash{}, fail(ErrNotCanonical, nil, "payload")
 	}
 	if w.Terminal != e.KeyID.Signer || w.Epoch != e.KeyID.Epoch {
 		return nil, Hash{}, fail(ErrKeyMismatch, nil, "payload terminal %q epoch %d, kid %s", w.Terminal, w.Epoch, e.KeyID)
@@ -194,6 +203,8 @@ func checkOpSizes(w *wireOp) error {
 		return fmt.Errorf("card hash is %d bytes, want 32", len(w.Card))
 	case w.Reverses != nil && len(w.Reverses) != len(loyalty.OpID{}):
 		return fmt.Errorf("reversed op id is %d bytes, want 16", len(w.Reverses))
+	case w.Basket != nil && w.Basket.Lines == nil:
+		return fmt.Errorf("basket lines must be an array, not null")
 	}
 	return nil
 }

@@ -67,14 +67,30 @@ var emptyMap = []byte{0xa0}
 
 // seal signs payload as a COSE_Sign1 of content type ct with kid.
 func (s *Signer) seal(ct string, kid KeyID, payload []byte) ([]byte, error) {
+	out, _, err := s.sealWith(ct, kid, len(payload), func(b []byte) []byte { return append(b, payload...) })
+	return out, err
+}
+
+// sealWith writes the payload with encode straight into the envelope's
+// buffer (sizeHint is its expected length), signs it and returns the
+// sealed message and the payload within it. The payload is not copied.
+func (s *Signer) sealWith(ct string, kid KeyID, sizeHint int, encode func([]byte) []byte) (sealed, payload []byte, err error) {
 	kidBytes, err := kid.marshal()
 	if err != nil {
-		return nil, fmt.Errorf("encode kid: %w", err)
+		return nil, nil, fmt.Errorf("encode kid: %w", err)
 	}
 	protected, err := encMode.Marshal(protectedHeader{Alg: int64(cose.AlgorithmEdDSA), ContentType: ct, KID: kidBytes})
 	if err != nil {
-		return nil, fmt.Errorf("encode protected header: %w", err)
+		return nil, nil, fmt.Errorf("encode protected header: %w", err)
 	}
+	prefix := 2 + 9 + len(protected) + 1 + 9
+	buf := encode(make([]byte, prefix, prefix+sizeHint+2+ed25519.SignatureSize))
+	payload = buf[prefix:]
+	head := append([]byte{coseTagSign1, 0x84}, appendBstr(nil, protected)...)
+	head = appendHead(append(head, emptyMap...), 2, uint64(len(payload)))
+	out := buf[prefix-len(head):]
+	copy(out, head)
+
 	msg := cose.Sign1Message{
 		Headers: cose.Headers{
 			RawProtected:   appendBstr(nil, protected),
@@ -84,9 +100,9 @@ func (s *Signer) seal(ct string, kid KeyID, payload []byte) ([]byte, error) {
 		Payload: payload,
 	}
 	if err := msg.Sign(nil, s.aad, s.signer); err != nil {
-		return nil, fmt.Errorf("sign: %w", err)
+		return nil, nil, fmt.Errorf("sign: %w", err)
 	}
-	return appendSign1(make([]byte, 0, len(payload)+len(protected)+96), protected, payload, msg.Signature), nil
+	return appendBstr(out, msg.Signature), payload, nil
 }
 
 // appendSign1 writes the one encoding of a COSE_Sign1_Tagged we accept.

@@ -18,3 +18,14 @@ func (k KeyID) Bytes() []byte {
 	}
 	return b
 }
+
+// LibraryEncodeBatch encodes a batch payload through fxamacker/cbor's
+// reflection encoder, and HandEncodeBatch through ours: they must agree.
+func LibraryEncodeBatch(payload []byte) (lib, hand []byte, err error) {
+	var w wireBatch
+	if err := batchDecMode.Unmarshal(payload, &w); err != nil {
+		return nil, nil, err
+	}
+	lib, err = encMode.Marshal(&w)
+	return lib, w.appendCBOR(nil), err
+}

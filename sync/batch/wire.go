@@ -142,8 +142,11 @@ func bytesOrNil(b []byte) []byte {
 	return nil
 }
 
-func toWireOp(o *loyalty.Op) wireOp {
-	w := wireOp{
+// fillWireOp maps o into w; with a non-nil scratch basket it reuses its
+// memory for the basket (the encoder of a whole batch does, to allocate
+// nothing per op).
+func fillWireOp(w *wireOp, o *loyalty.Op, scratch *wireBasket) {
+	*w = wireOp{
 		ID:           o.ID[:],
 		Kind:         uint8(o.Kind),
 		Seq:          o.Seq,
@@ -161,14 +164,22 @@ func toWireOp(o *loyalty.Op) wireOp {
 		RulesVersion: o.RulesVersion,
 		Offline:      o.Offline,
 	}
-	if o.Basket != nil {
-		b := &wireBasket{Currency: string(o.Basket.Currency), Lines: make([]wireLine, len(o.Basket.Lines))}
-		for i, l := range o.Basket.Lines {
-			b.Lines[i] = wireLine{SKU: l.SKU, Category: l.Category, Quantity: l.Quantity, Amount: l.Amount}
-		}
-		w.Basket = b
+	if o.Basket == nil {
+		return
 	}
-	return w
+	b := scratch
+	if b == nil {
+		b = &wireBasket{}
+	}
+	b.Currency = string(o.Basket.Currency)
+	b.Lines = b.Lines[:0]
+	if b.Lines == nil {
+		b.Lines = make([]wireLine, 0, len(o.Basket.Lines))
+	}
+	for _, l := range o.Basket.Lines {
+		b.Lines = append(b.Lines, wireLine{SKU: l.SKU, Category: l.Category, Quantity: l.Quantity, Amount: l.Amount})
+	}
+	w.Basket = b
 }
 
 // fromWireOp maps a decoded op; the caller has checked the fixed sizes.

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tillpoint/tillpoint/cloud/sqlstore"
+	"github.com/tillpoint/tillpoint/loyalty"
+	"github.com/tillpoint/tillpoint/offline/journal"
+	"github.com/tillpoint/tillpoint/sync/batch"
+	"github.com/tillpoint/tillpoint/sync/enroll"
+	"github.com/tillpoint/tillpoint/sync/uplink"
+)
+
+// TestEnrolledTerminalsJournalReachesTheCloudExactlyOnce wires the real
+// pieces the way an installer does: `tillpoint cloud`, `cloud enroll-code`,
+// `tillpoint enroll`, then the terminal's journal shipped by the uplink with
+// the enrolled key. Every op lands once, a second sync sends nothing, and
+// the ledger balances.
+func TestEnrolledTerminalsJournalReachesTheCloudExactlyOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	db := "sqlite:" + filepath.Join(dir, "ledger.db")
+	cl := startCloud(t, nil, "--db", db, "--program", "acme")
+	code, out, errOut := run(t, "cloud", "enroll-code", "--db", db, "--store", "S1", "--terminal", "T1")
+	if code != 0 {
+		t.Fatalf("enroll-code: %d %s", code, errOut)
+	}
+	state := filepath.Join(dir, "terminal")
+	if code, _, errOut = run(t, "enroll", "--cloud", cl.url, "--code", strings.TrimSpace(out), "--dir", state); code != 0 {
+		t.Fatalf("enroll: %d %s", code, errOut)
+	}
+	st, err := enroll.Load(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	j, err := journal.Open(ctx, filepath.Join(state, "journal.db"), journal.Options{Terminal: st.Terminal, Store: st.Store, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("open journal: %v", err)
+	}
+	defer j.Close()
+	const n = 250
+	var epoch uint32
+	for i := range n {
+		var card loyalty.CardHash
+		card[0] = byte(1 + i%7) // never the zero hash: that is an earn without a card
+		op, err := j.Append(ctx, loyalty.Op{Kind: loyalty.OpEarn, Card: card, Points: 10,
+			Basket: &loyalty.Basket{Currency: "EUR", Lines: []loyalty.Line{{SKU: "coffee", Quantity: 1, Amount: 1000}}}})
+		if err != nil {
+			t.Fatalf("append op %d: %v", i, err)
+		}
+		epoch = op.Epoch
+	}
+
+	signer, err := batch.NewSigner(st.Terminal, st.Program, st.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := uplink.DefaultConfig()
+	cfg.URL, cfg.Signer, cfg.CloudKey, cfg.Client = st.CloudURL, signer, st.CloudKey, http.DefaultClient
+	cfg.MaxOps, cfg.MinBackoff, cfg.MaxBackoff = 100, 10*time.Millisecond, 200*time.Millisecond
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	u, err := uplink.New(journalForUplink{j}, cfg)
+	if err != nil {
+		t.Fatalf("new uplink: %v", err)
+	}
+	if err := u.Sync(ctx); err != nil {
+		t.Fatalf("sync: %v (state %+v)", err, u.State())
+	}
+	s := u.State()
+	if s.Backlog != 0 || s.Applied != n || s.Rejected != 0 {
+		t.Errorf("uplink state backlog %d applied %d rejected %d, want 0 %d 0", s.Backlog, s.Applied, s.Rejected, n)
+	}
+	sent := s.Sent
+	if err := u.Sync(ctx); err != nil {
+		t.Fatalf("second sync: %v", err)
+	}
+	if got := u.State().Sent; got != sent {
+		t.Errorf("a second sync sent %d more batches, want none", got-sent)
+	}
+
+	ledger, err := sqlstore.Open(ctx, db, sqlstore.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ledger.Close()
+	wm, _, err := ledger.Watermark(ctx, st.Terminal, epoch)
+	if err != nil || wm != n {
+		t.Errorf("ledger watermark %d (err %v), want %d", wm, err, n)
+	}
+	report, err := ledger.Check(ctx)
+	if err != nil {
+		t.Fatalf("ledger check: %v %q", err, report.Problems)
+	}
+	if report.Liability != n*10 {
+		t.Errorf("liability %d, want %d: every op exactly once", report.Liability, n*10)
+	}
+}
+
+// journalForUplink fits offline/journal to uplink.Journal for this test.
+// The agent owns the production wiring; this is only the glue the test needs.
+type journalForUplink struct{ *journal.Journal }
+
+var _ uplink.Journal = journalForUplink{}
+
+func (a journalForUplink) MarkAcked(ctx context.Context, epoch uint32, seq uint64) error {
+	err := a.Journal.MarkAcked(ctx, epoch, seq)
+	if errors.Is(err, journal.ErrAckAhead) {
+		return fmt.Errorf("%w: %w", uplink.ErrAckAhead, err)
+	}
+	return err
+}
+
+func (a journalForUplink) Backlog(ctx context.Context) (int64, time.Time, error) {
+	s, err := a.Stats(ctx)
+	return s.Unacked, s.OldestUnacked, err
+}
+
+func (a journalForUplink) Sealed(ctx context.Context) ([]uplink.Sealed, error) {
+	bs, err := a.Journal.Sealed(ctx)
+	out := make([]uplink.Sealed, len(bs))
+	for i, b := range bs {
+		out[i] = uplink.Sealed{Epoch: b.Epoch, First: b.FirstSeq, Last: b.LastSeq, Bytes: b.Payload}
+	}
+	return out, err
+}
