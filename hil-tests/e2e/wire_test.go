@@ -143,7 +143,7 @@ func snapshots(ctx context.Context, t *testing.T, cloudURL string, st *enroll.St
 		t.Fatalf("the snapshot feed does not verify: %v", err)
 	}
 	for _, s := range set.Snapshots {
-		out[s.Card] = s.Balance
+		out[s.Card] = s.Balance - s.Debt // what the member has, less what they owe
 	}
 	return out, set
 }

@@ -1,0 +1,59 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// basket is a small sale the scenarios ring up.
+func basket() map[string]any {
+	return map[string]any{"currency": "EUR", "lines": []any{
+		map[string]any{"sku": "coffee-beans", "quantity": 2, "amount": 1790},
+		map[string]any{"sku": "croissant", "quantity": 3, "amount": 450},
+	}}
+}
+
+// checkoutOnSession rings up a basket for the card of the open session (the
+// POS sends no card), and checks the reply and the printed receipt agree:
+// the card's last digits, the points earned, the balance and the tier.
+// printedBefore is how many receipts the printer had printed.
+func checkoutOnSession(ctx context.Context, t *testing.T, tl *till, key, last4 string, printedBefore int) opReply {
+	t.Helper()
+	requireRules(ctx, t, tl)
+	r := tl.post(ctx, t, "/v1/checkout", key, map[string]any{"basket": basket(), "receipt": "R-" + key})
+	var o opReply
+	if r.Status != 200 || r.Decode(&o) != nil {
+		t.Fatalf("checkout on the open session: got %v, want 200", r)
+	}
+	if o.Points <= 0 {
+		t.Errorf("points earned for a %s basket: got %d, want more than 0", "EUR 49.30", o.Points)
+	}
+	if !o.Member.Known {
+		t.Errorf("member of the card enrolled at this till: got unknown, want known with a balance and a tier")
+	}
+	if o.Balance != o.Points {
+		t.Errorf("balance after the first sale of a new member: got %d, want the %d points earned", o.Balance, o.Points)
+	}
+	docs := tl.waitReceipts(t, printedBefore+1, 30*time.Second)
+	text := strings.Join(docs[printedBefore].Strings(), "\n")
+	for _, want := range []string{last4, strconv.FormatInt(o.Points, 10), strconv.FormatInt(o.Balance, 10), o.Tier} {
+		if want != "" && !strings.Contains(text, want) {
+			t.Errorf("printed receipt: got\n%s\nwant it to show %q", text, want)
+		}
+	}
+	return o
+}
+
+// noClearCard fails when the agent's log holds the card value in the clear
+// (invariant 7).
+func noClearCard(t *testing.T, tl *till, value string) {
+	t.Helper()
+	if out := tl.agent.Proc.Output(); strings.Contains(out, value) {
+		i := strings.Index(out, value)
+		t.Errorf("agent log holds the card %s in the clear (invariant 7), e.g. %q", fmt.Sprintf("…%s", value[len(value)-4:]), out[max(0, i-80):min(len(out), i+len(value)+20)])
+	}
+}
