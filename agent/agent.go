@@ -39,6 +39,12 @@ type Options struct {
 	Rand     io.Reader
 	// SyncPoll is how often the uplink's state is read for the stream; default 500ms.
 	SyncPoll time.Duration
+	// Notify, when set, is called after every op is durable (the uplink's
+	// Notify, so it ships at once).
+	Notify func()
+	// OnOp, when set, is called with every op once it is durable (the
+	// store's peer gossip of offline redeems).
+	OnOp func(ctx context.Context, op loyalty.Op)
 }
 
 // Agent is the terminal daemon: sessions, operations and the event stream.
@@ -58,6 +64,8 @@ type Agent struct {
 	rand    io.Reader
 	clock   loyalty.HLClock
 	poll    time.Duration
+	notify  func()
+	onOp    func(ctx context.Context, op loyalty.Op)
 
 	store *store
 	hub   *hub
@@ -122,7 +130,7 @@ func Create(ctx context.Context, o Options) (*Agent, error) {
 	a := &Agent{
 		cfg: cfg, journal: o.Journal, key: o.CardKey, rcpt: o.Receipts, printer: o.Printer,
 		uplink: o.Uplink, peers: o.Peers, log: o.Logger, reg: o.Metrics, version: o.Version,
-		now: o.Now, rand: o.Rand, poll: o.SyncPoll,
+		now: o.Now, rand: o.Rand, poll: o.SyncPoll, notify: o.Notify, onOp: o.OnOp,
 		hub: newHub(), devices: map[string]DeviceHealth{}, inflight: map[string]bool{},
 		cards: map[loyalty.CardHash]*cardLock{},
 	}

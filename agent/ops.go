@@ -63,7 +63,8 @@ type VoidRequest struct {
 	Cashier string       `json:"cashier,omitempty"`
 }
 
-// EnrollRequest links a new card to a new member, or to Member when given.
+// EnrollRequest links a new card (or the open session's) to a new member,
+// or to Member when given.
 type EnrollRequest struct {
 	Card    loyalty.CardToken `json:"-"`
 	Member  loyalty.MemberID  `json:"member,omitempty"`
@@ -255,6 +256,12 @@ func (a *Agent) replay(ctx context.Context, rec *record, route string, hash []by
 // after runs once an op is durable: the receipt goes to the printer, the
 // session closes, the screen hears of it.
 func (a *Agent) after(ctx context.Context, p *prepared) {
+	if a.notify != nil {
+		a.notify()
+	}
+	if a.onOp != nil {
+		a.onOp(ctx, *p.op)
+	}
 	if p.sessID != "" {
 		a.closeSession(p.sessID, "posted")
 	}
@@ -508,7 +515,7 @@ func (a *Agent) Void(ctx context.Context, key string, req VoidRequest) (*Result,
 // Enroll links a new card to a new member (or to an existing one).
 func (a *Agent) Enroll(ctx context.Context, key string, req EnrollRequest) (*Result, error) {
 	hash := a.hashOf("enroll", req.Card, req)
-	card := req.Card
+	card, sessID := a.cardFor(req.Card)
 	return a.exec(ctx, key, "enroll", hash, card.Hash(a.key), func(ctx context.Context) (*prepared, error) {
 		if card.IsZero() {
 			return nil, Errorf(CodeNoCard, "No card: scan or tap the new card to enroll it.")
@@ -544,7 +551,7 @@ func (a *Agent) Enroll(ctx context.Context, key string, req EnrollRequest) (*Res
 			res.Tier, res.NextTier, res.ToNextTier = r.TierFor(0)
 		}
 		a.render(ReceiptInput{Op: *op, Card: card, Known: true, Member: loyalty.Snapshot{Card: h, Member: member, Tier: res.Tier, NextTier: res.NextTier, ToNextTier: res.ToNextTier}, Offline: op.Offline}, res)
-		return &prepared{op: op, res: res, card: card}, nil
+		return &prepared{op: op, res: res, card: card, sessID: sessID}, nil
 	})
 }
 

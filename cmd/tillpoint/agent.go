@@ -162,7 +162,7 @@ func (m *Main) serveAgent(ctx context.Context, f *agentFlags, cfg *config.Config
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
 	defer signal.Stop(sigs)
 
-	w, err := openWiring(ctx, cfg, logger, Version)
+	w, err := openWiring(ctx, cfg, logger, Version, nil)
 	if err != nil {
 		return err
 	}

@@ -5,16 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/tillpoint/tillpoint/agent"
 	"github.com/tillpoint/tillpoint/agent/config"
 	"github.com/tillpoint/tillpoint/devices"
 	"github.com/tillpoint/tillpoint/devices/printer"
 	"github.com/tillpoint/tillpoint/devices/scanner"
+	"github.com/tillpoint/tillpoint/loyalty"
 	"github.com/tillpoint/tillpoint/offline/journal"
+	"github.com/tillpoint/tillpoint/sync/batch"
+	"github.com/tillpoint/tillpoint/sync/enroll"
+	"github.com/tillpoint/tillpoint/sync/uplink"
 )
 
 // wiring is an agent and what it is made of, in the order they start and
@@ -26,25 +33,52 @@ type wiring struct {
 	bus      *devices.Bus
 	printer  *printer.Printer
 	scanners []*scanner.Serial
-	uplink   interface {
-		Start(context.Context)
-		Shutdown(context.Context) error
-	}
-	wg sync.WaitGroup
+	uplink   *uplink.Uplink
+	feed     *agent.Feed
+	wg       sync.WaitGroup
 }
 
 // openWiring opens the journal, the devices and the agent described by cfg.
 // On error everything opened so far is closed.
-func openWiring(ctx context.Context, cfg *config.Config, logger *slog.Logger, version string) (w *wiring, err error) {
-	w = &wiring{log: logger, bus: devices.NewBus()}
+// wireTuning changes what the demo needs changed; nil for the real agent.
+type wireTuning struct {
+	uplink    func(*uplink.Config)
+	feedEvery time.Duration
+	syncPoll  time.Duration
+	onOp      func(ctx context.Context, op loyalty.Op)
+}
+
+func openWiring(ctx context.Context, cfg *config.Config, logger *slog.Logger, version string, tune *wireTuning) (_ *wiring, err error) {
+	if tune == nil {
+		tune = &wireTuning{}
+	}
+	w := &wiring{log: logger, bus: devices.NewBus()}
 	defer func() {
 		if err != nil {
 			w.close(context.WithoutCancel(ctx))
 		}
 	}()
+	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create the state directory: %w", err)
+	}
 	key, err := readCardKey(cfg.CardKeyFile())
 	if err != nil {
 		return nil, err
+	}
+	st, err := enroll.Load(cfg.EnrollmentDir())
+	switch {
+	case errors.Is(err, enroll.ErrNotEnrolled) && cfg.Cloud.URL == "":
+		logger.Warn("not enrolled and no cloud.url: the till works offline only; run 'tillpoint enroll' to connect it", "dir", cfg.EnrollmentDir())
+		st = nil
+	case err != nil:
+		return nil, fmt.Errorf("enrollment: %w", err)
+	default:
+		// The enrollment names this till; it wins over the config file.
+		if (cfg.Terminal != "" && cfg.Terminal != st.Terminal) || (cfg.Store != "" && cfg.Store != st.Store) {
+			logger.Warn("the config's store and terminal differ from the enrollment's; using the enrollment's",
+				"store", st.Store, "terminal", st.Terminal)
+		}
+		cfg.Terminal, cfg.Store = st.Terminal, st.Store
 	}
 	w.journal, err = journal.Open(ctx, filepath.Join(cfg.StateDir, "journal.db"),
 		journal.Options{Terminal: cfg.Terminal, Store: cfg.Store, Logger: logger.With("component", "journal")})
@@ -73,15 +107,52 @@ func openWiring(ctx context.Context, cfg *config.Config, logger *slog.Logger, ve
 	if len(cfg.NFC) > 0 {
 		logger.Warn("nfc readers are configured but this build has no NFC driver yet; cards can still be scanned or sent by the POS", "readers", len(cfg.NFC))
 	}
-	if cfg.Cloud.URL != "" {
-		logger.Warn("cloud.url is set but this build has no uplink yet: the journal keeps every op until it has", "cloud", cfg.Cloud.URL)
+	opts := agent.Options{Config: cfg, Journal: agent.JournalStore{J: w.journal, Policy: policy},
+		CardKey: key, Receipts: rcpt, Printer: prn, Logger: logger, Version: version, SyncPoll: tune.syncPoll, OnOp: tune.onOp}
+	if st != nil {
+		rcpt.TerminalKey = st.Key
+		if err := w.openUplink(cfg, st, logger, &opts, tune); err != nil {
+			return nil, err
+		}
 	}
-	w.agent, err = agent.Create(ctx, agent.Options{Config: cfg, Journal: agent.JournalStore{J: w.journal, Policy: policy},
-		CardKey: key, Receipts: rcpt, Printer: prn, Logger: logger, Version: version})
+	w.agent, err = agent.Create(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
+	if w.feed != nil {
+		w.feed.Agent = w.agent
+	}
 	return w, nil
+}
+
+// openUplink makes the sender of the journal and the puller of the cloud's
+// feeds for an enrolled terminal.
+func (w *wiring) openUplink(cfg *config.Config, st *enroll.State, logger *slog.Logger, opts *agent.Options, tune *wireTuning) error {
+	url := st.CloudURL
+	if cfg.Cloud.URL != "" {
+		url = cfg.Cloud.URL
+	}
+	signer, err := batch.NewSigner(st.Terminal, st.Program, st.Key)
+	if err != nil {
+		return fmt.Errorf("uplink: %w", err)
+	}
+	client := &http.Client{Timeout: cfg.Cloud.Timeout.D()}
+	uc := uplink.DefaultConfig()
+	uc.URL, uc.Signer, uc.CloudKey, uc.Client = url, signer, st.CloudKey, client
+	uc.RequestTimeout = cfg.Cloud.Timeout.D()
+	uc.Logger = logger.With("component", "uplink")
+	if tune.uplink != nil {
+		tune.uplink(&uc)
+	}
+	u, err := uplink.New(agent.UplinkJournal{Journal: w.journal}, uc)
+	if err != nil {
+		return fmt.Errorf("uplink: %w", err)
+	}
+	w.uplink = u
+	w.feed = &agent.Feed{URL: url, Program: st.Program, CloudKey: st.CloudKey, Sign: st.SignRequest, Client: client,
+		PutSnapshots: w.journal.PutSnapshots, Logger: logger.With("component", "feed"), Every: tune.feedEvery}
+	opts.Uplink, opts.Notify = agent.UplinkState{U: u, Feed: w.feed}, u.Notify
+	return nil
 }
 
 func deviceID(kind devices.Kind, m config.Match) (devices.ID, error) {
@@ -160,6 +231,10 @@ func (w *wiring) start(ctx context.Context) {
 	go func() { defer w.wg.Done(); w.agent.RunDevices(ctx, w.bus) }()
 	if w.uplink != nil {
 		w.uplink.Start(ctx)
+	}
+	if w.feed != nil {
+		w.wg.Add(1)
+		go func() { defer w.wg.Done(); w.feed.Run(ctx) }()
 	}
 }
 

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func writeAgentConfig(t *testing.T, dir, extra string) string {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "card.key"), []byte(strings.Repeat("ab", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "agent.toml")
+	doc := "listen = \"127.0.0.1:0\"\nstate_dir = \"" + dir + "/state\"\nterminal = \"T1\"\nstore = \"S1\"\n" +
+		"[cloud]\ncard_key_file = \"" + dir + "/card.key\"\n" + extra
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestAgentCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	good := writeAgentConfig(t, dir, "[printer]\npath = \"tcp://127.0.0.1:9100\"\nwidth = 32\n")
+	code, out, errOut := run(t, "agent", "--check-config", "--config", good)
+	if code != 0 || !strings.Contains(out, "ok") || !strings.Contains(out, "32 columns, cp858") {
+		t.Errorf("good config: got %d %q %q, want 0 and a summary", code, out, errOut)
+	}
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte("listen = \"127.0.0.1:7700\"\n\n[printer]\nusb = \"04b8:0202\"\nwidht = 42\n"), 0o600)
+	code, _, errOut = run(t, "agent", "--check-config", "--config", bad)
+	if code != 1 || !strings.Contains(errOut, "bad.toml:5: printer.widht: unknown key") {
+		t.Errorf("bad config: got %d %q, want 1 naming line 5 and printer.widht", code, errOut)
+	}
+	code, _, errOut = run(t, "agent", "--check-config", "--config", good, "--listen", "nowhere")
+	if code != 1 || !strings.Contains(errOut, "listen") {
+		t.Errorf("bad flag value: got %d %q, want 1 naming listen", code, errOut)
+	}
+	code, _, errOut = run(t, "agent", "--config", filepath.Join(dir, "missing.toml"))
+	if code != 1 || !strings.Contains(errOut, "pass --config FILE") {
+		t.Errorf("missing config: got %d %q", code, errOut)
+	}
+}
+
+// The real command under a fake systemd: READY once it serves, RELOADING
+// and READY again on SIGHUP, STOPPING and exit 0 on shutdown.
+func TestAgentServesAndNotifiesSystemd(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := writeAgentConfig(t, dir, "")
+	sock := filepath.Join(dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	next := func() string {
+		t.Helper()
+		conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		buf := make([]byte, 1024)
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("no notification: %v", err)
+		}
+		return string(buf[:n])
+	}
+	var out, errOut syncBuffer
+	m := &Main{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut,
+		Getenv: func(k string) string {
+			if k == "NOTIFY_SOCKET" {
+				return sock
+			}
+			return ""
+		}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- m.Run(ctx, []string{"agent", "--config", cfgPath, "--log-format", "text"}) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Error("agent did not stop")
+		}
+	}()
+
+	ready := next()
+	if !strings.HasPrefix(ready, "READY=1\nSTATUS=serving on http://127.0.0.1:") {
+		t.Fatalf("first notification: got %q, want READY with the address", ready)
+	}
+	url := strings.TrimPrefix(ready, "READY=1\nSTATUS=serving on ")
+	resp, err := http.Get(url + "/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct{ Terminal, Version string }
+	json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if st.Terminal != "T1" {
+		t.Errorf("status: got terminal %q, want T1", st.Terminal)
+	}
+	for _, path := range []string{"/", "/metrics", "/v1/openapi.json"} {
+		resp, err := http.Get(url + path)
+		if err != nil || resp.StatusCode != 200 {
+			t.Errorf("GET %s: %v %v", path, err, resp)
+		} else {
+			resp.Body.Close()
+		}
+	}
+
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(); !strings.HasPrefix(got, "RELOADING=1") {
+		t.Errorf("after SIGHUP: got %q, want RELOADING", got)
+	}
+	if got := next(); !strings.HasPrefix(got, "READY=1") {
+		t.Errorf("after reload: got %q, want READY", got)
+	}
+
+	cancel()
+	if got := next(); !strings.HasPrefix(got, "STOPPING=1") {
+		t.Errorf("on shutdown: got %q, want STOPPING", got)
+	}
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit code: got %d, want 0; stderr:\n%s", code, errOut.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("agent did not stop")
+	}
+	if strings.Contains(errOut.String(), "level=ERROR") {
+		t.Errorf("errors logged:\n%s", errOut.String())
+	}
+	done <- 0 // for the deferred wait
+}
