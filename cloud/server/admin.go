@@ -1,11 +1,15 @@
 package server
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/tillpoint/tillpoint/loyalty"
 )
 
 // admin wraps an admin handler: it needs "Authorization: Bearer TOKEN"
@@ -97,4 +101,47 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	s.Logger.Warn("terminal revoked", logTerminal, id)
 	writeJSON(w, http.StatusOK, RevokeResponse{Terminal: id, Revoked: true})
+}
+
+// PublishRulesResponse is the reply to POST /v1/admin/rules.
+type PublishRulesResponse struct {
+	Version uint32 `json:"version"`
+	Hash    string `json:"hash"`
+}
+
+// handlePublishRules is POST /v1/admin/rules: a loyalty.Rules document of
+// this program. Publishing the same version again is a no-op; another
+// content under a published version is refused.
+func (s *Server) handlePublishRules(w http.ResponseWriter, r *http.Request) {
+	var rules loyalty.Rules
+	if err := s.readJSON(w, r, &rules); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	hash, err := PublishRules(r.Context(), s.Ledger, s.Program, rules, s.Now())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.Logger.Info("rules published", "version", rules.Version)
+	writeJSON(w, http.StatusOK, PublishRulesResponse{Version: rules.Version, Hash: hash})
+}
+
+// PublishRules checks that rules belong to program and are valid, then
+// publishes them in ledger; it returns their hash.
+func PublishRules(ctx context.Context, ledger Ledger, program string, rules loyalty.Rules, now time.Time) (string, error) {
+	if rules.Program != program {
+		return "", problem(CodeInvalidRules, "the rules are for program %q, this cloud serves %q", rules.Program, program)
+	}
+	if err := rules.Validate(); err != nil {
+		return "", err
+	}
+	hash, err := rules.Hash()
+	if err != nil {
+		return "", err
+	}
+	if err := ledger.PublishRules(ctx, rules, now); err != nil {
+		return "", fmt.Errorf("publish rules version %d: %w", rules.Version, err)
+	}
+	return hash, nil
 }

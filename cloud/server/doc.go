@@ -25,6 +25,8 @@
 //	409 + signed ack, status gap         the batch starts past watermark+1; the ack carries the
 //	                                     watermark: re-seal from watermark+1 and send again
 //	409 + problem sequence_rewind        below the watermark and not a replay: never retry as is
+//	503 + problem unavailable            the ledger is busy (or halted): resend the same bytes
+//	                                     after Retry-After
 //	4xx + problem                        refused, nothing changed: see the codes in problem.go
 //
 // The gap answer is signed, not a problem document, because the terminal

@@ -142,3 +142,43 @@ func TestFeedsNeedAValidTerminalSignature(t *testing.T) {
 		})
 	}
 }
+
+func TestRulesPublishedThroughTheAdminAPIAreServed(t *testing.T) {
+	ts := newTestServer(t)
+	tm := enroll(t, ts, "S1", "T1")
+	rules := loyalty.Rules{Version: 2, Program: testProgram, Currency: "EUR", BasePoints: 1, BasePer: 100}
+	publish := func(r loyalty.Rules, auth string) (int, http.Header, []byte) {
+		return do(t, "POST", ts.url+"/v1/admin/rules", "application/json", auth, mustJSON(t, r))
+	}
+	admin := "Bearer " + testAdminToken
+
+	status, h, body := publish(rules, "")
+	wantProblem(t, status, h, body, http.StatusUnauthorized, server.CodeUnauthorized)
+	if status, _, body := publish(rules, admin); status != http.StatusOK {
+		t.Fatalf("publish: %d %s", status, body)
+	}
+	if status, _, body := publish(rules, admin); status != http.StatusOK {
+		t.Fatalf("publishing the same version again: %d %s, want 200 (a no-op)", status, body)
+	}
+	changed := rules
+	changed.BasePoints = 5
+	status, h, body = publish(changed, admin)
+	wantProblem(t, status, h, body, http.StatusConflict, server.CodeRulesConflict)
+	other := rules
+	other.Version, other.Program = 3, "another-program"
+	status, h, body = publish(other, admin)
+	wantProblem(t, status, h, body, http.StatusUnprocessableEntity, server.CodeInvalidRules)
+	broken := rules
+	broken.Version, broken.BasePer = 3, 0
+	status, h, body = publish(broken, admin)
+	wantProblem(t, status, h, body, http.StatusUnprocessableEntity, server.CodeInvalidRules)
+
+	status, _, body = send(t, signedGet(t, ts, tm, "/v1/rules", ts.clock.Now()))
+	if status != http.StatusOK {
+		t.Fatalf("rules: %d %s", status, body)
+	}
+	doc, err := batch.OpenRules(body, testProgram, ts.Key.Public().(ed25519.PublicKey))
+	if err != nil || doc.Rules.Version != 2 || doc.Rules.BasePoints != 1 {
+		t.Fatalf("served rules %+v (err %v), want version 2 as first published", doc, err)
+	}
+}

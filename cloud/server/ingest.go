@@ -2,7 +2,9 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/tillpoint/tillpoint/cloud"
 	"github.com/tillpoint/tillpoint/loyalty"
@@ -65,7 +67,13 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	if !b.Prev.IsZero() {
 		in.PrevHash = b.Prev[:]
 	}
+	release, err := s.acquireApply(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	applied, err := s.Ledger.Apply(ctx, in)
+	release()
 	var seq *cloud.SequenceError
 	if errors.As(err, &seq) && seq.Kind == cloud.SeqGap {
 		s.Logger.Info("batch does not follow the watermark", logTerminal, t.ID, logEpoch, b.Epoch, logFirst, b.First, logLast, b.Last, "watermark", seq.Watermark)
@@ -162,4 +170,27 @@ func toResults(rs []cloud.OpResult, ops []loyalty.Op) []batch.Result {
 		out[i] = res
 	}
 	return out
+}
+
+// acquireApply waits for one of the MaxConcurrentApply slots, at most
+// ApplyQueueWait; the caller must call release.
+func (s *Server) acquireApply(r *http.Request) (release func(), err error) {
+	release = func() { <-s.applySlots }
+	select {
+	case s.applySlots <- struct{}{}:
+		return release, nil
+	default:
+	}
+	t := time.NewTimer(s.ApplyQueueWait)
+	defer t.Stop()
+	select {
+	case s.applySlots <- struct{}{}:
+		return release, nil
+	case <-t.C:
+		p := problem(CodeUnavailable, "the ledger is busy with %d batches; retry after the Retry-After delay", s.MaxConcurrentApply)
+		p.RetryAfter = busyRetryAfter
+		return nil, p
+	case <-r.Context().Done():
+		return nil, fmt.Errorf("wait to apply: %w", r.Context().Err())
+	}
 }

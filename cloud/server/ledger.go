@@ -21,6 +21,7 @@ type Ledger interface {
 	Terminal(ctx context.Context, id string) (cloud.Terminal, error)
 	RevokeTerminal(ctx context.Context, id string, now time.Time) error
 	CurrentRules(ctx context.Context) (loyalty.Rules, error)
+	PublishRules(ctx context.Context, r loyalty.Rules, now time.Time) error
 	Apply(ctx context.Context, b cloud.Batch) (cloud.Applied, error)
 	Snapshots(ctx context.Context, store string, now time.Time) ([]loyalty.Snapshot, error)
 }
@@ -94,6 +95,10 @@ func classify(err error) *Problem {
 		return problem(CodeEnrollCodeBad, "the code is unknown, used or expired; ask the operator for a new one")
 	case errors.Is(err, cloud.ErrInvalidBatch):
 		return problem(CodeInvalidBatch, "%v", err)
+	case errors.Is(err, cloud.ErrRulesConflict):
+		return problem(CodeRulesConflict, "that rules version is already published with other content; publish them as a new version")
+	case errors.Is(err, loyalty.ErrInvalidRules):
+		return problem(CodeInvalidRules, "%v", err)
 	case errors.Is(err, cloud.ErrInvalidInput):
 		return problem(CodeInvalidRequest, "%v", err)
 	case errors.Is(err, cloud.ErrInvariant):

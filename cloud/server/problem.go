@@ -20,6 +20,8 @@ const (
 	CodeInvalidBatch     = "invalid_batch"
 	CodeStaleEpoch       = "stale_epoch"
 	CodeNoRules          = "no_rules"
+	CodeRulesConflict    = "rules_conflict"
+	CodeInvalidRules     = "invalid_rules"
 	CodeBadSignature     = "bad_signature"
 	CodeUnknownTerminal  = "unknown_terminal"
 	CodeTerminalRevoked  = "terminal_revoked"
@@ -47,6 +49,8 @@ var statusOf = map[string]int{
 	CodeInvalidBatch:     http.StatusUnprocessableEntity,
 	CodeStaleEpoch:       http.StatusConflict,
 	CodeNoRules:          http.StatusNotFound,
+	CodeRulesConflict:    http.StatusConflict,
+	CodeInvalidRules:     http.StatusUnprocessableEntity,
 	CodeBadSignature:     http.StatusForbidden,
 	CodeUnknownTerminal:  http.StatusForbidden,
 	CodeTerminalRevoked:  http.StatusForbidden,
@@ -73,6 +77,8 @@ var titles = map[string]string{
 	CodeInvalidBatch:     "The batch contradicts itself",
 	CodeStaleEpoch:       "The batch belongs to a closed journal epoch",
 	CodeNoRules:          "No rules are published yet",
+	CodeRulesConflict:    "That rules version is published with other content",
+	CodeInvalidRules:     "The rules cannot be evaluated",
 	CodeBadSignature:     "The signature does not verify",
 	CodeUnknownTerminal:  "The terminal is not enrolled",
 	CodeTerminalRevoked:  "The terminal has been revoked",
@@ -135,8 +141,12 @@ func problem(code, format string, args ...any) *Problem {
 	return p
 }
 
-// unavailableRetryAfter is the Retry-After, in seconds, of a 503.
-const unavailableRetryAfter = 30
+// Retry-After, in seconds, of a 503: a halted ledger needs an operator;
+// a busy one only a moment.
+const (
+	unavailableRetryAfter = 30
+	busyRetryAfter        = 2
+)
 
 // writeProblem writes p as the response.
 func writeProblem(w http.ResponseWriter, p *Problem) {

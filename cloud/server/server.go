@@ -27,6 +27,10 @@ const (
 	DefaultIdleTimeout       = 120 * time.Second
 	DefaultEnrollCodeTTL     = 24 * time.Hour
 	DefaultShutdownTimeout   = 10 * time.Second
+	// DefaultMaxConcurrentApply bounds the batches applied at once; more
+	// wait up to DefaultApplyQueueWait, then get a 503 with Retry-After.
+	DefaultMaxConcurrentApply = 8
+	DefaultApplyQueueWait     = 5 * time.Second
 )
 
 // Server serves the cloud's HTTP API. Set the exported fields after New and
@@ -54,6 +58,12 @@ type Server struct {
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
 	EnrollCodeTTL     time.Duration
+	// MaxConcurrentApply batches are applied at once; a batch that waits
+	// longer than ApplyQueueWait for its turn is answered 503 with
+	// Retry-After, so a storm of reconnecting terminals backs off instead
+	// of piling up on the database's locks.
+	MaxConcurrentApply int
+	ApplyQueueWait     time.Duration
 	// RequestClockSkew bounds how far a signed GET's timestamp may be from Now.
 	RequestClockSkew time.Duration
 
@@ -61,8 +71,9 @@ type Server struct {
 	// Now is the clock; tests inject one.
 	Now func() time.Time
 
-	signer *batch.Signer
-	hlc    loyalty.HLClock
+	signer     *batch.Signer
+	applySlots chan struct{}
+	hlc        loyalty.HLClock
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -75,20 +86,22 @@ type Server struct {
 // every limit at its default.
 func New(ledger Ledger, key ed25519.PrivateKey, program string) *Server {
 	return &Server{
-		Addr:              DefaultAddr,
-		Ledger:            ledger,
-		Key:               key,
-		Program:           program,
-		MaxBatchBytes:     DefaultMaxBatchBytes,
-		MaxJSONBytes:      DefaultMaxJSONBytes,
-		ReadHeaderTimeout: DefaultReadHeaderTimeout,
-		ReadTimeout:       DefaultReadTimeout,
-		WriteTimeout:      DefaultWriteTimeout,
-		IdleTimeout:       DefaultIdleTimeout,
-		EnrollCodeTTL:     DefaultEnrollCodeTTL,
-		RequestClockSkew:  5 * time.Minute,
-		Logger:            slog.New(slog.DiscardHandler),
-		Now:               time.Now,
+		Addr:               DefaultAddr,
+		Ledger:             ledger,
+		Key:                key,
+		Program:            program,
+		MaxBatchBytes:      DefaultMaxBatchBytes,
+		MaxJSONBytes:       DefaultMaxJSONBytes,
+		ReadHeaderTimeout:  DefaultReadHeaderTimeout,
+		ReadTimeout:        DefaultReadTimeout,
+		WriteTimeout:       DefaultWriteTimeout,
+		IdleTimeout:        DefaultIdleTimeout,
+		EnrollCodeTTL:      DefaultEnrollCodeTTL,
+		RequestClockSkew:   5 * time.Minute,
+		MaxConcurrentApply: DefaultMaxConcurrentApply,
+		ApplyQueueWait:     DefaultApplyQueueWait,
+		Logger:             slog.New(slog.DiscardHandler),
+		Now:                time.Now,
 	}
 }
 
@@ -103,6 +116,8 @@ func (s *Server) validate() error {
 		return errors.New("server: no program ID; pass --program")
 	case (s.TLSCertFile == "") != (s.TLSKeyFile == ""):
 		return errors.New("server: TLS needs both a certificate and a key file (--tls-cert and --tls-key)")
+	case s.MaxConcurrentApply <= 0 || s.ApplyQueueWait < 0:
+		return errors.New("server: MaxConcurrentApply must be at least 1 and ApplyQueueWait not negative")
 	case s.MaxBatchBytes <= 0 || s.MaxBatchBytes > batch.MaxBatchBytes || s.MaxJSONBytes <= 0:
 		return fmt.Errorf("server: body limits must be positive, and a batch at most %d bytes", batch.MaxBatchBytes)
 	case len(s.AdminToken) > 0 && len(s.AdminToken) < 16:
@@ -122,6 +137,7 @@ func (s *Server) Open() error {
 		return fmt.Errorf("server: %w", err)
 	}
 	s.signer = signer
+	s.applySlots = make(chan struct{}, s.MaxConcurrentApply)
 	s.hlc.Now = s.Now
 	var (
 		tlsConfig *tls.Config
@@ -213,6 +229,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/rules", s.handleRules)
 	mux.HandleFunc("POST /v1/admin/enroll-codes", s.admin(s.handleCreateEnrollCode))
 	mux.HandleFunc("POST /v1/admin/terminals/{terminal}/revoke", s.admin(s.handleRevoke))
+	mux.HandleFunc("POST /v1/admin/rules", s.admin(s.handlePublishRules))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, problem(CodeNotFound, "no route for %s %s; see the routes in the cloud/server package doc", r.Method, r.URL.Path))
 	})

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +16,7 @@ import (
 	"github.com/tillpoint/tillpoint/cloud"
 	"github.com/tillpoint/tillpoint/cloud/server"
 	"github.com/tillpoint/tillpoint/cloud/sqlstore"
+	"github.com/tillpoint/tillpoint/loyalty"
 	"github.com/tillpoint/tillpoint/sync/batch"
 )
 
@@ -27,6 +30,7 @@ Subcommands (each takes --db too; run 'tillpoint cloud SUBCOMMAND --help'):
   enroll-code --store S --terminal T   make a one-time enrollment code
   revoke --terminal T                  stop accepting a terminal's batches
   check                                replay the ledger and compare every balance
+  publish-rules --file RULES.json      publish a version of the earn rules
 
 The admin API (/v1/admin/...) needs a token: put one in a file given with
 --admin-token-file, or in the environment as TILLPOINT_ADMIN_TOKEN.
@@ -49,6 +53,8 @@ func (m *Main) runCloud(ctx context.Context, args []string) error {
 			return m.runCloudRevoke(ctx, args[1:])
 		case "check":
 			return m.runCloudCheck(ctx, args[1:])
+		case "publish-rules":
+			return m.runCloudPublishRules(ctx, args[1:])
 		}
 	}
 	fs := newFlagSet(m.Stderr, "cloud", "cloud [--db sqlite:PATH|postgres://...] [--listen ADDR] [flags]\n       tillpoint cloud enroll-code|revoke|check [flags]", cloudHelp)
@@ -65,7 +71,7 @@ func (m *Main) runCloud(ctx context.Context, args []string) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usageError("unknown subcommand %q; want enroll-code, revoke or check", fs.Arg(0))
+		return usageError("unknown subcommand %q; want enroll-code, revoke, check or publish-rules", fs.Arg(0))
 	}
 	logger, err := newLogger(m.Stderr, *logFormat)
 	if err != nil {
@@ -278,9 +284,56 @@ func openLedger(ctx context.Context, db string, logger *slog.Logger) (*sqlstore.
 	if !strings.HasPrefix(db, "sqlite:") && !strings.HasPrefix(db, "postgres://") && !strings.HasPrefix(db, "postgresql://") {
 		return nil, usageError("--db %q: want sqlite:PATH or postgres://...", redactDSN(db))
 	}
+	if path, ok := strings.CutPrefix(db, "sqlite:"); ok && path != "" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("create the ledger's directory: %w", err)
+		}
+	}
 	s, err := sqlstore.Open(ctx, db, sqlstore.Options{Logger: logger.With("component", "ledger")})
 	if err != nil {
 		return nil, fmt.Errorf("open ledger %s: %w", redactDSN(db), err)
 	}
 	return s, nil
+}
+
+const publishRulesHelp = `
+Publishes a version of the program's earn rules (a loyalty.Rules JSON
+document) in the ledger; terminals fetch it with GET /v1/rules. Publishing
+the same version again changes nothing; other content under a published
+version is refused: publish it as a new version. The same is
+POST /v1/admin/rules on a running cloud.
+`
+
+func (m *Main) runCloudPublishRules(ctx context.Context, args []string) error {
+	fs := newFlagSet(m.Stderr, "cloud publish-rules", "cloud publish-rules --file RULES.json [--db DB] [--program ID]", publishRulesHelp)
+	db := fs.String("db", defaultCloudDB, "the ledger database: sqlite:PATH or postgres://...")
+	file := fs.String("file", "", "the rules, as JSON")
+	program := fs.String("program", "tillpoint", "the program the cloud serves; the rules must name it")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *file == "" {
+		return usageError("need --file RULES.json")
+	}
+	b, err := os.ReadFile(*file)
+	if err != nil {
+		return fmt.Errorf("read rules: %w", err)
+	}
+	var rules loyalty.Rules
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rules); err != nil {
+		return fmt.Errorf("parse %s: %w (see loyalty.Rules for the fields)", *file, err)
+	}
+	ledger, err := openLedger(ctx, *db, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer ledger.Close()
+	hash, err := server.PublishRules(ctx, ledger, *program, rules, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "published rules version %d of program %s (hash %s)\n", rules.Version, rules.Program, hash)
+	return nil
 }

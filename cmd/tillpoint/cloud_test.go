@@ -93,10 +93,10 @@ func signedGet(t *testing.T, client *http.Client, st *enroll.State, path string)
 
 func TestEnrollCodeEnrollRevokeAndCheckThroughTheCLI(t *testing.T) {
 	dir := t.TempDir()
-	db := "sqlite:" + filepath.Join(dir, "ledger.db")
+	db := "sqlite:" + filepath.Join(dir, "var", "ledger.db")
 	cl := startCloud(t, nil, "--db", db, "--program", "acme")
 
-	keyInfo, err := os.Stat(filepath.Join(dir, "cloud.key"))
+	keyInfo, err := os.Stat(filepath.Join(dir, "var", "cloud.key"))
 	if err != nil {
 		t.Fatalf("the cloud's signing key was not made beside the database: %v", err)
 	}
@@ -142,6 +142,25 @@ func TestEnrollCodeEnrollRevokeAndCheckThroughTheCLI(t *testing.T) {
 	}
 	if set, err := batch.OpenSnapshots(body, st.Program, st.CloudKey); err != nil || set.Store != "S1" {
 		t.Fatalf("snapshots do not verify against the pinned cloud key: %v", err)
+	}
+
+	rulesFile := filepath.Join(dir, "rules.json")
+	if err := os.WriteFile(rulesFile, []byte(`{"version":1,"program":"acme","currency":"EUR","base_points":1,"base_per":100}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = run(t, "cloud", "publish-rules", "--db", db, "--file", rulesFile, "--program", "acme")
+	if code != 0 || !strings.Contains(out, "published rules version 1") {
+		t.Fatalf("publish-rules exited %d: %s %s", code, out, errOut)
+	}
+	status, body = signedGet(t, http.DefaultClient, st, "/v1/rules")
+	if status != http.StatusOK {
+		t.Fatalf("rules as the enrolled terminal: %d %s", status, body)
+	}
+	if doc, err := batch.OpenRules(body, st.Program, st.CloudKey); err != nil || doc.Rules.Version != 1 {
+		t.Fatalf("rules do not verify against the pinned cloud key: %v", err)
+	}
+	if code, _, errOut = run(t, "cloud", "publish-rules", "--db", db, "--file", rulesFile, "--program", "other"); code != 1 || !strings.Contains(errOut, "invalid_rules") {
+		t.Errorf("publish-rules for another program: exit %d, %q; want 1 and invalid_rules", code, errOut)
 	}
 
 	code, out, errOut = run(t, "cloud", "revoke", "--db", db, "--terminal", "T1")

@@ -104,6 +104,19 @@ func TestEnrolledTerminalsJournalReachesTheCloudExactlyOnce(t *testing.T) {
 	if report.Liability != n*10 {
 		t.Errorf("liability %d, want %d: every op exactly once", report.Liability, n*10)
 	}
+	if code, out, errOut := run(t, "cloud", "check", "--db", db); code != 0 {
+		t.Fatalf("cloud check on a sound ledger: exit %d, %s %s", code, out, errOut)
+	}
+
+	// A balance changed behind the ledger's back: check must say so and fail.
+	if _, err := ledger.DB().ExecContext(ctx, `UPDATE accounts SET balance = balance + 5
+		WHERE id = (SELECT id FROM accounts WHERE id LIKE 'avail|%' ORDER BY id LIMIT 1)`); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = run(t, "cloud", "check", "--db", db)
+	if code != 1 || !strings.Contains(out, "PROBLEM") || !strings.Contains(errOut, "does not balance") {
+		t.Errorf("cloud check on a tampered ledger: exit %d, stdout %q, stderr %q; want 1 with the problem listed", code, out, errOut)
+	}
 }
 
 // journalForUplink fits offline/journal to uplink.Journal for this test.

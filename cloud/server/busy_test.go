@@ -1,0 +1,98 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tillpoint/tillpoint/cloud"
+	"github.com/tillpoint/tillpoint/cloud/server"
+	"github.com/tillpoint/tillpoint/cloud/sqlstore"
+	"github.com/tillpoint/tillpoint/sync/batch"
+)
+
+// gatedLedger is the real ledger with an Apply that waits for a gate: the
+// edge this test needs to hold a batch in flight.
+type gatedLedger struct {
+	*sqlstore.Store
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (l *gatedLedger) Apply(ctx context.Context, b cloud.Batch) (cloud.Applied, error) {
+	l.entered <- struct{}{}
+	<-l.gate
+	return l.Store.Apply(ctx, b)
+}
+
+func TestBusyLedgerAnswers503WithRetryAfterAndLosesNothing(t *testing.T) {
+	store := openTestLedger(t)
+	gl := &gatedLedger{Store: store, entered: make(chan struct{}, 4), gate: make(chan struct{})}
+	ts := newTestServerWith(t, store, func(s *server.Server) {
+		s.Ledger = gl
+		s.MaxConcurrentApply = 1
+		s.ApplyQueueWait = 50 * time.Millisecond
+	})
+	a := enroll(t, ts, "S1", "T1")
+	b := enroll(t, ts, "S1", "T2")
+	first, second := a.seal(t, 3), b.seal(t, 3)
+
+	done := make(chan int, 1)
+	go func() { // not post: t.Fatal belongs to the test's goroutine
+		resp, err := http.Post(ts.url+"/v1/batches", batch.ContentType, bytes.NewReader(first.Bytes))
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	select {
+	case <-gl.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first batch never reached the ledger")
+	}
+	status, h, body := post(t, ts, second.Bytes)
+	wantProblem(t, status, h, body, http.StatusServiceUnavailable, server.CodeUnavailable)
+	if h.Get("Retry-After") == "" {
+		t.Errorf("a busy 503 without Retry-After")
+	}
+	close(gl.gate)
+	if status := <-done; status != http.StatusOK {
+		t.Fatalf("the batch in flight: %d, want 200", status)
+	}
+	if status, _, body := post(t, ts, second.Bytes); status != http.StatusOK {
+		t.Fatalf("the refused batch, resent: %d %s, want 200", status, body)
+	}
+	if wm, _, err := store.Watermark(context.Background(), "T2", 1); err != nil || wm != 3 {
+		t.Errorf("T2 watermark %d (err %v), want 3", wm, err)
+	}
+}
+
+// panickyLedger panics on the terminal lookup: a bug somewhere below the
+// server must cost one request, not the process.
+type panickyLedger struct{ *sqlstore.Store }
+
+func (panickyLedger) Terminal(context.Context, string) (cloud.Terminal, error) {
+	panic("boom")
+}
+
+func TestAPanicBelowTheServerCostsOneRequest(t *testing.T) {
+	store := openTestLedger(t)
+	ts := newTestServerWith(t, store, func(s *server.Server) { s.Ledger = panickyLedger{store} })
+	a := &terminal{id: "T1", store: "S1", epoch: 1, next: 1}
+	a.key = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{3}, ed25519.SeedSize))
+	a.signer = mustSigner(t, "T1", testProgram, a)
+	status, h, body := post(t, ts, a.seal(t, 1).Bytes)
+	wantProblem(t, status, h, body, http.StatusInternalServerError, server.CodeInternal)
+	if status, _, body := do(t, "GET", ts.url+"/healthz", "", "", nil); status != http.StatusOK {
+		t.Fatalf("after a panic: healthz %d %s, want 200", status, body)
+	}
+	if !strings.Contains(ts.logs.String(), "handler panicked") {
+		t.Errorf("the panic was not logged")
+	}
+}
