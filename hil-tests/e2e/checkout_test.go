@@ -9,13 +9,18 @@ import (
 	"time"
 )
 
-// basket is a small sale the scenarios ring up.
+// basket is a small sale the scenarios ring up: EUR 22.40 (amounts are
+// line totals).
 func basket() map[string]any {
 	return map[string]any{"currency": "EUR", "lines": []any{
 		map[string]any{"sku": "coffee-beans", "quantity": 2, "amount": 1790},
 		map[string]any{"sku": "croissant", "quantity": 3, "amount": 450},
 	}}
 }
+
+// basketPoints is what basket earns under harness.Rules: one point per
+// whole euro of EUR 22.40, computed here by hand.
+const basketPoints = 22
 
 // checkoutOnSession rings up a basket for the card of the open session (the
 // POS sends no card), and checks the reply and the printed receipt agree:
@@ -29,14 +34,17 @@ func checkoutOnSession(ctx context.Context, t *testing.T, tl *till, key, last4 s
 	if r.Status != 200 || r.Decode(&o) != nil {
 		t.Fatalf("checkout on the open session: got %v, want 200", r)
 	}
-	if o.Points <= 0 {
-		t.Errorf("points earned for a %s basket: got %d, want more than 0", "EUR 49.30", o.Points)
+	if o.Points != basketPoints {
+		t.Errorf("points earned for a EUR 22.40 basket under harness.Rules (1 point per whole euro): got %d, want %d", o.Points, basketPoints)
 	}
 	if !o.Member.Known {
 		t.Errorf("member of the card enrolled at this till: got unknown, want known with a balance and a tier")
 	}
 	if o.Balance != o.Points {
 		t.Errorf("balance after the first sale of a new member: got %d, want the %d points earned", o.Balance, o.Points)
+	}
+	if o.Tier != "Bronze" {
+		t.Errorf("tier of a member with %d points: got %q, want Bronze (Silver starts at 1,000)", o.Balance, o.Tier)
 	}
 	docs := tl.waitReceipts(t, printedBefore+1, 30*time.Second)
 	text := strings.Join(docs[printedBefore].Strings(), "\n")

@@ -57,3 +57,23 @@ func verifyJournal(t *testing.T, tl *till) {
 		t.Errorf("journal verify: %v\n%s", err, out)
 	}
 }
+
+// stats is what 'tillpoint journal stats --json' says.
+type stats struct {
+	Ops     int64 `json:"ops"`
+	Unacked int64 `json:"unacked"`
+}
+
+// journalStats reads the till's journal counts with the binary.
+func journalStats(ctx context.Context, t *testing.T, tl *till) stats {
+	t.Helper()
+	out, err := harness.Run(ctx, t, "journal", "stats", "--json", "--db", filepath.Join(tl.term.StateDir, "journal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st stats
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("journal stats --json: %v: %s", err, out)
+	}
+	return st
+}

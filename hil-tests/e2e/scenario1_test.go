@@ -33,6 +33,7 @@ func TestScenario1_NFCTapCheckoutPrintsReceipt(t *testing.T) {
 		t.Fatalf("enroll the card at the till: got %v, want 200", r)
 	}
 	tl.waitReceipts(t, 1, 30*time.Second)
+	waitSynced(ctx, t, s, 30*time.Second)
 
 	env.Insert(t, &vcard.Card{UID: nfcUID})
 	waitSession(ctx, t, tl, "nfc", nfcUIDHex[len(nfcUIDHex)-4:], "")

@@ -24,6 +24,7 @@ func TestScenario2_SerialScanCheckoutPrintsReceipt(t *testing.T) {
 		t.Fatalf("enroll the card at the till: got %v, want 200", r)
 	}
 	tl.waitReceipts(t, 1, 30*time.Second) // the welcome receipt
+	waitSynced(ctx, t, s, 30*time.Second) // the cloud knows the member, and says so to the till
 
 	tl.scan(t, card)
 	sess := waitSession(ctx, t, tl, "scanner", card[len(card)-4:], "")

@@ -106,16 +106,19 @@ func (tl *till) post(ctx context.Context, t *testing.T, path, key string, body a
 	return r
 }
 
-// requireCapabilities turns the agent's "not built yet" answers into a GAP.
+// requireRules waits until the till holds the cloud's rules (harness
+// clouds publish harness.Rules at start); a build without the feed that
+// brings them is a GAP.
 func requireRules(ctx context.Context, t *testing.T, tl *till) {
 	t.Helper()
-	st, err := tl.agent.Status(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Rules == 0 {
-		harness.Gap(t, "the agent holds no loyalty rules, so it cannot score a checkout: the cloud has no way to publish rules (no 'tillpoint cloud rules' command or admin endpoint) and the agent binary has no uplink to pull them (cmd/tillpoint/agentwire.go: 'no uplink yet')")
-	}
+	requireUplink(t, tl)
+	harness.Eventually(t, 20*time.Second, "till "+tl.term.ID+" holds the cloud's rules", func() (bool, string) {
+		st, err := tl.agent.Status(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		return st.Rules > 0, fmt.Sprintf("rules version %d", st.Rules)
+	})
 }
 
 // requireUplink names the gap when the agent binary does not sync.

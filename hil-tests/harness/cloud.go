@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tillpoint/tillpoint/loyalty"
 	"github.com/tillpoint/tillpoint/sync/enroll"
 
 	_ "modernc.org/sqlite" // read-only checks of the cloud database
@@ -50,7 +52,40 @@ func StartCloud(t testing.TB) *Cloud {
 	}
 	c.URL, _, _ = strings.Cut(rest, " ")
 	c.Addr = strings.TrimPrefix(c.URL, "http://")
+	c.PublishRules(t, Rules())
 	return c
+}
+
+// Rules are the earn rules every harness cloud publishes first (version
+// 1), small enough for a test to compute by hand: one point per whole
+// euro, Bronze from 0 and Silver from 1,000 points (no tier bonus), and
+// one reward, a coffee for 100 points.
+func Rules() loyalty.Rules {
+	return loyalty.Rules{
+		Version: 1, Program: Program, Currency: "EUR",
+		BasePoints: 1, BasePer: 100,
+		Tiers:   []loyalty.Tier{{Name: "Bronze", Threshold: 0}, {Name: "Silver", Threshold: 1000}},
+		Rewards: []loyalty.Reward{{ID: "coffee", Name: "Coffee", Cost: 100}},
+	}
+}
+
+// PublishRules publishes r with 'tillpoint cloud publish-rules', as an
+// operator does.
+func (c *Cloud) PublishRules(t testing.TB, r loyalty.Rules) {
+	t.Helper()
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatalf("harness: encode rules: %v", err)
+	}
+	path := filepath.Join(c.Dir, fmt.Sprintf("rules-v%d.json", r.Version))
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatalf("harness: write rules: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := Run(ctx, t, "cloud", "publish-rules", "--db", c.DB, "--program", Program, "--file", path); err != nil {
+		t.Fatalf("harness: %v", err)
+	}
 }
 
 // EnrollCode makes a one-time enrollment code with 'tillpoint cloud
