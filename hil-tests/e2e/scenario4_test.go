@@ -19,11 +19,12 @@ import (
 // Scenario 4: the cloud is cut for both terminals of the store; 200
 // checkouts and redeems spread over both; the offline policy refuses what
 // it must: no card redeems more offline than the allowance the cloud gave
-// it, whichever till it uses (invariant 4); the cloud comes back; within
-// 30 s both backlogs are acknowledged and every card's balance in the
-// cloud equals the model this test keeps on its own: 150 + 1 points per
-// card at each till online, 22 per offline sale (harness.Rules by hand),
-// less 100 per coffee a till accepted.
+// it, whichever till it uses (invariant 4); the cloud comes back, first
+// losing every answer (so the tills resend what was applied), then for
+// good; within 30 s both backlogs are acknowledged and every card's
+// balance in the cloud equals the model this test keeps on its own:
+// 150 + 1 points per card at each till online, 22 per offline sale
+// (harness.Rules by hand), less 100 per coffee a till accepted.
 func TestScenario4_OutageThenEverythingReconciles(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -143,6 +144,17 @@ func TestScenario4_OutageThenEverythingReconciles(t *testing.T) {
 		t.Errorf("offline redeems: %d accepted, %d refused by the allowance; want both (the policy lets some through and stops the rest)", accepted, refusedByCap)
 	}
 
+	// The network comes back badly first: requests reach the cloud but
+	// every answer is lost, so each till sends again what the cloud
+	// already applied (invariant 2: applied once all the same).
+	for _, tl := range s.tills {
+		tl.proxy.DropResponses()
+	}
+	for _, tl := range s.tills {
+		harness.Eventually(t, 30*time.Second, "an ack to "+tl.term.ID+" is lost", func() (bool, string) {
+			return tl.proxy.Dropped() > 0, "no answer dropped yet"
+		})
+	}
 	restored := time.Now()
 	for _, tl := range s.tills {
 		tl.proxy.Restore()
@@ -197,8 +209,8 @@ func waitOffline(ctx context.Context, t *testing.T, s *store) {
 // round the uplink reports an empty backlog.
 func waitSynced(ctx context.Context, t *testing.T, s *store, d time.Duration) {
 	t.Helper()
+	deadline := time.Now().Add(d) // one deadline for the whole store
 	for _, tl := range s.tills {
-		deadline := time.Now().Add(d)
 		for {
 			st := journalStats(ctx, t, tl)
 			if st.Unacked == 0 && st.Ops > 0 || st.Ops == 0 {
