@@ -24,19 +24,24 @@ type opReply struct {
 	} `json:"member"`
 }
 
-// Scenario 5: kill -9 of the agent while POS apps are posting. Every op
-// the agent acknowledged is in the journal after the restart (invariant
-// 1); every request retried with its Idempotency-Key, acknowledged or cut
-// off by the crash, ends as exactly one op (nothing lost, nothing
-// doubled); the journal verifies. The ops are sign-ups at the till, which
-// every build records; a build with rules adds checkouts.
+// Scenario 5: kill -9 of the agent while POS apps are posting sign-ups
+// and checkouts. Every op the agent acknowledged is in the journal after
+// the restart (invariant 1); every request retried with its
+// Idempotency-Key, acknowledged or cut off by the crash, ends as exactly
+// one op (nothing lost, nothing doubled); the journal verifies; and once
+// the restarted till has synced, the cloud holds each of its ops exactly
+// once (invariant 2).
 func TestScenario5_KillDashNineLosesAndDoublesNothing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	s := newStore(t, tillOpts{})
 	tl := s.tills[0]
+	requireRules(ctx, t, tl)
 
-	type req struct{ key, card string }
+	type req struct {
+		key, path, card string
+		body            map[string]any
+	}
 	var (
 		mu      sync.Mutex
 		acked   = map[string]string{} // key -> op id
@@ -51,11 +56,16 @@ func TestScenario5_KillDashNineLosesAndDoublesNothing(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; ; i++ {
-				rq := req{key: fmt.Sprintf("k9-%d-%d", w, i), card: fmt.Sprintf("barcode:K9W%dN%04d", w, i)}
+				// A new member signs up, then buys: enroll and checkout in turn.
+				card := fmt.Sprintf("barcode:K9W%dN%04d", w, i/2)
+				rq := req{key: fmt.Sprintf("k9-%d-%d", w, i), path: "/v1/enroll", card: card, body: map[string]any{"card": card}}
+				if i%2 == 1 {
+					rq.path, rq.body = "/v1/checkout", map[string]any{"card": card, "basket": basket()}
+				}
 				mu.Lock()
 				reqs[rq.key] = rq
 				mu.Unlock()
-				r, err := tl.agent.Do(ctx, "POST", "/v1/enroll", rq.key, map[string]any{"card": rq.card})
+				r, err := tl.agent.Do(ctx, "POST", rq.path, rq.key, rq.body)
 				mu.Lock()
 				if err != nil || r.Status >= 500 {
 					unknown = append(unknown, rq)
@@ -65,7 +75,7 @@ func TestScenario5_KillDashNineLosesAndDoublesNothing(t *testing.T) {
 				var o opReply
 				if r.Status != 200 || r.Decode(&o) != nil || o.OpID == "" {
 					mu.Unlock()
-					t.Errorf("enroll %s before the crash: got %v, want 200 with an op id", rq.key, r)
+					t.Errorf("%s %s before the crash: got %v, want 200 with an op id", rq.path, rq.key, r)
 					return
 				}
 				acked[rq.key] = o.OpID
@@ -97,12 +107,12 @@ func TestScenario5_KillDashNineLosesAndDoublesNothing(t *testing.T) {
 	tl.agent.Restart(t)
 	// The POS retries what it did not get an answer for, and (to prove
 	// idempotency survived) what it did.
-	final := map[string]string{}
+	final := map[string]string{} // key -> op id
 	retry := func(rq req) {
-		r := tl.post(ctx, t, "/v1/enroll", rq.key, map[string]any{"card": rq.card})
+		r := tl.post(ctx, t, rq.path, rq.key, rq.body)
 		var o opReply
 		if r.Status != 200 || r.Decode(&o) != nil {
-			t.Errorf("retry of %s after restart: got %v, want 200", rq.key, r)
+			t.Errorf("retry of %s %s after restart: got %v, want 200", rq.path, rq.key, r)
 			return
 		}
 		if id, ok := acked[rq.key]; ok && (o.OpID != id || !o.Replayed) {
@@ -126,23 +136,35 @@ func TestScenario5_KillDashNineLosesAndDoublesNothing(t *testing.T) {
 			perCard[o.Card]++
 		}
 	}
-	for key, id := range acked {
-		if byID[id] != 1 {
-			t.Errorf("acknowledged op %s (%s): %d times in the journal after kill -9, want 1", id, key, byID[id])
-		}
-	}
+	owner := map[string]string{}
 	for key, id := range final {
 		if byID[id] != 1 {
 			t.Errorf("op %s of request %s: %d times in the journal, want 1", id, key, byID[id])
 		}
+		if other, dup := owner[id]; dup {
+			t.Errorf("requests %s and %s got the same op %s", other, key, id)
+		}
+		owner[id] = key
+	}
+	for key, id := range acked {
+		if final[key] != id {
+			t.Errorf("acknowledged op %s (%s): after kill -9 the request maps to %q", id, key, final[key])
+		}
+	}
+	if len(ops) != len(final) {
+		t.Errorf("journal after kill -9: got %d ops, want %d (one per request: %d acknowledged + %d cut off)", len(ops), len(final), len(acked), len(unknown))
 	}
 	for card, n := range perCard {
 		if n != 1 {
 			t.Errorf("card %s: enrolled %d times in the journal, want once", card, n)
 		}
 	}
-	if want := len(acked) + len(unknown); len(perCard) != want {
-		t.Errorf("enroll ops in the journal: got %d cards, want %d (%d acknowledged + %d retried)", len(perCard), want, len(acked), len(unknown))
-	}
 	verifyJournal(t, tl)
+
+	waitSynced(ctx, t, s, 30*time.Second)
+	applied := s.cloud.QueryInt(t, `SELECT COUNT(*) FROM ops WHERE terminal = ? AND status = 1`, tl.term.ID)
+	distinct := s.cloud.QueryInt(t, `SELECT COUNT(DISTINCT id) FROM ops WHERE terminal = ? AND status = 1`, tl.term.ID)
+	if applied != int64(len(ops)) || distinct != applied {
+		t.Errorf("cloud after the restarted till synced: %d ops applied (%d distinct), want %d, each once", applied, distinct, len(ops))
+	}
 }
