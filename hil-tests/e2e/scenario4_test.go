@@ -4,16 +4,12 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tillpoint/tillpoint/hil-tests/harness"
 	"github.com/tillpoint/tillpoint/loyalty"
-	"github.com/tillpoint/tillpoint/sync/batch"
-	"github.com/tillpoint/tillpoint/sync/enroll"
 )
 
 // Scenario 4: the cloud is cut for both terminals of the store; 200
@@ -222,30 +218,6 @@ func waitSynced(ctx context.Context, t *testing.T, s *store, d time.Duration) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-}
-
-// fetchRules reads the cloud's current signed rules as terminal st.
-func fetchRules(ctx context.Context, t *testing.T, cloudURL string, st *enroll.State) loyalty.Rules {
-	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cloudURL+"/v1/rules", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.SignRequest(req, time.Now())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /v1/rules: %d %s", resp.StatusCode, b)
-	}
-	doc, err := batch.OpenRules(b, st.Program, st.CloudKey)
-	if err != nil {
-		t.Fatalf("the cloud's rules do not verify: %v", err)
-	}
-	return doc.Rules
 }
 
 func mustHex(t *testing.T, s string) []byte {

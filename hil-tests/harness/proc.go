@@ -70,7 +70,10 @@ func Start(t testing.TB, name string, env []string, args ...string) *Proc {
 func start(bin, name string, env []string, args ...string) (*Proc, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group, so Kill reaches anything it starts; and
+	// killed with the test process, should that die without cleaning up
+	// (go test's -timeout panics past every t.Cleanup).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	out := newLogBuf()
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
