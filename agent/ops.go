@@ -104,7 +104,6 @@ type prepared struct {
 	op     *loyalty.Op
 	res    *Result
 	card   loyalty.CardToken
-	rcpt   ReceiptInput
 	sessID string
 }
 
@@ -547,10 +546,12 @@ func (a *Agent) Enroll(ctx context.Context, key string, req EnrollRequest) (*Res
 			return nil, &Error{Code: CodeInvalid, Message: "The enrollment cannot be recorded: " + strings.TrimPrefix(err.Error(), "loyalty: "), Err: err}
 		}
 		res := &Result{Kind: loyalty.OpEnroll, OpID: op.ID, Card: card.String(), Known: true, Member: member, Offline: op.Offline, At: now, Rules: op.RulesVersion}
-		if r := a.rules.Load(); r != nil {
-			res.Tier, res.NextTier, res.ToNextTier = r.TierFor(0)
+		rules := a.rules.Load()
+		if rules != nil {
+			res.Tier, res.NextTier, res.ToNextTier = rules.TierFor(0)
 		}
-		a.render(ReceiptInput{Op: *op, Card: card, Known: true, Member: loyalty.Snapshot{Card: h, Member: member, Tier: res.Tier, NextTier: res.NextTier, ToNextTier: res.ToNextTier}, Offline: op.Offline}, res)
+		a.render(ReceiptInput{Op: *op, Card: card, Known: true, Rules: rules, Offline: op.Offline,
+			Member: loyalty.Snapshot{Card: h, Member: member, Tier: res.Tier, NextTier: res.NextTier, ToNextTier: res.ToNextTier, AsOf: now}}, res)
 		return &prepared{op: op, res: res, card: card, sessID: sessID}, nil
 	})
 }

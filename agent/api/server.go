@@ -302,7 +302,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 	}
 	var card loyalty.CardToken
 	if err == nil {
-		card, err = parseCard(b.Card, true)
+		card, err = parseCard(b.Card, false)
 	}
 	if err != nil {
 		writeProblem(w, r, err)

@@ -60,7 +60,7 @@ type VoidBody struct {
 
 // EnrollBody is POST /v1/enroll.
 type EnrollBody struct {
-	Card    string `json:"card"`
+	Card    string `json:"card,omitempty"` // empty: the open session's card
 	Member  string `json:"member,omitempty"`
 	Cashier string `json:"cashier,omitempty"`
 }

@@ -93,7 +93,7 @@ type RevokeResponse struct {
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("terminal")
 	if err := s.Ledger.RevokeTerminal(r.Context(), id, s.Now()); err != nil {
-		if p := asProblem(err); p.Code == CodeUnknownTerminal {
+		if p := asProblem(err); p.Code == CodeUnknownTerminal || p.Code == CodeNotFound {
 			err = problem(CodeNotFound, "no terminal %q is enrolled; check the ID", id)
 		}
 		s.fail(w, r, err)

@@ -52,7 +52,7 @@ func (s *Server) authTerminal(r *http.Request) (cloud.Terminal, error) {
 	if skew := s.Now().Sub(time.Unix(unix, 0)).Abs(); skew > s.RequestClockSkew {
 		return cloud.Terminal{}, problem(CodeBadSignature, "the request is %v away from the cloud's clock (at most %v); check the terminal's clock", skew.Round(time.Second), s.RequestClockSkew)
 	}
-	t, err := s.Ledger.Terminal(r.Context(), id)
+	t, err := s.terminal(r.Context(), id)
 	if err != nil {
 		return cloud.Terminal{}, err
 	}

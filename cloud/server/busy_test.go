@@ -30,6 +30,7 @@ func (l *gatedLedger) Apply(ctx context.Context, b cloud.Batch) (cloud.Applied, 
 }
 
 func TestBusyLedgerAnswers503WithRetryAfterAndLosesNothing(t *testing.T) {
+	t.Parallel()
 	store := openTestLedger(t)
 	gl := &gatedLedger{Store: store, entered: make(chan struct{}, 4), gate: make(chan struct{})}
 	ts := newTestServerWith(t, store, func(s *server.Server) {
@@ -82,6 +83,7 @@ func (panickyLedger) Terminal(context.Context, string) (cloud.Terminal, error) {
 }
 
 func TestAPanicBelowTheServerCostsOneRequest(t *testing.T) {
+	t.Parallel()
 	store := openTestLedger(t)
 	ts := newTestServerWith(t, store, func(s *server.Server) { s.Ledger = panickyLedger{store} })
 	a := &terminal{id: "T1", store: "S1", epoch: 1, next: 1}

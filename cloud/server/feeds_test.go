@@ -38,6 +38,7 @@ func publishRules(t *testing.T, ts *testServer, version uint32) {
 }
 
 func TestRulesAreServedSigned(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t)
 	tm := enroll(t, ts, "S1", "T1")
 	status, h, body := send(t, signedGet(t, ts, tm, "/v1/rules", ts.clock.Now()))
@@ -58,6 +59,7 @@ func TestRulesAreServedSigned(t *testing.T) {
 }
 
 func TestSnapshotsAreServedSignedForTheCallersStoreInPages(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t)
 	publishRules(t, ts, 1)
 	a := enroll(t, ts, "S1", "T1")
@@ -107,6 +109,7 @@ func TestSnapshotsAreServedSignedForTheCallersStoreInPages(t *testing.T) {
 }
 
 func TestFeedsNeedAValidTerminalSignature(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t)
 	publishRules(t, ts, 1)
 	tm := enroll(t, ts, "S1", "T1")
@@ -144,6 +147,7 @@ func TestFeedsNeedAValidTerminalSignature(t *testing.T) {
 }
 
 func TestRulesPublishedThroughTheAdminAPIAreServed(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t)
 	tm := enroll(t, ts, "S1", "T1")
 	rules := loyalty.Rules{Version: 2, Program: testProgram, Currency: "EUR", BasePoints: 1, BasePer: 100}

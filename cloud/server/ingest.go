@@ -34,7 +34,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	kid := env.KeyID
-	t, err := s.Ledger.Terminal(ctx, kid.Signer)
+	t, err := s.terminal(ctx, kid.Signer)
 	if err != nil {
 		s.fail(w, r, err)
 		return

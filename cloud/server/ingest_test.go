@@ -15,6 +15,7 @@ import (
 )
 
 func TestBatchIsAppliedAndAckedWithTheCloudsSignature(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, open func(testing.TB) *sqlstore.Store) {
 		ts := newTestServerWith(t, open(t))
 		tm := enroll(t, ts, "S1", "T1")
@@ -49,6 +50,7 @@ func TestBatchIsAppliedAndAckedWithTheCloudsSignature(t *testing.T) {
 }
 
 func TestDuplicateBatchGetsTheSameAckAgain(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, open func(testing.TB) *sqlstore.Store) {
 		ts := newTestServerWith(t, open(t))
 		tm := enroll(t, ts, "S1", "T1")
@@ -80,6 +82,7 @@ func TestDuplicateBatchGetsTheSameAckAgain(t *testing.T) {
 }
 
 func TestSequenceGapGetsASignedGapAckWithTheWatermark(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, open func(testing.TB) *sqlstore.Store) {
 		ts := newTestServerWith(t, open(t))
 		tm := enroll(t, ts, "S1", "T1")
@@ -105,6 +108,7 @@ func TestSequenceGapGetsASignedGapAckWithTheWatermark(t *testing.T) {
 // batch gets its own error, the ledger stays as it was, and the server
 // goes on applying good batches.
 func TestRefusedBatchesChangeNothing(t *testing.T) {
+	t.Parallel()
 	forEachBackend(t, func(t *testing.T, open func(testing.TB) *sqlstore.Store) {
 		ts := newTestServerWith(t, open(t))
 		tm := enroll(t, ts, "S1", "T1")

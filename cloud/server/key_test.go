@@ -9,6 +9,7 @@ import (
 )
 
 func TestLoadOrCreateKeyGeneratesOnceWithMode0600(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "keys", "cloud.key")
 	k1, created, err := server.LoadOrCreateKey(path)
 	if err != nil || !created {
@@ -31,6 +32,7 @@ func TestLoadOrCreateKeyGeneratesOnceWithMode0600(t *testing.T) {
 }
 
 func TestLoadKeyRefusesAKeyOthersCanRead(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "cloud.key")
 	if _, _, err := server.LoadOrCreateKey(path); err != nil {
 		t.Fatal(err)

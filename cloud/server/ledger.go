@@ -87,8 +87,10 @@ func classify(err error) *Problem {
 		return p
 	}
 	switch {
-	case errors.Is(err, cloud.ErrUnknownTerminal), errors.Is(err, cloud.ErrNotFound):
+	case errors.Is(err, cloud.ErrUnknownTerminal):
 		return problem(CodeUnknownTerminal, "the terminal is not enrolled; enroll it with a code from 'tillpoint cloud enroll-code'")
+	case errors.Is(err, cloud.ErrNotFound):
+		return problem(CodeNotFound, "%v", err)
 	case errors.Is(err, cloud.ErrTerminalRevoked):
 		return problem(CodeTerminalRevoked, "the terminal was revoked; enroll a replacement with a new code")
 	case errors.Is(err, cloud.ErrEnrollCode):
@@ -123,4 +125,14 @@ func classify(err error) *Problem {
 		return problem(CodeInvalidBatch, "%v", err)
 	}
 	return nil
+}
+
+// terminal looks up the terminal a request names; a terminal the ledger
+// does not know is an unknown_terminal problem.
+func (s *Server) terminal(ctx context.Context, id string) (cloud.Terminal, error) {
+	t, err := s.Ledger.Terminal(ctx, id)
+	if errors.Is(err, cloud.ErrNotFound) {
+		return t, problem(CodeUnknownTerminal, "terminal %q is not enrolled; enroll it with a code from 'tillpoint cloud enroll-code'", id)
+	}
+	return t, err
 }

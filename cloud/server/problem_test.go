@@ -15,13 +15,15 @@ import (
 // errors become HTTP: each maps to its code, every code has a status and a
 // title, and nothing unknown leaks its text to the client.
 func TestEveryErrorHasAStableCodeAndStatus(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		err    error
 		code   string
 		status int
 	}{
 		{fmt.Errorf("apply: %w", cloud.ErrTerminalRevoked), CodeTerminalRevoked, 403},
-		{fmt.Errorf("terminal: %w", cloud.ErrNotFound), CodeUnknownTerminal, 403},
+		{fmt.Errorf("terminal: %w", cloud.ErrUnknownTerminal), CodeUnknownTerminal, 403},
+		{fmt.Errorf("rules: %w", cloud.ErrNotFound), CodeNotFound, 404},
 		{cloud.ErrEnrollCode, CodeEnrollCodeBad, 403},
 		{fmt.Errorf("apply: %w", cloud.ErrInvariant), CodeUnavailable, 503},
 		{&cloud.SequenceError{Kind: cloud.SeqRewind, Watermark: 7}, CodeSequenceRewind, 409},

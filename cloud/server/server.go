@@ -219,7 +219,9 @@ func (s *Server) Close(ctx context.Context) error {
 	return nil
 }
 
-// Handler returns the server's routes wrapped in logging and recovery.
+// Handler returns the server's routes wrapped in logging and recovery. It
+// needs the signer Open makes: call it after Open (tests may serve it
+// in process with httptest).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.handleHealth)

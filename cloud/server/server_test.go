@@ -18,6 +18,7 @@ import (
 )
 
 func TestOpenRefusesIncompleteSettings(t *testing.T) {
+	t.Parallel()
 	key, _, _ := server.LoadOrCreateKey(filepath.Join(t.TempDir(), "k"))
 	cases := map[string]func(*server.Server){
 		"no key":            func(s *server.Server) { s.Key = nil },
@@ -42,12 +43,14 @@ func TestOpenRefusesIncompleteSettings(t *testing.T) {
 }
 
 func TestUnknownRouteIsAProblem(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t)
 	status, h, body := do(t, "GET", ts.url+"/v2/nothing", "", "", nil)
 	wantProblem(t, status, h, body, http.StatusNotFound, server.CodeNotFound)
 }
 
 func TestAdminAPINeedsTheToken(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t)
 	req := mustJSON(t, server.EnrollCodeRequest{Store: "S1", Terminal: "T1"})
 	for name, auth := range map[string]string{
@@ -71,12 +74,14 @@ func TestAdminAPINeedsTheToken(t *testing.T) {
 }
 
 func TestAdminAPIDisabledWithoutAToken(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, func(s *server.Server) { s.AdminToken = nil })
 	status, h, body := do(t, "POST", ts.url+"/v1/admin/terminals/T1/revoke", "", "Bearer anything", nil)
 	wantProblem(t, status, h, body, http.StatusForbidden, server.CodeAdminDisabled)
 }
 
 func TestEnrollCodeWorksOnce(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t)
 	code := createCode(t, ts, "S1", "T1", 0)
 	body, priv := enrollBody(t, code)
@@ -110,6 +115,7 @@ func TestEnrollCodeWorksOnce(t *testing.T) {
 }
 
 func TestEnrollCodeExpires(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t)
 	code := createCode(t, ts, "S1", "T1", 60)
 	ts.clock.Advance(61 * time.Second)
@@ -122,6 +128,7 @@ func TestEnrollCodeExpires(t *testing.T) {
 }
 
 func TestEnrollAcceptsACodeTypedSloppily(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t)
 	code := createCode(t, ts, "S1", "T1", 0)
 	typed := " " + strings.ToLower(code) + "\n"
@@ -132,6 +139,7 @@ func TestEnrollAcceptsACodeTypedSloppily(t *testing.T) {
 }
 
 func TestEnrollRefusesBadRequests(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t)
 	code := createCode(t, ts, "S1", "T1", 0)
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
@@ -166,6 +174,7 @@ func TestEnrollRefusesBadRequests(t *testing.T) {
 }
 
 func TestRevokeThroughTheAdminAPI(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t)
 	enroll(t, ts, "S1", "T1")
 	status, _, reply := do(t, "POST", ts.url+"/v1/admin/terminals/T1/revoke", "", "Bearer "+testAdminToken, nil)
@@ -181,6 +190,7 @@ func TestRevokeThroughTheAdminAPI(t *testing.T) {
 }
 
 func TestLogsHoldNoSecrets(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t)
 	code := createCode(t, ts, "S1", "T1", 0)
 	body, _ := enrollBody(t, code)
@@ -200,6 +210,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 }
 
 func TestNewEnrollCodeIsRandomAndReadable(t *testing.T) {
+	t.Parallel()
 	seen := map[string]bool{}
 	for range 100 {
 		c, err := server.NewEnrollCode()

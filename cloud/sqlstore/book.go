@@ -169,7 +169,7 @@ func (b *book) loadOwners(ctx context.Context, ids []cloud.Owner) error {
 			want = append(want, id)
 		}
 	}
-	return chunks(want, maxIn, func(ids []cloud.Owner) error {
+	return chunks(want, b.s.inMax(), func(ids []cloud.Owner) error {
 		args := make([]any, len(ids))
 		debts := make([]any, len(ids))
 		for i, id := range ids {
@@ -233,7 +233,7 @@ func (b *book) loadLots(ctx context.Context, os []*owner) error {
 			want = append(want, o)
 		}
 	}
-	err := chunks(want, maxIn, func(os []*owner) error {
+	err := chunks(want, b.s.inMax(), func(os []*owner) error {
 		args := make([]any, len(os))
 		for i, o := range os {
 			args[i] = string(o.id)

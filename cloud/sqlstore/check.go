@@ -21,7 +21,7 @@ func (s *Store) Check(ctx context.Context) (cloud.CheckReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	defer tx.Rollback()
+	defer tx.end(ctx)
 	problem := func(format string, args ...any) {
 		if len(rep.Problems) < maxProblems {
 			rep.Problems = append(rep.Problems, fmt.Sprintf(format, args...))

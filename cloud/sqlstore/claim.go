@@ -95,8 +95,11 @@ func (s *Store) Claim(ctx context.Context, id loyalty.OpID, card loyalty.CardHas
 		if err := b.writeState(ctx, store, op.Terminal); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO claims (op_id, card, points, at) VALUES (?, ?, ?, ?)`), id[:], card[:], int64(pts), micros(now)); err != nil {
+		if err := tx.write(ctx, `INSERT INTO claims (op_id, card, points, at) VALUES (?, ?, ?, ?)`, id[:], card[:], int64(pts), micros(now)); err != nil {
 			return fmt.Errorf("record claim %s: %w", id, err)
+		}
+		if err := tx.flush(ctx); err != nil {
+			return err
 		}
 		if err := b.checkOwners(ctx); err != nil {
 			return err

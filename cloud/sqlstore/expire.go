@@ -91,6 +91,9 @@ func (s *Store) expireChunk(ctx context.Context, tx *dbtx, now time.Time) (int, 
 	if err := b.writeLedger(ctx); err != nil {
 		return 0, 0, err
 	}
+	if err := tx.flush(ctx); err != nil {
+		return 0, 0, err
+	}
 	if err := checkOwners(ctx, s, tx, owners); err != nil {
 		return 0, 0, err
 	}

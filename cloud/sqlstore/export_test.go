@@ -8,7 +8,7 @@ import (
 // BareInserter returns a function that stores rows of the ops table's
 // shape in a table of the same shape without any ledger logic: one
 // transaction per call, through the same multi-row statements (prepared
-// the same way) that Apply uses. It is the baseline of the ingest benchmarks.
+// the same way, on first use) that Apply uses. It is the baseline of the ingest benchmarks.
 func (s *Store) BareInserter(ctx context.Context) (func(args []any) error, error) {
 	blob := "BLOB"
 	if s.dialect == Postgres {
@@ -22,15 +22,6 @@ func (s *Store) BareInserter(ctx context.Context) (func(args []any) error, error
 		return nil, err
 	}
 	tmpl := strings.Replace(iOps, "INSERT INTO ops", "INSERT INTO bare_ops", 1)
-	if s.dialect == SQLite {
-		for _, n := range sizes(maxRows) {
-			st, err := s.db.PrepareContext(ctx, s.expand(tmpl, 20, n))
-			if err != nil {
-				return nil, err
-			}
-			s.wst[stmtKey{tmpl, n}] = st
-		}
-	}
 	return func(args []any) error {
 		return s.inTx(ctx, func(tx *dbtx) error { return tx.insert(ctx, tmpl, 20, args) })
 	}, nil

@@ -101,6 +101,11 @@ func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*
 	if st.reversed, err = b.loadReversed(ctx, targets); err != nil {
 		return nil, err
 	}
+	for _, id := range targets {
+		if a := st.applied[id]; a != nil && !a.card.IsZero() {
+			cardHashes = append(cardHashes, a.card)
+		}
+	}
 	if st.cards, err = b.loadCards(ctx, cardHashes); err != nil {
 		return nil, err
 	}
@@ -112,25 +117,50 @@ func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*
 		}
 	}
 
-	// Read the owners up front, and the lots of those a redeem debits.
+	// Read up front the owners the ops touch (one query, not one per op),
+	// and the open lots of those a debit may take from.
 	var owners, debited []cloud.Owner
 	for i := range bt.Ops {
 		op := &bt.Ops[i]
 		o := st.ownerOf(op.Card, op.Member)
-		if o == "" {
-			continue
-		}
-		owners = append(owners, o)
-		if op.Kind == loyalty.OpRedeem {
+		switch op.Kind {
+		case loyalty.OpEnroll:
+			if !op.Card.IsZero() {
+				owners = append(owners, cloud.CardOwner(op.Card))
+			}
+			if op.Member != "" {
+				owners = append(owners, cloud.MemberOwner(op.Member))
+			}
+		case loyalty.OpRedeem:
 			debited = append(debited, o)
+		case loyalty.OpAdjust:
+			if op.Points < 0 {
+				debited = append(debited, o)
+			}
+		case loyalty.OpReverse:
+			if a := st.applied[op.Reverses]; a != nil {
+				to := a.owner
+				if !a.card.IsZero() {
+					to = st.ownerOf(a.card, "")
+				}
+				if to != "" {
+					owners = append(owners, to)
+					debited = append(debited, to)
+				}
+			}
+		}
+		if o != "" {
+			owners = append(owners, o)
 		}
 	}
-	if err := b.loadOwners(ctx, owners); err != nil {
+	if err := b.loadOwners(ctx, append(owners, debited...)); err != nil {
 		return nil, err
 	}
 	var lotOwners []*owner
 	for _, o := range debited {
-		lotOwners = append(lotOwners, b.owners[o])
+		if o != "" {
+			lotOwners = append(lotOwners, b.owners[o])
+		}
 	}
 	if err := b.loadLots(ctx, lotOwners); err != nil {
 		return nil, err

@@ -25,7 +25,7 @@ func (s *Store) readTx(ctx context.Context) (*dbtx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin ledger read: %w", err)
 	}
-	return &dbtx{Tx: tx, s: s, stmts: s.rst}, nil
+	return &dbtx{Tx: tx, s: s, cache: s.rst}, nil
 }
 
 // Snapshot implements cloud.Ledger.
@@ -71,7 +71,7 @@ func (s *Store) snapshots(ctx context.Context, cards []loyalty.CardHash, store s
 	if err != nil {
 		return nil, err
 	}
-	defer tx.Rollback()
+	defer tx.end(ctx)
 	return s.snapshotsIn(ctx, tx, cards, store, now)
 }
 
@@ -89,8 +89,8 @@ func (s *Store) snapshotsIn(ctx context.Context, tx *dbtx, cards []loyalty.CardH
 		}
 	}
 	out := make([]loyalty.Snapshot, len(cards))
-	for off := 0; off < len(cards); off += maxIn / 2 {
-		end := min(off+maxIn/2, len(cards))
+	for off := 0; off < len(cards); off += s.inMax() / 2 {
+		end := min(off+s.inMax()/2, len(cards))
 		if err := s.snapshotChunk(ctx, tx, cards[off:end], out[off:end], rules, now); err != nil {
 			return nil, err
 		}

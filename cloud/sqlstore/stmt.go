@@ -5,30 +5,40 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"sync"
 )
 
 // Statements are built from templates in a fixed set of sizes, so that
-// their texts repeat: SQLite statements are prepared once at Open and
-// reused (parsing a multi-row statement is a good part of its cost), and
-// pgx's per-connection statement cache hits instead of preparing every
-// new text. In a template, "(?*)" stands for an IN list (padded with
-// copies of its last value up to the next size) or for the row groups of a
-// multi-row insert (split into chunks of the sizes).
+// their texts repeat: on SQLite each text is prepared once and reused
+// (parsing a multi-row statement is a good part of its cost), and pgx's
+// per-connection statement cache hits instead of preparing every new text.
+// In a template, "(?*)" stands for an IN list (padded with copies of its
+// last value up to the next size) or for the row groups of a multi-row
+// insert (split into chunks of the sizes).
+//
+// SQLite has a single writer connection, which a transaction holds, so a
+// statement cannot be prepared on the database while one runs: a
+// transaction runs a text it finds unprepared directly, notes it, and the
+// notes are prepared once the transaction has ended.
 
-// maxIn is the longest IN list; callers chunk longer lists.
+// maxIn is the longest IN list on SQLite; callers chunk longer lists.
 const maxIn = 512
+
+// maxArray is the longest array parameter on PostgreSQL: much larger,
+// since every query costs a round trip, which under load costs more than
+// the query.
+const maxArray = 16384
+
+// inMax returns how many values one IN list (or array) may hold.
+func (s *Store) inMax() int {
+	if s.dialect == Postgres {
+		return maxArray
+	}
+	return maxIn
+}
 
 // maxRows is the largest multi-row insert chunk.
 const maxRows = 256
-
-// sizes are the IN list and row chunk sizes: powers of two.
-func sizes(limit int) []int {
-	var out []int
-	for n := 1; n <= limit; n *= 2 {
-		out = append(out, n)
-	}
-	return out
-}
 
 type stmtKey struct {
 	tmpl string
@@ -42,7 +52,7 @@ const (
 	qCards     = `SELECT hash, member FROM cards WHERE hash IN (?*)`
 	qOwners    = `SELECT id, qualifying, last_overspend FROM owners WHERE id IN (?*)`
 	qAccounts  = `SELECT id, balance FROM accounts WHERE id IN (?*)`
-	qOpenLots  = `SELECT ` + lotColumns + ` FROM lots WHERE owner IN (?*) AND remaining > 0`
+	qOpenLots  = `SELECT ` + lotColumns + ` FROM lots WHERE owner IN (?*) AND remaining <> 0`
 	qLotSums   = `SELECT owner, COALESCE(CAST(SUM(remaining) AS BIGINT), 0), COALESCE(MIN(remaining), 0) FROM lots WHERE owner IN (?*) AND remaining <> 0 GROUP BY owner`
 	qExpiring  = `SELECT owner, expires_at, remaining FROM lots WHERE owner IN (?*) AND remaining <> 0 AND expires_at < ? ORDER BY owner, expires_at`
 	inTemplate = "(?*)"
@@ -63,15 +73,6 @@ const (
 	iReversals  = `INSERT INTO reversals (target, by_op) VALUES (?*)`
 )
 
-func inTemplates() []string {
-	return []string{qApplied, qReversed, qCards, qOwners, qAccounts, qOpenLots, qLotSums, qExpiring}
-}
-
-func insertTemplates() map[string]int {
-	return map[string]int{iOps: 20, iPostings: 6, iAccounts: 2, iLots: 8, iLotUses: 4, iOwners: 4, iCards: 3,
-		iCardStores: 2, iOverspends: 7, iReversals: 2}
-}
-
 // Fixed statements run on every batch.
 const (
 	qTerminal     = `SELECT store, status FROM terminals WHERE id = ?`
@@ -81,8 +82,6 @@ const (
 		ON CONFLICT (terminal, epoch) DO UPDATE SET watermark = excluded.watermark, last_hash = excluded.last_hash`
 	iBatch = `INSERT INTO batches (terminal, epoch, first_seq, last_seq, hash, prev_hash, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)`
 )
-
-func fixedStatements() []string { return []string{qTerminal, qEpochs, qRulesVersion, iEpoch, iBatch} }
 
 // expand returns the text of a template for n values (ncol 0) or n rows of ncol columns.
 func (s *Store) expand(tmpl string, ncol, n int) string {
@@ -96,64 +95,140 @@ func (s *Store) expand(tmpl string, ncol, n int) string {
 	return s.q(strings.Replace(tmpl, inTemplate, list, 1))
 }
 
-// prepare prepares every template in every size on db (SQLite only: pgx
-// caches prepared statements by text on its own).
-func (s *Store) prepare(ctx context.Context, db *sql.DB, writes bool) (map[stmtKey]*sql.Stmt, error) {
-	m := map[stmtKey]*sql.Stmt{}
-	add := func(key stmtKey, text string) error {
-		st, err := db.PrepareContext(ctx, text)
+// stmtCache holds the statements prepared on one SQLite database handle.
+type stmtCache struct {
+	db *sql.DB
+	mu sync.RWMutex
+	m  map[stmtKey]*sql.Stmt
+}
+
+func newStmtCache(db *sql.DB) *stmtCache { return &stmtCache{db: db, m: map[stmtKey]*sql.Stmt{}} }
+
+func (c *stmtCache) get(key stmtKey) *sql.Stmt {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.m[key]
+}
+
+// prepare prepares the statements a transaction found missing. A failure
+// only means the text keeps being parsed on each use.
+func (c *stmtCache) prepare(ctx context.Context, missing map[stmtKey]string) {
+	for key, text := range missing {
+		if c.get(key) != nil {
+			continue
+		}
+		st, err := c.db.PrepareContext(ctx, text)
 		if err != nil {
-			return fmt.Errorf("prepare %.60s: %w", text, err)
+			continue
 		}
-		m[key] = st
-		return nil
-	}
-	for _, t := range inTemplates() {
-		for _, n := range sizes(maxIn) {
-			if err := add(stmtKey{t, n}, s.expand(t, 0, n)); err != nil {
-				return nil, err
-			}
+		c.mu.Lock()
+		if c.m[key] == nil {
+			c.m[key] = st
+		} else {
+			st.Close()
 		}
+		c.mu.Unlock()
 	}
-	for _, t := range fixedStatements() {
-		if err := add(stmtKey{t, 0}, s.q(t)); err != nil {
-			return nil, err
-		}
-	}
-	if writes {
-		for t, ncol := range insertTemplates() {
-			for _, n := range sizes(maxRows) {
-				if err := add(stmtKey{t, n}, s.expand(t, ncol, n)); err != nil {
-					return nil, err
-				}
-			}
-		}
-	}
-	return m, nil
 }
 
 // dbtx is a transaction with the prepared statements of its database.
 type dbtx struct {
 	*sql.Tx
-	s     *Store
-	stmts map[stmtKey]*sql.Stmt
+	s       *Store
+	cache   *stmtCache // nil on PostgreSQL
+	missing map[stmtKey]string
+	// pending are PostgreSQL writes queued to go to the server as one
+	// statement (data-modifying CTEs): one round trip instead of a dozen.
+	// Every read flushes them first.
+	pending []pendingWrite
 }
 
-func (t *dbtx) stmt(ctx context.Context, key stmtKey) *sql.Stmt {
-	if st := t.stmts[key]; st != nil {
-		return t.StmtContext(ctx, st)
+type pendingWrite struct {
+	text string // with ? placeholders
+	args []any
+}
+
+// write runs a fixed write statement, or on PostgreSQL queues it.
+func (t *dbtx) write(ctx context.Context, text string, args ...any) error {
+	if t.s.dialect == Postgres {
+		t.pending = append(t.pending, pendingWrite{text, args})
+		return nil
+	}
+	_, err := t.exec(ctx, text, args...)
+	return err
+}
+
+// flush sends the queued PostgreSQL writes as one statement: all but the
+// last become data-modifying CTEs of the last.
+func (t *dbtx) flush(ctx context.Context) error {
+	if len(t.pending) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	var args []any
+	last := len(t.pending) - 1
+	for i, w := range t.pending[:last] {
+		if i == 0 {
+			b.WriteString("WITH ")
+		} else {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "w%d AS (%s)", i, w.text)
+		args = append(args, w.args...)
+	}
+	if last > 0 {
+		b.WriteByte(' ')
+	}
+	b.WriteString(t.pending[last].text)
+	args = append(args, t.pending[last].args...)
+	t.pending = nil
+	if _, err := t.ExecContext(ctx, t.s.q(b.String()), args...); err != nil {
+		return fmt.Errorf("write the ledger: %w", err)
 	}
 	return nil
+}
+
+// stmt returns the prepared statement for key within the transaction, or
+// nil after noting that text should be prepared.
+func (t *dbtx) stmt(ctx context.Context, key stmtKey, text func() string) (*sql.Stmt, string) {
+	if t.cache == nil {
+		return nil, text()
+	}
+	if st := t.cache.get(key); st != nil {
+		return t.StmtContext(ctx, st), ""
+	}
+	q := text()
+	if t.missing == nil {
+		t.missing = map[stmtKey]string{}
+	}
+	t.missing[key] = q
+	return nil, q
+}
+
+// prepareMissing prepares what the ended transaction found unprepared.
+func (t *dbtx) prepareMissing(ctx context.Context) {
+	if t.cache != nil && len(t.missing) > 0 {
+		t.cache.prepare(context.WithoutCancel(ctx), t.missing)
+	}
+}
+
+// end rolls a read transaction back and prepares what it missed.
+func (t *dbtx) end(ctx context.Context) {
+	t.Rollback()
+	t.prepareMissing(ctx)
 }
 
 // queryIn runs an IN-list template with the values in (at most maxIn),
 // followed by the arguments extra. On PostgreSQL the list is one array
 // parameter (= ANY($1::type[])).
 func (t *dbtx) queryIn(ctx context.Context, tmpl string, in []any, extra ...any) (*sql.Rows, error) {
-	if len(in) == 0 || len(in) > maxIn {
-		return nil, fmt.Errorf("query with %d IN values, want 1 to %d", len(in), maxIn)
+	if len(in) == 0 || len(in) > t.s.inMax() {
+		return nil, fmt.Errorf("query with %d IN values, want 1 to %d", len(in), t.s.inMax())
 	}
 	if t.s.dialect == Postgres {
+		if err := t.flush(ctx); err != nil {
+			return nil, err
+		}
 		arr, typ, err := pgArray(in, 0, 1)
 		if err != nil {
 			return nil, err
@@ -171,10 +246,11 @@ func (t *dbtx) queryIn(ctx context.Context, tmpl string, in []any, extra ...any)
 		args = append(args, in[len(in)-1])
 	}
 	args = append(args, extra...)
-	if st := t.stmt(ctx, stmtKey{tmpl, n}); st != nil {
+	st, q := t.stmt(ctx, stmtKey{tmpl, n}, func() string { return t.s.expand(tmpl, 0, n) })
+	if st != nil {
 		return st.QueryContext(ctx, args...)
 	}
-	return t.QueryContext(ctx, t.s.expand(tmpl, 0, n), args...)
+	return t.QueryContext(ctx, q, args...)
 }
 
 // insert runs an insert template over args, ncol values per row, in chunks
@@ -198,9 +274,7 @@ func (t *dbtx) insert(ctx context.Context, tmpl string, ncol int, args []any) er
 			cols[c], casts[c] = arr, "?::"+typ+"[]"
 		}
 		q := strings.Replace(tmpl, "VALUES "+inTemplate, "SELECT * FROM unnest("+strings.Join(casts, ", ")+")", 1)
-		if _, err := t.ExecContext(ctx, t.s.q(q), cols...); err != nil {
-			return fmt.Errorf("%s: %w", strings.Fields(tmpl)[2], err)
-		}
+		t.pending = append(t.pending, pendingWrite{q, cols})
 		return nil
 	}
 	for rows := len(args) / ncol; rows > 0; {
@@ -209,10 +283,10 @@ func (t *dbtx) insert(ctx context.Context, tmpl string, ncol int, args []any) er
 			n /= 2
 		}
 		var err error
-		if st := t.stmt(ctx, stmtKey{tmpl, n}); st != nil {
+		if st, q := t.stmt(ctx, stmtKey{tmpl, n}, func() string { return t.s.expand(tmpl, ncol, n) }); st != nil {
 			_, err = st.ExecContext(ctx, args[:n*ncol]...)
 		} else {
-			_, err = t.ExecContext(ctx, t.s.expand(tmpl, ncol, n), args[:n*ncol]...)
+			_, err = t.ExecContext(ctx, q, args[:n*ncol]...)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", strings.Fields(tmpl)[2], err)
@@ -224,26 +298,35 @@ func (t *dbtx) insert(ctx context.Context, tmpl string, ncol int, args []any) er
 
 // exec runs a fixed statement.
 func (t *dbtx) exec(ctx context.Context, text string, args ...any) (sql.Result, error) {
-	if st := t.stmt(ctx, stmtKey{text, 0}); st != nil {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
+	st, q := t.stmt(ctx, stmtKey{text, 0}, func() string { return t.s.q(text) })
+	if st != nil {
 		return st.ExecContext(ctx, args...)
 	}
-	return t.ExecContext(ctx, t.s.q(text), args...)
+	return t.ExecContext(ctx, q, args...)
 }
 
 // query runs a fixed query.
 func (t *dbtx) query(ctx context.Context, text string, args ...any) (*sql.Rows, error) {
-	if st := t.stmt(ctx, stmtKey{text, 0}); st != nil {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
+	st, q := t.stmt(ctx, stmtKey{text, 0}, func() string { return t.s.q(text) })
+	if st != nil {
 		return st.QueryContext(ctx, args...)
 	}
-	return t.QueryContext(ctx, t.s.q(text), args...)
+	return t.QueryContext(ctx, q, args...)
 }
 
 // queryRow runs a fixed single-row query.
 func (t *dbtx) queryRow(ctx context.Context, text string, args ...any) *sql.Row {
-	if st := t.stmt(ctx, stmtKey{text, 0}); st != nil {
+	st, q := t.stmt(ctx, stmtKey{text, 0}, func() string { return t.s.q(text) })
+	if st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
-	return t.QueryRowContext(ctx, t.s.q(text), args...)
+	return t.QueryRowContext(ctx, q, args...)
 }
 
 // pgArray gathers every stride-th value of args from offset into a typed

@@ -60,8 +60,8 @@ type Store struct {
 	mu    sync.Mutex
 	rules map[uint32]*loyalty.Rules // published rules never change
 
-	// Prepared statements of db and rdb (SQLite only; set by Open, then read-only).
-	wst, rst map[stmtKey]*sql.Stmt
+	// Prepared statements of db and rdb (SQLite only).
+	wst, rst *stmtCache
 }
 
 // Open opens (creating if needed) and migrates a ledger. dsn is
@@ -81,7 +81,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	switch {
 	case strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://"):
 		s.dialect = Postgres
-		if s.db, err = sql.Open("pgx", dsn); err != nil {
+		if s.db, err = sql.Open("pgx", pgDSN(dsn)); err != nil {
 			return nil, fmt.Errorf("open postgres ledger: %w", err)
 		}
 		s.db.SetMaxOpenConns(16)
@@ -116,15 +116,27 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if s.dialect == SQLite {
-		if s.wst, err = s.prepare(ctx, s.db, true); err == nil {
-			s.rst, err = s.prepare(ctx, s.rdb, false)
-		}
-		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("open sqlite ledger: %w", err)
-		}
+		s.wst, s.rst = newStmtCache(s.db), newStmtCache(s.rdb)
 	}
 	return s, nil
+}
+
+// pgDSN makes pgx plan every statement with its actual arguments (the
+// "exec" mode: one round trip, no server-side prepared statement) unless
+// the URL chooses a mode. A cached generic plan made while a table was
+// small kept scanning it whole once it had grown: reads of a 1,000-op
+// batch went from milliseconds to seconds within a few thousand ops.
+func pgDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn // sql.Open reports it
+	}
+	q := u.Query()
+	if q.Get("default_query_exec_mode") == "" {
+		q.Set("default_query_exec_mode", "exec")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
 }
 
 // Dialect returns the store's SQL flavour.
@@ -206,7 +218,13 @@ func (s *Store) tryTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *dbtx
 	if err != nil {
 		return fmt.Errorf("begin ledger transaction: %w", err)
 	}
-	if err := fn(&dbtx{Tx: tx, s: s, stmts: s.wst}); err != nil {
+	t := &dbtx{Tx: tx, s: s, cache: s.wst}
+	defer t.prepareMissing(ctx)
+	err = fn(t)
+	if err == nil {
+		err = t.flush(ctx)
+	}
+	if err != nil {
 		tx.Rollback()
 		return err
 	}

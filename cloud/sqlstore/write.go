@@ -13,7 +13,7 @@ import (
 // loadApplied reads the applied ops among ids.
 func (b *book) loadApplied(ctx context.Context, ids []loyalty.OpID) (map[loyalty.OpID]*appliedOp, error) {
 	out := make(map[loyalty.OpID]*appliedOp, len(ids))
-	err := chunks(ids, maxIn, func(ids []loyalty.OpID) error {
+	err := chunks(ids, b.s.inMax(), func(ids []loyalty.OpID) error {
 		args := make([]any, len(ids))
 		for i := range ids {
 			args[i] = ids[i][:]
@@ -44,7 +44,7 @@ func (b *book) loadApplied(ctx context.Context, ids []loyalty.OpID) (map[loyalty
 // loadReversed reads which of ids were reversed.
 func (b *book) loadReversed(ctx context.Context, ids []loyalty.OpID) (map[loyalty.OpID]bool, error) {
 	out := map[loyalty.OpID]bool{}
-	err := chunks(ids, maxIn, func(ids []loyalty.OpID) error {
+	err := chunks(ids, b.s.inMax(), func(ids []loyalty.OpID) error {
 		args := make([]any, len(ids))
 		for i := range ids {
 			args[i] = ids[i][:]
@@ -69,7 +69,7 @@ func (b *book) loadReversed(ctx context.Context, ids []loyalty.OpID) (map[loyalt
 // loadCards reads the cards among hs.
 func (b *book) loadCards(ctx context.Context, hs []loyalty.CardHash) (map[loyalty.CardHash]*card, error) {
 	out := make(map[loyalty.CardHash]*card, len(hs))
-	err := chunks(hs, maxIn, func(hs []loyalty.CardHash) error {
+	err := chunks(hs, b.s.inMax(), func(hs []loyalty.CardHash) error {
 		args := make([]any, len(hs))
 		for i := range hs {
 			args[i] = hs[i][:]
@@ -112,13 +112,13 @@ func (b *book) flush(ctx context.Context, bt *cloud.Batch, store string, rows []
 	if err := b.writeState(ctx, store, bt.Terminal); err != nil {
 		return err
 	}
-	if _, err := tx.exec(ctx, iEpoch, bt.Terminal, int64(bt.Epoch), int64(bt.LastSeq), bt.Hash); err != nil {
+	if err := tx.write(ctx, iEpoch, bt.Terminal, int64(bt.Epoch), int64(bt.LastSeq), bt.Hash); err != nil {
 		return fmt.Errorf("move watermark of %s: %w", bt.Terminal, err)
 	}
-	if _, err := tx.exec(ctx, iBatch, bt.Terminal, int64(bt.Epoch), int64(bt.FirstSeq), int64(bt.LastSeq), bt.Hash, nonNil(bt.PrevHash), b.now); err != nil {
+	if err := tx.write(ctx, iBatch, bt.Terminal, int64(bt.Epoch), int64(bt.FirstSeq), int64(bt.LastSeq), bt.Hash, nonNil(bt.PrevHash), b.now); err != nil {
 		return fmt.Errorf("record batch of %s: %w", bt.Terminal, err)
 	}
-	return nil
+	return tx.flush(ctx)
 }
 
 // writeState writes the owners, cards, the cards seen at store, overspend
@@ -207,7 +207,7 @@ func (b *book) checkOwners(ctx context.Context) error {
 }
 
 func checkOwners(ctx context.Context, s *Store, q *dbtx, ids []cloud.Owner) error {
-	return chunks(ids, maxIn/2, func(ids []cloud.Owner) error {
+	return chunks(ids, s.inMax()/2, func(ids []cloud.Owner) error {
 		owners := make([]any, len(ids))
 		accts := make([]any, 0, 2*len(ids))
 		lots := map[cloud.Owner]int64{}

@@ -57,7 +57,7 @@ func testModel(t *testing.T, l cloud.Ledger) {
 	var done []*sent
 	reversed := map[loyalty.OpID]bool{}
 	n := 400
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		n = 120
 	}
 	for sentOps := 0; sentOps < n; {
@@ -140,7 +140,11 @@ func cardIndex(c loyalty.CardHash, n int) int {
 }
 
 func testConcurrent(t *testing.T, l cloud.Ledger) {
-	const tills, batches, perBatch, cards = 4, 8, 10, 5
+	const tills, perBatch, cards = 4, 10, 5
+	batches := 8
+	if testing.Short() || raceEnabled {
+		batches = 4
+	}
 	ts := make([]*Till, tills)
 	for i := range ts {
 		ts[i] = NewTill(t, l, fmt.Sprintf("t%d", i), "s1")
@@ -194,7 +198,7 @@ func testConcurrent(t *testing.T, l cloud.Ledger) {
 		}
 	}
 	for _, tl := range ts {
-		if wm, _, _ := l.Watermark(ctx, tl.ID, 1); wm != batches*perBatch {
+		if wm, _, _ := l.Watermark(ctx, tl.ID, 1); wm != uint64(batches*perBatch) {
 			t.Errorf("till %s: watermark %d, want %d", tl.ID, wm, batches*perBatch)
 		}
 	}

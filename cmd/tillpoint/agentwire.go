@@ -15,6 +15,8 @@ import (
 	"github.com/tillpoint/tillpoint/agent"
 	"github.com/tillpoint/tillpoint/agent/config"
 	"github.com/tillpoint/tillpoint/devices"
+	"github.com/tillpoint/tillpoint/devices/discover"
+	"github.com/tillpoint/tillpoint/devices/nfc"
 	"github.com/tillpoint/tillpoint/devices/printer"
 	"github.com/tillpoint/tillpoint/devices/scanner"
 	"github.com/tillpoint/tillpoint/loyalty"
@@ -33,6 +35,7 @@ type wiring struct {
 	bus      *devices.Bus
 	printer  *printer.Printer
 	scanners []*scanner.Serial
+	nfc      *nfc.Watcher
 	uplink   *uplink.Uplink
 	feed     *agent.Feed
 	wg       sync.WaitGroup
@@ -92,20 +95,34 @@ func openWiring(ctx context.Context, cfg *config.Config, logger *slog.Logger, ve
 	}
 	var prn agent.Printer
 	if cfg.Printer != nil {
-		if w.printer, err = openPrinter(cfg.Printer, w.bus, logger); err != nil {
+		switch w.printer, err = openPrinter(cfg.Printer, w.bus, logger); {
+		case errors.Is(err, errNotAttached):
+		case err != nil:
 			return nil, err
+		default:
+			prn = agent.DevicePrinter{P: w.printer}
 		}
-		prn = agent.DevicePrinter{P: w.printer}
 	}
 	for i, s := range cfg.Scanners {
 		sc, err := openScanner(i, s, w.bus, logger)
+		if errors.Is(err, errNotAttached) {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
 		w.scanners = append(w.scanners, sc)
 	}
 	if len(cfg.NFC) > 0 {
-		logger.Warn("nfc readers are configured but this build has no NFC driver yet; cards can still be scanned or sent by the POS", "readers", len(cfg.NFC))
+		var names []string
+		for _, r := range cfg.NFC {
+			if r.Reader == "" {
+				names = nil // one reader without a name: watch them all
+				break
+			}
+			names = append(names, r.Reader)
+		}
+		w.nfc = nfc.NewWatcher(nfc.Config{Readers: names, Logger: logger.With("component", "nfc")}, w.bus)
 	}
 	opts := agent.Options{Config: cfg, Journal: agent.JournalStore{J: w.journal, Policy: policy},
 		CardKey: key, Receipts: rcpt, Printer: prn, Logger: logger, Version: version, SyncPoll: tune.syncPoll, OnOp: tune.onOp}
@@ -144,7 +161,7 @@ func (w *wiring) openUplink(cfg *config.Config, st *enroll.State, logger *slog.L
 	if tune.uplink != nil {
 		tune.uplink(&uc)
 	}
-	u, err := uplink.New(agent.UplinkJournal{Journal: w.journal}, uc)
+	u, err := uplink.New(w.journal, uc)
 	if err != nil {
 		return fmt.Errorf("uplink: %w", err)
 	}
@@ -155,22 +172,43 @@ func (w *wiring) openUplink(cfg *config.Config, st *enroll.State, logger *slog.L
 	return nil
 }
 
+// deviceID resolves a config match to a device: by path as given, or by
+// USB VID:PID (and serial number) among the attached serial ports and USB
+// line printers, whose stable /dev/serial/by-id path it then uses.
 func deviceID(kind devices.Kind, m config.Match) (devices.ID, error) {
-	if m.Path == "" {
-		return devices.ID{}, fmt.Errorf("%s matched by usb = %q: matching by USB ID needs device discovery, which this build lacks; set path instead", kind, m.USB)
-	}
 	id := devices.ID{Kind: kind, Path: strings.TrimPrefix(m.Path, "tcp://"), Serial: m.Serial}
 	if m.USB != "" {
 		vid, pid, _ := config.ParseUSB(m.USB)
 		id.VID, id.PID = fmt.Sprintf("%04x", vid), fmt.Sprintf("%04x", pid)
 	}
-	return id, nil
+	if m.Path != "" {
+		return id, nil
+	}
+	var found []discover.Device
+	f := discover.Finder{}
+	ports, err := f.SerialPorts()
+	if err == nil {
+		found = append(found, ports...)
+	}
+	if kind == devices.KindPrinter {
+		if lps, lerr := f.USBLinePrinters(); lerr == nil {
+			found = append(found, lps...)
+		}
+	}
+	want := devices.ID{VID: id.VID, PID: id.PID, Serial: id.Serial}
+	for _, d := range found {
+		if d.ID.Match(want) {
+			id.Path = d.ID.Path
+			return id, nil
+		}
+	}
+	return id, fmt.Errorf("%s usb = %q is not attached (see 'tillpoint devices list'); plug it in, or set path", kind, m.USB)
 }
 
 func openPrinter(p *config.Printer, bus *devices.Bus, logger *slog.Logger) (*printer.Printer, error) {
 	id, err := deviceID(devices.KindPrinter, p.Match())
 	if err != nil {
-		return nil, err
+		return nil, notAttached(bus, id, logger, err)
 	}
 	var dial printer.Dialer
 	switch {
@@ -196,7 +234,7 @@ func openScanner(i int, s config.Scanner, bus *devices.Bus, logger *slog.Logger)
 	}
 	id, err := deviceID(devices.KindScanner, s.Match())
 	if err != nil {
-		return nil, fmt.Errorf("scanner[%d]: %w", i, err)
+		return nil, notAttached(bus, id, logger, fmt.Errorf("scanner[%d]: %w", i, err))
 	}
 	sc := scanner.DefaultConfig(id.Path)
 	sc.ID = id
@@ -212,6 +250,18 @@ func openScanner(i int, s config.Scanner, bus *devices.Bus, logger *slog.Logger)
 	return scanner.NewSerial(sc, bus), nil
 }
 
+// errNotAttached marks a configured device that is not plugged in: the
+// agent starts without it (cards still come from the other readers and the
+// POS) and the cashier screen says so.
+var errNotAttached = errors.New("device not attached")
+
+func notAttached(bus *devices.Bus, id devices.ID, logger *slog.Logger, err error) error {
+	logger.Error("device not attached; the till runs without it", "device", id.String(), "err", err)
+	bus.Publish(devices.HealthEvent{Health: devices.Health{Device: id, State: devices.StateError, Power: devices.PowerOffline,
+		Code: devices.CodeDisconnected, Reason: fmt.Sprintf("%s not attached: plug it in and restart the agent", id.Kind)}, At: time.Now()})
+	return fmt.Errorf("%w: %w", errNotAttached, err)
+}
+
 // start opens the devices and runs the agent's loops.
 func (w *wiring) start(ctx context.Context) {
 	if err := w.agent.Start(ctx); err != nil {
@@ -225,6 +275,11 @@ func (w *wiring) start(ctx context.Context) {
 	for _, s := range w.scanners {
 		if err := s.Open(ctx); err != nil {
 			w.log.Warn("scanner not ready; it keeps retrying", "err", err)
+		}
+	}
+	if w.nfc != nil {
+		if err := w.nfc.Open(ctx); err != nil {
+			w.log.Warn("NFC readers not ready; the watcher keeps retrying", "err", err)
 		}
 	}
 	w.wg.Add(1)
@@ -249,6 +304,9 @@ func (w *wiring) close(ctx context.Context) error {
 	}
 	for _, s := range w.scanners {
 		errs = append(errs, s.Close(ctx))
+	}
+	if w.nfc != nil {
+		errs = append(errs, w.nfc.Close(ctx))
 	}
 	if w.printer != nil {
 		// Close finishes the job in flight before it returns.

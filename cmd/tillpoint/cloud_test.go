@@ -36,7 +36,7 @@ type runningCloud struct {
 
 // startCloud starts `tillpoint cloud` with args on 127.0.0.1:0 and waits
 // for it to print its URL; the test's cleanup stops it and checks it exited 0.
-func startCloud(t *testing.T, env map[string]string, args ...string) *runningCloud {
+func startCloud(t testing.TB, env map[string]string, args ...string) *runningCloud {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errOut syncBuffer
@@ -92,6 +92,7 @@ func signedGet(t *testing.T, client *http.Client, st *enroll.State, path string)
 }
 
 func TestEnrollCodeEnrollRevokeAndCheckThroughTheCLI(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	db := "sqlite:" + filepath.Join(dir, "var", "ledger.db")
 	cl := startCloud(t, nil, "--db", db, "--program", "acme")
@@ -179,6 +180,7 @@ func TestEnrollCodeEnrollRevokeAndCheckThroughTheCLI(t *testing.T) {
 }
 
 func TestCloudAdminAPIThroughTheCLIsToken(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "admin.token")
 	token := "c0ffee-c0ffee-c0ffee-c0ffee-c0ffee"
@@ -240,6 +242,7 @@ func writeTestCert(t *testing.T, dir string) (certFile, keyFile string) {
 }
 
 func TestEnrollOverTLSTrustsOnlyTheGivenCA(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	db := "sqlite:" + filepath.Join(dir, "ledger.db")
 	cert, key := writeTestCert(t, dir)
@@ -264,6 +267,7 @@ func TestEnrollOverTLSTrustsOnlyTheGivenCA(t *testing.T) {
 }
 
 func TestCloudAndEnrollUsage(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	worldReadable := filepath.Join(dir, "token")
 	if err := os.WriteFile(worldReadable, []byte("0123456789abcdef0123"), 0o644); err != nil {
@@ -337,6 +341,7 @@ func postgresDSN(t *testing.T) string {
 }
 
 func TestCloudOnPostgresEnrollsAndChecks(t *testing.T) {
+	t.Parallel()
 	db := postgresDSN(t)
 	dir := t.TempDir()
 	key := filepath.Join(dir, "cloud.key")

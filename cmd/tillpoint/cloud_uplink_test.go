@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -25,6 +23,7 @@ import (
 // the enrolled key. Every op lands once, a second sync sends nothing, and
 // the ledger balances.
 func TestEnrolledTerminalsJournalReachesTheCloudExactlyOnce(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir := t.TempDir()
@@ -69,7 +68,7 @@ func TestEnrolledTerminalsJournalReachesTheCloudExactlyOnce(t *testing.T) {
 	cfg.URL, cfg.Signer, cfg.CloudKey, cfg.Client = st.CloudURL, signer, st.CloudKey, http.DefaultClient
 	cfg.MaxOps, cfg.MinBackoff, cfg.MaxBackoff = 100, 10*time.Millisecond, 200*time.Millisecond
 	cfg.Logger = slog.New(slog.DiscardHandler)
-	u, err := uplink.New(journalForUplink{j}, cfg)
+	u, err := uplink.New(j, cfg)
 	if err != nil {
 		t.Fatalf("new uplink: %v", err)
 	}
@@ -117,32 +116,4 @@ func TestEnrolledTerminalsJournalReachesTheCloudExactlyOnce(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "PROBLEM") || !strings.Contains(errOut, "does not balance") {
 		t.Errorf("cloud check on a tampered ledger: exit %d, stdout %q, stderr %q; want 1 with the problem listed", code, out, errOut)
 	}
-}
-
-// journalForUplink fits offline/journal to uplink.Journal for this test.
-// The agent owns the production wiring; this is only the glue the test needs.
-type journalForUplink struct{ *journal.Journal }
-
-var _ uplink.Journal = journalForUplink{}
-
-func (a journalForUplink) MarkAcked(ctx context.Context, epoch uint32, seq uint64) error {
-	err := a.Journal.MarkAcked(ctx, epoch, seq)
-	if errors.Is(err, journal.ErrAckAhead) {
-		return fmt.Errorf("%w: %w", uplink.ErrAckAhead, err)
-	}
-	return err
-}
-
-func (a journalForUplink) Backlog(ctx context.Context) (int64, time.Time, error) {
-	s, err := a.Stats(ctx)
-	return s.Unacked, s.OldestUnacked, err
-}
-
-func (a journalForUplink) Sealed(ctx context.Context) ([]uplink.Sealed, error) {
-	bs, err := a.Journal.Sealed(ctx)
-	out := make([]uplink.Sealed, len(bs))
-	for i, b := range bs {
-		out[i] = uplink.Sealed{Epoch: b.Epoch, First: b.FirstSeq, Last: b.LastSeq, Bytes: b.Payload}
-	}
-	return out, err
 }

@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tillpoint/tillpoint/loyalty"
 	"github.com/tillpoint/tillpoint/offline/journal"
@@ -146,5 +148,59 @@ func TestJournalHelpAndUsageErrors(t *testing.T) {
 		if code != tc.wantCode || !strings.Contains(out+errOut, tc.want) {
 			t.Errorf("tillpoint %s: got exit %d, output %q; want exit %d and %q", strings.Join(tc.args, " "), code, out+errOut, tc.wantCode, tc.want)
 		}
+	}
+}
+
+// TestJournalCommandsAreSafeWhileTheAgentWrites backs the claim in
+// 'tillpoint journal --help': the commands read a journal that is being
+// appended to, see a consistent prefix, and change nothing (no epoch, no
+// continuity token rotated: the sidecar is untouched).
+func TestJournalCommandsAreSafeWhileTheAgentWrites(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "journal.db")
+	j, err := journal.Open(ctx, path, journal.Options{Terminal: "till-1", Logger: slog.New(slog.DiscardHandler), SidecarInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	sidecar, err := os.ReadFile(journal.SidecarPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			op := loyalty.Op{Kind: loyalty.OpEarn, Card: loyalty.CardHash{1}, Points: 5,
+				Basket: &loyalty.Basket{Currency: "EUR", Lines: []loyalty.Line{{SKU: "sku", Quantity: 1, Amount: 500}}}}
+			if _, err := j.Append(ctx, op); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	for range 3 {
+		for _, cmd := range []string{"verify", "stats", "export"} {
+			if code, _, errOut := run(t, "journal", cmd, "--db", path); code != 0 {
+				close(stop)
+				t.Fatalf("journal %s while appending: got exit %d, stderr %q", cmd, code, errOut)
+			}
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatalf("Append while the CLI reads: %v", err)
+	}
+	if now, err := os.ReadFile(journal.SidecarPath(path)); err != nil || string(now) != string(sidecar) {
+		t.Fatalf("the CLI changed the epoch sidecar: got %s, want %s (err %v)", now, sidecar, err)
+	}
+	if rep, err := j.Verify(ctx); err != nil || rep.Epochs != 1 {
+		t.Fatalf("Verify after: got %d epochs, %v; want 1", rep.Epochs, err)
 	}
 }

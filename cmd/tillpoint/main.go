@@ -65,6 +65,8 @@ func (m *Main) commands() []command {
 		{"cloud", "run the central ledger; enroll-code, revoke, check", (*Main).runCloud},
 		{"enroll", "enroll this terminal with the cloud", (*Main).runEnroll},
 		{"agent", "run the store terminal's agent: devices, local API, cashier screen", (*Main).runAgent},
+		{"members", "list the store's terminals and their state, as the local agent sees them", (*Main).runMembers},
+		{"demo", "run a whole store in one process through a scripted day; --exit checks every invariant", (*Main).runDemo},
 	}
 }
 

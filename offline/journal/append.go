@@ -310,6 +310,14 @@ func (j *Journal) append(ctx context.Context, op loyalty.Op, check func(ctx cont
 	var buf []byte
 	err := j.write(ctx, func(ctx context.Context, tx *sql.Tx, w *writer) error {
 		if check != nil {
+			// A retry of a stored op is a duplicate, not a second redeem
+			// for the policy to count.
+			if prev, ok, err := opByID(ctx, tx, op.ID); err != nil {
+				return err
+			} else if ok {
+				stored = prev
+				return fmt.Errorf("%w: op %s is epoch %d seq %d", ErrDuplicateOp, op.ID, prev.Epoch, prev.Seq)
+			}
 			if err := check(ctx, tx, &op); err != nil {
 				return err
 			}

@@ -43,14 +43,17 @@
 //     op made with the cloud's blessing; AppendOfflineRedeem (or first
 //     CheckOfflineRedeem) with a Policy for a redeem made without it; View
 //     for the balance to show (snapshot + this terminal's unacknowledged ops).
-//   - The uplink: Acked and OpsAfter for what to send; PutSealed before
-//     the first send of a sealed batch, Sealed to resend the identical bytes
-//     after a restart; MarkAcked with the acknowledgement's snapshots (one
-//     transaction; it also drops the sealed batches it covers); PutSnapshots
-//     for snapshots pulled on their own; NewEpoch on ErrAckAhead or when the
+//   - The uplink: Acked and OpsAfter for what to send, Backlog for its
+//     state; PutSealed before the first send of a sealed batch, Sealed to
+//     resend the identical bytes after a restart; MarkAcked with the
+//     acknowledgement's snapshots (one transaction), which also drops the
+//     sealed batches it covers; PutSnapshots for
+//     snapshots pulled on their own; NewEpoch on ErrAckAhead or when the
 //     cloud's watermark for the terminal is ahead of Head.
 //   - Store peers: PutPeerRedeem for each offline redeem a peer reports
-//     (duplicates by op ID are ignored); a newer snapshot drops the ones it covers.
+//     (duplicates by op ID are ignored), OfflineRedeemed for what a card
+//     spent offline store-wide, DropPeerRedeems once a snapshot covers them
+//     (known from the peer's acknowledgement watermark, never from clocks).
 //   - Operators: Stats, Entries and Verify, through 'tillpoint journal',
 //     which opens the file with Options.ReadOnly.
 //

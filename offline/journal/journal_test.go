@@ -376,3 +376,16 @@ func TestOpsAfterAndMarkAcked(t *testing.T) {
 		t.Fatalf("MarkAcked(1, 7) with 6 ops: got %v, want ErrAckAhead", err)
 	}
 }
+
+func TestAppendWithCancelledContextRecordsNothing(t *testing.T) {
+	j := openJournal(t, filepath.Join(t.TempDir(), "journal.db"))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := j.Append(ctx, earnOp(1)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Append with a cancelled context: got %v, want context.Canceled", err)
+	}
+	op, err := j.Append(context.Background(), earnOp(2))
+	if err != nil || op.Seq != 1 {
+		t.Fatalf("next Append: got seq %d, %v; want seq 1 (nothing recorded before)", op.Seq, err)
+	}
+}

@@ -11,7 +11,7 @@ import (
 
 // PeerRedeem is a redeem another terminal of the store made offline, as
 // that peer reported it. The offline policy counts it against the card's
-// balance and its offline allowance until a newer snapshot covers it.
+// balance and its offline allowance until DropPeerRedeems removes it.
 type PeerRedeem struct {
 	ID       loyalty.OpID
 	Card     loyalty.CardHash
@@ -31,8 +31,7 @@ func PeerRedeemFromOp(op loyalty.Op) (PeerRedeem, error) {
 }
 
 // PutPeerRedeem records a peer's offline redeem. It returns false, and no
-// error, when the redeem is already recorded (by op ID) or the card's
-// snapshot already covers it (made at or before the snapshot's AsOf).
+// error, when the redeem is already recorded (by op ID).
 func (j *Journal) PutPeerRedeem(ctx context.Context, r PeerRedeem) (bool, error) {
 	switch {
 	case r.ID.IsZero() || r.Card.IsZero() || r.At.IsZero():
@@ -47,11 +46,8 @@ func (j *Journal) PutPeerRedeem(ctx context.Context, r PeerRedeem) (bool, error)
 	var added bool
 	err := j.write(ctx, func(ctx context.Context, tx *sql.Tx, _ *writer) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO peer_redeems (id, card, points, terminal, epoch, seq, wall_time, received_at)
-			SELECT ?, ?, ?, ?, ?, ?, ?, ?
-			WHERE NOT EXISTS (SELECT 1 FROM snapshots WHERE card = ? AND as_of >= ?)
-			ON CONFLICT (id) DO NOTHING`,
-			r.ID[:], r.Card[:], int64(r.Points), r.Terminal, r.Epoch, int64(r.Seq), r.At.UnixNano(), j.opts.Now().UnixNano(),
-			r.Card[:], r.At.UnixNano())
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+			r.ID[:], r.Card[:], int64(r.Points), r.Terminal, r.Epoch, int64(r.Seq), r.At.UnixNano(), j.opts.Now().UnixNano())
 		if err != nil {
 			return fmt.Errorf("record peer redeem %s: %w", r.ID, classify(err))
 		}
@@ -86,4 +82,21 @@ func (j *Journal) PeerRedeems(ctx context.Context, card loyalty.CardHash) ([]Pee
 		return nil, fmt.Errorf("read peer redeems: %w", classify(err))
 	}
 	return rs, nil
+}
+
+// DropPeerRedeems removes the peer redeems with these op IDs, once a cloud
+// snapshot covers them (the peers layer knows from the peer's published
+// acknowledgement watermark). Unknown IDs are ignored.
+func (j *Journal) DropPeerRedeems(ctx context.Context, ids []loyalty.OpID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return j.write(ctx, func(ctx context.Context, tx *sql.Tx, _ *writer) error {
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM peer_redeems WHERE id = ?", id[:]); err != nil {
+				return fmt.Errorf("drop peer redeem %s: %w", id, classify(err))
+			}
+		}
+		return nil
+	})
 }

@@ -26,10 +26,11 @@ const (
 //     plus this terminal's unacknowledged ops, less the snapshot's debt and
 //     the store peers' offline redeems no snapshot covers yet), and
 //   - the card's offline redeems stay within its offline allowance: the
-//     snapshot's Allowance while it is valid (counting this terminal's and
-//     its peers' offline redeems since the snapshot), otherwise
-//     OfflineRedeemCap per calendar day in Location (counting this
-//     terminal's and its peers' offline redeems of that day).
+//     snapshot's Allowance while it is valid (counting OfflineRedeemed:
+//     this terminal's offline redeems the snapshot cannot hold and every
+//     recorded peer redeem), otherwise OfflineRedeemCap per calendar day
+//     in Location (counting this terminal's and its peers' offline redeems
+//     made that day).
 type Policy struct {
 	MaxSnapshotAge   time.Duration
 	OfflineRedeemCap loyalty.Points
@@ -78,9 +79,16 @@ func (e *RefusalError) Error() string { return e.Message }
 func (e *RefusalError) Unwrap() error { return e.Err }
 
 // CheckOfflineRedeem applies p to a redeem of points (a positive amount)
-// with card, now. It returns the card's local view, and a *RefusalError
-// when the policy refuses.
+// with card, now by the journal's clock. It returns the card's local view,
+// and a *RefusalError when the policy refuses. Between this check and an
+// Append another redeem may slip in: AppendOfflineRedeem checks and
+// appends in one transaction.
 func (j *Journal) CheckOfflineRedeem(ctx context.Context, card loyalty.CardHash, points loyalty.Points, p Policy) (View, error) {
+	return j.CheckOfflineRedeemAt(ctx, card, points, p, j.opts.Now())
+}
+
+// CheckOfflineRedeemAt is CheckOfflineRedeem at the given time.
+func (j *Journal) CheckOfflineRedeemAt(ctx context.Context, card loyalty.CardHash, points loyalty.Points, p Policy, now time.Time) (View, error) {
 	if err := p.Validate(); err != nil {
 		return View{}, err
 	}
@@ -89,7 +97,7 @@ func (j *Journal) CheckOfflineRedeem(ctx context.Context, card loyalty.CardHash,
 		return View{}, fmt.Errorf("check offline redeem: %w", classify(err))
 	}
 	defer tx.Rollback()
-	return p.check(ctx, tx, card, points, j.opts.Now())
+	return p.check(ctx, tx, card, points, now)
 }
 
 // AppendOfflineRedeem appends a redeem made without the cloud, marking it

@@ -216,7 +216,10 @@ func TestOfflineRedeemsRacingOnOneCardStayWithinCap(t *testing.T) {
 	}
 }
 
-func TestPeerRedeemsDedupeAndDropWhenCovered(t *testing.T) {
+// TestPeerRedeemsDedupeCountAndDrop: a peer's redeem is recorded once by op
+// ID, counts against the card (balance and OfflineRedeemed) whatever the
+// snapshot's time, and goes only when DropPeerRedeems names it.
+func TestPeerRedeemsDedupeCountAndDrop(t *testing.T) {
 	ctx := context.Background()
 	c := &clock{t: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
 	j := openAt(t, c)
@@ -236,22 +239,29 @@ func TestPeerRedeemsDedupeAndDropWhenCovered(t *testing.T) {
 	if _, err := j.PutPeerRedeem(ctx, own); !errors.Is(err, journal.ErrInvalid) {
 		t.Fatalf("PutPeerRedeem(own terminal): got %v, want ErrInvalid", err)
 	}
-	// A snapshot as of 30 minutes later covers r1, not r2.
-	if err := j.PutSnapshots(ctx, []loyalty.Snapshot{{Card: card, Balance: 900, AsOf: c.Now().Add(30 * time.Minute)}}); err != nil {
+	// A snapshot newer than r1 by the clocks does not drop it: only the
+	// peer's acknowledgement watermark can tell the cloud has it.
+	if err := j.PutSnapshots(ctx, []loyalty.Snapshot{{Card: card, Balance: 1000, AsOf: c.Now().Add(30 * time.Minute)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.AppendOfflineRedeem(ctx, redeemOp(card, 20), journal.Policy{MaxSnapshotAge: time.Hour, OfflineRedeemCap: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := j.OfflineRedeemed(ctx, card); err != nil || got != 170 {
+		t.Fatalf("OfflineRedeemed: got %d, %v; want 100 + 50 from peers + 20 own", got, err)
+	}
+	if v, err := j.View(ctx, card); err != nil || v.PeerRedeemed != 150 || v.Available() != 1000-20-150 {
+		t.Fatalf("View: got peer redeemed %d available %d (%v), want 150 and 830", v.PeerRedeemed, v.Available(), err)
+	}
+	if err := j.DropPeerRedeems(ctx, []loyalty.OpID{r1.ID, {0xee}}); err != nil {
 		t.Fatal(err)
 	}
 	rs, err := j.PeerRedeems(ctx, card)
 	if err != nil || len(rs) != 1 || rs[0].ID != r2.ID || rs[0].Points != 50 || rs[0].Terminal != "till-3" || rs[0].Seq != 9 {
-		t.Fatalf("PeerRedeems after snapshot: got %+v, %v; want only r2", rs, err)
+		t.Fatalf("PeerRedeems after dropping r1: got %+v, %v; want only r2", rs, err)
 	}
-	// A redeem the snapshot covers, arriving late, is not recorded.
-	late := r1
-	late.ID = loyalty.OpID{4}
-	if added, err := j.PutPeerRedeem(ctx, late); err != nil || added {
-		t.Fatalf("PutPeerRedeem(covered): got %v, %v; want false, nil", added, err)
-	}
-	if v, err := j.View(ctx, card); err != nil || v.PeerRedeemed != 50 || v.Available() != 850 {
-		t.Fatalf("View: got peer redeemed %d available %d (%v), want 50 and 850", v.PeerRedeemed, v.Available(), err)
+	if got, err := j.OfflineRedeemed(ctx, card); err != nil || got != 70 {
+		t.Fatalf("OfflineRedeemed after the drop: got %d, %v; want 70", got, err)
 	}
 }
 
@@ -300,10 +310,10 @@ func TestSealedBatchesAreStoredOnceAndDroppedOnAck(t *testing.T) {
 	}
 }
 
-// TestMarkAckedWithSnapshotsKeepsBalanceSteady: the acknowledgement and the
+// TestMarkAckedSnapshotsKeepsBalanceSteady: the acknowledgement and the
 // snapshots it carries land in one transaction, so the local view never
 // counts an acknowledged op twice or drops it.
-func TestMarkAckedWithSnapshotsKeepsBalanceSteady(t *testing.T) {
+func TestMarkAckedSnapshotsKeepsBalanceSteady(t *testing.T) {
 	ctx := context.Background()
 	c := &clock{t: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
 	j := openAt(t, c)
@@ -333,5 +343,28 @@ func TestMarkAckedWithSnapshotsKeepsBalanceSteady(t *testing.T) {
 	}
 	if e, s, err := j.Head(ctx); err != nil || e != 1 || s != 1 {
 		t.Fatalf("Head: got %d, %d, %v; want 1, 1", e, s, err)
+	}
+}
+
+// TestOfflineRedeemRetryIsDuplicateNotRefusal: a retry of a durable offline
+// redeem (same op ID) reports the stored op, even when the policy would
+// now refuse a new redeem of that size.
+func TestOfflineRedeemRetryIsDuplicateNotRefusal(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
+	j := openAt(t, c)
+	card := cardHash(3)
+	if err := j.PutSnapshots(ctx, []loyalty.Snapshot{{Card: card, Balance: 1000, AsOf: c.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := j.AppendOfflineRedeem(ctx, redeemOp(card, 250), testPolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry := redeemOp(card, 250)
+	retry.ID = first.ID
+	got, err := j.AppendOfflineRedeem(ctx, retry, testPolicy)
+	if !errors.Is(err, journal.ErrDuplicateOp) || got.Seq != first.Seq {
+		t.Fatalf("retry: got seq %d, %v; want the stored seq %d and ErrDuplicateOp", got.Seq, err, first.Seq)
 	}
 }

@@ -100,13 +100,17 @@ func (j *Journal) entries(ctx context.Context, where string, args ...any) ([]Ent
 }
 
 // MarkAcked records that the cloud has applied every op up to and
-// including (epoch, seq), drops the sealed batches that covers, and stores
-// the snapshots the acknowledgement carried, all in one transaction, so the
-// local view never counts an op twice or not at all. An older
-// acknowledgement than the current one moves nothing (its snapshots are
-// still stored, newest wins). An acknowledgement for an op the journal does
-// not hold returns ErrAckAhead and changes nothing: the journal lost ops
-// the cloud has, and the uplink should call NewEpoch.
+// including (epoch, seq), and drops the sealed batches that covers. An
+// older acknowledgement than the current one moves nothing. An
+// acknowledgement for an op the journal does not hold returns ErrAckAhead
+// and changes nothing: the journal lost ops the cloud has, and the uplink
+// should call NewEpoch.
+//
+// The snapshots the acknowledgement carried are stored in the same
+// transaction, so the local view never counts an acknowledged op twice (in
+// the snapshot and as unacknowledged) or not at all. They are stored even
+// when the acknowledgement is older than the current one (newest wins per
+// card).
 func (j *Journal) MarkAcked(ctx context.Context, epoch uint32, seq uint64, snaps ...loyalty.Snapshot) error {
 	rows, err := snapshotRows(snaps)
 	if err != nil {
@@ -159,6 +163,28 @@ func (j *Journal) Acked(ctx context.Context) (epoch uint32, seq uint64, err erro
 	e, _ := strconv.ParseUint(m["acked_epoch"], 10, 32)
 	s, _ := strconv.ParseUint(m["acked_seq"], 10, 64)
 	return uint32(e), s, nil
+}
+
+// Backlog returns the number of ops the cloud has not acknowledged and the
+// wall time of the oldest of them (zero when none).
+func (j *Journal) Backlog(ctx context.Context) (ops int64, oldest time.Time, err error) {
+	tx, err := j.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("backlog: %w", classify(err))
+	}
+	defer tx.Rollback()
+	acked, err := ackedPos(ctx, tx)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	var first sql.NullInt64
+	if err := tx.QueryRowContext(ctx, "SELECT count(*), min(wall_time) FROM ops WHERE pos > ?", acked).Scan(&ops, &first); err != nil {
+		return 0, time.Time{}, fmt.Errorf("backlog: %w", classify(err))
+	}
+	if first.Valid {
+		oldest = time.Unix(0, first.Int64).UTC()
+	}
+	return ops, oldest, nil
 }
 
 // Head returns the current epoch and the last seq in it (0 when the epoch

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -15,8 +16,9 @@ import (
 
 // PutSnapshots stores member snapshots from the cloud, keyed by card hash.
 // For each card the newest snapshot (by AsOf) wins: an older one arriving
-// late changes nothing. Storing a snapshot drops the peers' offline
-// redeems for that card made at or before its AsOf, which it covers.
+// late changes nothing. It leaves the peers' redeems alone: whether a
+// snapshot covers one is known from the peer's acknowledgement watermark,
+// not from clocks, and DropPeerRedeems is told so.
 func (j *Journal) PutSnapshots(ctx context.Context, snaps []loyalty.Snapshot) error {
 	rows, err := snapshotRows(snaps)
 	if err != nil || len(rows) == 0 {
@@ -55,9 +57,6 @@ func putSnapshots(ctx context.Context, tx *sql.Tx, rows []snapshotRow) error {
 			WHERE excluded.as_of > snapshots.as_of`, r.card, r.asOf, string(r.body)); err != nil {
 			return fmt.Errorf("store snapshot: %w", classify(err))
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM peer_redeems WHERE card = ? AND wall_time <= ?`, r.card, r.asOf); err != nil {
-			return fmt.Errorf("drop covered peer redeems: %w", classify(err))
-		}
 	}
 	return nil
 }
@@ -95,8 +94,8 @@ type View struct {
 	UnackedOps int
 	// Balance is Snapshot.Balance + Unacked.
 	Balance loyalty.Points
-	// PeerRedeemed is what store peers redeemed offline with the card that
-	// no snapshot covers yet.
+	// PeerRedeemed is what store peers redeemed offline with the card, as
+	// recorded and not yet dropped as covered by a snapshot.
 	PeerRedeemed loyalty.Points
 }
 
@@ -156,16 +155,20 @@ func view(ctx context.Context, q queryer, card loyalty.CardHash) (View, error) {
 	return v, nil
 }
 
-// offlineRedeemed sums the offline redeems of card, this terminal's and its
-// peers', made at or after since; own redeems not yet acknowledged count
-// whenever they were made. It returns a positive amount.
-func offlineRedeemed(ctx context.Context, q queryer, card loyalty.CardHash, since, until time.Time, includeUnacked bool) (loyalty.Points, error) {
+// offlineRedeemed sums the offline redeems of card in [since, until), this
+// terminal's and its peers'. With sinceSnapshot it counts instead what the
+// card's snapshot (as of since) cannot hold: this terminal's offline
+// redeems made since or not yet acknowledged, and every peer redeem still
+// recorded. It returns a positive amount.
+func offlineRedeemed(ctx context.Context, q queryer, card loyalty.CardHash, since, until time.Time, sinceSnapshot bool) (loyalty.Points, error) {
 	acked := int64(1<<63 - 1)
-	if includeUnacked {
+	peerSince, peerUntil := since.UnixNano(), until.UnixNano()
+	if sinceSnapshot {
 		var err error
 		if acked, err = ackedPos(ctx, q); err != nil {
 			return 0, err
 		}
+		peerSince, peerUntil = math.MinInt64, math.MaxInt64
 	}
 	var own, peers int64
 	if err := q.QueryRowContext(ctx, `SELECT coalesce(-sum(points), 0) FROM ops
@@ -174,8 +177,30 @@ func offlineRedeemed(ctx context.Context, q queryer, card loyalty.CardHash, sinc
 		return 0, fmt.Errorf("read offline redeems: %w", classify(err))
 	}
 	if err := q.QueryRowContext(ctx, `SELECT coalesce(sum(points), 0) FROM peer_redeems
-		WHERE card = ? AND wall_time >= ? AND wall_time < ?`, card[:], since.UnixNano(), until.UnixNano()).Scan(&peers); err != nil {
+		WHERE card = ? AND wall_time >= ? AND wall_time < ?`, card[:], peerSince, peerUntil).Scan(&peers); err != nil {
 		return 0, fmt.Errorf("read peer redeems: %w", classify(err))
 	}
 	return loyalty.Points(own + peers), nil
+}
+
+// OfflineRedeemed returns what card redeemed offline store-wide as far as
+// this journal knows and its snapshot cannot hold: this terminal's offline
+// redeems not yet acknowledged or made since the card's snapshot, plus
+// every peer redeem recorded (DropPeerRedeems removes those a snapshot
+// covers). It is what the offline policy counts against an allowance.
+func (j *Journal) OfflineRedeemed(ctx context.Context, card loyalty.CardHash) (loyalty.Points, error) {
+	tx, err := j.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return 0, fmt.Errorf("read offline redeems: %w", classify(err))
+	}
+	defer tx.Rollback()
+	s, ok, err := snapshot(ctx, tx, card)
+	if err != nil {
+		return 0, err
+	}
+	since := time.Unix(0, math.MaxInt64) // no snapshot: only what is unacknowledged
+	if ok {
+		since = s.AsOf
+	}
+	return offlineRedeemed(ctx, tx, card, since, time.Unix(0, math.MaxInt64), true)
 }

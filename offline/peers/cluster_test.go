@@ -27,7 +27,7 @@ func TestInvariant4_ThreeTillsShareOfflineRedeems(t *testing.T) {
 		t.Fatalf("A redeems 100 of a 300 cap: %v", err)
 	}
 	for _, tl := range []*till{b, c} {
-		waitFor(t, 10*time.Second, tl.id+" records A's redeem", func() bool { return tl.j.hasPeerOp(opA.ID) })
+		waitFor(t, 10*time.Second, tl.id+" records A's redeem", func() bool { return tl.j.hasPeerOp(card, opA.ID) })
 	}
 	// B asks its peers before a redeem above the threshold, and knows A's
 	// 100 in any case: 250 more is refused by the store cap, or by the
@@ -42,7 +42,7 @@ func TestInvariant4_ThreeTillsShareOfflineRedeems(t *testing.T) {
 	if chk.Redeemed < 100 {
 		t.Errorf("B's check: got %d points known store-wide, want at least A's 100", chk.Redeemed)
 	}
-	got := b.j.peerOps()[opA.ID]
+	got := b.j.peerOps(card)[opA.ID]
 	want := peers.PeerRedeem{Op: opA.ID, Card: card, Points: 100, Terminal: a.id, Epoch: 1, Seq: opA.Seq, At: opA.WallTime.Truncate(time.Millisecond).UTC()}
 	if got != want {
 		t.Errorf("B's peer op: got %+v, want %+v", got, want)
@@ -57,7 +57,7 @@ func TestInvariant4_ThreeTillsShareOfflineRedeems(t *testing.T) {
 	if err != nil {
 		t.Fatalf("B redeems 100 below the threshold with 100 used of 300: %v", err)
 	}
-	waitFor(t, 10*time.Second, "C records B's redeem", func() bool { return c.j.hasPeerOp(opB.ID) })
+	waitFor(t, 10*time.Second, "C records B's redeem", func() bool { return c.j.hasPeerOp(card, opB.ID) })
 	if _, _, err := c.redeem(t, card, 101, storeCap); err == nil {
 		t.Fatalf("C approved 101 with 200 of 300 used store-wide")
 	}
@@ -70,9 +70,9 @@ func TestInvariant4_ThreeTillsShareOfflineRedeems(t *testing.T) {
 	}
 	total := loyalty.Points(0)
 	for _, tl := range tills {
-		tl.j.mu.Lock()
-		total += tl.j.own[card]
-		tl.j.mu.Unlock()
+		tl.mu.Lock()
+		total += tl.spent[card]
+		tl.mu.Unlock()
 	}
 	if total > storeCap {
 		t.Errorf("card redeemed %d points offline store-wide, want at most the cap %d", total, storeCap)
@@ -117,16 +117,16 @@ func TestInvariant4_PartitionedTillUsesIsolatedCapAndCatchesUp(t *testing.T) {
 	if _, _, err := c.redeem(t, card, 1, storeCap); !errors.Is(err, peers.ErrIsolatedCapReached) {
 		t.Fatalf("cut-off C redeems 1 more past the isolated cap: got %v, want ErrIsolatedCapReached", err)
 	}
-	if c.j.hasPeerOp(opA.ID) {
+	if c.j.hasPeerOp(card, opA.ID) {
 		t.Fatalf("C recorded A's redeem while cut off: the partition leaks")
 	}
 
 	c.gate.closed.Store(false)
 	waitFor(t, 20*time.Second, "C rejoins A and B", func() bool { return c.p.AlivePeers() == 2 })
-	waitFor(t, 20*time.Second, "C catches up with A's redeem", func() bool { return c.j.hasPeerOp(opA.ID) })
-	waitFor(t, 20*time.Second, "B has A's redeem", func() bool { return b.j.hasPeerOp(opA.ID) })
+	waitFor(t, 20*time.Second, "C catches up with A's redeem", func() bool { return c.j.hasPeerOp(card, opA.ID) })
+	waitFor(t, 20*time.Second, "B has A's redeem", func() bool { return b.j.hasPeerOp(card, opA.ID) })
 	for _, tl := range []*till{a, b} {
-		waitFor(t, 20*time.Second, tl.id+" learns C's isolated redeem", func() bool { return tl.j.hasPeerOp(opC.ID) })
+		waitFor(t, 20*time.Second, tl.id+" learns C's isolated redeem", func() bool { return tl.j.hasPeerOp(card, opC.ID) })
 	}
 	for _, tl := range tills {
 		known, err := tl.j.OfflineRedeemed(context.Background(), card)

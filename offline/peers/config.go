@@ -21,7 +21,7 @@ const (
 	DefaultReannounceEvery   = time.Second
 	DefaultLeaveTimeout      = 2 * time.Second
 	DefaultRecordTimeout     = 2 * time.Second
-	DefaultOwnRetention      = 24 * time.Hour
+	DefaultRetention         = 24 * time.Hour
 )
 
 // MaxQueryTimeout is the longest query CheckRedeem may make a checkout wait.
@@ -80,11 +80,12 @@ type Config struct {
 	// ReannounceEvery rate-limits re-announcing this terminal's redeems when
 	// members join. LeaveTimeout bounds a graceful leave at Shutdown.
 	// RecordTimeout bounds one journal write for a received event.
-	// OwnRetention keeps an acknowledged redeem of ours announceable this long.
+	// Retention keeps an acknowledged redeem of ours, and a peer's redeem,
+	// in memory (announced, served in answers) this long.
 	ReannounceEvery time.Duration
 	LeaveTimeout    time.Duration
 	RecordTimeout   time.Duration
-	OwnRetention    time.Duration
+	Retention       time.Duration
 
 	// Timing tunes memberlist and serf; zero fields keep the LAN defaults.
 	Timing Timing
@@ -126,7 +127,7 @@ func DefaultConfig() Config {
 		ReannounceEvery:   DefaultReannounceEvery,
 		LeaveTimeout:      DefaultLeaveTimeout,
 		RecordTimeout:     DefaultRecordTimeout,
-		OwnRetention:      DefaultOwnRetention,
+		Retention:         DefaultRetention,
 	}
 }
 
@@ -151,8 +152,8 @@ func (c Config) withDefaults() Config {
 	if c.RecordTimeout == 0 {
 		c.RecordTimeout = DefaultRecordTimeout
 	}
-	if c.OwnRetention == 0 {
-		c.OwnRetention = DefaultOwnRetention
+	if c.Retention == 0 {
+		c.Retention = DefaultRetention
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

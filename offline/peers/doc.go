@@ -27,6 +27,11 @@
 // its own redeems when a member (re)joins, and query answers carry signed
 // events too, so a terminal that was cut off catches up when it heals.
 //
+// Example shows the wiring around an offline redeem: CheckRedeem, then the
+// journal's AppendOfflineRedeem (its policy counts the peer redeems), then
+// Broadcast; SetState from the uplink's state; AnnounceUnacked after a
+// restart; FromJournal adapts offline/journal.
+//
 // What this package must never do: trust an event because it arrived over
 // the encrypted gossip (only a roster signature counts); count an event twice
 // (op IDs decide); block a checkout on the network for longer than the query

@@ -13,7 +13,7 @@ import (
 	"github.com/tillpoint/tillpoint/offline/peers"
 )
 
-func testRedeem(t *testing.T, terminal string) peers.PeerRedeem {
+func testRedeem(t testing.TB, terminal string) peers.PeerRedeem {
 	t.Helper()
 	at := time.Date(2026, 11, 23, 14, 0, 0, 123_000_000, time.UTC)
 	id, err := loyalty.NewOpID(at, bytes.NewReader(bytes.Repeat([]byte{0x5a}, 10)))

@@ -204,7 +204,7 @@ func TestInvariant4_OverspendBoundedUnderLostDuplicatedReplayedForgedEvents(t *t
 	for _, tl := range tills {
 		waitFor(t, 20*time.Second, tl.id+" knows every other till's redeem", func() bool {
 			for id, op := range approved {
-				if op.Terminal != tl.id && !tl.j.hasPeerOp(id) {
+				if op.Terminal != tl.id && !tl.j.hasPeerOp(card, id) {
 					return false
 				}
 			}
@@ -213,7 +213,7 @@ func TestInvariant4_OverspendBoundedUnderLostDuplicatedReplayedForgedEvents(t *t
 	}
 	var rejected, duplicates int
 	for _, tl := range tills {
-		ops := tl.j.peerOps()
+		ops := tl.j.peerOps(card)
 		for id, r := range ops {
 			op, ok := approved[id]
 			if !ok {

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -72,14 +73,14 @@ func (j *memJournal) DropPeerRedeems(ctx context.Context, ops []loyalty.OpID) er
 	return nil
 }
 
-func (j *memJournal) hasPeerOp(id loyalty.OpID) bool {
+func (j *memJournal) hasPeerOp(_ loyalty.CardHash, id loyalty.OpID) bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	_, ok := j.peer[id]
 	return ok
 }
 
-func (j *memJournal) peerOps() map[loyalty.OpID]peers.PeerRedeem {
+func (j *memJournal) peerOps(_ loyalty.CardHash) map[loyalty.OpID]peers.PeerRedeem {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	out := make(map[loyalty.OpID]peers.PeerRedeem, len(j.peer))
@@ -105,7 +106,7 @@ type gate struct {
 	wg      sync.WaitGroup
 }
 
-func newGate(t *testing.T, ip string, seed uint64) *gate {
+func newGate(t testing.TB, ip string, seed uint64) *gate {
 	t.Helper()
 	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
 		BindAddrs: []string{ip}, BindPort: 0, Logger: serfTestLogger(),
@@ -234,15 +235,19 @@ const testStore = "store-042"
 
 // till is one terminal under test: its key, journal, peers and gate.
 type till struct {
-	id   string
-	key  ed25519.PrivateKey
-	j    *memJournal
+	id  string
+	key ed25519.PrivateKey
+	j   testJournal
+	// mem is j when the cluster runs on the in-memory stand-in, else nil.
+	mem  *memJournal
 	p    *peers.Peers
 	gate *gate
 	// keyring is the till's gossip keyring file, when the cluster has one.
 	keyring string
 	seq     uint64
 	mu      sync.Mutex
+	spent   map[loyalty.CardHash]loyalty.Points // what this till approved, per card
+	cfg     peers.Config                        // to restart it
 }
 
 type clusterOpts struct {
@@ -252,24 +257,34 @@ type clusterOpts struct {
 	gossipKey   []byte
 	gated       bool // real NetTransports behind a gate (partitions, loss)
 	keyringDir  string
-	seed        uint64
+	// memJournal runs the tills on memJournal instead of a real SQLite
+	// journal (offline/journal) in t.TempDir().
+	memJournal bool
+	seed       uint64
 }
 
 // newCluster starts n tills on 127.0.0.x addresses, all in one store
 // roster, and waits until each sees the others alive.
-func newCluster(t *testing.T, o clusterOpts) []*till {
+func newCluster(t testing.TB, o clusterOpts) []*till {
 	t.Helper()
 	if o.gossipKey == nil {
 		o.gossipKey = randomKey(t, 32)
 	}
 	tills := make([]*till, o.n)
+	asOf := time.Now().Add(-time.Minute).UTC() // the cloud's last snapshots, before every redeem of the test
 	var terms []peers.Terminal
 	for i := range tills {
 		pub, priv, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tl := &till{id: fmt.Sprintf("till-%c", 'a'+i), key: priv, j: newMemJournal()}
+		tl := &till{id: fmt.Sprintf("till-%c", 'a'+i), key: priv}
+		if o.memJournal {
+			tl.mem = newMemJournal()
+			tl.j = tl.mem
+		} else {
+			tl.j = openSQLJournal(t, tl.id, asOf)
+		}
 		ip := fmt.Sprintf("127.0.0.%d", 20+i)
 		term := peers.Terminal{ID: tl.id, PublicKey: pub}
 		if o.gated {
@@ -307,21 +322,9 @@ func newCluster(t *testing.T, o clusterOpts) []*till {
 		} else if firstAddr != "" {
 			cfg.Join = []string{firstAddr} // no roster addresses: seed with the first till
 		}
-		p, err := peers.New(cfg, tl.j)
-		if err != nil {
-			t.Fatalf("new peers for %s: %v", tl.id, err)
-		}
-		if err := p.Start(context.Background()); err != nil {
-			t.Fatalf("start peers for %s: %v", tl.id, err)
-		}
-		tl.p = p
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := p.Shutdown(ctx); err != nil {
-				t.Errorf("shutdown %s: %v", tl.id, err)
-			}
-		})
+		tl.cfg = cfg
+		tl.start(t, nil)
+		p := tl.p
 		if i == 0 {
 			if firstAddr, err = p.LocalAddr(); err != nil {
 				t.Fatal(err)
@@ -334,7 +337,48 @@ func newCluster(t *testing.T, o clusterOpts) []*till {
 	return tills
 }
 
-func randomKey(t *testing.T, n int) []byte {
+// start makes and starts the till's Peers from its config, after before
+// (when given) ran on the new, not yet started Peers.
+func (tl *till) start(t testing.TB, before func(p *peers.Peers)) {
+	t.Helper()
+	p, err := peers.New(tl.cfg, tl.j)
+	if err != nil {
+		t.Fatalf("new peers for %s: %v", tl.id, err)
+	}
+	if before != nil {
+		before(p)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatalf("start peers for %s: %v", tl.id, err)
+	}
+	tl.p = p
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := p.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown %s: %v", tl.id, err)
+		}
+	})
+}
+
+// stop shuts the till's Peers down (a graceful leave) and keeps its gossip
+// port for the restart, as a till with a fixed port would.
+func (tl *till) stop(t testing.TB) {
+	t.Helper()
+	addr, err := tl.p.LocalAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	if tl.cfg.BindPort, err = strconv.Atoi(port); err != nil {
+		t.Fatal(err)
+	}
+	if err := tl.p.Shutdown(context.Background()); err != nil {
+		t.Fatalf("shutdown %s: %v", tl.id, err)
+	}
+}
+
+func randomKey(t testing.TB, n int) []byte {
 	t.Helper()
 	k := make([]byte, n)
 	if _, err := rand.Read(k); err != nil {
@@ -343,7 +387,7 @@ func randomKey(t *testing.T, n int) []byte {
 	return k
 }
 
-func testCard(t *testing.T, value string) loyalty.CardHash {
+func testCard(t testing.TB, value string) loyalty.CardHash {
 	t.Helper()
 	tok, err := loyalty.NewCardToken(loyalty.CardBarcode, value)
 	if err != nil {
@@ -353,7 +397,7 @@ func testCard(t *testing.T, value string) loyalty.CardHash {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -364,13 +408,10 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// errStoreCap is the test's stand-in for the journal's ErrOfflineCapReached.
-var errStoreCap = errors.New("store offline cap reached")
-
 // redeem runs the offline checkout of a redeem as the agent will: ask the
 // peers (CheckRedeem), apply the store-wide cap the journal's offline policy
 // applies to what the journal counts, record the op, announce it.
-func (tl *till) redeem(t *testing.T, card loyalty.CardHash, pts, storeCap loyalty.Points) (peers.Check, *loyalty.Op, error) {
+func (tl *till) redeem(t testing.TB, card loyalty.CardHash, pts, storeCap loyalty.Points) (peers.Check, *loyalty.Op, error) {
 	t.Helper()
 	ctx := context.Background()
 	tl.mu.Lock()
@@ -379,16 +420,6 @@ func (tl *till) redeem(t *testing.T, card loyalty.CardHash, pts, storeCap loyalt
 	if err != nil {
 		return c, nil, err
 	}
-	known, err := tl.j.OfflineRedeemed(ctx, card)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if max(known, c.Redeemed)+pts > storeCap {
-		return c, nil, fmt.Errorf("%w: %d known + %d asked > %d", errStoreCap, max(known, c.Redeemed), pts, storeCap)
-	}
-	tl.j.mu.Lock()
-	tl.j.own[card] += pts
-	tl.j.mu.Unlock()
 	tl.seq++
 	now := time.Now()
 	id, err := loyalty.NewOpID(now, rand.Reader)
@@ -397,6 +428,14 @@ func (tl *till) redeem(t *testing.T, card loyalty.CardHash, pts, storeCap loyalt
 	}
 	op := &loyalty.Op{ID: id, Kind: loyalty.OpRedeem, Store: testStore, Terminal: tl.id, Epoch: 1, Seq: tl.seq,
 		WallTime: now, Card: card, Points: -pts, Offline: true}
+	op, err = tl.j.redeemOffline(ctx, op, c, storeCap)
+	if err != nil {
+		return c, nil, err
+	}
+	if tl.spent == nil {
+		tl.spent = make(map[loyalty.CardHash]loyalty.Points)
+	}
+	tl.spent[card] += pts
 	if err := tl.p.Broadcast(ctx, op); err != nil {
 		t.Errorf("%s: broadcast: %v", tl.id, err)
 	}

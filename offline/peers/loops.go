@@ -102,15 +102,20 @@ func (p *Peers) receive(ctx context.Context, raw []byte) (recorded bool) {
 	isNew, err := p.journal.RecordPeerRedeem(rctx, r)
 	cancel()
 	if err != nil {
-		// Not remembered: the next copy (re-announcement, query answer) retries.
+		// Not remembered as known: runReannounce retries it (serf will not
+		// deliver the same event twice), and so does any later copy.
 		p.mu.Lock()
 		p.stats.Failed++
+		if len(p.retry) < maxRetry {
+			p.retry[r.Op] = append([]byte(nil), raw...)
+		}
 		p.mu.Unlock()
 		p.log.Error("record a peer's offline redeem in the journal; it will be retried when the event comes again",
 			logOp, r.Op.String(), logPeer, r.Terminal, logErr, err)
 		return false
 	}
 	p.mu.Lock()
+	delete(p.retry, r.Op)
 	if _, ok := p.known[r.Op]; !ok {
 		p.known[r.Op] = &knownEvent{ev: Event{Redeem: r, Raw: append([]byte(nil), raw...)}, learned: p.cfg.Now()}
 	}
@@ -157,24 +162,45 @@ func (p *Peers) triggerReannounce() {
 	}
 }
 
+// maxRetry bounds the events kept for another try at the journal.
+const maxRetry = 1024
+
 // runReannounce broadcasts this terminal's own redeems again when members
 // join or come back: a till that was cut off missed them, and serf's Join
-// ignores events sent before it joined.
+// ignores events sent before it joined. Every ReannounceEvery it also
+// retries the events the journal failed to record.
 func (p *Peers) runReannounce(ctx context.Context) {
+	tick := time.NewTicker(p.cfg.ReannounceEvery)
+	defer tick.Stop()
+	var last time.Time
+	pending := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-p.reannounce:
+			pending = true
+		case <-tick.C:
+			p.retryFailed(ctx)
 		}
-		p.announceOwn()
-		t := time.NewTimer(p.cfg.ReannounceEvery)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
+		// At most one re-announcement per ReannounceEvery; a request in
+		// between waits for the next tick.
+		if pending && time.Since(last) >= p.cfg.ReannounceEvery {
+			p.announceOwn()
+			last, pending = time.Now(), false
 		}
+	}
+}
+
+func (p *Peers) retryFailed(ctx context.Context) {
+	p.mu.Lock()
+	raws := make([][]byte, 0, len(p.retry))
+	for _, raw := range p.retry {
+		raws = append(raws, raw)
+	}
+	p.mu.Unlock()
+	for _, raw := range raws {
+		p.receive(ctx, raw)
 	}
 }
 
@@ -210,6 +236,9 @@ func (p *Peers) announceOwn() {
 func (p *Peers) runJoin(ctx context.Context) {
 	attempt := 0
 	for {
+		if _, err := p.running(); err != nil {
+			return // shut down: serf refuses joins after its leave
+		}
 		if p.AlivePeers() == 0 {
 			p.mu.Lock()
 			addrs := append(p.roster.JoinAddrs(p.cfg.Terminal), p.cfg.Join...)

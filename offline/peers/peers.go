@@ -72,6 +72,7 @@ type Peers struct {
 
 	events     chan serf.Event
 	reannounce chan struct{}
+	retag      chan struct{}
 
 	mu       sync.Mutex
 	serf     *serf.Serf
@@ -81,6 +82,7 @@ type Peers struct {
 	stopped  bool
 	known    map[loyalty.OpID]*knownEvent
 	gone     map[loyalty.OpID]time.Time // dropped ops, so replays stay ignored
+	retry    map[loyalty.OpID][]byte    // valid events the journal failed to record
 	acks     map[string]ackSeen
 	stats    Stats
 	cancel   context.CancelFunc
@@ -116,9 +118,11 @@ func New(cfg Config, journal Journal) (*Peers, error) {
 		log:        cfg.Logger.With(logComponent, "peers", logTerminal, cfg.Terminal),
 		events:     make(chan serf.Event, 1024),
 		reannounce: make(chan struct{}, 1),
+		retag:      make(chan struct{}, 1),
 		roster:     cfg.Roster,
 		known:      make(map[loyalty.OpID]*knownEvent),
 		gone:       make(map[loyalty.OpID]time.Time),
+		retry:      make(map[loyalty.OpID][]byte),
 		acks:       make(map[string]ackSeen),
 	}, nil
 }
@@ -151,10 +155,11 @@ func (p *Peers) Start(ctx context.Context) error {
 	p.started = true
 	loopCtx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
-	p.wg.Add(3)
+	p.wg.Add(4)
 	go func() { defer p.wg.Done(); p.runEvents(loopCtx) }()
 	go func() { defer p.wg.Done(); p.runJoin(loopCtx) }()
 	go func() { defer p.wg.Done(); p.runReannounce(loopCtx) }()
+	go func() { defer p.wg.Done(); p.runTags(loopCtx) }()
 	p.triggerReannounce()
 	p.log.Info("store peers started", "addr", s.LocalMember().Addr.String(), "port", s.LocalMember().Port,
 		"store", p.cfg.Store, "encrypted", s.EncryptionEnabled())
@@ -228,10 +233,11 @@ func (p *Peers) serfConfig() (*serf.Config, error) {
 	}
 	setDur(&sc.ReconnectInterval, t.ReconnectInterval)
 	setDur(&sc.ReapInterval, t.ReapInterval)
+	// A leave takes up to two broadcast timeouts and the propagate delay:
+	// keep the three within LeaveTimeout.
+	sc.BroadcastTimeout = min(sc.BroadcastTimeout, c.LeaveTimeout*2/5)
+	sc.LeavePropagateDelay = min(sc.LeavePropagateDelay, c.LeaveTimeout/5)
 	setDur(&sc.BroadcastTimeout, t.BroadcastTimeout)
-	if t.BroadcastTimeout != 0 {
-		sc.LeavePropagateDelay = t.BroadcastTimeout
-	}
 	sc.MemberlistConfig = ml
 	return sc, nil
 }
@@ -242,8 +248,8 @@ func setDur(dst *time.Duration, v time.Duration) {
 	}
 }
 
-// Shutdown leaves the cluster gracefully (bounded by ctx and LeaveTimeout),
-// then stops serf and the background loops. It is safe to call twice and
+// Shutdown leaves the cluster gracefully (about LeaveTimeout at most; not
+// at all when ctx is already done), then stops serf and the background loops. It is safe to call twice and
 // before Start; the second call returns the first one's result.
 func (p *Peers) Shutdown(ctx context.Context) error {
 	p.shutOnce.Do(func() {
@@ -254,20 +260,14 @@ func (p *Peers) Shutdown(ctx context.Context) error {
 		if s == nil {
 			return
 		}
-		leaveCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.LeaveTimeout)
+		// Leave cannot be abandoned half way (memberlist panics when shut
+		// down under a leave), so serf's own timeouts bound it to about
+		// LeaveTimeout (see serfConfig); a done ctx skips it.
 		if ctx.Err() == nil {
-			done := make(chan error, 1)
-			go func() { done <- s.Leave() }()
-			select {
-			case err := <-done:
-				if err != nil {
-					p.log.Warn("leave the store cluster", logErr, err)
-				}
-			case <-leaveCtx.Done():
-				p.log.Warn("leave the store cluster: timed out; shutting down anyway")
+			if err := s.Leave(); err != nil {
+				p.log.Warn("leave the store cluster; shutting down anyway", logErr, err)
 			}
 		}
-		stop()
 		var errs []error
 		if err := s.Shutdown(); err != nil {
 			errs = append(errs, fmt.Errorf("shut down serf: %w", err))
@@ -281,34 +281,62 @@ func (p *Peers) Shutdown(ctx context.Context) error {
 
 // SetState publishes whether this terminal reaches the cloud, its backlog
 // and its acknowledged watermark in its tags, and forgets its own redeems
-// the cloud acknowledged more than OwnRetention ago.
-func (p *Peers) SetState(st State) error {
+// the cloud acknowledged more than Retention ago, and peers' redeems it
+// learned more than Retention ago. It does not wait for
+// the network: a background loop gossips the new tags.
+func (p *Peers) SetState(st State) {
 	p.mu.Lock()
 	p.state = st
 	now := p.cfg.Now()
 	for id, k := range p.known {
 		if !k.own {
+			// Peers' events are served in answers for Retention; the
+			// journal keeps counting them until a snapshot covers them.
+			if now.Sub(k.learned) > p.cfg.Retention {
+				delete(p.known, id)
+				p.gone[id] = now
+			}
 			continue
 		}
 		r := k.ev.Redeem
 		if st.Acked.Covers(r.Epoch, r.Seq) && k.ackedAt.IsZero() {
 			k.ackedAt = now
 		}
-		if !k.ackedAt.IsZero() && now.Sub(k.ackedAt) > p.cfg.OwnRetention {
+		if !k.ackedAt.IsZero() && now.Sub(k.ackedAt) > p.cfg.Retention {
 			delete(p.known, id)
 			p.gone[id] = now
 		}
 	}
-	s := p.serf
-	tags := p.tagsLocked()
+	for id, at := range p.gone {
+		// Past this, a replay meets the journal, which ignores a redeem its
+		// snapshot covers.
+		if now.Sub(at) > p.cfg.Retention {
+			delete(p.gone, id)
+		}
+	}
 	p.mu.Unlock()
-	if s == nil {
-		return nil
+	select {
+	case p.retag <- struct{}{}:
+	default:
 	}
-	if err := s.SetTags(tags); err != nil {
-		return fmt.Errorf("publish terminal state to store peers: %w", err)
+}
+
+// runTags gossips the latest state. serf's SetTags waits for the broadcast,
+// which SetState's callers must not.
+func (p *Peers) runTags(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.retag:
+		}
+		p.mu.Lock()
+		s, tags := p.serf, p.tagsLocked()
+		p.mu.Unlock()
+		if err := s.SetTags(tags); err != nil {
+			p.log.Debug("publish terminal state to store peers; it goes out with the next gossip", logErr, err)
+		}
 	}
-	return nil
 }
 
 // State returns what SetState last published.

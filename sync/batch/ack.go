@@ -128,8 +128,8 @@ type Ack struct {
 	// Watermark is the highest sequence of Epoch the cloud has applied
 	// (or rejected) for Terminal: every op up to it is done.
 	Watermark uint64
-	// LastHash is the hash of the batch that ended at Watermark: the Prev
-	// of the terminal's next batch.
+	// LastHash is the hash of the batch that ended at Watermark, the Prev
+	// of the terminal's next batch; zero when the cloud does not say.
 	LastHash Hash
 	// BatchHash is the hash of the batch this ack answers.
 	BatchHash Hash

@@ -42,8 +42,10 @@ type Batch struct {
 	First    uint64
 	Last     uint64
 	// Prev is the Hash of the batch of this epoch that ended at First-1;
-	// zero when First is 1 or when the terminal does not know it (the
-	// cloud then answers with the hash it holds).
+	// zero when First is 1 or when the terminal does not know it (after a
+	// restart, or when an ack did not carry LastHash). The cloud checks a
+	// non-zero Prev against the last batch it applied and refuses a
+	// mismatch; it cannot check a zero one.
 	Prev Hash
 	// RulesVersion is the newest rules version the terminal holds.
 	RulesVersion uint32

@@ -2,6 +2,8 @@ package uplink_test
 
 import (
 	"bytes"
+	"cmp"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
@@ -10,10 +12,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/tillpoint/tillpoint/loyalty"
+	"github.com/tillpoint/tillpoint/offline/journal"
 	"github.com/tillpoint/tillpoint/sync/batch"
 	"github.com/tillpoint/tillpoint/sync/uplink"
 )
@@ -48,6 +54,69 @@ func earn(n, cards int) loyalty.Op {
 		Card: card, Points: loyalty.Points(n%40 + 1), RulesVersion: 1,
 		Basket: &loyalty.Basket{Currency: "EUR", Lines: []loyalty.Line{{SKU: "4006381333931", Category: "dairy", Quantity: 1, Amount: int64(n%40+1) * 100}}},
 	}
+}
+
+// openJournal opens a real journal for terminal in a temporary directory.
+func openJournal(t testing.TB, terminal string) *journal.Journal {
+	t.Helper()
+	return openJournalAt(t, filepath.Join(t.TempDir(), terminal+".db"), terminal)
+}
+
+func openJournalAt(t testing.TB, path, terminal string) *journal.Journal {
+	t.Helper()
+	j, err := journal.Open(context.Background(), path, journal.Options{Terminal: terminal, Store: "S-01", Logger: quietLogger(t)})
+	if err != nil {
+		t.Fatalf("open journal: %v", err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return j
+}
+
+// appendOps appends ops from several goroutines (the journal commits them
+// in groups) and returns them as stored, in sequence order.
+func appendOps(t testing.TB, j *journal.Journal, ops []loyalty.Op) []loyalty.Op {
+	t.Helper()
+	stored := make([]loyalty.Op, len(ops))
+	var wg sync.WaitGroup
+	errs := make(chan error, 1)
+	next := make(chan int)
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				o, err := j.Append(context.Background(), ops[i])
+				if err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+					continue
+				}
+				stored[i] = o
+			}
+		}()
+	}
+	for i := range ops {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatalf("append: %v", err)
+	default:
+	}
+	slices.SortFunc(stored, func(a, b loyalty.Op) int { return cmp.Compare(a.Seq, b.Seq) })
+	return stored
+}
+
+func earns(from, n, cards int) []loyalty.Op {
+	ops := make([]loyalty.Op, n)
+	for i := range ops {
+		ops[i] = earn(from+i, cards)
+	}
+	return ops
 }
 
 // quietLogger discards logs unless -v.

@@ -3,6 +3,7 @@ package uplink
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tillpoint/tillpoint/loyalty"
+	"github.com/tillpoint/tillpoint/offline/journal"
 	"github.com/tillpoint/tillpoint/sync/batch"
 )
 
@@ -38,16 +41,26 @@ func (u *Uplink) step(ctx context.Context, force bool) result {
 }
 
 func (u *Uplink) stepLocked(ctx context.Context, force bool) result {
-	outbox, err := u.j.Sealed(ctx)
-	if err != nil {
-		return result{err: fmt.Errorf("read outbox: %w", err)}
+	var outbox []journal.SealedBatch
+	u.mu.Lock()
+	known := u.outboxEmpty
+	u.mu.Unlock()
+	if !known {
+		var err error
+		if outbox, err = u.j.Sealed(ctx); err != nil {
+			return result{err: fmt.Errorf("read outbox: %w", err)}
+		}
 	}
-	var sb Sealed
+	var sb journal.SealedBatch
 	if len(outbox) > 0 {
 		sb = outbox[0]
+		u.mu.Lock()
+		u.lastOfOutbox = len(outbox) == 1
+		u.mu.Unlock()
 	} else {
 		var wait time.Duration
 		var ok bool
+		var err error
 		sb, wait, ok, err = u.cut(ctx, force)
 		if err != nil {
 			return result{err: err}
@@ -61,10 +74,10 @@ func (u *Uplink) stepLocked(ctx context.Context, force bool) result {
 
 // cut reads the ops after the resume point and, if a batch is due, seals
 // it and stores it in the outbox.
-func (u *Uplink) cut(ctx context.Context, force bool) (Sealed, time.Duration, bool, error) {
+func (u *Uplink) cut(ctx context.Context, force bool) (journal.SealedBatch, time.Duration, bool, error) {
 	epoch, seq, err := u.j.Acked(ctx)
 	if err != nil {
-		return Sealed{}, 0, false, fmt.Errorf("read acknowledgement watermark: %w", err)
+		return journal.SealedBatch{}, 0, false, fmt.Errorf("read acknowledgement watermark: %w", err)
 	}
 	u.mu.Lock()
 	if u.from.ok {
@@ -78,10 +91,10 @@ func (u *Uplink) cut(ctx context.Context, force bool) (Sealed, time.Duration, bo
 
 	ops, err := u.j.OpsAfter(ctx, epoch, seq, limit+1)
 	if err != nil {
-		return Sealed{}, 0, false, fmt.Errorf("read unsent ops: %w", err)
+		return journal.SealedBatch{}, 0, false, fmt.Errorf("read unsent ops: %w", err)
 	}
 	if len(ops) == 0 {
-		return Sealed{}, 0, false, nil
+		return journal.SealedBatch{}, 0, false, nil
 	}
 	// One epoch per batch, at most limit ops and MaxBytes of encoding.
 	full := false
@@ -115,7 +128,7 @@ func (u *Uplink) cut(ctx context.Context, force bool) (Sealed, time.Duration, bo
 	}
 	u.mu.Unlock()
 	if !full && !force && age < u.cfg.MaxAge {
-		return Sealed{}, u.cfg.MaxAge - age, false, nil
+		return journal.SealedBatch{}, u.cfg.MaxAge - age, false, nil
 	}
 	// Prev stays zero when the terminal does not know it (after a restart):
 	// the cloud answers with a gap ack that carries the hash it holds.
@@ -127,32 +140,35 @@ func (u *Uplink) cut(ctx context.Context, force bool) (Sealed, time.Duration, bo
 	b := &batch.Batch{Terminal: u.cfg.Signer.Name(), Epoch: ops[0].Epoch, First: first, Last: last, Prev: prev, RulesVersion: rules, Ops: ops}
 	s, err := u.cfg.Signer.SealBatch(b)
 	if err != nil {
-		return Sealed{}, 0, false, fmt.Errorf("seal ops %d/%d..%d: %w", b.Epoch, first, last, err)
+		return journal.SealedBatch{}, 0, false, fmt.Errorf("seal ops %d/%d..%d: %w", b.Epoch, first, last, err)
 	}
+	u.mu.Lock()
+	u.outboxEmpty, u.lastOfOutbox = false, true
+	u.mu.Unlock()
 	if err := u.j.PutSealed(ctx, b.Epoch, first, last, s.Bytes); err != nil {
-		return Sealed{}, 0, false, fmt.Errorf("store sealed batch %d/%d..%d: %w", b.Epoch, first, last, err)
+		return journal.SealedBatch{}, 0, false, fmt.Errorf("store sealed batch %d/%d..%d: %w", b.Epoch, first, last, err)
 	}
 	u.log.Debug("sealed", slog.Uint64(logEpoch, uint64(b.Epoch)), slog.Uint64(logFirst, first), slog.Uint64(logLast, last), slog.String(logBatch, s.Hash.Short()))
-	return Sealed{Epoch: b.Epoch, First: first, Last: last, Bytes: s.Bytes}, 0, true, nil
+	return journal.SealedBatch{Epoch: b.Epoch, FirstSeq: first, LastSeq: last, Payload: s.Bytes}, 0, true, nil
 }
 
 // errRetry marks a failure that a resend of the same bytes may cure.
 var errRetry = errors.New("will resend")
 
 // send posts one sealed batch and acts on the answer.
-func (u *Uplink) send(ctx context.Context, sb Sealed) result {
-	h, err := batch.HashOf(sb.Bytes)
+func (u *Uplink) send(ctx context.Context, sb journal.SealedBatch) result {
+	h, err := batch.HashOf(sb.Payload)
 	if err != nil {
 		// Our own outbox holds bytes we cannot read: drop them, re-seal.
-		u.log.Error("dropping unreadable sealed batch", slog.Uint64(logEpoch, uint64(sb.Epoch)), slog.Uint64(logFirst, sb.First), slog.String(logError, err.Error()))
-		if derr := u.j.DeleteSealed(ctx, sb.Epoch, sb.First); derr != nil {
+		u.log.Error("dropping unreadable sealed batch", slog.Uint64(logEpoch, uint64(sb.Epoch)), slog.Uint64(logFirst, sb.FirstSeq), slog.String(logError, err.Error()))
+		if derr := u.j.DeleteSealed(ctx, sb.Epoch, sb.FirstSeq); derr != nil {
 			return result{err: fmt.Errorf("drop unreadable sealed batch: %w", derr)}
 		}
 		return result{progress: true}
 	}
 	rctx, cancel := context.WithTimeout(ctx, u.cfg.RequestTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, u.endpoint, bytes.NewReader(sb.Bytes))
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, u.endpoint, bytes.NewReader(sb.Payload))
 	if err != nil {
 		return result{err: fmt.Errorf("build request: %w", err)}
 	}
@@ -160,12 +176,12 @@ func (u *Uplink) send(ctx context.Context, sb Sealed) result {
 	req.Header.Set("Accept", batch.ContentType)
 	resp, err := u.cfg.Client.Do(req)
 	if err != nil {
-		return result{err: fmt.Errorf("post batch %d/%d..%d: %w (%w)", sb.Epoch, sb.First, sb.Last, err, errRetry)}
+		return result{err: fmt.Errorf("post batch %d/%d..%d: %w (%w)", sb.Epoch, sb.FirstSeq, sb.LastSeq, err, errRetry)}
 	}
 	defer resp.Body.Close()
 	body, err := batch.ReadResponse(resp.Body, batch.MaxAckBytes)
 	if err != nil {
-		return result{err: fmt.Errorf("batch %d/%d..%d: read answer (HTTP %d): %w (%w)", sb.Epoch, sb.First, sb.Last, resp.StatusCode, err, errRetry)}
+		return result{err: fmt.Errorf("batch %d/%d..%d: read answer (HTTP %d): %w (%w)", sb.Epoch, sb.FirstSeq, sb.LastSeq, resp.StatusCode, err, errRetry)}
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
@@ -173,47 +189,52 @@ func (u *Uplink) send(ctx context.Context, sb Sealed) result {
 	case http.StatusConflict:
 		return u.gap(ctx, sb, body)
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-		return result{err: fmt.Errorf("batch %d/%d..%d: cloud busy (HTTP %d) (%w)", sb.Epoch, sb.First, sb.Last, resp.StatusCode, errRetry),
+		return result{err: fmt.Errorf("batch %d/%d..%d: cloud busy (HTTP %d) (%w)", sb.Epoch, sb.FirstSeq, sb.LastSeq, resp.StatusCode, errRetry),
 			retryAfter: retryAfter(resp.Header.Get("Retry-After"), u.cfg.Now())}
 	case http.StatusRequestEntityTooLarge:
 		// Refused before it was read: nothing was applied. Cut smaller.
-		if err := u.j.DeleteSealed(ctx, sb.Epoch, sb.First); err != nil {
+		if err := u.j.DeleteSealed(ctx, sb.Epoch, sb.FirstSeq); err != nil {
 			return result{err: fmt.Errorf("drop oversized sealed batch: %w", err)}
 		}
 		u.mu.Lock()
-		u.shrink = max(1, int(sb.Last-sb.First+1)/2)
+		u.shrink = max(1, int(sb.LastSeq-sb.FirstSeq+1)/2)
 		u.mu.Unlock()
-		return result{err: fmt.Errorf("batch %d/%d..%d: too large for the cloud (HTTP 413); cutting smaller batches (%w)", sb.Epoch, sb.First, sb.Last, errRetry)}
+		return result{err: fmt.Errorf("batch %d/%d..%d: too large for the cloud (HTTP 413); cutting smaller batches (%w)", sb.Epoch, sb.FirstSeq, sb.LastSeq, errRetry)}
 	}
-	return result{err: fmt.Errorf("batch %d/%d..%d: cloud answered HTTP %d: %s", sb.Epoch, sb.First, sb.Last, resp.StatusCode, problem(body))}
+	return result{err: fmt.Errorf("batch %d/%d..%d: cloud answered HTTP %d: %s", sb.Epoch, sb.FirstSeq, sb.LastSeq, resp.StatusCode, problem(body))}
 }
 
 // acked handles a 200 answer: a signed ack for exactly this batch.
-func (u *Uplink) acked(ctx context.Context, sb Sealed, h batch.Hash, body []byte) result {
+func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash, body []byte) result {
 	a, err := batch.OpenAck(body, u.cfg.Signer.Program(), u.cfg.CloudKey)
 	if err != nil {
-		return result{err: fmt.Errorf("batch %d/%d..%d: ack refused: %w (%w)", sb.Epoch, sb.First, sb.Last, err, errRetry)}
+		return result{err: fmt.Errorf("batch %d/%d..%d: ack refused: %w (%w)", sb.Epoch, sb.FirstSeq, sb.LastSeq, err, errRetry)}
 	}
 	switch {
 	case a.Terminal != u.cfg.Signer.Name() || a.Epoch != sb.Epoch || a.BatchHash != h:
-		return result{err: fmt.Errorf("batch %d/%d..%d: the ack is for another batch (%s %d, %s) (%w)", sb.Epoch, sb.First, sb.Last, a.Terminal, a.Epoch, a.BatchHash.Short(), errRetry)}
+		return result{err: fmt.Errorf("batch %d/%d..%d: the ack is for another batch (%s %d, %s) (%w)", sb.Epoch, sb.FirstSeq, sb.LastSeq, a.Terminal, a.Epoch, a.BatchHash.Short(), errRetry)}
 	case a.Status != batch.AckApplied && a.Status != batch.AckDuplicate:
-		return result{err: fmt.Errorf("batch %d/%d..%d: an HTTP 200 with a %s ack (%w)", sb.Epoch, sb.First, sb.Last, a.Status, errRetry)}
-	case a.Watermark < sb.Last:
-		return result{err: fmt.Errorf("batch %d/%d..%d: acked only up to %d (%w)", sb.Epoch, sb.First, sb.Last, a.Watermark, errRetry)}
+		return result{err: fmt.Errorf("batch %d/%d..%d: an HTTP 200 with a %s ack (%w)", sb.Epoch, sb.FirstSeq, sb.LastSeq, a.Status, errRetry)}
+	case a.Watermark < sb.LastSeq:
+		return result{err: fmt.Errorf("batch %d/%d..%d: acked only up to %d (%w)", sb.Epoch, sb.FirstSeq, sb.LastSeq, a.Watermark, errRetry)}
 	}
-	if err := u.j.MarkAcked(ctx, a.Epoch, a.Watermark); err != nil {
-		if !errors.Is(err, ErrAckAhead) {
+	if err := u.j.MarkAcked(ctx, a.Epoch, a.Watermark, a.Snapshots...); err != nil {
+		switch {
+		case errors.Is(err, journal.ErrAckAhead):
+			// The cloud acknowledged this very batch (applied now, or the
+			// replay of identical bytes): its ops are safe up to LastSeq.
+			if err := u.ackAhead(ctx, a.Epoch, a.Watermark, sb.LastSeq, err, a.Snapshots); err != nil {
+				return result{err: err}
+			}
+		case errors.Is(err, journal.ErrInvalid) && len(a.Snapshots) > 0:
+			// A snapshot the journal cannot store must not hold back
+			// the acknowledgement of the ops: record it without them.
+			u.log.Error("the ack's member snapshots cannot be stored", slog.String(logError, err.Error()))
+			if err := u.j.MarkAcked(ctx, a.Epoch, a.Watermark); err != nil {
+				return result{err: fmt.Errorf("record acknowledgement %d/%d: %w", a.Epoch, a.Watermark, err)}
+			}
+		default:
 			return result{err: fmt.Errorf("record acknowledgement %d/%d: %w", a.Epoch, a.Watermark, err)}
-		}
-		if err := u.ackAhead(ctx, a.Epoch, a.Watermark, err); err != nil {
-			return result{err: err}
-		}
-	}
-	// The batch's ops are acknowledged whatever the snapshot cache does.
-	if len(a.Snapshots) > 0 {
-		if err := u.j.PutSnapshots(ctx, a.Snapshots); err != nil {
-			u.log.Error("storing member snapshots failed", slog.String(logError, err.Error()))
 		}
 	}
 	var applied, dup, rejected int64
@@ -232,6 +253,9 @@ func (u *Uplink) acked(ctx context.Context, sb Sealed, h batch.Hash, body []byte
 	u.mu.Lock()
 	u.chain.epoch, u.chain.seq, u.chain.hash, u.chain.ok = a.Epoch, a.Watermark, a.LastHash, true
 	u.from.ok = false
+	// The uplink is the outbox's only writer: acking the last batch in it
+	// empties it, and the next round need not read it.
+	u.outboxEmpty = u.lastOfOutbox
 	u.failures = 0
 	u.state.Online = true
 	u.state.LastSuccess = now
@@ -241,41 +265,40 @@ func (u *Uplink) acked(ctx context.Context, sb Sealed, h batch.Hash, body []byte
 	u.state.Duplicates += dup
 	u.state.Rejected += rejected
 	u.state.RulesVersion = a.RulesVersion
+	u.state.AckedEpoch, u.state.AckedSeq = a.Epoch, a.Watermark
+	due := now.Sub(u.backlogAt) >= backlogEvery
 	u.mu.Unlock()
-	u.log.Debug("acknowledged", slog.Uint64(logEpoch, uint64(a.Epoch)), slog.Uint64(logFirst, sb.First), slog.Uint64(logLast, sb.Last),
+	u.log.Debug("acknowledged", slog.Uint64(logEpoch, uint64(a.Epoch)), slog.Uint64(logFirst, sb.FirstSeq), slog.Uint64(logLast, sb.LastSeq),
 		slog.Uint64(logWater, a.Watermark), slog.String(logStatus, a.Status.String()))
-	u.refreshBacklog(ctx)
+	if due {
+		u.refreshBacklog(ctx) // during a catch-up at most once a second: it counts the backlog
+	}
 	return result{progress: true}
 }
 
 // gap handles a 409 answer: a signed gap ack that says where the cloud
 // stands in this epoch. The sealed batches of the epoch no longer follow
 // the cloud: drop them and resume from its watermark, chained to its hash.
-func (u *Uplink) gap(ctx context.Context, sb Sealed, body []byte) result {
+func (u *Uplink) gap(ctx context.Context, sb journal.SealedBatch, body []byte) result {
 	a, err := batch.OpenAck(body, u.cfg.Signer.Program(), u.cfg.CloudKey)
 	if err != nil {
-		return result{err: fmt.Errorf("batch %d/%d..%d: HTTP 409 without a valid gap ack: %w (%w)", sb.Epoch, sb.First, sb.Last, err, errRetry)}
+		if r, ok := u.positionHint(ctx, sb, body); ok {
+			return r
+		}
+		return result{err: fmt.Errorf("batch %d/%d..%d: HTTP 409 without a valid gap ack: %w (%w)", sb.Epoch, sb.FirstSeq, sb.LastSeq, err, errRetry)}
 	}
 	if a.Status != batch.AckGap || a.Terminal != u.cfg.Signer.Name() || a.Epoch != sb.Epoch {
-		return result{err: fmt.Errorf("batch %d/%d..%d: HTTP 409 with a %s ack for %s epoch %d (%w)", sb.Epoch, sb.First, sb.Last, a.Status, a.Terminal, a.Epoch, errRetry)}
+		return result{err: fmt.Errorf("batch %d/%d..%d: HTTP 409 with a %s ack for %s epoch %d (%w)", sb.Epoch, sb.FirstSeq, sb.LastSeq, a.Status, a.Terminal, a.Epoch, errRetry)}
 	}
-	outbox, err := u.j.Sealed(ctx)
-	if err != nil {
-		return result{err: fmt.Errorf("read outbox: %w", err)}
-	}
-	for _, s := range outbox {
-		if s.Epoch == a.Epoch {
-			if err := u.j.DeleteSealed(ctx, s.Epoch, s.First); err != nil {
-				return result{err: fmt.Errorf("drop sealed batch %d/%d: %w", s.Epoch, s.First, err)}
-			}
-		}
+	if err := u.dropSealed(ctx, a.Epoch); err != nil {
+		return result{err: err}
 	}
 	if a.Watermark > 0 {
 		if err := u.j.MarkAcked(ctx, a.Epoch, a.Watermark); err != nil {
-			if !errors.Is(err, ErrAckAhead) {
+			if !errors.Is(err, journal.ErrAckAhead) {
 				return result{err: fmt.Errorf("record acknowledgement %d/%d: %w", a.Epoch, a.Watermark, err)}
 			}
-			if err := u.ackAhead(ctx, a.Epoch, a.Watermark, err); err != nil {
+			if err := u.ackAhead(ctx, a.Epoch, a.Watermark, 0, err, nil); err != nil {
 				return result{err: err}
 			}
 		}
@@ -289,41 +312,112 @@ func (u *Uplink) gap(ctx context.Context, sb Sealed, body []byte) result {
 	u.state.RulesVersion = a.RulesVersion
 	u.mu.Unlock()
 	u.log.Info("cloud is elsewhere in the epoch; re-sealing from its watermark",
-		slog.Uint64(logEpoch, uint64(a.Epoch)), slog.Uint64(logFirst, sb.First), slog.Uint64(logWater, a.Watermark))
+		slog.Uint64(logEpoch, uint64(a.Epoch)), slog.Uint64(logFirst, sb.FirstSeq), slog.Uint64(logWater, a.Watermark))
 	return result{progress: true}
 }
 
-// ackAhead handles a cloud watermark beyond the journal's end: the journal
-// lost ops that the cloud holds. It starts a new epoch so that new ops get
-// sequence numbers the cloud has not seen, and reports the loss.
-func (u *Uplink) ackAhead(ctx context.Context, epoch uint32, watermark uint64, cause error) error {
-	ne, err := u.j.NewEpoch(ctx, fmt.Sprintf("the cloud acknowledged epoch %d up to %d, beyond this journal", epoch, watermark))
-	if err != nil {
-		return fmt.Errorf("start a new epoch after %v: %w", cause, err)
+// conflictProblem is the part of the cloud's RFC 9457 problem document for
+// a 409 that the uplink reads.
+type conflictProblem struct {
+	Code      string  `json:"code"`
+	Detail    string  `json:"detail"`
+	Epoch     *uint32 `json:"epoch"`
+	Watermark *uint64 `json:"watermark"`
+}
+
+// positionHint handles a 409 problem document (unsigned) for a batch that
+// rewinds below the cloud's watermark or does not chain to its last batch.
+// Being unsigned it moves nothing in the journal: the uplink only drops
+// its sealed batches of the epoch and re-seals from the watermark named,
+// with no previous hash; the cloud checks the new batch's position itself,
+// and a later signed ack's watermark covers the ops skipped.
+func (u *Uplink) positionHint(ctx context.Context, sb journal.SealedBatch, body []byte) (result, bool) {
+	var p conflictProblem
+	if err := json.Unmarshal(body, &p); err != nil || p.Watermark == nil || p.Epoch == nil || *p.Epoch != sb.Epoch {
+		return result{}, false
 	}
-	u.log.Error("journal is behind the cloud; started a new epoch; ops of the old epoch the cloud has not seen need an operator",
-		slog.Uint64(logEpoch, uint64(epoch)), slog.Uint64(logWater, watermark), slog.Uint64("new_epoch", uint64(ne)))
+	switch p.Code {
+	case "sequence_gap", "sequence_rewind", "batch_conflict":
+	default:
+		return result{}, false
+	}
+	if err := u.dropSealed(ctx, sb.Epoch); err != nil {
+		return result{err: err}, true
+	}
 	u.mu.Lock()
-	u.state.LastError = cause.Error()
+	u.chain.ok = false
+	u.from.epoch, u.from.seq, u.from.ok = sb.Epoch, *p.Watermark, true
+	u.state.Gaps++
+	u.mu.Unlock()
+	u.log.Warn("cloud refused the batch's position; re-sealing from its watermark",
+		slog.Uint64(logEpoch, uint64(sb.Epoch)), slog.Uint64(logFirst, sb.FirstSeq), slog.Uint64(logWater, *p.Watermark), slog.String(logReason, p.Code))
+	return result{progress: true}, true
+}
+
+// dropSealed deletes the outbox's sealed batches of epoch.
+func (u *Uplink) dropSealed(ctx context.Context, epoch uint32) error {
+	outbox, err := u.j.Sealed(ctx)
+	if err != nil {
+		return fmt.Errorf("read outbox: %w", err)
+	}
+	for _, s := range outbox {
+		if s.Epoch == epoch {
+			if err := u.j.DeleteSealed(ctx, s.Epoch, s.FirstSeq); err != nil {
+				return fmt.Errorf("drop sealed batch %d/%d: %w", s.Epoch, s.FirstSeq, err)
+			}
+		}
+	}
+	return nil
+}
+
+// ackAhead handles a cloud watermark beyond the journal's end in epoch:
+// the journal lost ops that the cloud holds (restored from a backup no
+// local check caught). Once, while the journal is still in that epoch, it
+// starts a new epoch, so that new ops get sequence numbers the cloud has not
+// seen. It marks acknowledged only what is proven: the ops up to proven,
+// which the cloud acknowledged as this exact batch. Ops of the old epoch
+// beyond what the cloud acknowledged by hash stay unacknowledged and are
+// reported: the cloud holds other ops under their sequence numbers, and
+// only an operator can tell what they were.
+func (u *Uplink) ackAhead(ctx context.Context, epoch uint32, watermark, proven uint64, cause error, snaps []loyalty.Snapshot) error {
+	head, _, err := u.j.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("read the journal's head after %v: %w", cause, err)
+	}
+	if head == epoch {
+		ne, err := u.j.NewEpoch(ctx, fmt.Sprintf("the cloud acknowledged epoch %d up to %d, beyond this journal", epoch, watermark))
+		if err != nil {
+			return fmt.Errorf("start a new epoch after %v: %w", cause, err)
+		}
+		u.log.Error("journal is behind the cloud; started a new epoch",
+			slog.Uint64(logEpoch, uint64(epoch)), slog.Uint64(logWater, watermark), slog.Uint64("new_epoch", uint64(ne)))
+	}
+	if proven > 0 {
+		if err := u.j.MarkAcked(ctx, epoch, proven, snaps...); err != nil {
+			return fmt.Errorf("record acknowledgement %d/%d: %w", epoch, proven, err)
+		}
+	}
+	u.mu.Lock()
+	u.state.LastError = fmt.Sprintf("%v: the cloud holds epoch %d up to %d; ops of that epoch it did not acknowledge by hash need an operator", cause, epoch, watermark)
 	u.state.LastErrorAt = u.cfg.Now()
 	u.mu.Unlock()
 	return nil
 }
 
+// backlogEvery is how often, at most, an uplink busy catching up counts
+// its backlog; an idle or failing uplink counts it every round.
+const backlogEvery = time.Second
+
 // refreshBacklog updates the backlog figures of the state.
 func (u *Uplink) refreshBacklog(ctx context.Context) {
-	n, oldest, err := u.j.Backlog(ctx)
+	st, err := u.j.Stats(ctx)
 	if err != nil {
 		u.log.Warn("reading the backlog failed", slog.String(logError, err.Error()))
 		return
 	}
-	e, s, err := u.j.Acked(ctx)
-	if err != nil {
-		u.log.Warn("reading the watermark failed", slog.String(logError, err.Error()))
-		return
-	}
 	u.mu.Lock()
-	u.state.Backlog, u.state.Oldest, u.state.AckedEpoch, u.state.AckedSeq = n, oldest, e, s
+	u.state.Backlog, u.state.Oldest, u.state.AckedEpoch, u.state.AckedSeq = st.Unacked, st.OldestUnacked, st.AckedEpoch, st.AckedSeq
+	u.backlogAt = u.cfg.Now()
 	u.mu.Unlock()
 }
 

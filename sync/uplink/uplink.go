@@ -92,9 +92,14 @@ type Uplink struct {
 	// round serializes rounds: Run and Sync never interleave.
 	round sync.Mutex
 
-	mu       sync.Mutex
-	state    State
-	failures int
+	mu        sync.Mutex
+	state     State
+	backlogAt time.Time // when state's backlog was last counted
+	// outboxEmpty is set when the uplink knows the journal's outbox is
+	// empty (it is its only writer); lastOfOutbox while the batch in flight
+	// is the only one in it.
+	outboxEmpty, lastOfOutbox bool
+	failures                  int
 	// chain is the hash of the batch that ended at (epoch, seq), as the
 	// cloud last told us; it is the Prev of the next batch.
 	chain struct {

@@ -10,12 +10,13 @@ import (
 	"time"
 
 	"github.com/tillpoint/tillpoint/loyalty"
+	"github.com/tillpoint/tillpoint/offline/journal"
 	"github.com/tillpoint/tillpoint/sync/batch"
 	"github.com/tillpoint/tillpoint/sync/uplink"
 )
 
 type fixture struct {
-	j      *uplink.MemJournal
+	j      *journal.Journal
 	ledger *stubLedger
 	term   *batch.Signer
 	cloud  *batch.Signer
@@ -24,7 +25,7 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T, nops int, wrap func(http.Handler) http.Handler) *fixture {
-	f := &fixture{j: uplink.NewMemJournal("T-01"), term: newSigner(t, "T-01"), cloud: newSigner(t, batch.CloudSigner)}
+	f := &fixture{j: openJournal(t, "T-01"), term: newSigner(t, "T-01"), cloud: newSigner(t, batch.CloudSigner)}
 	f.ledger = newStubLedger(t, f.cloud)
 	f.ledger.keys["T-01"] = f.term.Public()
 	var h http.Handler = f.ledger
@@ -32,9 +33,7 @@ func newFixture(t *testing.T, nops int, wrap func(http.Handler) http.Handler) *f
 		h = wrap(h)
 	}
 	f.url = serve(t, h)
-	for i := range nops {
-		f.ops = append(f.ops, f.j.Append(earn(i, 7)))
-	}
+	f.ops = appendOps(t, f.j, earns(0, nops, 7))
 	return f
 }
 
@@ -77,13 +76,14 @@ func TestSyncDeliversEveryOpOnceAndAcksThem(t *testing.T) {
 		t.Errorf("state: got %+v, want online, no backlog, 250 applied in 7 batches", st)
 	}
 	// snapshots: the stub's balances for the 7 cards
-	for c, bal := range f.ledger.balances {
-		if got := f.j.Snapshots[c].Balance; got != bal {
-			t.Errorf("snapshot %s: got balance %d, want %d", c.Short(), got, bal)
-		}
+	if len(f.ledger.balances) != 7 {
+		t.Fatalf("ledger cards: got %d, want 7", len(f.ledger.balances))
 	}
-	if len(f.j.Snapshots) != 7 {
-		t.Errorf("snapshots stored: got %d, want 7", len(f.j.Snapshots))
+	for c, bal := range f.ledger.balances {
+		snap, ok, err := f.j.Snapshot(context.Background(), c)
+		if err != nil || !ok || snap.Balance != bal {
+			t.Errorf("snapshot %s: got balance %d (stored %v, %v), want %d", c.Short(), snap.Balance, ok, err, bal)
+		}
 	}
 }
 
@@ -130,9 +130,7 @@ func (httptestDiscard) WriteHeader(int)             {}
 func TestRestartResealsWithTheCloudsChainHash(t *testing.T) {
 	f := newFixture(t, 100, nil)
 	syncWithin(t, f.uplink(t, nil), 10*time.Second)
-	for i := 100; i < 150; i++ {
-		f.ops = append(f.ops, f.j.Append(earn(i, 7)))
-	}
+	f.ops = append(f.ops, appendOps(t, f.j, earns(100, 50, 7))...)
 	u2 := f.uplink(t, nil) // a new process: no memory of the chain
 	syncWithin(t, u2, 10*time.Second)
 	f.ledger.check(t, f.ops)
@@ -148,14 +146,15 @@ func TestGapAheadMarksAckedAndContinues(t *testing.T) {
 	f := newFixture(t, 120, nil)
 	u := f.uplink(t, nil)
 	syncWithin(t, u, 10*time.Second)
-	// Rewind the journal's knowledge: a fresh journal holding the same ops.
-	j2 := uplink.NewMemJournal("T-01")
+	// A journal restored from a copy taken before the acks: the same ops,
+	// nothing acknowledged, nothing sealed.
+	j2 := openJournal(t, "T-01")
 	for _, o := range f.ops {
-		j2.Append(o)
+		if _, err := j2.Append(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
 	}
-	for i := 120; i < 130; i++ {
-		f.ops = append(f.ops, j2.Append(earn(i, 7)))
-	}
+	f.ops = append(f.ops, appendOps(t, j2, earns(120, 10, 7))...)
 	f.j = j2
 	u2 := f.uplink(t, nil)
 	syncWithin(t, u2, 10*time.Second)
@@ -171,6 +170,7 @@ func TestAckSignedByAnotherKeyIsNotTrusted(t *testing.T) {
 	f.ledger.cloud = impostor
 	u := f.uplink(t, nil)
 	u.Start(context.Background())
+	t.Cleanup(func() { u.Shutdown(context.Background()) })
 	waitFor(t, "a refused ack", func() bool { return strings.Contains(u.State().LastError, "signature") })
 	if err := u.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
@@ -194,6 +194,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	u := f.uplink(t, func(c *uplink.Config) { c.Now = func() time.Time { return now } })
 	ctx, cancel := context.WithCancel(context.Background())
 	u.Start(ctx)
+	t.Cleanup(func() { u.Shutdown(context.Background()) })
 	defer cancel()
 	waitFor(t, "a failure", func() bool { return !u.State().LastErrorAt.IsZero() })
 	if err := u.Shutdown(context.Background()); err != nil {
@@ -223,6 +224,7 @@ func TestStateReportsBacklogWhileOffline(t *testing.T) {
 	f := newFixture(t, 20, nil)
 	u := f.uplink(t, func(c *uplink.Config) { c.URL = "http://127.0.0.1:1" })
 	u.Start(context.Background())
+	t.Cleanup(func() { u.Shutdown(context.Background()) })
 	waitFor(t, "a failure", func() bool { return u.State().LastError != "" })
 	if err := u.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
@@ -242,5 +244,42 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("no %s within 10s", what)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// A journal restored from a backup that lacks the last ops the cloud
+// applied: the cloud's watermark is ahead of it. The uplink starts one new
+// epoch (so new ops do not reuse sequence numbers the cloud holds), marks
+// acknowledged what the cloud acknowledged by hash, reports the condition,
+// and new ops flow in the new epoch.
+func TestJournalBehindCloudStartsOneNewEpoch(t *testing.T) {
+	f := newFixture(t, 120, nil)
+	syncWithin(t, f.uplink(t, nil), 10*time.Second)
+	restored := openJournal(t, "T-01")
+	for _, o := range f.ops[:100] {
+		if _, err := restored.Append(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.j = restored
+	u := f.uplink(t, nil)
+	syncWithin(t, u, 10*time.Second)
+	if e, _, _ := restored.Head(context.Background()); e != 2 {
+		t.Fatalf("journal epoch after meeting the cloud's watermark: got %d, want 2", e)
+	}
+	if st := u.State(); !strings.Contains(st.LastError, "need an operator") {
+		t.Errorf("state: got last error %q, want the condition reported", st.LastError)
+	}
+	fresh := appendOps(t, restored, earns(500, 10, 7))
+	if fresh[0].Epoch != 2 || fresh[0].Seq != 1 {
+		t.Fatalf("new op: got %d/%d, want 2/1", fresh[0].Epoch, fresh[0].Seq)
+	}
+	syncWithin(t, u, 10*time.Second)
+	f.ledger.check(t, append(f.ops, fresh...))
+	if e, s, _ := restored.Acked(context.Background()); e != 2 || s != 10 {
+		t.Errorf("watermark: got %d/%d, want 2/10", e, s)
+	}
+	if e, _, _ := restored.Head(context.Background()); e != 2 {
+		t.Errorf("journal epoch at the end: got %d, want 2 (one new epoch only)", e)
 	}
 }

@@ -1,0 +1,290 @@
+package uplink_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tillpoint/tillpoint/cloud/server"
+	"github.com/tillpoint/tillpoint/cloud/sqlstore"
+	"github.com/tillpoint/tillpoint/cloud/storetest"
+	"github.com/tillpoint/tillpoint/loyalty"
+	"github.com/tillpoint/tillpoint/offline/journal"
+	"github.com/tillpoint/tillpoint/sync/batch"
+	"github.com/tillpoint/tillpoint/sync/enroll"
+	"github.com/tillpoint/tillpoint/sync/uplink"
+)
+
+// The end-to-end tests put the real cloud (cloud/server over a real SQLite
+// ledger, checked for conservation when each test ends) and real uplinks
+// over real journals in one process, talking HTTP on 127.0.0.1.
+
+const e2eProgram = "prog-e2e"
+
+type cloudEnv struct {
+	ledger *sqlstore.Store
+	srv    *server.Server
+	url    string
+}
+
+func newCloud(t testing.TB) *cloudEnv {
+	t.Helper()
+	ledger := storetest.OpenSQLite(t, sqlstore.Options{Logger: slog.New(slog.DiscardHandler)})
+	key, _, err := server.LoadOrCreateKey(filepath.Join(t.TempDir(), "cloud.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(ledger, key, e2eProgram)
+	srv.Addr = "127.0.0.1:0"
+	srv.Logger = quietLogger(t)
+	if err := srv.Open(); err != nil {
+		t.Fatalf("open cloud server: %v", err)
+	}
+	t.Cleanup(func() { srv.Close(context.Background()) })
+	rules := loyalty.Rules{Version: 1, Program: e2eProgram, Currency: "EUR", BasePoints: 1, BasePer: 100}
+	if err := ledger.PublishRules(context.Background(), rules, time.Now()); err != nil {
+		t.Fatalf("publish rules: %v", err)
+	}
+	return &cloudEnv{ledger: ledger, srv: srv, url: srv.URL()}
+}
+
+// terminal is an enrolled terminal: its enrollment and its journal.
+type terminal struct {
+	st *enroll.State
+	j  *journal.Journal
+}
+
+// enroll enrolls terminal name of store "S-01" through the real
+// enrollment API and opens its journal.
+func (c *cloudEnv) enroll(t testing.TB, name string) *terminal {
+	t.Helper()
+	ctx := context.Background()
+	code, err := server.CreateEnrollCode(ctx, c.ledger, "S-01", name, time.Now(), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := enroll.NewClient().Enroll(ctx, c.url, code.Code, filepath.Join(t.TempDir(), name))
+	if err != nil {
+		t.Fatalf("enroll %s: %v", name, err)
+	}
+	return &terminal{st: st, j: openJournal(t, name)}
+}
+
+func (tm *terminal) config(t testing.TB, url string) uplink.Config {
+	t.Helper()
+	s, err := batch.NewSigner(tm.st.Terminal, tm.st.Program, tm.st.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fastConfig(url, s, tm.st.CloudKey, t)
+}
+
+// checkBalances compares every card's balance in the cloud with the model.
+func (c *cloudEnv) checkBalances(t testing.TB, model map[loyalty.CardHash]loyalty.Points) {
+	t.Helper()
+	for card, want := range model {
+		snap, err := c.ledger.Snapshot(context.Background(), card, "S-01", time.Now())
+		if err != nil {
+			t.Fatalf("snapshot %s: %v", card.Short(), err)
+		}
+		if snap.Balance != want {
+			t.Errorf("card %s: cloud balance %d, model %d", card.Short(), snap.Balance, want)
+		}
+	}
+}
+
+// checkWatermark compares the cloud's watermark for a terminal with its journal.
+func (c *cloudEnv) checkWatermark(t testing.TB, tm *terminal, want uint64) {
+	t.Helper()
+	wm, _, err := c.ledger.Watermark(context.Background(), tm.st.Terminal, 1)
+	if err != nil || wm != want {
+		t.Errorf("%s: cloud watermark %d (%v), want %d", tm.st.Terminal, wm, err, want)
+	}
+	if e, s, _ := tm.j.Acked(context.Background()); e != 1 || s != want {
+		t.Errorf("%s: journal watermark %d/%d, want 1/%d", tm.st.Terminal, e, s, want)
+	}
+}
+
+// Invariant 2 end to end: several terminals append while their uplinks run
+// behind the seeded fault proxy (drop requests and responses, duplicate,
+// delay, reorder, truncate, 500, 503). After the network heals the cloud
+// holds every op exactly once: each watermark is the journal's last
+// sequence, each balance equals the test's own model (a second apply of
+// any op would raise one), and the ledger's check passes.
+func TestE2EFaultyNetworkEveryOpExactlyOnce(t *testing.T) {
+	for _, seed := range []uint64{11, 12} {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			const terminals, perTerminal = 3, 100
+			c := newCloud(t)
+			proxy := newFaultProxy(t, c.url, seed, 0.4)
+			url := serve(t, proxy)
+
+			model := map[loyalty.CardHash]loyalty.Points{}
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			tms := make([]*terminal, terminals)
+			ups := make([]*uplink.Uplink, terminals)
+			for i := range terminals {
+				tm := c.enroll(t, fmt.Sprintf("T-%02d", i+1))
+				tms[i] = tm
+				cfg := tm.config(t, url)
+				cfg.MaxOps, cfg.RequestTimeout = 3+i*11, 2*time.Second
+				u, err := uplink.New(tm.j, cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ups[i] = u
+				u.Start(context.Background())
+				t.Cleanup(func() { u.Shutdown(context.Background()) })
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for n := range perTerminal {
+						o, err := tm.j.Append(context.Background(), earn(i*perTerminal+n, 13))
+						if err != nil {
+							t.Errorf("append: %v", err)
+							return
+						}
+						u.Notify()
+						mu.Lock()
+						model[o.Card] += o.Points
+						mu.Unlock()
+					}
+				}()
+			}
+			wg.Wait()
+			deadline := time.Now().Add(time.Minute)
+			for proxy.Faults() < 60 && !allAcked(ups, perTerminal) {
+				if time.Now().After(deadline) {
+					t.Fatalf("after a minute: %d faults, uplinks %v", proxy.Faults(), states(ups))
+				}
+				time.Sleep(time.Millisecond)
+			}
+			proxy.Heal()
+			for _, u := range ups {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				if err := u.Shutdown(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if err := u.Sync(ctx); err != nil {
+					t.Fatalf("sync after healing: %v", err)
+				}
+				cancel()
+			}
+			t.Logf("faults: %s", proxy.Counts())
+			for _, tm := range tms {
+				c.checkWatermark(t, tm, perTerminal)
+			}
+			c.checkBalances(t, model)
+		})
+	}
+}
+
+// The uplink process is SIGKILLed after the real cloud applied its first
+// batch and before the ack reached it; the restarted uplink resends the
+// sealed bytes, the cloud answers with the duplicate's ack, and every op is
+// on the ledger once.
+func TestE2EKilledBetweenSendAndAck(t *testing.T) {
+	if os.Getenv("TILLPOINT_UPLINK_CHILD") != "" {
+		t.Skip("runs as the parent only")
+	}
+	c := newCloud(t)
+	tm := c.enroll(t, "T-01")
+	ops := appendOps(t, tm.j, earns(0, 120, 5))
+	model := map[loyalty.CardHash]loyalty.Points{}
+	for _, o := range ops {
+		model[o.Card] += o.Points
+	}
+	if err := tm.j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fwd := newFaultProxy(t, c.url, 1, 0)
+	applied := make(chan struct{}, 1)
+	var hang atomic.Bool
+	hang.Store(true)
+	url := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hang.Load() {
+			fwd.ServeHTTP(w, r)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		if status, _, _ := fwd.forward(heldRequest{path: r.URL.RequestURI(), ctype: r.Header.Get("Content-Type"), body: body}); status == http.StatusOK {
+			select {
+			case applied <- struct{}{}:
+			default:
+			}
+		}
+		<-r.Context().Done() // the ack never leaves
+	}))
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestE2EUplinkChildProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "TILLPOINT_UPLINK_CHILD=1", "CHILD_JOURNAL="+tm.j.Path(), "CHILD_URL="+url, "CHILD_ENROLLMENT="+tm.st.Dir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-applied:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the cloud never applied a batch from the child:\n%s", out.String())
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	hang.Store(false)
+
+	if wm, _, _ := c.ledger.Watermark(context.Background(), "T-01", 1); wm == 0 {
+		t.Fatalf("cloud watermark after the kill: got 0, want the first batch applied")
+	}
+	tm.j = openJournalAt(t, tm.j.Path(), "T-01")
+	if sealed, err := tm.j.Sealed(context.Background()); err != nil || len(sealed) != 1 {
+		t.Fatalf("outbox after the kill: got %d sealed batches (%v), want 1", len(sealed), err)
+	}
+	if e, s, _ := tm.j.Acked(context.Background()); e != 0 || s != 0 {
+		t.Fatalf("journal watermark after the kill: got %d/%d, want 0/0", e, s)
+	}
+	u, err := uplink.New(tm.j, tm.config(t, url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncWithin(t, u, time.Minute)
+	c.checkWatermark(t, tm, 120)
+	c.checkBalances(t, model)
+	if st := u.State(); st.Sent < 1 {
+		t.Errorf("restarted uplink: got %d batches acknowledged, want at least 1", st.Sent)
+	}
+}
+
+// TestE2EUplinkChildProcess is the uplink process that
+// TestE2EKilledBetweenSendAndAck kills; it does nothing in a normal run.
+func TestE2EUplinkChildProcess(t *testing.T) {
+	if os.Getenv("TILLPOINT_UPLINK_CHILD") == "" {
+		t.Skip("only runs as TestE2EKilledBetweenSendAndAck's child process")
+	}
+	st, err := enroll.Load(os.Getenv("CHILD_ENROLLMENT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := &terminal{st: st, j: openJournalAt(t, os.Getenv("CHILD_JOURNAL"), st.Terminal)}
+	cfg := tm.config(t, os.Getenv("CHILD_URL"))
+	cfg.RequestTimeout = time.Minute
+	u, err := uplink.New(tm.j, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Sync(context.Background()) // killed in the middle
+}
