@@ -18,7 +18,8 @@ const nfcUIDHex = "04A1B2C3D4E5F6"
 // driver, the Go virtual card) opens the session; the POS checks out
 // through the local API; the receipt printed on the network printer (TCP
 // 9100) and decoded back from ESC/POS shows the points, balance and tier.
-// The UID never appears in the agent's log.
+// A sale without a card prints a QR code that reads back as the till's
+// signed claim for its points. The UID never appears in the agent's log.
 func TestScenario1_NFCTapCheckoutPrintsReceipt(t *testing.T) {
 	env := pcscd.Ensure(t)
 	env.Lock(t)
@@ -39,6 +40,7 @@ func TestScenario1_NFCTapCheckoutPrintsReceipt(t *testing.T) {
 	waitSession(ctx, t, tl, "nfc", nfcUIDHex[len(nfcUIDHex)-4:], "")
 	noClearCard(t, tl, nfcUIDHex)
 	checkoutOnSession(ctx, t, tl, "s1-checkout", nfcUIDHex[len(nfcUIDHex)-4:], 1)
+	checkoutWithoutCard(ctx, t, tl, "s1-nocard", 2)
 	noClearCard(t, tl, nfcUIDHex)
 }
 

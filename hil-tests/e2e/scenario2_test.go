@@ -9,8 +9,9 @@ import (
 // Scenario 2: a loyalty card scanned on the serial scanner (a socat pty)
 // opens the session; the POS checks out without sending a card; the
 // receipt, printed on the serial printer (another pty) and decoded back
-// from ESC/POS, shows the points, balance and tier. The card number never
-// appears in the agent's log.
+// from ESC/POS, shows the points, balance and tier; a sale without a card
+// prints a QR code that reads back as the till's signed claim. The card
+// number never appears in the agent's log.
 func TestScenario2_SerialScanCheckoutPrintsReceipt(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -33,5 +34,6 @@ func TestScenario2_SerialScanCheckoutPrintsReceipt(t *testing.T) {
 	}
 	noClearCard(t, tl, card)
 	checkoutOnSession(ctx, t, tl, "s2-checkout", card[len(card)-4:], 1)
+	checkoutWithoutCard(ctx, t, tl, "s2-nocard", 2)
 	noClearCard(t, tl, card)
 }
