@@ -6,7 +6,9 @@ import (
 	"testing"
 )
 
-func events(lines ...string) *strings.Reader { return strings.NewReader(strings.Join(lines, "\n") + "\n") }
+func events(lines ...string) *strings.Reader {
+	return strings.NewReader(strings.Join(lines, "\n") + "\n")
+}
 
 func TestTableAndExitCode(t *testing.T) {
 	tests := []struct {
