@@ -56,6 +56,7 @@ type Proxy struct {
 	delay   time.Duration
 	conns   map[net.Conn]struct{}
 	dropped int // answers dropped in DropResponses
+	delayed int // chunks held back in Slow
 	accepts int
 	closed  bool
 }
@@ -114,6 +115,13 @@ func (p *Proxy) Dropped() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.dropped
+}
+
+// Delayed is how many chunks Slow held back, either way.
+func (p *Proxy) Delayed() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.delayed
 }
 
 // Accepts is how many connections the proxy accepted.
@@ -216,8 +224,11 @@ func (p *Proxy) pipe(dst, src net.Conn, answer bool) {
 		if n > 0 {
 			p.mu.Lock()
 			mode, delay := p.mode, p.delay
-			if mode == DropResponses && answer {
+			switch {
+			case mode == DropResponses && answer:
 				p.dropped++
+			case mode == Slow:
+				p.delayed++
 			}
 			p.mu.Unlock()
 			switch {

@@ -62,6 +62,9 @@ func TestProxyFaults(t *testing.T) {
 	if got, err := get(); err != nil || got != "pong" {
 		t.Fatalf("slow: got %q, %v; want pong, later", got, err)
 	}
+	if p.Delayed() < 2 {
+		t.Errorf("slow: Delayed() = %d, want at least 2 (the request and its answer)", p.Delayed())
+	}
 
 	p.Restore()
 	if got, err := get(); err != nil || got != "pong" {
