@@ -6,7 +6,11 @@
 //
 // Scenario tests are named TestScenarioN_What; 'make hil' prints their
 // table. A scenario that the binary cannot run yet, because a part it needs
-// is not built, skips with "GAP: ..." (harness.Gap) and says which part.
+// is not built, skips with "GAP: ..." (harness.Gap) and says which part; a
+// check that found a wrong result in a part another team owns skips with
+// "DEFECT: ..." (harness.Defect) and the evidence. Both run every check
+// they can before that, and both fail instead with TILLPOINT_HIL_GAPS=fail.
+// Missing tools (socat, pcscd, vpcd) skip, or fail under TILLPOINT_HIL=require.
 //
 // It has no non-test code.
 package e2e
