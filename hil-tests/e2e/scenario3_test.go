@@ -12,14 +12,14 @@ import (
 // Scenario 3: the printer runs out of paper mid-day. The receipt job
 // waits; /v1/status and the cashier screen's event stream say "paper out";
 // when paper is back the receipt prints exactly once, and the next one
-// prints after it. A member signing up at the till prints a receipt, so
-// this runs whether or not the till has rules yet.
+// prints after it.
 func TestScenario3_PaperOutReceiptWaitsThenPrintsOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	s := newStore(t, tillOpts{tcpPrinter: true})
 	tl := s.tills[0]
 	waitDevice(ctx, t, tl, "printer", "ok", 20*time.Second)
+	requireRules(ctx, t, tl)
 	events, err := tl.agent.Follow(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -34,9 +34,9 @@ func TestScenario3_PaperOutReceiptWaitsThenPrintsOnce(t *testing.T) {
 		t.Errorf("cashier screen event stream: %v; want a device event with paper_out", err)
 	}
 
-	r := tl.post(ctx, t, "/v1/enroll", "paper-1", map[string]any{"card": "barcode:2000000000015"})
+	r := tl.post(ctx, t, "/v1/checkout", "paper-1", map[string]any{"card": "barcode:2000000000015", "basket": basket()})
 	if r.Status != 200 {
-		t.Fatalf("enroll while paper is out: got %v, want 200 (the op does not wait for paper)", r)
+		t.Fatalf("checkout while paper is out: got %v, want 200 (the sale does not wait for paper)", r)
 	}
 	// The job is queued, not printed: give the agent a status round trip
 	// to prove it noticed, then check nothing printed.
@@ -48,9 +48,9 @@ func TestScenario3_PaperOutReceiptWaitsThenPrintsOnce(t *testing.T) {
 	tl.printer.SetPaperOut(false)
 	tl.waitReceipts(t, 1, 30*time.Second)
 	waitDevice(ctx, t, tl, "printer", "ok", 30*time.Second)
-	r = tl.post(ctx, t, "/v1/enroll", "paper-2", map[string]any{"card": "barcode:2000000000022"})
+	r = tl.post(ctx, t, "/v1/checkout", "paper-2", map[string]any{"card": "barcode:2000000000022", "basket": basket()})
 	if r.Status != 200 {
-		t.Fatalf("enroll after paper is back: got %v, want 200", r)
+		t.Fatalf("checkout after paper is back: got %v, want 200", r)
 	}
 	// The printer's queue is first in, first out: a second copy of the
 	// waiting receipt would print before the next one, so once the next
