@@ -36,7 +36,7 @@
 //
 // GET /v1/snapshots and GET /v1/rules are signed by the terminal (headers
 // Tillpoint-Terminal, Tillpoint-Timestamp and Tillpoint-Signature, an
-// Ed25519 signature over RequestSigningMessage) and answered with messages
+// Ed25519 signature over batch.RequestSigningMessage) and answered with messages
 // sealed by the cloud (batch.SnapshotSet, batch.RulesDoc). Snapshots come in
 // pages: ?limit=N&after=CURSOR, CURSOR being the previous page's Next.
 //

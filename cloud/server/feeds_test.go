@@ -22,10 +22,10 @@ func signedGet(t *testing.T, ts *testServer, tm *terminal, pathQuery string, at 
 		t.Fatal(err)
 	}
 	unix := at.Unix()
-	sig := ed25519.Sign(tm.key, server.RequestSigningMessage(testProgram, "GET", req.URL.RequestURI(), tm.id, unix))
-	req.Header.Set(server.HeaderTerminal, tm.id)
-	req.Header.Set(server.HeaderTimestamp, strconv.FormatInt(unix, 10))
-	req.Header.Set(server.HeaderSignature, base64.StdEncoding.EncodeToString(sig))
+	sig := ed25519.Sign(tm.key, batch.RequestSigningMessage(testProgram, "GET", req.URL.RequestURI(), tm.id, unix))
+	req.Header.Set(batch.HeaderTerminal, tm.id)
+	req.Header.Set(batch.HeaderTimestamp, strconv.FormatInt(unix, 10))
+	req.Header.Set(batch.HeaderSignature, base64.StdEncoding.EncodeToString(sig))
 	return req
 }
 

@@ -7,10 +7,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/tillpoint/tillpoint/sync/batch"
 )
 
 // LoadOrCreateKey returns the cloud's Ed25519 signing key stored at path
@@ -37,35 +38,14 @@ func LoadOrCreateKey(path string) (key ed25519.PrivateKey, created bool, err err
 
 // LoadKey reads an Ed25519 private key written by LoadOrCreateKey.
 func LoadKey(path string) (ed25519.PrivateKey, error) {
-	f, err := os.Open(path)
+	k, err := batch.ReadPrivateKeyFile(path)
+	if errors.Is(err, batch.ErrBadKeyFile) {
+		return nil, fmt.Errorf("cloud signing %w; move it away to generate a new one", err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("open signing key: %w", err)
+		return nil, fmt.Errorf("cloud signing %w", err)
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("stat signing key: %w", err)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("signing key %s has mode %v; others must not read it: run chmod 600 %s", path, st.Mode().Perm(), path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, 16<<10))
-	if err != nil {
-		return nil, fmt.Errorf("read signing key %s: %w", path, err)
-	}
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("signing key %s is not a PEM \"PRIVATE KEY\" block; move it away to generate a new one", path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("parse signing key %s: %w", path, err)
-	}
-	ek, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("signing key %s is a %T, want Ed25519", path, k)
-	}
-	return ek, nil
+	return k, nil
 }
 
 // writeKey creates path exclusively with mode 0600 and syncs it and its

@@ -10,6 +10,10 @@ import (
 	"github.com/tillpoint/tillpoint/loyalty"
 )
 
+// maxOpPoints bounds the points of one op (a trillion), so that no sum of
+// ops can overflow the ledger's int64 arithmetic.
+const maxOpPoints = 1_000_000_000_000
+
 // opRow is one op of a batch and what the ledger made of it.
 type opRow struct {
 	op     *loyalty.Op
@@ -213,7 +217,7 @@ func (b *book) applyOp(ctx context.Context, st *opState, r *opRow) error {
 	if at := st.bt.ReceivedAt.Add(cloud.MaxClockAhead); op.HLC.Time().After(at) || op.WallTime.After(at) {
 		r.flags |= cloud.FlagClockAhead
 	}
-	if err := op.Validate(); err != nil {
+	if err := op.Validate(); err != nil || op.Points > maxOpPoints || op.Points < -maxOpPoints {
 		return reject(cloud.ReasonInvalid)
 	}
 	if prev, ok := st.applied[op.ID]; ok {

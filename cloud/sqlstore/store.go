@@ -121,11 +121,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// pgDSN makes pgx plan every statement with its actual arguments (the
-// "exec" mode: one round trip, no server-side prepared statement) unless
-// the URL chooses a mode. A cached generic plan made while a table was
-// small kept scanning it whole once it had grown: reads of a 1,000-op
-// batch went from milliseconds to seconds within a few thousand ops.
+// pgDSN makes pgx describe each statement text once and then run it as an
+// unnamed statement, planned with its actual arguments, in one round trip
+// with binary parameters ("cache_describe"), unless the URL chooses a
+// mode. pgx's default, named prepared statements, ended up with a cached
+// generic plan made while the tables were small; the "exec" mode plans
+// well but sends arrays as text, which cost more CPU than the ledger.
 func pgDSN(dsn string) string {
 	u, err := url.Parse(dsn)
 	if err != nil {
@@ -133,7 +134,7 @@ func pgDSN(dsn string) string {
 	}
 	q := u.Query()
 	if q.Get("default_query_exec_mode") == "" {
-		q.Set("default_query_exec_mode", "exec")
+		q.Set("default_query_exec_mode", "cache_describe")
 		u.RawQuery = q.Encode()
 	}
 	return u.String()

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -322,7 +323,10 @@ func testOpIdentity(t *testing.T, l cloud.Ledger) {
 	wantResult(t, a.Results[1], cloud.StatusDuplicate, "", 3)
 	bad := tl.Earn(Card(1), 100, 1)
 	bad.Basket = nil
-	a = tl.Send(t, l, bad)
+	huge := tl.Redeem(Card(1), 1, true)
+	huge.Points = math.MinInt64
+	a = tl.Send(t, l, bad, huge)
 	wantResult(t, a.Results[0], cloud.StatusRejected, cloud.ReasonInvalid, 0)
+	wantResult(t, a.Results[1], cloud.StatusRejected, cloud.ReasonInvalid, 0)
 	wantBalance(t, l, Card(1), 14, 0)
 }

@@ -400,8 +400,15 @@ func (d *demo) day(ctx context.Context) error {
 
 // settle waits for both tills to ship everything and refresh their caches.
 func (d *demo) settle(ctx context.Context) error {
+	// Every till ships first, then every till pulls: a till that pulled
+	// before the other shipped would miss the other's ops.
 	for _, t := range []*demoTerminal{d.t1, d.t2} {
-		if err := t.settle(ctx); err != nil {
+		if err := t.shipped(ctx); err != nil {
+			return err
+		}
+	}
+	for _, t := range []*demoTerminal{d.t1, d.t2} {
+		if err := t.refresh(ctx); err != nil {
 			return err
 		}
 	}

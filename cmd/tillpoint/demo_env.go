@@ -318,9 +318,8 @@ func (t *demoTerminal) receipts(ctx context.Context, n int) ([]string, error) {
 	return out, nil
 }
 
-// settle waits until the terminal has shipped everything and is online,
-// then pulls the cloud's feeds once.
-func (t *demoTerminal) settle(ctx context.Context) error {
+// shipped waits until the terminal has shipped everything and is online.
+func (t *demoTerminal) shipped(ctx context.Context) error {
 	err := waitFor(ctx, 20*time.Second, t.id+" to ship its journal", func() bool {
 		s := t.w.uplink.State()
 		return s.Online && s.Backlog == 0
@@ -328,6 +327,11 @@ func (t *demoTerminal) settle(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w (uplink: %+v)", err, t.w.uplink.State())
 	}
+	return nil
+}
+
+// refresh pulls the cloud's feeds once.
+func (t *demoTerminal) refresh(ctx context.Context) error {
 	if err := t.w.feed.Pull(ctx); err != nil {
 		return fmt.Errorf("%s: %w", t.id, err)
 	}

@@ -67,6 +67,7 @@ func TestCrashAckedOpsSurviveSIGKILL(t *testing.T) {
 		crashChild(path)
 		return
 	}
+	t.Parallel() // mostly waiting on children and fsync: let the other tests run meanwhile
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "journal.db")
 	const rounds = 20

@@ -65,6 +65,7 @@ func checkEpoch(t *testing.T, path string, wantEpoch uint32, wantOps int64) {
 func TestRestoredJournalStartsNewEpoch(t *testing.T) {
 	ctx := context.Background()
 	t.Run("backup from before the last open", func(t *testing.T) {
+		t.Parallel()
 		dir := t.TempDir()
 		path, backup := filepath.Join(dir, "journal.db"), filepath.Join(dir, "backup.db")
 		j := openJournal(t, path)
@@ -78,6 +79,7 @@ func TestRestoredJournalStartsNewEpoch(t *testing.T) {
 		checkEpoch(t, path, 2, 3)
 	})
 	t.Run("backup taken while running", func(t *testing.T) {
+		t.Parallel()
 		dir := t.TempDir()
 		path, backup := filepath.Join(dir, "journal.db"), filepath.Join(dir, "backup.db")
 		j := openJournal(t, path)
@@ -96,6 +98,7 @@ func TestRestoredJournalStartsNewEpoch(t *testing.T) {
 		checkEpoch(t, path, 2, 3)
 	})
 	t.Run("sidecar lost", func(t *testing.T) {
+		t.Parallel()
 		path := filepath.Join(t.TempDir(), "journal.db")
 		j := openJournal(t, path)
 		appendN(t, j, 3)
@@ -106,6 +109,7 @@ func TestRestoredJournalStartsNewEpoch(t *testing.T) {
 		checkEpoch(t, path, 2, 3)
 	})
 	t.Run("database lost, sidecar kept", func(t *testing.T) {
+		t.Parallel()
 		path := filepath.Join(t.TempDir(), "journal.db")
 		j := openJournal(t, path)
 		appendN(t, j, 3)
@@ -119,6 +123,7 @@ func TestRestoredJournalStartsNewEpoch(t *testing.T) {
 		checkEpoch(t, path, 3, 0)
 	})
 	t.Run("crash between the database and the sidecar is not a restore", func(t *testing.T) {
+		t.Parallel()
 		path := filepath.Join(t.TempDir(), "journal.db")
 		j := openJournal(t, path)
 		appendN(t, j, 3)
@@ -134,6 +139,7 @@ func TestRestoredJournalStartsNewEpoch(t *testing.T) {
 		checkEpoch(t, path, 1, 3)
 	})
 	t.Run("reopen is not a restore", func(t *testing.T) {
+		t.Parallel()
 		path := filepath.Join(t.TempDir(), "journal.db")
 		for range 3 {
 			j := openJournal(t, path)

@@ -295,6 +295,7 @@ func TestVerifyNamesFirstBrokenLink(t *testing.T) {
 		}, 8},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			path, ops := newJournal(t)
 			tc.tamper(t, path, ops)
 			j := openReadOnly(t, path) // as 'tillpoint journal verify' does

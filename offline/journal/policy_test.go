@@ -132,6 +132,7 @@ func TestOfflinePolicyRefusals(t *testing.T) {
 			want: journal.ErrOfflineCapReached},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			c := &clock{t: start}
 			j := openAt(t, c)
 			if tc.snap != nil {

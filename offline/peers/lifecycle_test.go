@@ -132,6 +132,9 @@ func TestLoneTillIsIsolated(t *testing.T) {
 	if _, err := p.CheckRedeem(context.Background(), card, 30); err != nil {
 		t.Errorf("lone till, 30 within a 30 cap: %v", err)
 	}
+	if _, err := p.CheckRedeem(context.Background(), card, 0); !errors.Is(err, peers.ErrNotOfflineRedeem) {
+		t.Errorf("redeem of 0 points: got %v, want ErrNotOfflineRedeem", err)
+	}
 	p.SetState(peers.State{Online: true})
 	chk, err = p.CheckRedeem(context.Background(), card, 1000)
 	if err != nil || !chk.Online || chk.Isolated {

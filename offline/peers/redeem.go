@@ -84,6 +84,9 @@ type Check struct {
 func (p *Peers) CheckRedeem(ctx context.Context, card loyalty.CardHash, points loyalty.Points) (Check, error) {
 	start := time.Now()
 	var c Check
+	if points <= 0 {
+		return c, fmt.Errorf("%w: a redeem spends a positive number of points, got %d", ErrNotOfflineRedeem, points)
+	}
 	if p.State().Online {
 		c.Online = true
 		return c, nil

@@ -9,11 +9,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/tillpoint/tillpoint/sync/batch"
 )
 
 // File names inside a state directory.
@@ -94,35 +95,14 @@ func loadOrCreateKey(path string) (ed25519.PrivateKey, error) {
 }
 
 func loadPrivateKey(path string) (ed25519.PrivateKey, error) {
-	f, err := os.Open(path)
+	k, err := batch.ReadPrivateKeyFile(path)
+	if errors.Is(err, batch.ErrBadKeyFile) {
+		return nil, fmt.Errorf("terminal %w; remove the state directory and enroll again", err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("open terminal key: %w", err)
+		return nil, fmt.Errorf("terminal %w", err)
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("stat terminal key: %w", err)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("terminal key %s has mode %v; others must not read it: run chmod 600 %s", path, st.Mode().Perm(), path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, 16<<10))
-	if err != nil {
-		return nil, fmt.Errorf("read terminal key: %w", err)
-	}
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("terminal key %s is not a PEM \"PRIVATE KEY\" block; remove the state directory and enroll again", path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("parse terminal key %s: %w", path, err)
-	}
-	ek, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("terminal key %s is a %T, want Ed25519", path, k)
-	}
-	return ek, nil
+	return k, nil
 }
 
 func loadPublicKey(path string) (ed25519.PublicKey, error) {

@@ -130,8 +130,8 @@ func (u *Uplink) cut(ctx context.Context, force bool) (journal.SealedBatch, time
 	if !full && !force && age < u.cfg.MaxAge {
 		return journal.SealedBatch{}, u.cfg.MaxAge - age, false, nil
 	}
-	// Prev stays zero when the terminal does not know it (after a restart):
-	// the cloud answers with a gap ack that carries the hash it holds.
+	// Prev stays zero when the terminal does not know it (after a restart,
+	// or when the cloud's ack did not carry it): the cloud cannot check it.
 
 	var rules uint32
 	if u.cfg.RulesVersion != nil {
@@ -303,6 +303,9 @@ func (u *Uplink) gap(ctx context.Context, sb journal.SealedBatch, body []byte) r
 			}
 		}
 	}
+	if err := u.refused(sb, a.Watermark); err != nil {
+		return result{err: err}
+	}
 	u.mu.Lock()
 	u.chain.epoch, u.chain.seq, u.chain.hash, u.chain.ok = a.Epoch, a.Watermark, a.LastHash, true
 	u.from.epoch, u.from.seq, u.from.ok = a.Epoch, a.Watermark, true
@@ -314,6 +317,19 @@ func (u *Uplink) gap(ctx context.Context, sb journal.SealedBatch, body []byte) r
 	u.log.Info("cloud is elsewhere in the epoch; re-sealing from its watermark",
 		slog.Uint64(logEpoch, uint64(a.Epoch)), slog.Uint64(logFirst, sb.FirstSeq), slog.Uint64(logWater, a.Watermark))
 	return result{progress: true}
+}
+
+// refused guards against a cloud that refuses, again and again, a batch
+// that already starts right after the watermark it names: re-sealing would
+// loop, so that is a failure (with its backoff), not progress.
+func (u *Uplink) refused(sb journal.SealedBatch, watermark uint64) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if sb.FirstSeq == watermark+1 && u.from.ok && u.from.epoch == sb.Epoch && u.from.seq == watermark {
+		return fmt.Errorf("batch %d/%d..%d: the cloud refuses it though it follows its watermark %d; check the cloud's log (%w)",
+			sb.Epoch, sb.FirstSeq, sb.LastSeq, watermark, errRetry)
+	}
+	return nil
 }
 
 // conflictProblem is the part of the cloud's RFC 9457 problem document for
@@ -340,6 +356,9 @@ func (u *Uplink) positionHint(ctx context.Context, sb journal.SealedBatch, body 
 	case "sequence_gap", "sequence_rewind", "batch_conflict":
 	default:
 		return result{}, false
+	}
+	if err := u.refused(sb, *p.Watermark); err != nil {
+		return result{err: err}, true
 	}
 	if err := u.dropSealed(ctx, sb.Epoch); err != nil {
 		return result{err: err}, true

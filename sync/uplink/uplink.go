@@ -61,7 +61,9 @@ type Config struct {
 	// batch header; nil sends 0.
 	RulesVersion func() uint32
 	// Now reads the clock; time.Now when nil.
-	Now    func() time.Time
+	Now func() time.Time
+	// Logger is the component's logger (the caller names the component);
+	// slog.Default when nil.
 	Logger *slog.Logger
 }
 
@@ -179,7 +181,7 @@ func New(j Journal, cfg Config) (*Uplink, error) {
 		j:        j,
 		cfg:      cfg,
 		endpoint: strings.TrimSuffix(cfg.URL, "/") + "/v1/batches",
-		log:      cfg.Logger.With(slog.String("component", "uplink"), slog.String(logTerminal, cfg.Signer.Name())),
+		log:      cfg.Logger.With(slog.String(logTerminal, cfg.Signer.Name())),
 		wake:     make(chan struct{}, 1),
 	}, nil
 }

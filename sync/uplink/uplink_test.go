@@ -283,3 +283,22 @@ func TestJournalBehindCloudStartsOneNewEpoch(t *testing.T) {
 		t.Errorf("journal epoch at the end: got %d, want 2 (one new epoch only)", e)
 	}
 }
+
+// A cloud that answers every batch with a gap at the batch's own start
+// must not make the uplink re-seal in a tight loop: the second identical
+// refusal is a failure, with its backoff, and the state says so.
+func TestRepeatedGapAtTheSamePlaceIsAFailure(t *testing.T) {
+	f := newFixture(t, 5, func(h http.Handler) http.Handler {
+		ledger := h.(*stubLedger)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ledger.reply(w, http.StatusConflict, &batch.Ack{Terminal: "T-01", Epoch: 1, Status: batch.AckGap})
+		})
+	})
+	u := f.uplink(t, nil)
+	u.Start(context.Background())
+	t.Cleanup(func() { u.Shutdown(context.Background()) })
+	waitFor(t, "the refusal reported", func() bool { return strings.Contains(u.State().LastError, "refuses it though it follows") })
+	if st := u.State(); st.Gaps != 1 || st.Online {
+		t.Errorf("state: got %d gaps, online %v; want 1 gap, then offline", st.Gaps, st.Online)
+	}
+}

@@ -80,13 +80,13 @@ func TestCashierScreenInChromium(t *testing.T) {
 	}
 	ctl := startServer(t, control)
 
-	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	runCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	args := []string{"screen.mjs", h.URL + "/", ctl}
 	if dir := os.Getenv("TILLPOINT_SCREENSHOTS"); dir != "" {
 		args = append(args, dir)
 	}
-	cmd := exec.CommandContext(ctx, node, args...)
+	cmd := exec.CommandContext(runCtx, node, args...)
 	out, err := cmd.CombinedOutput()
 	t.Logf("browser:\n%s", out)
 	if err != nil {
