@@ -25,7 +25,8 @@ reader, and an emulated ESC/POS printer on TCP), and a scripted day:
   a member enrolls at the till and earns; a double-points campaign is
   published and applies; a reward is redeemed; the network to the cloud goes
   down while both tills keep earning and redeeming, the offline cap refusing
-  what it must; the network returns and everything reconciles.
+  what it must; the network returns and everything reconciles; a sale is
+  returned and its points clawed back, once.
 
 Each receipt is printed as the printer would print it. The run ends with a
 summary (ops per till, cloud balances) and a check of each invariant of
@@ -130,6 +131,8 @@ type demo struct {
 	refusedCap int
 	// forged is what went wrong with the forged batches; empty when nothing.
 	forged string
+	// flowers is the sale Ben returns.
+	flowers string
 }
 
 func (d *demo) close() {
@@ -356,10 +359,12 @@ func (d *demo) day(ctx context.Context) error {
 		map[string]any{"card": "nfc:" + cardAna, "basket": basket("bread", "bakery", 2500)}, ""); err != nil {
 		return err
 	}
-	if _, err := d.do(ctx, t2, "Ben's checkout 30.00 EUR", "/v1/checkout",
-		map[string]any{"card": "barcode:" + cardBen, "basket": basket("flowers", "garden", 3000)}, ""); err != nil {
+	flowers, err := d.do(ctx, t2, "Ben's checkout 30.00 EUR", "/v1/checkout",
+		map[string]any{"card": "barcode:" + cardBen, "basket": basket("flowers", "garden", 3000)}, "")
+	if err != nil {
 		return err
 	}
+	d.flowers = flowers.OpID
 	if _, err := d.do(ctx, t1, "Ana redeems Free coffee", "/v1/redeem", map[string]any{"card": "nfc:" + cardAna, "reward": "coffee"}, ""); err != nil {
 		return err
 	}
@@ -395,6 +400,17 @@ func (d *demo) day(ctx context.Context) error {
 		return err
 	}
 	d.say("both tills online, nothing waiting")
+
+	d.header("Ben brings the flowers back: T2 voids that sale and claws its points back")
+	if _, err := d.do(ctx, t2, "void of the flowers sale", "/v1/void", map[string]any{"op": d.flowers, "reason": "returned"}, ""); err != nil {
+		return err
+	}
+	if _, err := d.do(ctx, t2, "a second void of the same sale", "/v1/void", map[string]any{"op": d.flowers}, "already_reversed"); err != nil {
+		return err
+	}
+	if err := d.settle(ctx); err != nil {
+		return err
+	}
 	return nil
 }
 
