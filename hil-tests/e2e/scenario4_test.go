@@ -163,6 +163,7 @@ func TestScenario4_OutageThenEverythingReconciles(t *testing.T) {
 			t.Errorf("card …%s in the cloud: got balance %d, want %d (the model)", c[len(c)-4:], got, want)
 		}
 	}
+	s.cloud.Check(t)
 	// Invariant 4 across the store, checked last so that the rest is
 	// reported whatever the outcome.
 	var over []string

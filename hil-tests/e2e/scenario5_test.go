@@ -167,4 +167,5 @@ func TestScenario5_KillDashNineLosesAndDoublesNothing(t *testing.T) {
 	if applied != int64(len(ops)) || distinct != applied {
 		t.Errorf("cloud after the restarted till synced: %d ops applied (%d distinct), want %d, each once", applied, distinct, len(ops))
 	}
+	s.cloud.Check(t)
 }

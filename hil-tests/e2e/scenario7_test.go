@@ -121,6 +121,7 @@ func TestScenario7_SecondStoreCannotPostAsFirst(t *testing.T) {
 	if got := bal[card]; got != 150 {
 		t.Errorf("store A's card balance in the cloud: got %d, want 150 (100 + 50 of a1's own; nothing of b1's 999s)", got)
 	}
+	cloud.Check(t)
 	if resp, err := http.Get(cloud.URL + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
 		t.Errorf("cloud health after the attacks: got %v %v, want 200", resp, err)
 	} else {

@@ -161,3 +161,15 @@ func (c *Cloud) QueryInt(t testing.TB, query string, args ...any) int64 {
 	}
 	return n
 }
+
+// Check runs 'tillpoint cloud check' on the cloud's database while it
+// serves: postings sum to zero, lots match balances, the liability is the
+// sum of balances (invariant 3). The test fails with its report otherwise.
+func (c *Cloud) Check(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if out, err := Run(ctx, t, "cloud", "check", "--db", c.DB); err != nil {
+		t.Errorf("cloud check (invariant 3): %v\n%s", err, out)
+	}
+}
