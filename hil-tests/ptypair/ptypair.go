@@ -28,8 +28,14 @@ type Pair struct {
 // socat is missing.
 func New(t testing.TB) *Pair {
 	t.Helper()
+	return NewIn(t, t.TempDir())
+}
+
+// NewIn is New with both links in dir, for programs that take only device
+// paths (a directory under /dev/shm passes a "must be under /dev/" check).
+func NewIn(t testing.TB, dir string) *Pair {
+	t.Helper()
 	hil.NeedCommand(t, "socat")
-	dir := t.TempDir()
 	p := &Pair{A: filepath.Join(dir, "a"), B: filepath.Join(dir, "b")}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
