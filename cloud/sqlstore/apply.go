@@ -63,6 +63,15 @@ func (s *Store) Apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 		if cloud.TerminalStatus(status) != cloud.TerminalActive {
 			return fmt.Errorf("apply batch from %s: %w", bt.Terminal, cloud.ErrTerminalRevoked)
 		}
+		// A terminal books only to the store it was enrolled at: an op
+		// claiming another store would move that store's lots, liability
+		// and shortfall under a key that store never enrolled.
+		for i := range bt.Ops {
+			if op := &bt.Ops[i]; op.Store != store {
+				return fmt.Errorf("%w: terminal %s is enrolled at store %q, but op %d (seq %d) claims store %q; fix the terminal's store setting or enroll it again",
+					cloud.ErrInvalidBatch, bt.Terminal, store, i, op.Seq, op.Store)
+			}
+		}
 		wm, lastHash, latest, err := s.epochState(ctx, tx, bt.Terminal, bt.Epoch)
 		if err != nil {
 			return err

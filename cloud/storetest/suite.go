@@ -286,6 +286,7 @@ func testInvalidBatch(t *testing.T, l cloud.Ledger) {
 		"seq out of order": func(b *cloud.Batch) { b.Ops[0].Seq, b.Ops[1].Seq = 2, 1 },
 		"other terminal":   func(b *cloud.Batch) { b.Ops[1].Terminal = "t9" },
 		"other epoch":      func(b *cloud.Batch) { b.Ops[1].Epoch = 7 },
+		"other store":      func(b *cloud.Batch) { b.Ops[1].Store = "s2" }, // a terminal books only to its own store
 		"count mismatch":   func(b *cloud.Batch) { b.LastSeq++ },
 		"no hash":          func(b *cloud.Batch) { b.Hash = nil },
 		"zero first seq":   func(b *cloud.Batch) { b.FirstSeq, b.LastSeq = 0, 1 },

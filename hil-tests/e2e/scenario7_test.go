@@ -3,7 +3,6 @@ package e2e_test
 import (
 	"context"
 	"crypto/ed25519"
-	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -107,8 +106,9 @@ func TestScenario7_SecondStoreCannotPostAsFirst(t *testing.T) {
 		booked := cloud.QueryInt(t, `SELECT COUNT(*) FROM ops WHERE terminal = ? AND store = ? AND status = 1`, stB.Terminal, stA.Store) +
 			cloud.QueryInt(t, `SELECT COUNT(*) FROM lots WHERE store = ? AND amount = 999`, stA.Store)
 		if booked != 0 {
-			harness.Defect(t, fmt.Sprintf("cloud: terminal b1 of store-b had %d op/lot rows booked to store-a: the ledger takes op.Store from the payload instead of the enrolled terminal's store (cloud/sqlstore ops.go credit(..., op.Store)); it should reject such ops or book them to the terminal's store", booked))
+			t.Errorf("terminal b1 of store-b had %d op/lot rows booked to store-a; want none: a terminal books only to the store it was enrolled at", booked)
 		}
+
 	})
 
 	// A's watermark did not move: its real next batch follows its first.
