@@ -320,9 +320,12 @@ func (t *demoTerminal) receipts(ctx context.Context, n int) ([]string, error) {
 
 // shipped waits until the terminal has shipped everything and is online.
 func (t *demoTerminal) shipped(ctx context.Context) error {
+	// The journal is the authority on what is unacknowledged: the uplink's
+	// own backlog figure is refreshed lazily and may not count an op
+	// appended a moment ago yet.
 	err := waitFor(ctx, 20*time.Second, t.id+" to ship its journal", func() bool {
-		s := t.w.uplink.State()
-		return s.Online && s.Backlog == 0
+		st, err := t.w.journal.Stats(ctx)
+		return err == nil && st.Unacked == 0 && t.w.uplink.State().Online
 	})
 	if err != nil {
 		return fmt.Errorf("%w (uplink: %+v)", err, t.w.uplink.State())
