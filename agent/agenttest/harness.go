@@ -172,7 +172,9 @@ func Start(t testing.TB, o Options) *Harness {
 // Close stops the server, the agent and the journal; safe to call twice.
 func (h *Harness) Close(t testing.TB) {
 	h.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// A bound for cleanup, not a timing assertion: generous, because a
+		// race-enabled run on a loaded 2-core machine is slow to drain.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := h.Server.Close(ctx); err != nil {
 			t.Errorf("close server: %v", err)
