@@ -156,3 +156,20 @@ func TestAgentServesAndNotifiesSystemd(t *testing.T) {
 	}
 	done <- 0 // for the deferred wait
 }
+
+// Store peers sign what they announce with the terminal's enrollment key:
+// enabling them on a till that is not enrolled is refused at start, saying
+// what to do, rather than gossiping unsigned.
+func TestAgentPeersNeedEnrollment(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "gossip.key")
+	if err := os.WriteFile(key, []byte("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := writeAgentConfig(t, dir, "[peers]\nenabled = true\nbind = \"127.0.0.1:0\"\ngossip_key_file = \""+key+"\"\n"+
+		"[[peers.roster]]\nterminal = \"T1\"\npublic_key = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\n")
+	code, _, errOut := run(t, "agent", "--config", cfgPath)
+	if code != 1 || !strings.Contains(errOut, "run 'tillpoint enroll' first") {
+		t.Errorf("got %d %q, want 1 saying to enroll first", code, errOut)
+	}
+}
