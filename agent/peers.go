@@ -222,6 +222,12 @@ func (pj peerJournal) Append(ctx context.Context, op *loyalty.Op) error {
 	} else if found {
 		return pj.Journal.Append(ctx, op)
 	}
+	// The agent found the cloud out of reach for this redeem; the tags
+	// follow the uplink only every FollowUplink interval, so say it now.
+	if st := pj.s.P.State(); st.Online {
+		st.Online = false
+		pj.s.P.SetState(st)
+	}
 	if _, err := pj.s.P.CheckRedeem(ctx, op.Card, -op.Points); err != nil {
 		var ic *peers.IsolatedCapError
 		if errors.As(err, &ic) {

@@ -160,8 +160,8 @@ func TestStorePeersKeepOfflineRedeemsWithinAllowanceAcrossTills(t *testing.T) {
 }
 
 // A till that reaches neither the cloud nor another till applies the
-// stricter isolated cap, and the cashier reads why, as a refusal like the
-// journal's own.
+// stricter isolated cap, even before its tags caught up with the outage,
+// and the cashier reads why, as a refusal like the journal's own.
 func TestIsolatedTillRefusesPastIsolatedCap(t *testing.T) {
 	dir := t.TempDir()
 	gossipKey := filepath.Join(dir, "gossip.key")
@@ -181,6 +181,9 @@ func TestIsolatedTillRefusesPastIsolatedCap(t *testing.T) {
 		},
 	})
 	h.Uplink.Set(agent.SyncState{Online: false})
+	// The peers' tags still say online (they follow the uplink once a
+	// second): the agent's own finding that the cloud is out wins.
+	h.Peers.P.SetState(peers.State{Online: true})
 	const card = "barcode:2012345678902"
 	h.PutSnapshot(t, loyalty.Snapshot{Card: agenttest.Card(t, card).Hash(agenttest.CardKey()), Member: "m2", Balance: 1000,
 		AsOf: time.Now().Add(-time.Minute), Allowance: &loyalty.Allowance{Points: 500, Expires: time.Now().Add(time.Hour)}})
