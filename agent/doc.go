@@ -11,6 +11,12 @@
 // small interfaces and wired in cmd/tillpoint, so tests run the real
 // journal in t.TempDir() and fakes only at their edge.
 //
+// With store peers enabled ([peers] in the config), StorePeers puts
+// offline/peers around the journal: an offline redeem is checked with the
+// store's other tills before the journal's policy runs (a till that reaches
+// neither them nor the cloud applies the isolated cap) and announced to
+// them once durable; /v1/status lists them.
+//
 // The HTTP API (package agent/api), the cashier screen (agent/screen),
 // metrics (agent/metrics), systemd notifications (agent/systemd) and the
 // configuration (agent/config) live in subpackages.

@@ -97,7 +97,9 @@ type Harness struct {
 	Printer *Printer
 	URL     string
 	Now     func() time.Time
-	once    sync.Once
+	// Peers is the till's store peers when Options.Peers made them.
+	Peers *agent.StorePeers
+	once  sync.Once
 }
 
 // Options tune a Harness.
@@ -108,6 +110,11 @@ type Options struct {
 	Now      func() time.Time
 	// StateDir is the agent's state directory; default a fresh t.TempDir().
 	StateDir string
+	// Peers, when set, makes the till's store peers (agent.NewStorePeers)
+	// from the final config and the real journal; the harness wraps the
+	// agent's journal with them, starts them after the agent and shuts
+	// them down before the journal closes.
+	Peers func(cfg *config.Config, j *journal.Journal) (*agent.StorePeers, error)
 }
 
 // Start starts an agent with a fresh state directory and its API.
@@ -148,8 +155,16 @@ func Start(t testing.TB, o Options) *Harness {
 		}
 		o.Receipts = r
 	}
-	a, err := agent.Create(ctx, agent.Options{Config: cfg, Journal: h.Journal, CardKey: CardKey(), Receipts: o.Receipts,
-		Printer: h.Printer, Uplink: h.Uplink, Version: "test", Now: h.Now, SyncPoll: 50 * time.Millisecond})
+	opts := agent.Options{Config: cfg, Journal: h.Journal, CardKey: CardKey(), Receipts: o.Receipts,
+		Printer: h.Printer, Uplink: h.Uplink, Version: "test", Now: h.Now, SyncPoll: 50 * time.Millisecond}
+	if o.Peers != nil {
+		if h.Peers, err = o.Peers(cfg, j); err != nil {
+			j.Close()
+			t.Fatal(err)
+		}
+		opts.Journal, opts.Peers = h.Peers.Journal(h.Journal), h.Peers
+	}
+	a, err := agent.Create(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,6 +173,11 @@ func Start(t testing.TB, o Options) *Harness {
 	}
 	if err := a.Start(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if h.Peers != nil {
+		if err := h.Peers.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 	srv := api.NewServer(a, cfg.Listen)
 	srv.Screen = o.Screen
@@ -181,6 +201,11 @@ func (h *Harness) Close(t testing.TB) {
 		}
 		if err := h.Agent.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown agent: %v", err)
+		}
+		if h.Peers != nil {
+			if err := h.Peers.Shutdown(ctx); err != nil {
+				t.Errorf("shutdown store peers: %v", err)
+			}
 		}
 		if err := h.J.Close(); err != nil {
 			t.Errorf("close journal: %v", err)

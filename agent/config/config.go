@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -25,6 +27,10 @@ const (
 	DefaultPrinterWidth    = 42
 	DefaultCodePage        = "cp858"
 	DefaultShutdownTimeout = 10 * time.Second
+	// Store peers (offline/peers): the gossip port and the redeem figures.
+	DefaultPeersBind              = "0.0.0.0:7946"
+	DefaultPeersIsolatedRedeemCap = loyalty.Points(100)
+	DefaultPeersQueryThreshold    = loyalty.Points(100)
 )
 
 // Config is the whole agent configuration. Its TOML keys are the snake_case
@@ -49,6 +55,64 @@ type Config struct {
 	Printer  *Printer    `toml:"printer"`
 	Scanners []Scanner   `toml:"scanner"`
 	NFC      []NFCReader `toml:"nfc"`
+	Peers    Peers       `toml:"peers"`
+}
+
+// Peers is the store's gossip of offline redeems (offline/peers): the
+// terminals of one store tell each other what they redeem while the cloud
+// is unreachable.
+type Peers struct {
+	// Enabled joins the store's cluster; off by default. It needs an
+	// enrolled terminal (its Ed25519 key signs the redeems it announces).
+	Enabled bool `toml:"enabled"`
+	// Bind is where gossip listens, host:port (UDP and TCP).
+	Bind string `toml:"bind"`
+	// Advertise is what the other tills dial, host:port, when it differs
+	// from bind (a 0.0.0.0 bind, NAT).
+	Advertise string `toml:"advertise"`
+	// GossipKeyFile holds the store's gossip key: 32 bytes in base64, in a
+	// file only the agent's user can read (mode 0600 or 0400).
+	GossipKeyFile string `toml:"gossip_key_file"`
+	// SnapshotPath is serf's snapshot; default state_dir/serf.snapshot.
+	SnapshotPath string `toml:"snapshot_path"`
+	// IsolatedRedeemCap is what a card may redeem offline in total while the
+	// till reaches neither the cloud nor another till.
+	IsolatedRedeemCap loyalty.Points `toml:"isolated_redeem_cap"`
+	// QueryThreshold: a redeem of at least this many points asks the other
+	// tills first (at most 500 ms); 0 asks for every redeem.
+	QueryThreshold loyalty.Points `toml:"query_threshold"`
+	// Roster is the store's terminals, written by the store's IT until the
+	// cloud hands the roster out.
+	Roster []PeerTerminal `toml:"roster"`
+}
+
+// PeerTerminal is one till of the store in the static roster.
+type PeerTerminal struct {
+	Terminal string `toml:"terminal"`
+	// Address is its gossip address, host:port; empty: it joins us.
+	Address string `toml:"address"`
+	// PublicKey is its enrollment key, Ed25519, in base64.
+	PublicKey string `toml:"public_key"`
+}
+
+// PublicKeyBytes decodes the terminal's public key.
+func (t PeerTerminal) PublicKeyBytes() (ed25519.PublicKey, error) {
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(t.PublicKey))
+	if err != nil {
+		return nil, fmt.Errorf("public key is not base64: %w", err)
+	}
+	if len(b) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("public key is %d bytes, want %d (an Ed25519 key in base64)", len(b), ed25519.PublicKeySize)
+	}
+	return ed25519.PublicKey(b), nil
+}
+
+// PeersSnapshotPath returns peers.snapshot_path or its default in the state directory.
+func (c *Config) PeersSnapshotPath() string {
+	if c.Peers.SnapshotPath != "" {
+		return c.Peers.SnapshotPath
+	}
+	return strings.TrimRight(c.StateDir, "/") + "/serf.snapshot"
 }
 
 // Log says how the agent logs.
@@ -154,6 +218,8 @@ func Default() *Config {
 		},
 		Session: Session{IdleTimeout: Duration(DefaultIdleTimeout)},
 		Receipt: Receipt{Language: "en"},
+		Peers: Peers{Bind: DefaultPeersBind, IsolatedRedeemCap: DefaultPeersIsolatedRedeemCap,
+			QueryThreshold: DefaultPeersQueryThreshold},
 	}
 }
 
@@ -315,10 +381,66 @@ func (c *Config) validate(file string, pos positions) error {
 			bad(k+".baud", "cannot be negative")
 		}
 	}
+	c.Peers.validate(bad)
 	if len(probs) > 0 {
 		return &Error{Problems: probs}
 	}
 	return nil
+}
+
+// validate checks the [peers] table; only an enabled one must be complete.
+func (p *Peers) validate(bad func(key, format string, args ...any)) {
+	checkAddr := func(key, v string) {
+		host, port, err := net.SplitHostPort(v)
+		if err != nil {
+			bad(key, "%q is not host:port; write it like \"192.168.1.21:7946\"", v)
+			return
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			bad(key, "port %q is not a number from 0 to 65535", port)
+		}
+		if net.ParseIP(host) == nil {
+			bad(key, "host %q is not an IP address; the tills gossip on the store LAN by address", host)
+		}
+	}
+	if p.IsolatedRedeemCap < 0 {
+		bad("peers.isolated_redeem_cap", "cannot be negative; 0 refuses every redeem of an isolated till")
+	}
+	if p.QueryThreshold < 0 {
+		bad("peers.query_threshold", "cannot be negative; 0 asks the other tills before every offline redeem")
+	}
+	seen := map[string]bool{}
+	for i, t := range p.Roster {
+		k := fmt.Sprintf("peers.roster[%d]", i)
+		switch {
+		case t.Terminal == "":
+			bad(k+".terminal", "missing; name the till as it is enrolled")
+		case seen[t.Terminal]:
+			bad(k+".terminal", "%q is listed twice", t.Terminal)
+		}
+		seen[t.Terminal] = true
+		if t.Address != "" {
+			checkAddr(k+".address", t.Address)
+		}
+		if t.PublicKey == "" {
+			bad(k+".public_key", "missing; the till's enrollment public key, Ed25519 in base64")
+		} else if _, err := t.PublicKeyBytes(); err != nil {
+			bad(k+".public_key", "%v", err)
+		}
+	}
+	if !p.Enabled {
+		return
+	}
+	checkAddr("peers.bind", p.Bind)
+	if p.Advertise != "" {
+		checkAddr("peers.advertise", p.Advertise)
+	}
+	if p.GossipKeyFile == "" {
+		bad("peers.gossip_key_file", "needed when peers are enabled: a file with the store's 32-byte gossip key in base64")
+	}
+	if len(p.Roster) == 0 {
+		bad("peers.roster", "needed when peers are enabled: list every till of the store ([[peers.roster]] terminal, address, public_key)")
+	}
 }
 
 func checkMatch(bad func(key, format string, args ...any), key string, m Match, tcpOK bool) {

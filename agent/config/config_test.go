@@ -74,6 +74,12 @@ func TestBadConfigNamesKeyAndLine(t *testing.T) {
 		{"bad cloud url", "[cloud]\nurl = \"ftp://x\"\n", 2, "cloud.url", "not an http(s) URL"},
 		{"syntax error", "[printer\nwidth = 42\n", 1, "", ""},
 		{"scanner on the network", "[[scanner]]\npath = \"tcp://10.0.0.1:9100\"\n", 2, "scanner[0].path", "only a printer"},
+		{"unknown key in peers", "[peers]\nenabled = false\nbind_addr = \"0.0.0.0:7946\"\n", 3, "peers.bind_addr", "unknown key"},
+		{"unknown key in peers roster", "[[peers.roster]]\nterminal = \"till-1\"\npubkey = \"x\"\n", 3, "peers.roster.pubkey", "unknown key"},
+		{"bad peer public key", "[peers]\n[[peers.roster]]\nterminal = \"till-1\"\npublic_key = \"" + testPub + "\"\n[[peers.roster]]\nterminal = \"till-2\"\npublic_key = \"c2hvcnQ=\"\n", 7, "peers.roster[1].public_key", "5 bytes, want 32"},
+		{"peer address not an IP", "[[peers.roster]]\nterminal = \"till-1\"\naddress = \"till1.local:7946\"\npublic_key = \"" + testPub + "\"\n", 3, "peers.roster[0].address", "not an IP address"},
+		{"peers enabled without key file", "[peers]\nenabled = true\n[[peers.roster]]\nterminal = \"till-1\"\npublic_key = \"" + testPub + "\"\n", 1, "peers.gossip_key_file", "needed when peers are enabled"},
+		{"peers bind without port", "[peers]\nenabled = true\nbind = \"10.0.0.5\"\ngossip_key_file = \"/k\"\n[[peers.roster]]\nterminal = \"till-1\"\npublic_key = \"" + testPub + "\"\n", 3, "peers.bind", "not host:port"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -105,6 +111,42 @@ func TestBadConfigNamesKeyAndLine(t *testing.T) {
 				t.Errorf("message: got %q, want it to start with the file name", err)
 			}
 		})
+	}
+}
+
+// testPub is a valid base64 Ed25519 public key (32 zero bytes).
+const testPub = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
+// Peers stay off unless a file turns them on, so existing configurations
+// are unchanged; an enabled table reads back whole.
+func TestPeersTableDefaultsOffAndReadsRoster(t *testing.T) {
+	c, err := config.Load("agent.toml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Peers.Enabled || c.Peers.Bind != "0.0.0.0:7946" || c.Peers.IsolatedRedeemCap != 100 || c.Peers.QueryThreshold != 100 {
+		t.Errorf("defaults: got %+v, want disabled, 0.0.0.0:7946, cap 100, threshold 100", c.Peers)
+	}
+	if got := c.PeersSnapshotPath(); got != "/var/lib/tillpoint/serf.snapshot" {
+		t.Errorf("snapshot path: got %q, want it in the state directory", got)
+	}
+	doc := "state_dir = \"/srv/tp\"\n[peers]\nenabled = true\nbind = \"192.168.1.21:7946\"\ngossip_key_file = \"/etc/tillpoint/gossip.key\"\n" +
+		"isolated_redeem_cap = 40\nquery_threshold = 0\n" +
+		"[[peers.roster]]\nterminal = \"till-1\"\naddress = \"192.168.1.21:7946\"\npublic_key = \"" + testPub + "\"\n" +
+		"[[peers.roster]]\nterminal = \"till-2\"\naddress = \"192.168.1.22:7946\"\npublic_key = \"" + testPub + "\"\n"
+	c, err = config.Load("agent.toml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Peers
+	if !p.Enabled || p.IsolatedRedeemCap != 40 || p.QueryThreshold != 0 || len(p.Roster) != 2 || p.Roster[1].Address != "192.168.1.22:7946" {
+		t.Errorf("got %+v, want enabled, cap 40, threshold 0, two tills", p)
+	}
+	if got := c.PeersSnapshotPath(); got != "/srv/tp/serf.snapshot" {
+		t.Errorf("snapshot path: got %q, want /srv/tp/serf.snapshot", got)
+	}
+	if k, err := p.Roster[0].PublicKeyBytes(); err != nil || len(k) != 32 {
+		t.Errorf("public key: got %d bytes, %v; want 32", len(k), err)
 	}
 }
 

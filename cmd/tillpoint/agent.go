@@ -107,8 +107,12 @@ func (m *Main) runAgent(ctx context.Context, args []string) error {
 		if cfg.Printer != nil {
 			printer = fmt.Sprintf("%d columns, %s", cfg.Printer.Width, cfg.Printer.CodePage)
 		}
-		fmt.Fprintf(m.Stdout, "%s: ok\n  listen     %s\n  state_dir  %s\n  cloud      %s\n  scanners   %d\n  nfc        %d\n  printer    %s\n",
-			f.configPath, cfg.Listen, cfg.StateDir, orNone(cfg.Cloud.URL), len(cfg.Scanners), len(cfg.NFC), printer)
+		peers := "off"
+		if cfg.Peers.Enabled {
+			peers = fmt.Sprintf("on, bind %s, %d tills in the roster", cfg.Peers.Bind, len(cfg.Peers.Roster))
+		}
+		fmt.Fprintf(m.Stdout, "%s: ok\n  listen     %s\n  state_dir  %s\n  cloud      %s\n  scanners   %d\n  nfc        %d\n  printer    %s\n  peers      %s\n",
+			f.configPath, cfg.Listen, cfg.StateDir, orNone(cfg.Cloud.URL), len(cfg.Scanners), len(cfg.NFC), printer, peers)
 		return nil
 	}
 	level := new(slog.LevelVar)

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -11,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tillpoint/tillpoint/agent/config"
+	"github.com/tillpoint/tillpoint/sync/enroll"
 )
 
 func writeAgentConfig(t *testing.T, dir, extra string) string {
@@ -155,4 +161,94 @@ func TestAgentServesAndNotifiesSystemd(t *testing.T) {
 		}
 	}
 	done <- 0 // for the deferred wait
+}
+
+// Store peers sign what they announce with the terminal's enrollment key:
+// enabling them on a till that is not enrolled is refused at start, saying
+// what to do, rather than gossiping unsigned.
+func TestAgentPeersNeedEnrollment(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "gossip.key")
+	if err := os.WriteFile(key, []byte("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := writeAgentConfig(t, dir, "[peers]\nenabled = true\nbind = \"127.0.0.1:0\"\ngossip_key_file = \""+key+"\"\n"+
+		"[[peers.roster]]\nterminal = \"T1\"\npublic_key = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\n")
+	code, out, errOut := run(t, "agent", "--check-config", "--config", cfgPath)
+	if code != 0 || !strings.Contains(out, "peers      on, bind 127.0.0.1:0, 1 tills in the roster") {
+		t.Errorf("check-config: got %d %q %q, want 0 and the peers summary", code, out, errOut)
+	}
+	code, _, errOut = run(t, "agent", "--config", cfgPath)
+	if code != 1 || !strings.Contains(errOut, "run 'tillpoint enroll' first") {
+		t.Errorf("got %d %q, want 1 saying to enroll first", code, errOut)
+	}
+}
+
+// An enrolled till with [peers] enabled joins its store cluster with its
+// enrollment key: the roster's key for it must be that key, serf runs from
+// start to close, and its own member is alive while /v1/status lists no
+// other till.
+func TestEnrolledAgentJoinsStorePeers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	db := "sqlite:" + filepath.Join(dir, "ledger.db")
+	cl := startCloud(t, nil, "--db", db, "--program", "acme")
+	code, out, errOut := run(t, "cloud", "enroll-code", "--db", db, "--store", "S1", "--terminal", "T1")
+	if code != 0 {
+		t.Fatalf("enroll-code: %d %s", code, errOut)
+	}
+	state := filepath.Join(dir, "state")
+	if code, _, errOut = run(t, "enroll", "--cloud", cl.url, "--code", strings.TrimSpace(out), "--dir", filepath.Join(state, "enroll")); code != 0 {
+		t.Fatalf("enroll: %d %s", code, errOut)
+	}
+	st, err := enroll.Load(filepath.Join(state, "enroll"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "gossip.key")
+	if err := os.WriteFile(key, []byte(base64.StdEncoding.EncodeToString(make([]byte, 32))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pub := base64.StdEncoding.EncodeToString(st.Key.Public().(ed25519.PublicKey))
+	cfg, err := config.Load("agent.toml", []byte("listen = \"127.0.0.1:0\"\nstate_dir = \""+state+"\"\n"+
+		"[cloud]\ncard_key_file = \""+writeCardKey(t, dir)+"\"\n"+
+		"[peers]\nenabled = true\nbind = \"127.0.0.1:0\"\ngossip_key_file = \""+key+"\"\n"+
+		"[[peers.roster]]\nterminal = \"T1\"\npublic_key = \""+pub+"\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := openWiring(ctx, cfg, slog.New(slog.DiscardHandler), "test", nil)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	if w.peers == nil {
+		w.close(ctx)
+		t.Fatal("got no store peers with [peers] enabled")
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	w.start(runCtx)
+	ms, err := w.peers.P.Members()
+	if err != nil || len(ms) != 1 || !ms[0].Self || ms[0].Status != "alive" || ms[0].Name != "T1" {
+		t.Errorf("members: got %+v, %v; want T1 itself, alive", ms, err)
+	}
+	if ps := w.agent.Status().Peers; len(ps) != 0 {
+		t.Errorf("status peers: got %+v, want none (a store of one till)", ps)
+	}
+	stop()
+	if err := w.close(ctx); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	if _, err := w.peers.P.Members(); err == nil {
+		t.Errorf("members after close: got no error, want the cluster left")
+	}
+}
+
+func writeCardKey(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "card.key")
+	if err := os.WriteFile(path, []byte(strings.Repeat("ab", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -38,6 +38,7 @@ type wiring struct {
 	nfc      *nfc.Watcher
 	uplink   *uplink.Uplink
 	feed     *agent.Feed
+	peers    *agent.StorePeers // nil unless [peers] is enabled
 	wg       sync.WaitGroup
 }
 
@@ -130,6 +131,18 @@ func openWiring(ctx context.Context, cfg *config.Config, logger *slog.Logger, ve
 		rcpt.TerminalKey = st.Key
 		if err := w.openUplink(cfg, st, logger, &opts, tune); err != nil {
 			return nil, err
+		}
+	}
+	if cfg.Peers.Enabled {
+		if st == nil {
+			return nil, errors.New("peers.enabled needs an enrolled terminal (its key signs the redeems it announces to the store): run 'tillpoint enroll' first, or disable [peers]")
+		}
+		if w.peers, err = agent.NewStorePeers(cfg, st.Key, w.journal, version, logger, nil); err != nil {
+			return nil, err
+		}
+		opts.Journal, opts.Peers = w.peers.Journal(opts.Journal), w.peers
+		if w.feed != nil {
+			w.feed.PutSnapshots = w.peers.PutSnapshots(w.feed.PutSnapshots, cfg.Cloud.Timeout.D())
 		}
 	}
 	w.agent, err = agent.Create(ctx, opts)
@@ -282,6 +295,18 @@ func (w *wiring) start(ctx context.Context) {
 			w.log.Warn("NFC readers not ready; the watcher keeps retrying", "err", err)
 		}
 	}
+	if w.peers != nil {
+		if err := w.peers.Start(ctx); err != nil {
+			w.log.Error("store peers not started: offline redeems use the isolated cap", "err", err)
+		}
+		if w.uplink != nil {
+			w.wg.Add(1)
+			go func() {
+				defer w.wg.Done()
+				w.peers.FollowUplink(ctx, agent.UplinkState{U: w.uplink, Feed: w.feed}, time.Second)
+			}()
+		}
+	}
 	w.wg.Add(1)
 	go func() { defer w.wg.Done(); w.agent.RunDevices(ctx, w.bus) }()
 	if w.uplink != nil {
@@ -301,6 +326,9 @@ func (w *wiring) close(ctx context.Context) error {
 	}
 	if w.uplink != nil {
 		errs = append(errs, w.uplink.Shutdown(ctx))
+	}
+	if w.peers != nil {
+		errs = append(errs, w.peers.Shutdown(ctx))
 	}
 	for _, s := range w.scanners {
 		errs = append(errs, s.Close(ctx))

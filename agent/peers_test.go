@@ -1,0 +1,221 @@
+package agent_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tillpoint/tillpoint/agent"
+	"github.com/tillpoint/tillpoint/agent/agenttest"
+	"github.com/tillpoint/tillpoint/agent/config"
+	"github.com/tillpoint/tillpoint/loyalty"
+	"github.com/tillpoint/tillpoint/offline/journal"
+	"github.com/tillpoint/tillpoint/offline/peers"
+)
+
+// fastPeers shortens serf's timings as offline/peers' own tests do, so a
+// two-till store converges in well under a second under -race.
+func fastPeers(c *peers.Config) {
+	c.Timing = peers.Timing{
+		GossipInterval: 50 * time.Millisecond, ProbeInterval: 300 * time.Millisecond, ProbeTimeout: 200 * time.Millisecond,
+		SuspicionMult: 2, PushPullInterval: time.Second, TCPTimeout: 500 * time.Millisecond,
+		ReconnectInterval: 150 * time.Millisecond, ReapInterval: time.Second, BroadcastTimeout: 200 * time.Millisecond,
+	}
+	c.RetryJoinInterval, c.ReannounceEvery, c.LeaveTimeout = 100*time.Millisecond, 100*time.Millisecond, 300*time.Millisecond
+}
+
+type till struct {
+	id  string
+	ip  string
+	key ed25519.PrivateKey
+}
+
+func newTill(t *testing.T, id, ip string) till {
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return till{id: id, ip: ip, key: k}
+}
+
+func (tl till) pub() string {
+	return base64.StdEncoding.EncodeToString(tl.key.Public().(ed25519.PublicKey))
+}
+
+// startTill runs an agent with store peers enabled and the cloud out of
+// reach; join, when set, is the other till's gossip address.
+func startTill(t *testing.T, self till, all []till, join map[string]string, gossipKey string) *agenttest.Harness {
+	t.Helper()
+	h := agenttest.Start(t, agenttest.Options{
+		Config: func(c *config.Config) {
+			c.Terminal = self.id
+			c.Peers.Enabled = true
+			c.Peers.Bind = self.ip + ":0"
+			c.Peers.GossipKeyFile = gossipKey
+			c.Peers.QueryThreshold = 0 // ask the other till before every redeem
+			for _, tl := range all {
+				c.Peers.Roster = append(c.Peers.Roster, config.PeerTerminal{Terminal: tl.id, Address: join[tl.id], PublicKey: tl.pub()})
+			}
+		},
+		Peers: func(c *config.Config, j *journal.Journal) (*agent.StorePeers, error) {
+			return agent.NewStorePeers(c, self.key, j, "test", nil, fastPeers)
+		},
+	})
+	h.Uplink.Set(agent.SyncState{Online: false, LastError: "cloud unreachable (test)"})
+	return h
+}
+
+func peerNames(t *testing.T, h *agenttest.Harness) []string {
+	t.Helper()
+	var st agent.Status
+	if status, b := h.Get(t, "/v1/status", &st); status != 200 {
+		t.Fatalf("status: got %d %s", status, b)
+	}
+	var names []string
+	for _, p := range st.Peers {
+		if p.Status == "alive" {
+			names = append(names, p.Terminal)
+		}
+	}
+	return names
+}
+
+// Invariant 4 across two tills: a card redeems offline at till A up to its
+// allowance, and the same card at till B, which heard of A's redeems over
+// the store's gossip, is refused: the store as a whole stays within the
+// allowance while the cloud is out of reach.
+func TestStorePeersKeepOfflineRedeemsWithinAllowanceAcrossTills(t *testing.T) {
+	dir := t.TempDir()
+	gossipKey := filepath.Join(dir, "gossip.key")
+	if err := os.WriteFile(gossipKey, []byte(base64.StdEncoding.EncodeToString(make([]byte, 32))+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, b := newTill(t, "till-a", "127.0.0.21"), newTill(t, "till-b", "127.0.0.22")
+	all := []till{a, b}
+	ha := startTill(t, a, all, nil, gossipKey)
+	addrA, err := ha.Peers.P.LocalAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb := startTill(t, b, all, map[string]string{a.id: addrA}, gossipKey)
+
+	agenttest.Eventually(t, 10*time.Second, "each till's /v1/status lists the other alive", func() bool {
+		pa, pb := peerNames(t, ha), peerNames(t, hb)
+		return len(pa) == 1 && pa[0] == b.id && len(pb) == 1 && pb[0] == a.id
+	})
+
+	const card = "barcode:2012345678901"
+	c := agenttest.Card(t, card)
+	h := c.Hash(agenttest.CardKey())
+	snap := loyalty.Snapshot{Card: h, Member: "m1", Balance: 1000, AsOf: time.Now().Add(-time.Minute),
+		Allowance: &loyalty.Allowance{Points: 100, Expires: time.Now().Add(time.Hour)}}
+	ha.PutSnapshot(t, snap)
+	hb.PutSnapshot(t, snap)
+
+	// At A: two coffees of 50 use the allowance of 100; a third is refused.
+	for i := range 2 {
+		if status, body := ha.Post(t, "/v1/redeem", agenttest.Key(t), map[string]any{"card": card, "reward": "coffee"}, nil); status != 200 {
+			t.Fatalf("redeem %d at A: got %d %s, want 200", i+1, status, body)
+		}
+	}
+	if status, body := ha.Post(t, "/v1/redeem", agenttest.Key(t), map[string]any{"card": card, "reward": "coffee"}, nil); status != 422 {
+		t.Fatalf("third redeem at A: got %d %s, want 422", status, body)
+	}
+
+	// B learns of A's redeems over the gossip (events, or the query).
+	agenttest.Eventually(t, 10*time.Second, "till B records A's two redeems", func() bool {
+		rs, err := hb.J.PeerRedeems(context.Background(), h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(rs) == 2
+	})
+	status, body := hb.Post(t, "/v1/redeem", agenttest.Key(t), map[string]any{"card": card, "reward": "coffee"}, nil)
+	var p struct {
+		Code   string `json:"code"`
+		Detail string `json:"detail"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatalf("redeem at B: %v in %s", err, body)
+	}
+	if status != 422 || p.Code != "offline_cap_reached" {
+		t.Fatalf("redeem at B: got %d %s, want 422 offline_cap_reached", status, body)
+	}
+	var redeemed int
+	for _, op := range append(ha.Ops(t), hb.Ops(t)...) {
+		if op.Kind == loyalty.OpRedeem {
+			redeemed += int(-op.Points)
+		}
+	}
+	if redeemed != 100 {
+		t.Errorf("store-wide offline redeems: got %d points, want 100 (the allowance)", redeemed)
+	}
+}
+
+// A till that reaches neither the cloud nor another till applies the
+// stricter isolated cap, even before its tags caught up with the outage,
+// and the cashier reads why, as a refusal like the journal's own.
+func TestIsolatedTillRefusesPastIsolatedCap(t *testing.T) {
+	dir := t.TempDir()
+	gossipKey := filepath.Join(dir, "gossip.key")
+	if err := os.WriteFile(gossipKey, []byte(base64.StdEncoding.EncodeToString(make([]byte, 32))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, b := newTill(t, "till-a", "127.0.0.23"), newTill(t, "till-b", "127.0.0.24")
+	h := agenttest.Start(t, agenttest.Options{
+		Config: func(c *config.Config) {
+			c.Terminal = a.id
+			c.Peers.Enabled, c.Peers.Bind, c.Peers.GossipKeyFile = true, a.ip+":0", gossipKey
+			c.Peers.IsolatedRedeemCap = 50
+			c.Peers.Roster = []config.PeerTerminal{{Terminal: a.id, PublicKey: a.pub()}, {Terminal: b.id, PublicKey: b.pub()}}
+		},
+		Peers: func(c *config.Config, j *journal.Journal) (*agent.StorePeers, error) {
+			return agent.NewStorePeers(c, a.key, j, "test", nil, fastPeers)
+		},
+	})
+	h.Uplink.Set(agent.SyncState{Online: false})
+	// The peers' tags still say online (they follow the uplink once a
+	// second): the agent's own finding that the cloud is out wins.
+	h.Peers.P.SetState(peers.State{Online: true})
+	const card = "barcode:2012345678902"
+	h.PutSnapshot(t, loyalty.Snapshot{Card: agenttest.Card(t, card).Hash(agenttest.CardKey()), Member: "m2", Balance: 1000,
+		AsOf: time.Now().Add(-time.Minute), Allowance: &loyalty.Allowance{Points: 500, Expires: time.Now().Add(time.Hour)}})
+	if status, body := h.Post(t, "/v1/redeem", agenttest.Key(t), map[string]any{"card": card, "reward": "coffee"}, nil); status != 200 {
+		t.Fatalf("first redeem: got %d %s, want 200 (within the isolated cap of 50)", status, body)
+	}
+	status, body := h.Post(t, "/v1/redeem", agenttest.Key(t), map[string]any{"card": card, "reward": "coffee"}, nil)
+	if status != 422 || !strings.Contains(string(body), "offline_cap_reached") || !strings.Contains(string(body), "neither the loyalty service nor the other tills") {
+		t.Errorf("second redeem: got %d %s, want 422 offline_cap_reached with the isolated till's message", status, body)
+	}
+}
+
+// The gossip key is the whole store's secret: a key file others can read
+// is refused with what to do.
+func TestGossipKeyFileModeChecked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gossip.key")
+	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(make([]byte, 32))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agent.ReadGossipKey(path); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("mode 0644: got %v, want a refusal saying chmod 600", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := agent.ReadGossipKey(path); err != nil || len(k) != 32 {
+		t.Errorf("mode 0600: got %d bytes, %v; want the 32-byte key", len(k), err)
+	}
+	if err := os.WriteFile(path, []byte("c2hvcnQ="), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agent.ReadGossipKey(path); err == nil || !strings.Contains(err.Error(), "want 32") {
+		t.Errorf("short key: got %v, want a refusal naming the size", err)
+	}
+}
