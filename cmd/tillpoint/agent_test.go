@@ -104,24 +104,38 @@ func TestAgentServesAndNotifiesSystemd(t *testing.T) {
 		t.Fatalf("first notification: got %q, want READY with the address", ready)
 	}
 	url := strings.TrimPrefix(ready, "READY=1\nSTATUS=serving on ")
-	resp, err := http.Get(url + "/v1/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st struct {
+	type status struct {
 		Terminal, Version string
 		Devices           []struct{ Kind, Code, Reason string }
 	}
-	json.NewDecoder(resp.Body).Decode(&st)
-	resp.Body.Close()
+	scannerMissing := func(st status) bool {
+		for _, d := range st.Devices {
+			if d.Kind == "scanner" && d.Code == "disconnected" && strings.Contains(d.Reason, "not attached") {
+				return true
+			}
+		}
+		return false
+	}
+	// Device health reaches the status through the device bus, after
+	// READY: poll for it with a deadline.
+	var st status
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		resp, err := http.Get(url + "/v1/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = status{}
+		json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if scannerMissing(st) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if st.Terminal != "T1" {
 		t.Errorf("status: got terminal %q, want T1", st.Terminal)
 	}
-	var scannerMissing bool
-	for _, d := range st.Devices {
-		scannerMissing = scannerMissing || (d.Kind == "scanner" && d.Code == "disconnected" && strings.Contains(d.Reason, "not attached"))
-	}
-	if !scannerMissing {
+	if !scannerMissing(st) {
 		t.Errorf("status devices: got %+v, want the unplugged scanner reported", st.Devices)
 	}
 	for _, path := range []string{"/", "/metrics", "/v1/openapi.json"} {
