@@ -2,9 +2,14 @@ package e2e_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +38,9 @@ type tillOpts struct {
 	tcpPrinter    bool
 	nfcReader     string
 	redeemCap     int
+	// peers joins the till to its store's serf cluster (offline/peers),
+	// with every till of the store in its roster.
+	peers bool
 }
 
 // store is a cloud and the tills of one store.
@@ -46,11 +54,21 @@ type store struct {
 func newStore(t *testing.T, opts ...tillOpts) *store {
 	t.Helper()
 	s := &store{cloud: harness.StartCloud(t)}
-	for i, o := range opts {
+	// Every till enrolls first, so that the store's roster (each till's
+	// gossip address and enrolled public key) is known before any starts.
+	for i := range opts {
 		tl := &till{}
 		tl.proxy = harness.NewProxy(t, s.cloud.Addr)
 		tl.term = s.cloud.Enroll(t, tl.proxy.URL, "store-1", fmt.Sprintf("till-%d", i+1))
+		s.tills = append(s.tills, tl)
+	}
+	roster := peersRoster(t, s.tills)
+	for i, o := range opts {
+		tl := s.tills[i]
 		cfg := harness.AgentConfig{Terminal: tl.term, CloudURL: tl.proxy.URL, NFCReader: o.nfcReader, RedeemCap: o.redeemCap}
+		if o.peers {
+			cfg.Extra = roster.config(tl.term.ID)
+		}
 		if o.scanner {
 			tl.scanner = ptypair.NewIn(t, devDir(t))
 			cfg.Scanner = tl.scanner.B
@@ -84,9 +102,48 @@ func newStore(t *testing.T, opts ...tillOpts) *store {
 			cfg.Printer = "tcp://" + addr
 		}
 		tl.agent = harness.StartAgent(t, cfg)
-		s.tills = append(s.tills, tl)
 	}
 	return s
+}
+
+// roster is a store's serf roster: a gossip address per till (a free port
+// on a 127.0.0.x address of its own) and its enrolled public key, and the
+// store's gossip key file.
+type roster struct {
+	keyFile string
+	addr    map[string]string
+	entries string
+}
+
+func peersRoster(t *testing.T, tills []*till) roster {
+	t.Helper()
+	r := roster{addr: map[string]string{}, keyFile: filepath.Join(t.TempDir(), "gossip.key")}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(r.keyFile, []byte(base64.StdEncoding.EncodeToString(key)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for i, tl := range tills {
+		host := fmt.Sprintf("127.0.0.%d", 40+i)
+		l, err := net.Listen("tcp", host+":0")
+		if err != nil {
+			t.Fatalf("pick a gossip port on %s: %v", host, err)
+		}
+		r.addr[tl.term.ID] = l.Addr().String()
+		l.Close()
+		pub := tl.term.State(t).Key.Public().(ed25519.PublicKey)
+		fmt.Fprintf(&b, "\n[[peers.roster]]\nterminal = %q\naddress = %q\npublic_key = %q\n", tl.term.ID, r.addr[tl.term.ID], base64.StdEncoding.EncodeToString(pub))
+	}
+	r.entries = b.String()
+	return r
+}
+
+// config is the [peers] table of one till's agent.toml.
+func (r roster) config(terminal string) string {
+	return fmt.Sprintf("\n[peers]\nenabled = true\nbind = %q\ngossip_key_file = %q\nisolated_redeem_cap = 100\nquery_threshold = 0\n", r.addr[terminal], r.keyFile) + r.entries
 }
 
 // scan writes a barcode on the scanner's cable, CR-terminated as configured.
