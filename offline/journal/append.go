@@ -299,10 +299,57 @@ func (j *Journal) commit(batch []*request) {
 // ErrDuplicateOp. Storage failures return ErrStorageFull, ErrReadOnly,
 // ErrCorrupt or ErrIO; the op is then not acknowledged.
 func (j *Journal) Append(ctx context.Context, op loyalty.Op) (loyalty.Op, error) {
-	return j.append(ctx, op, nil)
+	return j.append(ctx, op, nil, nil)
 }
 
-func (j *Journal) append(ctx context.Context, op loyalty.Op, check func(ctx context.Context, tx *sql.Tx, op *loyalty.Op) error) (loyalty.Op, error) {
+// Request is a client's request that made an op: its idempotency key and
+// the caller's own record of it (Meta, opaque to the journal).
+type Request struct {
+	Key  string
+	Meta []byte
+}
+
+// AppendRequest appends op like Append and, in the same transaction, maps
+// req.Key to it, so that the key is durable exactly when the op is. A key
+// already mapped to another op returns ErrDuplicateRequest and appends
+// nothing; look the request up with RequestByKey.
+func (j *Journal) AppendRequest(ctx context.Context, op loyalty.Op, req Request) (loyalty.Op, error) {
+	if req.Key == "" || len(req.Key) > 1024 {
+		return loyalty.Op{}, fmt.Errorf("%w: a request key is 1 to 1024 bytes, got %d", ErrInvalid, len(req.Key))
+	}
+	if req.Meta == nil {
+		req.Meta = []byte{}
+	}
+	return j.append(ctx, op, nil, &req)
+}
+
+// RequestByKey returns the request stored with key and the op it made,
+// and false when there is none.
+func (j *Journal) RequestByKey(ctx context.Context, key string) (Request, loyalty.Op, bool, error) {
+	var meta, id []byte
+	err := j.rdb.QueryRowContext(ctx, "SELECT meta, op_id FROM requests WHERE key = ?", key).Scan(&meta, &id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Request{}, loyalty.Op{}, false, nil
+	}
+	if err != nil {
+		return Request{}, loyalty.Op{}, false, fmt.Errorf("read request: %w", classify(err))
+	}
+	var opID loyalty.OpID
+	if len(id) != len(opID) {
+		return Request{}, loyalty.Op{}, false, fmt.Errorf("%w: request's op ID is %d bytes", ErrCorrupt, len(id))
+	}
+	copy(opID[:], id)
+	op, ok, err := opByID(ctx, j.rdb, opID)
+	if err != nil {
+		return Request{}, loyalty.Op{}, false, err
+	}
+	if !ok {
+		return Request{}, loyalty.Op{}, false, fmt.Errorf("%w: request's op %s is missing", ErrCorrupt, opID)
+	}
+	return Request{Key: key, Meta: meta}, op, true, nil
+}
+
+func (j *Journal) append(ctx context.Context, op loyalty.Op, check func(ctx context.Context, tx *sql.Tx, op *loyalty.Op) error, req *Request) (loyalty.Op, error) {
 	if err := j.prepare(&op); err != nil {
 		return loyalty.Op{}, err
 	}
@@ -342,6 +389,15 @@ func (j *Journal) append(ctx context.Context, op loyalty.Op, check func(ctx cont
 				}
 			}
 			return fmt.Errorf("append op %s: %w", op.ID, classify(err))
+		}
+		if req != nil {
+			_, err := tx.ExecContext(ctx, "INSERT INTO requests (key, op_id, meta) VALUES (?, ?, ?)", req.Key, op.ID[:], req.Meta)
+			if err != nil && isUniqueViolation(err) {
+				return fmt.Errorf("%w: op %s not appended", ErrDuplicateRequest, op.ID)
+			}
+			if err != nil {
+				return fmt.Errorf("append op %s: store its request: %w", op.ID, classify(err))
+			}
 		}
 		w.head.seq, w.head.link = op.Seq, link
 		stored = op

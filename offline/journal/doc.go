@@ -42,7 +42,9 @@
 //   - The agent: Open with the terminal's and store's ids; Append for every
 //     op made with the cloud's blessing; AppendOfflineRedeem (or first
 //     CheckOfflineRedeem) with a Policy for a redeem made without it; View
-//     for the balance to show (snapshot + this terminal's unacknowledged ops).
+//     for the balance to show (snapshot + this terminal's unacknowledged ops);
+//     AppendRequest to store a request's idempotency key with its op in one
+//     transaction, RequestByKey to find it on a retry.
 //   - The uplink: Acked and OpsAfter for what to send, Backlog for its
 //     state; PutSealed before the first send of a sealed batch, Sealed to
 //     resend the identical bytes after a restart; MarkAcked with the

@@ -26,6 +26,9 @@ var (
 	// journal returns the stored op with it: an earlier attempt that
 	// reported an error may have been durable after all.
 	ErrDuplicateOp = errors.New("journal: op already recorded")
+	// ErrDuplicateRequest reports a request key already mapped to another
+	// op by AppendRequest: that request was durable; nothing was appended.
+	ErrDuplicateRequest = errors.New("journal: request already recorded")
 	// ErrAckAhead reports an acknowledgement for an op this journal does not
 	// hold: the cloud is ahead of it (a restored journal). Call NewEpoch.
 	ErrAckAhead = errors.New("journal: acknowledgement ahead of the journal")

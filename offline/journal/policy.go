@@ -115,7 +115,7 @@ func (j *Journal) AppendOfflineRedeem(ctx context.Context, op loyalty.Op, p Poli
 	return j.append(ctx, op, func(ctx context.Context, tx *sql.Tx, op *loyalty.Op) error {
 		_, err := p.check(ctx, tx, op.Card, -op.Points, op.WallTime)
 		return err
-	})
+	}, nil)
 }
 
 func (p Policy) check(ctx context.Context, q queryer, card loyalty.CardHash, points loyalty.Points, now time.Time) (View, error) {
