@@ -15,6 +15,17 @@ type Journal interface {
 	// op is durable. An op whose ID is already recorded returns an error
 	// matching ErrDuplicateOp: the earlier attempt was durable.
 	Append(ctx context.Context, op *loyalty.Op) error
+	// AppendRequest is Append for an op made by an API request other than
+	// an offline redeem: the request's key and meta (the agent's record of
+	// it) are stored in the op's own transaction, so one commit makes both
+	// durable. A key already stored returns an error matching
+	// ErrDuplicateRequest and appends nothing.
+	AppendRequest(ctx context.Context, op *loyalty.Op, key string, meta []byte) error
+	// Request returns what AppendRequest stored for key and the op it made;
+	// found is false when there is none.
+	Request(ctx context.Context, key string) (meta []byte, op loyalty.Op, found bool, err error)
+	// Op returns a recorded op of this terminal by ID.
+	Op(ctx context.Context, id loyalty.OpID) (op loyalty.Op, found bool, err error)
 	// View returns the card's local view: the cached member snapshot with
 	// this terminal's unacknowledged ops applied. known is false when the
 	// terminal holds no snapshot of the card.

@@ -76,6 +76,9 @@ var (
 	// ErrDuplicateOp from Append means the op is already durable (an
 	// earlier attempt succeeded); the agent treats it as success.
 	ErrDuplicateOp = errors.New("op already recorded")
+	// ErrDuplicateRequest from AppendRequest means the key already made an
+	// op, which is durable; nothing was appended.
+	ErrDuplicateRequest = errors.New("request already recorded")
 )
 
 // Cashier messages.

@@ -39,6 +39,36 @@ func (s JournalStore) Append(ctx context.Context, op *loyalty.Op) error {
 	return nil
 }
 
+// AppendRequest makes op and the request's key and meta durable in one
+// transaction. An offline redeem is refused: its policy runs in Append.
+func (s JournalStore) AppendRequest(ctx context.Context, op *loyalty.Op, key string, meta []byte) error {
+	if op.Kind == loyalty.OpRedeem && op.Offline {
+		return fmt.Errorf("append op %s with its request: an offline redeem goes through Append, which applies the offline policy", op.ID)
+	}
+	stored, err := s.J.AppendRequest(ctx, *op, journal.Request{Key: key, Meta: meta})
+	switch {
+	case errors.Is(err, journal.ErrDuplicateOp):
+		return fmt.Errorf("%w: %w", ErrDuplicateOp, err)
+	case errors.Is(err, journal.ErrDuplicateRequest):
+		return fmt.Errorf("%w: %w", ErrDuplicateRequest, err)
+	case err != nil:
+		return policyError(err)
+	}
+	*op = stored
+	return nil
+}
+
+// Request returns what AppendRequest stored for key.
+func (s JournalStore) Request(ctx context.Context, key string) ([]byte, loyalty.Op, bool, error) {
+	req, op, found, err := s.J.RequestByKey(ctx, key)
+	return req.Meta, op, found, err
+}
+
+// Op returns a recorded op by ID.
+func (s JournalStore) Op(ctx context.Context, id loyalty.OpID) (loyalty.Op, bool, error) {
+	return s.J.OpByID(ctx, id)
+}
+
 // View returns the local view; its balance is what the card may spend
 // (snapshot and unacknowledged ops, less debt and peers' offline redeems).
 func (s JournalStore) View(ctx context.Context, card loyalty.CardHash) (loyalty.Snapshot, bool, error) {

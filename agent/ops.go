@@ -137,8 +137,8 @@ func (a *Agent) exec(ctx context.Context, key, route string, hash []byte, lock l
 		a.mu.Unlock()
 	}()
 
-	if rec, err := a.store.get(ctx, key); err != nil {
-		return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf(msgJournalFailed, "its database cannot be read"), Err: err}
+	if rec, err := a.record(ctx, key); err != nil {
+		return nil, err
 	} else if rec != nil {
 		return a.replay(ctx, rec, route, hash)
 	}
@@ -160,6 +160,11 @@ func (a *Agent) exec(ctx context.Context, key, route string, hash []byte, lock l
 	body, err := json.Marshal(p.res)
 	if err != nil {
 		return nil, &Error{Code: CodeInternal, Message: "Nothing was recorded: the reply could not be built.", Err: err}
+	}
+	if p.op.Kind == loyalty.OpEarn {
+		// The fast path: the idempotency record rides in the op's own
+		// journal transaction, one fsync for both.
+		return a.execInJournal(ctx, key, route, hash, body, p, start)
 	}
 	rec := &record{Key: key, Route: route, RequestHash: hash, State: statePending, Status: 200, Reply: body, Op: p.op}
 	if err := a.store.put(ctx, rec, a.now()); err != nil {
@@ -192,12 +197,87 @@ func (a *Agent) exec(ctx context.Context, key, route string, hash []byte, lock l
 		// the same op, which the journal recognizes as a duplicate.
 		a.log.Warn("mark request done", keyKey, key, keyErr, err)
 	}
+	return a.finish(ctx, kind, p, start), nil
+}
+
+// requestMeta is the idempotency record kept in the journal with its op.
+type requestMeta struct {
+	Route string          `json:"route"`
+	Hash  []byte          `json:"hash"`
+	Reply json.RawMessage `json:"reply"`
+}
+
+// execInJournal makes p's op and its idempotency record durable in one
+// journal transaction. Any failure leaves both or neither: a retry with the
+// key finds the op (and replays its reply) or makes the request afresh.
+func (a *Agent) execInJournal(ctx context.Context, key, route string, hash, body []byte, p *prepared, start time.Time) (*Result, error) {
+	kind := routeKind(route)
+	meta, err := json.Marshal(requestMeta{Route: route, Hash: hash, Reply: body})
+	if err != nil {
+		return nil, &Error{Code: CodeInternal, Message: "Nothing was recorded: the reply could not be built.", Err: err}
+	}
+	t := time.Now()
+	err = a.journal.AppendRequest(ctx, p.op, key, meta)
+	a.m.appendSecs.Observe(time.Since(t).Seconds())
+	switch {
+	case errors.Is(err, ErrDuplicateRequest):
+		// Another attempt with this key made its op first: answer with it.
+		rec, rerr := a.record(ctx, key)
+		if rerr != nil {
+			return nil, rerr
+		}
+		if rec == nil {
+			return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf(msgJournalFailed, "its journal lost a request it reported"), Err: err}
+		}
+		return a.replay(ctx, rec, route, hash)
+	case err != nil && isRefusal(ErrorCode(err)):
+		a.m.ops.Inc(kind, "refused")
+		body, _ := json.Marshal(storedError{Code: ErrorCode(err), Message: ErrorMessage(err)})
+		if perr := a.store.put(ctx, &record{Key: key, Route: route, RequestHash: hash, State: stateDone, Reply: body}, a.now()); perr != nil {
+			a.log.Warn("store refusal", keyKey, key, keyErr, perr)
+		}
+		return nil, err
+	case err != nil:
+		a.m.ops.Inc(kind, "failed")
+		a.log.Error("journal append failed", keyOp, p.op.ID.String(), keyErr, err)
+		return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf(msgJournalFailed, firstLine(err)), Err: err}
+	}
+	return a.finish(ctx, kind, p, start), nil
+}
+
+// record returns the idempotency record for key: the agent's database
+// holds refusals, voids and records from before the journal kept them;
+// the journal holds the rest with their ops.
+func (a *Agent) record(ctx context.Context, key string) (*record, error) {
+	rec, err := a.store.get(ctx, key)
+	if err != nil {
+		return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf(msgJournalFailed, "its database cannot be read"), Err: err}
+	}
+	if rec != nil {
+		return rec, nil
+	}
+	b, op, found, err := a.journal.Request(ctx, key)
+	if err != nil {
+		return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf(msgJournalFailed, "its journal cannot be read"), Err: err}
+	}
+	if !found {
+		return nil, nil
+	}
+	var m requestMeta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, &Error{Code: CodeInternal, Message: "The earlier answer to this request is unreadable.", Err: err}
+	}
+	return &record{Key: key, Route: m.Route, RequestHash: m.Hash, State: stateDone, Status: 200, Reply: m.Reply, Op: &op}, nil
+}
+
+// finish counts, logs and announces a durable op and returns its result.
+func (a *Agent) finish(ctx context.Context, kind string, p *prepared, start time.Time) *Result {
 	a.m.ops.Inc(kind, "ok")
 	a.m.opSecs.Observe(time.Since(start).Seconds(), kind)
 	a.log.Info("op recorded", keyOp, p.op.ID.String(), keyKind, kind, keyCard, p.card, keyPoints, int64(p.op.Points),
 		"offline", p.op.Offline, keyDuration, time.Since(start))
 	a.after(ctx, p)
-	return p.res, nil
+	return p.res
 }
 
 // append makes op durable; a duplicate means an earlier attempt already did.
@@ -463,6 +543,15 @@ func (a *Agent) Void(ctx context.Context, key string, req VoidRequest) (*Result,
 	orig, found, err := a.store.op(ctx, req.Op)
 	if err != nil {
 		return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf(msgJournalFailed, "its database cannot be read"), Err: err}
+	}
+	if !found && !req.Op.IsZero() {
+		// A sale's record is in the journal with its op.
+		var op loyalty.Op
+		op, found, err = a.journal.Op(ctx, req.Op)
+		if err != nil {
+			return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf(msgJournalFailed, "its journal cannot be read"), Err: err}
+		}
+		orig = &op
 	}
 	if found {
 		lock = orig.Card

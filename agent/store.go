@@ -15,7 +15,8 @@ import (
 )
 
 // store is the agent's own SQLite database next to the journal: the
-// idempotency record of every POST (key → request hash, op, reply) and the
+// idempotency record (key → request hash, op, reply) of every POST but a
+// checkout's, which the journal keeps in its op's own transaction, and the
 // cached rules. It never holds a card in the clear.
 type store struct {
 	db *sql.DB // synchronous=FULL: what a reply depends on

@@ -43,6 +43,20 @@ func (f *Faulty) Append(ctx context.Context, op *loyalty.Op) error {
 	return fail
 }
 
+// AppendRequest fails as set, or appends.
+func (f *Faulty) AppendRequest(ctx context.Context, op *loyalty.Op, key string, meta []byte) error {
+	f.mu.Lock()
+	fail, after := f.fail, f.afterStore
+	f.mu.Unlock()
+	if fail != nil && !after {
+		return fail
+	}
+	if err := f.Journal.AppendRequest(ctx, op, key, meta); err != nil {
+		return err
+	}
+	return fail
+}
+
 // View passes through.
 func (f *Faulty) View(ctx context.Context, card loyalty.CardHash) (loyalty.Snapshot, bool, error) {
 	return f.Journal.View(ctx, card)

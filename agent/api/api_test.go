@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -386,6 +389,56 @@ func TestIdempotencyRecordSurvivesRestart(t *testing.T) {
 	}
 	if n := len(h.Ops(t)); n != 1 {
 		t.Errorf("journal: got %d ops, want 1", n)
+	}
+}
+
+// The idempotency record of a checkout is committed with its op in the
+// journal, not in the agent's own database: losing that database (a power
+// cut before its pages reached the disk) must not let a retry earn twice.
+func TestCheckoutRecordLivesWithItsOpInTheJournal(t *testing.T) {
+	dir := t.TempDir()
+	body := map[string]any{"card": cardA, "basket": agenttest.Basket("milk", "dairy", 1000)}
+	var first api.OpReply
+	h := agenttest.Start(t, agenttest.Options{StateDir: dir})
+	known(t, h, cardA, 0, "", time.Now())
+	h.Post(t, "/v1/checkout", "lost-db", body, &first)
+	h.Close(t)
+	for _, name := range []string{"agent.db", "agent.db-wal", "agent.db-shm"} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("remove %s: %v", name, err)
+		}
+	}
+
+	h = agenttest.Start(t, agenttest.Options{StateDir: dir})
+	var second api.OpReply
+	h.Post(t, "/v1/checkout", "lost-db", body, &second)
+	if !second.Replayed || second.OpID != first.OpID || second.Points != first.Points {
+		t.Errorf("retry without the agent's database: got op %s points %d replayed %v, want op %s points %d replayed",
+			second.OpID, second.Points, second.Replayed, first.OpID, first.Points)
+	}
+	if n := len(h.Ops(t)); n != 1 {
+		t.Errorf("journal: got %d ops, want 1", n)
+	}
+	other := map[string]any{"card": cardA, "basket": agenttest.Basket("bread", "bakery", 500)}
+	req, _ := json.Marshal(other)
+	hreq, _ := http.NewRequest("POST", h.URL+"/v1/checkout", strings.NewReader(string(req)))
+	hreq.Header.Set("Idempotency-Key", "lost-db")
+	resp, err := http.DefaultClient.Do(hreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Errorf("key reused for another basket: got status 200, want a refusal")
+	}
+
+	// A void finds the sale in the journal.
+	var void api.OpReply
+	if status, b := h.Post(t, "/v1/void", "lost-db-void", map[string]any{"op": first.OpID}, &void); status != 200 {
+		t.Fatalf("void: got %d %s, want 200", status, b)
+	}
+	if void.Points != -first.Points {
+		t.Errorf("void: got %d points, want %d", void.Points, -first.Points)
 	}
 }
 
