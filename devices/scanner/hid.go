@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -86,10 +85,7 @@ type HID struct {
 	pub    devices.Publisher
 	health *devices.Reporter
 	log    *slog.Logger
-
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	run    runner
 }
 
 // NewHID returns a keyboard-wedge scanner with cfg publishing to pub.
@@ -125,38 +121,16 @@ func (h *HID) Open(ctx context.Context) error {
 	case h.cfg.MinBackoff <= 0 || h.cfg.MaxBackoff < h.cfg.MinBackoff:
 		return fmt.Errorf("scanner %s: backoff %v to %v; the minimum must be positive and at most the maximum", h.cfg.ID.Path, h.cfg.MinBackoff, h.cfg.MaxBackoff)
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.cancel != nil {
-		return fmt.Errorf("scanner %s: already open", h.cfg.ID.Path)
-	}
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	h.cancel = cancel
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
+	return h.run.start(ctx, h.cfg.ID.Path, func(ctx context.Context) {
 		reconnect(ctx, h.health, h.log, h.cfg.MinBackoff, h.cfg.MaxBackoff,
 			func() (io.ReadCloser, error) { return h.cfg.OpenDevice(h.cfg.ID.Path) }, h.read)
-	}()
-	return nil
+	})
 }
 
 // Close stops reading, releases the device and waits. Safe to call twice.
 func (h *HID) Close(ctx context.Context) error {
-	h.mu.Lock()
-	cancel := h.cancel
-	h.cancel = nil
-	h.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	done := make(chan struct{})
-	go func() { h.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return fmt.Errorf("scanner %s: close: reader did not stop: %w", h.cfg.ID.Path, ctx.Err())
+	if running, err := h.run.stop(ctx, h.cfg.ID.Path); !running || err != nil {
+		return err
 	}
 	h.health.Set(devices.StateClosed, devices.PowerUnknown, devices.CodeClosed, "Scanner: closed")
 	return nil

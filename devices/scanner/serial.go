@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"go.bug.st/serial"
@@ -89,10 +88,7 @@ type Serial struct {
 	pub    devices.Publisher
 	health *devices.Reporter
 	log    *slog.Logger
-
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	run    runner
 }
 
 // NewSerial returns a scanner with cfg that publishes to pub. Open starts it.
@@ -130,44 +126,20 @@ func (s *Serial) Open(ctx context.Context) error {
 	if err := s.cfg.Validate(); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cancel != nil {
-		return fmt.Errorf("scanner %s: already open", s.cfg.ID.Path)
-	}
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.cancel = cancel
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		s.run(ctx)
-	}()
-	return nil
+	return s.run.start(ctx, s.cfg.ID.Path, s.loop)
 }
 
 // Close stops reading, closes the port and waits for the reader to end (or
 // for ctx). It is safe to call twice.
 func (s *Serial) Close(ctx context.Context) error {
-	s.mu.Lock()
-	cancel := s.cancel
-	s.cancel = nil
-	s.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return fmt.Errorf("scanner %s: close: reader did not stop: %w", s.cfg.ID.Path, ctx.Err())
+	if running, err := s.run.stop(ctx, s.cfg.ID.Path); !running || err != nil {
+		return err
 	}
 	s.health.Set(devices.StateClosed, devices.PowerUnknown, devices.CodeClosed, "Scanner: closed")
 	return nil
 }
 
-func (s *Serial) run(ctx context.Context) {
+func (s *Serial) loop(ctx context.Context) {
 	reconnect(ctx, s.health, s.log, s.cfg.MinBackoff, s.cfg.MaxBackoff, func() (Port, error) {
 		mode := s.cfg.Mode
 		return s.cfg.OpenPort(s.cfg.ID.Path, &mode)
