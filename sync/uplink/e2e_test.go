@@ -188,25 +188,7 @@ func e2eFaultyNetwork(t *testing.T, c *cloudEnv, seed uint64) {
 		}()
 	}
 	wg.Wait()
-	deadline := time.Now().Add(time.Minute)
-	for proxy.Faults() < 60 && !allAcked(ups, perTerminal) {
-		if time.Now().After(deadline) {
-			t.Fatalf("after a minute: %d faults, uplinks %v", proxy.Faults(), states(ups))
-		}
-		time.Sleep(time.Millisecond)
-	}
-	proxy.Heal()
-	for _, u := range ups {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		if err := u.Shutdown(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := u.Sync(ctx); err != nil {
-			t.Fatalf("sync after healing: %v", err)
-		}
-		cancel()
-	}
-	t.Logf("faults: %s", proxy.Counts())
+	healAndDrain(t, proxy, ups, perTerminal)
 	for _, tm := range tms {
 		c.checkWatermark(t, tm, perTerminal)
 	}

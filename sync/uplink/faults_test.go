@@ -65,27 +65,7 @@ func TestFaultyNetworkEveryOpExactlyOnce(t *testing.T) {
 				}()
 			}
 			wg.Wait()
-			// Let the faults bite: heal once the proxy has broken 60
-			// exchanges, or once the uplinks got everything through anyway.
-			deadline := time.Now().Add(time.Minute)
-			for proxy.Faults() < 60 && !allAcked(ups, perTerminal) {
-				if time.Now().After(deadline) {
-					t.Fatalf("after a minute: %d faults, uplinks %v", proxy.Faults(), states(ups))
-				}
-				time.Sleep(time.Millisecond)
-			}
-			proxy.Heal()
-			for _, u := range ups {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				if err := u.Shutdown(ctx); err != nil {
-					t.Fatal(err)
-				}
-				if err := u.Sync(ctx); err != nil {
-					t.Fatalf("sync after healing: %v", err)
-				}
-				cancel()
-			}
-			t.Logf("faults: %s", proxy.Counts())
+			healAndDrain(t, proxy, ups, perTerminal)
 			ledger.check(t, all)
 			ledger.mu.Lock()
 			defer ledger.mu.Unlock()
@@ -96,6 +76,34 @@ func TestFaultyNetworkEveryOpExactlyOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// healAndDrain lets the faults bite, heals the proxy once it has broken
+// 60 exchanges (or once the uplinks got everything through anyway), then
+// stops each uplink and syncs it to the end over the healed link.
+func healAndDrain(t *testing.T, proxy *faultProxy, ups []*uplink.Uplink, perTerminal int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for proxy.Faults() < 60 && !allAcked(ups, perTerminal) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after a minute: %d faults, uplinks %v", proxy.Faults(), states(ups))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	proxy.Heal()
+	for _, u := range ups {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if err := u.Shutdown(ctx); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		if err := u.Sync(ctx); err != nil {
+			cancel()
+			t.Fatalf("sync after healing: %v", err)
+		}
+		cancel()
+	}
+	t.Logf("faults: %s", proxy.Counts())
 }
 
 func allAcked(ups []*uplink.Uplink, n int) bool {
