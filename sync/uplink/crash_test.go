@@ -57,25 +57,8 @@ func TestKilledBetweenSendAndAck(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestUplinkChildProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "TILLPOINT_UPLINK_CHILD=1", "CHILD_JOURNAL="+path, "CHILD_URL="+url,
-		"CHILD_SEED="+hex.EncodeToString(seed), "CHILD_CLOUD="+hex.EncodeToString(cloud.Public()))
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-applied:
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("the child never sent a batch:\n%s", out.String())
-	}
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
+	runChildUntilApplied(t, "TestUplinkChildProcess", applied, 20*time.Second,
+		"CHILD_JOURNAL="+path, "CHILD_URL="+url, "CHILD_SEED="+hex.EncodeToString(seed), "CHILD_CLOUD="+hex.EncodeToString(cloud.Public()))
 
 	hang.Store(false)
 	j = openJournalAt(t, path, "T-01")
@@ -120,4 +103,29 @@ func TestUplinkChildProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.Sync(context.Background()) // killed in the middle
+}
+
+// runChildUntilApplied re-executes this test binary as an uplink child
+// process running test run with env, waits until the cloud has applied a
+// batch from it (applied), and SIGKILLs it there: between send and ack.
+func runChildUntilApplied(t *testing.T, run string, applied <-chan struct{}, wait time.Duration, env ...string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+run+"$", "-test.count=1")
+	cmd.Env = append(append(os.Environ(), "TILLPOINT_UPLINK_CHILD=1"), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-applied:
+	case <-time.After(wait):
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the cloud never applied a batch from the child:\n%s", out.String())
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
 }

@@ -1,14 +1,12 @@
 package uplink_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -232,24 +230,8 @@ func TestE2EKilledBetweenSendAndAck(t *testing.T) {
 		<-r.Context().Done() // the ack never leaves
 	}))
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestE2EUplinkChildProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "TILLPOINT_UPLINK_CHILD=1", "CHILD_JOURNAL="+tm.j.Path(), "CHILD_URL="+url, "CHILD_ENROLLMENT="+tm.st.Dir)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-applied:
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("the cloud never applied a batch from the child:\n%s", out.String())
-	}
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
+	runChildUntilApplied(t, "TestE2EUplinkChildProcess", applied, 30*time.Second,
+		"CHILD_JOURNAL="+tm.j.Path(), "CHILD_URL="+url, "CHILD_ENROLLMENT="+tm.st.Dir)
 	hang.Store(false)
 
 	if wm, _, _ := c.ledger.Watermark(context.Background(), "T-01", 1); wm == 0 {
