@@ -45,10 +45,12 @@
 // redeem offline at most A + k*I, where k <= N is the number of tills that
 // approved a redeem of it while isolated; with every till connected it is
 // A. Two limits are the price of best effort: a redeem below
-// QueryThreshold asks nobody and counts as connected when serf shows a
-// quorum alive (keep the threshold at or below I to keep the bound), and
-// an announcement lost before the intersecting till recorded it narrows
-// nothing (re-announcement on join and query answers repair that).
+// QueryThreshold asks nobody and counts as connected on serf's membership
+// alone, so until serf notices a partition (seconds) such redeems are held
+// by the allowance rather than by I (set the threshold to 0 to ask before
+// every redeem); and an announcement lost before the intersecting till
+// recorded it narrows nothing (re-announcement on join and query answers
+// repair that).
 //
 // Serf events are best effort (an in-memory buffer, no acknowledgements):
 // they narrow double spending, the allowance bounds it. Peers re-announces

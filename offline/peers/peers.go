@@ -363,6 +363,13 @@ func (p *Peers) SetRoster(r *Roster) error {
 	return nil
 }
 
+// Roster returns the store roster in use.
+func (p *Peers) Roster() *Roster {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.roster
+}
+
 // Stats returns the event counters.
 func (p *Peers) Stats() Stats {
 	p.mu.Lock()
