@@ -65,7 +65,7 @@ func startTill(t *testing.T, self till, all []till, join map[string]string, goss
 			}
 		},
 		Peers: func(c *config.Config, j *journal.Journal) (*agent.StorePeers, error) {
-			return agent.NewStorePeers(c, self.key, j, "test", nil, fastPeers)
+			return agent.NewStorePeers(c, self.key, nil, j, "test", nil, fastPeers)
 		},
 	})
 	h.Uplink.Set(agent.SyncState{Online: false, LastError: "cloud unreachable (test)"})
@@ -177,7 +177,7 @@ func TestIsolatedTillRefusesPastIsolatedCap(t *testing.T) {
 			c.Peers.Roster = []config.PeerTerminal{{Terminal: a.id, PublicKey: a.pub()}, {Terminal: b.id, PublicKey: b.pub()}}
 		},
 		Peers: func(c *config.Config, j *journal.Journal) (*agent.StorePeers, error) {
-			return agent.NewStorePeers(c, a.key, j, "test", nil, fastPeers)
+			return agent.NewStorePeers(c, a.key, nil, j, "test", nil, fastPeers)
 		},
 	})
 	h.Uplink.Set(agent.SyncState{Online: false})

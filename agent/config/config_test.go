@@ -78,7 +78,6 @@ func TestBadConfigNamesKeyAndLine(t *testing.T) {
 		{"unknown key in peers roster", "[[peers.roster]]\nterminal = \"till-1\"\npubkey = \"x\"\n", 3, "peers.roster.pubkey", "unknown key"},
 		{"bad peer public key", "[peers]\n[[peers.roster]]\nterminal = \"till-1\"\npublic_key = \"" + testPub + "\"\n[[peers.roster]]\nterminal = \"till-2\"\npublic_key = \"c2hvcnQ=\"\n", 7, "peers.roster[1].public_key", "5 bytes, want 32"},
 		{"peer address not an IP", "[[peers.roster]]\nterminal = \"till-1\"\naddress = \"till1.local:7946\"\npublic_key = \"" + testPub + "\"\n", 3, "peers.roster[0].address", "not an IP address"},
-		{"peers enabled without key file", "[peers]\nenabled = true\n[[peers.roster]]\nterminal = \"till-1\"\npublic_key = \"" + testPub + "\"\n", 1, "peers.gossip_key_file", "needed when peers are enabled"},
 		{"peers bind without port", "[peers]\nenabled = true\nbind = \"10.0.0.5\"\ngossip_key_file = \"/k\"\n[[peers.roster]]\nterminal = \"till-1\"\npublic_key = \"" + testPub + "\"\n", 3, "peers.bind", "not host:port"},
 	}
 	for _, tc := range cases {
