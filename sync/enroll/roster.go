@@ -84,14 +84,23 @@ func openRoster(raw []byte, program, store, terminal string, cloud, self ed25519
 		return nil, fmt.Errorf("roster: this terminal (%s) is not listed active with its key; it was revoked or re-keyed: enroll again", terminal)
 	}
 	r := &Roster{Doc: doc, Raw: raw}
-	if len(doc.Secrets) > 0 && box != nil {
-		sec, err := batch.OpenSecrets(box, program, terminal, doc.Secrets)
-		if err != nil {
-			return nil, fmt.Errorf("roster: %w", err)
-		}
-		r.GossipKeys, r.CardKey = sec.GossipKeys, sec.CardKey
+	if err := r.openSecrets(box, program, terminal); err != nil {
+		return nil, err
 	}
 	return r, nil
+}
+
+// openSecrets opens the roster's sealed secrets with box, when both are there.
+func (r *Roster) openSecrets(box *ecdh.PrivateKey, program, terminal string) error {
+	if len(r.Doc.Secrets) == 0 || box == nil {
+		return nil
+	}
+	sec, err := batch.OpenSecrets(box, program, terminal, r.Doc.Secrets)
+	if err != nil {
+		return fmt.Errorf("roster: %w", err)
+	}
+	r.GossipKeys, r.CardKey = sec.GossipKeys, sec.CardKey
+	return nil
 }
 
 // FetchRoster gets the store roster from the cloud at baseURL (GET
@@ -124,12 +133,15 @@ func (st *State) FetchRoster(ctx context.Context, client *http.Client, baseURL s
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("roster: %w", parseProblem(resp, b))
 	}
-	r, err := openRoster(b, st.Program, st.Store, st.Terminal, st.CloudKey, st.Key.Public().(ed25519.PublicKey), box)
+	r, err := openRoster(b, st.Program, st.Store, st.Terminal, st.CloudKey, st.Key.Public().(ed25519.PublicKey), nil)
 	if err != nil {
 		return nil, err
 	}
 	if r.Version() < have {
 		return nil, fmt.Errorf("%w: version %d, this terminal holds %d", ErrStaleRoster, r.Version(), have)
+	}
+	if err := r.openSecrets(box, st.Program, st.Terminal); err != nil {
+		return nil, err
 	}
 	if len(r.GossipKeys) == 0 {
 		return nil, errors.New("roster: the cloud sent no gossip key; check that the cloud is up to date")
