@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tillpoint/tillpoint/agent"
 	"github.com/tillpoint/tillpoint/agent/agenttest"
 	"github.com/tillpoint/tillpoint/agent/config"
 	"github.com/tillpoint/tillpoint/loyalty"
@@ -339,3 +340,43 @@ func TestEnrollShowAndCheckConfigConflicts(t *testing.T) {
 }
 
 func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// A till enrolled before the cloud handed out rosters fetches its roster
+// and keyring when its agent starts with store peers on, and keeps them.
+func TestAgentFetchesTheRosterAnOlderEnrollmentLacks(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	db := "sqlite:" + filepath.Join(dir, "ledger.db")
+	cl := startCloud(t, nil, "--db", db, "--program", "acme")
+	code, out, errOut := run(t, "cloud", "enroll-code", "--db", db, "--store", "S1", "--terminal", "T1")
+	if code != 0 {
+		t.Fatalf("enroll-code: %d %s", code, errOut)
+	}
+	state := filepath.Join(dir, "state")
+	enrollDir := filepath.Join(state, "enroll")
+	if code, _, errOut = run(t, "enroll", "--cloud", cl.url, "--code", strings.TrimSpace(out), "--dir", enrollDir); code != 0 {
+		t.Fatalf("enroll: %d %s", code, errOut)
+	}
+	for _, f := range []string{enroll.RosterFile, enroll.GossipKeysFile} {
+		if err := os.Remove(filepath.Join(enrollDir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := config.Load("agent.toml", []byte("listen = \"127.0.0.1:0\"\nstate_dir = \""+state+"\"\n[peers]\nenabled = true\nbind = \"127.0.0.1:0\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := openWiring(ctx, cfg, slog.New(slog.DiscardHandler), "test", nil)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer w.close(ctx)
+	if w.peers.From != (agent.PeersSource{Roster: agent.SourceCloud, Keys: agent.SourceCloud}) {
+		t.Errorf("peers source %+v, want the cloud's roster and keyring", w.peers.From)
+	}
+	st, err := enroll.Load(enrollDir)
+	if err != nil || st.Roster == nil || len(st.Roster.GossipKeys) != 1 {
+		t.Errorf("after start: %v; want the roster and one gossip key kept in the enrollment directory", err)
+	}
+}
