@@ -167,4 +167,3 @@ func TestCardEnrolledHereIsKnownBeforeTheCloudAnswers(t *testing.T) {
 		t.Fatalf("View after the snapshot: got enrolled %v balance %d tier %q (%v), want false 28 base", v.Enrolled, v.Balance, v.Snapshot.Tier, err)
 	}
 }
-
