@@ -126,7 +126,8 @@ func openWiring(ctx context.Context, cfg *config.Config, logger *slog.Logger, ve
 		w.nfc = nfc.NewWatcher(nfc.Config{Readers: names, Logger: logger.With("component", "nfc")}, w.bus)
 	}
 	opts := agent.Options{Config: cfg, Journal: agent.JournalStore{J: w.journal, Policy: policy},
-		CardKey: key, Receipts: rcpt, Printer: prn, Logger: logger, Version: version, SyncPoll: tune.syncPoll, OnOp: tune.onOp}
+		CardKey: key, Receipts: rcpt, Printer: prn, Logger: logger, Version: version, SyncPoll: tune.syncPoll, OnOp: tune.onOp,
+		Backlog: w.journal.Backlog}
 	if st != nil {
 		rcpt.TerminalKey = st.Key
 		if err := w.openUplink(cfg, st, logger, &opts, tune); err != nil {
