@@ -45,4 +45,3 @@ func TestStatusBacklogIsTheJournalsUnackedCount(t *testing.T) {
 		t.Fatalf("backlog after the cloud acknowledged 2 of 3: got %d, want 1", got)
 	}
 }
-
