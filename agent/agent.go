@@ -252,6 +252,7 @@ func (a *Agent) Reload(cfg *config.Config) []string {
 	check("store", old.Store == cfg.Store)
 	check("terminal", old.Terminal == cfg.Terminal)
 	check("cloud", old.Cloud == cfg.Cloud)
+	check("sync", old.Sync == cfg.Sync)
 	check("offline", old.Offline == cfg.Offline)
 	check("receipt", old.Receipt == cfg.Receipt)
 	check("printer", reflect.DeepEqual(old.Printer, cfg.Printer))

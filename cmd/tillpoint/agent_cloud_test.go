@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tillpoint/tillpoint/agent/config"
 	"github.com/tillpoint/tillpoint/loyalty"
+	"github.com/tillpoint/tillpoint/sync/uplink"
 )
 
 // store is a cloud on SQLite behind a link that can be cut, and one till
@@ -20,7 +22,7 @@ type testStore struct {
 	key   []byte
 }
 
-func startTestStore(t *testing.T, ctx context.Context) *testStore {
+func startTestStore(t *testing.T, ctx context.Context, tweaks ...func(*config.Config, *wireTuning)) *testStore {
 	t.Helper()
 	dir := t.TempDir()
 	logger := slog.New(slog.DiscardHandler)
@@ -38,7 +40,7 @@ func startTestStore(t *testing.T, ctx context.Context) *testStore {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.link.Close)
-	if s.till, err = startTerminal(ctx, dir, "T1", "S1", s.link.URL(), s.key, s.cloud.ledger, logger, nil); err != nil {
+	if s.till, err = startTerminal(ctx, dir, "T1", "S1", s.link.URL(), s.key, s.cloud.ledger, logger, nil, tweaks...); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -100,5 +102,43 @@ func TestEnrollWhileTheCloudIsDownEarnsAsAMember(t *testing.T) {
 	v, err := till.w.agent.Member(ctx, tok)
 	if err != nil || !v.Known || v.Balance != 25 || v.Member != loyalty.MemberID(member) {
 		t.Fatalf("the till after the ack: %+v %v, want the member at 25", v, err)
+	}
+}
+
+// [sync] reaches the wiring: with an hour between pulls and a one-second
+// backoff, rules published during an outage arrive as soon as the uplink
+// finds the link back, not an hour later.
+func TestFeedsArePulledAtOnceWhenTheLinkReturns(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	s := startTestStore(t, ctx, func(c *config.Config, tune *wireTuning) {
+		c.Sync.PullInterval, c.Sync.MaxBackoff = config.Duration(time.Hour), config.Duration(time.Second)
+		tune.feedEvery, tune.uplink = 0, func(u *uplink.Config) { u.MaxAge = 0 }
+	})
+	till := s.till
+	if till.w.feed.Every != time.Hour || till.w.feed.MaxBackoff != time.Second {
+		t.Fatalf("feed: every %s, max backoff %s; want 1h and 1s from [sync]", till.w.feed.Every, till.w.feed.MaxBackoff)
+	}
+
+	s.link.SetDown(true)
+	// A sale during the outage: the uplink fails to send it and knows the link is down.
+	if _, p, err := till.post(ctx, "/v1/checkout", map[string]any{"basket": basket("wine", "drinks", 2500)}); err != nil || p != nil {
+		t.Fatalf("checkout offline: %v %+v", err, p)
+	}
+	if err := waitFor(ctx, 20*time.Second, "the uplink to see the outage", func() bool { return !till.w.uplink.State().Online && !till.w.uplink.State().LastErrorAt.IsZero() }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cloud.ledger.PublishRules(ctx, *demoRules(2, true, time.Now()), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	s.link.SetDown(false)
+	// The bound is generous for a loaded machine and far below the hour
+	// between scheduled pulls.
+	if err := waitFor(ctx, 30*time.Second, "rules v2 after the link returned", func() bool {
+		r := till.w.agent.Rules()
+		return r != nil && r.Version == 2
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -170,7 +170,8 @@ func (w *wiring) openUplink(cfg *config.Config, st *enroll.State, logger *slog.L
 	client := &http.Client{Timeout: cfg.Cloud.Timeout.D()}
 	uc := uplink.DefaultConfig()
 	uc.URL, uc.Signer, uc.CloudKey, uc.Client = url, signer, st.CloudKey, client
-	uc.RequestTimeout = cfg.Cloud.Timeout.D()
+	uc.RequestTimeout, uc.MaxBackoff = cfg.Cloud.Timeout.D(), cfg.Sync.MaxBackoff.D()
+	uc.MinBackoff = min(uc.MinBackoff, uc.MaxBackoff)
 	uc.Logger = logger.With("component", "uplink")
 	if tune.uplink != nil {
 		tune.uplink(&uc)
@@ -181,7 +182,11 @@ func (w *wiring) openUplink(cfg *config.Config, st *enroll.State, logger *slog.L
 	}
 	w.uplink = u
 	w.feed = &agent.Feed{URL: url, Program: st.Program, CloudKey: st.CloudKey, Sign: st.SignRequest, Client: client,
-		PutSnapshots: w.journal.PutSnapshots, Logger: logger.With("component", "feed"), Every: tune.feedEvery}
+		PutSnapshots: w.journal.PutSnapshots, Logger: logger.With("component", "feed"),
+		Every: cfg.Sync.PullInterval.D(), MaxBackoff: cfg.Sync.MaxBackoff.D(), Online: func() bool { s := u.State(); return s.Online || s.LastErrorAt.IsZero() }}
+	if tune.feedEvery > 0 {
+		w.feed.Every = tune.feedEvery
+	}
 	opts.Uplink, opts.Notify = agent.UplinkState{U: u, Feed: w.feed}, u.Notify
 	return nil
 }
