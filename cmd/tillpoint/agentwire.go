@@ -35,6 +35,7 @@ type wiring struct {
 	agent    *agent.Agent
 	bus      *devices.Bus
 	printer  *printer.Printer
+	jobs     *agent.PrintJobs // the printer's durable job log
 	scanners []scannerDevice
 	nfc      *nfc.Watcher
 	uplink   *uplink.Uplink
@@ -114,7 +115,10 @@ func openWiring(ctx context.Context, cfg *config.Config, logger *slog.Logger, ve
 	}
 	var prn agent.Printer
 	if cfg.Printer != nil {
-		switch w.printer, err = openPrinter(tune.finder, cfg.Printer, w.bus, logger); {
+		if w.jobs, err = agent.OpenPrintJobs(ctx, cfg.StateDir); err != nil {
+			return nil, err
+		}
+		switch w.printer, err = openPrinter(tune.finder, cfg.Printer, w.jobs, w.bus, logger); {
 		case errors.Is(err, errNotAttached):
 		case err != nil:
 			return nil, err
@@ -243,7 +247,7 @@ func deviceID(f discover.Finder, kind devices.Kind, m config.Match, input bool) 
 	return id, fmt.Errorf("%s usb = %q is not attached (see 'tillpoint devices list'); plug it in, or set path", kind, m.USB)
 }
 
-func openPrinter(f discover.Finder, p *config.Printer, bus *devices.Bus, logger *slog.Logger) (*printer.Printer, error) {
+func openPrinter(f discover.Finder, p *config.Printer, jobs printer.JobLog, bus *devices.Bus, logger *slog.Logger) (*printer.Printer, error) {
 	id, err := deviceID(f, devices.KindPrinter, p.Match(), false)
 	if err != nil {
 		return nil, notAttached(bus, id, logger, err)
@@ -262,7 +266,7 @@ func openPrinter(f discover.Finder, p *config.Printer, bus *devices.Bus, logger 
 		dial = printer.Serial(p.Path, mode)
 	}
 	pc := printer.DefaultConfig(id, dial)
-	pc.Logger = logger.With("component", "printer")
+	pc.Logger, pc.Jobs = logger.With("component", "printer"), jobs
 	return printer.New(pc, bus), nil
 }
 
@@ -382,6 +386,9 @@ func (w *wiring) close(ctx context.Context) error {
 	if w.printer != nil {
 		// Close finishes the job in flight before it returns.
 		errs = append(errs, w.printer.Close(ctx))
+	}
+	if w.jobs != nil {
+		errs = append(errs, w.jobs.Close())
 	}
 	w.wg.Wait()
 	if w.journal != nil {
