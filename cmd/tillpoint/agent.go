@@ -30,7 +30,12 @@ cloud, and serves the local API for POS apps (/v1, OpenAPI at
 /v1/openapi.json), the cashier screen (/) and Prometheus metrics (/metrics).
 
 Settings come from the defaults, then the --config file, then the flags
-below. --check-config checks the file and exits: 0 when it is valid, 1 with
+below. [sync] pull_interval (default 30s, 5s to 24h) is how often the rules
+and member snapshots are pulled; they are also pulled at once when the link
+to the cloud comes back. [sync] max_backoff (default 30s, 1s to 1h) caps the
+wait between attempts while the cloud is unreachable. A [[scanner]] of kind
+hid (keyboard wedge) is matched by usb = "VID:PID" or path =
+"/dev/input/...", and grabbed exclusively unless grab = false. --check-config checks the file and exits: 0 when it is valid, 1 with
 every problem (file, line, key) otherwise.
 
 Signals: SIGTERM or SIGINT shut down cleanly (in-flight requests and print

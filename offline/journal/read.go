@@ -121,8 +121,9 @@ func (j *Journal) MarkAcked(ctx context.Context, epoch uint32, seq uint64, snaps
 			if err := markAcked(ctx, tx, w, epoch, seq); err != nil {
 				return err
 			}
+			w.touch(viewTouch{all: true}) // acknowledged ops leave every unacknowledged sum
 		}
-		return putSnapshots(ctx, tx, rows)
+		return putSnapshots(ctx, tx, w, rows)
 	})
 }
 
