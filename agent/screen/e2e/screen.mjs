@@ -72,7 +72,7 @@ try {
 
   await act("outage");
   await page.locator("[data-testid=offline-banner]").waitFor({ state: "visible", timeout });
-  await waitText(page, "offline-text", "3 operations wait");
+  await waitText(page, "offline-text", "0 operations wait");
   await waitText(page, "sync", "Offline");
   console.log("ok a cloud outage shows the offline banner with the backlog");
   await shot(page, "offline");
@@ -80,7 +80,9 @@ try {
   await act("checkout");
   await waitText(page, "receipts", "12");
   await page.locator("[data-testid=member-empty]").waitFor({ state: "visible", timeout });
-  console.log("ok a checkout shows its receipt and ends the session");
+  // The backlog is the journal's: the checkout's op now waits for the cloud.
+  await waitText(page, "offline-text", "1 operation waits");
+  console.log("ok a checkout shows its receipt, ends the session and waits in the backlog");
 
   await act("recover");
   await page.locator("[data-testid=offline-banner]").waitFor({ state: "hidden", timeout });
