@@ -15,7 +15,7 @@ import (
 )
 
 // signedGet builds a GET signed by tm at the server's clock.
-func signedGet(t *testing.T, ts *testServer, tm *terminal, pathQuery string, at time.Time) *http.Request {
+func signedGet(t testing.TB, ts *testServer, tm *terminal, pathQuery string, at time.Time) *http.Request {
 	t.Helper()
 	req, err := http.NewRequest("GET", ts.url+pathQuery, nil)
 	if err != nil {

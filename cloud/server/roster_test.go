@@ -22,7 +22,7 @@ var testCardKey = bytes.Repeat([]byte{0xc4}, 32)
 func withCardKey(s *server.Server) { s.CardKey = testCardKey }
 
 // getRoster fetches tm's roster with its secrets sealed to box.
-func getRoster(t *testing.T, ts *testServer, tm *terminal, box *ecdh.PrivateKey) (*batch.RosterDoc, *batch.Secrets) {
+func getRoster(t testing.TB, ts *testServer, tm *terminal, box *ecdh.PrivateKey) (*batch.RosterDoc, *batch.Secrets) {
 	t.Helper()
 	path := "/v1/roster?" + server.QueryBoxKey + "=" + base64.RawURLEncoding.EncodeToString(box.PublicKey().Bytes())
 	status, _, body := send(t, signedGet(t, ts, tm, path, ts.clock.Now()))
@@ -40,7 +40,7 @@ func getRoster(t *testing.T, ts *testServer, tm *terminal, box *ecdh.PrivateKey)
 	return doc, sec
 }
 
-func boxKey(t *testing.T) *ecdh.PrivateKey {
+func boxKey(t testing.TB) *ecdh.PrivateKey {
 	t.Helper()
 	k, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
