@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"net/http"
 	"time"
@@ -58,10 +59,8 @@ func PeersConflicts(cfg *config.Config, cloud *enroll.Roster) []string {
 		}
 	}
 	if cfg.Peers.GossipKeyFile != "" && len(cloud.GossipKeys) > 0 {
-		same := false
-		if k, err := ReadGossipKey(cfg.Peers.GossipKeyFile); err == nil && len(k) == len(cloud.GossipKeys[0]) {
-			same = string(k) == string(cloud.GossipKeys[0])
-		}
+		k, err := ReadGossipKey(cfg.Peers.GossipKeyFile)
+		same := err == nil && subtle.ConstantTimeCompare(k, cloud.GossipKeys[0]) == 1
 		if !same {
 			out = append(out, "peers.gossip_key_file holds another key than the store's primary from the cloud: this till cannot talk to the store's other tills; remove gossip_key_file to use the cloud's keyring")
 		} else {
