@@ -171,6 +171,13 @@ func TestGossipKeyRotationThroughTheAdminAPI(t *testing.T) {
 	if len(late.GossipKeys) != 1 {
 		t.Errorf("keyring after the grace period: %d keys, want only the primary", len(late.GossipKeys))
 	}
+	// Rotating again drops the key past its grace: the keyring stays two keys.
+	if status, _, body := do(t, "POST", ts.url+"/v1/admin/stores/S1/gossip-key", "application/json", "Bearer "+testAdminToken, []byte(`{}`)); status != http.StatusOK {
+		t.Fatalf("second rotation: %d %s", status, body)
+	}
+	if _, again := getRoster(t, ts, tm, boxKey(t)); len(again.GossipKeys) != 2 || !bytes.Equal(again.GossipKeys[1], during.GossipKeys[0]) {
+		t.Errorf("keyring after a second rotation: %d keys; want the newest primary and the previous one only", len(again.GossipKeys))
+	}
 	status, _, body = do(t, "POST", ts.url+"/v1/admin/stores/S1/gossip-key", "application/json", "Bearer "+testAdminToken, []byte(`{"finish":true}`))
 	if status != http.StatusOK {
 		t.Fatalf("finish: %d %s", status, body)
