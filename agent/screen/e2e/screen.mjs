@@ -52,7 +52,8 @@ try {
   console.log("ok screen loads online with no member");
 
   await waitText(page, "peers", "till-b: online, 0 operations wait");
-  console.log("ok the store's other till shows online");
+  await waitText(page, "peers", "till-c: unreachable (never seen)");
+  console.log("ok the store's other tills show: one online, one never seen");
   await act("peeroffline");
   await waitText(page, "peers", "till-b: offline, 4 operations wait");
   console.log("ok a till that lost the cloud shows offline with its backlog");

@@ -47,8 +47,9 @@ func TestCashierScreenInChromium(t *testing.T) {
 	// Till A shows the screen; till B is another till of its store, over
 	// real serf gossip.
 	gossipKey := agenttest.WriteGossipKey(t, t.TempDir())
+	// Till C is in the roster but never starts.
 	a, b := agenttest.NewTill(t, "till-a", "127.0.0.51"), agenttest.NewTill(t, "till-b", "127.0.0.52")
-	all := []agenttest.Till{a, b}
+	all := []agenttest.Till{a, b, agenttest.NewTill(t, "till-c", "127.0.0.53")}
 	h := agenttest.StartStoreTill(t, a, all, nil, gossipKey, agenttest.Options{Screen: screen.Handler()})
 	h.Uplink.Set(agent.SyncState{Online: true})
 	addrA, err := h.Peers.P.LocalAddr()
