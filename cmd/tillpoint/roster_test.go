@@ -241,7 +241,10 @@ func TestStoreRosterAndKeyringFollowTheCloud(t *testing.T) {
 		if !errors.Is(err, tc.want) {
 			t.Errorf("%s roster: got %v, want %v", tc.name, err, tc.want)
 		}
-		if got := t1.w.peers.RosterVersion(); got != before {
+		// The till's own refresh from the real cloud runs meanwhile and may
+		// move the version on; a refused roster never moves it back, nor to
+		// the forged one's.
+		if got := t1.w.peers.RosterVersion(); got < before || got >= 1<<40 {
 			t.Errorf("%s roster moved T1's roster version from %d to %d", tc.name, before, got)
 		}
 	}
