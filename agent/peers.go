@@ -33,6 +33,7 @@ type StorePeers struct {
 	// from the cloud follows the cloud (RefreshRoster).
 	From PeersSource
 
+	refresh sync.Mutex // held by RefreshRoster
 	mu      sync.Mutex
 	version uint64 // the cloud roster's version in use
 }

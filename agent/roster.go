@@ -100,6 +100,8 @@ func (c CloudRoster) SaveRoster(r *enroll.Roster) error { return c.State.SaveRos
 // and retired across the store (peers.SetKeyring). What agent.toml
 // overrides is left alone.
 func (s *StorePeers) RefreshRoster(ctx context.Context, src RosterSource) error {
+	s.refresh.Lock() // one refresh at a time: a slower one must not undo a newer one
+	defer s.refresh.Unlock()
 	s.mu.Lock()
 	have := s.version
 	s.mu.Unlock()
