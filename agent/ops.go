@@ -36,6 +36,8 @@ type Result struct {
 	At         time.Time        `json:"at"`
 	// Replayed is set when the answer came from the idempotency record.
 	Replayed bool `json:"-"`
+	// receipt is what the block was rendered from, for the screen's preview.
+	receipt *ReceiptInput
 }
 
 // CheckoutRequest posts a basket. Without a card the open session's card
@@ -358,15 +360,26 @@ func (a *Agent) after(ctx context.Context, p *prepared) {
 			}
 		}(p.op.ID.String(), p.res.ESCPOS)
 	}
+	recent := RecentReceipt{Op: p.op.ID, Kind: p.op.Kind, Card: p.res.Card, Points: p.op.Points, Text: p.res.Receipt, At: p.res.At, in: p.res.receipt}
+	if _, ok := a.rcpt.(ReceiptPreviews); ok && recent.in != nil {
+		recent.PNG = ReceiptPreviewPath(p.op.ID)
+	}
 	a.mu.Lock()
-	a.receipts = append([]RecentReceipt{{Op: p.op.ID, Kind: p.op.Kind, Card: p.res.Card, Points: p.op.Points, Text: p.res.Receipt, At: p.res.At}}, a.receipts...)
+	a.receipts = append([]RecentReceipt{recent}, a.receipts...)
 	if len(a.receipts) > recentReceipts {
 		a.receipts = a.receipts[:recentReceipts]
 	}
 	a.mu.Unlock()
-	ev := *p.res
+	ev := CheckoutEvent{Result: *p.res, PNG: recent.PNG}
 	ev.ESCPOS = nil
 	a.publish(EventCheckout, ev)
+}
+
+// CheckoutEvent is what the event stream says of an op: its result, and
+// where the screen gets its receipt as a picture.
+type CheckoutEvent struct {
+	Result
+	PNG string `json:"png,omitempty"`
 }
 
 // newOp fills the fields every op carries.
@@ -388,7 +401,7 @@ func (a *Agent) render(in ReceiptInput, res *Result) {
 		a.log.Warn("render receipt", keyOp, in.Op.ID.String(), keyErr, err)
 		return
 	}
-	res.Receipt, res.ESCPOS = r.Text, r.ESCPOS
+	res.Receipt, res.ESCPOS, res.receipt = r.Text, r.ESCPOS, &in
 }
 
 // cardFor resolves the card of a request: the one given, or the open session's.

@@ -499,7 +499,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	}
 	routes := []string{"POST /v1/checkout", "POST /v1/quote", "POST /v1/redeem", "POST /v1/void", "POST /v1/enroll",
 		"POST /v1/session", "GET /v1/session", "DELETE /v1/session", "GET /v1/members/{card}", "GET /v1/status",
-		"GET /v1/events", "GET /v1/openapi.json"}
+		"GET /v1/events", "GET /v1/openapi.json", "GET /v1/receipts/{op}/preview.png"}
 	for _, r := range routes {
 		method, path, _ := strings.Cut(r, " ")
 		if _, ok := doc.Paths[path][strings.ToLower(method)]; !ok {
