@@ -139,7 +139,11 @@ func (a *Agent) exec(ctx context.Context, key, route string, hash []byte, lock l
 		a.mu.Unlock()
 	}()
 
-	if rec, err := a.record(ctx, key); err != nil {
+	// A checkout's record, when it has one, is in the journal with its op,
+	// and the journal's append finds it (ErrDuplicateRequest, answered by
+	// execInJournal): a fresh key, nearly every request, costs no lookup.
+	inJournal := route == "checkout"
+	if rec, err := a.record(ctx, key, !inJournal); err != nil {
 		return nil, err
 	} else if rec != nil {
 		return a.replay(ctx, rec, route, hash)
@@ -149,6 +153,15 @@ func (a *Agent) exec(ctx context.Context, key, route string, hash []byte, lock l
 	defer unlock()
 	p, err := prepare(ctx)
 	kind := routeKind(route)
+	if err != nil && inJournal {
+		// A retry of a checkout that was recorded gets its answer, not a
+		// refusal computed afresh (and stored over it).
+		if rec, rerr := a.record(ctx, key, true); rerr != nil {
+			return nil, rerr
+		} else if rec != nil {
+			return a.replay(ctx, rec, route, hash)
+		}
+	}
 	if err != nil {
 		a.m.ops.Inc(kind, "refused")
 		if c := ErrorCode(err); c != CodeInternal && c != CodeUnavailable && c != CodeNoRules {
@@ -224,7 +237,7 @@ func (a *Agent) execInJournal(ctx context.Context, key, route string, hash, body
 	switch {
 	case errors.Is(err, ErrDuplicateRequest):
 		// Another attempt with this key made its op first: answer with it.
-		rec, rerr := a.record(ctx, key)
+		rec, rerr := a.record(ctx, key, true)
 		if rerr != nil {
 			return nil, rerr
 		}
@@ -250,12 +263,12 @@ func (a *Agent) execInJournal(ctx context.Context, key, route string, hash, body
 // record returns the idempotency record for key: the agent's database
 // holds refusals, voids and records from before the journal kept them;
 // the journal holds the rest with their ops.
-func (a *Agent) record(ctx context.Context, key string) (*record, error) {
+func (a *Agent) record(ctx context.Context, key string, lookJournal bool) (*record, error) {
 	rec, err := a.store.get(ctx, key)
 	if err != nil {
 		return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf(msgJournalFailed, "its database cannot be read"), Err: err}
 	}
-	if rec != nil {
+	if rec != nil || !lookJournal {
 		return rec, nil
 	}
 	b, op, found, err := a.journal.Request(ctx, key)
