@@ -167,7 +167,10 @@ func (j *Journal) Acked(ctx context.Context) (epoch uint32, seq uint64, err erro
 }
 
 // Backlog returns the number of ops the cloud has not acknowledged and the
-// wall time of the oldest of them (zero when none).
+// wall time of the oldest of them (zero when none). It costs two index
+// lookups whatever the backlog: pos is the rowid, which SQLite assigns as
+// one more than the largest, and ops are never deleted, so the positions
+// are gapless and the count is the last position less the acknowledged one.
 func (j *Journal) Backlog(ctx context.Context) (ops int64, oldest time.Time, err error) {
 	tx, err := j.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -178,8 +181,14 @@ func (j *Journal) Backlog(ctx context.Context) (ops int64, oldest time.Time, err
 	if err != nil {
 		return 0, time.Time{}, err
 	}
-	var first sql.NullInt64
-	if err := tx.QueryRowContext(ctx, "SELECT count(*), min(wall_time) FROM ops WHERE pos > ?", acked).Scan(&ops, &first); err != nil {
+	var last, first sql.NullInt64
+	if err := tx.QueryRowContext(ctx, "SELECT max(pos) FROM ops").Scan(&last); err != nil {
+		return 0, time.Time{}, fmt.Errorf("backlog: %w", classify(err))
+	}
+	if ops = last.Int64 - acked; ops <= 0 {
+		return 0, time.Time{}, nil
+	}
+	if err := tx.QueryRowContext(ctx, "SELECT wall_time FROM ops WHERE pos > ? ORDER BY pos LIMIT 1", acked).Scan(&first); err != nil {
 		return 0, time.Time{}, fmt.Errorf("backlog: %w", classify(err))
 	}
 	if first.Valid {
