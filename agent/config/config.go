@@ -74,7 +74,9 @@ type Peers struct {
 	// from bind (a 0.0.0.0 bind, NAT).
 	Advertise string `toml:"advertise"`
 	// GossipKeyFile holds the store's gossip key: 32 bytes in base64, in a
-	// file only the agent's user can read (mode 0600 or 0400).
+	// file only the agent's user can read (mode 0600 or 0400). It
+	// overrides the keyring the cloud hands out at enrollment (for a store
+	// without a cloud); rotations are then not followed.
 	GossipKeyFile string `toml:"gossip_key_file"`
 	// SnapshotPath is serf's snapshot; default state_dir/serf.snapshot.
 	SnapshotPath string `toml:"snapshot_path"`
@@ -84,8 +86,9 @@ type Peers struct {
 	// QueryThreshold: a redeem of at least this many points asks the other
 	// tills first (at most 500 ms); 0 asks for every redeem.
 	QueryThreshold loyalty.Points `toml:"query_threshold"`
-	// Roster is the store's terminals, written by the store's IT until the
-	// cloud hands the roster out.
+	// Roster is the store's terminals, written by hand: it overrides the
+	// roster the cloud hands out (for a store without a cloud); new and
+	// revoked tills are then not followed.
 	Roster []PeerTerminal `toml:"roster"`
 }
 
@@ -478,12 +481,9 @@ func (p *Peers) validate(bad func(key, format string, args ...any)) {
 	if p.Advertise != "" {
 		checkAddr("peers.advertise", p.Advertise)
 	}
-	if p.GossipKeyFile == "" {
-		bad("peers.gossip_key_file", "needed when peers are enabled: a file with the store's 32-byte gossip key in base64")
-	}
-	if len(p.Roster) == 0 {
-		bad("peers.roster", "needed when peers are enabled: list every till of the store ([[peers.roster]] terminal, address, public_key)")
-	}
+	// The gossip key and the roster come from the enrollment (the cloud
+	// hands them out); gossip_key_file and [[peers.roster]] override them
+	// for a store without a cloud, and the agent says so when both are missing.
 }
 
 func checkMatch(bad func(key, format string, args ...any), key string, m Match, tcpOK bool) {

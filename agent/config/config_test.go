@@ -78,7 +78,6 @@ func TestBadConfigNamesKeyAndLine(t *testing.T) {
 		{"unknown key in peers roster", "[[peers.roster]]\nterminal = \"till-1\"\npubkey = \"x\"\n", 3, "peers.roster.pubkey", "unknown key"},
 		{"bad peer public key", "[peers]\n[[peers.roster]]\nterminal = \"till-1\"\npublic_key = \"" + testPub + "\"\n[[peers.roster]]\nterminal = \"till-2\"\npublic_key = \"c2hvcnQ=\"\n", 7, "peers.roster[1].public_key", "5 bytes, want 32"},
 		{"peer address not an IP", "[[peers.roster]]\nterminal = \"till-1\"\naddress = \"till1.local:7946\"\npublic_key = \"" + testPub + "\"\n", 3, "peers.roster[0].address", "not an IP address"},
-		{"peers enabled without key file", "[peers]\nenabled = true\n[[peers.roster]]\nterminal = \"till-1\"\npublic_key = \"" + testPub + "\"\n", 1, "peers.gossip_key_file", "needed when peers are enabled"},
 		{"pull interval too short", "[sync]\n\npull_interval = \"1s\"\n", 3, "sync.pull_interval", "use 5s to 24h"},
 		{"max backoff too long", "[sync]\nmax_backoff = \"2h\"\n", 2, "sync.max_backoff", "use 1s to 1h"},
 		{"sync key misspelt", "[sync]\npull_every = \"1m\"\n", 2, "sync.pull_every", "unknown key"},

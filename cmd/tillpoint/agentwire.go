@@ -22,6 +22,7 @@ import (
 	"github.com/tillpoint/tillpoint/devices/scanner"
 	"github.com/tillpoint/tillpoint/loyalty"
 	"github.com/tillpoint/tillpoint/offline/journal"
+	"github.com/tillpoint/tillpoint/offline/peers"
 	"github.com/tillpoint/tillpoint/sync/batch"
 	"github.com/tillpoint/tillpoint/sync/enroll"
 	"github.com/tillpoint/tillpoint/sync/uplink"
@@ -40,7 +41,8 @@ type wiring struct {
 	nfc      *nfc.Watcher
 	uplink   *uplink.Uplink
 	feed     *agent.Feed
-	peers    *agent.StorePeers // nil unless [peers] is enabled
+	peers    *agent.StorePeers  // nil unless [peers] is enabled
+	roster   agent.RosterSource // nil unless the peers follow the cloud's roster
 	wg       sync.WaitGroup
 }
 
@@ -62,6 +64,7 @@ type wireTuning struct {
 	feedEvery time.Duration
 	syncPoll  time.Duration
 	onOp      func(ctx context.Context, op loyalty.Op)
+	peers     func(*peers.Config)
 	// finder looks for devices; the zero value looks at the real system.
 	finder discover.Finder
 	// openInput opens a HID scanner's input device in place of
@@ -160,8 +163,11 @@ func openWiring(ctx context.Context, cfg *config.Config, logger *slog.Logger, ve
 		if st == nil {
 			return nil, errors.New("peers.enabled needs an enrolled terminal (its key signs the redeems it announces to the store): run 'tillpoint enroll' first, or disable [peers]")
 		}
-		if w.peers, err = agent.NewStorePeers(cfg, st.Key, w.journal, version, logger, nil); err != nil {
+		if w.peers, err = agent.NewStorePeers(cfg, st.Key, st.Roster, w.journal, version, logger, tune.peers); err != nil {
 			return nil, err
+		}
+		if w.feed != nil && (w.peers.From.Roster == agent.SourceCloud || w.peers.From.Keys == agent.SourceCloud) {
+			w.roster = agent.CloudRoster{State: st, Client: w.feed.Client, URL: w.feed.URL}
 		}
 		opts.Journal, opts.Peers = w.peers.Journal(opts.Journal), w.peers
 		if w.feed != nil {
@@ -352,6 +358,11 @@ func (w *wiring) start(ctx context.Context) {
 				defer w.wg.Done()
 				w.peers.FollowUplink(ctx, agent.UplinkState{U: w.uplink, Feed: w.feed}, time.Second)
 			}()
+		}
+		if w.roster != nil {
+			// The roster and keyring follow the cloud as the snapshots do.
+			w.wg.Add(1)
+			go func() { defer w.wg.Done(); w.peers.FollowRoster(ctx, w.roster, w.feed.Every) }()
 		}
 	}
 	w.wg.Add(1)
