@@ -36,11 +36,10 @@ type Batch struct {
 	Epoch    uint32
 	First    uint64
 	Last     uint64
-	// Prev is the Hash of the batch of this epoch that ended at First-1;
-	// zero when First is 1 or when the terminal does not know it (after a
-	// restart, or when an ack did not carry LastHash). The cloud checks a
-	// non-zero Prev against the last batch it applied and refuses a
-	// mismatch; it cannot check a zero one.
+	// Prev is the Hash of the batch of this epoch that ended at First-1
+	// (the cloud's acks name it as LastHash), zero for an epoch's first
+	// batch. The cloud refuses a batch whose Prev is not the hash of the
+	// last batch it applied for the terminal and epoch.
 	Prev Hash
 	// RulesVersion is the newest rules version the terminal holds.
 	RulesVersion uint32
