@@ -85,7 +85,9 @@ type Uplink interface {
 type Peer struct {
 	Terminal string `json:"terminal"`
 	Addr     string `json:"addr,omitempty"`
-	Status   string `json:"status"`
+	Status   string `json:"status"`  // alive, leaving, left, failed
+	Online   bool   `json:"online"`  // it reaches the cloud
+	Backlog  int    `json:"backlog"` // its ops the cloud has not acknowledged
 }
 
 // Peers lists the store's other terminals (offline peers); optional.

@@ -426,7 +426,7 @@ func (a *Agent) Checkout(ctx context.Context, key string, req CheckoutRequest) (
 		if !card.IsZero() {
 			op.Card = card.Hash(a.key)
 			res.Card = card.String()
-			snap, known, err = a.journal.View(ctx, op.Card)
+			snap, known, err = a.view(ctx, op.Card)
 			if err != nil {
 				return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf(msgJournalFailed, "the member cache cannot be read"), Err: err}
 			}
@@ -483,7 +483,7 @@ func (a *Agent) Redeem(ctx context.Context, key string, req RedeemRequest) (*Res
 		now := a.now()
 		offline := a.offline()
 		h := card.Hash(a.key)
-		snap, known, err := a.journal.View(ctx, h)
+		snap, known, err := a.view(ctx, h)
 		if err != nil {
 			return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf(msgJournalFailed, "the member cache cannot be read"), Err: err}
 		}
@@ -590,7 +590,7 @@ func (a *Agent) Void(ctx context.Context, key string, req VoidRequest) (*Result,
 		res := &Result{Kind: loyalty.OpReverse, OpID: op.ID, Member: orig.Member, Points: op.Points, Reverses: orig.ID,
 			Offline: op.Offline, At: now, Rules: op.RulesVersion}
 		if !orig.Card.IsZero() {
-			snap, known, err := a.journal.View(ctx, orig.Card)
+			snap, known, err := a.view(ctx, orig.Card)
 			if err == nil && known {
 				res.Known, res.Balance, res.Tier = true, snap.Balance+op.Points, snap.Tier
 			}
@@ -615,7 +615,7 @@ func (a *Agent) Enroll(ctx context.Context, key string, req EnrollRequest) (*Res
 			return nil, Errorf(CodeInvalid, "The member ID is longer than %d characters.", loyalty.MaxFieldLen)
 		}
 		h := card.Hash(a.key)
-		if snap, known, err := a.journal.View(ctx, h); err != nil {
+		if snap, known, err := a.view(ctx, h); err != nil {
 			return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf(msgJournalFailed, "the member cache cannot be read"), Err: err}
 		} else if known && snap.Member != "" {
 			return nil, Errorf(CodeConflict, "This card already belongs to a member; it cannot be enrolled again.")
@@ -663,7 +663,7 @@ type MemberView struct {
 
 // Member returns the card's local view.
 func (a *Agent) Member(ctx context.Context, card loyalty.CardToken) (MemberView, error) {
-	snap, known, err := a.journal.View(ctx, card.Hash(a.key))
+	snap, known, err := a.view(ctx, card.Hash(a.key))
 	if err != nil {
 		return MemberView{}, &Error{Code: CodeUnavailable, Message: "This till cannot read the member cache right now.", Err: err}
 	}

@@ -46,15 +46,19 @@ CREATE TABLE IF NOT EXISTS rules (
 ) STRICT;
 `
 
-func openStore(ctx context.Context, path string) (*store, error) {
-	dsn := func(sync string) string {
-		q := url.Values{}
-		for _, p := range []string{"journal_mode(WAL)", "synchronous(" + sync + ")", "busy_timeout(5000)", "foreign_keys(ON)"} {
-			q.Add("_pragma", p)
-		}
-		q.Set("_txlock", "immediate")
-		return "file:" + path + "?" + q.Encode()
+// storeDSN is the agent database's data source name, at the given
+// synchronous level (FULL for what a reply or a print depends on).
+func storeDSN(path, sync string) string {
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(" + sync + ")", "busy_timeout(5000)", "foreign_keys(ON)"} {
+		q.Add("_pragma", p)
 	}
+	q.Set("_txlock", "immediate")
+	return "file:" + path + "?" + q.Encode()
+}
+
+func openStore(ctx context.Context, path string) (*store, error) {
+	dsn := func(sync string) string { return storeDSN(path, sync) }
 	db, err := sql.Open("sqlite", dsn("FULL"))
 	if err != nil {
 		return nil, fmt.Errorf("open agent database %s: %w", path, err)

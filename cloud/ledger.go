@@ -28,6 +28,18 @@ type Ledger interface {
 	// RevokeTerminal marks a terminal revoked at now; later batches from it
 	// are refused with ErrTerminalRevoked. Returns ErrNotFound.
 	RevokeTerminal(ctx context.Context, id string, now time.Time) error
+	// StoreRoster returns a store's terminals and gossip keyring. Enroll
+	// makes the keyring with the store's first terminal. Returns
+	// ErrNotFound for a store without any terminal.
+	StoreRoster(ctx context.Context, store string) (StoreRoster, error)
+	// RotateGossipKey makes key (GossipKeySize bytes) the store's primary
+	// gossip key; the old primary stays, retired at now, until
+	// RemoveRetiredGossipKeys. Returns ErrNotFound for a store without a
+	// keyring, ErrInvalidInput for a bad or reused key.
+	RotateGossipKey(ctx context.Context, store string, key []byte, now time.Time) error
+	// RemoveRetiredGossipKeys removes the store's keys retired at or before
+	// cutoff and returns how many it removed.
+	RemoveRetiredGossipKeys(ctx context.Context, store string, cutoff time.Time) (int, error)
 
 	// PublishRules stores a rules version. Publishing the same version with
 	// the same hash again is a no-op; with a different hash it returns

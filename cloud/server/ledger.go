@@ -21,6 +21,9 @@ type Ledger interface {
 	Enroll(ctx context.Context, code string, key cloud.TerminalKey, now time.Time) (cloud.Terminal, error)
 	Terminal(ctx context.Context, id string) (cloud.Terminal, error)
 	RevokeTerminal(ctx context.Context, id string, now time.Time) error
+	StoreRoster(ctx context.Context, store string) (cloud.StoreRoster, error)
+	RotateGossipKey(ctx context.Context, store string, key []byte, now time.Time) error
+	RemoveRetiredGossipKeys(ctx context.Context, store string, cutoff time.Time) (int, error)
 	CurrentRules(ctx context.Context) (loyalty.Rules, error)
 	PublishRules(ctx context.Context, r loyalty.Rules, now time.Time) error
 	Apply(ctx context.Context, b cloud.Batch) (cloud.Applied, error)

@@ -26,3 +26,6 @@ func (s *Store) BareInserter(ctx context.Context) (func(args []any) error, error
 		return s.inTx(ctx, func(tx *dbtx) error { return tx.insert(ctx, tmpl, 20, args) })
 	}, nil
 }
+
+// Migrations is how many migrations Open applies to a new database.
+var Migrations = len(migrations)

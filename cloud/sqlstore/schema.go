@@ -155,6 +155,21 @@ CREATE TABLE claims (
 	at     BIGINT NOT NULL
 ) WITHOUT_ROWID;
 `,
+	// 3: store rosters: each terminal's gossip address, a version per
+	// store's roster, and each store's gossip keyring (retired_at 0: the
+	// primary).
+	`
+ALTER TABLE terminals ADD COLUMN advertise TEXT NOT NULL DEFAULT '';
+ALTER TABLE stores ADD COLUMN roster_version BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX terminals_store ON terminals (store);
+CREATE TABLE gossip_keys (
+	store      TEXT NOT NULL,
+	gkey       BLOB NOT NULL,
+	added_at   BIGINT NOT NULL,
+	retired_at BIGINT NOT NULL DEFAULT 0,
+	PRIMARY KEY (store, gkey)
+) WITHOUT_ROWID;
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

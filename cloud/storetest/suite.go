@@ -49,6 +49,8 @@ func Run(t *testing.T, open Opener) {
 		{"TamperedBalanceHaltsApplyAndFailsCheck", testTamper},
 		{"RandomOpsMatchIndependentModel", testModel},
 		{"ConcurrentTerminalsMatchModel", testConcurrent},
+		{"StoreRosterListsItsTerminalsAndKeyring", testStoreRoster},
+		{"GossipKeyRotationKeepsTheOldKeyUntilRemoved", testGossipKeyRotation},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -45,7 +45,15 @@ type writer struct {
 	sidecarAt    time.Time
 	sidecarHead  head
 	sidecarDue   bool // a write the sidecar must record (an epoch change)
+
+	// touches are the view changes of the transaction being built, applied
+	// to the view cache once it commits.
+	touches []viewTouch
 }
+
+// touch records a change to the local views that takes effect when the
+// current transaction commits.
+func (w *writer) touch(t viewTouch) { w.touches = append(w.touches, t) }
 
 const insertOp = `INSERT INTO ops (epoch, seq, id, kind, card, points, offline, wall_time, body, link)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
@@ -242,13 +250,14 @@ func (j *Journal) commit(batch []*request) {
 		return
 	}
 	saved := w.head
+	w.touches = w.touches[:0]
 	single := len(batch) == 1
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			errs[i] = err // the caller gave up before its turn: nothing written
 			continue
 		}
-		before := w.head
+		before, touched := w.head, len(w.touches)
 		if !single {
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT req"); err != nil {
 				tx.Rollback()
@@ -267,7 +276,7 @@ func (j *Journal) commit(batch []*request) {
 			continue
 		}
 		errs[i] = err
-		w.head = before
+		w.head, w.touches = before, w.touches[:touched]
 		if single {
 			tx.Rollback()
 			answer()
@@ -280,7 +289,14 @@ func (j *Journal) commit(batch []*request) {
 			return
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	if j.views != nil {
+		j.views.begin()
+	}
+	err = tx.Commit()
+	if j.views != nil {
+		j.views.end(w.touches, err == nil)
+	}
+	if err != nil {
 		// The state of the file is uncertain (a failed fsync may leave a
 		// complete transaction in the WAL): reload before the next batch.
 		w.head, w.stale = saved, true
@@ -400,6 +416,13 @@ func (j *Journal) append(ctx context.Context, op loyalty.Op, check func(ctx cont
 			}
 		}
 		w.head.seq, w.head.link = op.Seq, link
+		switch {
+		case op.Card.IsZero():
+		case op.Kind == loyalty.OpEnroll:
+			w.touch(viewTouch{card: op.Card, drop: true}) // the card becomes known
+		default:
+			w.touch(viewTouch{card: op.Card, points: op.Points})
+		}
 		stored = op
 		return nil
 	})

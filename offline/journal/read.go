@@ -140,11 +140,12 @@ func (j *Journal) markAckedWith(ctx context.Context, epoch uint32, seq uint64, m
 			if err := markAcked(ctx, tx, w, epoch, seq); err != nil {
 				return err
 			}
+			w.touch(viewTouch{all: true}) // acknowledged ops leave every unacknowledged sum
 		}
 		if err := writeMeta(ctx, tx, meta); err != nil {
 			return err
 		}
-		return putSnapshots(ctx, tx, rows)
+		return putSnapshots(ctx, tx, w, rows)
 	})
 }
 
