@@ -32,7 +32,9 @@ import (
 const maxArray = max(MaxBatchOps, loyalty.MaxBasketLines)
 
 // reader reads a batch payload. str is the payload as one string: text
-// fields are substrings of it, one allocation for every string of a batch.
+// fields are substrings of it, one allocation for every string of a batch
+// (which keeps that copy alive while any op of the batch is: batches are
+// applied and dropped).
 type reader struct {
 	b   []byte
 	str string
