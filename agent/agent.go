@@ -104,7 +104,12 @@ type RecentReceipt struct {
 	Card   string         `json:"card"`
 	Points loyalty.Points `json:"points"`
 	Text   string         `json:"text"`
-	At     time.Time      `json:"at"`
+	// PNG is where the screen gets the receipt as a picture (see
+	// ReceiptPNG); empty when the renderer makes no pictures.
+	PNG string    `json:"png,omitempty"`
+	At  time.Time `json:"at"`
+
+	in *ReceiptInput // what the block was rendered from
 }
 
 const recentReceipts = 5

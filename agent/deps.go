@@ -60,6 +60,13 @@ type Receipts interface {
 	Render(in ReceiptInput) (Receipt, error)
 }
 
+// ReceiptPreviews renders the loyalty block as a picture for the cashier
+// screen; a Receipts may implement it. It runs when the screen asks for a
+// preview, never on the checkout path.
+type ReceiptPreviews interface {
+	PNG(in ReceiptInput) ([]byte, error)
+}
+
 // Printer prints ESC/POS jobs (devices/printer). A job ID printed once is
 // never printed again, whatever retries happen.
 type Printer interface {

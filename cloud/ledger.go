@@ -93,7 +93,7 @@ type Batch struct {
 	FirstSeq, LastSeq uint64
 	// Hash identifies the batch (a replay must carry the same hash);
 	// PrevHash is the hash of the batch before it in this epoch, empty for
-	// the first. A non-empty PrevHash must match the last applied batch.
+	// the first; it must match the last applied batch, else ErrChain.
 	Hash, PrevHash []byte
 	Ops            []loyalty.Op
 	// ReceivedAt is the cloud's clock when the batch arrived.
@@ -106,6 +106,9 @@ type Applied struct {
 	Epoch    uint32
 	// Watermark is the highest sequence applied for Terminal in Epoch.
 	Watermark uint64
+	// LastHash is the hash of the batch that ended at Watermark: the
+	// previous hash of the terminal's next batch.
+	LastHash []byte
 	// Replay is set when the whole batch had been applied before: Results
 	// are the original ones and nothing changed.
 	Replay  bool

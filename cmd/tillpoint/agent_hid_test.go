@@ -51,13 +51,17 @@ func TestHIDScannerScanOpensASession(t *testing.T) {
 	for _, tc := range []struct {
 		name, extra string
 		grab        bool
+		path        string // the device the wiring opens
 	}{
-		{"grabbed by default", "", true},
-		{"shared with grab = false", "grab = false\n", false},
+		// The fixture's Symbol scanner (05e0:1200) is event5; the keyboard (event3) is not it.
+		{"by VID:PID, grabbed by default", "usb = \"05e0:1200\"\n", true, "/dev/input/event5"},
+		{"by VID:PID, shared with grab = false", "usb = \"05e0:1200\"\ngrab = false\n", false, "/dev/input/event5"},
+		{"by path", "path = \"/dev/input/by-id/usb-Symbol_Bar_Code_Scanner-event-kbd\"\n", true,
+			"/dev/input/by-id/usb-Symbol_Bar_Code_Scanner-event-kbd"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			cfgPath := writeAgentConfig(t, dir, "[[scanner]]\nname = \"handheld\"\nkind = \"hid\"\nusb = \"05e0:1200\"\n"+tc.extra)
+			cfgPath := writeAgentConfig(t, dir, "[[scanner]]\nname = \"handheld\"\nkind = \"hid\"\n"+tc.extra)
 			cfg, err := config.ReadFile(cfgPath)
 			if err != nil {
 				t.Fatal(err)
@@ -110,9 +114,8 @@ func TestHIDScannerScanOpensASession(t *testing.T) {
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			// The fixture's Symbol scanner is event5; the keyboard (event3) is not it.
-			if len(opened) == 0 || opened[0] != "/dev/input/event5" {
-				t.Errorf("opened %q, want /dev/input/event5 (the device with VID:PID 05e0:1200)", opened)
+			if len(opened) == 0 || opened[0] != tc.path {
+				t.Errorf("opened %q, want %s", opened, tc.path)
 			}
 		})
 	}

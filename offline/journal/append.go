@@ -40,6 +40,8 @@ type writer struct {
 	head   head
 	stale  bool // head may not match the database (after a failed commit)
 	insert *sql.Stmt
+	// insertReq stores a request's key with its op (AppendRequest).
+	insertReq *sql.Stmt
 
 	sidecarToken string
 	sidecarAt    time.Time
@@ -55,8 +57,11 @@ type writer struct {
 // current transaction commits.
 func (w *writer) touch(t viewTouch) { w.touches = append(w.touches, t) }
 
-const insertOp = `INSERT INTO ops (epoch, seq, id, kind, card, points, offline, wall_time, body, link)
+const (
+	insertOp = `INSERT INTO ops (epoch, seq, id, kind, card, points, offline, wall_time, body, link)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	insertRequest = "INSERT INTO requests (key, op_id, meta) VALUES (?, ?, ?)"
+)
 
 func (w *writer) load(ctx context.Context, db *sql.DB) error {
 	w.db = db
@@ -66,6 +71,13 @@ func (w *writer) load(ctx context.Context, db *sql.DB) error {
 			return fmt.Errorf("prepare insert: %w", classify(err))
 		}
 		w.insert = stmt
+	}
+	if w.insertReq == nil {
+		stmt, err := db.PrepareContext(ctx, insertRequest)
+		if err != nil {
+			return fmt.Errorf("prepare request insert: %w", classify(err))
+		}
+		w.insertReq = stmt
 	}
 	h, err := readHead(ctx, db)
 	if err != nil {
@@ -152,8 +164,10 @@ func (j *Journal) run() {
 					j.commit([]*request{r})
 				default:
 					j.writeSidecar(true)
-					if j.w.insert != nil {
-						j.w.insert.Close()
+					for _, s := range []*sql.Stmt{j.w.insert, j.w.insertReq} {
+						if s != nil {
+							s.Close()
+						}
 					}
 					return
 				}
@@ -407,7 +421,7 @@ func (j *Journal) append(ctx context.Context, op loyalty.Op, check func(ctx cont
 			return fmt.Errorf("append op %s: %w", op.ID, classify(err))
 		}
 		if req != nil {
-			_, err := tx.ExecContext(ctx, "INSERT INTO requests (key, op_id, meta) VALUES (?, ?, ?)", req.Key, op.ID[:], req.Meta)
+			_, err := tx.StmtContext(ctx, w.insertReq).ExecContext(ctx, req.Key, op.ID[:], req.Meta)
 			if err != nil && isUniqueViolation(err) {
 				return fmt.Errorf("%w: op %s not appended", ErrDuplicateRequest, op.ID)
 			}

@@ -167,3 +167,59 @@ func TestCardEnrolledHereIsKnownBeforeTheCloudAnswers(t *testing.T) {
 		t.Fatalf("View after the snapshot: got enrolled %v balance %d tier %q (%v), want false 28 base", v.Enrolled, v.Balance, v.Snapshot.Tier, err)
 	}
 }
+
+// Backlog counts what the cloud has not acknowledged from positions alone;
+// it agrees with a row count (Stats) after failed appends that rolled back
+// inside a transaction and after acknowledgements.
+func TestBacklogAgreesWithTheRowCount(t *testing.T) {
+	ctx := context.Background()
+	j := openJournal(t, filepath.Join(t.TempDir(), "journal.db"))
+	check := func(when string, want int64) {
+		t.Helper()
+		n, oldest, err := j.Backlog(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := j.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != want || st.Unacked != want || !oldest.Equal(st.OldestUnacked) {
+			t.Fatalf("%s: Backlog %d oldest %v, Stats %d oldest %v; want %d", when, n, oldest, st.Unacked, st.OldestUnacked, want)
+		}
+	}
+	check("empty", 0)
+	var first loyalty.Op
+	for i := range 5 {
+		op, err := j.Append(ctx, earnOp(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = op
+		}
+	}
+	// A duplicate fails inside its transaction, concurrently with good appends.
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i%2 == 0 {
+				j.Append(ctx, first)
+			} else if _, err := j.Append(ctx, earnOp(10+i)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	check("after 7 appends and 2 refused duplicates", 7)
+	if err := j.MarkAcked(ctx, 1, 3); err != nil {
+		t.Fatal(err)
+	}
+	check("after the cloud acknowledged 3", 4)
+	if err := j.MarkAcked(ctx, 1, 7); err != nil {
+		t.Fatal(err)
+	}
+	check("after the cloud acknowledged all", 0)
+}
