@@ -17,7 +17,8 @@ sees them over the store network (in the style of 'serf members').
 It asks the local agent (GET /v1/status); the agent must be running. A till
 that shows 'failed' cannot be reached: while the loyalty service is down
 too, offline redeems at the tills that cannot see each other are held to
-the stricter isolated cap.`
+the stricter isolated cap. A till the store roster lists but the store
+network never saw shows 'never seen'.`
 
 // memberJSON is one terminal in the members output; it does not change
 // when the agent's or the peers package's types do.
