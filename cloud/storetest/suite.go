@@ -51,6 +51,7 @@ func Run(t *testing.T, open Opener) {
 		{"ConcurrentTerminalsMatchModel", testConcurrent},
 		{"StoreRosterListsItsTerminalsAndKeyring", testStoreRoster},
 		{"GossipKeyRotationKeepsTheOldKeyUntilRemoved", testGossipKeyRotation},
+		{"ConcurrentFirstEnrollmentsMakeOneKeyring", testConcurrentFirstEnrollments},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
