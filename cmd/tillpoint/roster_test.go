@@ -383,3 +383,17 @@ func TestAgentFetchesTheRosterAnOlderEnrollmentLacks(t *testing.T) {
 		t.Errorf("after start: %v; want the roster and one gossip key kept in the enrollment directory", err)
 	}
 }
+
+// --check-config refuses store peers that would have neither a roster nor
+// a gossip key: not enrolled and nothing in [peers].
+func TestCheckConfigRefusesPeersWithoutARoster(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "agent.toml")
+	if err := os.WriteFile(cfgPath, []byte("state_dir = \""+dir+"\"\n[peers]\nenabled = true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := run(t, "agent", "--check-config", "--config", cfgPath)
+	if code != 1 || !strings.Contains(errOut, "no store roster: enroll the till") {
+		t.Errorf("check-config: %d %q; want 1 saying to enroll or list the roster", code, errOut)
+	}
+}
