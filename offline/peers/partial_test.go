@@ -3,6 +3,7 @@ package peers_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,6 +40,9 @@ func TestInvariant4_PartialAnswerFallsToIsolatedCap(t *testing.T) {
 	})
 	if !chk.Asked || chk.Peers != 2 || chk.Missing != 1 || !chk.Isolated {
 		t.Errorf("A's check: %+v; want asked, 2 live peers, 1 answer, 1 missing, isolated", chk)
+	}
+	if capErr.Heard != 1 || !strings.Contains(capErr.Error(), "only some of the other tills") {
+		t.Errorf("the cashier reads %q (heard %d); want it to say only some tills answered", capErr.Error(), capErr.Heard)
 	}
 	if _, _, err := a.redeem(t, card, 50, storeCap); err != nil {
 		t.Fatalf("A redeems 50 within the isolated cap: %v", err)
