@@ -2,14 +2,10 @@ package e2e_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +25,7 @@ type till struct {
 	scanner *ptypair.Pair       // nil: none; the test writes on A, the agent reads B
 	scanEnd *os.File            // the scanner's end A
 	printer *printeremu.Printer // nil: none
+	gossip  string              // its gossip address, IP:PORT; empty without peers
 }
 
 // tillOpts says which devices a till gets.
@@ -38,8 +35,10 @@ type tillOpts struct {
 	tcpPrinter    bool
 	nfcReader     string
 	redeemCap     int
-	// peers joins the till to its store's serf cluster (offline/peers),
-	// with every till of the store in its roster.
+	// peers joins the till to its store's serf cluster (offline/peers):
+	// it enrolls with a gossip address of its own (--advertise) and
+	// follows the store roster and keyring the cloud hands out; its
+	// agent.toml sets only where to bind and the thresholds.
 	peers bool
 }
 
@@ -49,101 +48,97 @@ type store struct {
 	tills []*till
 }
 
+// storeID is the store every till of the harness belongs to.
+const storeID = "store-1"
+
 // newStore starts a cloud and one till per opts, each enrolled through its
 // own proxy and running its agent.
 func newStore(t *testing.T, opts ...tillOpts) *store {
 	t.Helper()
 	s := &store{cloud: harness.StartCloud(t)}
-	// Every till enrolls first, so that the store's roster (each till's
-	// gossip address and enrolled public key) is known before any starts.
-	for i := range opts {
-		tl := &till{}
-		tl.proxy = harness.NewProxy(t, s.cloud.Addr)
-		tl.term = s.cloud.Enroll(t, tl.proxy.URL, "store-1", fmt.Sprintf("till-%d", i+1))
-		s.tills = append(s.tills, tl)
+	// Every till enrolls first, so that the store roster each gets at
+	// enrollment or at its first refresh already lists the others.
+	for _, o := range opts {
+		s.tills = append(s.tills, s.enroll(t, o))
 	}
-	roster := peersRoster(t, s.tills)
 	for i, o := range opts {
-		tl := s.tills[i]
-		cfg := harness.AgentConfig{Terminal: tl.term, CloudURL: tl.proxy.URL, NFCReader: o.nfcReader, RedeemCap: o.redeemCap}
-		if o.peers {
-			cfg.Extra = roster.config(tl.term.ID)
-		}
-		if o.scanner {
-			tl.scanner = ptypair.NewIn(t, devDir(t))
-			cfg.Scanner = tl.scanner.B
-			f, err := tl.scanner.OpenA()
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { f.Close() })
-			tl.scanEnd = f
-		}
-		switch {
-		case o.serialPrinter:
-			tl.printer = printeremu.New()
-			pair := ptypair.NewIn(t, devDir(t))
-			f, err := pair.OpenA()
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { defer close(done); _ = tl.printer.Serve(ctx, f) }()
-			t.Cleanup(func() { cancel(); f.Close(); <-done })
-			cfg.Printer = pair.B
-		case o.tcpPrinter:
-			tl.printer = printeremu.New()
-			addr, err := tl.printer.ListenTCP("127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { tl.printer.Close() })
-			cfg.Printer = "tcp://" + addr
-		}
-		tl.agent = harness.StartAgent(t, cfg)
+		s.start(t, s.tills[i], o)
 	}
 	return s
 }
 
-// roster is a store's serf roster: a gossip address per till (a free port
-// on a 127.0.0.x address of its own) and its enrolled public key, and the
-// store's gossip key file.
-type roster struct {
-	keyFile string
-	addr    map[string]string
-	entries string
+// addTill enrolls one more till of the store and starts it while the
+// others run.
+func (s *store) addTill(t *testing.T, o tillOpts) *till {
+	t.Helper()
+	tl := s.enroll(t, o)
+	s.tills = append(s.tills, tl)
+	s.start(t, tl, o)
+	return tl
 }
 
-func peersRoster(t *testing.T, tills []*till) roster {
+// enroll runs 'tillpoint enroll' for the store's next till through a proxy
+// of its own; a till with peers gets a gossip address (a free port on a
+// 127.0.0.x address of its own) and advertises it.
+func (s *store) enroll(t *testing.T, o tillOpts) *till {
 	t.Helper()
-	r := roster{addr: map[string]string{}, keyFile: filepath.Join(t.TempDir(), "gossip.key")}
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(r.keyFile, []byte(base64.StdEncoding.EncodeToString(key)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	for i, tl := range tills {
-		host := fmt.Sprintf("127.0.0.%d", 40+i)
+	n := len(s.tills) + 1
+	tl := &till{proxy: harness.NewProxy(t, s.cloud.Addr)}
+	if o.peers {
+		host := fmt.Sprintf("127.0.0.%d", 40+n)
 		l, err := net.Listen("tcp", host+":0")
 		if err != nil {
 			t.Fatalf("pick a gossip port on %s: %v", host, err)
 		}
-		r.addr[tl.term.ID] = l.Addr().String()
+		tl.gossip = l.Addr().String()
 		l.Close()
-		pub := tl.term.State(t).Key.Public().(ed25519.PublicKey)
-		fmt.Fprintf(&b, "\n[[peers.roster]]\nterminal = %q\naddress = %q\npublic_key = %q\n", tl.term.ID, r.addr[tl.term.ID], base64.StdEncoding.EncodeToString(pub))
 	}
-	r.entries = b.String()
-	return r
+	tl.term = s.cloud.EnrollAdvertising(t, tl.proxy.URL, storeID, fmt.Sprintf("till-%d", n), tl.gossip)
+	return tl
 }
 
-// config is the [peers] table of one till's agent.toml.
-func (r roster) config(terminal string) string {
-	return fmt.Sprintf("\n[peers]\nenabled = true\nbind = %q\ngossip_key_file = %q\nisolated_redeem_cap = 100\nquery_threshold = 0\n", r.addr[terminal], r.keyFile) + r.entries
+// start writes the till's agent.toml and starts its agent.
+func (s *store) start(t *testing.T, tl *till, o tillOpts) {
+	t.Helper()
+	cfg := harness.AgentConfig{Terminal: tl.term, CloudURL: tl.proxy.URL, NFCReader: o.nfcReader, RedeemCap: o.redeemCap}
+	if o.peers {
+		// The roster and keyring are the cloud's: pulled with the
+		// snapshots, as often as the agent allows.
+		cfg.Extra = fmt.Sprintf("\n[sync]\npull_interval = \"5s\"\n\n[peers]\nenabled = true\nbind = %q\nisolated_redeem_cap = 100\nquery_threshold = 0\n", tl.gossip)
+	}
+	if o.scanner {
+		tl.scanner = ptypair.NewIn(t, devDir(t))
+		cfg.Scanner = tl.scanner.B
+		f, err := tl.scanner.OpenA()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		tl.scanEnd = f
+	}
+	switch {
+	case o.serialPrinter:
+		tl.printer = printeremu.New()
+		pair := ptypair.NewIn(t, devDir(t))
+		f, err := pair.OpenA()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = tl.printer.Serve(ctx, f) }()
+		t.Cleanup(func() { cancel(); f.Close(); <-done })
+		cfg.Printer = pair.B
+	case o.tcpPrinter:
+		tl.printer = printeremu.New()
+		addr, err := tl.printer.ListenTCP("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tl.printer.Close() })
+		cfg.Printer = "tcp://" + addr
+	}
+	tl.agent = harness.StartAgent(t, cfg)
 }
 
 // scan writes a barcode on the scanner's cable, CR-terminated as configured.

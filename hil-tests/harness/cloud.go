@@ -29,8 +29,9 @@ type Cloud struct {
 	DB   string // sqlite:PATH
 	Dir  string
 	Proc *Proc
-	// CardKey is the program's card hash key, hex; every enrolled
-	// terminal gets it (see Enroll).
+	// CardKey is the program's card hash key, hex, which the cloud reads
+	// from its --card-key file and hands out sealed at enrollment (see
+	// Enroll).
 	CardKey string
 }
 
@@ -43,7 +44,11 @@ func StartCloud(t testing.TB) *Cloud {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	c.CardKey = hex.EncodeToString(key)
-	c.Proc = Start(t, "cloud", nil, "cloud", "--db", c.DB, "--listen", "127.0.0.1:0", "--program", Program, "--log-format", "text")
+	cardKeyFile := filepath.Join(dir, "card.key")
+	if err := os.WriteFile(cardKeyFile, []byte(c.CardKey+"\n"), 0o600); err != nil {
+		t.Fatalf("harness: write the cloud's card key: %v", err)
+	}
+	c.Proc = Start(t, "cloud", nil, "cloud", "--db", c.DB, "--listen", "127.0.0.1:0", "--program", Program, "--card-key", cardKeyFile, "--log-format", "text")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	rest, err := c.Proc.WaitOutput(ctx, "tillpoint cloud listening on ")
@@ -120,25 +125,72 @@ func (tm *Terminal) State(t testing.TB) *enroll.State {
 
 // Enroll makes a code for terminal of store and runs 'tillpoint enroll'
 // against cloudURL (the cloud itself, or a proxy in front of it) into a
-// fresh state directory, then puts the program's card key beside the
-// enrollment, where the agent reads it.
+// fresh state directory, as EnrollAdvertising does without a gossip
+// address.
 func (c *Cloud) Enroll(t testing.TB, cloudURL, store, terminal string) *Terminal {
+	t.Helper()
+	return c.EnrollAdvertising(t, cloudURL, store, terminal, "")
+}
+
+// EnrollAdvertising makes a code for terminal of store and runs 'tillpoint
+// enroll --advertise' against cloudURL into a fresh state directory:
+// advertise (IP:PORT, empty for none) is the till's gossip address in the
+// store roster. The cloud hands the till its store's roster and keyring
+// and the program's card key; the enrollment fails the test unless the
+// card key it wrote is the cloud's.
+func (c *Cloud) EnrollAdvertising(t testing.TB, cloudURL, store, terminal, advertise string) *Terminal {
 	t.Helper()
 	code := c.EnrollCode(t, store, terminal)
 	state := t.TempDir()
 	tm := &Terminal{ID: terminal, Store: store, StateDir: state, EnrollDir: filepath.Join(state, "enroll")}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if _, err := Run(ctx, t, "enroll", "--cloud", cloudURL, "--code", code, "--dir", tm.EnrollDir, "--timeout", "20s"); err != nil {
-		t.Fatalf("harness: %v", err)
+	args := []string{"enroll", "--cloud", cloudURL, "--code", code, "--dir", tm.EnrollDir, "--timeout", "20s"}
+	if advertise != "" {
+		args = append(args, "--advertise", advertise)
 	}
-	if err := os.WriteFile(filepath.Join(tm.EnrollDir, "card.key"), []byte(c.CardKey+"\n"), 0o600); err != nil {
-		t.Fatalf("harness: write card key: %v", err)
+	if _, err := Run(ctx, t, args...); err != nil {
+		t.Fatalf("harness: %v", err)
 	}
 	if st := tm.State(t); st.Store != store || st.Terminal != terminal {
 		t.Fatalf("harness: enrolled as terminal %q of store %q, want %q of %q", st.Terminal, st.Store, terminal, store)
 	}
+	got, err := os.ReadFile(filepath.Join(tm.EnrollDir, enroll.CardKeyFile))
+	if err != nil {
+		t.Fatalf("harness: the enrollment of %s brought no card key: %v", tm, err)
+	}
+	if strings.TrimSpace(string(got)) != c.CardKey {
+		t.Fatalf("harness: the enrollment of %s wrote another card key than the cloud's", tm)
+	}
 	return tm
+}
+
+// RotateGossipKey runs 'tillpoint cloud rotate-gossip-key --store S', or
+// with finish its --finish step, as an operator does, and returns what it
+// printed.
+func (c *Cloud) RotateGossipKey(t testing.TB, store string, finish bool) string {
+	t.Helper()
+	args := []string{"cloud", "rotate-gossip-key", "--db", c.DB, "--store", store}
+	if finish {
+		args = append(args, "--finish")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := Run(ctx, t, args...)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	return strings.TrimSpace(out)
+}
+
+// Revoke runs 'tillpoint cloud revoke --terminal T', as an operator does.
+func (c *Cloud) Revoke(t testing.TB, terminal string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := Run(ctx, t, "cloud", "revoke", "--db", c.DB, "--terminal", terminal); err != nil {
+		t.Fatalf("harness: %v", err)
+	}
 }
 
 // String names the terminal for messages.
