@@ -40,12 +40,7 @@ func TestScenario9_RosterFollowsTheCloud(t *testing.T) {
 			if err != nil {
 				return false, err.Error()
 			}
-			for _, m := range r.Doc.Terminals {
-				if m.ID == t3.term.ID && !m.Revoked && m.Addr == t3.gossip {
-					return true, ""
-				}
-			}
-			return false, fmt.Sprintf("roster version %d lists %+v", r.Version(), r.Doc.Terminals)
+			return harness.RosterLists(r, t3.term.ID, t3.gossip), fmt.Sprintf("roster version %d lists %+v", r.Version(), r.Doc.Terminals)
 		})
 	}
 	waitPeersAlive(ctx, t, s.tills)

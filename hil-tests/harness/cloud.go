@@ -152,8 +152,12 @@ func (c *Cloud) EnrollAdvertising(t testing.TB, cloudURL, store, terminal, adver
 	if _, err := Run(ctx, t, args...); err != nil {
 		t.Fatalf("harness: %v", err)
 	}
-	if st := tm.State(t); st.Store != store || st.Terminal != terminal {
+	st := tm.State(t)
+	if st.Store != store || st.Terminal != terminal {
 		t.Fatalf("harness: enrolled as terminal %q of store %q, want %q of %q", st.Terminal, st.Store, terminal, store)
+	}
+	if advertise != "" && !RosterLists(st.Roster, terminal, advertise) {
+		t.Fatalf("harness: the store roster %s got at enrollment does not list it at %s (--advertise)", tm, advertise)
 	}
 	got, err := os.ReadFile(filepath.Join(tm.EnrollDir, enroll.CardKeyFile))
 	if err != nil {
@@ -163,6 +167,20 @@ func (c *Cloud) EnrollAdvertising(t testing.TB, cloudURL, store, terminal, adver
 		t.Fatalf("harness: the enrollment of %s wrote another card key than the cloud's", tm)
 	}
 	return tm
+}
+
+// RosterLists reports whether the store roster r lists terminal, not
+// revoked, at the gossip address addr.
+func RosterLists(r *enroll.Roster, terminal, addr string) bool {
+	if r == nil {
+		return false
+	}
+	for _, m := range r.Doc.Terminals {
+		if m.ID == terminal && m.Addr == addr && !m.Revoked {
+			return true
+		}
+	}
+	return false
 }
 
 // RotateGossipKey runs 'tillpoint cloud rotate-gossip-key --store S', or
