@@ -40,7 +40,7 @@ func (s *Server) handleSnapshots(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	now := s.Now().UTC()
+	now := s.snapshotStamp() // before the read: see snapshotStamp
 	all, err := s.Ledger.Snapshots(r.Context(), t.Store, now)
 	if err != nil {
 		s.fail(w, r, err)
