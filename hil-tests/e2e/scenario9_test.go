@@ -16,8 +16,9 @@ import (
 // from GET /v1/roster without a restart. The operator rotates the store's
 // gossip key ('tillpoint cloud rotate-gossip-key', then --finish); every
 // till switches to the new key and drops the old one, and offline redeem
-// hints still flow: a card redeemed offline at the new till is refused at
-// the other two (invariant 4). Then the operator revokes the new till
+// hints still flow both ways: a card redeemed offline at the new till is
+// refused at the other two, one redeemed at till 1 is refused at the new
+// till (invariant 4). Then the operator revokes the new till
 // ('tillpoint cloud revoke'): the others drop it from their roster and
 // ignore the redeems it announces, while still sharing their own.
 func TestScenario9_RosterFollowsTheCloud(t *testing.T) {
@@ -48,11 +49,11 @@ func TestScenario9_RosterFollowsTheCloud(t *testing.T) {
 		t.Fatalf("the first two tills' agents restarted (pids %v, then %v); they must learn the new till live", pids, got)
 	}
 
-	// Online: two cards enroll and earn 300 points at till 1; a one-euro
+	// Online: three cards enroll and earn 300 points at till 1; a one-euro
 	// sale at each till brings every till the cloud's final snapshot,
 	// whose allowance (half the balance of 303) covers one coffee of 100
 	// but not two.
-	cards := []string{"barcode:ROSTER0001", "barcode:ROSTER0002"}
+	cards := []string{"barcode:ROSTER0001", "barcode:ROSTER0002", "barcode:ROSTER0003"}
 	for _, card := range cards {
 		if r := t1.post(ctx, t, "/v1/enroll", "r-enroll-"+card, map[string]any{"card": card}); r.Status != 200 {
 			t.Fatalf("enroll: got %v, want 200", r)
@@ -118,14 +119,18 @@ func TestScenario9_RosterFollowsTheCloud(t *testing.T) {
 	}
 	waitPeersAlive(ctx, t, s.tills)
 
-	// The cloud is cut: the card redeems offline at the new till, and the
-	// two others learn it over the new key and refuse it.
+	// The cloud is cut: a card redeems offline at the new till, and the
+	// two others learn it over the new key and refuse it; another redeems
+	// at till 1, and the new till refuses it.
 	cutAll(ctx, t, s, cards[0], "r-cut1-")
 	op := redeemOffline(ctx, t, t3, cards[0], "r-redeem1-"+t3.term.ID)
 	for _, tl := range []*till{t1, t2} {
 		waitLog(t, tl, "recorded a peer's offline redeem", op, t3.term.ID)
 		refuseOffline(ctx, t, tl, cards[0], "r-redeem1-"+tl.term.ID, t3)
 	}
+	op = redeemOffline(ctx, t, t1, cards[2], "r-redeem3-"+t1.term.ID)
+	waitLog(t, t3, "recorded a peer's offline redeem", op, t1.term.ID)
+	refuseOffline(ctx, t, t3, cards[2], "r-redeem3-"+t3.term.ID, t1)
 
 	// The cloud comes back; the operator revokes the new till, and the
 	// others drop it from their roster at their next refresh.
