@@ -46,6 +46,7 @@ type lot struct {
 	rulesVersion int64
 	store        string
 	dirty        bool // to be written
+	fresh        bool // created by this transaction: inserted, not updated
 }
 
 func lotID(txid loyalty.OpID, part uint8) string { return string(txid[:]) + string([]byte{part}) }
@@ -211,6 +212,10 @@ func (b *book) loadOwners(ctx context.Context, ids []cloud.Owner) error {
 	})
 }
 
+// heldLots is the condition that selects the lots of held cards, as the
+// index lots_by_owner names it: a card owner is "c:" and the card hash.
+const heldLots = `owner LIKE 'c:%'`
+
 const lotColumns = `id, owner, amount, remaining, earned_at, expires_at, rules_version, store`
 
 func scanLot(rows *sql.Rows) (*lot, error) {
@@ -313,7 +318,7 @@ func (b *book) lotByID(ctx context.Context, id string) (*lot, error) {
 // newLot records a lot for credited points.
 func (b *book) newLot(o *owner, t *txn, amount, earnedAt, expiresAt int64, rulesVersion uint32, store string) {
 	l := &lot{id: lotID(t.id, t.part), owner: o.id, amount: amount, remaining: amount, earnedAt: earnedAt,
-		expiresAt: expiresAt, rulesVersion: int64(rulesVersion), store: store, dirty: true}
+		expiresAt: expiresAt, rulesVersion: int64(rulesVersion), store: store, dirty: true, fresh: true}
 	b.lots[l.id] = l
 	if !o.lotsLoaded {
 		o.pending = append(o.pending, l)

@@ -5,6 +5,9 @@ import (
 	"strings"
 )
 
+// MigrationCount is how many migrations Open applies to a new ledger.
+var MigrationCount = len(migrations)
+
 // BareInserter returns a function that stores rows of the ops table's
 // shape in a table of the same shape without any ledger logic: one
 // transaction per call, through the same multi-row statements (prepared

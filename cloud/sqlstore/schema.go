@@ -155,6 +155,17 @@ CREATE TABLE claims (
 	at     BIGINT NOT NULL
 ) WITHOUT_ROWID;
 `,
+	// 3: one index of lots by owner instead of two. It holds the open lots
+	// (what debits, checks and snapshots read) and every lot of a held card
+	// (owner "c:..."), which a link moves to the member whatever its
+	// remaining points; a member's closed lots are never looked up by owner.
+	// Every new lot used to cost two inserts at random places by owner,
+	// half the pages a batch wrote.
+	`
+DROP INDEX lots_owner;
+DROP INDEX lots_open;
+CREATE INDEX lots_by_owner ON lots (owner, expires_at, remaining) WHERE remaining <> 0 OR owner LIKE 'c:%';
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -45,7 +46,8 @@ type stmtKey struct {
 	n    int // IN list length or rows; 0 for a fixed statement
 }
 
-// IN-list templates.
+// IN-list templates. Those that read lots by owner name "remaining <> 0"
+// (or heldLots) so that the partial index lots_by_owner serves them.
 const (
 	qApplied   = `SELECT id, kind, card, owner, posted, store, digest FROM ops WHERE status = 1 AND id IN (?*)`
 	qReversed  = `SELECT target FROM reversals WHERE target IN (?*)`
@@ -64,7 +66,11 @@ const (
 		rules_version, reverses, flags, wall_time, hlc, received_at, digest, body) VALUES (?*)`
 	iPostings   = `INSERT INTO postings (txid, part, account, amount, kind, at) VALUES (?*)`
 	iAccounts   = `INSERT INTO accounts (id, balance) VALUES (?*) ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + excluded.balance`
-	iLots       = `INSERT INTO lots (` + lotColumns + `) VALUES (?*) ON CONFLICT (id) DO UPDATE SET remaining = excluded.remaining, owner = excluded.owner`
+	iLots       = `INSERT INTO lots (` + lotColumns + `) VALUES (?*)`
+	// uLots sets the owner and remaining points of lots (id, owner,
+	// remaining): an update, not an upsert, because SQLite keeps a
+	// statement journal for every upsert that updates (see expand).
+	uLots = `UPDATE lots SET owner = v.column2, remaining = v.column3 FROM (VALUES (?*)) AS v WHERE lots.id = v.column1`
 	iLotUses    = `INSERT INTO lot_uses (txid, part, lot, amount) VALUES (?*)`
 	iOwners     = `INSERT INTO owners (id, qualifying, last_overspend, created_at) VALUES (?*) ON CONFLICT (id) DO UPDATE SET qualifying = excluded.qualifying, last_overspend = excluded.last_overspend`
 	iCards      = `INSERT INTO cards (hash, member, created_at) VALUES (?*) ON CONFLICT (hash) DO UPDATE SET member = excluded.member`
@@ -83,8 +89,19 @@ const (
 	iBatch = `INSERT INTO batches (terminal, epoch, first_seq, last_seq, hash, prev_hash, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)`
 )
 
-// expand returns the text of a template for n values (ncol 0) or n rows of ncol columns.
+// expand returns the text of a template for n values (ncol 0) or n rows
+// of ncol columns.
+//
+// On SQLite a write resolves a conflict by ROLLBACK (of the whole
+// transaction, which every ledger error rolls back anyway) instead of the
+// default ABORT (of the statement alone), so that SQLite need not copy
+// every page a multi-row write touches into a statement journal first:
+// for writes spread over an index by owner that copy cost as much as the
+// write. (An upsert's DO UPDATE still aborts, and so still journals.)
 func (s *Store) expand(tmpl string, ncol, n int) string {
+	if s.dialect == SQLite {
+		tmpl = onConflictRollback(tmpl)
+	}
 	var list string
 	if ncol == 0 {
 		list = "(" + inList(n) + ")"
@@ -93,6 +110,16 @@ func (s *Store) expand(tmpl string, ncol, n int) string {
 		list = strings.Repeat(group+",", n-1) + group
 	}
 	return s.q(strings.Replace(tmpl, inTemplate, list, 1))
+}
+
+// onConflictRollback makes a SQLite write's conflict resolution ROLLBACK.
+func onConflictRollback(tmpl string) string {
+	for _, verb := range []string{"INSERT", "UPDATE"} {
+		if rest, ok := strings.CutPrefix(tmpl, verb+" "); ok {
+			return verb + " OR ROLLBACK " + rest
+		}
+	}
+	return tmpl
 }
 
 // stmtCache holds the statements prepared on one SQLite database handle.
@@ -253,9 +280,10 @@ func (t *dbtx) queryIn(ctx context.Context, tmpl string, in []any, extra ...any)
 	return t.QueryContext(ctx, q, args...)
 }
 
-// insert runs an insert template over args, ncol values per row, in chunks
+// insert runs a write template over args, ncol values per row, in chunks
 // of the fixed sizes; on PostgreSQL in one statement that unnests one array
-// parameter per column.
+// parameter per column, named as VALUES names its columns (column1, ...),
+// so that a template can use the rows as a table on both dialects.
 func (t *dbtx) insert(ctx context.Context, tmpl string, ncol int, args []any) error {
 	if len(args)%ncol != 0 {
 		return fmt.Errorf("insert: %d values for %d columns", len(args), ncol)
@@ -266,14 +294,16 @@ func (t *dbtx) insert(ctx context.Context, tmpl string, ncol int, args []any) er
 	if t.s.dialect == Postgres {
 		cols := make([]any, ncol)
 		casts := make([]string, ncol)
+		names := make([]string, ncol)
 		for c := range cols {
 			arr, typ, err := pgArray(args, c, ncol)
 			if err != nil {
 				return err
 			}
-			cols[c], casts[c] = arr, "?::"+typ+"[]"
+			cols[c], casts[c], names[c] = arr, "?::"+typ+"[]", "column"+strconv.Itoa(c+1)
 		}
-		q := strings.Replace(tmpl, "VALUES "+inTemplate, "SELECT * FROM unnest("+strings.Join(casts, ", ")+")", 1)
+		q := strings.Replace(tmpl, "VALUES "+inTemplate,
+			"SELECT * FROM unnest("+strings.Join(casts, ", ")+") AS u("+strings.Join(names, ", ")+")", 1)
 		t.pending = append(t.pending, pendingWrite{q, cols})
 		return nil
 	}
@@ -289,11 +319,20 @@ func (t *dbtx) insert(ctx context.Context, tmpl string, ncol int, args []any) er
 			_, err = t.ExecContext(ctx, q, args[:n*ncol]...)
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", strings.Fields(tmpl)[2], err)
+			return fmt.Errorf("%s: %w", tableOf(tmpl), err)
 		}
 		args, rows = args[n*ncol:], rows-n
 	}
 	return nil
+}
+
+// tableOf names the table a write template writes.
+func tableOf(tmpl string) string {
+	f := strings.Fields(tmpl)
+	if f[0] == "INSERT" && len(f) > 2 {
+		return f[2]
+	}
+	return f[1]
 }
 
 // exec runs a fixed statement.

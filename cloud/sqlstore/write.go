@@ -293,7 +293,7 @@ func (b *book) writeLedger(ctx context.Context) error {
 	}
 
 	for from, to := range b.moved {
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE lots SET owner = ? WHERE owner = ?`), string(to), string(from)); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE lots SET owner = ? WHERE owner = ? AND `+heldLots), string(to), string(from)); err != nil {
 			return fmt.Errorf("move lots of a linked card: %w", err)
 		}
 	}
@@ -305,10 +305,18 @@ func (b *book) writeLedger(ctx context.Context) error {
 	}
 	slices.SortFunc(lots, func(a, c *lot) int { return strings.Compare(a.id, c.id) })
 	args = args[:0]
+	var changed []any
 	for _, l := range lots {
-		args = append(args, []byte(l.id), string(l.owner), l.amount, l.remaining, l.earnedAt, l.expiresAt, l.rulesVersion, l.store)
+		if l.fresh {
+			args = append(args, []byte(l.id), string(l.owner), l.amount, l.remaining, l.earnedAt, l.expiresAt, l.rulesVersion, l.store)
+		} else {
+			changed = append(changed, []byte(l.id), string(l.owner), l.remaining)
+		}
 	}
 	if err := tx.insert(ctx, iLots, 8, args); err != nil {
+		return err
+	}
+	if err := tx.insert(ctx, uLots, 3, changed); err != nil {
 		return err
 	}
 
