@@ -64,13 +64,13 @@ const (
 const (
 	iOps = `INSERT INTO ops (terminal, epoch, seq, id, status, reason, kind, store, card, owner, points, posted,
 		rules_version, reverses, flags, wall_time, hlc, received_at, digest, body) VALUES (?*)`
-	iPostings   = `INSERT INTO postings (txid, part, account, amount, kind, at) VALUES (?*)`
-	iAccounts   = `INSERT INTO accounts (id, balance) VALUES (?*) ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + excluded.balance`
-	iLots       = `INSERT INTO lots (` + lotColumns + `) VALUES (?*)`
+	iPostings = `INSERT INTO postings (txid, part, account, amount, kind, at) VALUES (?*)`
+	iAccounts = `INSERT INTO accounts (id, balance) VALUES (?*) ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + excluded.balance`
+	iLots     = `INSERT INTO lots (` + lotColumns + `) VALUES (?*)`
 	// uLots sets the owner and remaining points of lots (id, owner,
 	// remaining): an update, not an upsert, because SQLite keeps a
 	// statement journal for every upsert that updates (see expand).
-	uLots = `UPDATE lots SET owner = v.column2, remaining = v.column3 FROM (VALUES (?*)) AS v WHERE lots.id = v.column1`
+	uLots       = `UPDATE lots SET owner = v.column2, remaining = v.column3 FROM (VALUES (?*)) AS v WHERE lots.id = v.column1`
 	iLotUses    = `INSERT INTO lot_uses (txid, part, lot, amount) VALUES (?*)`
 	iOwners     = `INSERT INTO owners (id, qualifying, last_overspend, created_at) VALUES (?*) ON CONFLICT (id) DO UPDATE SET qualifying = excluded.qualifying, last_overspend = excluded.last_overspend`
 	iCards      = `INSERT INTO cards (hash, member, created_at) VALUES (?*) ON CONFLICT (hash) DO UPDATE SET member = excluded.member`
