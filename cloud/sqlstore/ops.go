@@ -113,10 +113,10 @@ func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*
 	if st.cards, err = b.loadCards(ctx, cardHashes); err != nil {
 		return nil, err
 	}
-	if v, err := b.s.currentRulesVersion(ctx, b.tx); err != nil {
+	if b.rulesVersion, err = b.s.currentRulesVersion(ctx, b.tx); err != nil {
 		return nil, err
-	} else if v > 0 {
-		if st.current, err = b.s.loadRules(ctx, b.tx, v); err != nil {
+	} else if b.rulesVersion > 0 {
+		if st.current, err = b.s.loadRules(ctx, b.tx, b.rulesVersion); err != nil {
 			return nil, err
 		}
 	}
@@ -180,6 +180,7 @@ func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*
 	}
 	b.over = st.over
 	b.cards = st.cards
+	b.rules = st.current
 	return rows, nil
 }
 

@@ -65,7 +65,7 @@ const (
 	iOps = `INSERT INTO ops (terminal, epoch, seq, id, status, reason, kind, store, card, owner, points, posted,
 		rules_version, reverses, flags, wall_time, hlc, received_at, digest, body) VALUES (?*)`
 	iPostings = `INSERT INTO postings (txid, part, account, amount, kind, at) VALUES (?*)`
-	iAccounts = `INSERT INTO accounts (id, balance) VALUES (?*) ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + excluded.balance`
+	iAccounts = `INSERT INTO accounts (id, balance) VALUES (?*) ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + excluded.balance RETURNING id, balance`
 	iLots     = `INSERT INTO lots (` + lotColumns + `) VALUES (?*)`
 	// uLots sets the owner and remaining points of lots (id, owner,
 	// remaining): an update, not an upsert, because SQLite keeps a
@@ -188,6 +188,11 @@ func (t *dbtx) write(ctx context.Context, text string, args ...any) error {
 // flush sends the queued PostgreSQL writes as one statement: all but the
 // last become data-modifying CTEs of the last.
 func (t *dbtx) flush(ctx context.Context) error {
+	return t.flushReturning(ctx, nil)
+}
+
+// flushReturning is flush, handing the rows the last write returns to scan.
+func (t *dbtx) flushReturning(ctx context.Context, scan func(*sql.Rows) error) error {
 	if len(t.pending) == 0 {
 		return nil
 	}
@@ -209,7 +214,17 @@ func (t *dbtx) flush(ctx context.Context) error {
 	b.WriteString(t.pending[last].text)
 	args = append(args, t.pending[last].args...)
 	t.pending = nil
-	if _, err := t.ExecContext(ctx, t.s.q(b.String()), args...); err != nil {
+	if scan == nil {
+		if _, err := t.ExecContext(ctx, t.s.q(b.String()), args...); err != nil {
+			return fmt.Errorf("write the ledger: %w", err)
+		}
+		return nil
+	}
+	rs, err := t.QueryContext(ctx, t.s.q(b.String()), args...)
+	if err == nil {
+		err = scanAll(rs, scan)
+	}
+	if err != nil {
 		return fmt.Errorf("write the ledger: %w", err)
 	}
 	return nil
@@ -285,6 +300,17 @@ func (t *dbtx) queryIn(ctx context.Context, tmpl string, in []any, extra ...any)
 // parameter per column, named as VALUES names its columns (column1, ...),
 // so that a template can use the rows as a table on both dialects.
 func (t *dbtx) insert(ctx context.Context, tmpl string, ncol int, args []any) error {
+	return t.writeRows(ctx, tmpl, ncol, args, nil)
+}
+
+// insertReturning is insert for a template with a RETURNING clause: scan
+// is called for each returned row. On PostgreSQL the statement goes to the
+// server at once, as the last of the queued writes.
+func (t *dbtx) insertReturning(ctx context.Context, tmpl string, ncol int, args []any, scan func(*sql.Rows) error) error {
+	return t.writeRows(ctx, tmpl, ncol, args, scan)
+}
+
+func (t *dbtx) writeRows(ctx context.Context, tmpl string, ncol int, args []any, scan func(*sql.Rows) error) error {
 	if len(args)%ncol != 0 {
 		return fmt.Errorf("insert: %d values for %d columns", len(args), ncol)
 	}
@@ -305,6 +331,9 @@ func (t *dbtx) insert(ctx context.Context, tmpl string, ncol int, args []any) er
 		q := strings.Replace(tmpl, "VALUES "+inTemplate,
 			"SELECT * FROM unnest("+strings.Join(casts, ", ")+") AS u("+strings.Join(names, ", ")+")", 1)
 		t.pending = append(t.pending, pendingWrite{q, cols})
+		if scan != nil {
+			return t.flushReturning(ctx, scan)
+		}
 		return nil
 	}
 	for rows := len(args) / ncol; rows > 0; {
@@ -312,10 +341,22 @@ func (t *dbtx) insert(ctx context.Context, tmpl string, ncol int, args []any) er
 		for n > rows {
 			n /= 2
 		}
+		st, q := t.stmt(ctx, stmtKey{tmpl, n}, func() string { return t.s.expand(tmpl, ncol, n) })
 		var err error
-		if st, q := t.stmt(ctx, stmtKey{tmpl, n}, func() string { return t.s.expand(tmpl, ncol, n) }); st != nil {
+		switch {
+		case scan != nil:
+			var rs *sql.Rows
+			if st != nil {
+				rs, err = st.QueryContext(ctx, args[:n*ncol]...)
+			} else {
+				rs, err = t.QueryContext(ctx, q, args[:n*ncol]...)
+			}
+			if err == nil {
+				err = scanAll(rs, scan)
+			}
+		case st != nil:
 			_, err = st.ExecContext(ctx, args[:n*ncol]...)
-		} else {
+		default:
 			_, err = t.ExecContext(ctx, q, args[:n*ncol]...)
 		}
 		if err != nil {
@@ -324,6 +365,17 @@ func (t *dbtx) insert(ctx context.Context, tmpl string, ncol int, args []any) er
 		args, rows = args[n*ncol:], rows-n
 	}
 	return nil
+}
+
+// scanAll calls scan for each row of rs and closes it.
+func scanAll(rs *sql.Rows, scan func(*sql.Rows) error) error {
+	defer rs.Close()
+	for rs.Next() {
+		if err := scan(rs); err != nil {
+			return err
+		}
+	}
+	return rs.Err()
 }
 
 // tableOf names the table a write template writes.

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"strings"
@@ -118,7 +119,7 @@ func (b *book) flush(ctx context.Context, bt *cloud.Batch, store string, rows []
 	if err := tx.write(ctx, iBatch, bt.Terminal, int64(bt.Epoch), int64(bt.FirstSeq), int64(bt.LastSeq), bt.Hash, nonNil(bt.PrevHash), b.now); err != nil {
 		return fmt.Errorf("record batch of %s: %w", bt.Terminal, err)
 	}
-	return tx.flush(ctx)
+	return b.writeBalances(ctx)
 }
 
 // writeState writes the owners, cards, the cards seen at store, overspend
@@ -193,9 +194,8 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
-// checkOwners halts the transaction unless every owner it touched has open
-// lots that sum to its available balance, no negative balance, and no credit on its debt.
-func (b *book) checkOwners(ctx context.Context) error {
+// checkDirty runs check over every owner the book changed.
+func (b *book) checkDirty(ctx context.Context) error {
 	var ids []cloud.Owner
 	for id, o := range b.owners {
 		if o.dirty {
@@ -203,75 +203,116 @@ func (b *book) checkOwners(ctx context.Context) error {
 		}
 	}
 	slices.Sort(ids)
-	return checkOwners(ctx, b.s, b.tx, ids)
+	return b.check(ctx, ids)
 }
 
-func checkOwners(ctx context.Context, s *Store, q *dbtx, ids []cloud.Owner) error {
-	return chunks(ids, s.inMax()/2, func(ids []cloud.Owner) error {
-		owners := make([]any, len(ids))
-		accts := make([]any, 0, 2*len(ids))
-		lots := map[cloud.Owner]int64{}
-		avail := map[cloud.Owner]int64{}
-		for i, id := range ids {
-			owners[i] = string(id)
-			accts = append(accts, cloud.OwnerAccount(cloud.AccountAvail, id), cloud.OwnerAccount(cloud.AccountDebt, id))
-		}
-		rows, err := q.queryIn(ctx, qLotSums, owners)
-		if err != nil {
-			return fmt.Errorf("check lots: %w", err)
-		}
-		for rows.Next() {
-			var o string
-			var sum, least int64
-			if err := rows.Scan(&o, &sum, &least); err != nil {
-				rows.Close()
-				return fmt.Errorf("check lots: %w", err)
+// check halts the transaction unless each owner in ids has open lots that
+// sum to its available balance, no negative balance and no credit on its
+// debt, once the book's writes are in: the lots are summed in SQL, the
+// balances are those the database returned when they were written (or
+// read before, when they were not), so both sides are what the database
+// holds.
+func (b *book) check(ctx context.Context, ids []cloud.Owner) error {
+	if err := b.writeBalances(ctx); err != nil {
+		return err
+	}
+	var unknown []any
+	for _, id := range ids {
+		for _, a := range [2]string{cloud.OwnerAccount(cloud.AccountAvail, id), cloud.OwnerAccount(cloud.AccountDebt, id)} {
+			if _, ok := b.bal[a]; !ok {
+				b.bal[a] = 0 // no row: nothing posted
+				unknown = append(unknown, a)
 			}
-			if least < 0 {
-				rows.Close()
-				return fmt.Errorf("%w: owner %s has a lot with negative remaining points", cloud.ErrInvariant, o)
-			}
-			lots[cloud.Owner(o)] = sum
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("check lots: %w", err)
-		}
-		rows, err = q.queryIn(ctx, qAccounts, accts)
+	}
+	err := chunks(unknown, b.s.inMax(), func(accts []any) error {
+		rows, err := b.tx.queryIn(ctx, qAccounts, accts)
 		if err != nil {
 			return fmt.Errorf("check balances: %w", err)
 		}
-		defer rows.Close()
-		for rows.Next() {
+		return scanAll(rows, func(rows *sql.Rows) error {
 			var a string
 			var bal int64
 			if err := rows.Scan(&a, &bal); err != nil {
 				return fmt.Errorf("check balances: %w", err)
 			}
-			name, o, _ := strings.Cut(a, "|")
-			switch {
-			case name == cloud.AccountAvail && bal < 0:
-				return fmt.Errorf("%w: owner %s has a negative available balance %d", cloud.ErrInvariant, o, bal)
-			case name == cloud.AccountDebt && bal > 0:
-				return fmt.Errorf("%w: owner %s has a positive debt account %d", cloud.ErrInvariant, o, bal)
-			case name == cloud.AccountAvail:
-				avail[cloud.Owner(o)] = bal
-			}
+			b.bal[a] = bal
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	return chunks(ids, b.s.inMax(), func(ids []cloud.Owner) error {
+		owners := make([]any, len(ids))
+		for i, id := range ids {
+			owners[i] = string(id)
 		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("check balances: %w", err)
+		lots := make(map[cloud.Owner]int64, len(ids))
+		rows, err := b.tx.queryIn(ctx, qLotSums, owners)
+		if err != nil {
+			return fmt.Errorf("check lots: %w", err)
+		}
+		err = scanAll(rows, func(rows *sql.Rows) error {
+			var o string
+			var sum, least int64
+			if err := rows.Scan(&o, &sum, &least); err != nil {
+				return fmt.Errorf("check lots: %w", err)
+			}
+			if least < 0 {
+				return fmt.Errorf("%w: owner %s has a lot with negative remaining points", cloud.ErrInvariant, o)
+			}
+			lots[cloud.Owner(o)] = sum
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		for _, id := range ids {
-			if lots[id] != avail[id] {
-				s.log.Error("lots do not sum to the available balance; rolling back", "owner", string(id), "lots", lots[id], "avail", avail[id])
-				return fmt.Errorf("%w: owner %s: lots sum to %d, available balance is %d", cloud.ErrInvariant, id, lots[id], avail[id])
+			avail, debt := b.bal[cloud.OwnerAccount(cloud.AccountAvail, id)], b.bal[cloud.OwnerAccount(cloud.AccountDebt, id)]
+			switch {
+			case avail < 0:
+				return fmt.Errorf("%w: owner %s has a negative available balance %d", cloud.ErrInvariant, id, avail)
+			case debt > 0:
+				return fmt.Errorf("%w: owner %s has a positive debt account %d", cloud.ErrInvariant, id, debt)
+			case lots[id] != avail:
+				b.s.log.Error("lots do not sum to the available balance; rolling back", "owner", string(id), "lots", lots[id], "avail", avail)
+				return fmt.Errorf("%w: owner %s: lots sum to %d, available balance is %d", cloud.ErrInvariant, id, lots[id], avail)
 			}
 		}
 		return nil
 	})
 }
 
-// writeLedger writes the postings, account balances, lots and lot uses.
+// writeBalances applies the book's postings to the account balances and
+// records the balances the database returns. It runs last among the
+// writes (on PostgreSQL it sends every queued write), so that check sees
+// all of them.
+func (b *book) writeBalances(ctx context.Context) error {
+	var args []any
+	for _, a := range b.order {
+		if d := b.deltas[a]; d != 0 {
+			args = append(args, a, d)
+		}
+	}
+	b.order, b.deltas = nil, map[string]int64{}
+	err := b.tx.insertReturning(ctx, iAccounts, 2, args, func(rows *sql.Rows) error {
+		var a string
+		var bal int64
+		if err := rows.Scan(&a, &bal); err != nil {
+			return fmt.Errorf("read written balances: %w", err)
+		}
+		b.bal[a] = bal
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return b.tx.flush(ctx)
+}
+
+// writeLedger writes the postings, lots and lot uses; writeBalances the
+// account balances.
 func (b *book) writeLedger(ctx context.Context) error {
 	s, tx := b.s, b.tx
 	args := make([]any, 0, len(b.postings)*6)
@@ -279,16 +320,6 @@ func (b *book) writeLedger(ctx context.Context) error {
 		args = append(args, p.txid[:], int64(p.part), p.account, p.amount, int64(p.kind), b.now)
 	}
 	if err := tx.insert(ctx, iPostings, 6, args); err != nil {
-		return err
-	}
-
-	args = args[:0]
-	for _, a := range b.order {
-		if d := b.deltas[a]; d != 0 {
-			args = append(args, a, d)
-		}
-	}
-	if err := tx.insert(ctx, iAccounts, 2, args); err != nil {
 		return err
 	}
 
