@@ -45,33 +45,41 @@ func (s *Store) Snapshot(ctx context.Context, c loyalty.CardHash, store string, 
 	return snaps[0], nil
 }
 
+// qStoreCards lists a page of the cards seen at a store: a range of the
+// primary key (store, card), so a page reads only its own rows.
+const qStoreCards = `SELECT card FROM card_stores WHERE store = ? AND card > ? ORDER BY card LIMIT ?`
+
 // Snapshots implements cloud.Ledger.
-func (s *Store) Snapshots(ctx context.Context, store string, now time.Time) ([]loyalty.Snapshot, error) {
-	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT card FROM card_stores WHERE store = ? ORDER BY card`), store)
+func (s *Store) Snapshots(ctx context.Context, store string, after loyalty.CardHash, limit int, now time.Time) ([]loyalty.Snapshot, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("%w: a page of %d snapshots; ask for at least one", cloud.ErrInvalidInput, limit)
+	}
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.end(ctx)
+	rows, err := tx.query(ctx, qStoreCards, store, after[:], int64(limit))
 	if err != nil {
 		return nil, fmt.Errorf("list cards of store %s: %w", store, err)
 	}
 	var cards []loyalty.CardHash
-	for rows.Next() {
+	err = scanAll(rows, func(rows *sql.Rows) error {
 		var h []byte
 		if err := rows.Scan(&h); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("list cards of store %s: %w", store, err)
+			return err
 		}
 		cards = append(cards, loyalty.CardHash(h))
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("list cards of store %s: %w", store, err)
 	}
-	return s.snapshots(ctx, cards, store, now)
+	return s.snapshotsIn(ctx, tx, cards, store, now)
 }
 
 // snapshots builds the snapshots of cards, in the order given, in one read transaction.
 func (s *Store) snapshots(ctx context.Context, cards []loyalty.CardHash, store string, now time.Time) ([]loyalty.Snapshot, error) {
-	if len(cards) == 0 {
-		return nil, nil
-	}
 	tx, err := s.readTx(ctx)
 	if err != nil {
 		return nil, err

@@ -224,7 +224,7 @@ func testSnapshots(t *testing.T, l cloud.Ledger) {
 	t1.Send(t, l, t1.Enroll(Card(1), "m1"), t1.Earn(Card(1), 20000, 200), t1.Earn(Card(2), 1000, 10))
 	t2.Send(t, l, t2.Earn(Card(3), 1000, 10))
 	now := Start().Add(time.Hour)
-	snaps, err := l.Snapshots(ctx, "s1", now)
+	snaps, err := l.Snapshots(ctx, "s1", loyalty.CardHash{}, 10, now)
 	if err != nil || len(snaps) != 2 {
 		t.Fatalf("snapshots of s1: got %d, %v; want the 2 cards seen there", len(snaps), err)
 	}
@@ -248,6 +248,51 @@ func testSnapshots(t *testing.T, l cloud.Ledger) {
 	never, err := l.Snapshot(ctx, Card(99), "s1", now)
 	if err != nil || never.Balance != 0 || never.Card != Card(99) || never.Allowance.Points != 0 {
 		t.Errorf("unknown card: got %+v, %v; want an empty snapshot", never, err)
+	}
+	if _, err := l.Snapshots(ctx, "s1", loyalty.CardHash{}, 0, now); !errors.Is(err, cloud.ErrInvalidInput) {
+		t.Errorf("page of 0 snapshots: got %v, want ErrInvalidInput", err)
+	}
+}
+
+// testSnapshotPages: pages of snapshots, each starting after the last
+// card of the one before, list every card seen at the store once, in
+// card-hash order, and end with an empty page.
+func testSnapshotPages(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	var ops []loyalty.Op
+	for i := range 25 {
+		ops = append(ops, tl.Earn(Card(i), int64(i+1)*100, loyalty.Points(i+1)))
+	}
+	tl.Send(t, l, ops...)
+	now := Start().Add(time.Hour)
+	var after loyalty.CardHash
+	seen := map[loyalty.CardHash]loyalty.Points{}
+	for pages := 0; ; pages++ {
+		page, err := l.Snapshots(ctx, "s1", after, 7, now)
+		if err != nil {
+			t.Fatalf("page %d: %v", pages, err)
+		}
+		if len(page) > 7 || pages > 4 {
+			t.Fatalf("page %d: %d snapshots, want at most 7 and 4 pages", pages, len(page))
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, s := range page {
+			if string(s.Card[:]) <= string(after[:]) {
+				t.Errorf("page %d: card %s does not sort after %s", pages, s.Card.Short(), after.Short())
+			}
+			if _, dup := seen[s.Card]; dup {
+				t.Errorf("page %d: card %s listed twice", pages, s.Card.Short())
+			}
+			seen[s.Card] = s.Balance
+			after = s.Card
+		}
+	}
+	for i := range 25 {
+		if got, ok := seen[Card(i)]; !ok || got != loyalty.Points(i+1) {
+			t.Errorf("card %d: got balance %d (listed %v), want %d", i, got, ok, i+1)
+		}
 	}
 }
 

@@ -42,6 +42,7 @@ func Run(t *testing.T, open Opener) {
 		{"ExpireLapsesOnlyDueLots", testExpire},
 		{"ClockAheadIsFlagged", testClockAhead},
 		{"SnapshotsOfStoreCardsWithAllowance", testSnapshots},
+		{"SnapshotPagesListEveryCardOnce", testSnapshotPages},
 		{"CardlessEarnPostsNothing", testCardless},
 		{"ClaimCreditsCardlessPurchaseOnce", testClaim},
 		{"AdjustCreditsAndDebits", testAdjust},
