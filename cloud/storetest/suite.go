@@ -49,6 +49,7 @@ func Run(t *testing.T, open Opener) {
 		{"TamperedBalanceHaltsApplyAndFailsCheck", testTamper},
 		{"RandomOpsMatchIndependentModel", testModel},
 		{"ConcurrentTerminalsMatchModel", testConcurrent},
+		{"LinkWhileEarningStrandsNothing", testLinkWhileEarning},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
