@@ -45,6 +45,7 @@ type card struct {
 	member loyalty.MemberID
 	isNew  bool
 	dirty  bool
+	seen   bool // known to have been seen at the batch's store
 }
 
 // digest identifies an op's content wherever it sits in a journal: the
@@ -111,6 +112,9 @@ func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*
 		}
 	}
 	if st.cards, err = b.loadCards(ctx, cardHashes); err != nil {
+		return nil, err
+	}
+	if err := b.loadSeen(ctx, st.cards, store); err != nil {
 		return nil, err
 	}
 	if b.rulesVersion, err = b.s.currentRulesVersion(ctx, b.tx); err != nil {

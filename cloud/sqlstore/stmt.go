@@ -52,6 +52,7 @@ const (
 	qApplied   = `SELECT id, kind, card, owner, posted, store, digest FROM ops WHERE status = 1 AND id IN (?*)`
 	qReversed  = `SELECT target FROM reversals WHERE target IN (?*)`
 	qCards     = `SELECT hash, member FROM cards WHERE hash IN (?*)`
+	qSeenAt    = `SELECT card FROM card_stores WHERE card IN (?*) AND store = ?`
 	qOwners    = `SELECT id, qualifying, last_overspend FROM owners WHERE id IN (?*)`
 	qAccounts  = `SELECT id, balance FROM accounts WHERE id IN (?*)`
 	qOpenLots  = `SELECT ` + lotColumns + ` FROM lots WHERE owner IN (?*) AND remaining <> 0`

@@ -93,6 +93,29 @@ func (b *book) loadCards(ctx context.Context, hs []loyalty.CardHash) (map[loyalt
 	return out, err
 }
 
+// loadSeen marks the cards among cards that were seen at store before, so
+// that only new pairs are written to card_stores.
+func (b *book) loadSeen(ctx context.Context, cards map[loyalty.CardHash]*card, store string) error {
+	var hs []any
+	for h := range cards {
+		hs = append(hs, h[:])
+	}
+	return chunks(hs, b.s.inMax(), func(hs []any) error {
+		rows, err := b.tx.queryIn(ctx, qSeenAt, hs, store)
+		if err != nil {
+			return fmt.Errorf("read cards seen at %s: %w", store, err)
+		}
+		return scanAll(rows, func(rows *sql.Rows) error {
+			var h []byte
+			if err := rows.Scan(&h); err != nil {
+				return fmt.Errorf("read cards seen at %s: %w", store, err)
+			}
+			cards[loyalty.CardHash(h)].seen = true
+			return nil
+		})
+	})
+}
+
 // flush writes everything the batch decided.
 func (b *book) flush(ctx context.Context, bt *cloud.Batch, store string, rows []*opRow) error {
 	tx := b.tx
@@ -153,7 +176,9 @@ func (b *book) writeState(ctx context.Context, store, terminal string) error {
 		if cd.dirty {
 			args = append(args, h[:], string(cd.member), b.now)
 		}
-		seen = append(seen, store, h[:])
+		if !cd.seen {
+			seen = append(seen, store, h[:])
+		}
 	}
 	if err := tx.insert(ctx, iCards, 3, args); err != nil {
 		return err
