@@ -39,6 +39,11 @@ type Options struct {
 	Rand     io.Reader
 	// SyncPoll is how often the uplink's state is read for the stream; default 500ms.
 	SyncPoll time.Duration
+	// Backlog, when set, counts the ops the cloud has not acknowledged and
+	// gives the oldest one's time (the journal's Backlog): what the status
+	// and the offline banner show, instead of the uplink's own figure,
+	// which it refreshes lazily.
+	Backlog func(ctx context.Context) (ops int64, oldest time.Time, err error)
 	// Notify, when set, is called after every op is durable (the uplink's
 	// Notify, so it ships at once).
 	Notify func()
@@ -64,6 +69,7 @@ type Agent struct {
 	rand    io.Reader
 	clock   loyalty.HLClock
 	poll    time.Duration
+	backlog func(ctx context.Context) (int64, time.Time, error)
 	notify  func()
 	onOp    func(ctx context.Context, op loyalty.Op)
 
@@ -98,7 +104,12 @@ type RecentReceipt struct {
 	Card   string         `json:"card"`
 	Points loyalty.Points `json:"points"`
 	Text   string         `json:"text"`
-	At     time.Time      `json:"at"`
+	// PNG is where the screen gets the receipt as a picture (see
+	// ReceiptPNG); empty when the renderer makes no pictures.
+	PNG string    `json:"png,omitempty"`
+	At  time.Time `json:"at"`
+
+	in *ReceiptInput // what the block was rendered from
 }
 
 const recentReceipts = 5
@@ -130,7 +141,7 @@ func Create(ctx context.Context, o Options) (*Agent, error) {
 	a := &Agent{
 		cfg: cfg, journal: o.Journal, key: o.CardKey, rcpt: o.Receipts, printer: o.Printer,
 		uplink: o.Uplink, peers: o.Peers, log: o.Logger, reg: o.Metrics, version: o.Version,
-		now: o.Now, rand: o.Rand, poll: o.SyncPoll, notify: o.Notify, onOp: o.OnOp,
+		now: o.Now, rand: o.Rand, poll: o.SyncPoll, backlog: o.Backlog, notify: o.Notify, onOp: o.OnOp,
 		hub: newHub(), devices: map[string]DeviceHealth{}, inflight: map[string]bool{},
 		cards: map[loyalty.CardHash]*cardLock{},
 	}
@@ -246,6 +257,7 @@ func (a *Agent) Reload(cfg *config.Config) []string {
 	check("store", old.Store == cfg.Store)
 	check("terminal", old.Terminal == cfg.Terminal)
 	check("cloud", old.Cloud == cfg.Cloud)
+	check("sync", old.Sync == cfg.Sync)
 	check("offline", old.Offline == cfg.Offline)
 	check("receipt", old.Receipt == cfg.Receipt)
 	check("printer", reflect.DeepEqual(old.Printer, cfg.Printer))
@@ -362,8 +374,9 @@ type Status struct {
 	Session  SessionView    `json:"session"`
 }
 
-// Status returns the terminal's status.
+// Status returns the terminal's status, its backlog counted now.
 func (a *Agent) Status() Status {
+	a.pollSync()
 	st := a.State()
 	s := Status{Version: a.version, Terminal: st.Terminal, Store: st.Store, Rules: st.Rules,
 		Devices: st.Devices, Sync: st.Sync, Session: st.Session, Peers: []Peer{}}
@@ -391,6 +404,16 @@ func (a *Agent) pollSync() {
 	var s SyncState
 	if a.uplink != nil {
 		s = a.uplink.State()
+	}
+	if a.backlog != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), a.poll)
+		n, oldest, err := a.backlog(ctx)
+		cancel()
+		if err != nil {
+			a.log.Warn("count the journal's backlog", keyErr, err)
+		} else {
+			s.BacklogOps, s.OldestOp = int(n), oldest
+		}
 	}
 	a.mu.Lock()
 	old := a.sync

@@ -60,6 +60,13 @@ type Receipts interface {
 	Render(in ReceiptInput) (Receipt, error)
 }
 
+// ReceiptPreviews renders the loyalty block as a picture for the cashier
+// screen; a Receipts may implement it. It runs when the screen asks for a
+// preview, never on the checkout path.
+type ReceiptPreviews interface {
+	PNG(in ReceiptInput) ([]byte, error)
+}
+
 // Printer prints ESC/POS jobs (devices/printer). A job ID printed once is
 // never printed again, whatever retries happen.
 type Printer interface {
@@ -85,7 +92,9 @@ type Uplink interface {
 type Peer struct {
 	Terminal string `json:"terminal"`
 	Addr     string `json:"addr,omitempty"`
-	Status   string `json:"status"`
+	Status   string `json:"status"`  // alive, leaving, left, failed
+	Online   bool   `json:"online"`  // it reaches the cloud
+	Backlog  int    `json:"backlog"` // its ops the cloud has not acknowledged
 }
 
 // Peers lists the store's other terminals (offline peers); optional.

@@ -11,6 +11,11 @@
 // small interfaces and wired in cmd/tillpoint, so tests run the real
 // journal in t.TempDir() and fakes only at their edge.
 //
+// The printer's memory of the jobs it sent (PrintJobs) lives in the agent's
+// database, so a receipt retried after a restart is not printed twice.
+// Receipt pictures for the screen are rendered when the screen asks, never
+// on the checkout path.
+//
 // With store peers enabled ([peers] in the config), StorePeers puts
 // offline/peers around the journal: an offline redeem is checked with the
 // store's other tills before the journal's policy runs (a till that reaches

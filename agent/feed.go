@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tillpoint/tillpoint/agent/config"
 	"github.com/tillpoint/tillpoint/loyalty"
 	"github.com/tillpoint/tillpoint/sync/batch"
 )
@@ -31,8 +32,16 @@ type Feed struct {
 	PutSnapshots func(ctx context.Context, snaps []loyalty.Snapshot) error
 	Agent        *Agent
 	Logger       *slog.Logger
-	// Every is how often the feeds are pulled; default one minute.
+	// Every is how often the feeds are pulled; default
+	// config.DefaultPullInterval.
 	Every time.Duration
+	// MaxBackoff caps the wait before retrying a failed pull (the first
+	// retry comes after a second, doubling); default Every.
+	MaxBackoff time.Duration
+	// Online, when set, reports whether the link to the cloud works as the
+	// uplink last saw it: when it turns true again after an outage the
+	// feeds are pulled at once, not at the next turn.
+	Online func() bool
 
 	mu      sync.Mutex
 	lastErr error
@@ -134,22 +143,48 @@ func (f *Feed) get(ctx context.Context, path string) ([]byte, error) {
 	return body, nil
 }
 
-// Run pulls the feeds now and then every Every until ctx ends; a failed
-// pull is logged and retried at the next turn (the cache keeps working).
+// feedWatch is how often Run looks at the link's state between pulls.
+const feedWatch = 250 * time.Millisecond
+
+// Run pulls the feeds now, then every Every, and at once when Online turns
+// true after an outage, until ctx ends. A failed pull is logged and
+// retried after a backoff of at most MaxBackoff (the cache keeps working).
 func (f *Feed) Run(ctx context.Context) {
 	every := f.Every
 	if every <= 0 {
-		every = time.Minute
+		every = config.DefaultPullInterval
+	}
+	maxBackoff := f.MaxBackoff
+	if maxBackoff <= 0 {
+		maxBackoff = every
 	}
 	log := f.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	t := time.NewTicker(every)
+	t := time.NewTicker(min(every, feedWatch))
 	defer t.Stop()
+	next, failures, wasOnline := time.Now(), 0, true
 	for {
-		if err := f.Pull(ctx); err != nil && ctx.Err() == nil {
-			log.Warn("cloud feeds not refreshed; the till works from its cache", keyErr, err)
+		online := f.Online == nil || f.Online()
+		back := online && !wasOnline
+		wasOnline = online
+		if now := time.Now(); back || !now.Before(next) {
+			if back {
+				log.Info("the link to the cloud is back; pulling the feeds now")
+			}
+			err := f.Pull(ctx)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				failures++
+				wait := min(time.Second<<min(failures-1, 16), maxBackoff, every)
+				next = now.Add(wait)
+				log.Warn("cloud feeds not refreshed; the till works from its cache", keyErr, err, "retry_in", wait)
+			default:
+				failures, next = 0, now.Add(every)
+			}
 		}
 		select {
 		case <-ctx.Done():

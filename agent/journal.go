@@ -125,3 +125,17 @@ func policyError(err error) error {
 	}
 	return &Error{Code: code, Message: re.Message, Err: fmt.Errorf("%w: %w", sentinel, err)}
 }
+
+// view returns the card's local view. A member enrolled at this till that
+// the cloud has sent no snapshot of yet has no tier in the journal's view:
+// it gets the one its balance reaches under the current rules.
+func (a *Agent) view(ctx context.Context, card loyalty.CardHash) (loyalty.Snapshot, bool, error) {
+	snap, known, err := a.journal.View(ctx, card)
+	if err != nil || !known || snap.Tier != "" {
+		return snap, known, err
+	}
+	if r := a.rules.Load(); r != nil {
+		snap.Tier, snap.NextTier, snap.ToNextTier = r.TierFor(snap.Balance)
+	}
+	return snap, known, nil
+}

@@ -36,6 +36,8 @@ type Result struct {
 	At         time.Time        `json:"at"`
 	// Replayed is set when the answer came from the idempotency record.
 	Replayed bool `json:"-"`
+	// receipt is what the block was rendered from, for the screen's preview.
+	receipt *ReceiptInput
 }
 
 // CheckoutRequest posts a basket. Without a card the open session's card
@@ -137,7 +139,11 @@ func (a *Agent) exec(ctx context.Context, key, route string, hash []byte, lock l
 		a.mu.Unlock()
 	}()
 
-	if rec, err := a.record(ctx, key); err != nil {
+	// A checkout's record, when it has one, is in the journal with its op,
+	// and the journal's append finds it (ErrDuplicateRequest, answered by
+	// execInJournal): a fresh key, nearly every request, costs no lookup.
+	inJournal := route == "checkout"
+	if rec, err := a.record(ctx, key, !inJournal); err != nil {
 		return nil, err
 	} else if rec != nil {
 		return a.replay(ctx, rec, route, hash)
@@ -147,6 +153,15 @@ func (a *Agent) exec(ctx context.Context, key, route string, hash []byte, lock l
 	defer unlock()
 	p, err := prepare(ctx)
 	kind := routeKind(route)
+	if err != nil && inJournal {
+		// A retry of a checkout that was recorded gets its answer, not a
+		// refusal computed afresh (and stored over it).
+		if rec, rerr := a.record(ctx, key, true); rerr != nil {
+			return nil, rerr
+		} else if rec != nil {
+			return a.replay(ctx, rec, route, hash)
+		}
+	}
 	if err != nil {
 		a.m.ops.Inc(kind, "refused")
 		if c := ErrorCode(err); c != CodeInternal && c != CodeUnavailable && c != CodeNoRules {
@@ -222,7 +237,7 @@ func (a *Agent) execInJournal(ctx context.Context, key, route string, hash, body
 	switch {
 	case errors.Is(err, ErrDuplicateRequest):
 		// Another attempt with this key made its op first: answer with it.
-		rec, rerr := a.record(ctx, key)
+		rec, rerr := a.record(ctx, key, true)
 		if rerr != nil {
 			return nil, rerr
 		}
@@ -248,12 +263,12 @@ func (a *Agent) execInJournal(ctx context.Context, key, route string, hash, body
 // record returns the idempotency record for key: the agent's database
 // holds refusals, voids and records from before the journal kept them;
 // the journal holds the rest with their ops.
-func (a *Agent) record(ctx context.Context, key string) (*record, error) {
+func (a *Agent) record(ctx context.Context, key string, lookJournal bool) (*record, error) {
 	rec, err := a.store.get(ctx, key)
 	if err != nil {
 		return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf(msgJournalFailed, "its database cannot be read"), Err: err}
 	}
-	if rec != nil {
+	if rec != nil || !lookJournal {
 		return rec, nil
 	}
 	b, op, found, err := a.journal.Request(ctx, key)
@@ -358,15 +373,26 @@ func (a *Agent) after(ctx context.Context, p *prepared) {
 			}
 		}(p.op.ID.String(), p.res.ESCPOS)
 	}
+	recent := RecentReceipt{Op: p.op.ID, Kind: p.op.Kind, Card: p.res.Card, Points: p.op.Points, Text: p.res.Receipt, At: p.res.At, in: p.res.receipt}
+	if _, ok := a.rcpt.(ReceiptPreviews); ok && recent.in != nil {
+		recent.PNG = ReceiptPreviewPath(p.op.ID)
+	}
 	a.mu.Lock()
-	a.receipts = append([]RecentReceipt{{Op: p.op.ID, Kind: p.op.Kind, Card: p.res.Card, Points: p.op.Points, Text: p.res.Receipt, At: p.res.At}}, a.receipts...)
+	a.receipts = append([]RecentReceipt{recent}, a.receipts...)
 	if len(a.receipts) > recentReceipts {
 		a.receipts = a.receipts[:recentReceipts]
 	}
 	a.mu.Unlock()
-	ev := *p.res
+	ev := CheckoutEvent{Result: *p.res, PNG: recent.PNG}
 	ev.ESCPOS = nil
 	a.publish(EventCheckout, ev)
+}
+
+// CheckoutEvent is what the event stream says of an op: its result, and
+// where the screen gets its receipt as a picture.
+type CheckoutEvent struct {
+	Result
+	PNG string `json:"png,omitempty"`
 }
 
 // newOp fills the fields every op carries.
@@ -388,7 +414,7 @@ func (a *Agent) render(in ReceiptInput, res *Result) {
 		a.log.Warn("render receipt", keyOp, in.Op.ID.String(), keyErr, err)
 		return
 	}
-	res.Receipt, res.ESCPOS = r.Text, r.ESCPOS
+	res.Receipt, res.ESCPOS, res.receipt = r.Text, r.ESCPOS, &in
 }
 
 // cardFor resolves the card of a request: the one given, or the open session's.
@@ -426,7 +452,7 @@ func (a *Agent) Checkout(ctx context.Context, key string, req CheckoutRequest) (
 		if !card.IsZero() {
 			op.Card = card.Hash(a.key)
 			res.Card = card.String()
-			snap, known, err = a.journal.View(ctx, op.Card)
+			snap, known, err = a.view(ctx, op.Card)
 			if err != nil {
 				return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf(msgJournalFailed, "the member cache cannot be read"), Err: err}
 			}
@@ -483,7 +509,7 @@ func (a *Agent) Redeem(ctx context.Context, key string, req RedeemRequest) (*Res
 		now := a.now()
 		offline := a.offline()
 		h := card.Hash(a.key)
-		snap, known, err := a.journal.View(ctx, h)
+		snap, known, err := a.view(ctx, h)
 		if err != nil {
 			return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf(msgJournalFailed, "the member cache cannot be read"), Err: err}
 		}
@@ -590,7 +616,7 @@ func (a *Agent) Void(ctx context.Context, key string, req VoidRequest) (*Result,
 		res := &Result{Kind: loyalty.OpReverse, OpID: op.ID, Member: orig.Member, Points: op.Points, Reverses: orig.ID,
 			Offline: op.Offline, At: now, Rules: op.RulesVersion}
 		if !orig.Card.IsZero() {
-			snap, known, err := a.journal.View(ctx, orig.Card)
+			snap, known, err := a.view(ctx, orig.Card)
 			if err == nil && known {
 				res.Known, res.Balance, res.Tier = true, snap.Balance+op.Points, snap.Tier
 			}
@@ -615,7 +641,7 @@ func (a *Agent) Enroll(ctx context.Context, key string, req EnrollRequest) (*Res
 			return nil, Errorf(CodeInvalid, "The member ID is longer than %d characters.", loyalty.MaxFieldLen)
 		}
 		h := card.Hash(a.key)
-		if snap, known, err := a.journal.View(ctx, h); err != nil {
+		if snap, known, err := a.view(ctx, h); err != nil {
 			return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf(msgJournalFailed, "the member cache cannot be read"), Err: err}
 		} else if known && snap.Member != "" {
 			return nil, Errorf(CodeConflict, "This card already belongs to a member; it cannot be enrolled again.")
@@ -663,7 +689,7 @@ type MemberView struct {
 
 // Member returns the card's local view.
 func (a *Agent) Member(ctx context.Context, card loyalty.CardToken) (MemberView, error) {
-	snap, known, err := a.journal.View(ctx, card.Hash(a.key))
+	snap, known, err := a.view(ctx, card.Hash(a.key))
 	if err != nil {
 		return MemberView{}, &Error{Code: CodeUnavailable, Message: "This till cannot read the member cache right now.", Err: err}
 	}

@@ -9,14 +9,17 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tillpoint/tillpoint/agent/config"
 	"github.com/tillpoint/tillpoint/loyalty"
 	"github.com/tillpoint/tillpoint/offline/journal"
 	"github.com/tillpoint/tillpoint/offline/peers"
+	"github.com/tillpoint/tillpoint/sync/enroll"
 )
 
 // StorePeers is the agent's membership of its store's cluster
@@ -26,21 +29,29 @@ type StorePeers struct {
 	P   *peers.Peers
 	J   *journal.Journal
 	log *slog.Logger
+	// From says where the roster and the keyring came from; only what came
+	// from the cloud follows the cloud (RefreshRoster).
+	From PeersSource
+
+	mu      sync.Mutex
+	version uint64 // the cloud roster's version in use
 }
 
 var _ Peers = (*StorePeers)(nil)
 
 // NewStorePeers makes the till's member of its store cluster from cfg's
-// [peers] table, signing with the terminal's enrollment key and recording
-// the other tills' redeems in j. cfg.Store and cfg.Terminal must already be
-// the enrollment's. tune, when not nil, changes the peers config last
-// (tests shorten serf's timings). Nothing touches the network until Start.
-func NewStorePeers(cfg *config.Config, key ed25519.PrivateKey, j *journal.Journal, version string,
+// [peers] table and the roster and keyring the cloud handed out (cloud,
+// from the enrollment directory; nil when there is none), signing with the
+// terminal's enrollment key and recording the other tills' redeems in j.
+// cfg.Store and cfg.Terminal must already be the enrollment's. tune, when
+// not nil, changes the peers config last (tests shorten serf's timings).
+// Nothing touches the network until Start.
+func NewStorePeers(cfg *config.Config, key ed25519.PrivateKey, cloud *enroll.Roster, j *journal.Journal, version string,
 	logger *slog.Logger, tune func(*peers.Config)) (*StorePeers, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	pc, err := PeersConfig(cfg, key, version)
+	pc, from, err := PeersConfig(cfg, key, cloud, version)
 	if err != nil {
 		return nil, err
 	}
@@ -52,43 +63,81 @@ func NewStorePeers(cfg *config.Config, key ed25519.PrivateKey, j *journal.Journa
 	if err != nil {
 		return nil, fmt.Errorf("store peers: %w", err)
 	}
-	return &StorePeers{P: p, J: j, log: pc.Logger}, nil
+	return &StorePeers{P: p, J: j, log: pc.Logger, From: from, version: cloud.Version()}, nil
 }
 
-// PeersConfig turns cfg's [peers] table into an offline/peers config.
-func PeersConfig(cfg *config.Config, key ed25519.PrivateKey, version string) (peers.Config, error) {
+// PeersSource says where a till's store roster and gossip keyring come
+// from: SourceCloud (the enrollment directory, refreshed from the cloud)
+// or SourceConfig (agent.toml's [peers], an override for stores without a
+// cloud).
+type PeersSource struct {
+	Roster, Keys string
+}
+
+// Where a roster or keyring comes from.
+const (
+	SourceCloud  = "cloud"
+	SourceConfig = "config"
+)
+
+// PeersConfig turns cfg's [peers] table and the cloud's roster into an
+// offline/peers config. The config's roster and gossip key file, when
+// given, override the cloud's.
+func PeersConfig(cfg *config.Config, key ed25519.PrivateKey, cloud *enroll.Roster, version string) (peers.Config, PeersSource, error) {
 	c := cfg.Peers
 	pc := peers.DefaultConfig()
+	var from PeersSource
 	pc.Store, pc.Terminal, pc.Version = cfg.Store, cfg.Terminal, version
 	var err error
 	if pc.BindAddr, pc.BindPort, err = splitAddr(c.Bind); err != nil {
-		return pc, fmt.Errorf("peers.bind: %w", err)
+		return pc, from, fmt.Errorf("peers.bind: %w", err)
 	}
 	if c.Advertise != "" {
 		if pc.AdvertiseAddr, pc.AdvertisePort, err = splitAddr(c.Advertise); err != nil {
-			return pc, fmt.Errorf("peers.advertise: %w", err)
+			return pc, from, fmt.Errorf("peers.advertise: %w", err)
 		}
 	}
-	gk, err := ReadGossipKey(c.GossipKeyFile)
-	if err != nil {
-		return pc, err
+	switch {
+	case c.GossipKeyFile != "":
+		gk, err := ReadGossipKey(c.GossipKeyFile)
+		if err != nil {
+			return pc, from, err
+		}
+		pc.Keys, from.Keys = [][]byte{gk}, SourceConfig
+	case cloud != nil && len(cloud.GossipKeys) > 0:
+		pc.Keys, from.Keys = cloud.GossipKeys, SourceCloud
+		// serf keeps the keyring the store's tills rotate here, so a
+		// restart in the middle of a rotation still understands the store.
+		pc.KeyringPath = filepath.Join(cfg.StateDir, "serf.keyring")
+	default:
+		return pc, from, errors.New("peers: no gossip key: enroll against a cloud that hands out the store's keyring, or set peers.gossip_key_file")
 	}
-	pc.Keys = [][]byte{gk}
 	pc.SnapshotPath = cfg.PeersSnapshotPath()
 	pc.SigningKey = key
 	pc.QueryThreshold, pc.IsolatedRedeemCap = c.QueryThreshold, c.IsolatedRedeemCap
-	ts := make([]peers.Terminal, 0, len(c.Roster))
-	for i, t := range c.Roster {
-		pub, err := t.PublicKeyBytes()
-		if err != nil {
-			return pc, fmt.Errorf("peers.roster[%d] (%s): %w", i, t.Terminal, err)
+	switch {
+	case len(c.Roster) > 0:
+		ts := make([]peers.Terminal, 0, len(c.Roster))
+		for i, t := range c.Roster {
+			pub, err := t.PublicKeyBytes()
+			if err != nil {
+				return pc, from, fmt.Errorf("peers.roster[%d] (%s): %w", i, t.Terminal, err)
+			}
+			ts = append(ts, peers.Terminal{ID: t.Terminal, PublicKey: pub, Addr: t.Address})
 		}
-		ts = append(ts, peers.Terminal{ID: t.Terminal, PublicKey: pub, Addr: t.Address})
+		if pc.Roster, err = peers.NewRoster(ts...); err != nil {
+			return pc, from, fmt.Errorf("peers.roster: %w", err)
+		}
+		from.Roster = SourceConfig
+	case cloud != nil:
+		if pc.Roster, err = PeerRoster(cloud); err != nil {
+			return pc, from, err
+		}
+		from.Roster = SourceCloud
+	default:
+		return pc, from, errors.New("peers: no store roster: enroll against a cloud that hands out rosters, or list the tills in [[peers.roster]]")
 	}
-	if pc.Roster, err = peers.NewRoster(ts...); err != nil {
-		return pc, fmt.Errorf("peers.roster: %w", err)
-	}
-	return pc, nil
+	return pc, from, nil
 }
 
 func splitAddr(s string) (string, int, error) {
@@ -155,7 +204,7 @@ func (s *StorePeers) Peers() []Peer {
 		if m.Self {
 			continue
 		}
-		out = append(out, Peer{Terminal: m.Name, Addr: m.Addr, Status: m.Status})
+		out = append(out, Peer{Terminal: m.Name, Addr: m.Addr, Status: m.Status, Online: m.Online, Backlog: m.Backlog})
 	}
 	return out
 }

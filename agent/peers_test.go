@@ -20,17 +20,6 @@ import (
 	"github.com/tillpoint/tillpoint/offline/peers"
 )
 
-// fastPeers shortens serf's timings as offline/peers' own tests do, so a
-// two-till store converges in well under a second under -race.
-func fastPeers(c *peers.Config) {
-	c.Timing = peers.Timing{
-		GossipInterval: 50 * time.Millisecond, ProbeInterval: 300 * time.Millisecond, ProbeTimeout: 200 * time.Millisecond,
-		SuspicionMult: 2, PushPullInterval: time.Second, TCPTimeout: 500 * time.Millisecond,
-		ReconnectInterval: 150 * time.Millisecond, ReapInterval: time.Second, BroadcastTimeout: 200 * time.Millisecond,
-	}
-	c.RetryJoinInterval, c.ReannounceEvery, c.LeaveTimeout = 100*time.Millisecond, 100*time.Millisecond, 300*time.Millisecond
-}
-
 type till struct {
 	id  string
 	ip  string
@@ -65,7 +54,7 @@ func startTill(t *testing.T, self till, all []till, join map[string]string, goss
 			}
 		},
 		Peers: func(c *config.Config, j *journal.Journal) (*agent.StorePeers, error) {
-			return agent.NewStorePeers(c, self.key, j, "test", nil, fastPeers)
+			return agent.NewStorePeers(c, self.key, nil, j, "test", nil, agenttest.FastPeers)
 		},
 	})
 	h.Uplink.Set(agent.SyncState{Online: false, LastError: "cloud unreachable (test)"})
@@ -177,7 +166,7 @@ func TestIsolatedTillRefusesPastIsolatedCap(t *testing.T) {
 			c.Peers.Roster = []config.PeerTerminal{{Terminal: a.id, PublicKey: a.pub()}, {Terminal: b.id, PublicKey: b.pub()}}
 		},
 		Peers: func(c *config.Config, j *journal.Journal) (*agent.StorePeers, error) {
-			return agent.NewStorePeers(c, a.key, j, "test", nil, fastPeers)
+			return agent.NewStorePeers(c, a.key, nil, j, "test", nil, agenttest.FastPeers)
 		},
 	})
 	h.Uplink.Set(agent.SyncState{Online: false})

@@ -128,7 +128,7 @@ func (a *Agent) currentSession() *session {
 
 func (a *Agent) sessionView(ctx context.Context, s *session, notice string) SessionView {
 	v := SessionView{Open: true, ID: s.id, Card: s.card.String(), Source: s.source, Opened: s.opened, Quote: s.quote}
-	snap, known, err := a.journal.View(ctx, s.hash)
+	snap, known, err := a.view(ctx, s.hash)
 	switch {
 	case err != nil:
 		a.log.Warn("member view", keyCard, s.card, keyErr, err)
@@ -157,7 +157,7 @@ func (a *Agent) QuoteBasket(ctx context.Context, b loyalty.Basket) (*Quote, erro
 	s := a.currentSession()
 	var snap loyalty.Snapshot
 	if s != nil {
-		if v, known, err := a.journal.View(ctx, s.hash); err == nil && known {
+		if v, known, err := a.view(ctx, s.hash); err == nil && known {
 			snap = v
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/tillpoint/tillpoint/loyalty"
@@ -24,6 +25,12 @@ type store struct {
 	// becoming done): synchronous=NORMAL, durable against a crash of the
 	// process, not against a power cut.
 	lazy *sql.DB
+
+	// keys holds every request key in the table, loaded at open and kept
+	// by put (the agent is the database's only writer), so that looking up
+	// a fresh key, what nearly every request does, costs no query.
+	mu   sync.Mutex
+	keys map[string]struct{}
 }
 
 const storeSchema = `
@@ -46,15 +53,19 @@ CREATE TABLE IF NOT EXISTS rules (
 ) STRICT;
 `
 
-func openStore(ctx context.Context, path string) (*store, error) {
-	dsn := func(sync string) string {
-		q := url.Values{}
-		for _, p := range []string{"journal_mode(WAL)", "synchronous(" + sync + ")", "busy_timeout(5000)", "foreign_keys(ON)"} {
-			q.Add("_pragma", p)
-		}
-		q.Set("_txlock", "immediate")
-		return "file:" + path + "?" + q.Encode()
+// storeDSN is the agent database's data source name, at the given
+// synchronous level (FULL for what a reply or a print depends on).
+func storeDSN(path, sync string) string {
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(" + sync + ")", "busy_timeout(5000)", "foreign_keys(ON)"} {
+		q.Add("_pragma", p)
 	}
+	q.Set("_txlock", "immediate")
+	return "file:" + path + "?" + q.Encode()
+}
+
+func openStore(ctx context.Context, path string) (*store, error) {
+	dsn := func(sync string) string { return storeDSN(path, sync) }
 	db, err := sql.Open("sqlite", dsn("FULL"))
 	if err != nil {
 		return nil, fmt.Errorf("open agent database %s: %w", path, err)
@@ -70,7 +81,35 @@ func openStore(ctx context.Context, path string) (*store, error) {
 		return nil, fmt.Errorf("open agent database %s: %w", path, err)
 	}
 	lazy.SetMaxOpenConns(1)
-	return &store{db: db, lazy: lazy}, nil
+	s := &store{db: db, lazy: lazy, keys: map[string]struct{}{}}
+	if err := s.loadKeys(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open agent database %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *store) loadKeys(ctx context.Context) error {
+	rows, err := s.db.QueryContext(ctx, "SELECT key FROM requests")
+	if err != nil {
+		return fmt.Errorf("read request keys: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return fmt.Errorf("read request keys: %w", err)
+		}
+		s.keys[k] = struct{}{}
+	}
+	return rows.Err()
+}
+
+func (s *store) has(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.keys[key]
+	return ok
 }
 
 func (s *store) Close() error {
@@ -104,6 +143,9 @@ func requestHash(route string, body []byte) []byte {
 
 // get returns the record for key, or nil.
 func (s *store) get(ctx context.Context, key string) (*record, error) {
+	if !s.has(key) {
+		return nil, nil
+	}
 	r := &record{Key: key}
 	var opBytes []byte
 	err := s.db.QueryRowContext(ctx, `SELECT route, request_hash, state, status, reply, op FROM requests WHERE key = ?`, key).
@@ -149,6 +191,9 @@ func (s *store) put(ctx context.Context, r *record, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("store idempotency record: %w", err)
 	}
+	s.mu.Lock()
+	s.keys[r.Key] = struct{}{}
+	s.mu.Unlock()
 	return nil
 }
 

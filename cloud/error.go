@@ -46,7 +46,8 @@ const (
 	// SeqStaleEpoch: the terminal has already moved on to a later epoch.
 	SeqStaleEpoch = "stale_epoch"
 	// SeqChain: the batch's previous-batch hash is not the hash of the last
-	// batch applied for this terminal and epoch.
+	// batch applied for this terminal and epoch (or not empty for the first
+	// batch of an epoch).
 	SeqChain = "chain"
 )
 
@@ -69,6 +70,9 @@ type SequenceError struct {
 	// LatestEpoch is the terminal's newest epoch the ledger has seen.
 	LatestEpoch uint32
 	First, Last uint64
+	// LastHash is the hash of the batch that ended at Watermark (empty when
+	// Watermark is 0): the previous hash the terminal's next batch must carry.
+	LastHash []byte
 }
 
 func (e *SequenceError) Error() string {

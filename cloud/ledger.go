@@ -28,6 +28,18 @@ type Ledger interface {
 	// RevokeTerminal marks a terminal revoked at now; later batches from it
 	// are refused with ErrTerminalRevoked. Returns ErrNotFound.
 	RevokeTerminal(ctx context.Context, id string, now time.Time) error
+	// StoreRoster returns a store's terminals and gossip keyring. Enroll
+	// makes the keyring with the store's first terminal. Returns
+	// ErrNotFound for a store without any terminal.
+	StoreRoster(ctx context.Context, store string) (StoreRoster, error)
+	// RotateGossipKey makes key (GossipKeySize bytes) the store's primary
+	// gossip key; the old primary stays, retired at now, until
+	// RemoveRetiredGossipKeys. Returns ErrNotFound for a store without a
+	// keyring, ErrInvalidInput for a bad or reused key.
+	RotateGossipKey(ctx context.Context, store string, key []byte, now time.Time) error
+	// RemoveRetiredGossipKeys removes the store's keys retired at or before
+	// cutoff and returns how many it removed.
+	RemoveRetiredGossipKeys(ctx context.Context, store string, cutoff time.Time) (int, error)
 
 	// PublishRules stores a rules version. Publishing the same version with
 	// the same hash again is a no-op; with a different hash it returns
@@ -84,7 +96,7 @@ type Batch struct {
 	FirstSeq, LastSeq uint64
 	// Hash identifies the batch (a replay must carry the same hash);
 	// PrevHash is the hash of the batch before it in this epoch, empty for
-	// the first. A non-empty PrevHash must match the last applied batch.
+	// the first; it must match the last applied batch, else ErrChain.
 	Hash, PrevHash []byte
 	Ops            []loyalty.Op
 	// ReceivedAt is the cloud's clock when the batch arrived.
@@ -97,6 +109,9 @@ type Applied struct {
 	Epoch    uint32
 	// Watermark is the highest sequence applied for Terminal in Epoch.
 	Watermark uint64
+	// LastHash is the hash of the batch that ended at Watermark: the
+	// previous hash of the terminal's next batch.
+	LastHash []byte
 	// Replay is set when the whole batch had been applied before: Results
 	// are the original ones and nothing changed.
 	Replay  bool

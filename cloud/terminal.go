@@ -23,12 +23,42 @@ type Terminal struct {
 	Status     TerminalStatus
 	EnrolledAt time.Time
 	RevokedAt  time.Time // zero unless revoked
+	// Addr is the terminal's gossip address (host:port) for its store's
+	// peers, as it said at enrollment; empty when it said none.
+	Addr string
 }
 
 // TerminalKey is what a terminal registers when it enrolls.
 type TerminalKey struct {
 	PublicKey ed25519.PublicKey
 	KeyID     string
+	// Addr is the terminal's gossip address (host:port), optional.
+	Addr string
+}
+
+// GossipKeySize is the size of a store's gossip key (AES-256).
+const GossipKeySize = 32
+
+// StoreRoster is what the terminals of one store must know of each other:
+// every terminal ever enrolled there (revoked ones marked), and the keyring
+// that encrypts the store's gossip.
+type StoreRoster struct {
+	Store string
+	// Version grows with every change to the terminals or the keyring.
+	Version   uint64
+	Terminals []Terminal
+	// GossipKeys is the keyring, the primary first, then the keys retired
+	// by a rotation (newest first) until they are removed.
+	GossipKeys []GossipKey
+}
+
+// GossipKey is one key of a store's gossip keyring: a secret.
+type GossipKey struct {
+	Key     []byte
+	AddedAt time.Time
+	// RetiredAt is when a rotation replaced it as the primary; zero for
+	// the primary.
+	RetiredAt time.Time
 }
 
 // EnrollCode is a one-time code an operator makes for one terminal of a

@@ -247,7 +247,12 @@ func (b *builder) earned() {
 		case loyalty.OpAdjust:
 			b.pair(b.cat.Text(MsgAdjusted, "reason", op.Reason), signed(b.cat, op.Points))
 		case loyalty.OpEnroll:
-			b.text(b.cat.Text(MsgEnrolled, "program", b.program()))
+			if p := b.program(); p != "" {
+				b.text(b.cat.Text(MsgEnrolled, "program", p))
+			} else {
+				// "Welcome to !" is what the named message gives without a name.
+				b.text(b.cat.Text(MsgEnrolledAnon))
+			}
 		}
 	}
 }

@@ -20,6 +20,7 @@ const (
 	MsgReversed     = "reversed"      // a void or return took points back
 	MsgAdjusted     = "adjusted"      // {reason}
 	MsgEnrolled     = "enrolled"      // {program}
+	MsgEnrolledAnon = "enrolled.anon" // the welcome line when no program name is set
 	MsgBalance      = "balance"       // pair label of the new balance
 	MsgPoints       = "points"        // {points}: an amount of points in a pair's value column
 	MsgDebt         = "debt"          // pair label: owed from offline redemptions
@@ -163,6 +164,8 @@ func english(key string) string {
 		return "Adjustment: {reason}"
 	case MsgEnrolled:
 		return "Welcome to {program}!"
+	case MsgEnrolledAnon:
+		return "Welcome!"
 	case MsgBalance:
 		return "Balance"
 	case MsgPoints:
@@ -207,6 +210,8 @@ func spanish(key string) string {
 		return "Ajuste: {reason}"
 	case MsgEnrolled:
 		return "¡Bienvenido a {program}!"
+	case MsgEnrolledAnon:
+		return "¡Bienvenido!"
 	case MsgBalance:
 		return "Saldo"
 	case MsgPoints:

@@ -156,7 +156,7 @@ func Start(t testing.TB, o Options) *Harness {
 		o.Receipts = r
 	}
 	opts := agent.Options{Config: cfg, Journal: h.Journal, CardKey: CardKey(), Receipts: o.Receipts,
-		Printer: h.Printer, Uplink: h.Uplink, Version: "test", Now: h.Now, SyncPoll: 50 * time.Millisecond}
+		Printer: h.Printer, Uplink: h.Uplink, Version: "test", Now: h.Now, SyncPoll: 50 * time.Millisecond, Backlog: j.Backlog}
 	if o.Peers != nil {
 		if h.Peers, err = o.Peers(cfg, j); err != nil {
 			j.Close()

@@ -499,7 +499,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	}
 	routes := []string{"POST /v1/checkout", "POST /v1/quote", "POST /v1/redeem", "POST /v1/void", "POST /v1/enroll",
 		"POST /v1/session", "GET /v1/session", "DELETE /v1/session", "GET /v1/members/{card}", "GET /v1/status",
-		"GET /v1/events", "GET /v1/openapi.json"}
+		"GET /v1/events", "GET /v1/openapi.json", "GET /v1/receipts/{op}/preview.png"}
 	for _, r := range routes {
 		method, path, _ := strings.Cut(r, " ")
 		if _, ok := doc.Paths[path][strings.ToLower(method)]; !ok {
@@ -543,5 +543,37 @@ func TestMetricsCountOps(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics lack %q:\n%s", want, b)
 		}
+	}
+}
+
+// A checkout's retry is answered from the journal even when the request
+// would now be refused (here the program changed currency): the POS gets
+// the answer its sale was recorded with, never a refusal of a sale that
+// counted, and nothing is stored over the record.
+func TestRetriedCheckoutIsAnsweredEvenWhenItWouldNowBeRefused(t *testing.T) {
+	h := agenttest.Start(t, agenttest.Options{})
+	known(t, h, cardA, 0, "", time.Now())
+	body := map[string]any{"card": cardA, "basket": agenttest.Basket("milk", "dairy", 1000)}
+	var first api.OpReply
+	if code, b := h.Post(t, "/v1/checkout", "retry-rules", body, &first); code != 200 {
+		t.Fatalf("checkout: %d %s", code, b)
+	}
+	usd := agenttest.Rules()
+	usd.Version, usd.Currency = 2, "USD"
+	if err := h.Agent.SetRules(context.Background(), usd); err != nil {
+		t.Fatal(err)
+	}
+	if code, b := h.Post(t, "/v1/checkout", "fresh-key", body, nil); code == 200 {
+		t.Fatalf("a new EUR checkout under USD rules: got 200 %s, want a refusal (the premise of this test)", b)
+	}
+	for i := range 2 {
+		var again api.OpReply
+		code, b := h.Post(t, "/v1/checkout", "retry-rules", body, &again)
+		if code != 200 || !again.Replayed || again.OpID != first.OpID || again.Points != first.Points {
+			t.Fatalf("retry %d: got %d %s, want the first answer replayed", i, code, b)
+		}
+	}
+	if n := len(h.Ops(t)); n != 1 {
+		t.Errorf("journal: got %d ops, want 1", n)
 	}
 }

@@ -110,6 +110,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/session", s.getSession)
 	mux.HandleFunc("GET /v1/members/{card}", s.member)
 	mux.HandleFunc("GET /v1/status", s.status)
+	mux.HandleFunc("GET /v1/receipts/{op}/preview.png", s.receiptPNG)
 	mux.HandleFunc("GET /v1/events", s.events)
 	mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -359,6 +360,23 @@ func (s *Server) member(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, v)
+}
+
+// receiptPNG serves one of the last receipts as a picture, for the screen.
+func (s *Server) receiptPNG(w http.ResponseWriter, r *http.Request) {
+	op, err := loyalty.ParseOpID(r.PathValue("op"))
+	if err != nil {
+		writeProblem(w, r, agent.Errorf(agent.CodeInvalid, "%q is not an op ID; use the op_id of a checkout reply.", r.PathValue("op")))
+		return
+	}
+	png, err := s.agent.ReceiptPNG(op)
+	if err != nil {
+		writeProblem(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "image/png")
+	w.Header().Set("Cache-Control", "private, max-age=300")
+	w.Write(png)
 }
 
 func (s *Server) status(w http.ResponseWriter, _ *http.Request) {

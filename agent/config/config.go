@@ -27,6 +27,8 @@ const (
 	DefaultPrinterWidth    = 42
 	DefaultCodePage        = "cp858"
 	DefaultShutdownTimeout = 10 * time.Second
+	DefaultPullInterval    = 30 * time.Second
+	DefaultMaxBackoff      = 30 * time.Second
 	// Store peers (offline/peers): the gossip port and the redeem figures.
 	DefaultPeersBind              = "0.0.0.0:7946"
 	DefaultPeersIsolatedRedeemCap = loyalty.Points(100)
@@ -49,6 +51,7 @@ type Config struct {
 
 	Log      Log         `toml:"log"`
 	Cloud    Cloud       `toml:"cloud"`
+	Sync     Sync        `toml:"sync"`
 	Offline  Offline     `toml:"offline"`
 	Session  Session     `toml:"session"`
 	Receipt  Receipt     `toml:"receipt"`
@@ -71,7 +74,9 @@ type Peers struct {
 	// from bind (a 0.0.0.0 bind, NAT).
 	Advertise string `toml:"advertise"`
 	// GossipKeyFile holds the store's gossip key: 32 bytes in base64, in a
-	// file only the agent's user can read (mode 0600 or 0400).
+	// file only the agent's user can read (mode 0600 or 0400). It
+	// overrides the keyring the cloud hands out at enrollment (for a store
+	// without a cloud); rotations are then not followed.
 	GossipKeyFile string `toml:"gossip_key_file"`
 	// SnapshotPath is serf's snapshot; default state_dir/serf.snapshot.
 	SnapshotPath string `toml:"snapshot_path"`
@@ -81,8 +86,9 @@ type Peers struct {
 	// QueryThreshold: a redeem of at least this many points asks the other
 	// tills first (at most 500 ms); 0 asks for every redeem.
 	QueryThreshold loyalty.Points `toml:"query_threshold"`
-	// Roster is the store's terminals, written by the store's IT until the
-	// cloud hands the roster out.
+	// Roster is the store's terminals, written by hand: it overrides the
+	// roster the cloud hands out (for a store without a cloud); new and
+	// revoked tills are then not followed.
 	Roster []PeerTerminal `toml:"roster"`
 }
 
@@ -133,6 +139,18 @@ type Cloud struct {
 	Timeout     Duration `toml:"timeout"`
 }
 
+// Sync is how the till keeps in step with the cloud.
+type Sync struct {
+	// PullInterval is how often the rules and the store's member snapshots
+	// are pulled; they are also pulled at once when the link to the cloud
+	// comes back after an outage.
+	PullInterval Duration `toml:"pull_interval"`
+	// MaxBackoff caps the wait between two attempts while the cloud cannot
+	// be reached (sending the journal and pulling the feeds): the longest a
+	// till stays unaware that the link is back.
+	MaxBackoff Duration `toml:"max_backoff"`
+}
+
 // Offline is the offline redeem policy (invariant 4).
 type Offline struct {
 	// MaxSnapshotAge is the oldest member snapshot a redeem may rely on
@@ -174,9 +192,17 @@ type Scanner struct {
 	Serial string `toml:"serial"`
 	Path   string `toml:"path"`
 	Baud   int    `toml:"baud"`
-	// Suffix frames a scan: CR, LF, CRLF or TAB; empty means inter-character timeout.
+	// Suffix frames a scan: CR, LF, CRLF or TAB; empty means inter-character
+	// timeout. A hid scanner ends a scan with Enter, and with TAB when set.
 	Suffix string `toml:"suffix"`
+	// Grab, for a hid scanner, takes the input device exclusively (default
+	// true), so that scans do not also type into the POS window; false
+	// shares it.
+	Grab *bool `toml:"grab"`
 }
+
+// Grabs reports whether a hid scanner's input device is taken exclusively.
+func (s Scanner) Grabs() bool { return s.Grab == nil || *s.Grab }
 
 // Match returns the scanner's device match.
 func (s Scanner) Match() Match { return Match{USB: s.USB, Serial: s.Serial, Path: s.Path} }
@@ -212,6 +238,7 @@ func Default() *Config {
 		ShutdownTimeout: Duration(DefaultShutdownTimeout),
 		Log:             Log{Level: "info", Format: "json"},
 		Cloud:           Cloud{Timeout: Duration(DefaultCloudTimeout)},
+		Sync:            Sync{PullInterval: Duration(DefaultPullInterval), MaxBackoff: Duration(DefaultMaxBackoff)},
 		Offline: Offline{
 			MaxSnapshotAge:  Duration(DefaultMaxSnapshotAge),
 			RedeemCapPerDay: DefaultRedeemCapPerDay,
@@ -344,6 +371,12 @@ func (c *Config) validate(file string, pos positions) error {
 	if c.Cloud.Timeout.D() <= 0 || c.Cloud.Timeout.D() > 5*time.Minute {
 		bad("cloud.timeout", "%s is out of range; use 1s to 5m", c.Cloud.Timeout)
 	}
+	if d := c.Sync.PullInterval.D(); d < 5*time.Second || d > 24*time.Hour {
+		bad("sync.pull_interval", "%s is out of range; use 5s to 24h (default %s)", d, DefaultPullInterval)
+	}
+	if d := c.Sync.MaxBackoff.D(); d < time.Second || d > time.Hour {
+		bad("sync.max_backoff", "%s is out of range; use 1s to 1h (default %s)", d, DefaultMaxBackoff)
+	}
 	if c.Offline.MaxSnapshotAge.D() <= 0 {
 		bad("offline.max_snapshot_age", "must be positive, e.g. \"72h\"")
 	}
@@ -376,6 +409,19 @@ func (c *Config) validate(file string, pos positions) error {
 		}
 		if !slices.Contains([]string{"", "CR", "LF", "CRLF", "TAB"}, s.Suffix) {
 			bad(k+".suffix", "%q: use CR, LF, CRLF, TAB, or leave it out to frame by timeout", s.Suffix)
+		}
+		if s.Kind == "hid" {
+			if s.Suffix != "" && s.Suffix != "CR" && s.Suffix != "TAB" {
+				bad(k+".suffix", "%q: a hid scanner ends a scan with Enter (CR) or TAB", s.Suffix)
+			}
+			if s.Baud != 0 {
+				bad(k+".baud", "a hid scanner has no baud rate; leave it out")
+			}
+			if s.Path != "" && !strings.HasPrefix(s.Path, "/dev/input/") {
+				bad(k+".path", "%q: a hid scanner is an input device, /dev/input/by-id/...-event-kbd or /dev/input/eventN", s.Path)
+			}
+		} else if s.Grab != nil {
+			bad(k+".grab", "only a hid (keyboard wedge) scanner is grabbed; leave it out for a serial one")
 		}
 		if s.Baud < 0 {
 			bad(k+".baud", "cannot be negative")
@@ -435,12 +481,9 @@ func (p *Peers) validate(bad func(key, format string, args ...any)) {
 	if p.Advertise != "" {
 		checkAddr("peers.advertise", p.Advertise)
 	}
-	if p.GossipKeyFile == "" {
-		bad("peers.gossip_key_file", "needed when peers are enabled: a file with the store's 32-byte gossip key in base64")
-	}
-	if len(p.Roster) == 0 {
-		bad("peers.roster", "needed when peers are enabled: list every till of the store ([[peers.roster]] terminal, address, public_key)")
-	}
+	// The gossip key and the roster come from the enrollment (the cloud
+	// hands them out); gossip_key_file and [[peers.roster]] override them
+	// for a store without a cloud, and the agent says so when both are missing.
 }
 
 func checkMatch(bad func(key, format string, args ...any), key string, m Match, tcpOK bool) {

@@ -78,7 +78,11 @@ func TestBadConfigNamesKeyAndLine(t *testing.T) {
 		{"unknown key in peers roster", "[[peers.roster]]\nterminal = \"till-1\"\npubkey = \"x\"\n", 3, "peers.roster.pubkey", "unknown key"},
 		{"bad peer public key", "[peers]\n[[peers.roster]]\nterminal = \"till-1\"\npublic_key = \"" + testPub + "\"\n[[peers.roster]]\nterminal = \"till-2\"\npublic_key = \"c2hvcnQ=\"\n", 7, "peers.roster[1].public_key", "5 bytes, want 32"},
 		{"peer address not an IP", "[[peers.roster]]\nterminal = \"till-1\"\naddress = \"till1.local:7946\"\npublic_key = \"" + testPub + "\"\n", 3, "peers.roster[0].address", "not an IP address"},
-		{"peers enabled without key file", "[peers]\nenabled = true\n[[peers.roster]]\nterminal = \"till-1\"\npublic_key = \"" + testPub + "\"\n", 1, "peers.gossip_key_file", "needed when peers are enabled"},
+		{"pull interval too short", "[sync]\n\npull_interval = \"1s\"\n", 3, "sync.pull_interval", "use 5s to 24h"},
+		{"max backoff too long", "[sync]\nmax_backoff = \"2h\"\n", 2, "sync.max_backoff", "use 1s to 1h"},
+		{"sync key misspelt", "[sync]\npull_every = \"1m\"\n", 2, "sync.pull_every", "unknown key"},
+		{"grab on a serial scanner", "[[scanner]]\nkind = \"serial\"\npath = \"/dev/ttyACM0\"\ngrab = false\n", 4, "scanner[0].grab", "only a hid"},
+		{"hid scanner on a tty", "[[scanner]]\nkind = \"hid\"\npath = \"/dev/ttyACM0\"\n", 3, "scanner[0].path", "an input device"},
 		{"peers bind without port", "[peers]\nenabled = true\nbind = \"10.0.0.5\"\ngossip_key_file = \"/k\"\n[[peers.roster]]\nterminal = \"till-1\"\npublic_key = \"" + testPub + "\"\n", 3, "peers.bind", "not host:port"},
 	}
 	for _, tc := range cases {
@@ -147,6 +151,29 @@ func TestPeersTableDefaultsOffAndReadsRoster(t *testing.T) {
 	}
 	if k, err := p.Roster[0].PublicKeyBytes(); err != nil || len(k) != 32 {
 		t.Errorf("public key: got %d bytes, %v; want 32", len(k), err)
+	}
+}
+
+// [sync] has defaults a file may leave out, and reads back what it sets;
+// a hid scanner is grabbed unless the file says grab = false.
+func TestSyncAndHIDScannerSettings(t *testing.T) {
+	c, err := config.Load("agent.toml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Sync.PullInterval.D() != config.DefaultPullInterval || c.Sync.MaxBackoff.D() != config.DefaultMaxBackoff {
+		t.Errorf("sync defaults: got %+v, want %s and %s", c.Sync, config.DefaultPullInterval, config.DefaultMaxBackoff)
+	}
+	doc := "[sync]\npull_interval = \"5m\"\nmax_backoff = \"10s\"\n" +
+		"[[scanner]]\nkind = \"hid\"\nusb = \"05e0:1200\"\n[[scanner]]\nkind = \"hid\"\npath = \"/dev/input/event5\"\ngrab = false\nsuffix = \"TAB\"\n"
+	if c, err = config.Load("agent.toml", []byte(doc)); err != nil {
+		t.Fatal(err)
+	}
+	if c.Sync.PullInterval.D() != 5*time.Minute || c.Sync.MaxBackoff.D() != 10*time.Second {
+		t.Errorf("sync: got %+v, want 5m and 10s", c.Sync)
+	}
+	if len(c.Scanners) != 2 || !c.Scanners[0].Grabs() || c.Scanners[1].Grabs() {
+		t.Errorf("scanners: got %+v, want the first grabbed, the second shared", c.Scanners)
 	}
 }
 

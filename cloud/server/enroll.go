@@ -15,6 +15,12 @@ type EnrollRequest struct {
 	Code      string `json:"code"`
 	PublicKey []byte `json:"public_key"`
 	Proof     []byte `json:"proof"`
+	// Advertise is the till's gossip address (IP:PORT) for its store's
+	// roster; optional.
+	Advertise string `json:"advertise,omitempty"`
+	// BoxKey is an X25519 public key the store's secrets (card key, gossip
+	// keyring) are sealed to in the reply; optional (no secrets then).
+	BoxKey []byte `json:"box_key,omitempty"`
 }
 
 // EnrollResponse is the reply to POST /v1/enroll: who the terminal now is,
@@ -26,6 +32,9 @@ type EnrollResponse struct {
 	TerminalKeyID  string `json:"terminal_key_id"`
 	CloudPublicKey []byte `json:"cloud_public_key"`
 	CloudKeyID     string `json:"cloud_key_id"`
+	// Roster is the store's roster as GET /v1/roster serves it (COSE_Sign1
+	// by the cloud key), its secrets sealed to BoxKey.
+	Roster []byte `json:"roster,omitempty"`
 }
 
 func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
@@ -41,15 +50,29 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	case len(req.PublicKey) != ed25519.PublicKeySize:
 		s.fail(w, r, problem(CodeInvalidRequest, "public_key must be a %d-byte Ed25519 key, got %d bytes", ed25519.PublicKeySize, len(req.PublicKey)))
 		return
+	case len(req.BoxKey) != 0 && len(req.BoxKey) != 32:
+		s.fail(w, r, problem(CodeInvalidRequest, "box_key must be a 32-byte X25519 public key, got %d bytes", len(req.BoxKey)))
+		return
 	case !ed25519.Verify(req.PublicKey, batch.EnrollProofMessage(req.Code, req.PublicKey), req.Proof):
 		s.fail(w, r, problem(CodeBadSignature, "proof is not the new key's signature over the enrollment message"))
 		return
 	}
+	if err := validAdvertise(req.Advertise); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	pub := ed25519.PublicKey(req.PublicKey)
-	t, err := s.Ledger.Enroll(r.Context(), NormalizeEnrollCode(req.Code), cloud.TerminalKey{PublicKey: pub, KeyID: batch.Fingerprint(pub)}, s.Now())
+	t, err := s.Ledger.Enroll(r.Context(), NormalizeEnrollCode(req.Code), cloud.TerminalKey{PublicKey: pub, KeyID: batch.Fingerprint(pub), Addr: req.Advertise}, s.Now())
 	if err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	// The code is spent: a failure from here on must not lose the
+	// enrollment, so the roster is best effort (the till fetches it later).
+	roster, err := s.sealRoster(r.Context(), t, req.BoxKey)
+	if err != nil {
+		s.Logger.Error("seal the roster for an enrolled terminal; it fetches it with GET /v1/roster", logStore, t.Store, logTerminal, t.ID, logErr, err)
+		roster = nil
 	}
 	cloudPub := s.Key.Public().(ed25519.PublicKey)
 	s.Logger.Info("terminal enrolled", logStore, t.Store, logTerminal, t.ID)
@@ -60,5 +83,6 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		TerminalKeyID:  t.KeyID,
 		CloudPublicKey: cloudPub,
 		CloudKeyID:     batch.Fingerprint(cloudPub),
+		Roster:         roster,
 	})
 }

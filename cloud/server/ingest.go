@@ -15,8 +15,11 @@ import (
 // read the body, parse the envelope, find the terminal the kid names, check
 // its status and key, verify the signature and decode the batch strictly,
 // and only then hand it to the ledger. The reply is a signed ack: 200 for
-// an applied or duplicate batch, 409 with a gap ack that carries the
-// watermark when the batch does not follow it.
+// an applied or duplicate batch, carrying the hash of the last batch
+// applied; 409 with a gap ack that carries the watermark and that hash when
+// the batch does not follow the watermark. A batch whose previous hash is
+// not that hash (the zero hash for an epoch's first batch) gets a 409
+// batch_conflict problem naming it.
 func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	body, err := batch.ReadBody(w, r, int(s.MaxBatchBytes))
@@ -64,7 +67,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		Ops:        b.Ops,
 		ReceivedAt: s.Now(),
 	}
-	if !b.Prev.IsZero() {
+	if !b.Prev.IsZero() { // the zero hash is "none": an epoch's first batch
 		in.PrevHash = b.Prev[:]
 	}
 	release, err := s.acquireApply(r)
@@ -79,9 +82,13 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		s.Logger.Info("batch does not follow the watermark", logTerminal, t.ID, logEpoch, b.Epoch, logFirst, b.First, logLast, b.Last, "watermark", seq.Watermark)
 		s.writeAck(w, r, http.StatusConflict, &batch.Ack{
 			Terminal: b.Terminal, Epoch: b.Epoch, Status: batch.AckGap,
-			Watermark: seq.Watermark, BatchHash: hash,
+			Watermark: seq.Watermark, LastHash: toHash(seq.LastHash), BatchHash: hash,
 		})
 		return
+	}
+	if errors.As(err, &seq) && seq.Kind == cloud.SeqChain {
+		s.Logger.Warn("batch does not chain to the last batch applied", logTerminal, t.ID, logEpoch, b.Epoch, logFirst, b.First, logLast, b.Last,
+			"prev", b.Prev.Short(), "last_applied", shortHash(seq.LastHash))
 	}
 	if err != nil {
 		s.fail(w, r, err)
@@ -99,9 +106,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	if applied.Replay {
 		ack.Status = batch.AckDuplicate
 	}
-	if applied.Watermark == b.Last {
-		ack.LastHash = hash
-	}
+	ack.LastHash = toHash(applied.LastHash)
 	for _, sn := range applied.Snapshots {
 		if !sn.Card.IsZero() {
 			ack.Snapshots = append(ack.Snapshots, sn)
@@ -130,6 +135,15 @@ func writeSealed(w http.ResponseWriter, status int, sealed []byte) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(sealed)
+}
+
+// toHash reads a batch hash from the ledger (zero when it has none).
+func toHash(b []byte) batch.Hash {
+	var h batch.Hash
+	if len(b) == len(h) {
+		copy(h[:], b)
+	}
+	return h
 }
 
 // rejectCodes maps the ledger's reason codes to the wire's.

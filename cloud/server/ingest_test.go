@@ -98,6 +98,9 @@ func TestSequenceGapGetsASignedGapAckWithTheWatermark(t *testing.T) {
 		if ack.Status != batch.AckGap || ack.Watermark != 10 || len(ack.Results) != 0 {
 			t.Errorf("gap ack status %v watermark %d results %d, want gap 10 none", ack.Status, ack.Watermark, len(ack.Results))
 		}
+		if ack.LastHash != tm.prev {
+			t.Errorf("gap ack last hash %s, want the applied batch's %s: the terminal re-seals naming it", ack.LastHash.Short(), tm.prev.Short())
+		}
 		if after := stateOf(t, ts, tm); !reflect.DeepEqual(after, before) {
 			t.Errorf("a gap changed the ledger: before %+v, after %+v", before, after)
 		}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -20,6 +21,9 @@ type Ledger interface {
 	Enroll(ctx context.Context, code string, key cloud.TerminalKey, now time.Time) (cloud.Terminal, error)
 	Terminal(ctx context.Context, id string) (cloud.Terminal, error)
 	RevokeTerminal(ctx context.Context, id string, now time.Time) error
+	StoreRoster(ctx context.Context, store string) (cloud.StoreRoster, error)
+	RotateGossipKey(ctx context.Context, store string, key []byte, now time.Time) error
+	RemoveRetiredGossipKeys(ctx context.Context, store string, cutoff time.Time) (int, error)
 	CurrentRules(ctx context.Context) (loyalty.Rules, error)
 	PublishRules(ctx context.Context, r loyalty.Rules, now time.Time) error
 	Apply(ctx context.Context, b cloud.Batch) (cloud.Applied, error)
@@ -79,11 +83,13 @@ func classify(err error) *Problem {
 		case cloud.SeqStaleEpoch:
 			p = problem(CodeStaleEpoch, "epoch %d is closed; the terminal has moved on to epoch %d", seq.Epoch, seq.LatestEpoch)
 		case cloud.SeqChain:
-			p = problem(CodeBatchConflict, "the batch's previous hash is not the hash of the last batch applied (%d..%d); the journal may have been altered", seq.First, seq.Last)
+			p = problem(CodeBatchConflict, "the batch %d..%d does not name the last batch applied (up to %d, hash %s) as its previous one; re-seal it naming that hash (an epoch's first batch names none). If this terminal did not send that batch, its journal was altered or its key copied: revoke it",
+				seq.First, seq.Last, seq.Watermark, shortHash(seq.LastHash))
 		case cloud.SeqRewind:
 			p = problem(CodeSequenceRewind, "the batch %d..%d rewinds below the ledger's watermark %d and is not a replay of what was applied", seq.First, seq.Last, seq.Watermark)
 		}
 		p.Terminal, p.Epoch, p.Watermark = seq.Terminal, &seq.Epoch, &seq.Watermark
+		p.LastHash = hex.EncodeToString(seq.LastHash)
 		return p
 	}
 	switch {
@@ -125,6 +131,15 @@ func classify(err error) *Problem {
 		return problem(CodeInvalidBatch, "%v", err)
 	}
 	return nil
+}
+
+// shortHash is the first 8 hex digits of a batch hash, for messages;
+// "none" for an empty one.
+func shortHash(h []byte) string {
+	if len(h) == 0 {
+		return "none"
+	}
+	return hex.EncodeToString(h[:min(4, len(h))])
 }
 
 // terminal looks up the terminal a request names; a terminal the ledger

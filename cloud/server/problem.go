@@ -95,8 +95,9 @@ var titles = map[string]string{
 }
 
 // Problem is an RFC 9457 problem details document. Code is our stable
-// extension member; Watermark is set on a sequence gap or rewind so the
-// terminal knows where to re-seal from.
+// extension member; Watermark and LastHash are set when a batch does not
+// continue where the ledger stands (sequence gap, rewind, broken chain), so
+// the terminal knows where to re-seal from and which previous hash to name.
 type Problem struct {
 	Type      string  `json:"type"`
 	Title     string  `json:"title"`
@@ -106,6 +107,8 @@ type Problem struct {
 	Terminal  string  `json:"terminal,omitempty"`
 	Epoch     *uint32 `json:"epoch,omitempty"`
 	Watermark *uint64 `json:"watermark,omitempty"`
+	// LastHash is the hex hash of the batch that ended at Watermark.
+	LastHash string `json:"last_hash,omitempty"`
 	// RetryAfter, in seconds, is sent as the Retry-After header too.
 	RetryAfter int `json:"retry_after,omitempty"`
 }

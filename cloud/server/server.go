@@ -50,6 +50,12 @@ type Server struct {
 	Program string
 	// AdminToken protects /v1/admin; empty disables the admin API.
 	AdminToken []byte
+	// CardKey is the program's card hash key, handed to every terminal at
+	// enrollment and in its roster, sealed to it; empty hands out none.
+	CardKey []byte
+	// GossipKeyGrace is how long a retired gossip key stays in the
+	// keyring the tills get.
+	GossipKeyGrace time.Duration
 
 	MaxBatchBytes     int64
 	MaxJSONBytes      int64
@@ -97,6 +103,7 @@ func New(ledger Ledger, key ed25519.PrivateKey, program string) *Server {
 		WriteTimeout:       DefaultWriteTimeout,
 		IdleTimeout:        DefaultIdleTimeout,
 		EnrollCodeTTL:      DefaultEnrollCodeTTL,
+		GossipKeyGrace:     DefaultGossipKeyGrace,
 		RequestClockSkew:   5 * time.Minute,
 		MaxConcurrentApply: DefaultMaxConcurrentApply,
 		ApplyQueueWait:     DefaultApplyQueueWait,
@@ -120,6 +127,8 @@ func (s *Server) validate() error {
 		return errors.New("server: MaxConcurrentApply must be at least 1 and ApplyQueueWait not negative")
 	case s.MaxBatchBytes <= 0 || s.MaxBatchBytes > batch.MaxBatchBytes || s.MaxJSONBytes <= 0:
 		return fmt.Errorf("server: body limits must be positive, and a batch at most %d bytes", batch.MaxBatchBytes)
+	case len(s.CardKey) > 0 && (len(s.CardKey) < 16 || len(s.CardKey) > 64):
+		return errors.New("server: the card key must be 16 to 64 bytes")
 	case len(s.AdminToken) > 0 && len(s.AdminToken) < 16:
 		return errors.New("server: the admin token is shorter than 16 bytes; generate one with 'openssl rand -hex 32'")
 	}
@@ -229,9 +238,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/batches", s.handleBatch)
 	mux.HandleFunc("GET /v1/snapshots", s.handleSnapshots)
 	mux.HandleFunc("GET /v1/rules", s.handleRules)
+	mux.HandleFunc("GET /v1/roster", s.handleRoster)
 	mux.HandleFunc("POST /v1/admin/enroll-codes", s.admin(s.handleCreateEnrollCode))
 	mux.HandleFunc("POST /v1/admin/terminals/{terminal}/revoke", s.admin(s.handleRevoke))
 	mux.HandleFunc("POST /v1/admin/rules", s.admin(s.handlePublishRules))
+	mux.HandleFunc("POST /v1/admin/stores/{store}/gossip-key", s.admin(s.handleGossipKey))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, problem(CodeNotFound, "no route for %s %s; see the routes in the cloud/server package doc", r.Method, r.URL.Path))
 	})

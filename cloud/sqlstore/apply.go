@@ -78,7 +78,7 @@ func (s *Store) Apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 		}
 		out.Watermark = wm
 		seqErr := func(kind string) error {
-			return &cloud.SequenceError{Kind: kind, Terminal: bt.Terminal, Epoch: bt.Epoch, Watermark: wm, LatestEpoch: latest, First: bt.FirstSeq, Last: bt.LastSeq}
+			return &cloud.SequenceError{Kind: kind, Terminal: bt.Terminal, Epoch: bt.Epoch, Watermark: wm, LatestEpoch: latest, First: bt.FirstSeq, Last: bt.LastSeq, LastHash: lastHash}
 		}
 		switch {
 		case bt.LastSeq <= wm:
@@ -89,7 +89,7 @@ func (s *Store) Apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 			if !ok {
 				return seqErr(cloud.SeqRewind)
 			}
-			out.Replay, out.Results = true, results
+			out.Replay, out.Results, out.LastHash = true, results, lastHash
 			return s.finishAck(ctx, tx, &bt, store, &out)
 		case bt.FirstSeq <= wm:
 			return seqErr(cloud.SeqRewind)
@@ -97,7 +97,7 @@ func (s *Store) Apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 			return seqErr(cloud.SeqGap)
 		case bt.Epoch < latest:
 			return seqErr(cloud.SeqStaleEpoch)
-		case len(bt.PrevHash) > 0 && wm > 0 && !bytes.Equal(bt.PrevHash, lastHash):
+		case !bytes.Equal(bt.PrevHash, lastHash): // both empty for an epoch's first batch
 			return seqErr(cloud.SeqChain)
 		}
 		b := newBook(s, tx, micros(bt.ReceivedAt))
@@ -111,7 +111,7 @@ func (s *Store) Apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 		if err := b.checkDirty(ctx); err != nil {
 			return err
 		}
-		out.Watermark = bt.LastSeq
+		out.Watermark, out.LastHash = bt.LastSeq, bt.Hash
 		out.Results = make([]cloud.OpResult, len(rows))
 		for i, r := range rows {
 			out.Results[i] = r.result()

@@ -9,9 +9,6 @@ import (
 	"github.com/tillpoint/tillpoint/loyalty"
 )
 
-// MigrationCount is how many migrations Open applies to a new ledger.
-var MigrationCount = len(migrations)
-
 // BareInserter returns a function that stores rows of the ops table's
 // shape in a table of the same shape without any ledger logic: one
 // transaction per call, through the same multi-row statements (prepared
@@ -33,6 +30,9 @@ func (s *Store) BareInserter(ctx context.Context) (func(args []any) error, error
 		return s.inTx(ctx, func(tx *dbtx) error { return tx.insert(ctx, tmpl, 20, args) })
 	}, nil
 }
+
+// Migrations is how many migrations Open applies to a new database.
+var Migrations = len(migrations)
 
 // PlanStoreCards returns the plan of the query that lists a page of a
 // store's cards, a line per step: SQLite's EXPLAIN QUERY PLAN, or

@@ -50,6 +50,9 @@ func (s *Store) Enroll(ctx context.Context, code string, key cloud.TerminalKey, 
 	if len(key.PublicKey) != ed25519.PublicKeySize || key.KeyID == "" || len(key.KeyID) > 128 {
 		return cloud.Terminal{}, fmt.Errorf("%w: enrollment needs a %d-byte Ed25519 public key and a key ID of 1 to 128 bytes", cloud.ErrInvalidInput, ed25519.PublicKeySize)
 	}
+	if len(key.Addr) > maxAddrLen {
+		return cloud.Terminal{}, fmt.Errorf("%w: a gossip address is at most %d bytes", cloud.ErrInvalidInput, maxAddrLen)
+	}
 	var t cloud.Terminal
 	err := s.inTx(ctx, func(tx *dbtx) error {
 		h := cloud.HashEnrollCode(code)
@@ -62,18 +65,32 @@ func (s *Store) Enroll(ctx context.Context, code string, key cloud.TerminalKey, 
 		} else if n != 1 {
 			return cloud.ErrEnrollCode
 		}
-		t = cloud.Terminal{PublicKey: key.PublicKey, KeyID: key.KeyID, Status: cloud.TerminalActive, EnrolledAt: now.UTC().Truncate(time.Microsecond)}
+		t = cloud.Terminal{PublicKey: key.PublicKey, KeyID: key.KeyID, Status: cloud.TerminalActive, EnrolledAt: now.UTC().Truncate(time.Microsecond), Addr: key.Addr}
 		if err := tx.QueryRowContext(ctx, s.q(`SELECT store, terminal FROM enroll_codes WHERE code_hash = ?`), h).Scan(&t.Store, &t.ID); err != nil {
 			return fmt.Errorf("read enrollment code: %w", err)
 		}
-		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO terminals (id, store, public_key, key_id, status, enrolled_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, 0)
+		var oldStore string
+		switch err := tx.QueryRowContext(ctx, s.q(`SELECT store FROM terminals WHERE id = ?`), t.ID).Scan(&oldStore); {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return fmt.Errorf("read terminal %s: %w", t.ID, err)
+		}
+		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO terminals (id, store, public_key, key_id, status, enrolled_at, revoked_at, advertise) VALUES (?, ?, ?, ?, ?, ?, 0, ?)
 			ON CONFLICT (id) DO UPDATE SET store = excluded.store, public_key = excluded.public_key, key_id = excluded.key_id,
-			status = excluded.status, enrolled_at = excluded.enrolled_at, revoked_at = 0`),
-			t.ID, t.Store, []byte(t.PublicKey), t.KeyID, string(t.Status), micros(now))
+			status = excluded.status, enrolled_at = excluded.enrolled_at, revoked_at = 0, advertise = excluded.advertise`),
+			t.ID, t.Store, []byte(t.PublicKey), t.KeyID, string(t.Status), micros(now), t.Addr)
 		if err != nil {
 			return fmt.Errorf("register terminal %s: %w", t.ID, err)
 		}
-		return nil
+		if err := s.ensureGossipKey(ctx, tx, t.Store, now); err != nil {
+			return err
+		}
+		if oldStore != "" && oldStore != t.Store {
+			if err := s.bumpRoster(ctx, tx, oldStore); err != nil {
+				return err
+			}
+		}
+		return s.bumpRoster(ctx, tx, t.Store)
 	})
 	if err != nil {
 		return cloud.Terminal{}, err
@@ -81,14 +98,14 @@ func (s *Store) Enroll(ctx context.Context, code string, key cloud.TerminalKey, 
 	return t, nil
 }
 
-const terminalColumns = `id, store, public_key, key_id, status, enrolled_at, revoked_at`
+const terminalColumns = `id, store, public_key, key_id, status, enrolled_at, revoked_at, advertise`
 
 func scanTerminal(sc interface{ Scan(...any) error }) (cloud.Terminal, error) {
 	var t cloud.Terminal
 	var pub []byte
 	var status string
 	var enrolled, revoked int64
-	if err := sc.Scan(&t.ID, &t.Store, &pub, &t.KeyID, &status, &enrolled, &revoked); err != nil {
+	if err := sc.Scan(&t.ID, &t.Store, &pub, &t.KeyID, &status, &enrolled, &revoked, &t.Addr); err != nil {
 		return t, err
 	}
 	t.PublicKey = ed25519.PublicKey(pub)
@@ -136,7 +153,12 @@ func (s *Store) RevokeTerminal(ctx context.Context, id string, now time.Time) er
 		if n, _ := res.RowsAffected(); n != 1 {
 			return fmt.Errorf("revoke terminal %s: %w", id, cloud.ErrNotFound)
 		}
-		return nil
+		// The store's other terminals learn it from the roster's new version.
+		var store string
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT store FROM terminals WHERE id = ?`), id).Scan(&store); err != nil {
+			return fmt.Errorf("revoke terminal %s: %w", id, err)
+		}
+		return s.bumpRoster(ctx, tx, store)
 	})
 }
 

@@ -155,7 +155,22 @@ CREATE TABLE claims (
 	at     BIGINT NOT NULL
 ) WITHOUT_ROWID;
 `,
-	// 3: one index of lots by owner instead of two. It holds the open lots
+	// 3: store rosters: each terminal's gossip address, a version per
+	// store's roster, and each store's gossip keyring (retired_at 0: the
+	// primary).
+	`
+ALTER TABLE terminals ADD COLUMN advertise TEXT NOT NULL DEFAULT '';
+ALTER TABLE stores ADD COLUMN roster_version BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX terminals_store ON terminals (store);
+CREATE TABLE gossip_keys (
+	store      TEXT NOT NULL,
+	gkey       BLOB NOT NULL,
+	added_at   BIGINT NOT NULL,
+	retired_at BIGINT NOT NULL DEFAULT 0,
+	PRIMARY KEY (store, gkey)
+) WITHOUT_ROWID;
+`,
+	// 4: one index of lots by owner instead of two. It holds the open lots
 	// (what debits, checks and snapshots read) and every lot of a held card,
 	// which a link moves to the member whatever its remaining points; a
 	// member's closed lots are never looked up by owner. Card owners ("c:")

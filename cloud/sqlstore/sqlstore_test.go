@@ -43,8 +43,8 @@ func TestReopenKeepsLedgerAndMigratesOnce(t *testing.T) {
 	}
 	defer s.Close()
 	var n int
-	if err := s.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != sqlstore.MigrationCount {
-		t.Errorf("migrations recorded: got %d, %v; want %d, each applied once", n, err, sqlstore.MigrationCount)
+	if err := s.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != sqlstore.Migrations {
+		t.Errorf("migrations recorded: got %d, %v; want %d, each applied once", n, err, sqlstore.Migrations)
 	}
 	a := tl.Send(t, s, tl.Earn(storetest.Card(1), 500, 5))
 	if a.Watermark != 2 || a.Snapshots[0].Balance != 15 {

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math"
@@ -50,6 +51,8 @@ func Run(t *testing.T, open Opener) {
 		{"RandomOpsMatchIndependentModel", testModel},
 		{"ConcurrentTerminalsMatchModel", testConcurrent},
 		{"LinkWhileEarningStrandsNothing", testLinkWhileEarning},
+		{"StoreRosterListsItsTerminalsAndKeyring", testStoreRoster},
+		{"GossipKeyRotationKeepsTheOldKeyUntilRemoved", testGossipKeyRotation},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -272,14 +275,46 @@ func testEpochs(t *testing.T, l cloud.Ledger) {
 	wantBalance(t, l, Card(1), 30, 0)
 }
 
+// testChain: a batch's previous hash must be the hash of the last batch
+// applied for its terminal and epoch, always (empty for an epoch's first
+// batch); a refusal says which hash the next batch must carry.
 func testChain(t *testing.T, l cloud.Ledger) {
 	tl := NewTill(t, l, "t1", "s1")
-	tl.Send(t, l, tl.Earn(Card(1), 1000, 10))
-	tl.Prev = []byte("not the last batch")
+	first := tl.Prev
+	tl.Prev = []byte("an epoch's first batch names no previous one")
 	if _, err := l.Apply(ctx, tl.Seal(tl.Earn(Card(1), 1000, 10))); !errors.Is(err, cloud.ErrChain) {
-		t.Errorf("batch chained to the wrong hash: got %v, want ErrChain", err)
+		t.Errorf("first batch with a previous hash: got %v, want ErrChain", err)
+	}
+	tl.Seq, tl.Prev = 0, first
+	b1 := tl.Seal(tl.Earn(Card(1), 1000, 10))
+	a, err := l.Apply(ctx, b1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a.LastHash, tl.Prev) {
+		t.Errorf("applied: got last hash %x, want the batch's own %x", a.LastHash, tl.Prev)
+	}
+	applied := tl.Prev
+	for name, prev := range map[string][]byte{"wrong": []byte("not the last batch"), "missing": nil} {
+		saved := *tl
+		tl.Prev = prev
+		_, err := l.Apply(ctx, tl.Seal(tl.Earn(Card(1), 1000, 10)))
+		var seq *cloud.SequenceError
+		if !errors.Is(err, cloud.ErrChain) || !errors.As(err, &seq) {
+			t.Fatalf("%s previous hash: got %v, want ErrChain", name, err)
+		}
+		if seq.Watermark != 1 || !bytes.Equal(seq.LastHash, applied) {
+			t.Errorf("%s previous hash: the refusal says watermark %d hash %x, want 1 and %x", name, seq.Watermark, seq.LastHash, applied)
+		}
+		*tl = saved
 	}
 	wantBalance(t, l, Card(1), 10, 0)
+	a = tl.Send(t, l, tl.Earn(Card(1), 1000, 10))
+	// A replay of an older batch says where the chain stands now.
+	if replay, err := l.Apply(ctx, b1); err != nil || !replay.Replay || !bytes.Equal(replay.LastHash, a.LastHash) {
+		t.Errorf("replay of the first batch: got %+v, %v; want a replay naming the latest batch's hash %x", replay, err, a.LastHash)
+	}
+	wantBalance(t, l, Card(1), 20, 0)
 }
 
 func testInvalidBatch(t *testing.T, l cloud.Ledger) {

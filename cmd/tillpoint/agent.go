@@ -13,11 +13,13 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/tillpoint/tillpoint/agent"
 	"github.com/tillpoint/tillpoint/agent/api"
 	"github.com/tillpoint/tillpoint/agent/config"
 	"github.com/tillpoint/tillpoint/agent/screen"
 	"github.com/tillpoint/tillpoint/agent/systemd"
 	"github.com/tillpoint/tillpoint/loyalty"
+	"github.com/tillpoint/tillpoint/sync/enroll"
 )
 
 const agentDescription = `
@@ -28,7 +30,12 @@ cloud, and serves the local API for POS apps (/v1, OpenAPI at
 /v1/openapi.json), the cashier screen (/) and Prometheus metrics (/metrics).
 
 Settings come from the defaults, then the --config file, then the flags
-below. --check-config checks the file and exits: 0 when it is valid, 1 with
+below. [sync] pull_interval (default 30s, 5s to 24h) is how often the rules
+and member snapshots are pulled; they are also pulled at once when the link
+to the cloud comes back. [sync] max_backoff (default 30s, 1s to 1h) caps the
+wait between attempts while the cloud is unreachable. A [[scanner]] of kind
+hid (keyboard wedge) is matched by usb = "VID:PID" or path =
+"/dev/input/...", and grabbed exclusively unless grab = false. --check-config checks the file and exits: 0 when it is valid, 1 with
 every problem (file, line, key) otherwise.
 
 Signals: SIGTERM or SIGINT shut down cleanly (in-flight requests and print
@@ -107,12 +114,18 @@ func (m *Main) runAgent(ctx context.Context, args []string) error {
 		if cfg.Printer != nil {
 			printer = fmt.Sprintf("%d columns, %s", cfg.Printer.Width, cfg.Printer.CodePage)
 		}
-		peers := "off"
-		if cfg.Peers.Enabled {
-			peers = fmt.Sprintf("on, bind %s, %d tills in the roster", cfg.Peers.Bind, len(cfg.Peers.Roster))
+		peers, conflicts, err := checkPeers(cfg)
+		if err != nil {
+			return err
 		}
 		fmt.Fprintf(m.Stdout, "%s: ok\n  listen     %s\n  state_dir  %s\n  cloud      %s\n  scanners   %d\n  nfc        %d\n  printer    %s\n  peers      %s\n",
 			f.configPath, cfg.Listen, cfg.StateDir, orNone(cfg.Cloud.URL), len(cfg.Scanners), len(cfg.NFC), printer, peers)
+		if len(conflicts) > 0 {
+			for _, c := range conflicts {
+				fmt.Fprintf(m.Stdout, "  CONFLICT   %s\n", c)
+			}
+			return fmt.Errorf("%s: [peers] conflicts with the store roster the cloud handed out (%d problem(s) above)", f.configPath, len(conflicts))
+		}
 		return nil
 	}
 	level := new(slog.LevelVar)
@@ -120,6 +133,37 @@ func (m *Main) runAgent(ctx context.Context, args []string) error {
 	logger := newAgentLogger(m.Stderr, cfg.Log.Format, level)
 	notifier := systemd.FromEnv(m.Getenv)
 	return m.serveAgent(ctx, &f, cfg, level, logger, notifier)
+}
+
+// checkPeers summarizes where the store peers' roster and keyring come
+// from, and lists where agent.toml's [peers] contradicts the enrollment's.
+func checkPeers(cfg *config.Config) (summary string, conflicts []string, err error) {
+	if !cfg.Peers.Enabled {
+		return "off", nil, nil
+	}
+	var cloud *enroll.Roster
+	switch st, err := enroll.Load(cfg.EnrollmentDir()); {
+	case errors.Is(err, enroll.ErrNotEnrolled):
+	case err != nil:
+		return "", nil, fmt.Errorf("peers: %w", err)
+	default:
+		cloud = st.Roster
+	}
+	roster := "no roster (enroll, or list [[peers.roster]])"
+	switch {
+	case len(cfg.Peers.Roster) > 0:
+		roster = fmt.Sprintf("%d tills in agent.toml's roster", len(cfg.Peers.Roster))
+	case cloud != nil:
+		roster = fmt.Sprintf("the cloud's roster (version %d, %d tills)", cloud.Version(), len(cloud.Doc.Terminals))
+	}
+	keys := "no gossip key (enroll, or set gossip_key_file)"
+	switch {
+	case cfg.Peers.GossipKeyFile != "":
+		keys = "gossip key from " + cfg.Peers.GossipKeyFile
+	case cloud != nil && len(cloud.GossipKeys) > 0:
+		keys = "the cloud's gossip keyring"
+	}
+	return fmt.Sprintf("on, bind %s, %s, %s", cfg.Peers.Bind, roster, keys), agent.PeersConflicts(cfg, cloud), nil
 }
 
 func orNone(s string) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/tillpoint/tillpoint/devices/scanner"
 	"github.com/tillpoint/tillpoint/loyalty"
 	"github.com/tillpoint/tillpoint/offline/journal"
+	"github.com/tillpoint/tillpoint/offline/peers"
 	"github.com/tillpoint/tillpoint/sync/batch"
 	"github.com/tillpoint/tillpoint/sync/enroll"
 	"github.com/tillpoint/tillpoint/sync/uplink"
@@ -34,24 +36,44 @@ type wiring struct {
 	agent    *agent.Agent
 	bus      *devices.Bus
 	printer  *printer.Printer
-	scanners []*scanner.Serial
+	jobs     *agent.PrintJobs // the printer's durable job log
+	scanners []scannerDevice
 	nfc      *nfc.Watcher
 	uplink   *uplink.Uplink
 	feed     *agent.Feed
-	peers    *agent.StorePeers // nil unless [peers] is enabled
+	peers    *agent.StorePeers  // nil unless [peers] is enabled
+	roster   agent.RosterSource // nil unless the peers follow the cloud's roster
 	wg       sync.WaitGroup
 }
 
-// openWiring opens the journal, the devices and the agent described by cfg.
-// On error everything opened so far is closed.
-// wireTuning changes what the demo needs changed; nil for the real agent.
+// scannerDevice is a serial or HID scanner driver.
+type scannerDevice interface {
+	Open(ctx context.Context) error
+	Close(ctx context.Context) error
+}
+
+var (
+	_ scannerDevice = (*scanner.Serial)(nil)
+	_ scannerDevice = (*scanner.HID)(nil)
+)
+
+// wireTuning changes what the demo and the tests need changed; nil for the
+// real agent.
 type wireTuning struct {
 	uplink    func(*uplink.Config)
 	feedEvery time.Duration
 	syncPoll  time.Duration
 	onOp      func(ctx context.Context, op loyalty.Op)
+	peers     func(*peers.Config)
+	// finder looks for devices; the zero value looks at the real system.
+	finder discover.Finder
+	// openInput opens a HID scanner's input device in place of
+	// scanner.OpenEvdev (grab true) or scanner.OpenEvdevShared.
+	openInput func(path string, grab bool) (io.ReadCloser, error)
 }
 
+// openWiring opens the journal, the devices and the agent described by cfg.
+// On error everything opened so far is closed.
 func openWiring(ctx context.Context, cfg *config.Config, logger *slog.Logger, version string, tune *wireTuning) (_ *wiring, err error) {
 	if tune == nil {
 		tune = &wireTuning{}
@@ -96,7 +118,10 @@ func openWiring(ctx context.Context, cfg *config.Config, logger *slog.Logger, ve
 	}
 	var prn agent.Printer
 	if cfg.Printer != nil {
-		switch w.printer, err = openPrinter(cfg.Printer, w.bus, logger); {
+		if w.jobs, err = agent.OpenPrintJobs(ctx, cfg.StateDir); err != nil {
+			return nil, err
+		}
+		switch w.printer, err = openPrinter(tune.finder, cfg.Printer, w.jobs, w.bus, logger); {
 		case errors.Is(err, errNotAttached):
 		case err != nil:
 			return nil, err
@@ -105,7 +130,7 @@ func openWiring(ctx context.Context, cfg *config.Config, logger *slog.Logger, ve
 		}
 	}
 	for i, s := range cfg.Scanners {
-		sc, err := openScanner(i, s, w.bus, logger)
+		sc, err := openScanner(tune, i, s, w.bus, logger)
 		if errors.Is(err, errNotAttached) {
 			continue
 		}
@@ -126,7 +151,8 @@ func openWiring(ctx context.Context, cfg *config.Config, logger *slog.Logger, ve
 		w.nfc = nfc.NewWatcher(nfc.Config{Readers: names, Logger: logger.With("component", "nfc")}, w.bus)
 	}
 	opts := agent.Options{Config: cfg, Journal: agent.JournalStore{J: w.journal, Policy: policy},
-		CardKey: key, Receipts: rcpt, Printer: prn, Logger: logger, Version: version, SyncPoll: tune.syncPoll, OnOp: tune.onOp}
+		CardKey: key, Receipts: rcpt, Printer: prn, Logger: logger, Version: version, SyncPoll: tune.syncPoll, OnOp: tune.onOp,
+		Backlog: w.journal.Backlog}
 	if st != nil {
 		rcpt.TerminalKey = st.Key
 		if err := w.openUplink(cfg, st, logger, &opts, tune); err != nil {
@@ -137,8 +163,11 @@ func openWiring(ctx context.Context, cfg *config.Config, logger *slog.Logger, ve
 		if st == nil {
 			return nil, errors.New("peers.enabled needs an enrolled terminal (its key signs the redeems it announces to the store): run 'tillpoint enroll' first, or disable [peers]")
 		}
-		if w.peers, err = agent.NewStorePeers(cfg, st.Key, w.journal, version, logger, nil); err != nil {
+		if w.peers, err = agent.NewStorePeers(cfg, st.Key, st.Roster, w.journal, version, logger, tune.peers); err != nil {
 			return nil, err
+		}
+		if w.feed != nil && (w.peers.From.Roster == agent.SourceCloud || w.peers.From.Keys == agent.SourceCloud) {
+			w.roster = agent.CloudRoster{State: st, Client: w.feed.Client, URL: w.feed.URL}
 		}
 		opts.Journal, opts.Peers = w.peers.Journal(opts.Journal), w.peers
 		if w.feed != nil {
@@ -169,7 +198,8 @@ func (w *wiring) openUplink(cfg *config.Config, st *enroll.State, logger *slog.L
 	client := &http.Client{Timeout: cfg.Cloud.Timeout.D()}
 	uc := uplink.DefaultConfig()
 	uc.URL, uc.Signer, uc.CloudKey, uc.Client = url, signer, st.CloudKey, client
-	uc.RequestTimeout = cfg.Cloud.Timeout.D()
+	uc.RequestTimeout, uc.MaxBackoff = cfg.Cloud.Timeout.D(), cfg.Sync.MaxBackoff.D()
+	uc.MinBackoff = min(uc.MinBackoff, uc.MaxBackoff)
 	uc.Logger = logger.With("component", "uplink")
 	if tune.uplink != nil {
 		tune.uplink(&uc)
@@ -180,15 +210,20 @@ func (w *wiring) openUplink(cfg *config.Config, st *enroll.State, logger *slog.L
 	}
 	w.uplink = u
 	w.feed = &agent.Feed{URL: url, Program: st.Program, CloudKey: st.CloudKey, Sign: st.SignRequest, Client: client,
-		PutSnapshots: w.journal.PutSnapshots, Logger: logger.With("component", "feed"), Every: tune.feedEvery}
+		PutSnapshots: w.journal.PutSnapshots, Logger: logger.With("component", "feed"),
+		Every: cfg.Sync.PullInterval.D(), MaxBackoff: cfg.Sync.MaxBackoff.D(), Online: func() bool { s := u.State(); return s.Online || s.LastErrorAt.IsZero() }}
+	if tune.feedEvery > 0 {
+		w.feed.Every = tune.feedEvery
+	}
 	opts.Uplink, opts.Notify = agent.UplinkState{U: u, Feed: w.feed}, u.Notify
 	return nil
 }
 
 // deviceID resolves a config match to a device: by path as given, or by
 // USB VID:PID (and serial number) among the attached serial ports and USB
-// line printers, whose stable /dev/serial/by-id path it then uses.
-func deviceID(kind devices.Kind, m config.Match) (devices.ID, error) {
+// line printers, whose stable /dev/serial/by-id path it then uses, or, for
+// a HID scanner (input true), among the input devices.
+func deviceID(f discover.Finder, kind devices.Kind, m config.Match, input bool) (devices.ID, error) {
 	id := devices.ID{Kind: kind, Path: strings.TrimPrefix(m.Path, "tcp://"), Serial: m.Serial}
 	if m.USB != "" {
 		vid, pid, _ := config.ParseUSB(m.USB)
@@ -198,9 +233,9 @@ func deviceID(kind devices.Kind, m config.Match) (devices.ID, error) {
 		return id, nil
 	}
 	var found []discover.Device
-	f := discover.Finder{}
-	ports, err := f.SerialPorts()
-	if err == nil {
+	if input {
+		found, _ = f.InputDevices()
+	} else if ports, err := f.SerialPorts(); err == nil {
 		found = append(found, ports...)
 	}
 	if kind == devices.KindPrinter {
@@ -218,8 +253,8 @@ func deviceID(kind devices.Kind, m config.Match) (devices.ID, error) {
 	return id, fmt.Errorf("%s usb = %q is not attached (see 'tillpoint devices list'); plug it in, or set path", kind, m.USB)
 }
 
-func openPrinter(p *config.Printer, bus *devices.Bus, logger *slog.Logger) (*printer.Printer, error) {
-	id, err := deviceID(devices.KindPrinter, p.Match())
+func openPrinter(f discover.Finder, p *config.Printer, jobs printer.JobLog, bus *devices.Bus, logger *slog.Logger) (*printer.Printer, error) {
+	id, err := deviceID(f, devices.KindPrinter, p.Match(), false)
 	if err != nil {
 		return nil, notAttached(bus, id, logger, err)
 	}
@@ -237,17 +272,17 @@ func openPrinter(p *config.Printer, bus *devices.Bus, logger *slog.Logger) (*pri
 		dial = printer.Serial(p.Path, mode)
 	}
 	pc := printer.DefaultConfig(id, dial)
-	pc.Logger = logger.With("component", "printer")
+	pc.Logger, pc.Jobs = logger.With("component", "printer"), jobs
 	return printer.New(pc, bus), nil
 }
 
-func openScanner(i int, s config.Scanner, bus *devices.Bus, logger *slog.Logger) (*scanner.Serial, error) {
-	if s.Kind != "serial" {
-		return nil, fmt.Errorf("scanner[%d]: kind %q is not supported by this build yet; use a serial (USB-CDC) scanner", i, s.Kind)
-	}
-	id, err := deviceID(devices.KindScanner, s.Match())
+func openScanner(tune *wireTuning, i int, s config.Scanner, bus *devices.Bus, logger *slog.Logger) (scannerDevice, error) {
+	id, err := deviceID(tune.finder, devices.KindScanner, s.Match(), s.Kind == "hid")
 	if err != nil {
 		return nil, notAttached(bus, id, logger, fmt.Errorf("scanner[%d]: %w", i, err))
+	}
+	if s.Kind == "hid" {
+		return openHIDScanner(tune, id, s, bus, logger), nil
 	}
 	sc := scanner.DefaultConfig(id.Path)
 	sc.ID = id
@@ -261,6 +296,24 @@ func openScanner(i int, s config.Scanner, bus *devices.Bus, logger *slog.Logger)
 	}
 	sc.Logger = logger.With("component", "scanner")
 	return scanner.NewSerial(sc, bus), nil
+}
+
+// openHIDScanner makes a keyboard-wedge scanner on the input device id,
+// grabbed unless the config says grab = false.
+func openHIDScanner(tune *wireTuning, id devices.ID, s config.Scanner, bus *devices.Bus, logger *slog.Logger) *scanner.HID {
+	hc := scanner.DefaultHIDConfig(id.Path)
+	hc.ID, hc.EndTab = id, s.Suffix == "TAB"
+	hc.Logger = logger.With("component", "scanner")
+	grab := s.Grabs()
+	switch {
+	case tune.openInput != nil:
+		hc.OpenDevice = func(path string) (io.ReadCloser, error) { return tune.openInput(path, grab) }
+	case grab:
+		hc.OpenDevice = scanner.OpenEvdev
+	default:
+		hc.OpenDevice = scanner.OpenEvdevShared
+	}
+	return scanner.NewHID(hc, bus)
 }
 
 // errNotAttached marks a configured device that is not plugged in: the
@@ -306,6 +359,11 @@ func (w *wiring) start(ctx context.Context) {
 				w.peers.FollowUplink(ctx, agent.UplinkState{U: w.uplink, Feed: w.feed}, time.Second)
 			}()
 		}
+		if w.roster != nil {
+			// The roster and keyring follow the cloud as the snapshots do.
+			w.wg.Add(1)
+			go func() { defer w.wg.Done(); w.peers.FollowRoster(ctx, w.roster, w.feed.Every) }()
+		}
 	}
 	w.wg.Add(1)
 	go func() { defer w.wg.Done(); w.agent.RunDevices(ctx, w.bus) }()
@@ -339,6 +397,9 @@ func (w *wiring) close(ctx context.Context) error {
 	if w.printer != nil {
 		// Close finishes the job in flight before it returns.
 		errs = append(errs, w.printer.Close(ctx))
+	}
+	if w.jobs != nil {
+		errs = append(errs, w.jobs.Close())
 	}
 	w.wg.Wait()
 	if w.journal != nil {

@@ -24,13 +24,18 @@ const cloudHelp = `
 Runs the central ledger: batch ingest, signed snapshots and rules for the
 terminals, enrollment and the admin API. The database is migrated on start.
 The cloud's Ed25519 signing key is read from --key, or generated there (mode
-0600) on first start; terminals pin its public key when they enroll.
+0600) on first start; terminals pin its public key when they enroll. The
+program's card hash key is read from --card-key, or generated there (mode
+0600): every terminal gets it at enrollment, sealed to it, with its store's
+roster and gossip keyring.
 
 Subcommands (each takes --db too; run 'tillpoint cloud SUBCOMMAND --help'):
   enroll-code --store S --terminal T   make a one-time enrollment code
   revoke --terminal T                  stop accepting a terminal's batches
   check                                replay the ledger and compare every balance
   publish-rules --file RULES.json      publish a version of the earn rules
+  rotate-gossip-key --store S [--finish]
+                                       give a store's tills a new gossip key; --finish drops the old one
 
 The admin API (/v1/admin/...) needs a token: put one in a file given with
 --admin-token-file, or in the environment as TILLPOINT_ADMIN_TOKEN.
@@ -55,14 +60,18 @@ func (m *Main) runCloud(ctx context.Context, args []string) error {
 			return m.runCloudCheck(ctx, args[1:])
 		case "publish-rules":
 			return m.runCloudPublishRules(ctx, args[1:])
+		case "rotate-gossip-key":
+			return m.runCloudRotateGossipKey(ctx, args[1:])
 		}
 	}
-	fs := newFlagSet(m.Stderr, "cloud", "cloud [--db sqlite:PATH|postgres://...] [--listen ADDR] [flags]\n       tillpoint cloud enroll-code|revoke|check [flags]", cloudHelp)
+	fs := newFlagSet(m.Stderr, "cloud", "cloud [--db sqlite:PATH|postgres://...] [--listen ADDR] [flags]\n       tillpoint cloud enroll-code|revoke|check|publish-rules|rotate-gossip-key [flags]", cloudHelp)
 	db := fs.String("db", defaultCloudDB, "the ledger database: sqlite:PATH or postgres://...")
 	listen := fs.String("listen", server.DefaultAddr, "the address to serve on")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate chain for HTTPS (with --tls-key)")
 	tlsKey := fs.String("tls-key", "", "PEM private key for HTTPS (with --tls-cert)")
 	keyPath := fs.String("key", "", "the cloud's signing key file (default: cloud.key beside a SQLite database; required with PostgreSQL)")
+	cardKeyPath := fs.String("card-key", "", "the program's card hash key file (default: card.key beside the signing key)")
+	gossipGrace := fs.Duration("gossip-key-grace", server.DefaultGossipKeyGrace, "how long tills keep a gossip key a rotation replaced")
 	program := fs.String("program", "tillpoint", "the loyalty program's ID, bound into every signature")
 	adminTokenFile := fs.String("admin-token-file", "", "file holding the admin API token (or set TILLPOINT_ADMIN_TOKEN)")
 	logFormat := fs.String("log-format", "json", "log format on stderr: json or text")
@@ -71,7 +80,7 @@ func (m *Main) runCloud(ctx context.Context, args []string) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usageError("unknown subcommand %q; want enroll-code, revoke, check or publish-rules", fs.Arg(0))
+		return usageError("unknown subcommand %q; want enroll-code, revoke, check, publish-rules or rotate-gossip-key", fs.Arg(0))
 	}
 	logger, err := newLogger(m.Stderr, *logFormat)
 	if err != nil {
@@ -100,7 +109,19 @@ func (m *Main) runCloud(ctx context.Context, args []string) error {
 	if created {
 		logger.Info("generated the cloud signing key", "path", *keyPath)
 	}
+	if *cardKeyPath == "" {
+		*cardKeyPath = filepath.Join(filepath.Dir(*keyPath), "card.key")
+	}
+	cardKey, created, err := server.LoadOrCreateCardKey(*cardKeyPath)
+	if err != nil {
+		return err
+	}
+	if created {
+		logger.Info("generated the program's card key; back it up; every card hash depends on it", "path", *cardKeyPath)
+	}
 	srv := server.New(ledger, key, *program)
+	srv.CardKey = cardKey
+	srv.GossipKeyGrace = *gossipGrace
 	srv.Addr = *listen
 	srv.TLSCertFile, srv.TLSKeyFile = *tlsCert, *tlsKey
 	srv.AdminToken = token
@@ -217,8 +238,10 @@ func (m *Main) runCloudEnrollCode(ctx context.Context, args []string) error {
 }
 
 const revokeHelp = `
-Revokes a terminal: from now on the cloud refuses its batches and feeds. It
-cannot be undone; a replaced terminal enrolls again with a new code.
+Revokes a terminal: from now on the cloud refuses its batches and feeds, and
+its store's roster marks it revoked, so the other tills stop trusting the
+redeems it announces at their next roster refresh. It cannot be undone; a
+replaced terminal enrolls again with a new code.
 `
 
 func (m *Main) runCloudRevoke(ctx context.Context, args []string) error {
@@ -240,6 +263,59 @@ func (m *Main) runCloudRevoke(ctx context.Context, args []string) error {
 		return fmt.Errorf("revoke %s: %w", *terminal, err)
 	}
 	fmt.Fprintf(m.Stdout, "revoked terminal %s\n", *terminal)
+	return nil
+}
+
+const rotateGossipKeyHelp = `
+Rotates a store's gossip key in two steps, without restarting any till:
+
+  tillpoint cloud rotate-gossip-key --store S            a new primary key
+  tillpoint cloud rotate-gossip-key --store S --finish   drop the old key
+
+The tills fetch the new keyring with their roster (as often as snapshots),
+install the new key on every till of the store and switch to it; they keep
+the old key so a till that learns late still understands the others. Run
+--finish once every till has refreshed, or let the cloud's
+--gossip-key-grace (default 24h) leave the old key out. Keys are never
+printed: the output names them by key ID. The same is
+POST /v1/admin/stores/S/gossip-key on a running cloud.
+`
+
+func (m *Main) runCloudRotateGossipKey(ctx context.Context, args []string) error {
+	fs := newFlagSet(m.Stderr, "cloud rotate-gossip-key", "cloud rotate-gossip-key --store S [--finish] [--db DB]", rotateGossipKeyHelp)
+	db := fs.String("db", defaultCloudDB, "the ledger database: sqlite:PATH or postgres://...")
+	store := fs.String("store", "", "the store whose gossip key to rotate")
+	finish := fs.Bool("finish", false, "remove the keys earlier rotations retired instead of rotating")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *store == "" {
+		return usageError("need --store S")
+	}
+	ledger, err := openLedger(ctx, *db, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer ledger.Close()
+	var (
+		sr      cloud.StoreRoster
+		removed int
+	)
+	if *finish {
+		removed, sr, err = server.FinishGossipRotation(ctx, ledger, *store, time.Now())
+	} else {
+		sr, err = server.RotateGossipKey(ctx, ledger, *store, time.Now())
+	}
+	if err != nil {
+		return err
+	}
+	r := server.NewGossipKeyResponse(sr, removed)
+	if *finish {
+		fmt.Fprintf(m.Stdout, "store %s: removed %d retired gossip key(s); primary %s (roster version %d)\n", r.Store, removed, r.Primary, r.RosterVersion)
+		return nil
+	}
+	fmt.Fprintf(m.Stdout, "store %s: new primary gossip key %s, retired %s (roster version %d)\n", r.Store, r.Primary, strings.Join(r.Retired, ", "), r.RosterVersion)
+	fmt.Fprintf(m.Stderr, "the tills switch at their next roster refresh; run again with --finish once they all have\n")
 	return nil
 }
 

@@ -175,7 +175,7 @@ type acked struct {
 }
 
 func startTerminal(ctx context.Context, dir, id, store, cloudURL string, cardKey []byte, ledger cloud.Ledger,
-	logger *slog.Logger, onOp func(context.Context, loyalty.Op)) (*demoTerminal, error) {
+	logger *slog.Logger, onOp func(context.Context, loyalty.Op), tweaks ...func(*config.Config, *wireTuning)) (*demoTerminal, error) {
 	t := &demoTerminal{id: id, client: &http.Client{Timeout: 10 * time.Second},
 		nfc:     devices.ID{Kind: devices.KindNFC, Path: "sim NFC reader " + id},
 		scanner: devices.ID{Kind: devices.KindScanner, Path: "sim scanner " + id}}
@@ -213,6 +213,9 @@ func startTerminal(ctx context.Context, dir, id, store, cloudURL string, cardKey
 		feedEvery: 500 * time.Millisecond,
 		syncPoll:  100 * time.Millisecond,
 		onOp:      onOp,
+	}
+	for _, tweak := range tweaks {
+		tweak(cfg, tune)
 	}
 	t.w, err = openWiring(ctx, cfg, logger.With("terminal", id), Version, tune)
 	if err != nil {

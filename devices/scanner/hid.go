@@ -55,10 +55,19 @@ func DefaultHIDConfig(path string) HIDConfig {
 }
 
 // OpenEvdev opens an evdev device and grabs it exclusively.
-func OpenEvdev(path string) (io.ReadCloser, error) {
+func OpenEvdev(path string) (io.ReadCloser, error) { return openEvdev(path, true) }
+
+// OpenEvdevShared opens an evdev device without grabbing it: the scanner's
+// keystrokes also reach the focused window, as a keyboard's do.
+func OpenEvdevShared(path string) (io.ReadCloser, error) { return openEvdev(path, false) }
+
+func openEvdev(path string, grab bool) (io.ReadCloser, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w (is the scanner plugged in, and is this user in group 'input'?)", path, err)
+	}
+	if !grab {
+		return f, nil
 	}
 	rc, err := f.SyscallConn()
 	if err != nil {

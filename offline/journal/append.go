@@ -40,15 +40,28 @@ type writer struct {
 	head   head
 	stale  bool // head may not match the database (after a failed commit)
 	insert *sql.Stmt
+	// insertReq stores a request's key with its op (AppendRequest).
+	insertReq *sql.Stmt
 
 	sidecarToken string
 	sidecarAt    time.Time
 	sidecarHead  head
 	sidecarDue   bool // a write the sidecar must record (an epoch change)
+
+	// touches are the view changes of the transaction being built, applied
+	// to the view cache once it commits.
+	touches []viewTouch
 }
 
-const insertOp = `INSERT INTO ops (epoch, seq, id, kind, card, points, offline, wall_time, body, link)
+// touch records a change to the local views that takes effect when the
+// current transaction commits.
+func (w *writer) touch(t viewTouch) { w.touches = append(w.touches, t) }
+
+const (
+	insertOp = `INSERT INTO ops (epoch, seq, id, kind, card, points, offline, wall_time, body, link)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	insertRequest = "INSERT INTO requests (key, op_id, meta) VALUES (?, ?, ?)"
+)
 
 func (w *writer) load(ctx context.Context, db *sql.DB) error {
 	w.db = db
@@ -58,6 +71,13 @@ func (w *writer) load(ctx context.Context, db *sql.DB) error {
 			return fmt.Errorf("prepare insert: %w", classify(err))
 		}
 		w.insert = stmt
+	}
+	if w.insertReq == nil {
+		stmt, err := db.PrepareContext(ctx, insertRequest)
+		if err != nil {
+			return fmt.Errorf("prepare request insert: %w", classify(err))
+		}
+		w.insertReq = stmt
 	}
 	h, err := readHead(ctx, db)
 	if err != nil {
@@ -144,8 +164,10 @@ func (j *Journal) run() {
 					j.commit([]*request{r})
 				default:
 					j.writeSidecar(true)
-					if j.w.insert != nil {
-						j.w.insert.Close()
+					for _, s := range []*sql.Stmt{j.w.insert, j.w.insertReq} {
+						if s != nil {
+							s.Close()
+						}
 					}
 					return
 				}
@@ -242,13 +264,14 @@ func (j *Journal) commit(batch []*request) {
 		return
 	}
 	saved := w.head
+	w.touches = w.touches[:0]
 	single := len(batch) == 1
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			errs[i] = err // the caller gave up before its turn: nothing written
 			continue
 		}
-		before := w.head
+		before, touched := w.head, len(w.touches)
 		if !single {
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT req"); err != nil {
 				tx.Rollback()
@@ -267,7 +290,7 @@ func (j *Journal) commit(batch []*request) {
 			continue
 		}
 		errs[i] = err
-		w.head = before
+		w.head, w.touches = before, w.touches[:touched]
 		if single {
 			tx.Rollback()
 			answer()
@@ -280,7 +303,14 @@ func (j *Journal) commit(batch []*request) {
 			return
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	if j.views != nil {
+		j.views.begin()
+	}
+	err = tx.Commit()
+	if j.views != nil {
+		j.views.end(w.touches, err == nil)
+	}
+	if err != nil {
 		// The state of the file is uncertain (a failed fsync may leave a
 		// complete transaction in the WAL): reload before the next batch.
 		w.head, w.stale = saved, true
@@ -391,7 +421,7 @@ func (j *Journal) append(ctx context.Context, op loyalty.Op, check func(ctx cont
 			return fmt.Errorf("append op %s: %w", op.ID, classify(err))
 		}
 		if req != nil {
-			_, err := tx.ExecContext(ctx, "INSERT INTO requests (key, op_id, meta) VALUES (?, ?, ?)", req.Key, op.ID[:], req.Meta)
+			_, err := tx.StmtContext(ctx, w.insertReq).ExecContext(ctx, req.Key, op.ID[:], req.Meta)
 			if err != nil && isUniqueViolation(err) {
 				return fmt.Errorf("%w: op %s not appended", ErrDuplicateRequest, op.ID)
 			}
@@ -400,6 +430,13 @@ func (j *Journal) append(ctx context.Context, op loyalty.Op, check func(ctx cont
 			}
 		}
 		w.head.seq, w.head.link = op.Seq, link
+		switch {
+		case op.Card.IsZero():
+		case op.Kind == loyalty.OpEnroll:
+			w.touch(viewTouch{card: op.Card, drop: true}) // the card becomes known
+		default:
+			w.touch(viewTouch{card: op.Card, points: op.Points})
+		}
 		stored = op
 		return nil
 	})

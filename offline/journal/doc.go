@@ -37,6 +37,18 @@
 // can see (a backup taken less than a second before the loss) the cloud sees:
 // its watermark is ahead of the journal, and the uplink calls NewEpoch.
 //
+// # The local view
+//
+// View is a card's cloud snapshot plus what this terminal did since that
+// the cloud has not acknowledged; a card this terminal enrolled and the
+// cloud has sent no snapshot of yet is known at once (balance 0 plus what
+// it did since the enrollment). A writing journal answers View for
+// recently read cards from memory: the writer applies each transaction's
+// changes to those views after its commit returns, and a view read from
+// the database while a commit was in flight is not kept. This relies on the
+// Journal being the database's only writer; a read-only Journal keeps no
+// views.
+//
 // # Using it
 //
 //   - The agent: Open with the terminal's and store's ids; Append for every
@@ -63,7 +75,8 @@
 //
 // Acknowledge an op that is not durable; change or delete a stored op (only
 // the acknowledgement watermark moves); reuse a sequence number within an
-// epoch; hold or print a card number or NFC UID in the clear (it stores
+// epoch; answer a view from memory that a commit made stale; hold or
+// print a card number or NFC UID in the clear (it stores
 // loyalty.CardHash, a keyed hash, only); trust the terminal's wall clock for
 // order.
 package journal

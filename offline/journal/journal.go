@@ -74,6 +74,10 @@ type Journal struct {
 	done   chan struct{}
 
 	w writer // owned by the writer goroutine once Open returns
+
+	// views caches local views of cards (see viewCache); nil when the
+	// journal is opened read-only, as another process may be writing it.
+	views *viewCache
 }
 
 // Open opens the journal at path, creating it if needed (unless
@@ -114,6 +118,9 @@ func Open(ctx context.Context, path string, opts Options) (*Journal, error) {
 		done: make(chan struct{}),
 	}
 	j.hlc.Now = opts.Now
+	if !opts.ReadOnly {
+		j.views = newViewCache()
+	}
 	if err := j.open(ctx); err != nil {
 		j.closeDBs()
 		return nil, fmt.Errorf("open journal %s: %w", path, err)

@@ -1,6 +1,7 @@
 package journal_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -388,5 +389,40 @@ func TestAppendWithCancelledContextRecordsNothing(t *testing.T) {
 	op, err := j.Append(context.Background(), earnOp(2))
 	if err != nil || op.Seq != 1 {
 		t.Fatalf("next Append: got seq %d, %v; want seq 1 (nothing recorded before)", op.Seq, err)
+	}
+}
+
+// TestMarkAckedChainSurvivesReopen: the hash of the last batch the cloud
+// applied is kept with the acknowledgement, across a restart, so the
+// uplink chains its next batch to it; an acknowledgement the journal
+// refuses records no hash either.
+func TestMarkAckedChainSurvivesReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "journal.db")
+	j, err := journal.Open(ctx, path, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, j, 3)
+	if e, s, h, err := j.Chain(ctx); err != nil || e != 0 || s != 0 || h != nil {
+		t.Fatalf("Chain of a new journal: got %d %d %x %v, want nothing", e, s, h, err)
+	}
+	hash := bytes.Repeat([]byte{0xab}, 32)
+	if err := j.MarkAckedChain(ctx, 1, 2, hash); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.MarkAckedChain(ctx, 1, 9, bytes.Repeat([]byte{0xcd}, 32)); !errors.Is(err, journal.ErrAckAhead) {
+		t.Fatalf("MarkAckedChain beyond the journal: got %v, want ErrAckAhead", err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j = openJournal(t, path)
+	e, s, h, err := j.Chain(ctx)
+	if err != nil || e != 1 || s != 2 || !bytes.Equal(h, hash) {
+		t.Fatalf("Chain after reopen: got %d %d %x %v, want 1 2 %x", e, s, h, err, hash)
+	}
+	if e, s, err := j.Acked(ctx); err != nil || e != 1 || s != 2 {
+		t.Fatalf("Acked after reopen: got %d %d %v, want 1 2", e, s, err)
 	}
 }

@@ -44,7 +44,8 @@ func (j *Journal) PutPeerRedeem(ctx context.Context, r PeerRedeem) (bool, error)
 		return false, fmt.Errorf("%w: peer redeem %s comes from this terminal; its own ops are in its journal", ErrInvalid, r.ID)
 	}
 	var added bool
-	err := j.write(ctx, func(ctx context.Context, tx *sql.Tx, _ *writer) error {
+	err := j.write(ctx, func(ctx context.Context, tx *sql.Tx, w *writer) error {
+		w.touch(viewTouch{card: r.Card, drop: true})
 		res, err := tx.ExecContext(ctx, `INSERT INTO peer_redeems (id, card, points, terminal, epoch, seq, wall_time, received_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
 			r.ID[:], r.Card[:], int64(r.Points), r.Terminal, r.Epoch, int64(r.Seq), r.At.UnixNano(), j.opts.Now().UnixNano())
@@ -91,7 +92,8 @@ func (j *Journal) DropPeerRedeems(ctx context.Context, ids []loyalty.OpID) error
 	if len(ids) == 0 {
 		return nil
 	}
-	return j.write(ctx, func(ctx context.Context, tx *sql.Tx, _ *writer) error {
+	return j.write(ctx, func(ctx context.Context, tx *sql.Tx, w *writer) error {
+		w.touch(viewTouch{all: true}) // the redeems' cards are not at hand
 		for _, id := range ids {
 			if _, err := tx.ExecContext(ctx, "DELETE FROM peer_redeems WHERE id = ?", id[:]); err != nil {
 				return fmt.Errorf("drop peer redeem %s: %w", id, classify(err))

@@ -3,6 +3,7 @@ package journal
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -112,6 +113,24 @@ func (j *Journal) entries(ctx context.Context, where string, args ...any) ([]Ent
 // when the acknowledgement is older than the current one (newest wins per
 // card).
 func (j *Journal) MarkAcked(ctx context.Context, epoch uint32, seq uint64, snaps ...loyalty.Snapshot) error {
+	return j.markAckedWith(ctx, epoch, seq, nil, snaps)
+}
+
+// MarkAckedChain is MarkAcked that also records, in the same transaction,
+// hash: the hash of the batch of epoch that the cloud applied last, which
+// ended at seq. The uplink names it as the previous hash of its next batch
+// (the cloud checks the chain), after a restart too: see Chain.
+func (j *Journal) MarkAckedChain(ctx context.Context, epoch uint32, seq uint64, hash []byte, snaps ...loyalty.Snapshot) error {
+	return j.markAckedWith(ctx, epoch, seq, map[string]string{
+		"chain_epoch": strconv.FormatUint(uint64(epoch), 10),
+		"chain_seq":   strconv.FormatUint(seq, 10),
+		"chain_hash":  hex.EncodeToString(hash),
+	}, snaps)
+}
+
+// markAckedWith moves the acknowledgement watermark to (epoch, seq) (when
+// seq > 0), writes meta and stores snaps, in one transaction.
+func (j *Journal) markAckedWith(ctx context.Context, epoch uint32, seq uint64, meta map[string]string, snaps []loyalty.Snapshot) error {
 	rows, err := snapshotRows(snaps)
 	if err != nil {
 		return err
@@ -121,9 +140,32 @@ func (j *Journal) MarkAcked(ctx context.Context, epoch uint32, seq uint64, snaps
 			if err := markAcked(ctx, tx, w, epoch, seq); err != nil {
 				return err
 			}
+			w.touch(viewTouch{all: true}) // acknowledged ops leave every unacknowledged sum
 		}
-		return putSnapshots(ctx, tx, rows)
+		if err := writeMeta(ctx, tx, meta); err != nil {
+			return err
+		}
+		return putSnapshots(ctx, tx, w, rows)
 	})
+}
+
+// Chain returns what MarkAckedChain recorded last: the hash of the batch
+// of epoch that ended at seq; (0, 0, nil) when nothing was recorded.
+func (j *Journal) Chain(ctx context.Context) (epoch uint32, seq uint64, hash []byte, err error) {
+	m, err := readMeta(ctx, j.rdb)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	e, _ := strconv.ParseUint(m["chain_epoch"], 10, 32)
+	s, _ := strconv.ParseUint(m["chain_seq"], 10, 64)
+	if m["chain_hash"] == "" {
+		return uint32(e), s, nil, nil
+	}
+	h, err := hex.DecodeString(m["chain_hash"])
+	if err != nil {
+		return 0, 0, nil, fmt.Errorf("read chain hash: %w", err)
+	}
+	return uint32(e), s, h, nil
 }
 
 func markAcked(ctx context.Context, tx *sql.Tx, w *writer, epoch uint32, seq uint64) error {
@@ -166,7 +208,10 @@ func (j *Journal) Acked(ctx context.Context) (epoch uint32, seq uint64, err erro
 }
 
 // Backlog returns the number of ops the cloud has not acknowledged and the
-// wall time of the oldest of them (zero when none).
+// wall time of the oldest of them (zero when none). It costs two index
+// lookups whatever the backlog: pos is the rowid, which SQLite assigns as
+// one more than the largest, and ops are never deleted, so the positions
+// are gapless and the count is the last position less the acknowledged one.
 func (j *Journal) Backlog(ctx context.Context) (ops int64, oldest time.Time, err error) {
 	tx, err := j.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -177,8 +222,14 @@ func (j *Journal) Backlog(ctx context.Context) (ops int64, oldest time.Time, err
 	if err != nil {
 		return 0, time.Time{}, err
 	}
-	var first sql.NullInt64
-	if err := tx.QueryRowContext(ctx, "SELECT count(*), min(wall_time) FROM ops WHERE pos > ?", acked).Scan(&ops, &first); err != nil {
+	var last, first sql.NullInt64
+	if err := tx.QueryRowContext(ctx, "SELECT max(pos) FROM ops").Scan(&last); err != nil {
+		return 0, time.Time{}, fmt.Errorf("backlog: %w", classify(err))
+	}
+	if ops = last.Int64 - acked; ops <= 0 {
+		return 0, time.Time{}, nil
+	}
+	if err := tx.QueryRowContext(ctx, "SELECT wall_time FROM ops WHERE pos > ? ORDER BY pos LIMIT 1", acked).Scan(&first); err != nil {
 		return 0, time.Time{}, fmt.Errorf("backlog: %w", classify(err))
 	}
 	if first.Valid {

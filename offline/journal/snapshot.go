@@ -24,8 +24,8 @@ func (j *Journal) PutSnapshots(ctx context.Context, snaps []loyalty.Snapshot) er
 	if err != nil || len(rows) == 0 {
 		return err
 	}
-	return j.write(ctx, func(ctx context.Context, tx *sql.Tx, _ *writer) error {
-		return putSnapshots(ctx, tx, rows)
+	return j.write(ctx, func(ctx context.Context, tx *sql.Tx, w *writer) error {
+		return putSnapshots(ctx, tx, w, rows)
 	})
 }
 
@@ -50,8 +50,9 @@ func snapshotRows(snaps []loyalty.Snapshot) ([]snapshotRow, error) {
 	return rows, nil
 }
 
-func putSnapshots(ctx context.Context, tx *sql.Tx, rows []snapshotRow) error {
+func putSnapshots(ctx context.Context, tx *sql.Tx, w *writer, rows []snapshotRow) error {
 	for _, r := range rows {
+		w.touch(viewTouch{card: loyalty.CardHash(r.card), drop: true})
 		if _, err := tx.ExecContext(ctx, `INSERT INTO snapshots (card, as_of, body) VALUES (?, ?, ?)
 			ON CONFLICT (card) DO UPDATE SET as_of = excluded.as_of, body = excluded.body
 			WHERE excluded.as_of > snapshots.as_of`, r.card, r.asOf, string(r.body)); err != nil {
@@ -97,6 +98,12 @@ type View struct {
 	// PeerRedeemed is what store peers redeemed offline with the card, as
 	// recorded and not yet dropped as covered by a snapshot.
 	PeerRedeemed loyalty.Points
+	// Enrolled is set when no cloud snapshot exists yet but this terminal
+	// enrolled the card: Snapshot is then the new member at balance 0 as
+	// of the enrollment (no tier: the caller's rules give the base one),
+	// and Unacked is everything the card did here since, acknowledged or
+	// not, until a snapshot arrives.
+	Enrolled bool
 }
 
 // Available is what the card may spend now: the balance, less the debt
@@ -106,14 +113,27 @@ func (v View) Available() loyalty.Points {
 }
 
 // View returns the local view of card. A card without a snapshot gives a
-// View with Known false and no error.
+// View with Known false and no error. A card read recently is answered from
+// memory, kept in step with every commit (see viewCache).
 func (j *Journal) View(ctx context.Context, card loyalty.CardHash) (View, error) {
+	var gen uint64
+	if j.views != nil {
+		v, g, ok := j.views.get(card)
+		if ok {
+			return v, nil
+		}
+		gen = g
+	}
 	tx, err := j.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return View{}, fmt.Errorf("read view: %w", classify(err))
 	}
 	defer tx.Rollback()
-	return view(ctx, tx, card)
+	v, err := view(ctx, tx, card)
+	if err == nil && j.views != nil {
+		j.views.fill(v, gen)
+	}
+	return v, err
 }
 
 func ackedPos(ctx context.Context, q queryer) (int64, error) {
@@ -132,17 +152,26 @@ func ackedPos(ctx context.Context, q queryer) (int64, error) {
 func view(ctx context.Context, q queryer, card loyalty.CardHash) (View, error) {
 	v := View{Card: card}
 	s, ok, err := snapshot(ctx, q, card)
-	if err != nil || !ok {
-		return v, err
-	}
-	v.Known, v.Snapshot = true, s
-	acked, err := ackedPos(ctx, q)
 	if err != nil {
 		return v, err
 	}
+	// since: the ops after this position count on top of the snapshot.
+	var since int64
+	if ok {
+		if since, err = ackedPos(ctx, q); err != nil {
+			return v, err
+		}
+	} else {
+		var enrolled bool
+		if s, since, enrolled, err = enrolledHere(ctx, q, card); err != nil || !enrolled {
+			return v, err
+		}
+		v.Enrolled = true
+	}
+	v.Known, v.Snapshot = true, s
 	var sum, peers int64
 	if err := q.QueryRowContext(ctx, "SELECT coalesce(sum(points), 0), count(*) FROM ops WHERE card = ? AND pos > ?",
-		card[:], acked).Scan(&sum, &v.UnackedOps); err != nil {
+		card[:], since).Scan(&sum, &v.UnackedOps); err != nil {
 		return v, fmt.Errorf("read unacknowledged ops: %w", classify(err))
 	}
 	if err := q.QueryRowContext(ctx, "SELECT coalesce(sum(points), 0) FROM peer_redeems WHERE card = ?", card[:]).Scan(&peers); err != nil {
@@ -153,6 +182,28 @@ func view(ctx context.Context, q queryer, card loyalty.CardHash) (View, error) {
 		return v, err
 	}
 	return v, nil
+}
+
+// enrolledHere returns the view's base for a card this terminal enrolled
+// and the cloud has sent no snapshot of yet: the new member at balance 0 as
+// of the enrollment, and the enrollment's position, after which the card's
+// ops count on top of it.
+func enrolledHere(ctx context.Context, q queryer, card loyalty.CardHash) (loyalty.Snapshot, int64, bool, error) {
+	var pos int64
+	var body []byte
+	err := q.QueryRowContext(ctx, "SELECT pos, body FROM ops WHERE card = ? AND kind = ? ORDER BY pos DESC LIMIT 1",
+		card[:], int64(loyalty.OpEnroll)).Scan(&pos, &body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return loyalty.Snapshot{}, 0, false, nil
+	}
+	if err != nil {
+		return loyalty.Snapshot{}, 0, false, fmt.Errorf("read enrollment %s: %w", card.Short(), classify(err))
+	}
+	var op loyalty.Op
+	if err := op.UnmarshalBinary(body); err != nil {
+		return loyalty.Snapshot{}, 0, false, fmt.Errorf("%w: enrollment of %s at row %d: %w", ErrCorrupt, card.Short(), pos, err)
+	}
+	return loyalty.Snapshot{Card: card, Member: op.Member, AsOf: op.WallTime}, pos, true, nil
 }
 
 // offlineRedeemed sums the offline redeems of card in [since, until), this

@@ -261,6 +261,8 @@ type clusterOpts struct {
 	// journal (offline/journal) in t.TempDir().
 	memJournal bool
 	seed       uint64
+	// timing replaces fastTiming, when set.
+	timing *peers.Timing
 }
 
 // newCluster starts n tills on 127.0.0.x addresses, all in one store
@@ -311,6 +313,9 @@ func newCluster(t testing.TB, o clusterOpts) []*till {
 		cfg.ReannounceEvery = 100 * time.Millisecond
 		cfg.LeaveTimeout = 300 * time.Millisecond
 		cfg.Timing = fastTiming()
+		if o.timing != nil {
+			cfg.Timing = *o.timing
+		}
 		cfg.Logger = testLogger().With("till", tl.id)
 		cfg.SnapshotPath = t.TempDir() + "/serf.snapshot"
 		if o.keyringDir != "" {

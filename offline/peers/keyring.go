@@ -1,6 +1,7 @@
 package peers
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -130,4 +131,101 @@ func writeKeyringFile(path string, keys [][]byte) error {
 		return fmt.Errorf("write gossip keyring: %w", err)
 	}
 	return nil
+}
+
+// KeyringChange is what SetKeyring did.
+type KeyringChange struct {
+	Installed int  // keys installed across the store
+	Switched  bool // the primary changed to the wanted one
+	Removed   int  // keys removed across the store
+	// Pending is true when the wanted primary is installed but not yet
+	// used: some live terminal did not confirm it holds the key, and
+	// switching now would cut it off. Call SetKeyring again later.
+	Pending bool
+}
+
+// Keys returns this terminal's gossip keys, the primary first; nil when
+// gossip is not encrypted or before Start.
+func (p *Peers) Keys() [][]byte {
+	p.mu.Lock()
+	kr := p.keyring
+	p.mu.Unlock()
+	if kr == nil {
+		return nil
+	}
+	return kr.GetKeys()
+}
+
+// SetKeyring brings the store's gossip keyring to want (the primary
+// first), as the cloud hands it out, without a restart: it installs the
+// keys this terminal lacks on every terminal (serf's KeyManager), switches
+// the store to want's primary once every live terminal holds it, and
+// removes the keys want no longer lists. Every step is idempotent, so the
+// tills of a store may all run it as they learn of the new keyring; a
+// step the network cuts short is retried by the next call.
+func (p *Peers) SetKeyring(ctx context.Context, want [][]byte) (KeyringChange, error) {
+	var ch KeyringChange
+	if len(want) == 0 {
+		return ch, fmt.Errorf("%w: an empty gossip keyring; keep the current one", ErrConfig)
+	}
+	has := func(keys [][]byte, k []byte) bool {
+		return slices.ContainsFunc(keys, func(c []byte) bool { return bytes.Equal(c, k) })
+	}
+	for _, k := range want {
+		local := p.Keys()
+		if local == nil {
+			return ch, fmt.Errorf("%w: this terminal gossips in the clear; restart it with the store key", ErrConfig)
+		}
+		if has(local, k) {
+			continue
+		}
+		if _, err := p.InstallKey(ctx, k); err != nil && !has(p.Keys(), k) {
+			return ch, err
+		}
+		ch.Installed++
+	}
+	if !bytes.Equal(p.Keys()[0], want[0]) {
+		ready, err := p.everyoneHolds(ctx, want[0])
+		if err != nil {
+			return ch, err
+		}
+		if !ready {
+			ch.Pending = true
+			return ch, nil
+		}
+		if _, err := p.UseKey(ctx, want[0]); err != nil && !bytes.Equal(p.Keys()[0], want[0]) {
+			return ch, err
+		}
+		ch.Switched = true
+	}
+	for _, k := range p.Keys() {
+		if has(want, k) {
+			continue
+		}
+		if _, err := p.RemoveKey(ctx, k); err != nil && has(p.Keys(), k) {
+			return ch, err
+		}
+		ch.Removed++
+	}
+	if ch != (KeyringChange{}) {
+		p.log.Info("gossip keyring updated", "installed", ch.Installed, "switched", ch.Switched, "removed", ch.Removed)
+	}
+	return ch, nil
+}
+
+// everyoneHolds reports whether every live terminal answered that it
+// holds key; another install round covers those that missed the first.
+func (p *Peers) everyoneHolds(ctx context.Context, key []byte) (bool, error) {
+	st, err := p.ListKeys(ctx)
+	if err != nil && st.Responses == 0 {
+		return false, err
+	}
+	enc := base64.StdEncoding.EncodeToString(key)
+	if st.Responses < st.Nodes || st.Keys[enc] < st.Nodes {
+		if _, err := p.InstallKey(ctx, key); err != nil {
+			p.log.Debug("install the new gossip key again; switching waits", logErr, err)
+		}
+		return false, nil
+	}
+	return true, nil
 }

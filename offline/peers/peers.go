@@ -1,11 +1,13 @@
 package peers
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -76,6 +78,7 @@ type Peers struct {
 
 	mu       sync.Mutex
 	serf     *serf.Serf
+	keyring  *memberlist.Keyring // nil: gossip in the clear
 	roster   *Roster
 	state    State
 	started  bool
@@ -218,6 +221,7 @@ func (p *Peers) serfConfig() (*serf.Config, error) {
 		return nil, err
 	}
 	ml.Keyring = keyring
+	p.keyring = keyring
 
 	t := c.Timing
 	setDur(&ml.GossipInterval, t.GossipInterval)
@@ -359,6 +363,13 @@ func (p *Peers) SetRoster(r *Roster) error {
 	return nil
 }
 
+// Roster returns the store roster in use.
+func (p *Peers) Roster() *Roster {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.roster
+}
+
 // Stats returns the event counters.
 func (p *Peers) Stats() Stats {
 	p.mu.Lock()
@@ -388,16 +399,23 @@ func (p *Peers) running() (*serf.Serf, error) {
 	return p.serf, nil
 }
 
-// loadKeyring returns the gossip keyring: the persisted file when it
-// exists (rotations survive restarts), else Config.Keys, written to the
-// file so the next start finds it.
+// loadKeyring returns the gossip keyring: Config.Keys (the primary
+// first), then any other key of the persisted file (rotations another
+// terminal drove while this one was down), so a restart understands both
+// the store as this terminal last knew it and as its peers may have moved
+// it on; SetKeyring reconciles the rest. Without Config.Keys the file is
+// the keyring. The file is written when it does not exist yet.
 func (p *Peers) loadKeyring() (*memberlist.Keyring, error) {
-	keys := p.cfg.Keys
+	keys := slices.Clone(p.cfg.Keys)
 	if path := p.cfg.KeyringPath; path != "" {
 		fileKeys, err := readKeyringFile(path)
 		switch {
 		case err == nil:
-			keys = fileKeys
+			for _, k := range fileKeys {
+				if !slices.ContainsFunc(keys, func(c []byte) bool { return bytes.Equal(c, k) }) {
+					keys = append(keys, k)
+				}
+			}
 		case errors.Is(err, os.ErrNotExist):
 			if len(keys) > 0 {
 				if err := writeKeyringFile(path, keys); err != nil {

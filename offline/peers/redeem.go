@@ -57,18 +57,25 @@ func (p *Peers) Broadcast(ctx context.Context, op *loyalty.Op) error {
 type Check struct {
 	// Online is true when the terminal reaches the cloud: no peer check then.
 	Online bool
-	// Peers is how many other terminals serf believed alive.
+	// Peers is how many other terminals of the roster serf believed alive
+	// (alive or only suspected of failing).
 	Peers int
-	// Asked is true when the peers were queried; Answered counts answers and
-	// Learned the peer redeems they taught this terminal.
+	// Quorum is how many terminals, this one included, must be heard for
+	// the terminal to count as connected: a majority of the roster's
+	// terminals that did not leave the cluster gracefully.
+	Quorum int
+	// Asked is true when the peers were queried; Answered counts the live
+	// peers that answered, Missing those that did not, and Learned the
+	// peer redeems the answers taught this terminal.
 	Asked    bool
 	Answered int
+	Missing  int
 	Learned  int
 	// Redeemed is what the card redeemed offline store-wide as far as this
 	// terminal knows after asking: its journal's figure, or the largest a
 	// peer reported when that is more.
 	Redeemed loyalty.Points
-	// Isolated is true when neither the cloud nor any peer is reachable;
+	// Isolated is true when the terminal is not connected (see CheckRedeem):
 	// IsolatedRedeemCap applied.
 	Isolated bool
 	// Took is how long the check took.
@@ -76,11 +83,18 @@ type Check struct {
 }
 
 // CheckRedeem runs before an offline redeem of points on card. At or above
-// QueryThreshold it asks the store's peers (never longer than QueryTimeout,
-// nor past ctx's deadline) and records the signed redeems they answer with,
-// so the journal's offline policy that runs next counts them. When the
-// terminal reaches neither the cloud nor any peer it refuses a redeem that
-// would take the card past IsolatedRedeemCap, with *IsolatedCapError.
+// QueryThreshold it asks the store's live peers (never longer than
+// QueryTimeout, nor past ctx's deadline) and records the signed redeems
+// they answer with, so the journal's offline policy that runs next counts
+// them.
+//
+// The terminal counts as connected, and only the journal's policy limits
+// the redeem, when it sees at least one live peer, together with them
+// forms a quorum of the roster (Check.Quorum), and, when it asked, every
+// live peer answered. Otherwise it is isolated: it refuses a redeem that
+// would take the card past IsolatedRedeemCap, with *IsolatedCapError. A
+// partial answer is isolation: the peer that did not answer may be cut
+// off and redeeming the same card (see the package doc for the bound).
 func (p *Peers) CheckRedeem(ctx context.Context, card loyalty.CardHash, points loyalty.Points) (Check, error) {
 	start := time.Now()
 	var c Check
@@ -91,22 +105,31 @@ func (p *Peers) CheckRedeem(ctx context.Context, card loyalty.CardHash, points l
 		c.Online = true
 		return c, nil
 	}
-	c.Peers = p.AlivePeers()
+	v := p.view()
+	c.Peers, c.Quorum = len(v.alive), v.quorum()
 	var reported loyalty.Points
+	heard := c.Peers
 	if c.Peers > 0 && points >= p.cfg.QueryThreshold {
 		c.Asked = true
-		var err error
-		c.Answered, c.Learned, reported, err = p.ask(ctx, card, c.Peers)
+		answered, learned, rep, err := p.ask(ctx, card, v.alive)
 		if err != nil {
 			p.log.Warn("ask store peers about a card", logCard, card.Short(), logErr, err)
 		}
+		c.Learned, reported = learned, rep
+		for _, id := range v.alive {
+			if answered[id] {
+				c.Answered++
+			}
+		}
+		c.Missing = c.Peers - c.Answered
+		heard = c.Answered
 	}
 	redeemed, err := p.journal.OfflineRedeemed(ctx, card)
 	if err != nil {
 		return c, fmt.Errorf("check offline redeems of card %s: %w", card.Short(), err)
 	}
 	c.Redeemed = max(redeemed, reported)
-	c.Isolated = c.Peers == 0 || (c.Asked && c.Answered == 0)
+	c.Isolated = c.Peers == 0 || c.Missing > 0 || 1+heard < c.Quorum
 	c.Took = time.Since(start)
 	if c.Isolated {
 		total, err := c.Redeemed.Add(points)
@@ -117,32 +140,72 @@ func (p *Peers) CheckRedeem(ctx context.Context, card loyalty.CardHash, points l
 	return c, nil
 }
 
+// rosterView is the roster as serf sees it at one moment.
+type rosterView struct {
+	size  int      // terminals in the roster, this one included
+	left  int      // other terminals serf saw leave gracefully
+	alive []string // other terminals serf believes alive (or suspects)
+}
+
+// quorum is a majority of the terminals that did not leave gracefully.
+func (v rosterView) quorum() int { return (v.size-v.left)/2 + 1 }
+
+func (p *Peers) view() rosterView {
+	p.mu.Lock()
+	roster, s := p.roster, p.serf
+	p.mu.Unlock()
+	v := rosterView{size: roster.Len()}
+	if _, ok := roster.Key(p.cfg.Terminal); !ok {
+		v.size++
+	}
+	if s == nil {
+		return v
+	}
+	for _, m := range s.Members() {
+		if _, ok := roster.Key(m.Name); !ok || m.Name == p.cfg.Terminal {
+			continue
+		}
+		switch m.Status {
+		case serf.StatusAlive:
+			v.alive = append(v.alive, m.Name)
+		case serf.StatusLeft:
+			v.left++
+		}
+	}
+	return v
+}
+
 // ask queries the peers about card and records what they answer. It stops
-// when every alive peer answered, at QueryTimeout, or when ctx ends.
-func (p *Peers) ask(ctx context.Context, card loyalty.CardHash, alive int) (answered, learned int, reported loyalty.Points, err error) {
+// when every alive peer answered, at QueryTimeout, or when ctx ends; it
+// returns the roster terminals that answered.
+func (p *Peers) ask(ctx context.Context, card loyalty.CardHash, alive []string) (answered map[string]bool, learned int, reported loyalty.Points, err error) {
+	answered = make(map[string]bool)
 	s, err := p.running()
 	if err != nil {
-		return 0, 0, 0, err
+		return answered, 0, 0, err
 	}
 	timeout := p.cfg.QueryTimeout
 	if d, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(d))
 	}
 	if timeout <= 0 {
-		return 0, 0, 0, fmt.Errorf("ask peers: %w", context.DeadlineExceeded)
+		return answered, 0, 0, fmt.Errorf("ask peers: %w", context.DeadlineExceeded)
 	}
 	p.mu.Lock()
 	p.stats.Queries++
 	p.mu.Unlock()
 	resp, err := s.Query(QueryName, encodeQuery(card), &serf.QueryParam{Timeout: timeout})
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("query store peers: %w", err)
+		return answered, 0, 0, fmt.Errorf("query store peers: %w", err)
 	}
 	defer resp.Close()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
-	from := make(map[string]bool)
-	for answered < alive {
+	waiting := make(map[string]bool, len(alive))
+	for _, id := range alive {
+		waiting[id] = true
+	}
+	for len(waiting) > 0 {
 		select {
 		case <-ctx.Done():
 			return answered, learned, reported, fmt.Errorf("ask peers: %w", ctx.Err())
@@ -155,16 +218,16 @@ func (p *Peers) ask(ctx context.Context, card loyalty.CardHash, alive int) (answ
 			p.mu.Lock()
 			_, inRoster := p.roster.Key(r.From)
 			p.mu.Unlock()
-			if r.From == p.cfg.Terminal || from[r.From] || !inRoster {
+			if r.From == p.cfg.Terminal || answered[r.From] || !inRoster {
 				continue // ours, a repeat, or a member the roster does not know
 			}
-			from[r.From] = true
 			total, events, err := decodeAnswer(r.Payload)
 			if err != nil {
 				p.log.Warn("ignored a peer's answer", logPeer, r.From, logErr, err)
 				continue
 			}
-			answered++
+			answered[r.From] = true
+			delete(waiting, r.From)
 			p.mu.Lock()
 			p.stats.Answers++
 			p.mu.Unlock()

@@ -274,6 +274,9 @@ func copyHash(dst *Hash, src []byte, what string) error {
 		return fail(ErrMalformed, nil, "%s is %d bytes, want %d", what, len(src), len(dst))
 	}
 	copy(dst[:], src)
+	if dst.IsZero() { // SealAck omits a zero hash: a second encoding
+		return fail(ErrNotCanonical, nil, "%s holds its zero value, which is omitted", what)
+	}
 	return nil
 }
 

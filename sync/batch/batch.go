@@ -1,7 +1,6 @@
 package batch
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,10 +15,6 @@ const (
 	MaxBatchBytes = 4 << 20
 	MaxBatchOps   = 4096
 )
-
-// batchDecMode: a batch nests at most six deep (batch, ops, op, basket,
-// lines, line); its largest arrays are the ops and a basket's lines.
-var batchDecMode = mustDecMode(limits{nested: 8, array: max(MaxBatchOps, loyalty.MaxBasketLines), mapPairs: 32})
 
 // Hash identifies a batch: the SHA-256 of its payload, the bytes the
 // signature covers. The next batch of the epoch names it in Prev (the
@@ -41,11 +36,10 @@ type Batch struct {
 	Epoch    uint32
 	First    uint64
 	Last     uint64
-	// Prev is the Hash of the batch of this epoch that ended at First-1;
-	// zero when First is 1 or when the terminal does not know it (after a
-	// restart, or when an ack did not carry LastHash). The cloud checks a
-	// non-zero Prev against the last batch it applied and refuses a
-	// mismatch; it cannot check a zero one.
+	// Prev is the Hash of the batch of this epoch that ended at First-1
+	// (the cloud's acks name it as LastHash), zero for an epoch's first
+	// batch. The cloud refuses a batch whose Prev is not the hash of the
+	// last batch it applied for the terminal and epoch.
 	Prev Hash
 	// RulesVersion is the newest rules version the terminal holds.
 	RulesVersion uint32
@@ -162,51 +156,21 @@ func OpenBatch(data []byte, program string, pub ed25519.PublicKey) (*Batch, Hash
 }
 
 // OpenBatch verifies the envelope's signature with pub under program, then
-// decodes the batch strictly and checks it against the kid.
+// decodes the batch strictly (decode.go: one pass that checks the encoding
+// is the deterministic one as it reads) and checks it against the kid.
 func (e *Envelope) OpenBatch(program string, pub ed25519.PublicKey) (*Batch, Hash, error) {
 	if err := e.verify(TypeBatch, program, pub); err != nil {
 		return nil, Hash{}, err
 	}
-	var w wireBatch
-	if err := batchDecMode.Unmarshal(e.payload, &w); err != nil {
-		return nil, Hash{}, fail(ErrMalformed, err, "payload")
+	b, err := decodeBatch(e.payload)
+	if err != nil {
+		return nil, Hash{}, err
 	}
-	if !bytes.Equal(w.appendCBOR(make([]byte, 0, len(e.payload))), e.payload) {
-		return nil, Hash{}, fail(ErrNotCanonical, nil, "payload")
-	}
-	if w.Terminal != e.KeyID.Signer || w.Epoch != e.KeyID.Epoch {
-		return nil, Hash{}, fail(ErrKeyMismatch, nil, "payload terminal %q epoch %d, kid %s", w.Terminal, w.Epoch, e.KeyID)
-	}
-	b := &Batch{Terminal: w.Terminal, Epoch: w.Epoch, First: w.First, Last: w.Last, RulesVersion: w.RulesVersion, Ops: make([]loyalty.Op, len(w.Ops))}
-	if w.Prev != nil {
-		if len(w.Prev) != len(b.Prev) {
-			return nil, Hash{}, fail(ErrMalformed, nil, "prev hash is %d bytes, want %d", len(w.Prev), len(b.Prev))
-		}
-		copy(b.Prev[:], w.Prev)
-	}
-	for i := range w.Ops {
-		wo := &w.Ops[i]
-		if err := checkOpSizes(wo); err != nil {
-			return nil, Hash{}, fail(ErrMalformed, nil, "op %d: %v", i, err)
-		}
-		b.Ops[i] = fromWireOp(wo, w.Terminal, w.Epoch)
+	if b.Terminal != e.KeyID.Signer || b.Epoch != e.KeyID.Epoch {
+		return nil, Hash{}, fail(ErrKeyMismatch, nil, "payload terminal %q epoch %d, kid %s", b.Terminal, b.Epoch, e.KeyID)
 	}
 	if err := b.Validate(); err != nil {
 		return nil, Hash{}, fail(ErrInvalid, nil, "%v", err)
 	}
 	return b, sha256.Sum256(e.payload), nil
-}
-
-func checkOpSizes(w *wireOp) error {
-	switch {
-	case len(w.ID) != len(loyalty.OpID{}):
-		return fmt.Errorf("op id is %d bytes, want 16", len(w.ID))
-	case w.Card != nil && len(w.Card) != len(loyalty.CardHash{}):
-		return fmt.Errorf("card hash is %d bytes, want 32", len(w.Card))
-	case w.Reverses != nil && len(w.Reverses) != len(loyalty.OpID{}):
-		return fmt.Errorf("reversed op id is %d bytes, want 16", len(w.Reverses))
-	case w.Basket != nil && w.Basket.Lines == nil:
-		return fmt.Errorf("basket lines must be an array, not null")
-	}
-	return nil
 }

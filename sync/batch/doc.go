@@ -41,11 +41,21 @@
 // small nesting, array and map limits); that the envelope is byte for byte
 // the one this package would write; the algorithm, the content type and the
 // kid; the signature; only then the payload, strictly again (unknown fields
-// are errors), and that it re-encodes to the identical bytes; finally that
-// the payload's signer and epoch match the kid. Every failure is an *Error
-// wrapping one of the sentinel errors (ErrTooLarge, ErrMalformed, ...), so
-// the cloud can answer each case specifically; Code names it for a problem
-// document.
+// are errors), and that it is in the one deterministic encoding; finally
+// that the payload's signer and epoch match the kid. Every failure is an
+// *Error wrapping one of the sentinel errors (ErrTooLarge, ErrMalformed,
+// ...), so the cloud can answer each case specifically; Code names it for a
+// problem document.
+//
+// The rules are fxamacker's DecOptions (limits, IndefLengthForbidden,
+// TagsForbidden, DupMapKeyEnforcedAPF, ExtraDecErrorUnknownField,
+// UTF8RejectInvalid) and the re-encoding of the decoded value to the
+// identical bytes. The batch, the message the cloud reads most, gets the
+// same rules from a hand-written decoder (decode.go) that checks them in one
+// pass over the bytes and decodes straight into the loyalty types, and the
+// envelopes this package writes are read in place (parseOwnEnvelope);
+// fuzz targets hold both to fxamacker's strict decoding, which reads every
+// other message and tells what is wrong with an envelope that is not ours.
 //
 // The package must never: accept another algorithm or an unsigned message,
 // decode a payload before its signature verified, panic on input, do I/O

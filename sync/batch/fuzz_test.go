@@ -27,9 +27,27 @@ func FuzzOpenBatch(f *testing.F) {
 		f.Add(sealed.Bytes)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		checkEnvelope(t, data, batch.MaxBatchBytes)
 		b, h, err := batch.OpenBatch(data, program, s.Public())
 		checkBatch(t, s, data, b, h, err)
 	})
+}
+
+// checkEnvelope holds ParseEnvelope's fast path to the reference: what it
+// accepts, fxamacker's strict decoding accepts too, with the same fields.
+func checkEnvelope(t *testing.T, data []byte, max int) {
+	t.Helper()
+	e, err := batch.ParseEnvelope(data, max)
+	if err != nil {
+		return
+	}
+	ref, err := batch.ParseEnvelopeReference(data)
+	if err != nil {
+		t.Fatalf("ParseEnvelope accepts an envelope the reference refuses: %v", err)
+	}
+	if ref.KeyID != e.KeyID || ref.ContentType != e.ContentType || !bytes.Equal(ref.Payload(), e.Payload()) {
+		t.Fatalf("ParseEnvelope and the reference read the envelope differently: %+v, %+v", e, ref)
+	}
 }
 
 func FuzzBatchPayload(f *testing.F) {
@@ -53,6 +71,20 @@ func FuzzBatchPayload(f *testing.F) {
 		b, h, err := batch.OpenBatch(data, program, s.Public())
 		checkBatch(t, s, data, b, h, err)
 	})
+}
+
+// FuzzBatchDecoders holds the hand-written batch decoder OpenBatch uses
+// to the reference, fxamacker's strict decoding plus the re-encoding
+// check: the same payloads accepted, with the same batch (see
+// checkDecodersAgree).
+func FuzzBatchDecoders(f *testing.F) {
+	s := signer(f, "T-01", 1)
+	good := strictPayload(f, s)
+	f.Add(good)
+	for _, tc := range strictCases {
+		f.Add(tc.edit(f, good))
+	}
+	f.Fuzz(checkDecodersAgree)
 }
 
 func checkBatch(t *testing.T, s *batch.Signer, data []byte, b *batch.Batch, h batch.Hash, err error) {
@@ -81,6 +113,7 @@ func FuzzOpenAck(f *testing.F) {
 	}
 	f.Add(good)
 	f.Fuzz(func(t *testing.T, data []byte) {
+		checkEnvelope(t, data, batch.MaxAckBytes)
 		a, err := batch.OpenAck(data, program, cloud.Public())
 		checkAck(t, cloud, data, a, err)
 	})

@@ -182,38 +182,6 @@ func fillWireOp(w *wireOp, o *loyalty.Op, scratch *wireBasket) {
 	w.Basket = b
 }
 
-// fromWireOp maps a decoded op; the caller has checked the fixed sizes.
-func fromWireOp(w *wireOp, terminal string, epoch uint32) loyalty.Op {
-	o := loyalty.Op{
-		Kind:         loyalty.OpKind(w.Kind),
-		Store:        w.Store,
-		Terminal:     terminal,
-		Epoch:        epoch,
-		Seq:          w.Seq,
-		WallTime:     fromNanos(w.WallTime),
-		HLC:          loyalty.HLC(w.HLC),
-		Member:       loyalty.MemberID(w.Member),
-		Points:       loyalty.Points(w.Points),
-		Reward:       w.Reward,
-		Reason:       w.Reason,
-		Receipt:      w.Receipt,
-		Cashier:      w.Cashier,
-		RulesVersion: w.RulesVersion,
-		Offline:      w.Offline,
-	}
-	copy(o.ID[:], w.ID)
-	copy(o.Card[:], w.Card)
-	copy(o.Reverses[:], w.Reverses)
-	if w.Basket != nil {
-		b := &loyalty.Basket{Currency: loyalty.Currency(w.Basket.Currency), Lines: make([]loyalty.Line, len(w.Basket.Lines))}
-		for i, l := range w.Basket.Lines {
-			b.Lines[i] = loyalty.Line{SKU: l.SKU, Category: l.Category, Quantity: l.Quantity, Amount: l.Amount}
-		}
-		o.Basket = b
-	}
-	return o
-}
-
 func toWireSnapshot(s *loyalty.Snapshot) wireSnapshot {
 	w := wireSnapshot{
 		Card:       bytesOrNil(s.Card[:]),

@@ -30,6 +30,11 @@ type Client struct {
 	// operator read it from the cloud ('tillpoint cloud' prints it at
 	// start): enrollment fails, saving nothing, if the cloud sends another key.
 	ExpectCloudKeyID string
+	// Advertise is the till's gossip address (IP:PORT) the other tills
+	// of its store dial; it goes into the store roster. Optional.
+	Advertise string
+	// Warn, when set, hears what went wrong without failing the enrollment.
+	Warn func(msg string)
 }
 
 // NewClient returns a Client with a 30 s request timeout.
@@ -43,6 +48,8 @@ type request struct {
 	Code      string `json:"code"`
 	PublicKey []byte `json:"public_key"`
 	Proof     []byte `json:"proof"`
+	Advertise string `json:"advertise,omitempty"`
+	BoxKey    []byte `json:"box_key"`
 }
 
 type response struct {
@@ -52,6 +59,13 @@ type response struct {
 	TerminalKeyID  string `json:"terminal_key_id"`
 	CloudPublicKey []byte `json:"cloud_public_key"`
 	CloudKeyID     string `json:"cloud_key_id"`
+	Roster         []byte `json:"roster,omitempty"`
+}
+
+func (c *Client) warn(msg string) {
+	if c.Warn != nil {
+		c.Warn(msg)
+	}
 }
 
 // Enroll makes (or reuses) the terminal key in dir, spends code with the
@@ -79,8 +93,12 @@ func (c *Client) Enroll(ctx context.Context, cloudURL, code, dir string) (*State
 		return nil, fmt.Errorf("enroll: %w", err)
 	}
 	pub := key.Public().(ed25519.PublicKey)
-
-	body, err := json.Marshal(request{Code: code, PublicKey: pub, Proof: ed25519.Sign(key, batch.EnrollProofMessage(code, pub))})
+	box, err := newBoxKey()
+	if err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
+	}
+	body, err := json.Marshal(request{Code: code, PublicKey: pub, Proof: ed25519.Sign(key, batch.EnrollProofMessage(code, pub)),
+		Advertise: c.Advertise, BoxKey: box.PublicKey().Bytes()})
 	if err != nil {
 		return nil, fmt.Errorf("enroll: encode request: %w", err)
 	}
@@ -129,6 +147,17 @@ func (c *Client) Enroll(ctx context.Context, cloudURL, code, dir string) (*State
 		EnrolledAt:    c.Now().UTC().Truncate(time.Second),
 		Key:           key,
 		CloudKey:      ed25519.PublicKey(r.CloudPublicKey),
+	}
+	if len(r.Roster) > 0 {
+		// The code is spent: a roster that does not verify is not worth
+		// losing the enrollment over; the agent fetches it again.
+		st.Roster, err = openRoster(r.Roster, st.Program, st.Store, st.Terminal, st.CloudKey, pub, box)
+		if err != nil {
+			st.Roster = nil
+			c.warn(fmt.Sprintf("the cloud's roster was refused (%v); the agent fetches it again", err))
+		} else if err := st.SaveRoster(st.Roster); err != nil {
+			return nil, fmt.Errorf("enroll: the cloud registered this terminal but saving failed; fix the cause and ask for a new code: %w", err)
+		}
 	}
 	if err := st.save(); err != nil {
 		return nil, fmt.Errorf("enroll: the cloud registered this terminal but saving failed; fix the cause and ask for a new code: %w", err)

@@ -46,6 +46,9 @@ type State struct {
 
 	Key      ed25519.PrivateKey `json:"-"`
 	CloudKey ed25519.PublicKey  `json:"-"`
+	// Roster is the store roster and keyring as last saved; nil when the
+	// cloud handed none out yet.
+	Roster *Roster `json:"-"`
 }
 
 // Load reads the state directory dir written by Enroll.
@@ -68,6 +71,9 @@ func Load(dir string) (*State, error) {
 		return nil, err
 	}
 	if st.CloudKey, err = loadPublicKey(filepath.Join(dir, CloudKeyFile)); err != nil {
+		return nil, err
+	}
+	if st.Roster, err = st.loadRoster(); err != nil {
 		return nil, err
 	}
 	return &st, nil

@@ -13,12 +13,24 @@
 //     the exact bytes in the outbox before the first send.
 //  3. POST it to /v1/batches with a timeout. A signed ack (verified with
 //     the cloud's key before anything is trusted) moves the journal's
-//     acknowledgement watermark (which drops the acked sealed batches) and
-//     refreshes the member snapshots. A signed 409 gap ack says where the
-//     cloud stands: the uplink drops its sealed batches past that point
-//     and re-seals from the cloud's watermark, chained to the hash the
-//     cloud holds. 429 and 503 are retried after Retry-After; other
+//     acknowledgement watermark (which drops the acked sealed batches),
+//     records the hash of the last batch applied and refreshes the member
+//     snapshots, in one journal transaction. A signed 409 gap ack says
+//     where the cloud stands: the uplink drops its sealed batches past that
+//     point and re-seals from the cloud's watermark, chained to the hash
+//     the cloud holds. 429 and 503 are retried after Retry-After; other
 //     failures after an exponential backoff with full jitter.
+//
+// # The chain
+//
+// Every batch names the hash of the batch before it in its epoch (none for
+// an epoch's first), and the cloud refuses a batch that does not name the
+// last batch it applied. The uplink takes that hash from the cloud's last
+// ack and keeps it in the journal (Journal.MarkAckedChain), so a restarted
+// uplink chains its next batch without asking. When it does not know the
+// hash (a journal from before it was kept) the batch names none; the cloud
+// refuses it with a 409 batch_conflict naming the hash, and the uplink
+// re-seals with it.
 //
 // After a crash anywhere in that round the next round resends the same
 // bytes; the cloud applies each op exactly once, so a resend is harmless.

@@ -19,6 +19,11 @@ type Journal interface {
 	// and stores the ack's snapshots, in one transaction. It returns
 	// journal.ErrAckAhead when the journal does not hold (epoch, seq).
 	MarkAcked(ctx context.Context, epoch uint32, seq uint64, snaps ...loyalty.Snapshot) error
+	// MarkAckedChain is MarkAcked that also records the hash of the batch
+	// the cloud applied last, the one that ended at (epoch, seq).
+	MarkAckedChain(ctx context.Context, epoch uint32, seq uint64, hash []byte, snaps ...loyalty.Snapshot) error
+	// Chain returns what MarkAckedChain recorded last; (0, 0, nil) when nothing.
+	Chain(ctx context.Context) (epoch uint32, seq uint64, hash []byte, err error)
 	// Stats gives the backlog (Unacked, OldestUnacked).
 	Stats(ctx context.Context) (journal.Stats, error)
 	// PutSealed stores a sealed batch's exact bytes in the outbox.

@@ -3,6 +3,7 @@ package uplink
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -122,16 +123,14 @@ func (u *Uplink) cut(ctx context.Context, force bool) (journal.SealedBatch, time
 		u.pendingFirst.epoch, u.pendingFirst.seq, u.pendingSince = ops[0].Epoch, first, now
 	}
 	age := now.Sub(u.pendingSince)
-	var prev batch.Hash
-	if u.chain.ok && u.chain.epoch == ops[0].Epoch && u.chain.seq == first-1 {
-		prev = u.chain.hash
-	}
 	u.mu.Unlock()
 	if !full && !force && age < u.cfg.MaxAge {
 		return journal.SealedBatch{}, u.cfg.MaxAge - age, false, nil
 	}
-	// Prev stays zero when the terminal does not know it (after a restart,
-	// or when the cloud's ack did not carry it): the cloud cannot check it.
+	prev, err := u.prevHash(ctx, ops[0].Epoch, first)
+	if err != nil {
+		return journal.SealedBatch{}, 0, false, err
+	}
 
 	var rules uint32
 	if u.cfg.RulesVersion != nil {
@@ -150,6 +149,56 @@ func (u *Uplink) cut(ctx context.Context, force bool) (journal.SealedBatch, time
 	}
 	u.log.Debug("sealed", slog.Uint64(logEpoch, uint64(b.Epoch)), slog.Uint64(logFirst, first), slog.Uint64(logLast, last), slog.String(logBatch, s.Hash.Short()))
 	return journal.SealedBatch{Epoch: b.Epoch, FirstSeq: first, LastSeq: last, Payload: s.Bytes}, 0, true, nil
+}
+
+// prevHash returns the hash of the batch of epoch that ended at first-1,
+// the previous hash of a batch starting at first: the zero hash for an
+// epoch's first batch, else what the cloud's last ack named, kept in the
+// journal across restarts (Journal.MarkAckedChain). When neither knows it
+// (a journal from before the chain was kept, or an ack without it) the
+// batch goes out with the zero hash: the cloud refuses it with a
+// batch_conflict naming the hash, and positionHint re-seals with it.
+func (u *Uplink) prevHash(ctx context.Context, epoch uint32, first uint64) (batch.Hash, error) {
+	if first == 1 {
+		return batch.Hash{}, nil
+	}
+	u.mu.Lock()
+	c := u.chain
+	u.mu.Unlock()
+	if c.ok && c.epoch == epoch && c.seq == first-1 {
+		return c.hash, nil
+	}
+	e, seq, h, err := u.j.Chain(ctx)
+	if err != nil {
+		return batch.Hash{}, fmt.Errorf("read the last batch's hash: %w", err)
+	}
+	var hash batch.Hash
+	if e != epoch || seq != first-1 || len(h) != len(hash) {
+		u.log.Warn("the previous batch's hash is unknown; the cloud will name it",
+			slog.Uint64(logEpoch, uint64(epoch)), slog.Uint64(logFirst, first))
+		return batch.Hash{}, nil
+	}
+	copy(hash[:], h)
+	u.mu.Lock()
+	u.setChain(epoch, seq, hash)
+	u.mu.Unlock()
+	return hash, nil
+}
+
+// markAcked records a signed acknowledgement up to (epoch, watermark) with
+// its snapshots and, when the ack names it, the hash of the batch that
+// ended there.
+func (u *Uplink) markAcked(ctx context.Context, epoch uint32, watermark uint64, last batch.Hash, snaps ...loyalty.Snapshot) error {
+	if last.IsZero() {
+		return u.j.MarkAcked(ctx, epoch, watermark, snaps...)
+	}
+	return u.j.MarkAckedChain(ctx, epoch, watermark, last[:], snaps...)
+}
+
+// setChain notes the hash of the batch of epoch that ended at seq; a zero
+// hash is known only for seq 0 (no batch yet). The caller holds u.mu.
+func (u *Uplink) setChain(epoch uint32, seq uint64, hash batch.Hash) {
+	u.chain.epoch, u.chain.seq, u.chain.hash, u.chain.ok = epoch, seq, hash, seq == 0 || !hash.IsZero()
 }
 
 // errRetry marks a failure that a resend of the same bytes may cure.
@@ -218,7 +267,7 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 	case a.Watermark < sb.LastSeq:
 		return result{err: fmt.Errorf("batch %d/%d..%d: acked only up to %d (%w)", sb.Epoch, sb.FirstSeq, sb.LastSeq, a.Watermark, errRetry)}
 	}
-	if err := u.j.MarkAcked(ctx, a.Epoch, a.Watermark, a.Snapshots...); err != nil {
+	if err := u.markAcked(ctx, a.Epoch, a.Watermark, a.LastHash, a.Snapshots...); err != nil {
 		switch {
 		case errors.Is(err, journal.ErrAckAhead):
 			// The cloud acknowledged this very batch (applied now, or the
@@ -230,7 +279,7 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 			// A snapshot the journal cannot store must not hold back
 			// the acknowledgement of the ops: record it without them.
 			u.log.Error("the ack's member snapshots cannot be stored", slog.String(logError, err.Error()))
-			if err := u.j.MarkAcked(ctx, a.Epoch, a.Watermark); err != nil {
+			if err := u.markAcked(ctx, a.Epoch, a.Watermark, a.LastHash); err != nil {
 				return result{err: fmt.Errorf("record acknowledgement %d/%d: %w", a.Epoch, a.Watermark, err)}
 			}
 		default:
@@ -251,7 +300,7 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 	}
 	now := u.cfg.Now()
 	u.mu.Lock()
-	u.chain.epoch, u.chain.seq, u.chain.hash, u.chain.ok = a.Epoch, a.Watermark, a.LastHash, true
+	u.setChain(a.Epoch, a.Watermark, a.LastHash)
 	u.from.ok = false
 	// The uplink is the outbox's only writer: acking the last batch in it
 	// empties it, and the next round need not read it.
@@ -294,7 +343,7 @@ func (u *Uplink) gap(ctx context.Context, sb journal.SealedBatch, body []byte) r
 		return result{err: err}
 	}
 	if a.Watermark > 0 {
-		if err := u.j.MarkAcked(ctx, a.Epoch, a.Watermark); err != nil {
+		if err := u.markAcked(ctx, a.Epoch, a.Watermark, a.LastHash); err != nil {
 			if !errors.Is(err, journal.ErrAckAhead) {
 				return result{err: fmt.Errorf("record acknowledgement %d/%d: %w", a.Epoch, a.Watermark, err)}
 			}
@@ -307,7 +356,7 @@ func (u *Uplink) gap(ctx context.Context, sb journal.SealedBatch, body []byte) r
 		return result{err: err}
 	}
 	u.mu.Lock()
-	u.chain.epoch, u.chain.seq, u.chain.hash, u.chain.ok = a.Epoch, a.Watermark, a.LastHash, true
+	u.setChain(a.Epoch, a.Watermark, a.LastHash)
 	u.from.epoch, u.from.seq, u.from.ok = a.Epoch, a.Watermark, true
 	u.failures = 0
 	u.state.Online = true
@@ -339,14 +388,16 @@ type conflictProblem struct {
 	Detail    string  `json:"detail"`
 	Epoch     *uint32 `json:"epoch"`
 	Watermark *uint64 `json:"watermark"`
+	LastHash  string  `json:"last_hash"`
 }
 
 // positionHint handles a 409 problem document (unsigned) for a batch that
 // rewinds below the cloud's watermark or does not chain to its last batch.
 // Being unsigned it moves nothing in the journal: the uplink only drops
 // its sealed batches of the epoch and re-seals from the watermark named,
-// with no previous hash; the cloud checks the new batch's position itself,
-// and a later signed ack's watermark covers the ops skipped.
+// with the previous hash named (a wrong one only gets the batch refused
+// again: the cloud checks the new batch's position and chain itself), and
+// a later signed ack's watermark covers the ops skipped.
 func (u *Uplink) positionHint(ctx context.Context, sb journal.SealedBatch, body []byte) (result, bool) {
 	var p conflictProblem
 	if err := json.Unmarshal(body, &p); err != nil || p.Watermark == nil || p.Epoch == nil || *p.Epoch != sb.Epoch {
@@ -363,8 +414,12 @@ func (u *Uplink) positionHint(ctx context.Context, sb journal.SealedBatch, body 
 	if err := u.dropSealed(ctx, sb.Epoch); err != nil {
 		return result{err: err}, true
 	}
+	var last batch.Hash
+	if h, err := hex.DecodeString(p.LastHash); err == nil && len(h) == len(last) {
+		copy(last[:], h)
+	}
 	u.mu.Lock()
-	u.chain.ok = false
+	u.setChain(sb.Epoch, *p.Watermark, last)
 	u.from.epoch, u.from.seq, u.from.ok = sb.Epoch, *p.Watermark, true
 	u.state.Gaps++
 	u.mu.Unlock()

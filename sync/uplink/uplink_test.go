@@ -125,13 +125,38 @@ func (httptestDiscard) Header() http.Header         { return http.Header{} }
 func (httptestDiscard) Write(b []byte) (int, error) { return len(b), nil }
 func (httptestDiscard) WriteHeader(int)             {}
 
-// After a restart the uplink does not know the previous batch's hash: the
-// cloud answers with a gap ack that carries it, and the uplink re-seals.
-func TestRestartResealsWithTheCloudsChainHash(t *testing.T) {
+// After a restart the uplink chains its next batch to the hash the
+// journal kept with the last acknowledgement: the cloud, which checks
+// every batch's previous hash, applies it at once.
+func TestRestartChainsToTheHashTheJournalKept(t *testing.T) {
 	f := newFixture(t, 100, nil)
 	syncWithin(t, f.uplink(t, nil), 10*time.Second)
 	f.ops = append(f.ops, appendOps(t, f.j, earns(100, 50, 7))...)
 	u2 := f.uplink(t, nil) // a new process: no memory of the chain
+	syncWithin(t, u2, 10*time.Second)
+	f.ledger.check(t, f.ops)
+	if st := u2.State(); st.Gaps != 0 {
+		t.Errorf("gaps: got %d, want 0: the first batch after the restart names the kept hash", st.Gaps)
+	}
+}
+
+// forgetfulJournal is a journal that kept no batch hash (one written
+// before it did, or whose last acknowledgement carried none).
+type forgetfulJournal struct{ *journal.Journal }
+
+func (forgetfulJournal) Chain(context.Context) (uint32, uint64, []byte, error) { return 0, 0, nil, nil }
+
+// Without a kept hash the first batch after a restart names none: the
+// cloud refuses it with a gap ack that carries the hash, and the uplink
+// re-seals with it.
+func TestRestartWithoutAKeptHashResealsWithTheCloudsHash(t *testing.T) {
+	f := newFixture(t, 100, nil)
+	syncWithin(t, f.uplink(t, nil), 10*time.Second)
+	f.ops = append(f.ops, appendOps(t, f.j, earns(100, 50, 7))...)
+	u2, err := uplink.New(forgetfulJournal{f.j}, fastConfig(f.url, f.term, f.cloud.Public(), t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	syncWithin(t, u2, 10*time.Second)
 	f.ledger.check(t, f.ops)
 	if st := u2.State(); st.Gaps != 1 {

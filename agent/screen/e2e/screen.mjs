@@ -66,7 +66,7 @@ try {
 
   await act("outage");
   await page.locator("[data-testid=offline-banner]").waitFor({ state: "visible", timeout });
-  await waitText(page, "offline-text", "3 operations wait");
+  await waitText(page, "offline-text", "0 operations wait");
   await waitText(page, "sync", "Offline");
   console.log("ok a cloud outage shows the offline banner with the backlog");
   await shot(page, "offline");
@@ -74,7 +74,28 @@ try {
   await act("checkout");
   await waitText(page, "receipts", "12");
   await page.locator("[data-testid=member-empty]").waitFor({ state: "visible", timeout });
-  console.log("ok a checkout shows its receipt and ends the session");
+  // The backlog is the journal's count: the sale made offline waits.
+  await waitText(page, "offline-text", "1 operation waits");
+  console.log("ok a checkout shows its receipt, ends the session and joins the backlog");
+
+  // The receipt as a picture, rendered by the agent and loaded by the page.
+  const img = page.locator("[data-testid=receipt-png]").first();
+  await img.waitFor({ state: "visible", timeout });
+  await page.waitForFunction(() => {
+    const i = document.querySelector("[data-testid=receipt-png]");
+    return i && i.complete && i.naturalWidth > 0;
+  }, null, { timeout });
+  const src = await img.getAttribute("src");
+  const res = await page.request.get(new URL(src, url).href);
+  if (res.status() !== 200 || res.headers()["content-type"] !== "image/png") {
+    throw new Error(`receipt picture ${src}: ${res.status()} ${res.headers()["content-type"]}`);
+  }
+  const body = await res.body();
+  if (body.length < 100 || body.subarray(1, 4).toString() !== "PNG") throw new Error(`receipt picture ${src} is not a PNG`);
+  const width = await img.evaluate((i) => i.naturalWidth);
+  if (width < 42 * 8) throw new Error(`receipt picture is ${width} px wide, want the printer's 42 columns`);
+  console.log("ok the last receipt shows as a PNG preview");
+  await shot(page, "receipt");
 
   await act("recover");
   await page.locator("[data-testid=offline-banner]").waitFor({ state: "hidden", timeout });

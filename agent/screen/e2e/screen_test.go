@@ -57,6 +57,8 @@ func TestCashierScreenInChromium(t *testing.T) {
 			return err
 		},
 		"outage": func() error {
+			// The uplink's own backlog figure is ignored: the screen shows
+			// the journal's count, 0 now and 1 after the checkout.
 			h.Uplink.Set(agent.SyncState{Online: false, BacklogOps: 3, OldestOp: time.Now().Add(-time.Minute), LastError: "connection refused"})
 			return nil
 		},

@@ -78,10 +78,22 @@ function renderReceipts() {
     return;
   }
   box.replaceChildren(...receipts.map((r) => {
+    const fig = document.createElement("figure");
+    fig.className = "receipt";
+    fig.dataset.op = r.op;
+    if (r.png) {
+      // The loyalty block as the printer prints it, rendered by the agent.
+      const img = document.createElement("img");
+      img.src = r.png;
+      img.alt = "Receipt " + r.kind + " " + r.points + " points";
+      img.dataset.testid = "receipt-png";
+      img.loading = "lazy";
+      fig.append(img);
+    }
     const pre = document.createElement("pre");
-    pre.dataset.op = r.op;
     pre.textContent = r.text || (r.kind + " " + r.points + " pts " + (r.card || ""));
-    return pre;
+    fig.append(pre);
+    return fig;
   }));
 }
 
@@ -100,7 +112,7 @@ function onCheckout(r) {
   last.hidden = false;
   const sign = r.points > 0 ? "+" : "";
   last.textContent = r.kind + ": " + sign + r.points + " points" + (r.notice ? ". " + r.notice : "");
-  receipts.unshift({ op: r.op_id, kind: r.kind, card: r.card, points: r.points, text: r.receipt_text, at: r.at });
+  receipts.unshift({ op: r.op_id, kind: r.kind, card: r.card, points: r.points, text: r.receipt_text, png: r.png, at: r.at });
   receipts = receipts.slice(0, 5);
   renderReceipts();
 }
