@@ -66,15 +66,22 @@ const (
 	iOps = `INSERT INTO ops (terminal, epoch, seq, id, status, reason, kind, store, card, owner, points, posted,
 		rules_version, reverses, flags, wall_time, hlc, received_at, digest, body) VALUES (?*)`
 	iPostings = `INSERT INTO postings (txid, part, account, amount, kind, at) VALUES (?*)`
-	iAccounts = `INSERT INTO accounts (id, balance) VALUES (?*) ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + excluded.balance RETURNING id, balance`
-	iLots     = `INSERT INTO lots (` + lotColumns + `) VALUES (?*)`
+	// Balances: PostgreSQL upserts them (iAccounts); SQLite, where an
+	// upsert's DO UPDATE keeps a statement journal, updates those that
+	// exist (uAccounts) and inserts the others (iNewAccounts).
+	iAccounts    = `INSERT INTO accounts (id, balance) VALUES (?*) ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + excluded.balance RETURNING id, balance`
+	uAccounts    = `UPDATE accounts SET balance = accounts.balance + v.column2 FROM (VALUES (?*)) AS v WHERE accounts.id = v.column1 RETURNING id, balance`
+	iNewAccounts = `INSERT INTO accounts (id, balance) VALUES (?*) RETURNING id, balance`
+	iLots        = `INSERT INTO lots (` + lotColumns + `) VALUES (?*)`
 	// uLots sets the owner and remaining points of lots (id, owner,
 	// remaining): an update, not an upsert, because SQLite keeps a
 	// statement journal for every upsert that updates (see expand).
 	uLots       = `UPDATE lots SET owner = v.column2, remaining = v.column3 FROM (VALUES (?*)) AS v WHERE lots.id = v.column1`
 	iLotUses    = `INSERT INTO lot_uses (txid, part, lot, amount) VALUES (?*)`
-	iOwners     = `INSERT INTO owners (id, qualifying, last_overspend, created_at) VALUES (?*) ON CONFLICT (id) DO UPDATE SET qualifying = excluded.qualifying, last_overspend = excluded.last_overspend`
-	iCards      = `INSERT INTO cards (hash, member, created_at) VALUES (?*) ON CONFLICT (hash) DO UPDATE SET member = excluded.member`
+	iOwners     = `INSERT INTO owners (id, qualifying, last_overspend, created_at) VALUES (?*)`
+	uOwners     = `UPDATE owners SET qualifying = v.column2, last_overspend = v.column3 FROM (VALUES (?*)) AS v WHERE owners.id = v.column1`
+	iCards      = `INSERT INTO cards (hash, member, created_at) VALUES (?*)`
+	uCards      = `UPDATE cards SET member = v.column2 FROM (VALUES (?*)) AS v WHERE cards.hash = v.column1`
 	iCardStores = `INSERT INTO card_stores (store, card) VALUES (?*) ON CONFLICT (store, card) DO NOTHING`
 	iOverspends = `INSERT INTO overspends (op_id, owner, store, terminal, shortfall, offline, at) VALUES (?*)`
 	iReversals  = `INSERT INTO reversals (target, by_op) VALUES (?*)`

@@ -162,10 +162,18 @@ func (b *book) writeState(ctx context.Context, store, terminal string) error {
 		}
 	}
 	slices.SortFunc(owners, func(a, c *owner) int { return strings.Compare(string(a.id), string(c.id)) })
+	var changed []any
 	for _, o := range owners {
-		args = append(args, string(o.id), o.qualifying, o.lastOverspend, b.now)
+		if o.exists {
+			changed = append(changed, string(o.id), o.qualifying, o.lastOverspend)
+		} else {
+			args = append(args, string(o.id), o.qualifying, o.lastOverspend, b.now)
+		}
 	}
 	if err := tx.insert(ctx, iOwners, 4, args); err != nil {
+		return err
+	}
+	if err := tx.insert(ctx, uOwners, 3, changed); err != nil {
 		return err
 	}
 
@@ -174,18 +182,23 @@ func (b *book) writeState(ctx context.Context, store, terminal string) error {
 		hs = append(hs, h)
 	}
 	slices.SortFunc(hs, func(a, c loyalty.CardHash) int { return strings.Compare(string(a[:]), string(c[:])) })
-	args = args[:0]
+	args, changed = args[:0], nil
 	seen := make([]any, 0, 2*len(hs))
 	for _, h := range hs {
-		cd := b.cards[h]
-		if cd.dirty {
+		switch cd := b.cards[h]; {
+		case cd.dirty && cd.isNew:
 			args = append(args, h[:], string(cd.member), b.now)
+		case cd.dirty:
+			changed = append(changed, h[:], string(cd.member))
 		}
-		if !cd.seen {
+		if !b.cards[h].seen {
 			seen = append(seen, store, h[:])
 		}
 	}
 	if err := tx.insert(ctx, iCards, 3, args); err != nil {
+		return err
+	}
+	if err := tx.insert(ctx, uCards, 2, changed); err != nil {
 		return err
 	}
 	if err := tx.insert(ctx, iCardStores, 2, seen); err != nil {
@@ -326,19 +339,32 @@ func (b *book) writeBalances(ctx context.Context) error {
 		}
 	}
 	b.order, b.deltas = nil, map[string]int64{}
-	err := b.tx.insertReturning(ctx, iAccounts, 2, args, func(rows *sql.Rows) error {
+	written := make(map[string]bool, len(args)/2)
+	scan := func(rows *sql.Rows) error {
 		var a string
 		var bal int64
 		if err := rows.Scan(&a, &bal); err != nil {
 			return fmt.Errorf("read written balances: %w", err)
 		}
-		b.bal[a] = bal
+		b.bal[a], written[a] = bal, true
 		return nil
-	})
-	if err != nil {
+	}
+	if b.s.dialect == Postgres {
+		if err := b.tx.insertReturning(ctx, iAccounts, 2, args, scan); err != nil {
+			return err
+		}
+		return b.tx.flush(ctx)
+	}
+	if err := b.tx.insertReturning(ctx, uAccounts, 2, args, scan); err != nil {
 		return err
 	}
-	return b.tx.flush(ctx)
+	var fresh []any
+	for i := 0; i < len(args); i += 2 {
+		if !written[args[i].(string)] {
+			fresh = append(fresh, args[i], args[i+1])
+		}
+	}
+	return b.tx.insertReturning(ctx, iNewAccounts, 2, fresh, scan)
 }
 
 // writeLedger writes the postings, lots and lot uses; writeBalances the
