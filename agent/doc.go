@@ -20,7 +20,12 @@
 // offline/peers around the journal: an offline redeem is checked with the
 // store's other tills before the journal's policy runs (a till that reaches
 // neither them nor the cloud applies the isolated cap) and announced to
-// them once durable; /v1/status lists them.
+// them once durable; /v1/status and the cashier screen list them. The
+// store's roster and gossip keyring come from the enrollment and follow the
+// cloud's GET /v1/roster live (RefreshRoster): new tills are trusted,
+// revoked ones dropped, rotated keys installed and switched without a
+// restart. agent.toml's [peers] roster and gossip_key_file override them
+// for a store without a cloud (PeersConflicts names a contradiction).
 //
 // The HTTP API (package agent/api), the cashier screen (agent/screen),
 // metrics (agent/metrics), systemd notifications (agent/systemd) and the

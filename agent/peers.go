@@ -33,6 +33,7 @@ type StorePeers struct {
 	// from the cloud follows the cloud (RefreshRoster).
 	From PeersSource
 
+	refresh sync.Mutex // held by RefreshRoster
 	mu      sync.Mutex
 	version uint64 // the cloud roster's version in use
 }
@@ -193,18 +194,32 @@ func (s *StorePeers) Start(ctx context.Context) error {
 // Shutdown leaves the cluster.
 func (s *StorePeers) Shutdown(ctx context.Context) error { return s.P.Shutdown(ctx) }
 
-// Peers lists the store's other tills for /v1/status.
+// PeerNeverSeen is the status of a till the roster lists and the store's
+// gossip has never seen.
+const PeerNeverSeen = "never seen"
+
+// Peers lists the store's other tills for /v1/status: those the gossip
+// knows, then those only the roster lists.
 func (s *StorePeers) Peers() []Peer {
 	ms, err := s.P.Members()
 	if err != nil {
 		return nil
 	}
 	out := make([]Peer, 0, len(ms))
+	seen := make(map[string]bool, len(ms))
 	for _, m := range ms {
+		seen[m.Name] = true
 		if m.Self {
 			continue
 		}
 		out = append(out, Peer{Terminal: m.Name, Addr: m.Addr, Status: m.Status, Online: m.Online, Backlog: m.Backlog})
+	}
+	// A till of the roster never heard on the store network: it may be
+	// off, or cut off and redeeming where nobody hears it.
+	for _, t := range s.P.Roster().Terminals() {
+		if !seen[t.ID] {
+			out = append(out, Peer{Terminal: t.ID, Addr: t.Addr, Status: PeerNeverSeen})
+		}
 	}
 	return out
 }

@@ -2,8 +2,6 @@ package agent_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"os"
@@ -16,50 +14,8 @@ import (
 	"github.com/tillpoint/tillpoint/agent/agenttest"
 	"github.com/tillpoint/tillpoint/agent/config"
 	"github.com/tillpoint/tillpoint/loyalty"
-	"github.com/tillpoint/tillpoint/offline/journal"
 	"github.com/tillpoint/tillpoint/offline/peers"
 )
-
-type till struct {
-	id  string
-	ip  string
-	key ed25519.PrivateKey
-}
-
-func newTill(t *testing.T, id, ip string) till {
-	_, k, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return till{id: id, ip: ip, key: k}
-}
-
-func (tl till) pub() string {
-	return base64.StdEncoding.EncodeToString(tl.key.Public().(ed25519.PublicKey))
-}
-
-// startTill runs an agent with store peers enabled and the cloud out of
-// reach; join, when set, is the other till's gossip address.
-func startTill(t *testing.T, self till, all []till, join map[string]string, gossipKey string) *agenttest.Harness {
-	t.Helper()
-	h := agenttest.Start(t, agenttest.Options{
-		Config: func(c *config.Config) {
-			c.Terminal = self.id
-			c.Peers.Enabled = true
-			c.Peers.Bind = self.ip + ":0"
-			c.Peers.GossipKeyFile = gossipKey
-			c.Peers.QueryThreshold = 0 // ask the other till before every redeem
-			for _, tl := range all {
-				c.Peers.Roster = append(c.Peers.Roster, config.PeerTerminal{Terminal: tl.id, Address: join[tl.id], PublicKey: tl.pub()})
-			}
-		},
-		Peers: func(c *config.Config, j *journal.Journal) (*agent.StorePeers, error) {
-			return agent.NewStorePeers(c, self.key, nil, j, "test", nil, agenttest.FastPeers)
-		},
-	})
-	h.Uplink.Set(agent.SyncState{Online: false, LastError: "cloud unreachable (test)"})
-	return h
-}
 
 func peerNames(t *testing.T, h *agenttest.Harness) []string {
 	t.Helper()
@@ -81,23 +37,19 @@ func peerNames(t *testing.T, h *agenttest.Harness) []string {
 // the store's gossip, is refused: the store as a whole stays within the
 // allowance while the cloud is out of reach.
 func TestStorePeersKeepOfflineRedeemsWithinAllowanceAcrossTills(t *testing.T) {
-	dir := t.TempDir()
-	gossipKey := filepath.Join(dir, "gossip.key")
-	if err := os.WriteFile(gossipKey, []byte(base64.StdEncoding.EncodeToString(make([]byte, 32))+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	a, b := newTill(t, "till-a", "127.0.0.21"), newTill(t, "till-b", "127.0.0.22")
-	all := []till{a, b}
-	ha := startTill(t, a, all, nil, gossipKey)
+	gossipKey := agenttest.WriteGossipKey(t, t.TempDir())
+	a, b := agenttest.NewTill(t, "till-a", "127.0.0.21"), agenttest.NewTill(t, "till-b", "127.0.0.22")
+	all := []agenttest.Till{a, b}
+	ha := agenttest.StartStoreTill(t, a, all, nil, gossipKey, agenttest.Options{})
 	addrA, err := ha.Peers.P.LocalAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	hb := startTill(t, b, all, map[string]string{a.id: addrA}, gossipKey)
+	hb := agenttest.StartStoreTill(t, b, all, map[string]string{a.ID: addrA}, gossipKey, agenttest.Options{})
 
 	agenttest.Eventually(t, 10*time.Second, "each till's /v1/status lists the other alive", func() bool {
 		pa, pb := peerNames(t, ha), peerNames(t, hb)
-		return len(pa) == 1 && pa[0] == b.id && len(pb) == 1 && pb[0] == a.id
+		return len(pa) == 1 && pa[0] == b.ID && len(pb) == 1 && pb[0] == a.ID
 	})
 
 	const card = "barcode:2012345678901"
@@ -152,22 +104,10 @@ func TestStorePeersKeepOfflineRedeemsWithinAllowanceAcrossTills(t *testing.T) {
 // stricter isolated cap, even before its tags caught up with the outage,
 // and the cashier reads why, as a refusal like the journal's own.
 func TestIsolatedTillRefusesPastIsolatedCap(t *testing.T) {
-	dir := t.TempDir()
-	gossipKey := filepath.Join(dir, "gossip.key")
-	if err := os.WriteFile(gossipKey, []byte(base64.StdEncoding.EncodeToString(make([]byte, 32))), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	a, b := newTill(t, "till-a", "127.0.0.23"), newTill(t, "till-b", "127.0.0.24")
-	h := agenttest.Start(t, agenttest.Options{
-		Config: func(c *config.Config) {
-			c.Terminal = a.id
-			c.Peers.Enabled, c.Peers.Bind, c.Peers.GossipKeyFile = true, a.ip+":0", gossipKey
-			c.Peers.IsolatedRedeemCap = 50
-			c.Peers.Roster = []config.PeerTerminal{{Terminal: a.id, PublicKey: a.pub()}, {Terminal: b.id, PublicKey: b.pub()}}
-		},
-		Peers: func(c *config.Config, j *journal.Journal) (*agent.StorePeers, error) {
-			return agent.NewStorePeers(c, a.key, nil, j, "test", nil, agenttest.FastPeers)
-		},
+	gossipKey := agenttest.WriteGossipKey(t, t.TempDir())
+	a, b := agenttest.NewTill(t, "till-a", "127.0.0.23"), agenttest.NewTill(t, "till-b", "127.0.0.24")
+	h := agenttest.StartStoreTill(t, a, []agenttest.Till{a, b}, nil, gossipKey, agenttest.Options{
+		Config: func(c *config.Config) { c.Peers.IsolatedRedeemCap = 50 },
 	})
 	h.Uplink.Set(agent.SyncState{Online: false})
 	// The peers' tags still say online (they follow the uplink once a

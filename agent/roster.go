@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"net/http"
 	"time"
@@ -58,10 +59,8 @@ func PeersConflicts(cfg *config.Config, cloud *enroll.Roster) []string {
 		}
 	}
 	if cfg.Peers.GossipKeyFile != "" && len(cloud.GossipKeys) > 0 {
-		same := false
-		if k, err := ReadGossipKey(cfg.Peers.GossipKeyFile); err == nil && len(k) == len(cloud.GossipKeys[0]) {
-			same = string(k) == string(cloud.GossipKeys[0])
-		}
+		k, err := ReadGossipKey(cfg.Peers.GossipKeyFile)
+		same := err == nil && subtle.ConstantTimeCompare(k, cloud.GossipKeys[0]) == 1
 		if !same {
 			out = append(out, "peers.gossip_key_file holds another key than the store's primary from the cloud: this till cannot talk to the store's other tills; remove gossip_key_file to use the cloud's keyring")
 		} else {
@@ -101,6 +100,8 @@ func (c CloudRoster) SaveRoster(r *enroll.Roster) error { return c.State.SaveRos
 // and retired across the store (peers.SetKeyring). What agent.toml
 // overrides is left alone.
 func (s *StorePeers) RefreshRoster(ctx context.Context, src RosterSource) error {
+	s.refresh.Lock() // one refresh at a time: a slower one must not undo a newer one
+	defer s.refresh.Unlock()
 	s.mu.Lock()
 	have := s.version
 	s.mu.Unlock()

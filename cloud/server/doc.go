@@ -8,8 +8,12 @@
 //	POST /v1/batches                      a signed batch in, a signed ack out (COSE_Sign1, CBOR)
 //	GET  /v1/snapshots                    signed member snapshots for the caller's store
 //	GET  /v1/rules                        the current signed rules
+//	GET  /v1/roster[?box=KEY]             the caller's store roster, signed; the card key and
+//	                                      the store's gossip keyring sealed to KEY
 //	POST /v1/admin/enroll-codes           make a one-time enrollment code (admin token)
 //	POST /v1/admin/terminals/{id}/revoke  stop accepting a terminal's batches (admin token)
+//	POST /v1/admin/stores/{id}/gossip-key rotate the store's gossip key, or {"finish":true}
+//	                                      to drop the retired one (admin token)
 //	GET  /healthz                         liveness
 //
 // # Ingest
@@ -40,6 +44,21 @@
 // sealed by the cloud (batch.SnapshotSet, batch.RulesDoc). Snapshots come in
 // pages: ?limit=N&after=CURSOR, CURSOR being the previous page's Next.
 //
+// # Rosters and the store's keys
+//
+// Every terminal of a store must know the others to trust the offline
+// redeems they announce (offline/peers, invariant 4). The enrollment reply
+// and GET /v1/roster carry a batch.RosterDoc sealed by the cloud: the
+// store's terminals with their gossip address, public key and revoked
+// flag, and a version that grows with every enrollment, revocation and key
+// change. The program's card key (Server.CardKey) and the store's gossip
+// keyring (made with the store's first terminal, the primary first) are
+// sealed inside it to the X25519 key the terminal sent
+// (batch.SealSecrets), so they stay secret where TLS ends before the
+// cloud; without a key the roster comes without them. A rotation adds a
+// primary and retires the old key; tills keep a retired key for
+// GossipKeyGrace, or until the rotation is finished.
+//
 // # Errors
 //
 // Every other error is an RFC 9457 problem document (application/problem+json)
@@ -52,7 +71,8 @@
 // checked against the sending terminal's registered key, its status and the
 // COSE key ID before the ledger sees it (invariant 6). It never reads a body
 // without a size cap, never logs a request body, a card identifier, an
-// enrollment code or a token, and never compares a secret except with
+// enrollment code, a token, the card key or a gossip key (keys are named by
+// GossipKeyID), never sends the card key or a gossip key unsealed, and never compares a secret except with
 // crypto/subtle. It owns no storage and no wire format: the ledger is
 // the Ledger interface in ledger.go (cloud/sqlstore implements it) and every
 // signed message is made and checked by sync/batch.

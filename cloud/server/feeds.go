@@ -39,7 +39,7 @@ func (s *Server) handleSnapshots(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	now := s.Now().UTC()
+	now := s.snapshotStamp() // before the read: see snapshotStamp
 	// One more than the page: whether there is a next page.
 	page, err := s.Ledger.Snapshots(r.Context(), t.Store, after, limit+1, now)
 	if err != nil {

@@ -9,13 +9,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tillpoint/tillpoint/cloud"
 	"github.com/tillpoint/tillpoint/cloud/server"
+	"github.com/tillpoint/tillpoint/cloud/sqlstore"
 	"github.com/tillpoint/tillpoint/loyalty"
 	"github.com/tillpoint/tillpoint/sync/batch"
 )
 
 // signedGet builds a GET signed by tm at the server's clock.
-func signedGet(t *testing.T, ts *testServer, tm *terminal, pathQuery string, at time.Time) *http.Request {
+func signedGet(t testing.TB, ts *testServer, tm *terminal, pathQuery string, at time.Time) *http.Request {
 	t.Helper()
 	req, err := http.NewRequest("GET", ts.url+pathQuery, nil)
 	if err != nil {
@@ -184,5 +186,68 @@ func TestRulesPublishedThroughTheAdminAPIAreServed(t *testing.T) {
 	doc, err := batch.OpenRules(body, testProgram, ts.Key.Public().(ed25519.PublicKey))
 	if err != nil || doc.Rules.Version != 2 || doc.Rules.BasePoints != 1 {
 		t.Fatalf("served rules %+v (err %v), want version 2 as first published", doc, err)
+	}
+}
+
+// applyHook is a real ledger that runs during before each Apply, while the
+// server is applying the batch.
+type applyHook struct {
+	*sqlstore.Store
+	during func()
+}
+
+func (l *applyHook) Apply(ctx context.Context, b cloud.Batch) (cloud.Applied, error) {
+	if l.during != nil {
+		l.during()
+	}
+	return l.Store.Apply(ctx, b)
+}
+
+// A till keeps, per card, the snapshot with the latest AsOf and counts its
+// acknowledged ops as included in it. A feed page read while a batch was
+// being applied holds the balance from before the batch; if it carried a
+// later AsOf than the batch's ack, the till would keep it and lose the
+// batch's points from the balance it prints (invariant 3 at the till).
+func TestAckSnapshotsAreStampedAfterFeedsReadDuringTheApply(t *testing.T) {
+	t.Parallel()
+	hook := &applyHook{Store: openTestLedger(t)}
+	ts := newTestServerWith(t, hook.Store, func(s *server.Server) { s.Ledger = hook })
+	publishRules(t, ts, 1)
+	tm := enroll(t, ts, "S1", "T1")
+	if status, _, body := post(t, ts, tm.seal(t, 2).Bytes); status != http.StatusOK {
+		t.Fatalf("first batch: %d %s", status, body)
+	}
+
+	cloudKey := ts.Key.Public().(ed25519.PublicKey)
+	var during *batch.SnapshotSet
+	hook.during = func() {
+		ts.clock.Advance(time.Second) // the apply takes a while
+		status, _, body := send(t, signedGet(t, ts, tm, "/v1/snapshots", ts.clock.Now()))
+		if status != http.StatusOK {
+			t.Errorf("snapshots during the apply: %d %s", status, body)
+			return
+		}
+		set, err := batch.OpenSnapshots(body, testProgram, cloudKey)
+		if err != nil {
+			t.Errorf("open snapshots: %v", err)
+			return
+		}
+		during = set
+	}
+	status, h, body := post(t, ts, tm.seal(t, 3).Bytes)
+	if status != http.StatusOK {
+		t.Fatalf("second batch: %d %s", status, body)
+	}
+	ack := openAck(t, ts, h, body)
+	if during == nil || len(during.Snapshots) != 1 || len(ack.Snapshots) != 1 {
+		t.Fatalf("got feed %+v and ack snapshots %+v, want one snapshot of the card in each", during, ack.Snapshots)
+	}
+	read, acked := during.Snapshots[0], ack.Snapshots[0]
+	if read.Balance != 20 || acked.Balance != 50 {
+		t.Fatalf("balances: feed read during the apply %d, ack %d; want 20 and 50", read.Balance, acked.Balance)
+	}
+	if !acked.AsOf.After(read.AsOf) {
+		t.Errorf("the ack's snapshot (balance %d) is as of %v, not after the feed's older one (balance %d) as of %v: a till would keep the older balance",
+			acked.Balance, acked.AsOf, read.Balance, read.AsOf)
 	}
 }

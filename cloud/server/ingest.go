@@ -107,8 +107,10 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		ack.Status = batch.AckDuplicate
 	}
 	ack.LastHash = toHash(applied.LastHash)
+	asOf := s.snapshotStamp() // after the commit: see snapshotStamp
 	for _, sn := range applied.Snapshots {
 		if !sn.Card.IsZero() {
+			sn.AsOf = asOf
 			ack.Snapshots = append(ack.Snapshots, sn)
 		}
 	}

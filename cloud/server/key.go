@@ -128,7 +128,7 @@ func LoadOrCreateCardKey(path string) (key []byte, created bool, err error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("card key: %w", err)
 	}
-	if h, err := hex.DecodeString(strings.TrimSpace(string(b))); err == nil && len(h) >= 16 {
+	if h, err := hex.DecodeString(strings.TrimSpace(string(b))); err == nil && len(h) == CardKeySize {
 		return h, false, nil
 	}
 	if len(b) == CardKeySize {

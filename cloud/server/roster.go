@@ -110,8 +110,12 @@ func GossipKeyID(key []byte) string {
 
 // RotateGossipKey makes a fresh primary gossip key for store; the old one
 // stays in the keyring until FinishGossipRotation or the grace period
-// ends. It returns the store's new roster.
-func RotateGossipKey(ctx context.Context, ledger Ledger, store string, now time.Time) (cloud.StoreRoster, error) {
+// ends. Keys retired more than grace ago go first. It returns the store's
+// new roster.
+func RotateGossipKey(ctx context.Context, ledger Ledger, store string, grace time.Duration, now time.Time) (cloud.StoreRoster, error) {
+	if _, err := ledger.RemoveRetiredGossipKeys(ctx, store, now.Add(-grace)); err != nil {
+		return cloud.StoreRoster{}, fmt.Errorf("drop the gossip keys of store %s past their grace: %w", store, err)
+	}
 	key := make([]byte, cloud.GossipKeySize)
 	if _, err := rand.Read(key); err != nil {
 		return cloud.StoreRoster{}, fmt.Errorf("make a gossip key: %w", err)
@@ -177,7 +181,7 @@ func (s *Server) handleGossipKey(w http.ResponseWriter, r *http.Request) {
 	if req.Finish {
 		removed, sr, err = FinishGossipRotation(r.Context(), s.Ledger, store, s.Now())
 	} else {
-		sr, err = RotateGossipKey(r.Context(), s.Ledger, store, s.Now())
+		sr, err = RotateGossipKey(r.Context(), s.Ledger, store, s.GossipKeyGrace, s.Now())
 	}
 	if err != nil {
 		s.fail(w, r, err)

@@ -22,7 +22,7 @@ var testCardKey = bytes.Repeat([]byte{0xc4}, 32)
 func withCardKey(s *server.Server) { s.CardKey = testCardKey }
 
 // getRoster fetches tm's roster with its secrets sealed to box.
-func getRoster(t *testing.T, ts *testServer, tm *terminal, box *ecdh.PrivateKey) (*batch.RosterDoc, *batch.Secrets) {
+func getRoster(t testing.TB, ts *testServer, tm *terminal, box *ecdh.PrivateKey) (*batch.RosterDoc, *batch.Secrets) {
 	t.Helper()
 	path := "/v1/roster?" + server.QueryBoxKey + "=" + base64.RawURLEncoding.EncodeToString(box.PublicKey().Bytes())
 	status, _, body := send(t, signedGet(t, ts, tm, path, ts.clock.Now()))
@@ -40,7 +40,7 @@ func getRoster(t *testing.T, ts *testServer, tm *terminal, box *ecdh.PrivateKey)
 	return doc, sec
 }
 
-func boxKey(t *testing.T) *ecdh.PrivateKey {
+func boxKey(t testing.TB) *ecdh.PrivateKey {
 	t.Helper()
 	k, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
@@ -170,6 +170,13 @@ func TestGossipKeyRotationThroughTheAdminAPI(t *testing.T) {
 	_, late := getRoster(t, ts, tm, boxKey(t))
 	if len(late.GossipKeys) != 1 {
 		t.Errorf("keyring after the grace period: %d keys, want only the primary", len(late.GossipKeys))
+	}
+	// Rotating again drops the key past its grace: the keyring stays two keys.
+	if status, _, body := do(t, "POST", ts.url+"/v1/admin/stores/S1/gossip-key", "application/json", "Bearer "+testAdminToken, []byte(`{}`)); status != http.StatusOK {
+		t.Fatalf("second rotation: %d %s", status, body)
+	}
+	if _, again := getRoster(t, ts, tm, boxKey(t)); len(again.GossipKeys) != 2 || !bytes.Equal(again.GossipKeys[1], during.GossipKeys[0]) {
+		t.Errorf("keyring after a second rotation: %d keys; want the newest primary and the previous one only", len(again.GossipKeys))
 	}
 	status, _, body = do(t, "POST", ts.url+"/v1/admin/stores/S1/gossip-key", "application/json", "Bearer "+testAdminToken, []byte(`{"finish":true}`))
 	if status != http.StatusOK {

@@ -81,6 +81,9 @@ type Server struct {
 	applySlots chan struct{}
 	hlc        loyalty.HLClock
 
+	stampMu   sync.Mutex
+	lastStamp time.Time
+
 	mu       sync.Mutex
 	ln       net.Listener
 	srv      *http.Server
@@ -252,4 +255,24 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = w.Write([]byte("ok\n"))
+}
+
+// snapshotStamp returns the AsOf a member snapshot leaves with, strictly
+// later than every stamp before it. A till keeps, per card, the snapshot
+// with the latest AsOf and counts its own ops acknowledged up to then as
+// included, so the stamp must order snapshots as the ledger's commits do:
+// a feed takes its stamp before it reads the ledger, and an ack after its
+// batch has committed. A feed page read while a batch was being applied
+// then always loses to that batch's ack, whatever order the till gets them
+// in. (Stamping with the batch's receive time did not: a feed read between
+// receipt and commit carried a later AsOf and the older balance.)
+func (s *Server) snapshotStamp() time.Time {
+	s.stampMu.Lock()
+	defer s.stampMu.Unlock()
+	t := s.Now().UTC().Truncate(time.Microsecond)
+	if !t.After(s.lastStamp) {
+		t = s.lastStamp.Add(time.Microsecond)
+	}
+	s.lastStamp = t
+	return t
 }

@@ -35,7 +35,12 @@
 // stored procedures or advisory locks; times are Unix microseconds in
 // BIGINT; upserts are INSERT ... ON CONFLICT; partial indexes only.
 //
+// The registry keeps each store's roster version and gossip keyring
+// (roster.go): the keys are the store's secrets, handed out only sealed by
+// cloud/server, so the database deserves the protection of the cloud's
+// signing key.
+//
 // It must never log or store a card identifier in the clear (cards arrive as
-// keyed hashes), never rewrite an applied op, and never commit a batch whose
-// postings do not balance.
+// keyed hashes), never log a gossip key, never rewrite an applied op, and
+// never commit a batch whose postings do not balance.
 package sqlstore

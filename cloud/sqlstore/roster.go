@@ -22,6 +22,9 @@ func (s *Store) bumpRoster(ctx context.Context, tx *dbtx, store string) error {
 }
 
 // ensureGossipKey gives a store its first gossip key when it has none.
+// Two first enrollments at once cannot both make one: each also writes the
+// store's row (bumpRoster) in its transaction, so PostgreSQL retries the
+// later one (see inTx), which then finds the key; SQLite has one writer.
 func (s *Store) ensureGossipKey(ctx context.Context, tx *dbtx, store string, now time.Time) error {
 	var n int
 	if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM gossip_keys WHERE store = ?`), store).Scan(&n); err != nil {

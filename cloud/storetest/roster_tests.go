@@ -101,3 +101,32 @@ func testGossipKeyRotation(t *testing.T, l cloud.Ledger) {
 		t.Errorf("after finishing: %d keys, version %d; want only the new key and a newer version", len(done.GossipKeys), done.Version)
 	}
 }
+
+// Tills of a new store enrolling at the same moment get one keyring: a
+// second key made by a race would split the store's gossip in two.
+func testConcurrentFirstEnrollments(t *testing.T, l cloud.Ledger) {
+	const n = 4
+	for i := range n {
+		code := "RACE-" + string(rune('a'+i))
+		if err := l.CreateEnrollCode(ctx, cloud.EnrollCode{Code: code, Store: "s7", Terminal: "r" + string(rune('a'+i)), Expires: Start().Add(time.Hour), Created: Start()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			pub := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{byte(40 + i)}, 32)).Public().(ed25519.PublicKey)
+			_, err := l.Enroll(ctx, "RACE-"+string(rune('a'+i)), cloud.TerminalKey{PublicKey: pub, KeyID: "race"}, Start())
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent enrollment: %v", err)
+		}
+	}
+	r := roster(t, l, "s7")
+	if len(r.Terminals) != n || len(r.GossipKeys) != 1 || r.Version != n {
+		t.Errorf("store after %d concurrent first enrollments: %d terminals, %d gossip keys, version %d; want %d, 1, %d", n, len(r.Terminals), len(r.GossipKeys), r.Version, n, n)
+	}
+}

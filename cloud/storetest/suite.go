@@ -53,6 +53,7 @@ func Run(t *testing.T, open Opener) {
 		{"LinkWhileEarningStrandsNothing", testLinkWhileEarning},
 		{"StoreRosterListsItsTerminalsAndKeyring", testStoreRoster},
 		{"GossipKeyRotationKeepsTheOldKeyUntilRemoved", testGossipKeyRotation},
+		{"ConcurrentFirstEnrollmentsMakeOneKeyring", testConcurrentFirstEnrollments},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

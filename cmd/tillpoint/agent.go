@@ -142,26 +142,34 @@ func checkPeers(cfg *config.Config) (summary string, conflicts []string, err err
 		return "off", nil, nil
 	}
 	var cloud *enroll.Roster
+	enrolled := false
 	switch st, err := enroll.Load(cfg.EnrollmentDir()); {
 	case errors.Is(err, enroll.ErrNotEnrolled):
 	case err != nil:
 		return "", nil, fmt.Errorf("peers: %w", err)
 	default:
-		cloud = st.Roster
+		cloud, enrolled = st.Roster, true
 	}
-	roster := "no roster (enroll, or list [[peers.roster]])"
+	var roster, keys string
 	switch {
 	case len(cfg.Peers.Roster) > 0:
 		roster = fmt.Sprintf("%d tills in agent.toml's roster", len(cfg.Peers.Roster))
 	case cloud != nil:
 		roster = fmt.Sprintf("the cloud's roster (version %d, %d tills)", cloud.Version(), len(cloud.Doc.Terminals))
+	case !enrolled:
+		return "", nil, errors.New("peers.enabled: no store roster: enroll the till ('tillpoint enroll --advertise IP:PORT') or list the tills in [[peers.roster]]")
+	default:
+		roster = "the cloud's roster, fetched at start (none kept yet)"
 	}
-	keys := "no gossip key (enroll, or set gossip_key_file)"
 	switch {
 	case cfg.Peers.GossipKeyFile != "":
 		keys = "gossip key from " + cfg.Peers.GossipKeyFile
 	case cloud != nil && len(cloud.GossipKeys) > 0:
 		keys = "the cloud's gossip keyring"
+	case cloud == nil && enrolled:
+		keys = "the cloud's gossip keyring, fetched at start"
+	default:
+		return "", nil, errors.New("peers.enabled: no gossip key: enroll the till against a cloud that hands out the store's keyring, or set peers.gossip_key_file")
 	}
 	return fmt.Sprintf("on, bind %s, %s, %s", cfg.Peers.Bind, roster, keys), agent.PeersConflicts(cfg, cloud), nil
 }

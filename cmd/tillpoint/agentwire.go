@@ -163,6 +163,19 @@ func openWiring(ctx context.Context, cfg *config.Config, logger *slog.Logger, ve
 		if st == nil {
 			return nil, errors.New("peers.enabled needs an enrolled terminal (its key signs the redeems it announces to the store): run 'tillpoint enroll' first, or disable [peers]")
 		}
+		if st.Roster == nil && w.feed != nil && (len(cfg.Peers.Roster) == 0 || cfg.Peers.GossipKeyFile == "") {
+			// Enrolled before the cloud handed out rosters: fetch it once now.
+			fetchCtx, cancel := context.WithTimeout(ctx, cfg.Cloud.Timeout.D())
+			r, err := st.FetchRoster(fetchCtx, w.feed.Client, w.feed.URL, 0)
+			cancel()
+			if err != nil {
+				return nil, fmt.Errorf("store peers need the store roster and keyring and none is kept yet: %w; reach the cloud once, or set [peers] roster and gossip_key_file", err)
+			}
+			if err := st.SaveRoster(r); err != nil {
+				return nil, err
+			}
+			st.Roster = r
+		}
 		if w.peers, err = agent.NewStorePeers(cfg, st.Key, st.Roster, w.journal, version, logger, tune.peers); err != nil {
 			return nil, err
 		}

@@ -286,6 +286,7 @@ func (m *Main) runCloudRotateGossipKey(ctx context.Context, args []string) error
 	db := fs.String("db", defaultCloudDB, "the ledger database: sqlite:PATH or postgres://...")
 	store := fs.String("store", "", "the store whose gossip key to rotate")
 	finish := fs.Bool("finish", false, "remove the keys earlier rotations retired instead of rotating")
+	grace := fs.Duration("grace", server.DefaultGossipKeyGrace, "keys retired longer ago than this are removed first (the cloud's --gossip-key-grace)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -304,7 +305,7 @@ func (m *Main) runCloudRotateGossipKey(ctx context.Context, args []string) error
 	if *finish {
 		removed, sr, err = server.FinishGossipRotation(ctx, ledger, *store, time.Now())
 	} else {
-		sr, err = server.RotateGossipKey(ctx, ledger, *store, time.Now())
+		sr, err = server.RotateGossipKey(ctx, ledger, *store, *grace, time.Now())
 	}
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,7 +18,9 @@ sees them over the store network (in the style of 'serf members').
 It asks the local agent (GET /v1/status); the agent must be running. A till
 that shows 'failed' cannot be reached: while the loyalty service is down
 too, offline redeems at the tills that cannot see each other are held to
-the stricter isolated cap.`
+the stricter isolated cap. A till the store roster lists but the store
+network never saw shows 'never seen'. SERVICE says whether a till reaches
+the loyalty service, BACKLOG how many of its operations wait to reach it.`
 
 // memberJSON is one terminal in the members output; it does not change
 // when the agent's or the peers package's types do.
@@ -25,6 +28,8 @@ type memberJSON struct {
 	Terminal string `json:"terminal"`
 	Addr     string `json:"addr,omitempty"`
 	Status   string `json:"status"`
+	Online   bool   `json:"online"`  // it reaches the loyalty service
+	Backlog  int    `json:"backlog"` // its ops the service has not acknowledged
 	Self     bool   `json:"self,omitempty"`
 }
 
@@ -34,6 +39,10 @@ type statusJSON struct {
 	Store    string       `json:"store"`
 	Version  string       `json:"version"`
 	Peers    []memberJSON `json:"peers"`
+	Sync     struct {
+		Online  bool `json:"online"`
+		Backlog int  `json:"backlog_ops"`
+	} `json:"sync"`
 }
 
 func (m *Main) runMembers(ctx context.Context, args []string) error {
@@ -51,7 +60,8 @@ func (m *Main) runMembers(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	members := append([]memberJSON{{Terminal: st.Terminal, Status: "alive", Self: true}}, st.Peers...)
+	self := memberJSON{Terminal: st.Terminal, Status: "alive", Online: st.Sync.Online, Backlog: st.Sync.Backlog, Self: true}
+	members := append([]memberJSON{self}, st.Peers...)
 	if *asJSON {
 		enc := json.NewEncoder(m.Stdout)
 		for _, mb := range members {
@@ -91,7 +101,7 @@ func printMembers(w io.Writer, store string, members []memberJSON) error {
 		fmt.Fprintf(w, "store %s\n", store)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TERMINAL\tADDRESS\tSTATUS")
+	fmt.Fprintln(tw, "TERMINAL\tADDRESS\tSTATUS\tSERVICE\tBACKLOG")
 	for _, mb := range members {
 		name, addr := mb.Terminal, mb.Addr
 		if mb.Self {
@@ -100,7 +110,14 @@ func printMembers(w io.Writer, store string, members []memberJSON) error {
 		if addr == "" {
 			addr = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", name, addr, mb.Status)
+		service, backlog := "offline", strconv.Itoa(mb.Backlog)
+		switch {
+		case mb.Status != "alive" && !mb.Self:
+			service, backlog = "-", "-" // not heard from: what its tags said last is stale
+		case mb.Online:
+			service = "online"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, addr, mb.Status, service, backlog)
 	}
 	if len(members) == 1 {
 		fmt.Fprintln(tw, "(no other terminal of the store is known to this till)")

@@ -18,7 +18,9 @@ func TestMembersListsTheStoreFromTheAgent(t *testing.T) {
 			return
 		}
 		json.NewEncoder(w).Encode(agent.Status{Version: "1.2.3", Terminal: "till-1", Store: "store-042",
-			Peers: []agent.Peer{{Terminal: "till-2", Addr: "10.0.0.12:7946", Status: "alive"}, {Terminal: "till-3", Addr: "10.0.0.13:7946", Status: "failed"}}})
+			Sync: agent.SyncState{Online: false, BacklogOps: 7},
+			Peers: []agent.Peer{{Terminal: "till-2", Addr: "10.0.0.12:7946", Status: "alive", Online: true, Backlog: 3},
+				{Terminal: "till-3", Addr: "10.0.0.13:7946", Status: "failed", Online: true, Backlog: 9}}})
 	}))
 	defer srv.Close()
 
@@ -26,9 +28,26 @@ func TestMembersListsTheStoreFromTheAgent(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit code: got %d, want 0 (stderr %q)", code, errOut)
 	}
-	for _, want := range []string{"store store-042", "TERMINAL", "till-1 (this till)", "till-2", "10.0.0.12:7946", "till-3", "failed"} {
+	for _, want := range []string{"store store-042", "TERMINAL", "SERVICE", "BACKLOG"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output %q does not contain %q", out, want)
+		}
+	}
+	// Each till's row: this till from its own sync state, a live peer from
+	// its tags, a failed peer without the stale figures its tags held.
+	rows := map[string][]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			rows[f[0]] = f
+		}
+	}
+	for till, want := range map[string]string{
+		"till-1": "till-1 (this till) - alive offline 7",
+		"till-2": "till-2 10.0.0.12:7946 alive online 3",
+		"till-3": "till-3 10.0.0.13:7946 failed - -",
+	} {
+		if got := strings.Join(rows[till], " "); got != want {
+			t.Errorf("row of %s: got %q, want %q", till, got, want)
 		}
 	}
 

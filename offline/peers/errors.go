@@ -31,11 +31,14 @@ var (
 )
 
 // IsolatedCapError is the refusal a cashier sees when the till is cut off
-// from the cloud and from every other till of the store.
+// from the cloud and does not hear enough of the store's other tills (see
+// CheckRedeem).
 type IsolatedCapError struct {
 	Cap       loyalty.Points // IsolatedRedeemCap
 	Redeemed  loyalty.Points // what the card already redeemed offline, as far as this till knows
 	Requested loyalty.Points
+	// Heard is how many other tills answered or were seen; 0 when none.
+	Heard int
 }
 
 func (e *IsolatedCapError) Error() string {
@@ -43,10 +46,14 @@ func (e *IsolatedCapError) Error() string {
 	if left < 0 {
 		left = 0
 	}
-	return fmt.Sprintf("this till reaches neither the loyalty service nor the other tills: "+
+	why := "this till reaches neither the loyalty service nor the other tills"
+	if e.Heard > 0 {
+		why = "this till reaches no loyalty service and only some of the other tills"
+	}
+	return fmt.Sprintf("%s: "+
 		"offline redeems on this card are limited to %d points here (%d used, %d left, %d asked); "+
 		"redeem %d points or fewer, or ask the customer to redeem once the network is back",
-		e.Cap, e.Redeemed, left, e.Requested, left)
+		why, e.Cap, e.Redeemed, left, e.Requested, left)
 }
 
 // Unwrap lets errors.Is match ErrIsolatedCapReached.

@@ -134,7 +134,7 @@ func (p *Peers) CheckRedeem(ctx context.Context, card loyalty.CardHash, points l
 	if c.Isolated {
 		total, err := c.Redeemed.Add(points)
 		if err != nil || total > p.cfg.IsolatedRedeemCap {
-			return c, &IsolatedCapError{Cap: p.cfg.IsolatedRedeemCap, Redeemed: c.Redeemed, Requested: points}
+			return c, &IsolatedCapError{Cap: p.cfg.IsolatedRedeemCap, Redeemed: c.Redeemed, Requested: points, Heard: heard}
 		}
 	}
 	return c, nil

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Terminal is one till of the store as the cloud's roster describes it.
@@ -59,6 +60,19 @@ func (r *Roster) Len() int {
 		return 0
 	}
 	return len(r.byID)
+}
+
+// Terminals returns the roster's terminals sorted by ID.
+func (r *Roster) Terminals() []Terminal {
+	if r == nil {
+		return nil
+	}
+	out := make([]Terminal, 0, len(r.byID))
+	for _, t := range r.byID {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b Terminal) int { return strings.Compare(a.ID, b.ID) })
+	return out
 }
 
 // JoinAddrs returns the gossip addresses of every terminal but self, sorted.

@@ -51,6 +51,13 @@ try {
   if (await page.locator("[data-testid=offline-banner]").isVisible()) throw new Error("offline banner shown while online");
   console.log("ok screen loads online with no member");
 
+  await waitText(page, "peers", "till-b: online, 0 operations wait");
+  await waitText(page, "peers", "till-c: unreachable (never seen)");
+  console.log("ok the store's other tills show: one online, one never seen");
+  await act("peeroffline");
+  await waitText(page, "peers", "till-b: offline, 4 operations wait");
+  console.log("ok a till that lost the cloud shows offline with its backlog");
+
   await act("tap");
   await waitText(page, "member-card", "nfc:••••E5F6");
   await waitText(page, "member-balance", "250 pts");
@@ -101,6 +108,10 @@ try {
   await page.locator("[data-testid=offline-banner]").waitFor({ state: "hidden", timeout });
   await waitText(page, "sync", "Online");
   console.log("ok recovery clears the offline banner");
+
+  await act("peerleave");
+  await waitText(page, "peers", "till-b: unreachable (left)");
+  console.log("ok a till that left the store network shows unreachable");
 
   await act("paperout");
   await waitText(page, "devices", "Printer: paper out");

@@ -14,6 +14,7 @@ import (
 	"github.com/tillpoint/tillpoint/agent/agenttest"
 	"github.com/tillpoint/tillpoint/agent/screen"
 	"github.com/tillpoint/tillpoint/loyalty"
+	"github.com/tillpoint/tillpoint/offline/peers"
 )
 
 const chromium = "/usr/bin/chromium"
@@ -43,7 +44,21 @@ func need(t *testing.T) string {
 
 func TestCashierScreenInChromium(t *testing.T) {
 	node := need(t)
-	h := agenttest.Start(t, agenttest.Options{Screen: screen.Handler()})
+	// Till A shows the screen; till B is another till of its store, over
+	// real serf gossip.
+	gossipKey := agenttest.WriteGossipKey(t, t.TempDir())
+	// Till C is in the roster but never starts.
+	a, b := agenttest.NewTill(t, "till-a", "127.0.0.51"), agenttest.NewTill(t, "till-b", "127.0.0.52")
+	all := []agenttest.Till{a, b, agenttest.NewTill(t, "till-c", "127.0.0.53")}
+	h := agenttest.StartStoreTill(t, a, all, nil, gossipKey, agenttest.Options{Screen: screen.Handler()})
+	h.Uplink.Set(agent.SyncState{Online: true})
+	addrA, err := h.Peers.P.LocalAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb := agenttest.StartStoreTill(t, b, all, map[string]string{a.ID: addrA}, gossipKey, agenttest.Options{})
+	hb.Peers.P.SetState(peers.State{Online: true})
+	agenttest.Eventually(t, 10*time.Second, "till A sees till B alive", func() bool { return h.Peers.P.AlivePeers() == 1 })
 	card := agenttest.Card(t, "nfc:04A1B2C3D4E5F6")
 	h.PutSnapshot(t, loyalty.Snapshot{Card: card.Hash(agenttest.CardKey()), Member: "m1", Balance: 250, Tier: "Silver",
 		NextTier: "Gold", ToNextTier: 750, AsOf: time.Now().Add(-time.Minute)})
@@ -66,7 +81,9 @@ func TestCashierScreenInChromium(t *testing.T) {
 			_, err := h.Agent.Checkout(ctx, "screen-checkout", agent.CheckoutRequest{Basket: basket})
 			return err
 		},
-		"recover": func() error { h.Uplink.Set(agent.SyncState{Online: true}); return nil },
+		"recover":     func() error { h.Uplink.Set(agent.SyncState{Online: true}); return nil },
+		"peeroffline": func() error { hb.Peers.P.SetState(peers.State{Online: false, Backlog: 4}); return nil },
+		"peerleave":   func() error { return hb.Peers.Shutdown(ctx) },
 		"paperout": func() error {
 			h.Agent.SetDeviceHealth(agent.DeviceHealth{Device: "printer:tcp:127.0.0.1:9100", Kind: "printer", State: "error", Power: "online", Code: "paper_out", Reason: "Printer: paper out"})
 			return nil

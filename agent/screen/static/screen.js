@@ -68,6 +68,41 @@ function renderDevices(list) {
   }));
 }
 
+// renderPeers lists the store's other tills as the gossip sees them: an
+// unreachable till may be redeeming offline where nobody hears it.
+function renderPeers(list) {
+  const ul = $("peers");
+  if (!list || list.length === 0) {
+    ul.innerHTML = '<li class="muted">No other till</li>';
+    return;
+  }
+  ul.replaceChildren(...list.map((p) => {
+    const li = document.createElement("li");
+    const reachable = p.status === "alive";
+    li.dataset.peer = p.terminal;
+    li.className = !reachable ? "bad" : p.online ? "ok" : "warn";
+    let state = "unreachable (" + p.status + ")";
+    if (reachable) {
+      const n = p.backlog || 0;
+      state = (p.online ? "online" : "offline") + ", " + n + (n === 1 ? " operation waits" : " operations wait");
+    }
+    li.textContent = p.terminal + ": " + state;
+    return li;
+  }));
+}
+
+// The tills change without an event of this one: ask /v1/status.
+const peersEvery = 2000;
+async function pollPeers() {
+  try {
+    const r = await fetch("/v1/status", { headers: { Accept: "application/json" } });
+    if (r.ok) renderPeers((await r.json()).peers);
+  } catch (e) {
+    // the link banner already says the agent is out of reach
+  }
+  setTimeout(pollPeers, peersEvery);
+}
+
 let devices = new Map();
 let receipts = [];
 
@@ -131,3 +166,4 @@ function connect() {
 }
 
 connect();
+pollPeers();
