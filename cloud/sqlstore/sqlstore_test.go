@@ -123,3 +123,20 @@ func TestSnapshotPageReadsOnlyItsRows(t *testing.T) {
 		})
 	}
 }
+
+// TestCardOwnersSortBeforeMembers defends the lots index's condition
+// (owner < 'm:' selects held cards' lots, which a link moves even when
+// closed): every card owner must sort before "m:" and every member owner
+// at or after it.
+func TestCardOwnersSortBeforeMembers(t *testing.T) {
+	for i := range 100 {
+		if o := cloud.CardOwner(storetest.Card(i)); string(o) >= "m:" {
+			t.Fatalf("card owner %q sorts at or after \"m:\"", o)
+		}
+	}
+	for _, m := range []loyalty.MemberID{"", "0", "a", "member-1", "\x00", "zzz"} {
+		if o := cloud.MemberOwner(m); string(o) < "m:" {
+			t.Fatalf("member owner %q sorts before \"m:\"", o)
+		}
+	}
+}
