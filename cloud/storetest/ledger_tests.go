@@ -397,3 +397,20 @@ func testClaim(t *testing.T, l cloud.Ledger) {
 		t.Errorf("check: got earned %d, %v; want 20: the card earn and the claim", rep.Earned, err)
 	}
 }
+
+// testLinkMovesClosedLots: a link moves a held card's lots to the member,
+// the spent ones too, so that reversing a redeem made before the link
+// returns the points to the member through the lot they came from.
+func testLinkMovesClosedLots(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	c := Card(1)
+	redeem := tl.Redeem(c, 10, false)
+	tl.Send(t, l, tl.Earn(c, 1000, 10), redeem)
+	wantBalance(t, l, c, 0, 0)
+	tl.Send(t, l, tl.Enroll(c, "gil"))
+	a := tl.Send(t, l, tl.Reverse(redeem))
+	wantResult(t, a.Results[0], cloud.StatusApplied, "", 10)
+	if s := snap(t, l, c); s.Member != "gil" || s.Balance != 10 {
+		t.Errorf("after reversing the redeem: got member %q balance %d, want gil with 10", s.Member, s.Balance)
+	}
+}

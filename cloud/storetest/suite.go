@@ -40,6 +40,7 @@ func Run(t *testing.T, open Opener) {
 		{"ReevaluationPostsFlaggedAdjustment", testReeval},
 		{"EarnOnUnlinkedCardIsHeldUntilEnroll", testHeld},
 		{"EnrollOfCardHeldByAnotherMemberIsRejected", testCardLinked},
+		{"LinkMovesSpentLotsOfTheCard", testLinkMovesClosedLots},
 		{"ExpireLapsesOnlyDueLots", testExpire},
 		{"ClockAheadIsFlagged", testClockAhead},
 		{"SnapshotsOfStoreCardsWithAllowance", testSnapshots},
