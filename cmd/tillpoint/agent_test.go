@@ -208,14 +208,8 @@ func TestEnrolledAgentJoinsStorePeers(t *testing.T) {
 	dir := t.TempDir()
 	db := "sqlite:" + filepath.Join(dir, "ledger.db")
 	cl := startCloud(t, nil, "--db", db, "--program", "acme")
-	code, out, errOut := run(t, "cloud", "enroll-code", "--db", db, "--store", "S1", "--terminal", "T1")
-	if code != 0 {
-		t.Fatalf("enroll-code: %d %s", code, errOut)
-	}
 	state := filepath.Join(dir, "state")
-	if code, _, errOut = run(t, "enroll", "--cloud", cl.url, "--code", strings.TrimSpace(out), "--dir", filepath.Join(state, "enroll")); code != 0 {
-		t.Fatalf("enroll: %d %s", code, errOut)
-	}
+	enrollT1(t, cl, db, filepath.Join(state, "enroll"))
 	st, err := enroll.Load(filepath.Join(state, "enroll"))
 	if err != nil {
 		t.Fatal(err)

@@ -105,14 +105,9 @@ func TestEnrollCodeEnrollRevokeAndCheckThroughTheCLI(t *testing.T) {
 		t.Errorf("cloud key mode %v, want 0600", keyInfo.Mode().Perm())
 	}
 
-	code, out, errOut := run(t, "cloud", "enroll-code", "--db", db, "--store", "S1", "--terminal", "T1")
-	if code != 0 {
-		t.Fatalf("enroll-code exited %d: %s", code, errOut)
-	}
-	enrollCode := strings.TrimSpace(out)
-
 	state := filepath.Join(dir, "terminal")
-	code, out, errOut = run(t, "enroll", "--cloud", cl.url, "--code", enrollCode, "--dir", state, "--cloud-key-id", cl.keyID)
+	once := enrollCode(t, db, "T1")
+	code, out, errOut := run(t, "enroll", "--cloud", cl.url, "--code", once, "--dir", state, "--cloud-key-id", cl.keyID)
 	if code != 0 {
 		t.Fatalf("enroll exited %d: %s", code, errOut)
 	}
@@ -131,7 +126,7 @@ func TestEnrollCodeEnrollRevokeAndCheckThroughTheCLI(t *testing.T) {
 	}
 
 	// The code works once.
-	code, _, errOut = run(t, "enroll", "--cloud", cl.url, "--code", enrollCode, "--dir", filepath.Join(dir, "second"))
+	code, _, errOut = run(t, "enroll", "--cloud", cl.url, "--code", once, "--dir", filepath.Join(dir, "second"))
 	if code != 1 || !strings.Contains(errOut, "enroll_code_invalid") {
 		t.Errorf("second enroll with the same code: exit %d, stderr %q; want 1 and enroll_code_invalid", code, errOut)
 	}
@@ -250,17 +245,12 @@ func TestEnrollOverTLSTrustsOnlyTheGivenCA(t *testing.T) {
 	if !strings.HasPrefix(cl.url, "https://") {
 		t.Fatalf("cloud URL %q, want https", cl.url)
 	}
-	code, out, errOut := run(t, "cloud", "enroll-code", "--db", db, "--store", "S1", "--terminal", "T1")
-	if code != 0 {
-		t.Fatalf("enroll-code: %d %s", code, errOut)
-	}
-	enrollCode := strings.TrimSpace(out)
-
-	code, _, errOut = run(t, "enroll", "--cloud", cl.url, "--code", enrollCode, "--dir", filepath.Join(dir, "untrusted"))
+	code1 := enrollCode(t, db, "T1")
+	code, _, errOut := run(t, "enroll", "--cloud", cl.url, "--code", code1, "--dir", filepath.Join(dir, "untrusted"))
 	if code != 1 || !strings.Contains(errOut, "certificate") {
 		t.Errorf("enroll without --ca: exit %d, stderr %q; want 1 and a certificate error", code, errOut)
 	}
-	code, _, errOut = run(t, "enroll", "--cloud", cl.url, "--code", enrollCode, "--dir", filepath.Join(dir, "state"), "--ca", cert)
+	code, _, errOut = run(t, "enroll", "--cloud", cl.url, "--code", code1, "--dir", filepath.Join(dir, "state"), "--ca", cert)
 	if code != 0 {
 		t.Fatalf("enroll with --ca: exit %d: %s", code, errOut)
 	}
@@ -346,14 +336,29 @@ func TestCloudOnPostgresEnrollsAndChecks(t *testing.T) {
 	dir := t.TempDir()
 	key := filepath.Join(dir, "cloud.key")
 	cl := startCloud(t, nil, "--db", db, "--key", key)
-	code, out, errOut := run(t, "cloud", "enroll-code", "--db", db, "--store", "S1", "--terminal", "T1")
-	if code != 0 {
-		t.Fatalf("enroll-code: %d %s", code, errOut)
-	}
-	if code, _, errOut = run(t, "enroll", "--cloud", cl.url, "--code", strings.TrimSpace(out), "--dir", filepath.Join(dir, "state")); code != 0 {
-		t.Fatalf("enroll: %d %s", code, errOut)
-	}
-	if code, out, errOut = run(t, "cloud", "check", "--db", db); code != 0 {
+	enrollT1(t, cl, db, filepath.Join(dir, "state"))
+	if code, out, errOut := run(t, "cloud", "check", "--db", db); code != 0 {
 		t.Fatalf("check: %d %s %s", code, out, errOut)
+	}
+}
+
+// enrollCode makes a one-time code for a till of store S1 with the real
+// 'cloud enroll-code' on db.
+func enrollCode(t *testing.T, db, terminal string) string {
+	t.Helper()
+	code, out, errOut := run(t, "cloud", "enroll-code", "--db", db, "--store", "S1", "--terminal", terminal)
+	if code != 0 {
+		t.Fatalf("enroll-code %s exited %d: %s", terminal, code, errOut)
+	}
+	return strings.TrimSpace(out)
+}
+
+// enrollT1 enrolls till T1 of store S1 into dir with the real 'cloud
+// enroll-code' and 'enroll'; extra goes to 'enroll'.
+func enrollT1(t *testing.T, cl *runningCloud, db, dir string, extra ...string) {
+	t.Helper()
+	args := append([]string{"enroll", "--cloud", cl.url, "--code", enrollCode(t, db, "T1"), "--dir", dir}, extra...)
+	if code, _, errOut := run(t, args...); code != 0 {
+		t.Fatalf("enroll exited %d: %s", code, errOut)
 	}
 }

@@ -29,14 +29,8 @@ func TestEnrolledTerminalsJournalReachesTheCloudExactlyOnce(t *testing.T) {
 	dir := t.TempDir()
 	db := "sqlite:" + filepath.Join(dir, "ledger.db")
 	cl := startCloud(t, nil, "--db", db, "--program", "acme")
-	code, out, errOut := run(t, "cloud", "enroll-code", "--db", db, "--store", "S1", "--terminal", "T1")
-	if code != 0 {
-		t.Fatalf("enroll-code: %d %s", code, errOut)
-	}
 	state := filepath.Join(dir, "terminal")
-	if code, _, errOut = run(t, "enroll", "--cloud", cl.url, "--code", strings.TrimSpace(out), "--dir", state); code != 0 {
-		t.Fatalf("enroll: %d %s", code, errOut)
-	}
+	enrollT1(t, cl, db, state)
 	st, err := enroll.Load(state)
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +106,7 @@ func TestEnrolledTerminalsJournalReachesTheCloudExactlyOnce(t *testing.T) {
 		WHERE id = (SELECT id FROM accounts WHERE id LIKE 'avail|%' ORDER BY id LIMIT 1)`); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errOut = run(t, "cloud", "check", "--db", db)
+	code, out, errOut := run(t, "cloud", "check", "--db", db)
 	if code != 1 || !strings.Contains(out, "PROBLEM") || !strings.Contains(errOut, "does not balance") {
 		t.Errorf("cloud check on a tampered ledger: exit %d, stdout %q, stderr %q; want 1 with the problem listed", code, out, errOut)
 	}

@@ -59,13 +59,10 @@ func freeGossipAddr(t *testing.T, ip string) string {
 // come from the cloud.
 func enrollTill(t *testing.T, ctx context.Context, cloudURL, db, id, ip string) *rosterTill {
 	t.Helper()
-	code, out, errOut := run(t, "cloud", "enroll-code", "--db", db, "--store", "S1", "--terminal", id)
-	if code != 0 {
-		t.Fatalf("enroll-code %s: %d %s", id, code, errOut)
-	}
 	tl := &rosterTill{id: id, state: t.TempDir(), addr: freeGossipAddr(t, ip)}
 	dir := filepath.Join(tl.state, "enroll")
-	if code, out, errOut = run(t, "enroll", "--cloud", cloudURL, "--code", strings.TrimSpace(out), "--dir", dir, "--advertise", tl.addr); code != 0 {
+	code, out, errOut := run(t, "enroll", "--cloud", cloudURL, "--code", enrollCode(t, db, id), "--dir", dir, "--advertise", tl.addr)
+	if code != 0 {
 		t.Fatalf("enroll %s: %d %s", id, code, errOut)
 	}
 	if !strings.Contains(out, "card key received") {
@@ -288,20 +285,14 @@ func TestEnrollShowAndCheckConfigConflicts(t *testing.T) {
 	dir := t.TempDir()
 	db := "sqlite:" + filepath.Join(dir, "ledger.db")
 	cl := startCloud(t, nil, "--db", db, "--program", "acme")
-	code, out, errOut := run(t, "cloud", "enroll-code", "--db", db, "--store", "S1", "--terminal", "T1")
-	if code != 0 {
-		t.Fatalf("enroll-code: %d %s", code, errOut)
-	}
 	state := filepath.Join(dir, "state")
 	enrollDir := filepath.Join(state, "enroll")
-	if code, _, errOut = run(t, "enroll", "--cloud", cl.url, "--code", strings.TrimSpace(out), "--dir", enrollDir, "--advertise", "10.1.2.3:7946"); code != 0 {
-		t.Fatalf("enroll: %d %s", code, errOut)
-	}
+	enrollT1(t, cl, db, enrollDir, "--advertise", "10.1.2.3:7946")
 	st, err := enroll.Load(enrollDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, out, errOut = run(t, "enroll", "--show", "--dir", enrollDir)
+	code, out, errOut := run(t, "enroll", "--show", "--dir", enrollDir)
 	pub := base64Std(st.Key.Public().(ed25519.PublicKey))
 	if code != 0 || !strings.Contains(out, "terminal    T1") || !strings.Contains(out, "public_key = \""+pub+"\"") || !strings.Contains(out, "address = \"10.1.2.3:7946\"") {
 		t.Errorf("enroll --show: %d %q %q; want T1, its public key and a [[peers.roster]] entry with its address", code, out, errOut)
@@ -352,15 +343,9 @@ func TestAgentFetchesTheRosterAnOlderEnrollmentLacks(t *testing.T) {
 	dir := t.TempDir()
 	db := "sqlite:" + filepath.Join(dir, "ledger.db")
 	cl := startCloud(t, nil, "--db", db, "--program", "acme")
-	code, out, errOut := run(t, "cloud", "enroll-code", "--db", db, "--store", "S1", "--terminal", "T1")
-	if code != 0 {
-		t.Fatalf("enroll-code: %d %s", code, errOut)
-	}
 	state := filepath.Join(dir, "state")
 	enrollDir := filepath.Join(state, "enroll")
-	if code, _, errOut = run(t, "enroll", "--cloud", cl.url, "--code", strings.TrimSpace(out), "--dir", enrollDir); code != 0 {
-		t.Fatalf("enroll: %d %s", code, errOut)
-	}
+	enrollT1(t, cl, db, enrollDir)
 	for _, f := range []string{enroll.RosterFile, enroll.GossipKeysFile} {
 		if err := os.Remove(filepath.Join(enrollDir, f)); err != nil {
 			t.Fatal(err)
