@@ -66,8 +66,11 @@ type Ledger interface {
 	// few dates within the implementation's horizon; sqlstore: 90 days).
 	// A card never seen gets a zero snapshot.
 	Snapshot(ctx context.Context, card loyalty.CardHash, store string, now time.Time) (loyalty.Snapshot, error)
-	// Snapshots returns the snapshots of every card seen at store, ordered by card hash.
-	Snapshots(ctx context.Context, store string, now time.Time) ([]loyalty.Snapshot, error)
+	// Snapshots returns a page of the snapshots of the cards seen at store,
+	// in card-hash order: at most limit of them, of the cards whose hash
+	// sorts after the hash after (from the first card when after is zero).
+	// A page costs what it holds, however many cards the store has seen.
+	Snapshots(ctx context.Context, store string, after loyalty.CardHash, limit int, now time.Time) ([]loyalty.Snapshot, error)
 
 	// Claim credits a purchase made without a card (an applied earn with no
 	// card) to card, once: the caller has verified the receipt's claim

@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"net/http"
-	"sort"
 	"strconv"
 
 	"github.com/tillpoint/tillpoint/cloud"
@@ -41,16 +40,12 @@ func (s *Server) handleSnapshots(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	now := s.snapshotStamp() // before the read: see snapshotStamp
-	all, err := s.Ledger.Snapshots(r.Context(), t.Store, now)
+	// One more than the page: whether there is a next page.
+	page, err := s.Ledger.Snapshots(r.Context(), t.Store, after, limit+1, now)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	start := 0
-	if !after.IsZero() {
-		start = sort.Search(len(all), func(i int) bool { return string(all[i].Card[:]) > string(after[:]) })
-	}
-	page := all[start:]
 	set := &batch.SnapshotSet{Store: t.Store, AsOf: now}
 	if len(page) > limit {
 		page = page[:limit]

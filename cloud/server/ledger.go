@@ -27,7 +27,7 @@ type Ledger interface {
 	CurrentRules(ctx context.Context) (loyalty.Rules, error)
 	PublishRules(ctx context.Context, r loyalty.Rules, now time.Time) error
 	Apply(ctx context.Context, b cloud.Batch) (cloud.Applied, error)
-	Snapshots(ctx context.Context, store string, now time.Time) ([]loyalty.Snapshot, error)
+	Snapshots(ctx context.Context, store string, after loyalty.CardHash, limit int, now time.Time) ([]loyalty.Snapshot, error)
 }
 
 var _ Ledger = cloud.Ledger(nil)

@@ -108,7 +108,7 @@ func (s *Store) Apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 		if err := b.flush(ctx, &bt, store, rows); err != nil {
 			return err
 		}
-		if err := b.checkOwners(ctx); err != nil {
+		if err := b.checkDirty(ctx); err != nil {
 			return err
 		}
 		out.Watermark, out.LastHash = bt.LastSeq, bt.Hash
@@ -116,7 +116,11 @@ func (s *Store) Apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 		for i, r := range rows {
 			out.Results[i] = r.result()
 		}
-		return s.finishAck(ctx, tx, &bt, store, &out)
+		out.RulesVersion = b.rulesVersion
+		if out.Snapshots, err = b.snapshots(ctx, batchCards(&bt), b.cards, b.rules, bt.ReceivedAt); err != nil {
+			return fmt.Errorf("read the batch's snapshots: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
 		return cloud.Applied{}, err
@@ -124,10 +128,8 @@ func (s *Store) Apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 	return out, nil
 }
 
-// finishAck adds the fresh snapshots of the batch's cards and the current
-// rules version, read in the batch's own transaction: they are exactly the
-// state the batch left (and on SQLite the writer's warm page cache serves them).
-func (s *Store) finishAck(ctx context.Context, tx *dbtx, bt *cloud.Batch, store string, out *cloud.Applied) error {
+// batchCards lists the cards of a batch's ops, each once.
+func batchCards(bt *cloud.Batch) []loyalty.CardHash {
 	var cards []loyalty.CardHash
 	seen := make(map[loyalty.CardHash]bool, len(bt.Ops))
 	for i := range bt.Ops {
@@ -136,8 +138,14 @@ func (s *Store) finishAck(ctx context.Context, tx *dbtx, bt *cloud.Batch, store 
 			cards = append(cards, c)
 		}
 	}
+	return cards
+}
+
+// finishAck adds to a replayed batch's ack the fresh snapshots of its cards
+// and the current rules version, read in the transaction.
+func (s *Store) finishAck(ctx context.Context, tx *dbtx, bt *cloud.Batch, store string, out *cloud.Applied) error {
 	var err error
-	if out.Snapshots, err = s.snapshotsIn(ctx, tx, cards, store, bt.ReceivedAt); err != nil {
+	if out.Snapshots, err = s.snapshotsIn(ctx, tx, batchCards(bt), store, bt.ReceivedAt); err != nil {
 		return fmt.Errorf("read the batch's snapshots: %w", err)
 	}
 	if out.RulesVersion, err = s.currentRulesVersion(ctx, tx); err != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -44,18 +43,18 @@ func benchIngest(b *testing.B, open func(testing.TB) *sqlstore.Store) {
 			for i := range batches {
 				batches[i] = w.next(size)
 			}
-			bareCPU := cpuTime()
+			bareCPU := storetest.CPUTime()
 			bare := bareInsert(b, s, batches)
-			bareCPU = cpuTime() - bareCPU
+			bareCPU = storetest.CPUTime() - bareCPU
 
 			b.ResetTimer()
-			cpu := cpuTime()
+			cpu := storetest.CPUTime()
 			for i := range batches {
 				if _, err := s.Apply(ctx, batches[i]); err != nil {
 					b.Fatalf("apply batch %d: %v", i, err)
 				}
 			}
-			cpu = cpuTime() - cpu
+			cpu = storetest.CPUTime() - cpu
 			b.StopTimer()
 			ops := float64(b.N * size)
 			ledger := b.Elapsed()
@@ -147,13 +146,4 @@ func (w *workload) next(size int) cloud.Batch {
 		}
 	}
 	return w.till.Seal(ops...)
-}
-
-// cpuTime returns the user and system CPU time this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

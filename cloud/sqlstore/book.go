@@ -46,6 +46,7 @@ type lot struct {
 	rulesVersion int64
 	store        string
 	dirty        bool // to be written
+	fresh        bool // created by this transaction: inserted, not updated
 }
 
 func lotID(txid loyalty.OpID, part uint8) string { return string(txid[:]) + string([]byte{part}) }
@@ -114,16 +115,21 @@ type book struct {
 	uses     []lotUse
 	deltas   map[string]int64
 	order    []string // accounts in first-touched order, for deterministic writes
+	// bal holds account balances as they stand in the transaction: read
+	// before any write to the account, or returned by the write.
+	bal map[string]int64
 
-	// Set by applyOps for flush.
-	cards     map[loyalty.CardHash]*card
-	over      []overspend
-	reversals [][2]loyalty.OpID // target, reversing op
+	// Set by applyOps for flush and the snapshots.
+	rulesVersion uint32         // current rules version
+	rules        *loyalty.Rules // current rules (nil when none published)
+	cards        map[loyalty.CardHash]*card
+	over         []overspend
+	reversals    [][2]loyalty.OpID // target, reversing op
 }
 
 func newBook(s *Store, tx *dbtx, now int64) *book {
 	return &book{s: s, tx: tx, now: now, owners: map[cloud.Owner]*owner{}, lots: map[string]*lot{},
-		moved: map[cloud.Owner]cloud.Owner{}, deltas: map[string]int64{}}
+		moved: map[cloud.Owner]cloud.Owner{}, deltas: map[string]int64{}, bal: map[string]int64{}}
 }
 
 // commit checks that t balances and records its postings.
@@ -160,7 +166,7 @@ func (b *book) owner(ctx context.Context, id cloud.Owner) (*owner, error) {
 	return b.owners[id], nil
 }
 
-// loadOwners reads the owners rows and debt balances of ids not yet known.
+// loadOwners reads the owners rows and balances of ids not yet known.
 func (b *book) loadOwners(ctx context.Context, ids []cloud.Owner) error {
 	var want []cloud.Owner
 	for _, id := range ids {
@@ -169,12 +175,14 @@ func (b *book) loadOwners(ctx context.Context, ids []cloud.Owner) error {
 			want = append(want, id)
 		}
 	}
-	return chunks(want, b.s.inMax(), func(ids []cloud.Owner) error {
+	return chunks(want, b.s.inMax()/2, func(ids []cloud.Owner) error {
 		args := make([]any, len(ids))
-		debts := make([]any, len(ids))
+		accts := make([]any, 0, 2*len(ids))
 		for i, id := range ids {
 			args[i] = string(id)
-			debts[i] = cloud.OwnerAccount(cloud.AccountDebt, id)
+			avail, debt := cloud.OwnerAccount(cloud.AccountAvail, id), cloud.OwnerAccount(cloud.AccountDebt, id)
+			accts = append(accts, avail, debt)
+			b.bal[avail], b.bal[debt] = 0, 0 // no row: nothing posted yet
 		}
 		rows, err := b.tx.queryIn(ctx, qOwners, args)
 		if err != nil {
@@ -194,22 +202,33 @@ func (b *book) loadOwners(ctx context.Context, ids []cloud.Owner) error {
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("read owners: %w", err)
 		}
-		rows, err = b.tx.queryIn(ctx, qAccounts, debts)
+		rows, err = b.tx.queryIn(ctx, qAccounts, accts)
 		if err != nil {
-			return fmt.Errorf("read debts: %w", err)
+			return fmt.Errorf("read balances: %w", err)
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var acct string
 			var bal int64
 			if err := rows.Scan(&acct, &bal); err != nil {
-				return fmt.Errorf("read debts: %w", err)
+				return fmt.Errorf("read balances: %w", err)
 			}
-			b.owners[cloud.Owner(strings.TrimPrefix(acct, cloud.AccountDebt+"|"))].debt = bal
+			b.bal[acct] = bal
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read balances: %w", err)
+		}
+		for _, id := range ids {
+			b.owners[id].debt = b.bal[cloud.OwnerAccount(cloud.AccountDebt, id)]
+		}
+		return nil
 	})
 }
+
+// heldLots is the condition that selects the lots of held cards, as the
+// index lots_by_owner names it: card owners ("c:" and the card hash) sort
+// before member owners ("m:" and the member ID).
+const heldLots = `owner < 'm:'`
 
 const lotColumns = `id, owner, amount, remaining, earned_at, expires_at, rules_version, store`
 
@@ -313,7 +332,7 @@ func (b *book) lotByID(ctx context.Context, id string) (*lot, error) {
 // newLot records a lot for credited points.
 func (b *book) newLot(o *owner, t *txn, amount, earnedAt, expiresAt int64, rulesVersion uint32, store string) {
 	l := &lot{id: lotID(t.id, t.part), owner: o.id, amount: amount, remaining: amount, earnedAt: earnedAt,
-		expiresAt: expiresAt, rulesVersion: int64(rulesVersion), store: store, dirty: true}
+		expiresAt: expiresAt, rulesVersion: int64(rulesVersion), store: store, dirty: true, fresh: true}
 	b.lots[l.id] = l
 	if !o.lotsLoaded {
 		o.pending = append(o.pending, l)

@@ -101,7 +101,7 @@ func (s *Store) Claim(ctx context.Context, id loyalty.OpID, card loyalty.CardHas
 		if err := tx.flush(ctx); err != nil {
 			return err
 		}
-		if err := b.checkOwners(ctx); err != nil {
+		if err := b.checkDirty(ctx); err != nil {
 			return err
 		}
 		snaps, err := s.snapshotsIn(ctx, tx, []loyalty.CardHash{card}, store, now)

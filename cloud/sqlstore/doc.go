@@ -4,19 +4,29 @@
 // database/sql driver). Open takes "sqlite:PATH" (or a bare path) or a
 // "postgres://" URL and migrates the schema.
 //
-// Apply reads what a batch touches (op IDs already applied, cards, owners'
-// balances, open lots when a debit needs them), computes every posting in
-// memory, checks that each transaction sums to zero, writes everything with
-// multi-row statements, then checks in SQL that the lots of every touched
-// owner sum to its available balance. Any failed check rolls the transaction
-// back and returns cloud.ErrInvariant: the ledger halts rather than corrupts.
-// Check replays the whole ledger (postings into balances, lot uses into
-// lots) and reports every mismatch.
+// Apply reads once what a batch touches (op IDs already applied, cards and
+// where they were seen, each owner's row and balances, open lots when a
+// debit needs them) and keeps it in memory for the batch, computes every
+// posting, checks that each transaction sums to zero, and writes everything
+// with multi-row statements, the balances last with RETURNING. It then
+// checks that the lots of every touched owner, summed in SQL, equal its
+// available balance as the database returned it. Any failed check rolls the
+// transaction back and returns cloud.ErrInvariant: the ledger halts rather
+// than corrupts. The ack's snapshots come from the same state, with the
+// expiring points read after the writes. Check replays the whole ledger
+// (postings into balances, lot uses into lots) and reports every mismatch.
+//
+// Costs are pages: a batch touches owners at random places of every table
+// keyed by owner, so the lots have a single index by owner (lots_by_owner)
+// and the writer checkpoints the WAL every 8,192 pages, so that pages
+// rewritten batch after batch are copied to the database once.
 //
 // SQLite: WAL, synchronous=FULL, one writer connection (BEGIN IMMEDIATE) and
 // a pool of readers; statements come from templates in fixed sizes and are
-// prepared once (stmt.go). PostgreSQL: REPEATABLE READ transactions in which
-// any two that could interfere write a common row (see inTx), retried on
+// prepared once (stmt.go); writes resolve conflicts by ROLLBACK, so that
+// multi-row writes keep no statement journal. PostgreSQL: REPEATABLE READ
+// transactions in which any two that could interfere write a common row
+// (see inTx; storetest races a link against an earn on it), retried on
 // serialization failures (40001), deadlocks (40P01) and unique violations
 // (23505) with jittered backoff; lists travel as array parameters (unnest,
 // = ANY) and a batch's writes go to the server as one statement of

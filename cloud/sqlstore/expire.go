@@ -94,7 +94,7 @@ func (s *Store) expireChunk(ctx context.Context, tx *dbtx, now time.Time) (int, 
 	if err := tx.flush(ctx); err != nil {
 		return 0, 0, err
 	}
-	if err := checkOwners(ctx, s, tx, owners); err != nil {
+	if err := b.check(ctx, owners); err != nil {
 		return 0, 0, err
 	}
 	return len(lots), total, nil

@@ -2,7 +2,11 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
 	"strings"
+
+	"github.com/tillpoint/tillpoint/loyalty"
 )
 
 // BareInserter returns a function that stores rows of the ops table's
@@ -29,3 +33,35 @@ func (s *Store) BareInserter(ctx context.Context) (func(args []any) error, error
 
 // Migrations is how many migrations Open applies to a new database.
 var Migrations = len(migrations)
+
+// PlanStoreCards returns the plan of the query that lists a page of a
+// store's cards, a line per step: SQLite's EXPLAIN QUERY PLAN, or
+// PostgreSQL's EXPLAIN ANALYZE (run, with the rows each step read).
+func (s *Store) PlanStoreCards(ctx context.Context, store string, after loyalty.CardHash, limit int) ([]string, error) {
+	explain := "EXPLAIN QUERY PLAN "
+	if s.dialect == Postgres {
+		explain = "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) "
+	}
+	rows, err := s.rdb.QueryContext(ctx, explain+s.q(qStoreCards), store, after[:], int64(limit))
+	if err != nil {
+		return nil, err
+	}
+	cols, _ := rows.Columns()
+	var plan []string
+	err = scanAll(rows, func(rows *sql.Rows) error {
+		vals := make([]any, len(cols))
+		for i := range vals {
+			vals[i] = new(any)
+		}
+		if err := rows.Scan(vals...); err != nil {
+			return err
+		}
+		line := *vals[len(vals)-1].(*any)
+		if b, ok := line.([]byte); ok {
+			line = string(b)
+		}
+		plan = append(plan, fmt.Sprint(line))
+		return nil
+	})
+	return plan, err
+}

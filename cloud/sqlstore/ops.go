@@ -45,6 +45,7 @@ type card struct {
 	member loyalty.MemberID
 	isNew  bool
 	dirty  bool
+	seen   bool // known to have been seen at the batch's store
 }
 
 // digest identifies an op's content wherever it sits in a journal: the
@@ -113,10 +114,13 @@ func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*
 	if st.cards, err = b.loadCards(ctx, cardHashes); err != nil {
 		return nil, err
 	}
-	if v, err := b.s.currentRulesVersion(ctx, b.tx); err != nil {
+	if err := b.loadSeen(ctx, st.cards, store); err != nil {
 		return nil, err
-	} else if v > 0 {
-		if st.current, err = b.s.loadRules(ctx, b.tx, v); err != nil {
+	}
+	if b.rulesVersion, err = b.s.currentRulesVersion(ctx, b.tx); err != nil {
+		return nil, err
+	} else if b.rulesVersion > 0 {
+		if st.current, err = b.s.loadRules(ctx, b.tx, b.rulesVersion); err != nil {
 			return nil, err
 		}
 	}
@@ -180,6 +184,7 @@ func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*
 	}
 	b.over = st.over
 	b.cards = st.cards
+	b.rules = st.current
 	return rows, nil
 }
 

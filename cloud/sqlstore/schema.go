@@ -170,6 +170,19 @@ CREATE TABLE gossip_keys (
 	PRIMARY KEY (store, gkey)
 ) WITHOUT_ROWID;
 `,
+	// 4: one index of lots by owner instead of two. It holds the open lots
+	// (what debits, checks and snapshots read) and every lot of a held card,
+	// which a link moves to the member whatever its remaining points; a
+	// member's closed lots are never looked up by owner. Card owners ("c:")
+	// sort before member owners ("m:"): a comparison, not LIKE, because a
+	// function in an index's condition makes SQLite journal every multi-row
+	// write to the table. Every new lot used to cost two inserts at random
+	// places by owner, half the pages a batch wrote.
+	`
+DROP INDEX lots_owner;
+DROP INDEX lots_open;
+CREATE INDEX lots_by_owner ON lots (owner, expires_at, remaining) WHERE remaining <> 0 OR owner < 'm:';
+`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

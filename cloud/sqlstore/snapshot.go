@@ -45,33 +45,41 @@ func (s *Store) Snapshot(ctx context.Context, c loyalty.CardHash, store string, 
 	return snaps[0], nil
 }
 
+// qStoreCards lists a page of the cards seen at a store: a range of the
+// primary key (store, card), so a page reads only its own rows.
+const qStoreCards = `SELECT card FROM card_stores WHERE store = ? AND card > ? ORDER BY card LIMIT ?`
+
 // Snapshots implements cloud.Ledger.
-func (s *Store) Snapshots(ctx context.Context, store string, now time.Time) ([]loyalty.Snapshot, error) {
-	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT card FROM card_stores WHERE store = ? ORDER BY card`), store)
+func (s *Store) Snapshots(ctx context.Context, store string, after loyalty.CardHash, limit int, now time.Time) ([]loyalty.Snapshot, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("%w: a page of %d snapshots; ask for at least one", cloud.ErrInvalidInput, limit)
+	}
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.end(ctx)
+	rows, err := tx.query(ctx, qStoreCards, store, after[:], int64(limit))
 	if err != nil {
 		return nil, fmt.Errorf("list cards of store %s: %w", store, err)
 	}
 	var cards []loyalty.CardHash
-	for rows.Next() {
+	err = scanAll(rows, func(rows *sql.Rows) error {
 		var h []byte
 		if err := rows.Scan(&h); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("list cards of store %s: %w", store, err)
+			return err
 		}
 		cards = append(cards, loyalty.CardHash(h))
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("list cards of store %s: %w", store, err)
 	}
-	return s.snapshots(ctx, cards, store, now)
+	return s.snapshotsIn(ctx, tx, cards, store, now)
 }
 
 // snapshots builds the snapshots of cards, in the order given, in one read transaction.
 func (s *Store) snapshots(ctx context.Context, cards []loyalty.CardHash, store string, now time.Time) ([]loyalty.Snapshot, error) {
-	if len(cards) == 0 {
-		return nil, nil
-	}
 	tx, err := s.readTx(ctx)
 	if err != nil {
 		return nil, err
@@ -103,6 +111,12 @@ func (s *Store) snapshotsIn(ctx context.Context, tx *dbtx, cards []loyalty.CardH
 	return out, nil
 }
 
+// ownerState is what a snapshot shows of the owner of a card.
+type ownerState struct {
+	qualifying, lastOverspend, avail, debt int64
+	expiring                               []loyalty.ExpiringPoints
+}
+
 func (s *Store) snapshotChunk(ctx context.Context, tx *dbtx, cards []loyalty.CardHash, out []loyalty.Snapshot, rules *loyalty.Rules, now time.Time) error {
 	args := make([]any, len(cards))
 	for i := range cards {
@@ -113,65 +127,58 @@ func (s *Store) snapshotChunk(ctx context.Context, tx *dbtx, cards []loyalty.Car
 	if err != nil {
 		return fmt.Errorf("read cards: %w", err)
 	}
-	for rows.Next() {
+	err = scanAll(rows, func(rows *sql.Rows) error {
 		var h []byte
 		var m string
 		if err := rows.Scan(&h, &m); err != nil {
-			rows.Close()
 			return fmt.Errorf("read cards: %w", err)
 		}
 		members[loyalty.CardHash(h)] = loyalty.MemberID(m)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read cards: %w", err)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 
 	owners := make([]cloud.Owner, len(cards))
 	var ownerArgs, acctArgs []any
+	states := map[cloud.Owner]*ownerState{}
 	for i, c := range cards {
 		if m := members[c]; m != "" {
 			owners[i] = cloud.MemberOwner(m)
 		} else {
 			owners[i] = cloud.CardOwner(c)
 		}
-		ownerArgs = append(ownerArgs, string(owners[i]))
-		acctArgs = append(acctArgs, cloud.OwnerAccount(cloud.AccountAvail, owners[i]), cloud.OwnerAccount(cloud.AccountDebt, owners[i]))
-	}
-	type state struct {
-		qualifying, lastOverspend, avail, debt int64
-		expiring                               []loyalty.ExpiringPoints
-	}
-	states := map[cloud.Owner]*state{}
-	for _, o := range owners {
-		states[o] = &state{}
+		if states[owners[i]] == nil {
+			states[owners[i]] = &ownerState{}
+			ownerArgs = append(ownerArgs, string(owners[i]))
+			acctArgs = append(acctArgs, cloud.OwnerAccount(cloud.AccountAvail, owners[i]), cloud.OwnerAccount(cloud.AccountDebt, owners[i]))
+		}
 	}
 	rows, err = tx.queryIn(ctx, qOwners, ownerArgs)
 	if err != nil {
 		return fmt.Errorf("read owners: %w", err)
 	}
-	for rows.Next() {
+	err = scanAll(rows, func(rows *sql.Rows) error {
 		var id string
 		var q, lo int64
 		if err := rows.Scan(&id, &q, &lo); err != nil {
-			rows.Close()
 			return fmt.Errorf("read owners: %w", err)
 		}
 		states[cloud.Owner(id)].qualifying, states[cloud.Owner(id)].lastOverspend = q, lo
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read owners: %w", err)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	rows, err = tx.queryIn(ctx, qAccounts, acctArgs)
 	if err != nil {
 		return fmt.Errorf("read balances: %w", err)
 	}
-	for rows.Next() {
+	err = scanAll(rows, func(rows *sql.Rows) error {
 		var a string
 		var bal int64
 		if err := rows.Scan(&a, &bal); err != nil {
-			rows.Close()
 			return fmt.Errorf("read balances: %w", err)
 		}
 		name, o, _ := strings.Cut(a, "|")
@@ -182,20 +189,29 @@ func (s *Store) snapshotChunk(ctx context.Context, tx *dbtx, cards []loyalty.Car
 				st.debt = -bal
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read balances: %w", err)
+	if err := readExpiring(ctx, tx, ownerArgs, states, now); err != nil {
+		return err
 	}
-	rows, err = tx.queryIn(ctx, qExpiring, ownerArgs, now.Add(ExpiringHorizon).UnixMicro())
+	s.assemble(cards, members, owners, states, rules, now, out)
+	return nil
+}
+
+// readExpiring adds to states the points of their owners (at most
+// inMax) that lapse within ExpiringHorizon.
+func readExpiring(ctx context.Context, tx *dbtx, owners []any, states map[cloud.Owner]*ownerState, now time.Time) error {
+	rows, err := tx.queryIn(ctx, qExpiring, owners, now.Add(ExpiringHorizon).UnixMicro())
 	if err != nil {
 		return fmt.Errorf("read expiring points: %w", err)
 	}
-	for rows.Next() {
+	return scanAll(rows, func(rows *sql.Rows) error {
 		var o string
 		var exp, rem int64
 		if err := rows.Scan(&o, &exp, &rem); err != nil {
-			rows.Close()
 			return fmt.Errorf("read expiring points: %w", err)
 		}
 		st := states[cloud.Owner(o)]
@@ -206,12 +222,14 @@ func (s *Store) snapshotChunk(ctx context.Context, tx *dbtx, cards []loyalty.Car
 		} else if n < maxExpiring {
 			st.expiring = append(st.expiring, loyalty.ExpiringPoints{Points: loyalty.Points(rem), At: at})
 		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read expiring points: %w", err)
-	}
+		return nil
+	})
+}
 
+// assemble fills out with the snapshots of cards, whose members and
+// owners are given, from their owners' states.
+func (s *Store) assemble(cards []loyalty.CardHash, members map[loyalty.CardHash]loyalty.MemberID, owners []cloud.Owner,
+	states map[cloud.Owner]*ownerState, rules *loyalty.Rules, now time.Time, out []loyalty.Snapshot) {
 	asOf := now.UTC().Truncate(time.Microsecond)
 	for i, c := range cards {
 		st := states[owners[i]]
@@ -223,7 +241,40 @@ func (s *Store) snapshotChunk(ctx context.Context, tx *dbtx, cards []loyalty.Car
 		snap.Allowance = s.opts.Allowance.Allowance(snap, fromMicros(st.lastOverspend), asOf)
 		out[i] = snap
 	}
-	return nil
+}
+
+// snapshots builds the snapshots of cards once the book's writes are in
+// and checked: members, owners and balances as the book holds them
+// (balances as the database returned them), expiring points read.
+func (b *book) snapshots(ctx context.Context, cards []loyalty.CardHash, members map[loyalty.CardHash]*card, rules *loyalty.Rules, now time.Time) ([]loyalty.Snapshot, error) {
+	out := make([]loyalty.Snapshot, len(cards))
+	byMember := make(map[loyalty.CardHash]loyalty.MemberID, len(cards))
+	owners := make([]cloud.Owner, len(cards))
+	for i, c := range cards {
+		owners[i] = cloud.CardOwner(c)
+		if cd := members[c]; cd != nil && cd.member != "" {
+			byMember[c], owners[i] = cd.member, cloud.MemberOwner(cd.member)
+		}
+	}
+	if err := b.loadOwners(ctx, owners); err != nil {
+		return nil, err
+	}
+	states := make(map[cloud.Owner]*ownerState, len(cards))
+	var args []any
+	for _, id := range owners {
+		if states[id] == nil {
+			o := b.owners[id]
+			states[id] = &ownerState{qualifying: o.qualifying, lastOverspend: o.lastOverspend,
+				avail: b.bal[cloud.OwnerAccount(cloud.AccountAvail, id)], debt: -b.bal[cloud.OwnerAccount(cloud.AccountDebt, id)]}
+			args = append(args, string(id))
+		}
+	}
+	err := chunks(args, b.s.inMax(), func(args []any) error { return readExpiring(ctx, b.tx, args, states, now) })
+	if err != nil {
+		return nil, err
+	}
+	b.s.assemble(cards, byMember, owners, states, rules, now, out)
+	return out, nil
 }
 
 func sameDay(a, b time.Time) bool {

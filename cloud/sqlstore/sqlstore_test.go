@@ -10,6 +10,7 @@ import (
 	"github.com/tillpoint/tillpoint/cloud"
 	"github.com/tillpoint/tillpoint/cloud/sqlstore"
 	"github.com/tillpoint/tillpoint/cloud/storetest"
+	"github.com/tillpoint/tillpoint/loyalty"
 )
 
 func TestLedgerSQLite(t *testing.T) {
@@ -64,5 +65,78 @@ func TestOpenErrorsSayWhatToFix(t *testing.T) {
 	dir := t.TempDir()
 	if _, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(dir, "missing", "ledger.db"), sqlstore.Options{}); err == nil {
 		t.Errorf("sqlite in a missing directory: got no error")
+	}
+}
+
+// TestSnapshotPageReadsOnlyItsRows defends GET /v1/snapshots against
+// reading a whole store for every page: the page's card list must be a
+// range of the (store, card) key with a LIMIT, never a scan or a sort of
+// the store's cards. On PostgreSQL the plan runs and must read no more
+// rows than the page.
+func TestSnapshotPageReadsOnlyItsRows(t *testing.T) {
+	for name, open := range map[string]func(testing.TB) *sqlstore.Store{
+		"sqlite": func(tb testing.TB) *sqlstore.Store { return storetest.OpenSQLite(tb, sqlstore.Options{}) },
+		"postgres": func(tb testing.TB) *sqlstore.Store {
+			storetest.PostgresURL(tb)
+			return storetest.OpenPostgres(tb, sqlstore.Options{})
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			s := open(t)
+			tl, other := storetest.NewTill(t, s, "t1", "s1"), storetest.NewTill(t, s, "t2", "s2")
+			for first := 0; first < 2000; first += 500 {
+				var ops, elsewhere []loyalty.Op
+				for i := first; i < first+500; i++ {
+					ops = append(ops, tl.Earn(storetest.Card(i), 1000, 10))
+					elsewhere = append(elsewhere, other.Earn(storetest.Card(10000+i), 1000, 10))
+				}
+				tl.Send(t, s, ops...)
+				other.Send(t, s, elsewhere...)
+			}
+			if s.Dialect() == sqlstore.Postgres {
+				if _, err := s.DB().ExecContext(ctx, "ANALYZE card_stores"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			const limit = 10
+			page, err := s.Snapshots(ctx, "s1", storetest.Card(1000), limit, storetest.Start())
+			if err != nil || len(page) != limit {
+				t.Fatalf("page: got %d snapshots, %v; want %d", len(page), err, limit)
+			}
+			plan, err := s.PlanStoreCards(ctx, "s1", storetest.Card(1000), limit)
+			if err != nil {
+				t.Fatalf("plan: %v", err)
+			}
+			text := strings.Join(plan, "\n")
+			switch s.Dialect() {
+			case sqlstore.SQLite:
+				if len(plan) != 1 || !strings.Contains(text, "SEARCH card_stores USING PRIMARY KEY (store=? AND card>?)") {
+					t.Errorf("plan of a page:\n%s\nwant one SEARCH of the primary key range (store=? AND card>?), no scan or sort", text)
+				}
+			case sqlstore.Postgres:
+				if !strings.HasPrefix(plan[0], "Limit (actual rows=10") || strings.Contains(text, "Seq Scan") || strings.Contains(text, "Sort") ||
+					!strings.Contains(text, "Index Only Scan using card_stores_pkey") || !strings.Contains(text, "(actual rows=10 loops=1)\n") {
+					t.Errorf("plan of a page:\n%s\nwant a LIMIT over an index range of card_stores that reads 10 rows", text)
+				}
+			}
+		})
+	}
+}
+
+// TestCardOwnersSortBeforeMembers defends the lots index's condition
+// (owner < 'm:' selects held cards' lots, which a link moves even when
+// closed): every card owner must sort before "m:" and every member owner
+// at or after it.
+func TestCardOwnersSortBeforeMembers(t *testing.T) {
+	for i := range 100 {
+		if o := cloud.CardOwner(storetest.Card(i)); string(o) >= "m:" {
+			t.Fatalf("card owner %q sorts at or after \"m:\"", o)
+		}
+	}
+	for _, m := range []loyalty.MemberID{"", "0", "a", "member-1", "\x00", "zzz"} {
+		if o := cloud.MemberOwner(m); string(o) < "m:" {
+			t.Fatalf("member owner %q sorts before \"m:\"", o)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -45,11 +46,13 @@ type stmtKey struct {
 	n    int // IN list length or rows; 0 for a fixed statement
 }
 
-// IN-list templates.
+// IN-list templates. Those that read lots by owner name "remaining <> 0"
+// (or heldLots) so that the partial index lots_by_owner serves them.
 const (
 	qApplied   = `SELECT id, kind, card, owner, posted, store, digest FROM ops WHERE status = 1 AND id IN (?*)`
 	qReversed  = `SELECT target FROM reversals WHERE target IN (?*)`
 	qCards     = `SELECT hash, member FROM cards WHERE hash IN (?*)`
+	qSeenAt    = `SELECT card FROM card_stores WHERE card IN (?*) AND store = ?`
 	qOwners    = `SELECT id, qualifying, last_overspend FROM owners WHERE id IN (?*)`
 	qAccounts  = `SELECT id, balance FROM accounts WHERE id IN (?*)`
 	qOpenLots  = `SELECT ` + lotColumns + ` FROM lots WHERE owner IN (?*) AND remaining <> 0`
@@ -62,12 +65,23 @@ const (
 const (
 	iOps = `INSERT INTO ops (terminal, epoch, seq, id, status, reason, kind, store, card, owner, points, posted,
 		rules_version, reverses, flags, wall_time, hlc, received_at, digest, body) VALUES (?*)`
-	iPostings   = `INSERT INTO postings (txid, part, account, amount, kind, at) VALUES (?*)`
-	iAccounts   = `INSERT INTO accounts (id, balance) VALUES (?*) ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + excluded.balance`
-	iLots       = `INSERT INTO lots (` + lotColumns + `) VALUES (?*) ON CONFLICT (id) DO UPDATE SET remaining = excluded.remaining, owner = excluded.owner`
+	iPostings = `INSERT INTO postings (txid, part, account, amount, kind, at) VALUES (?*)`
+	// Balances: PostgreSQL upserts them (iAccounts); SQLite, where an
+	// upsert's DO UPDATE keeps a statement journal, updates those that
+	// exist (uAccounts) and inserts the others (iNewAccounts).
+	iAccounts    = `INSERT INTO accounts (id, balance) VALUES (?*) ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + excluded.balance RETURNING id, balance`
+	uAccounts    = `UPDATE accounts SET balance = accounts.balance + v.column2 FROM (VALUES (?*)) AS v WHERE accounts.id = v.column1 RETURNING id, balance`
+	iNewAccounts = `INSERT INTO accounts (id, balance) VALUES (?*) RETURNING id, balance`
+	iLots        = `INSERT INTO lots (` + lotColumns + `) VALUES (?*)`
+	// uLots sets the owner and remaining points of lots (id, owner,
+	// remaining): an update, not an upsert, because SQLite keeps a
+	// statement journal for every upsert that updates (see expand).
+	uLots       = `UPDATE lots SET owner = v.column2, remaining = v.column3 FROM (VALUES (?*)) AS v WHERE lots.id = v.column1`
 	iLotUses    = `INSERT INTO lot_uses (txid, part, lot, amount) VALUES (?*)`
-	iOwners     = `INSERT INTO owners (id, qualifying, last_overspend, created_at) VALUES (?*) ON CONFLICT (id) DO UPDATE SET qualifying = excluded.qualifying, last_overspend = excluded.last_overspend`
-	iCards      = `INSERT INTO cards (hash, member, created_at) VALUES (?*) ON CONFLICT (hash) DO UPDATE SET member = excluded.member`
+	iOwners     = `INSERT INTO owners (id, qualifying, last_overspend, created_at) VALUES (?*)`
+	uOwners     = `UPDATE owners SET qualifying = v.column2, last_overspend = v.column3 FROM (VALUES (?*)) AS v WHERE owners.id = v.column1`
+	iCards      = `INSERT INTO cards (hash, member, created_at) VALUES (?*)`
+	uCards      = `UPDATE cards SET member = v.column2 FROM (VALUES (?*)) AS v WHERE cards.hash = v.column1`
 	iCardStores = `INSERT INTO card_stores (store, card) VALUES (?*) ON CONFLICT (store, card) DO NOTHING`
 	iOverspends = `INSERT INTO overspends (op_id, owner, store, terminal, shortfall, offline, at) VALUES (?*)`
 	iReversals  = `INSERT INTO reversals (target, by_op) VALUES (?*)`
@@ -83,8 +97,19 @@ const (
 	iBatch = `INSERT INTO batches (terminal, epoch, first_seq, last_seq, hash, prev_hash, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)`
 )
 
-// expand returns the text of a template for n values (ncol 0) or n rows of ncol columns.
+// expand returns the text of a template for n values (ncol 0) or n rows
+// of ncol columns.
+//
+// On SQLite a write resolves a conflict by ROLLBACK (of the whole
+// transaction, which every ledger error rolls back anyway) instead of the
+// default ABORT (of the statement alone), so that SQLite need not copy
+// every page a multi-row write touches into a statement journal first:
+// for writes spread over an index by owner that copy cost as much as the
+// write. (An upsert's DO UPDATE still aborts, and so still journals.)
 func (s *Store) expand(tmpl string, ncol, n int) string {
+	if s.dialect == SQLite {
+		tmpl = onConflictRollback(tmpl)
+	}
 	var list string
 	if ncol == 0 {
 		list = "(" + inList(n) + ")"
@@ -93,6 +118,16 @@ func (s *Store) expand(tmpl string, ncol, n int) string {
 		list = strings.Repeat(group+",", n-1) + group
 	}
 	return s.q(strings.Replace(tmpl, inTemplate, list, 1))
+}
+
+// onConflictRollback makes a SQLite write's conflict resolution ROLLBACK.
+func onConflictRollback(tmpl string) string {
+	for _, verb := range []string{"INSERT", "UPDATE"} {
+		if rest, ok := strings.CutPrefix(tmpl, verb+" "); ok {
+			return verb + " OR ROLLBACK " + rest
+		}
+	}
+	return tmpl
 }
 
 // stmtCache holds the statements prepared on one SQLite database handle.
@@ -161,6 +196,11 @@ func (t *dbtx) write(ctx context.Context, text string, args ...any) error {
 // flush sends the queued PostgreSQL writes as one statement: all but the
 // last become data-modifying CTEs of the last.
 func (t *dbtx) flush(ctx context.Context) error {
+	return t.flushReturning(ctx, nil)
+}
+
+// flushReturning is flush, handing the rows the last write returns to scan.
+func (t *dbtx) flushReturning(ctx context.Context, scan func(*sql.Rows) error) error {
 	if len(t.pending) == 0 {
 		return nil
 	}
@@ -182,7 +222,17 @@ func (t *dbtx) flush(ctx context.Context) error {
 	b.WriteString(t.pending[last].text)
 	args = append(args, t.pending[last].args...)
 	t.pending = nil
-	if _, err := t.ExecContext(ctx, t.s.q(b.String()), args...); err != nil {
+	if scan == nil {
+		if _, err := t.ExecContext(ctx, t.s.q(b.String()), args...); err != nil {
+			return fmt.Errorf("write the ledger: %w", err)
+		}
+		return nil
+	}
+	rs, err := t.QueryContext(ctx, t.s.q(b.String()), args...)
+	if err == nil {
+		err = scanAll(rs, scan)
+	}
+	if err != nil {
 		return fmt.Errorf("write the ledger: %w", err)
 	}
 	return nil
@@ -253,10 +303,22 @@ func (t *dbtx) queryIn(ctx context.Context, tmpl string, in []any, extra ...any)
 	return t.QueryContext(ctx, q, args...)
 }
 
-// insert runs an insert template over args, ncol values per row, in chunks
+// insert runs a write template over args, ncol values per row, in chunks
 // of the fixed sizes; on PostgreSQL in one statement that unnests one array
-// parameter per column.
+// parameter per column, named as VALUES names its columns (column1, ...),
+// so that a template can use the rows as a table on both dialects.
 func (t *dbtx) insert(ctx context.Context, tmpl string, ncol int, args []any) error {
+	return t.writeRows(ctx, tmpl, ncol, args, nil)
+}
+
+// insertReturning is insert for a template with a RETURNING clause: scan
+// is called for each returned row. On PostgreSQL the statement goes to the
+// server at once, as the last of the queued writes.
+func (t *dbtx) insertReturning(ctx context.Context, tmpl string, ncol int, args []any, scan func(*sql.Rows) error) error {
+	return t.writeRows(ctx, tmpl, ncol, args, scan)
+}
+
+func (t *dbtx) writeRows(ctx context.Context, tmpl string, ncol int, args []any, scan func(*sql.Rows) error) error {
 	if len(args)%ncol != 0 {
 		return fmt.Errorf("insert: %d values for %d columns", len(args), ncol)
 	}
@@ -266,15 +328,20 @@ func (t *dbtx) insert(ctx context.Context, tmpl string, ncol int, args []any) er
 	if t.s.dialect == Postgres {
 		cols := make([]any, ncol)
 		casts := make([]string, ncol)
+		names := make([]string, ncol)
 		for c := range cols {
 			arr, typ, err := pgArray(args, c, ncol)
 			if err != nil {
 				return err
 			}
-			cols[c], casts[c] = arr, "?::"+typ+"[]"
+			cols[c], casts[c], names[c] = arr, "?::"+typ+"[]", "column"+strconv.Itoa(c+1)
 		}
-		q := strings.Replace(tmpl, "VALUES "+inTemplate, "SELECT * FROM unnest("+strings.Join(casts, ", ")+")", 1)
+		q := strings.Replace(tmpl, "VALUES "+inTemplate,
+			"SELECT * FROM unnest("+strings.Join(casts, ", ")+") AS u("+strings.Join(names, ", ")+")", 1)
 		t.pending = append(t.pending, pendingWrite{q, cols})
+		if scan != nil {
+			return t.flushReturning(ctx, scan)
+		}
 		return nil
 	}
 	for rows := len(args) / ncol; rows > 0; {
@@ -282,18 +349,50 @@ func (t *dbtx) insert(ctx context.Context, tmpl string, ncol int, args []any) er
 		for n > rows {
 			n /= 2
 		}
+		st, q := t.stmt(ctx, stmtKey{tmpl, n}, func() string { return t.s.expand(tmpl, ncol, n) })
 		var err error
-		if st, q := t.stmt(ctx, stmtKey{tmpl, n}, func() string { return t.s.expand(tmpl, ncol, n) }); st != nil {
+		switch {
+		case scan != nil:
+			var rs *sql.Rows
+			if st != nil {
+				rs, err = st.QueryContext(ctx, args[:n*ncol]...)
+			} else {
+				rs, err = t.QueryContext(ctx, q, args[:n*ncol]...)
+			}
+			if err == nil {
+				err = scanAll(rs, scan)
+			}
+		case st != nil:
 			_, err = st.ExecContext(ctx, args[:n*ncol]...)
-		} else {
+		default:
 			_, err = t.ExecContext(ctx, q, args[:n*ncol]...)
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", strings.Fields(tmpl)[2], err)
+			return fmt.Errorf("%s: %w", tableOf(tmpl), err)
 		}
 		args, rows = args[n*ncol:], rows-n
 	}
 	return nil
+}
+
+// scanAll calls scan for each row of rs and closes it.
+func scanAll(rs *sql.Rows, scan func(*sql.Rows) error) error {
+	defer rs.Close()
+	for rs.Next() {
+		if err := scan(rs); err != nil {
+			return err
+		}
+	}
+	return rs.Err()
+}
+
+// tableOf names the table a write template writes.
+func tableOf(tmpl string) string {
+	f := strings.Fields(tmpl)
+	if f[0] == "INSERT" && len(f) > 2 {
+		return f[2]
+	}
+	return f[1]
 }
 
 // exec runs a fixed statement.

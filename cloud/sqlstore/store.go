@@ -97,7 +97,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 			"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)"
 		// The writer keeps a large page cache; readers, whose caches are
 		// reset whenever the writer commits, keep the default.
-		if s.db, err = sql.Open("sqlite", base+"&_pragma=cache_size(-65536)&_txlock=immediate"); err != nil {
+		if s.db, err = sql.Open("sqlite", base+"&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(8192)&_txlock=immediate"); err != nil {
 			return nil, fmt.Errorf("open sqlite ledger %s: %w", path, err)
 		}
 		s.db.SetMaxOpenConns(1)

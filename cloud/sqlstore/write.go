@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"strings"
@@ -92,6 +93,34 @@ func (b *book) loadCards(ctx context.Context, hs []loyalty.CardHash) (map[loyalt
 	return out, err
 }
 
+// loadSeen marks the cards among cards that were seen at store before, so
+// that only new pairs are written to card_stores. Only on PostgreSQL, where
+// inserting a pair that is there costs a speculative insertion each batch;
+// on SQLite it costs one index lookup, less than this read.
+func (b *book) loadSeen(ctx context.Context, cards map[loyalty.CardHash]*card, store string) error {
+	if b.s.dialect != Postgres {
+		return nil
+	}
+	var hs []any
+	for h := range cards {
+		hs = append(hs, h[:])
+	}
+	return chunks(hs, b.s.inMax(), func(hs []any) error {
+		rows, err := b.tx.queryIn(ctx, qSeenAt, hs, store)
+		if err != nil {
+			return fmt.Errorf("read cards seen at %s: %w", store, err)
+		}
+		return scanAll(rows, func(rows *sql.Rows) error {
+			var h []byte
+			if err := rows.Scan(&h); err != nil {
+				return fmt.Errorf("read cards seen at %s: %w", store, err)
+			}
+			cards[loyalty.CardHash(h)].seen = true
+			return nil
+		})
+	})
+}
+
 // flush writes everything the batch decided.
 func (b *book) flush(ctx context.Context, bt *cloud.Batch, store string, rows []*opRow) error {
 	tx := b.tx
@@ -118,7 +147,7 @@ func (b *book) flush(ctx context.Context, bt *cloud.Batch, store string, rows []
 	if err := tx.write(ctx, iBatch, bt.Terminal, int64(bt.Epoch), int64(bt.FirstSeq), int64(bt.LastSeq), bt.Hash, nonNil(bt.PrevHash), b.now); err != nil {
 		return fmt.Errorf("record batch of %s: %w", bt.Terminal, err)
 	}
-	return tx.flush(ctx)
+	return b.writeBalances(ctx)
 }
 
 // writeState writes the owners, cards, the cards seen at store, overspend
@@ -133,10 +162,18 @@ func (b *book) writeState(ctx context.Context, store, terminal string) error {
 		}
 	}
 	slices.SortFunc(owners, func(a, c *owner) int { return strings.Compare(string(a.id), string(c.id)) })
+	var changed []any
 	for _, o := range owners {
-		args = append(args, string(o.id), o.qualifying, o.lastOverspend, b.now)
+		if o.exists {
+			changed = append(changed, string(o.id), o.qualifying, o.lastOverspend)
+		} else {
+			args = append(args, string(o.id), o.qualifying, o.lastOverspend, b.now)
+		}
 	}
 	if err := tx.insert(ctx, iOwners, 4, args); err != nil {
+		return err
+	}
+	if err := tx.insert(ctx, uOwners, 3, changed); err != nil {
 		return err
 	}
 
@@ -145,16 +182,23 @@ func (b *book) writeState(ctx context.Context, store, terminal string) error {
 		hs = append(hs, h)
 	}
 	slices.SortFunc(hs, func(a, c loyalty.CardHash) int { return strings.Compare(string(a[:]), string(c[:])) })
-	args = args[:0]
+	args, changed = args[:0], nil
 	seen := make([]any, 0, 2*len(hs))
 	for _, h := range hs {
-		cd := b.cards[h]
-		if cd.dirty {
+		switch cd := b.cards[h]; {
+		case cd.dirty && cd.isNew:
 			args = append(args, h[:], string(cd.member), b.now)
+		case cd.dirty:
+			changed = append(changed, h[:], string(cd.member))
 		}
-		seen = append(seen, store, h[:])
+		if !b.cards[h].seen {
+			seen = append(seen, store, h[:])
+		}
 	}
 	if err := tx.insert(ctx, iCards, 3, args); err != nil {
+		return err
+	}
+	if err := tx.insert(ctx, uCards, 2, changed); err != nil {
 		return err
 	}
 	if err := tx.insert(ctx, iCardStores, 2, seen); err != nil {
@@ -193,9 +237,8 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
-// checkOwners halts the transaction unless every owner it touched has open
-// lots that sum to its available balance, no negative balance, and no credit on its debt.
-func (b *book) checkOwners(ctx context.Context) error {
+// checkDirty runs check over every owner the book changed.
+func (b *book) checkDirty(ctx context.Context) error {
 	var ids []cloud.Owner
 	for id, o := range b.owners {
 		if o.dirty {
@@ -203,75 +246,129 @@ func (b *book) checkOwners(ctx context.Context) error {
 		}
 	}
 	slices.Sort(ids)
-	return checkOwners(ctx, b.s, b.tx, ids)
+	return b.check(ctx, ids)
 }
 
-func checkOwners(ctx context.Context, s *Store, q *dbtx, ids []cloud.Owner) error {
-	return chunks(ids, s.inMax()/2, func(ids []cloud.Owner) error {
-		owners := make([]any, len(ids))
-		accts := make([]any, 0, 2*len(ids))
-		lots := map[cloud.Owner]int64{}
-		avail := map[cloud.Owner]int64{}
-		for i, id := range ids {
-			owners[i] = string(id)
-			accts = append(accts, cloud.OwnerAccount(cloud.AccountAvail, id), cloud.OwnerAccount(cloud.AccountDebt, id))
-		}
-		rows, err := q.queryIn(ctx, qLotSums, owners)
-		if err != nil {
-			return fmt.Errorf("check lots: %w", err)
-		}
-		for rows.Next() {
-			var o string
-			var sum, least int64
-			if err := rows.Scan(&o, &sum, &least); err != nil {
-				rows.Close()
-				return fmt.Errorf("check lots: %w", err)
+// check halts the transaction unless each owner in ids has open lots that
+// sum to its available balance, no negative balance and no credit on its
+// debt, once the book's writes are in: the lots are summed in SQL, the
+// balances are those the database returned when they were written (or
+// read before, when they were not), so both sides are what the database
+// holds.
+func (b *book) check(ctx context.Context, ids []cloud.Owner) error {
+	if err := b.writeBalances(ctx); err != nil {
+		return err
+	}
+	var unknown []any
+	for _, id := range ids {
+		for _, a := range [2]string{cloud.OwnerAccount(cloud.AccountAvail, id), cloud.OwnerAccount(cloud.AccountDebt, id)} {
+			if _, ok := b.bal[a]; !ok {
+				b.bal[a] = 0 // no row: nothing posted
+				unknown = append(unknown, a)
 			}
-			if least < 0 {
-				rows.Close()
-				return fmt.Errorf("%w: owner %s has a lot with negative remaining points", cloud.ErrInvariant, o)
-			}
-			lots[cloud.Owner(o)] = sum
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("check lots: %w", err)
-		}
-		rows, err = q.queryIn(ctx, qAccounts, accts)
+	}
+	err := chunks(unknown, b.s.inMax(), func(accts []any) error {
+		rows, err := b.tx.queryIn(ctx, qAccounts, accts)
 		if err != nil {
 			return fmt.Errorf("check balances: %w", err)
 		}
-		defer rows.Close()
-		for rows.Next() {
+		return scanAll(rows, func(rows *sql.Rows) error {
 			var a string
 			var bal int64
 			if err := rows.Scan(&a, &bal); err != nil {
 				return fmt.Errorf("check balances: %w", err)
 			}
-			name, o, _ := strings.Cut(a, "|")
-			switch {
-			case name == cloud.AccountAvail && bal < 0:
-				return fmt.Errorf("%w: owner %s has a negative available balance %d", cloud.ErrInvariant, o, bal)
-			case name == cloud.AccountDebt && bal > 0:
-				return fmt.Errorf("%w: owner %s has a positive debt account %d", cloud.ErrInvariant, o, bal)
-			case name == cloud.AccountAvail:
-				avail[cloud.Owner(o)] = bal
-			}
+			b.bal[a] = bal
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	return chunks(ids, b.s.inMax(), func(ids []cloud.Owner) error {
+		owners := make([]any, len(ids))
+		for i, id := range ids {
+			owners[i] = string(id)
 		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("check balances: %w", err)
+		lots := make(map[cloud.Owner]int64, len(ids))
+		rows, err := b.tx.queryIn(ctx, qLotSums, owners)
+		if err != nil {
+			return fmt.Errorf("check lots: %w", err)
+		}
+		err = scanAll(rows, func(rows *sql.Rows) error {
+			var o string
+			var sum, least int64
+			if err := rows.Scan(&o, &sum, &least); err != nil {
+				return fmt.Errorf("check lots: %w", err)
+			}
+			if least < 0 {
+				return fmt.Errorf("%w: owner %s has a lot with negative remaining points", cloud.ErrInvariant, o)
+			}
+			lots[cloud.Owner(o)] = sum
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		for _, id := range ids {
-			if lots[id] != avail[id] {
-				s.log.Error("lots do not sum to the available balance; rolling back", "owner", string(id), "lots", lots[id], "avail", avail[id])
-				return fmt.Errorf("%w: owner %s: lots sum to %d, available balance is %d", cloud.ErrInvariant, id, lots[id], avail[id])
+			avail, debt := b.bal[cloud.OwnerAccount(cloud.AccountAvail, id)], b.bal[cloud.OwnerAccount(cloud.AccountDebt, id)]
+			switch {
+			case avail < 0:
+				return fmt.Errorf("%w: owner %s has a negative available balance %d", cloud.ErrInvariant, id, avail)
+			case debt > 0:
+				return fmt.Errorf("%w: owner %s has a positive debt account %d", cloud.ErrInvariant, id, debt)
+			case lots[id] != avail:
+				b.s.log.Error("lots do not sum to the available balance; rolling back", "owner", string(id), "lots", lots[id], "avail", avail)
+				return fmt.Errorf("%w: owner %s: lots sum to %d, available balance is %d", cloud.ErrInvariant, id, lots[id], avail)
 			}
 		}
 		return nil
 	})
 }
 
-// writeLedger writes the postings, account balances, lots and lot uses.
+// writeBalances applies the book's postings to the account balances and
+// records the balances the database returns. It runs last among the
+// writes (on PostgreSQL it sends every queued write), so that check sees
+// all of them.
+func (b *book) writeBalances(ctx context.Context) error {
+	var args []any
+	for _, a := range b.order {
+		if d := b.deltas[a]; d != 0 {
+			args = append(args, a, d)
+		}
+	}
+	b.order, b.deltas = nil, map[string]int64{}
+	written := make(map[string]bool, len(args)/2)
+	scan := func(rows *sql.Rows) error {
+		var a string
+		var bal int64
+		if err := rows.Scan(&a, &bal); err != nil {
+			return fmt.Errorf("read written balances: %w", err)
+		}
+		b.bal[a], written[a] = bal, true
+		return nil
+	}
+	if b.s.dialect == Postgres {
+		if err := b.tx.insertReturning(ctx, iAccounts, 2, args, scan); err != nil {
+			return err
+		}
+		return b.tx.flush(ctx)
+	}
+	if err := b.tx.insertReturning(ctx, uAccounts, 2, args, scan); err != nil {
+		return err
+	}
+	var fresh []any
+	for i := 0; i < len(args); i += 2 {
+		if !written[args[i].(string)] {
+			fresh = append(fresh, args[i], args[i+1])
+		}
+	}
+	return b.tx.insertReturning(ctx, iNewAccounts, 2, fresh, scan)
+}
+
+// writeLedger writes the postings, lots and lot uses; writeBalances the
+// account balances.
 func (b *book) writeLedger(ctx context.Context) error {
 	s, tx := b.s, b.tx
 	args := make([]any, 0, len(b.postings)*6)
@@ -282,18 +379,8 @@ func (b *book) writeLedger(ctx context.Context) error {
 		return err
 	}
 
-	args = args[:0]
-	for _, a := range b.order {
-		if d := b.deltas[a]; d != 0 {
-			args = append(args, a, d)
-		}
-	}
-	if err := tx.insert(ctx, iAccounts, 2, args); err != nil {
-		return err
-	}
-
 	for from, to := range b.moved {
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE lots SET owner = ? WHERE owner = ?`), string(to), string(from)); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE lots SET owner = ? WHERE owner = ? AND `+heldLots), string(to), string(from)); err != nil {
 			return fmt.Errorf("move lots of a linked card: %w", err)
 		}
 	}
@@ -305,10 +392,18 @@ func (b *book) writeLedger(ctx context.Context) error {
 	}
 	slices.SortFunc(lots, func(a, c *lot) int { return strings.Compare(a.id, c.id) })
 	args = args[:0]
+	var changed []any
 	for _, l := range lots {
-		args = append(args, []byte(l.id), string(l.owner), l.amount, l.remaining, l.earnedAt, l.expiresAt, l.rulesVersion, l.store)
+		if l.fresh {
+			args = append(args, []byte(l.id), string(l.owner), l.amount, l.remaining, l.earnedAt, l.expiresAt, l.rulesVersion, l.store)
+		} else {
+			changed = append(changed, []byte(l.id), string(l.owner), l.remaining)
+		}
 	}
 	if err := tx.insert(ctx, iLots, 8, args); err != nil {
+		return err
+	}
+	if err := tx.insert(ctx, uLots, 3, changed); err != nil {
 		return err
 	}
 

@@ -3,9 +3,9 @@ package storetest
 import (
 	"database/sql"
 	"errors"
-	"time"
-
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/tillpoint/tillpoint/cloud"
 	"github.com/tillpoint/tillpoint/loyalty"
@@ -224,7 +224,7 @@ func testSnapshots(t *testing.T, l cloud.Ledger) {
 	t1.Send(t, l, t1.Enroll(Card(1), "m1"), t1.Earn(Card(1), 20000, 200), t1.Earn(Card(2), 1000, 10))
 	t2.Send(t, l, t2.Earn(Card(3), 1000, 10))
 	now := Start().Add(time.Hour)
-	snaps, err := l.Snapshots(ctx, "s1", now)
+	snaps, err := l.Snapshots(ctx, "s1", loyalty.CardHash{}, 10, now)
 	if err != nil || len(snaps) != 2 {
 		t.Fatalf("snapshots of s1: got %d, %v; want the 2 cards seen there", len(snaps), err)
 	}
@@ -248,6 +248,51 @@ func testSnapshots(t *testing.T, l cloud.Ledger) {
 	never, err := l.Snapshot(ctx, Card(99), "s1", now)
 	if err != nil || never.Balance != 0 || never.Card != Card(99) || never.Allowance.Points != 0 {
 		t.Errorf("unknown card: got %+v, %v; want an empty snapshot", never, err)
+	}
+	if _, err := l.Snapshots(ctx, "s1", loyalty.CardHash{}, 0, now); !errors.Is(err, cloud.ErrInvalidInput) {
+		t.Errorf("page of 0 snapshots: got %v, want ErrInvalidInput", err)
+	}
+}
+
+// testSnapshotPages: pages of snapshots, each starting after the last
+// card of the one before, list every card seen at the store once, in
+// card-hash order, and end with an empty page.
+func testSnapshotPages(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	var ops []loyalty.Op
+	for i := range 25 {
+		ops = append(ops, tl.Earn(Card(i), int64(i+1)*100, loyalty.Points(i+1)))
+	}
+	tl.Send(t, l, ops...)
+	now := Start().Add(time.Hour)
+	var after loyalty.CardHash
+	seen := map[loyalty.CardHash]loyalty.Points{}
+	for pages := 0; ; pages++ {
+		page, err := l.Snapshots(ctx, "s1", after, 7, now)
+		if err != nil {
+			t.Fatalf("page %d: %v", pages, err)
+		}
+		if len(page) > 7 || pages > 4 {
+			t.Fatalf("page %d: %d snapshots, want at most 7 and 4 pages", pages, len(page))
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, s := range page {
+			if string(s.Card[:]) <= string(after[:]) {
+				t.Errorf("page %d: card %s does not sort after %s", pages, s.Card.Short(), after.Short())
+			}
+			if _, dup := seen[s.Card]; dup {
+				t.Errorf("page %d: card %s listed twice", pages, s.Card.Short())
+			}
+			seen[s.Card] = s.Balance
+			after = s.Card
+		}
+	}
+	for i := range 25 {
+		if got, ok := seen[Card(i)]; !ok || got != loyalty.Points(i+1) {
+			t.Errorf("card %d: got balance %d (listed %v), want %d", i, got, ok, i+1)
+		}
 	}
 }
 
@@ -287,28 +332,43 @@ func testTamper(t *testing.T, l cloud.Ledger) {
 	tl := NewTill(t, l, "t1", "s1")
 	c := Card(1)
 	tl.Send(t, l, tl.Earn(c, 1000, 10))
-	acct := cloud.OwnerAccount(cloud.AccountAvail, cloud.CardOwner(c))
-	tamper := func(delta int) {
+	owner := cloud.CardOwner(c)
+	tamper := func(table string, delta int) {
 		t.Helper()
-		q := `UPDATE accounts SET balance = balance + ? WHERE id = ?`
-		if _, err := db.DB().ExecContext(ctx, q, delta, acct); err != nil {
-			if _, err := db.DB().ExecContext(ctx, `UPDATE accounts SET balance = balance + $1 WHERE id = $2`, delta, acct); err != nil {
-				t.Fatalf("tamper: %v", err)
+		q := map[string]string{
+			"accounts": `UPDATE accounts SET balance = balance + ? WHERE id = ?`,
+			"lots":     `UPDATE lots SET remaining = remaining + ? WHERE owner = ?`,
+		}[table]
+		key := map[string]string{"accounts": cloud.OwnerAccount(cloud.AccountAvail, owner), "lots": string(owner)}[table]
+		if _, err := db.DB().ExecContext(ctx, q, delta, key); err != nil {
+			q = strings.Replace(strings.Replace(q, "?", "$1", 1), "?", "$2", 1)
+			if _, err := db.DB().ExecContext(ctx, q, delta, key); err != nil {
+				t.Fatalf("tamper with %s: %v", table, err)
 			}
 		}
 	}
-	tamper(5)
-	if _, err := l.Check(ctx); !errors.Is(err, cloud.ErrCheckFailed) {
-		t.Errorf("check after tampering: got %v, want ErrCheckFailed", err)
+	// The balance check of Apply compares what the database holds after
+	// the batch's writes: a balance or a lot changed behind its back halts
+	// the next batch that touches the owner, until it is repaired.
+	next := tl.Seal(tl.Earn(c, 1000, 10))
+	for _, table := range []string{"accounts", "lots"} {
+		tamper(table, 5)
+		if _, err := l.Check(ctx); !errors.Is(err, cloud.ErrCheckFailed) {
+			t.Errorf("check after tampering with %s: got %v, want ErrCheckFailed", table, err)
+		}
+		if _, err := l.Apply(ctx, next); !errors.Is(err, cloud.ErrInvariant) {
+			t.Errorf("apply on tampered %s: got %v, want ErrInvariant", table, err)
+		}
+		if wm, _, _ := l.Watermark(ctx, "t1", 1); wm != 1 {
+			t.Errorf("watermark after a halted apply: got %d, want 1", wm)
+		}
+		tamper(table, -5)
+		wantBalance(t, l, c, 10, 0)
 	}
-	if _, err := l.Apply(ctx, tl.Seal(tl.Earn(c, 1000, 10))); !errors.Is(err, cloud.ErrInvariant) {
-		t.Errorf("apply on a tampered account: got %v, want ErrInvariant", err)
+	if _, err := l.Apply(ctx, next); err != nil {
+		t.Errorf("apply after the repair: %v", err)
 	}
-	if wm, _, _ := l.Watermark(ctx, "t1", 1); wm != 1 {
-		t.Errorf("watermark after a halted apply: got %d, want 1", wm)
-	}
-	tamper(-5)
-	wantBalance(t, l, c, 10, 0)
+	wantBalance(t, l, c, 20, 0)
 }
 
 func testClaim(t *testing.T, l cloud.Ledger) {
@@ -335,5 +395,22 @@ func testClaim(t *testing.T, l cloud.Ledger) {
 	wantBalance(t, l, Card(1), 0, 0)
 	if rep, err := l.Check(ctx); err != nil || rep.Earned != 10+10 {
 		t.Errorf("check: got earned %d, %v; want 20: the card earn and the claim", rep.Earned, err)
+	}
+}
+
+// testLinkMovesClosedLots: a link moves a held card's lots to the member,
+// the spent ones too, so that reversing a redeem made before the link
+// returns the points to the member through the lot they came from.
+func testLinkMovesClosedLots(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	c := Card(1)
+	redeem := tl.Redeem(c, 10, false)
+	tl.Send(t, l, tl.Earn(c, 1000, 10), redeem)
+	wantBalance(t, l, c, 0, 0)
+	tl.Send(t, l, tl.Enroll(c, "gil"))
+	a := tl.Send(t, l, tl.Reverse(redeem))
+	wantResult(t, a.Results[0], cloud.StatusApplied, "", 10)
+	if s := snap(t, l, c); s.Member != "gil" || s.Balance != 10 {
+		t.Errorf("after reversing the redeem: got member %q balance %d, want gil with 10", s.Member, s.Balance)
 	}
 }
