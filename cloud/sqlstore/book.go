@@ -47,6 +47,11 @@ type lot struct {
 	store        string
 	dirty        bool // to be written
 	fresh        bool // created by this transaction: inserted, not updated
+	// brief: read by owner from the index lots_by_owner alone (id, owner,
+	// expires_at, remaining), without a lookup of each lot's row; amount,
+	// earnedAt, rulesVersion and store are unknown. Only fresh lots are
+	// inserted, so only a restore needs more: the amount (fullAmount).
+	brief bool
 }
 
 func lotID(txid loyalty.OpID, part uint8) string { return string(txid[:]) + string([]byte{part}) }
@@ -263,10 +268,13 @@ func (b *book) loadLots(ctx context.Context, os []*owner) error {
 		}
 		defer rows.Close()
 		for rows.Next() {
-			l, err := scanLot(rows)
-			if err != nil {
+			l := &lot{brief: true}
+			var id []byte
+			var o string
+			if err := rows.Scan(&id, &o, &l.expiresAt, &l.remaining); err != nil {
 				return fmt.Errorf("read lots: %w", err)
 			}
+			l.id, l.owner = string(id), cloud.Owner(o)
 			if have, ok := b.lots[l.id]; ok {
 				l = have
 			} else {
@@ -327,6 +335,27 @@ func (b *book) lotByID(ctx context.Context, id string) (*lot, error) {
 	}
 	b.lots[id] = l
 	return l, nil
+}
+
+// fullAmount reads the amount of a lot read in brief.
+func (b *book) fullAmount(ctx context.Context, l *lot) error {
+	rows, err := b.tx.query(ctx, qLotAmount, []byte(l.id))
+	if err != nil {
+		return fmt.Errorf("read lot amount: %w", err)
+	}
+	found := false
+	err = scanAll(rows, func(rows *sql.Rows) error {
+		found = true
+		return rows.Scan(&l.amount)
+	})
+	if err != nil {
+		return fmt.Errorf("read lot amount: %w", err)
+	}
+	if !found {
+		return fmt.Errorf("%w: a lot read by its owner is missing", cloud.ErrInvariant)
+	}
+	l.brief = false
+	return nil
 }
 
 // newLot records a lot for credited points.
@@ -422,6 +451,11 @@ func (b *book) restore(ctx context.Context, o *owner, t *txn, uses []lotUse, fro
 		}
 		if l.owner != o.id {
 			return fmt.Errorf("%w: lot of %s restored to %s", cloud.ErrInvariant, l.owner, o.id)
+		}
+		if l.brief {
+			if err := b.fullAmount(ctx, l); err != nil {
+				return err
+			}
 		}
 		if l.remaining == 0 {
 			o.lots = append(o.lots, l)

@@ -49,13 +49,15 @@ type stmtKey struct {
 // IN-list templates. Those that read lots by owner name "remaining <> 0"
 // (or heldLots) so that the partial index lots_by_owner serves them.
 const (
-	qApplied   = `SELECT id, kind, card, owner, posted, store, digest FROM ops WHERE status = 1 AND id IN (?*)`
-	qReversed  = `SELECT target FROM reversals WHERE target IN (?*)`
-	qCards     = `SELECT hash, member FROM cards WHERE hash IN (?*)`
-	qSeenAt    = `SELECT card FROM card_stores WHERE card IN (?*) AND store = ?`
-	qOwners    = `SELECT id, qualifying, last_overspend FROM owners WHERE id IN (?*)`
-	qAccounts  = `SELECT id, balance FROM accounts WHERE id IN (?*)`
-	qOpenLots  = `SELECT ` + lotColumns + ` FROM lots WHERE owner IN (?*) AND remaining <> 0`
+	qApplied  = `SELECT id, kind, card, owner, posted, store, digest FROM ops WHERE status = 1 AND id IN (?*)`
+	qReversed = `SELECT target FROM reversals WHERE target IN (?*)`
+	qCards    = `SELECT hash, member FROM cards WHERE hash IN (?*)`
+	qSeenAt   = `SELECT card FROM card_stores WHERE card IN (?*) AND store = ?`
+	qOwners   = `SELECT id, qualifying, last_overspend FROM owners WHERE id IN (?*)`
+	qAccounts = `SELECT id, balance FROM accounts WHERE id IN (?*)`
+	// qOpenLots reads only what lots_by_owner holds (its columns and the
+	// key, id), so that no lot's row is looked up: lots read in brief.
+	qOpenLots  = `SELECT id, owner, expires_at, remaining FROM lots WHERE owner IN (?*) AND remaining <> 0`
 	qLotSums   = `SELECT owner, COALESCE(CAST(SUM(remaining) AS BIGINT), 0), COALESCE(MIN(remaining), 0) FROM lots WHERE owner IN (?*) AND remaining <> 0 GROUP BY owner`
 	qExpiring  = `SELECT owner, expires_at, CAST(SUM(remaining) AS BIGINT) FROM lots WHERE owner IN (?*) AND remaining <> 0 AND expires_at < ? GROUP BY owner, expires_at ORDER BY owner, expires_at`
 	inTemplate = "(?*)"
@@ -92,6 +94,7 @@ const (
 	qTerminal     = `SELECT store, status FROM terminals WHERE id = ?`
 	qEpochs       = `SELECT epoch, watermark, last_hash FROM epochs WHERE terminal = ?`
 	qRulesVersion = `SELECT COALESCE(MAX(version), 0) FROM rules`
+	qLotAmount    = `SELECT amount FROM lots WHERE id = ?`
 	iEpoch        = `INSERT INTO epochs (terminal, epoch, watermark, last_hash) VALUES (?, ?, ?, ?)
 		ON CONFLICT (terminal, epoch) DO UPDATE SET watermark = excluded.watermark, last_hash = excluded.last_hash`
 	iBatch = `INSERT INTO batches (terminal, epoch, first_seq, last_seq, hash, prev_hash, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)`

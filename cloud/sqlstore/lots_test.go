@@ -1,0 +1,41 @@
+package sqlstore
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestOpenLotsReadFromIndexAlone defends the brief read of a debited
+// owner's open lots: on SQLite it is served by lots_by_owner alone (a
+// covering index), without a lookup of each lot's row, which cost a B-tree
+// search per open lot on every redeem.
+func TestOpenLotsReadFromIndexAlone(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "ledger.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rows, err := s.db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+s.expand(qOpenLots, 0, 4), "c:1", "c:2", "m:3", "m:4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int64
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(plan, "\n")
+	if !strings.Contains(text, "USING COVERING INDEX lots_by_owner (owner=?)") {
+		t.Errorf("plan of the open lots read:\n%s\nwant a search of the covering index lots_by_owner by owner", text)
+	}
+}
