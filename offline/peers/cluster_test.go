@@ -142,3 +142,28 @@ func TestInvariant4_PartitionedTillUsesIsolatedCapAndCatchesUp(t *testing.T) {
 		t.Fatalf("healed C approved 211 with 90 of 300 used store-wide")
 	}
 }
+
+// A till that was cut off catches up through the others' re-announcements,
+// which serf delivers at best once and which a till still joining drops
+// (Join ignores older events). So a re-announcement on a till's return is
+// made twice: at once and a few periods later.
+func TestReannouncementOnReturnIsRepeatedOnce(t *testing.T) {
+	tills := newCluster(t, clusterOpts{n: 2, isolatedCap: 500, threshold: 0, gated: true, seed: 7})
+	a, b := tills[0], tills[1]
+	card := testCard(t, "2012345678927")
+	_, op, err := a.redeem(t, card, 40, 300)
+	if err != nil {
+		t.Fatalf("A redeems 40: %v", err)
+	}
+	waitFor(t, 10*time.Second, "A's first announcement", func() bool { return a.p.Stats().Announced >= 1 })
+
+	b.gate.closed.Store(true)
+	waitFor(t, 15*time.Second, "A sees B failed", func() bool { return a.p.AlivePeers() == 0 })
+	before := a.p.Stats().Announced
+	b.gate.closed.Store(false)
+	waitFor(t, 20*time.Second, "B back", func() bool { return a.p.AlivePeers() == 1 && b.p.AlivePeers() == 1 })
+	waitFor(t, 10*time.Second, "A re-announces on B's return, then once more", func() bool {
+		return a.p.Stats().Announced >= before+2
+	})
+	waitFor(t, 10*time.Second, "B records A's redeem", func() bool { return b.j.hasPeerOp(card, op.ID) })
+}

@@ -165,14 +165,20 @@ func (p *Peers) triggerReannounce() {
 // maxRetry bounds the events kept for another try at the journal.
 const maxRetry = 1024
 
+// reannounceAgainAfter is how many ReannounceEvery periods after a
+// re-announcement it is made once more: the first can reach a till that
+// is still joining, whose serf Join(ignoreOld) then drops it.
+const reannounceAgainAfter = 5
+
 // runReannounce broadcasts this terminal's own redeems again when members
 // join or come back: a till that was cut off missed them, and serf's Join
-// ignores events sent before it joined. Every ReannounceEvery it also
-// retries the events the journal failed to record.
+// ignores events sent before it joined. Each re-announcement is repeated
+// once a few periods later, in case it raced the other till's join. Every
+// ReannounceEvery it also retries the events the journal failed to record.
 func (p *Peers) runReannounce(ctx context.Context) {
 	tick := time.NewTicker(p.cfg.ReannounceEvery)
 	defer tick.Stop()
-	var last time.Time
+	var last, repeatAt time.Time
 	pending := false
 	for {
 		select {
@@ -180,14 +186,19 @@ func (p *Peers) runReannounce(ctx context.Context) {
 			return
 		case <-p.reannounce:
 			pending = true
-		case <-tick.C:
+		case now := <-tick.C:
 			p.retryFailed(ctx)
+			if !repeatAt.IsZero() && !now.Before(repeatAt) {
+				p.announceOwn()
+				repeatAt = time.Time{}
+			}
 		}
 		// At most one re-announcement per ReannounceEvery; a request in
 		// between waits for the next tick.
 		if pending && time.Since(last) >= p.cfg.ReannounceEvery {
 			p.announceOwn()
 			last, pending = time.Now(), false
+			repeatAt = last.Add(reannounceAgainAfter * p.cfg.ReannounceEvery)
 		}
 	}
 }
