@@ -22,9 +22,10 @@ stores the cloud's public key, the program, store and terminal IDs in the
 state directory the agent reads. A code works once and expires.
 
 The cloud also hands out the store's roster (every till's ID, gossip address
-and public key), the store's gossip keyring and the program's card key; both keys are sealed
-to a one-time key of this enrollment and written mode 0600. --advertise is this till's gossip address on the store LAN (the
-agent's peers.bind, or peers.advertise), which the other tills dial.
+and public key), the store's gossip keyring and the program's card key; both
+keys are sealed to a one-time key of this enrollment and written mode 0600.
+--advertise is this till's gossip address on the store LAN (the agent's
+peers.bind, or peers.advertise), which the other tills dial.
 
 --show prints an enrolled terminal's identity instead: its ID, store, public
 key and key ID, and the [[peers.roster]] entry that lists it in another
