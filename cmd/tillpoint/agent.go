@@ -35,8 +35,10 @@ and member snapshots are pulled; they are also pulled at once when the link
 to the cloud comes back. [sync] max_backoff (default 30s, 1s to 1h) caps the
 wait between attempts while the cloud is unreachable. A [[scanner]] of kind
 hid (keyboard wedge) is matched by usb = "VID:PID" or path =
-"/dev/input/...", and grabbed exclusively unless grab = false. --check-config checks the file and exits: 0 when it is valid, 1 with
-every problem (file, line, key) otherwise.
+"/dev/input/...", and grabbed exclusively unless grab = false.
+
+--check-config checks the file and exits: 0 when it is valid, 1 with every
+problem (file, line, key) otherwise.
 
 Signals: SIGTERM or SIGINT shut down cleanly (in-flight requests and print
 jobs finish, the journal is closed); a second one exits at once. SIGHUP
