@@ -129,6 +129,21 @@ func TestFeedsArePulledAtOnceWhenTheLinkReturns(t *testing.T) {
 	if err := waitFor(ctx, 20*time.Second, "the uplink to see the outage", func() bool { return !till.w.uplink.State().Online && !till.w.uplink.State().LastErrorAt.IsZero() }); err != nil {
 		t.Fatal(err)
 	}
+	// [sync] max_backoff reaches the uplink: from the fourth failure on,
+	// the default backoff (doubling from 0.5s) would wait 2 to 4 s.
+	seen := map[time.Time]bool{}
+	if err := waitFor(ctx, 30*time.Second, "four failed rounds", func() bool {
+		st := till.w.uplink.State()
+		if !st.LastErrorAt.IsZero() {
+			seen[st.LastErrorAt] = true
+		}
+		return len(seen) >= 4
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if st := till.w.uplink.State(); st.NextAttempt.Sub(st.LastErrorAt) > time.Second {
+		t.Errorf("the uplink waits %s after a failure, want at most [sync] max_backoff = 1s", st.NextAttempt.Sub(st.LastErrorAt))
+	}
 	if err := s.cloud.ledger.PublishRules(ctx, *demoRules(2, true, time.Now()), time.Now()); err != nil {
 		t.Fatal(err)
 	}
