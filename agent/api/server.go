@@ -174,6 +174,14 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
+// readPost reads a POST's Idempotency-Key, then decodes its JSON body into v.
+func readPost(w http.ResponseWriter, r *http.Request, v any) (key string, err error) {
+	if key, err = idempotencyKey(r); err != nil {
+		return "", err
+	}
+	return key, decode(w, r, v)
+}
+
 func idempotencyKey(r *http.Request) (string, error) {
 	k := r.Header.Get("Idempotency-Key")
 	if k == "" {
@@ -211,10 +219,7 @@ func writeOp(w http.ResponseWriter, res *agent.Result) {
 
 func (s *Server) checkout(w http.ResponseWriter, r *http.Request) {
 	var b CheckoutBody
-	key, err := idempotencyKey(r)
-	if err == nil {
-		err = decode(w, r, &b)
-	}
+	key, err := readPost(w, r, &b)
 	var card loyalty.CardToken
 	if err == nil {
 		card, err = parseCard(b.Card, false)
@@ -233,10 +238,7 @@ func (s *Server) checkout(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) quote(w http.ResponseWriter, r *http.Request) {
 	var b QuoteBody
-	_, err := idempotencyKey(r)
-	if err == nil {
-		err = decode(w, r, &b)
-	}
+	_, err := readPost(w, r, &b)
 	if err != nil {
 		writeProblem(w, r, err)
 		return
@@ -251,10 +253,7 @@ func (s *Server) quote(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) redeem(w http.ResponseWriter, r *http.Request) {
 	var b RedeemBody
-	key, err := idempotencyKey(r)
-	if err == nil {
-		err = decode(w, r, &b)
-	}
+	key, err := readPost(w, r, &b)
 	var card loyalty.CardToken
 	if err == nil {
 		card, err = parseCard(b.Card, false)
@@ -273,10 +272,7 @@ func (s *Server) redeem(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) void(w http.ResponseWriter, r *http.Request) {
 	var b VoidBody
-	key, err := idempotencyKey(r)
-	if err == nil {
-		err = decode(w, r, &b)
-	}
+	key, err := readPost(w, r, &b)
 	var id loyalty.OpID
 	if err == nil {
 		if id, err = loyalty.ParseOpID(b.Op); err != nil {
@@ -297,10 +293,7 @@ func (s *Server) void(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 	var b EnrollBody
-	key, err := idempotencyKey(r)
-	if err == nil {
-		err = decode(w, r, &b)
-	}
+	key, err := readPost(w, r, &b)
 	var card loyalty.CardToken
 	if err == nil {
 		card, err = parseCard(b.Card, false)
@@ -319,10 +312,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) openSession(w http.ResponseWriter, r *http.Request) {
 	var b SessionBody
-	_, err := idempotencyKey(r)
-	if err == nil {
-		err = decode(w, r, &b)
-	}
+	_, err := readPost(w, r, &b)
 	var card loyalty.CardToken
 	if err == nil {
 		card, err = parseCard(b.Card, true)
