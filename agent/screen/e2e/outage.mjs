@@ -2,35 +2,14 @@
 // (the store's link to the cloud cut and restored) in headless Debian
 // chromium. Run by cmd/tillpoint's TestCashierScreenThroughRealOutage:
 // node outage.mjs SCREEN_URL CONTROL_URL
-import { chromium } from "playwright-core";
+import { act as actOn, run, waitText as waitFor } from "./drive.mjs";
 
 const [url, control] = process.argv.slice(2);
 const timeout = 15000;
+const act = (what) => actOn(control, what);
+const waitText = (page, id, want) => waitFor(page, id, want, timeout);
 
-async function act(what) {
-  const r = await fetch(control + "/" + what, { method: "POST" });
-  if (!r.ok) throw new Error(`control ${what}: ${r.status} ${await r.text()}`);
-}
-
-async function waitText(page, id, want) {
-  try {
-    await page.waitForFunction(
-      ([id, want]) => (document.querySelector(`[data-testid=${id}]`)?.textContent ?? "").includes(want),
-      [id, want], { timeout });
-  } catch (e) {
-    const got = await page.locator(`[data-testid=${id}]`).textContent();
-    throw new Error(`${id}: got "${got}", want it to contain "${want}"`);
-  }
-}
-
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-});
-let failed = false;
-try {
-  const page = await browser.newPage();
+await run(async (page) => {
   await page.goto(url);
   await waitText(page, "sync", "Online");
   console.log("ok the till shows online");
@@ -48,10 +27,4 @@ try {
   await page.locator("[data-testid=offline-banner]").waitFor({ state: "hidden", timeout });
   await waitText(page, "sync", "Online");
   console.log("ok restoring it clears the banner");
-} catch (e) {
-  failed = true;
-  console.error("FAIL " + (e && e.message ? e.message : e));
-} finally {
-  await browser.close();
-}
-process.exit(failed ? 1 : 0);
+});

@@ -2,7 +2,7 @@
 // playwright-core. Run by screen_test.go, which starts a real agent and a
 // control server: node screen.mjs SCREEN_URL CONTROL_URL [SCREENSHOT_DIR]
 // Each step prints "ok <step>"; any failure exits non-zero with the reason.
-import { chromium } from "playwright-core";
+import { act as actOn, run, waitText as waitFor } from "./drive.mjs";
 
 const [url, control, shots] = process.argv.slice(2);
 if (!url || !control) {
@@ -10,38 +10,14 @@ if (!url || !control) {
   process.exit(2);
 }
 const timeout = 10000;
-
-async function act(what) {
-  const r = await fetch(control + "/" + what, { method: "POST" });
-  if (!r.ok) throw new Error(`control ${what}: ${r.status} ${await r.text()}`);
-}
-
-async function textOf(page, id) {
-  return (await page.locator(`[data-testid=${id}]`).textContent()) ?? "";
-}
-
-async function waitText(page, id, want) {
-  try {
-    await page.waitForFunction(
-      ([id, want]) => (document.querySelector(`[data-testid=${id}]`)?.textContent ?? "").includes(want),
-      [id, want], { timeout });
-  } catch (e) {
-    throw new Error(`${id}: got "${await textOf(page, id)}", want it to contain "${want}"`);
-  }
-}
+const act = (what) => actOn(control, what);
+const waitText = (page, id, want) => waitFor(page, id, want, timeout);
 
 async function shot(page, name) {
   if (shots) await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
 }
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-});
-let failed = false;
-try {
-  const page = await browser.newPage();
+await run(async (page) => {
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
   await page.goto(url);
@@ -119,10 +95,4 @@ try {
   await shot(page, "final");
 
   if (errors.length) throw new Error("page errors: " + errors.join("; "));
-} catch (e) {
-  failed = true;
-  console.error("FAIL " + (e && e.message ? e.message : e));
-} finally {
-  await browser.close();
-}
-process.exit(failed ? 1 : 0);
+});
