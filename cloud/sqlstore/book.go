@@ -62,11 +62,15 @@ type owner struct {
 	exists        bool  // an owners row exists
 	qualifying    int64 // lifetime earned, for tiers
 	lastOverspend int64
-	debt          int64 // balance of the debt account: <= 0
-	lots          []*lot
-	lotsLoaded    bool
-	pending       []*lot // lots created before lots were loaded
-	dirty         bool
+	// avail and debt are the balances of the owner's two accounts as the
+	// database holds them: read with the row, and read again by check
+	// once the book's writes are in. debt (<= 0) also follows the book's
+	// postings as it makes them, because credits repay debt first.
+	avail, debt int64
+	lots        []*lot
+	lotsLoaded  bool
+	pending     []*lot // lots created before lots were loaded
+	dirty       bool
 }
 
 // txn is one balanced ledger transaction under construction.
@@ -120,9 +124,9 @@ type book struct {
 	uses     []lotUse
 	deltas   map[string]int64
 	order    []string // accounts in first-touched order, for deterministic writes
-	// bal holds account balances as they stand in the transaction: read
-	// before any write to the account, or returned by the write.
-	bal map[string]int64
+	// balanceOnly lists the owners whose balances writeBalances moved
+	// without the book having their rows (expiry): check covers them.
+	balanceOnly []cloud.Owner
 
 	// Set by applyOps for flush and the snapshots.
 	rulesVersion uint32         // current rules version
@@ -134,7 +138,7 @@ type book struct {
 
 func newBook(s *Store, tx *dbtx, now int64) *book {
 	return &book{s: s, tx: tx, now: now, owners: map[cloud.Owner]*owner{}, lots: map[string]*lot{},
-		moved: map[cloud.Owner]cloud.Owner{}, deltas: map[string]int64{}, bal: map[string]int64{}}
+		moved: map[cloud.Owner]cloud.Owner{}, deltas: map[string]int64{}}
 }
 
 // commit checks that t balances and records its postings.
@@ -171,7 +175,8 @@ func (b *book) owner(ctx context.Context, id cloud.Owner) (*owner, error) {
 	return b.owners[id], nil
 }
 
-// loadOwners reads the owners rows and balances of ids not yet known.
+// loadOwners reads the owners rows (with their balances) of ids not yet
+// known; an owner without a row has nothing posted yet.
 func (b *book) loadOwners(ctx context.Context, ids []cloud.Owner) error {
 	var want []cloud.Owner
 	for _, id := range ids {
@@ -180,53 +185,25 @@ func (b *book) loadOwners(ctx context.Context, ids []cloud.Owner) error {
 			want = append(want, id)
 		}
 	}
-	return chunks(want, b.s.inMax()/2, func(ids []cloud.Owner) error {
+	return chunks(want, b.s.inMax(), func(ids []cloud.Owner) error {
 		args := make([]any, len(ids))
-		accts := make([]any, 0, 2*len(ids))
 		for i, id := range ids {
 			args[i] = string(id)
-			avail, debt := cloud.OwnerAccount(cloud.AccountAvail, id), cloud.OwnerAccount(cloud.AccountDebt, id)
-			accts = append(accts, avail, debt)
-			b.bal[avail], b.bal[debt] = 0, 0 // no row: nothing posted yet
 		}
 		rows, err := b.tx.queryIn(ctx, qOwners, args)
 		if err != nil {
 			return fmt.Errorf("read owners: %w", err)
 		}
-		for rows.Next() {
+		return scanAll(rows, func(rows *sql.Rows) error {
 			var id string
-			var q, lo int64
-			if err := rows.Scan(&id, &q, &lo); err != nil {
-				rows.Close()
+			var q, lo, avail, debt int64
+			if err := rows.Scan(&id, &q, &lo, &avail, &debt); err != nil {
 				return fmt.Errorf("read owners: %w", err)
 			}
 			o := b.owners[cloud.Owner(id)]
-			o.exists, o.qualifying, o.lastOverspend = true, q, lo
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("read owners: %w", err)
-		}
-		rows, err = b.tx.queryIn(ctx, qAccounts, accts)
-		if err != nil {
-			return fmt.Errorf("read balances: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var acct string
-			var bal int64
-			if err := rows.Scan(&acct, &bal); err != nil {
-				return fmt.Errorf("read balances: %w", err)
-			}
-			b.bal[acct] = bal
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("read balances: %w", err)
-		}
-		for _, id := range ids {
-			b.owners[id].debt = b.bal[cloud.OwnerAccount(cloud.AccountDebt, id)]
-		}
-		return nil
+			o.exists, o.qualifying, o.lastOverspend, o.avail, o.debt = true, q, lo, avail, debt
+			return nil
+		})
 	})
 }
 

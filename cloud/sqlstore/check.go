@@ -76,7 +76,11 @@ func (s *Store) Check(ctx context.Context) (cloud.CheckReport, error) {
 	}
 	avail := map[cloud.Owner]int64{}
 	var total int64
-	rows, err = tx.QueryContext(ctx, `SELECT id, balance FROM accounts`)
+	// The program's accounts are rows of accounts; an owner's two are
+	// columns of its owners row.
+	rows, err = tx.QueryContext(ctx, `SELECT id, balance FROM accounts
+		UNION ALL SELECT 'avail|' || id, avail FROM owners
+		UNION ALL SELECT 'debt|' || id, debt FROM owners`)
 	if err != nil {
 		return rep, fmt.Errorf("read accounts: %w", err)
 	}

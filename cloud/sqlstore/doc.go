@@ -8,9 +8,12 @@
 // where they were seen, each owner's row and balances, open lots when a
 // debit needs them) and keeps it in memory for the batch, computes every
 // posting, checks that each transaction sums to zero, and writes everything
-// with multi-row statements, the balances last with RETURNING. It then
-// checks that the lots of every touched owner, summed in SQL, equal its
-// available balance as the database returned it. Any failed check rolls the
+// with multi-row statements. An owner's two balances ("avail" and "debt")
+// are columns of its owners row, moved by the batch's postings in the same
+// write as the row; the accounts table holds the program's accounts. It
+// then checks, in one statement per chunk of owners, that the lots of every
+// touched owner, summed in SQL, equal its available balance as the database
+// holds it. Any failed check rolls the
 // transaction back and returns cloud.ErrInvariant: the ledger halts rather
 // than corrupts. The ack's snapshots come from the same state, with the
 // expiring points read after the writes. Check replays the whole ledger

@@ -31,6 +31,16 @@ func (s *Store) BareInserter(ctx context.Context) (func(args []any) error, error
 	}, nil
 }
 
+// MigrateTo creates, or brings up to version, the schema of the ledger at
+// dsn with only the first version migrations, as an older release did.
+func MigrateTo(ctx context.Context, dsn string, version int) error {
+	s, err := open(ctx, dsn, Options{}, version)
+	if err != nil {
+		return err
+	}
+	return s.Close()
+}
+
 // Migrations is how many migrations Open applies to a new database.
 var Migrations = len(migrations)
 

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/tillpoint/tillpoint/cloud"
@@ -141,7 +140,7 @@ func (s *Store) snapshotChunk(ctx context.Context, tx *dbtx, cards []loyalty.Car
 	}
 
 	owners := make([]cloud.Owner, len(cards))
-	var ownerArgs, acctArgs []any
+	var ownerArgs []any
 	states := map[cloud.Owner]*ownerState{}
 	for i, c := range cards {
 		if m := members[c]; m != "" {
@@ -152,7 +151,6 @@ func (s *Store) snapshotChunk(ctx context.Context, tx *dbtx, cards []loyalty.Car
 		if states[owners[i]] == nil {
 			states[owners[i]] = &ownerState{}
 			ownerArgs = append(ownerArgs, string(owners[i]))
-			acctArgs = append(acctArgs, cloud.OwnerAccount(cloud.AccountAvail, owners[i]), cloud.OwnerAccount(cloud.AccountDebt, owners[i]))
 		}
 	}
 	rows, err = tx.queryIn(ctx, qOwners, ownerArgs)
@@ -161,34 +159,11 @@ func (s *Store) snapshotChunk(ctx context.Context, tx *dbtx, cards []loyalty.Car
 	}
 	err = scanAll(rows, func(rows *sql.Rows) error {
 		var id string
-		var q, lo int64
-		if err := rows.Scan(&id, &q, &lo); err != nil {
+		var q, lo, avail, debt int64
+		if err := rows.Scan(&id, &q, &lo, &avail, &debt); err != nil {
 			return fmt.Errorf("read owners: %w", err)
 		}
-		states[cloud.Owner(id)].qualifying, states[cloud.Owner(id)].lastOverspend = q, lo
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	rows, err = tx.queryIn(ctx, qAccounts, acctArgs)
-	if err != nil {
-		return fmt.Errorf("read balances: %w", err)
-	}
-	err = scanAll(rows, func(rows *sql.Rows) error {
-		var a string
-		var bal int64
-		if err := rows.Scan(&a, &bal); err != nil {
-			return fmt.Errorf("read balances: %w", err)
-		}
-		name, o, _ := strings.Cut(a, "|")
-		if st := states[cloud.Owner(o)]; st != nil {
-			if name == cloud.AccountAvail {
-				st.avail = bal
-			} else {
-				st.debt = -bal
-			}
-		}
+		*states[cloud.Owner(id)] = ownerState{qualifying: q, lastOverspend: lo, avail: avail, debt: -debt}
 		return nil
 	})
 	if err != nil {
@@ -265,7 +240,7 @@ func (b *book) snapshots(ctx context.Context, cards []loyalty.CardHash, members 
 		if states[id] == nil {
 			o := b.owners[id]
 			states[id] = &ownerState{qualifying: o.qualifying, lastOverspend: o.lastOverspend,
-				avail: b.bal[cloud.OwnerAccount(cloud.AccountAvail, id)], debt: -b.bal[cloud.OwnerAccount(cloud.AccountDebt, id)]}
+				avail: o.avail, debt: -o.debt}
 			args = append(args, string(id))
 		}
 	}

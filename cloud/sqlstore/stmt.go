@@ -53,12 +53,16 @@ const (
 	qReversed = `SELECT target FROM reversals WHERE target IN (?*)`
 	qCards    = `SELECT hash, member FROM cards WHERE hash IN (?*)`
 	qSeenAt   = `SELECT card FROM card_stores WHERE card IN (?*) AND store = ?`
-	qOwners   = `SELECT id, qualifying, last_overspend FROM owners WHERE id IN (?*)`
-	qAccounts = `SELECT id, balance FROM accounts WHERE id IN (?*)`
+	qOwners   = `SELECT id, qualifying, last_overspend, avail, debt FROM owners WHERE id IN (?*)`
 	// qOpenLots reads only what lots_by_owner holds (its columns and the
 	// key, id), so that no lot's row is looked up: lots read in brief.
-	qOpenLots  = `SELECT id, owner, expires_at, remaining FROM lots WHERE owner IN (?*) AND remaining <> 0`
-	qLotSums   = `SELECT owner, COALESCE(CAST(SUM(remaining) AS BIGINT), 0), COALESCE(MIN(remaining), 0) FROM lots WHERE owner IN (?*) AND remaining <> 0 GROUP BY owner`
+	qOpenLots = `SELECT id, owner, expires_at, remaining FROM lots WHERE owner IN (?*) AND remaining <> 0`
+	// qOwnerCheck reads, for the invariant check, each owner's balances
+	// and the sum and least of its open lots, in one statement, so both
+	// sides of the comparison are what the database holds (grouped by the
+	// key alone: the balances depend on it, and no sort is needed).
+	qOwnerCheck = `SELECT o.id, o.avail, o.debt, COALESCE(CAST(SUM(l.remaining) AS BIGINT), 0), COALESCE(MIN(l.remaining), 0)
+		FROM owners o LEFT JOIN lots l ON l.owner = o.id AND l.remaining <> 0 WHERE o.id IN (?*) GROUP BY o.id`
 	qExpiring  = `SELECT owner, expires_at, CAST(SUM(remaining) AS BIGINT) FROM lots WHERE owner IN (?*) AND remaining <> 0 AND expires_at < ? GROUP BY owner, expires_at ORDER BY owner, expires_at`
 	inTemplate = "(?*)"
 )
@@ -71,22 +75,27 @@ const (
 	// Balances: PostgreSQL upserts them (iAccounts); SQLite, where an
 	// upsert's DO UPDATE keeps a statement journal, updates those that
 	// exist (uAccounts) and inserts the others (iNewAccounts).
-	iAccounts    = `INSERT INTO accounts (id, balance) VALUES (?*) ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + excluded.balance RETURNING id, balance`
-	uAccounts    = `UPDATE accounts SET balance = accounts.balance + v.column2 FROM (VALUES (?*)) AS v WHERE accounts.id = v.column1 RETURNING id, balance`
-	iNewAccounts = `INSERT INTO accounts (id, balance) VALUES (?*) RETURNING id, balance`
+	iAccounts    = `INSERT INTO accounts (id, balance) VALUES (?*) ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + excluded.balance`
+	uAccounts    = `UPDATE accounts SET balance = accounts.balance + v.column2 FROM (VALUES (?*)) AS v WHERE accounts.id = v.column1 RETURNING id`
+	iNewAccounts = `INSERT INTO accounts (id, balance) VALUES (?*)`
 	iLots        = `INSERT INTO lots (` + lotColumns + `) VALUES (?*)`
 	// uLots sets the owner and remaining points of lots (id, owner,
 	// remaining): an update, not an upsert, because SQLite keeps a
 	// statement journal for every upsert that updates (see expand).
-	uLots       = `UPDATE lots SET owner = v.column2, remaining = v.column3 FROM (VALUES (?*)) AS v WHERE lots.id = v.column1`
-	iLotUses    = `INSERT INTO lot_uses (txid, part, lot, amount) VALUES (?*)`
-	iOwners     = `INSERT INTO owners (id, qualifying, last_overspend, created_at) VALUES (?*)`
-	uOwners     = `UPDATE owners SET qualifying = v.column2, last_overspend = v.column3 FROM (VALUES (?*)) AS v WHERE owners.id = v.column1`
-	iCards      = `INSERT INTO cards (hash, member, created_at) VALUES (?*)`
-	uCards      = `UPDATE cards SET member = v.column2 FROM (VALUES (?*)) AS v WHERE cards.hash = v.column1`
-	iCardStores = `INSERT INTO card_stores (store, card) VALUES (?*) ON CONFLICT (store, card) DO NOTHING`
-	iOverspends = `INSERT INTO overspends (op_id, owner, store, terminal, shortfall, offline, at) VALUES (?*)`
-	iReversals  = `INSERT INTO reversals (target, by_op) VALUES (?*)`
+	uLots    = `UPDATE lots SET owner = v.column2, remaining = v.column3 FROM (VALUES (?*)) AS v WHERE lots.id = v.column1`
+	iLotUses = `INSERT INTO lot_uses (txid, part, lot, amount) VALUES (?*)`
+	// An owner's row: tier points and last overspend are set, the two
+	// balances moved by the batch's postings (id, qualifying, last
+	// overspend, available delta, debt delta); uOwnerBalances only moves
+	// the balances (id, available delta, debt delta).
+	iOwners        = `INSERT INTO owners (id, qualifying, last_overspend, avail, debt, created_at) VALUES (?*)`
+	uOwners        = `UPDATE owners SET qualifying = v.column2, last_overspend = v.column3, avail = owners.avail + v.column4, debt = owners.debt + v.column5 FROM (VALUES (?*)) AS v WHERE owners.id = v.column1`
+	uOwnerBalances = `UPDATE owners SET avail = owners.avail + v.column2, debt = owners.debt + v.column3 FROM (VALUES (?*)) AS v WHERE owners.id = v.column1`
+	iCards         = `INSERT INTO cards (hash, member, created_at) VALUES (?*)`
+	uCards         = `UPDATE cards SET member = v.column2 FROM (VALUES (?*)) AS v WHERE cards.hash = v.column1`
+	iCardStores    = `INSERT INTO card_stores (store, card) VALUES (?*) ON CONFLICT (store, card) DO NOTHING`
+	iOverspends    = `INSERT INTO overspends (op_id, owner, store, terminal, shortfall, offline, at) VALUES (?*)`
+	iReversals     = `INSERT INTO reversals (target, by_op) VALUES (?*)`
 )
 
 // Fixed statements run on every batch.

@@ -67,6 +67,12 @@ type Store struct {
 // Open opens (creating if needed) and migrates a ledger. dsn is
 // "sqlite:PATH", a bare file path, or a "postgres://" / "postgresql://" URL.
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	return open(ctx, dsn, opts, len(migrations))
+}
+
+// open is Open with the schema brought only up to version (the first
+// version migrations), as an older release left it.
+func open(ctx context.Context, dsn string, opts Options, version int) (*Store, error) {
 	if opts.Allowance == (cloud.AllowancePolicy{}) {
 		opts.Allowance = cloud.DefaultAllowancePolicy()
 	}
@@ -111,7 +117,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("connect to %s ledger: %w; check --db and that the database is running", s.dialect, err)
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, version); err != nil {
 		s.Close()
 		return nil, err
 	}

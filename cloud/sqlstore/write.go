@@ -164,16 +164,17 @@ func (b *book) writeState(ctx context.Context, store, terminal string) error {
 	slices.SortFunc(owners, func(a, c *owner) int { return strings.Compare(string(a.id), string(c.id)) })
 	var changed []any
 	for _, o := range owners {
+		avail, debt := b.takeDeltas(o.id)
 		if o.exists {
-			changed = append(changed, string(o.id), o.qualifying, o.lastOverspend)
+			changed = append(changed, string(o.id), o.qualifying, o.lastOverspend, avail, debt)
 		} else {
-			args = append(args, string(o.id), o.qualifying, o.lastOverspend, b.now)
+			args = append(args, string(o.id), o.qualifying, o.lastOverspend, avail, debt, b.now)
 		}
 	}
-	if err := tx.insert(ctx, iOwners, 4, args); err != nil {
+	if err := tx.insert(ctx, iOwners, 6, args); err != nil {
 		return err
 	}
-	if err := tx.insert(ctx, uOwners, 3, changed); err != nil {
+	if err := tx.insert(ctx, uOwners, 5, changed); err != nil {
 		return err
 	}
 
@@ -249,111 +250,119 @@ func (b *book) checkDirty(ctx context.Context) error {
 	return b.check(ctx, ids)
 }
 
-// check halts the transaction unless each owner in ids has open lots that
-// sum to its available balance, no negative balance and no credit on its
-// debt, once the book's writes are in: the lots are summed in SQL, the
-// balances are those the database returned when they were written (or
-// read before, when they were not), so both sides are what the database
-// holds.
+// check halts the transaction unless each owner in ids, and each owner
+// whose balances the book moved without its row, has open lots that sum
+// to its available balance, no negative balance and no credit on its
+// debt, once the book's writes are in. One statement reads both sides, so
+// both are what the database holds; the book's owners take the balances
+// it read.
 func (b *book) check(ctx context.Context, ids []cloud.Owner) error {
 	if err := b.writeBalances(ctx); err != nil {
 		return err
 	}
-	var unknown []any
-	for _, id := range ids {
-		for _, a := range [2]string{cloud.OwnerAccount(cloud.AccountAvail, id), cloud.OwnerAccount(cloud.AccountDebt, id)} {
-			if _, ok := b.bal[a]; !ok {
-				b.bal[a] = 0 // no row: nothing posted
-				unknown = append(unknown, a)
-			}
+	ids = append(ids, b.balanceOnly...)
+	b.balanceOnly = nil
+	return chunks(ids, b.s.inMax(), func(ids []cloud.Owner) error {
+		args := make([]any, len(ids))
+		for i, id := range ids {
+			args[i] = string(id)
 		}
-	}
-	err := chunks(unknown, b.s.inMax(), func(accts []any) error {
-		rows, err := b.tx.queryIn(ctx, qAccounts, accts)
+		found := make(map[cloud.Owner]bool, len(ids))
+		rows, err := b.tx.queryIn(ctx, qOwnerCheck, args)
 		if err != nil {
 			return fmt.Errorf("check balances: %w", err)
 		}
-		return scanAll(rows, func(rows *sql.Rows) error {
-			var a string
-			var bal int64
-			if err := rows.Scan(&a, &bal); err != nil {
+		err = scanAll(rows, func(rows *sql.Rows) error {
+			var id string
+			var avail, debt, lots, least int64
+			if err := rows.Scan(&id, &avail, &debt, &lots, &least); err != nil {
 				return fmt.Errorf("check balances: %w", err)
 			}
-			b.bal[a] = bal
-			return nil
-		})
-	})
-	if err != nil {
-		return err
-	}
-	return chunks(ids, b.s.inMax(), func(ids []cloud.Owner) error {
-		owners := make([]any, len(ids))
-		for i, id := range ids {
-			owners[i] = string(id)
-		}
-		lots := make(map[cloud.Owner]int64, len(ids))
-		rows, err := b.tx.queryIn(ctx, qLotSums, owners)
-		if err != nil {
-			return fmt.Errorf("check lots: %w", err)
-		}
-		err = scanAll(rows, func(rows *sql.Rows) error {
-			var o string
-			var sum, least int64
-			if err := rows.Scan(&o, &sum, &least); err != nil {
-				return fmt.Errorf("check lots: %w", err)
+			found[cloud.Owner(id)] = true
+			switch {
+			case least < 0:
+				return fmt.Errorf("%w: owner %s has a lot with negative remaining points", cloud.ErrInvariant, id)
+			case avail < 0:
+				return fmt.Errorf("%w: owner %s has a negative available balance %d", cloud.ErrInvariant, id, avail)
+			case debt > 0:
+				return fmt.Errorf("%w: owner %s has a positive debt account %d", cloud.ErrInvariant, id, debt)
+			case lots != avail:
+				b.s.log.Error("lots do not sum to the available balance; rolling back", "owner", id, "lots", lots, "avail", avail)
+				return fmt.Errorf("%w: owner %s: lots sum to %d, available balance is %d", cloud.ErrInvariant, id, lots, avail)
 			}
-			if least < 0 {
-				return fmt.Errorf("%w: owner %s has a lot with negative remaining points", cloud.ErrInvariant, o)
+			if o := b.owners[cloud.Owner(id)]; o != nil {
+				if o.dirty && o.debt != debt {
+					return fmt.Errorf("%w: owner %s: debt is %d in the database, %d by the book's postings", cloud.ErrInvariant, id, debt, o.debt)
+				}
+				o.avail, o.debt = avail, debt
 			}
-			lots[cloud.Owner(o)] = sum
 			return nil
 		})
 		if err != nil {
 			return err
 		}
 		for _, id := range ids {
-			avail, debt := b.bal[cloud.OwnerAccount(cloud.AccountAvail, id)], b.bal[cloud.OwnerAccount(cloud.AccountDebt, id)]
-			switch {
-			case avail < 0:
-				return fmt.Errorf("%w: owner %s has a negative available balance %d", cloud.ErrInvariant, id, avail)
-			case debt > 0:
-				return fmt.Errorf("%w: owner %s has a positive debt account %d", cloud.ErrInvariant, id, debt)
-			case lots[id] != avail:
-				b.s.log.Error("lots do not sum to the available balance; rolling back", "owner", string(id), "lots", lots[id], "avail", avail)
-				return fmt.Errorf("%w: owner %s: lots sum to %d, available balance is %d", cloud.ErrInvariant, id, lots[id], avail)
+			if !found[id] {
+				return fmt.Errorf("%w: owner %s has postings but no owners row", cloud.ErrInvariant, id)
 			}
 		}
 		return nil
 	})
 }
 
-// writeBalances applies the book's postings to the account balances and
-// records the balances the database returns. It runs last among the
-// writes (on PostgreSQL it sends every queued write), so that check sees
-// all of them.
+// takeDeltas returns and forgets the book's unwritten postings to the
+// available and debt accounts of owner id.
+func (b *book) takeDeltas(id cloud.Owner) (avail, debt int64) {
+	a, d := cloud.OwnerAccount(cloud.AccountAvail, id), cloud.OwnerAccount(cloud.AccountDebt, id)
+	avail, debt = b.deltas[a], b.deltas[d]
+	delete(b.deltas, a)
+	delete(b.deltas, d)
+	return avail, debt
+}
+
+// writeBalances applies the book's unwritten postings to the balances:
+// an owner's to its owners row (those of owners the book wrote went with
+// their rows), the program's to accounts. It runs last among the writes
+// (on PostgreSQL it sends every queued write), so that check sees all of
+// them.
 func (b *book) writeBalances(ctx context.Context) error {
-	var args []any
+	var args, owners []any
+	seen := map[cloud.Owner]bool{}
 	for _, a := range b.order {
-		if d := b.deltas[a]; d != 0 {
+		d, ok := b.deltas[a]
+		if !ok {
+			continue // written with its owner's row
+		}
+		if o, isOwner := ownerOfAccount(a); isOwner {
+			if !seen[o] {
+				seen[o] = true
+				avail, debt := b.takeDeltas(o)
+				owners = append(owners, string(o), avail, debt)
+				b.balanceOnly = append(b.balanceOnly, o)
+			}
+		} else if d != 0 {
 			args = append(args, a, d)
 		}
 	}
 	b.order, b.deltas = nil, map[string]int64{}
-	written := make(map[string]bool, len(args)/2)
-	scan := func(rows *sql.Rows) error {
-		var a string
-		var bal int64
-		if err := rows.Scan(&a, &bal); err != nil {
-			return fmt.Errorf("read written balances: %w", err)
-		}
-		b.bal[a], written[a] = bal, true
-		return nil
+	if err := b.tx.insert(ctx, uOwnerBalances, 3, owners); err != nil {
+		return err
 	}
 	if b.s.dialect == Postgres {
-		if err := b.tx.insertReturning(ctx, iAccounts, 2, args, scan); err != nil {
+		if err := b.tx.insert(ctx, iAccounts, 2, args); err != nil {
 			return err
 		}
 		return b.tx.flush(ctx)
+	}
+	// SQLite: update the accounts that exist, then insert the others.
+	written := make(map[string]bool, len(args)/2)
+	scan := func(rows *sql.Rows) error {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return fmt.Errorf("read written balances: %w", err)
+		}
+		written[a] = true
+		return nil
 	}
 	if err := b.tx.insertReturning(ctx, uAccounts, 2, args, scan); err != nil {
 		return err
@@ -364,7 +373,17 @@ func (b *book) writeBalances(ctx context.Context) error {
 			fresh = append(fresh, args[i], args[i+1])
 		}
 	}
-	return b.tx.insertReturning(ctx, iNewAccounts, 2, fresh, scan)
+	return b.tx.insert(ctx, iNewAccounts, 2, fresh)
+}
+
+// ownerOfAccount returns the owner of an owner's account ("avail|" or
+// "debt|" and the owner), and false for the program's accounts.
+func ownerOfAccount(a string) (cloud.Owner, bool) {
+	name, o, _ := strings.Cut(a, "|")
+	if name == cloud.AccountAvail || name == cloud.AccountDebt {
+		return cloud.Owner(o), true
+	}
+	return "", false
 }
 
 // writeLedger writes the postings, lots and lot uses; writeBalances the

@@ -63,6 +63,19 @@ func OpenPostgres(t testing.TB, opts sqlstore.Options) *sqlstore.Store {
 func openPostgres(t testing.TB, opts sqlstore.Options) (*sqlstore.Store, string) {
 	t.Helper()
 	opts = testLogger(t, opts)
+	u := PostgresSchema(t)
+	s, err := sqlstore.Open(context.Background(), u, opts)
+	if err != nil {
+		t.Fatalf("open postgres ledger at %s: %v", u, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, u
+}
+
+// PostgresSchema creates an empty schema of its own on the test server,
+// dropped when the test ends, and returns the URL that reaches it.
+func PostgresSchema(t testing.TB) string {
+	t.Helper()
 	base := PostgresURL(t)
 	ctx := context.Background()
 	admin, err := sql.Open("pgx", base)
@@ -88,12 +101,7 @@ func openPostgres(t testing.TB, opts sqlstore.Options) (*sqlstore.Store, string)
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	s, err := sqlstore.Open(ctx, u.String(), opts)
-	if err != nil {
-		t.Fatalf("open postgres ledger in schema %s: %v", schema, err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s, u.String()
+	return u.String()
 }
 
 // CPUTime returns the user and system CPU time this process has used:
