@@ -227,6 +227,15 @@ func (s *Store) tryTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *dbtx
 	}
 	t := &dbtx{Tx: tx, s: s, cache: s.wst}
 	defer t.prepareMissing(ctx)
+	// A panic must end the transaction before prepareMissing runs: on
+	// SQLite it holds the one writer connection, which the preparing
+	// would wait for forever, and every later write with it.
+	defer func() {
+		if p := recover(); p != nil {
+			tx.Rollback()
+			panic(p)
+		}
+	}()
 	err = fn(t)
 	if err == nil {
 		err = t.flush(ctx)

@@ -1,0 +1,53 @@
+package sqlstore
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestPanicInTransactionFreesTheWriter: a panic inside a ledger transaction
+// (a bug) must not leave SQLite's one writer connection held, or every
+// later batch would hang instead of failing or being applied.
+func TestPanicInTransactionFreesTheWriter(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "ledger.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	done := make(chan error, 1)
+	go func() {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Error("the panic did not reach the caller")
+				}
+			}()
+			s.inTx(ctx, func(tx *dbtx) error {
+				// A statement the cache has not prepared yet, as in a batch.
+				if _, err := tx.exec(ctx, `INSERT INTO stores (id, created_at) VALUES (?, ?)`, "s-panic", 1); err != nil {
+					return err
+				}
+				panic("bug in the ledger")
+			})
+		}()
+		done <- s.inTx(ctx, func(tx *dbtx) error {
+			_, err := tx.exec(ctx, `INSERT INTO stores (id, created_at) VALUES (?, ?)`, "s-after", 1)
+			return err
+		})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("a write after a panicked transaction: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer connection is still held 10s after a panicked transaction")
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM stores WHERE id = 's-panic'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("the panicked transaction's write: %d rows (%v), want rolled back", n, err)
+	}
+}
