@@ -14,6 +14,10 @@
 //     (GET /v1/snapshots), sealed by the cloud.
 //   - RulesDoc: one version of the program's rules in their canonical JSON
 //     form (GET /v1/rules), sealed by the cloud.
+//   - EnrollRequest and EnrollResponse: the JSON documents of POST
+//     /v1/enroll, unsigned (the terminal has no enrolled key yet; Proof
+//     shows it holds its new one). Their golden bytes are in
+//     testdata/enroll.
 //
 // # Encoding
 //
