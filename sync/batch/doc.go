@@ -63,6 +63,8 @@
 //
 // The package must never: accept another algorithm or an unsigned message,
 // decode a payload before its signature verified, panic on input, do I/O
-// (beyond reading a request body through http.MaxBytesReader in ReadBody),
-// or hold package-level mutable state (the CBOR modes are immutable values).
+// (beyond reading a request body through http.MaxBytesReader in ReadBody,
+// and the Ed25519 key files of keyfile.go, which both sides keep in one
+// format), replace or loosen the mode of a key file, or hold package-level
+// mutable state (the CBOR modes are immutable values).
 package batch
