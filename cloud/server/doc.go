@@ -4,7 +4,8 @@
 //
 // # Routes
 //
-//	POST /v1/enroll                       a terminal trades a one-time code for its registration (JSON)
+//	POST /v1/enroll                       a terminal trades a one-time code for its registration
+//	                                      (JSON: batch.EnrollRequest in, batch.EnrollResponse out)
 //	POST /v1/batches                      a signed batch in, a signed ack out (COSE_Sign1, CBOR)
 //	GET  /v1/snapshots                    signed member snapshots for the caller's store
 //	GET  /v1/rules                        the current signed rules

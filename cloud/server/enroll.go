@@ -8,37 +8,10 @@ import (
 	"github.com/tillpoint/tillpoint/sync/batch"
 )
 
-// EnrollRequest is the body of POST /v1/enroll: a one-time code, the
-// terminal's new public key, and Proof, the key's signature over
-// batch.EnrollProofMessage(code, key), which shows the terminal holds the private key.
-type EnrollRequest struct {
-	Code      string `json:"code"`
-	PublicKey []byte `json:"public_key"`
-	Proof     []byte `json:"proof"`
-	// Advertise is the till's gossip address (IP:PORT) for its store's
-	// roster; optional.
-	Advertise string `json:"advertise,omitempty"`
-	// BoxKey is an X25519 public key the store's secrets (card key, gossip
-	// keyring) are sealed to in the reply; optional (no secrets then).
-	BoxKey []byte `json:"box_key,omitempty"`
-}
-
-// EnrollResponse is the reply to POST /v1/enroll: who the terminal now is,
-// and the cloud key it must check every ack, snapshot and rules set against.
-type EnrollResponse struct {
-	Program        string `json:"program"`
-	Store          string `json:"store"`
-	Terminal       string `json:"terminal"`
-	TerminalKeyID  string `json:"terminal_key_id"`
-	CloudPublicKey []byte `json:"cloud_public_key"`
-	CloudKeyID     string `json:"cloud_key_id"`
-	// Roster is the store's roster as GET /v1/roster serves it (COSE_Sign1
-	// by the cloud key), its secrets sealed to BoxKey.
-	Roster []byte `json:"roster,omitempty"`
-}
-
+// handleEnroll serves POST /v1/enroll: a batch.EnrollRequest in, a
+// batch.EnrollResponse out, with the enrollment registered in the ledger.
 func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
-	var req EnrollRequest
+	var req batch.EnrollRequest
 	if err := s.readJSON(w, r, &req); err != nil {
 		s.fail(w, r, err)
 		return
@@ -76,7 +49,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	}
 	cloudPub := s.Key.Public().(ed25519.PublicKey)
 	s.Logger.Info("terminal enrolled", logStore, t.Store, logTerminal, t.ID)
-	writeJSON(w, http.StatusCreated, EnrollResponse{
+	writeJSON(w, http.StatusCreated, batch.EnrollResponse{
 		Program:        s.Program,
 		Store:          t.Store,
 		Terminal:       t.ID,

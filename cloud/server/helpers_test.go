@@ -186,7 +186,7 @@ func mustJSON(t testing.TB, v any) []byte {
 func enrollBody(t testing.TB, code string) ([]byte, ed25519.PrivateKey) {
 	t.Helper()
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	return mustJSON(t, server.EnrollRequest{Code: code, PublicKey: pub, Proof: ed25519.Sign(priv, batch.EnrollProofMessage(code, pub))}), priv
+	return mustJSON(t, batch.EnrollRequest{Code: code, PublicKey: pub, Proof: ed25519.Sign(priv, batch.EnrollProofMessage(code, pub))}), priv
 }
 
 func createCode(t testing.TB, ts *testServer, store, terminal string, ttl int64) string {

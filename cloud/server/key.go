@@ -3,9 +3,7 @@ package server
 import (
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,76 +15,33 @@ import (
 )
 
 // LoadOrCreateKey returns the cloud's Ed25519 signing key stored at path
-// as a PKCS #8 PEM block, generating it on first start with file mode 0600.
-// It refuses a key file that group or others can read, as ssh does. created
-// reports whether the key was generated now.
+// as a PKCS #8 PEM block, generating it on first start with file mode 0600
+// (batch.LoadOrCreatePrivateKeyFile). It refuses a key file that group or
+// others can read, as ssh does. created reports whether the key was
+// generated now.
 func LoadOrCreateKey(path string) (key ed25519.PrivateKey, created bool, err error) {
-	key, err = LoadKey(path)
-	if err == nil {
-		return key, false, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, false, err
-	}
-	_, key, err = ed25519.GenerateKey(rand.Reader)
+	key, created, err = batch.LoadOrCreatePrivateKeyFile(path)
 	if err != nil {
-		return nil, false, fmt.Errorf("generate cloud signing key: %w", err)
+		return nil, false, cloudKeyError(err)
 	}
-	if err := writeKey(path, key); err != nil {
-		return nil, false, err
-	}
-	return key, true, nil
+	return key, created, nil
 }
 
 // LoadKey reads an Ed25519 private key written by LoadOrCreateKey.
 func LoadKey(path string) (ed25519.PrivateKey, error) {
 	k, err := batch.ReadPrivateKeyFile(path)
-	if errors.Is(err, batch.ErrBadKeyFile) {
-		return nil, fmt.Errorf("cloud signing %w; move it away to generate a new one", err)
-	}
 	if err != nil {
-		return nil, fmt.Errorf("cloud signing %w", err)
+		return nil, cloudKeyError(err)
 	}
 	return k, nil
 }
 
-// writeKey creates path exclusively with mode 0600 and syncs it and its
-// directory, so a crash never leaves a half-written key behind a started server.
-func writeKey(path string, key ed25519.PrivateKey) error {
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return fmt.Errorf("encode signing key: %w", err)
+// cloudKeyError says which key failed, and for a bad file what to do.
+func cloudKeyError(err error) error {
+	if errors.Is(err, batch.ErrBadKeyFile) {
+		return fmt.Errorf("cloud signing %w; move it away to generate a new one", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("create key directory: %w", err)
-	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("create signing key: %w", err)
-	}
-	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
-		f.Close()
-		return fmt.Errorf("write signing key: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync signing key: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close signing key: %w", err)
-	}
-	// Link, not rename: if another process created the key meanwhile, keep theirs.
-	if err := os.Link(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("install signing key %s: %w", path, err)
-	}
-	os.Remove(tmp)
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
+	return fmt.Errorf("cloud signing %w", err)
 }
 
 // CardKeySize is the size of a card key LoadOrCreateCardKey generates.

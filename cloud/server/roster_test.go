@@ -59,13 +59,13 @@ func TestEnrollmentAndRosterHandOutTheStoresRosterAndSecrets(t *testing.T) {
 	box := boxKey(t)
 	code := createCode(t, ts, "S1", "T1", 0)
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	req := server.EnrollRequest{Code: code, PublicKey: pub, Proof: ed25519.Sign(priv, batch.EnrollProofMessage(code, pub)),
+	req := batch.EnrollRequest{Code: code, PublicKey: pub, Proof: ed25519.Sign(priv, batch.EnrollProofMessage(code, pub)),
 		Advertise: "192.168.1.21:7946", BoxKey: box.PublicKey().Bytes()}
 	status, _, body := do(t, "POST", ts.url+"/v1/enroll", "application/json", "", mustJSON(t, req))
 	if status != http.StatusCreated {
 		t.Fatalf("enroll: %d %s", status, body)
 	}
-	var reply server.EnrollResponse
+	var reply batch.EnrollResponse
 	if err := json.Unmarshal(body, &reply); err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestRosterRefusesUnsignedAndMalformedRequests(t *testing.T) {
 
 	code := createCode(t, ts, "S1", "T2", 0)
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	req := server.EnrollRequest{Code: code, PublicKey: pub, Proof: ed25519.Sign(priv, batch.EnrollProofMessage(code, pub)), Advertise: "till-2:7946"}
+	req := batch.EnrollRequest{Code: code, PublicKey: pub, Proof: ed25519.Sign(priv, batch.EnrollProofMessage(code, pub)), Advertise: "till-2:7946"}
 	status, h, body = do(t, "POST", ts.url+"/v1/enroll", "application/json", "", mustJSON(t, req))
 	wantProblem(t, status, h, body, http.StatusBadRequest, server.CodeInvalidRequest)
 	req.Advertise = "10.0.0.2:7946"

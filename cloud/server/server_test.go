@@ -89,7 +89,7 @@ func TestEnrollCodeWorksOnce(t *testing.T) {
 	if status != http.StatusCreated {
 		t.Fatalf("enroll: %d %s, want 201", status, reply)
 	}
-	var r server.EnrollResponse
+	var r batch.EnrollResponse
 	if err := json.Unmarshal(reply, &r); err != nil {
 		t.Fatal(err)
 	}
@@ -153,10 +153,10 @@ func TestEnrollRefusesBadRequests(t *testing.T) {
 		code        string
 	}{
 		{"unknown code", "application/json", unknown, http.StatusForbidden, server.CodeEnrollCodeBad},
-		{"proof by another key", "application/json", mustJSON(t, server.EnrollRequest{Code: code, PublicKey: pub, Proof: ed25519.Sign(other, batch.EnrollProofMessage(code, pub))}), http.StatusForbidden, server.CodeBadSignature},
-		{"short key", "application/json", mustJSON(t, server.EnrollRequest{Code: code, PublicKey: pub[:16], Proof: ed25519.Sign(priv, batch.EnrollProofMessage(code, pub))}), http.StatusBadRequest, server.CodeInvalidRequest},
+		{"proof by another key", "application/json", mustJSON(t, batch.EnrollRequest{Code: code, PublicKey: pub, Proof: ed25519.Sign(other, batch.EnrollProofMessage(code, pub))}), http.StatusForbidden, server.CodeBadSignature},
+		{"short key", "application/json", mustJSON(t, batch.EnrollRequest{Code: code, PublicKey: pub[:16], Proof: ed25519.Sign(priv, batch.EnrollProofMessage(code, pub))}), http.StatusBadRequest, server.CodeInvalidRequest},
 		{"unknown field", "application/json", []byte(`{"code":"x","public_key":"","proof":"","admin":true}`), http.StatusBadRequest, server.CodeInvalidRequest},
-		{"trailing data", "application/json", append(mustJSON(t, server.EnrollRequest{Code: code}), []byte(`{}`)...), http.StatusBadRequest, server.CodeInvalidRequest},
+		{"trailing data", "application/json", append(mustJSON(t, batch.EnrollRequest{Code: code}), []byte(`{}`)...), http.StatusBadRequest, server.CodeInvalidRequest},
 		{"not json", "text/plain", []byte("hello"), http.StatusUnsupportedMediaType, server.CodeUnsupportedMedia},
 		{"oversized", "application/json", append([]byte(`{"code":"`), bytes.Repeat([]byte("A"), server.DefaultMaxJSONBytes+10)...), http.StatusRequestEntityTooLarge, server.CodeBodyTooLarge},
 	}

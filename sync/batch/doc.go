@@ -14,6 +14,10 @@
 //     (GET /v1/snapshots), sealed by the cloud.
 //   - RulesDoc: one version of the program's rules in their canonical JSON
 //     form (GET /v1/rules), sealed by the cloud.
+//   - EnrollRequest and EnrollResponse: the JSON documents of POST
+//     /v1/enroll, unsigned (the terminal has no enrolled key yet; Proof
+//     shows it holds its new one). Their golden bytes are in
+//     testdata/enroll.
 //
 // # Encoding
 //
@@ -59,6 +63,8 @@
 //
 // The package must never: accept another algorithm or an unsigned message,
 // decode a payload before its signature verified, panic on input, do I/O
-// (beyond reading a request body through http.MaxBytesReader in ReadBody),
-// or hold package-level mutable state (the CBOR modes are immutable values).
+// (beyond reading a request body through http.MaxBytesReader in ReadBody,
+// and the Ed25519 key files of keyfile.go, which both sides keep in one
+// format), replace or loosen the mode of a key file, or hold package-level
+// mutable state (the CBOR modes are immutable values).
 package batch

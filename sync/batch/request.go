@@ -1,9 +1,6 @@
 package batch
 
-import (
-	"crypto/ed25519"
-	"strconv"
-)
+import "strconv"
 
 // Headers of a signed GET: a terminal reads its feeds (GET /v1/snapshots,
 // GET /v1/rules) by signing the request with its enrolled key. sync/enroll
@@ -28,12 +25,4 @@ func RequestSigningMessage(program, method, pathQuery, terminal string, unix int
 	b = append(b, terminal...)
 	b = append(b, '\n')
 	return strconv.AppendInt(b, unix, 10)
-}
-
-// EnrollProofMessage is what a terminal signs with its new key when it
-// enrolls (POST /v1/enroll), to show the cloud it holds the private key.
-func EnrollProofMessage(code string, pub ed25519.PublicKey) []byte {
-	msg := append([]byte("tillpoint enroll v1\n"), code...)
-	msg = append(msg, '\n')
-	return append(msg, pub...)
 }

@@ -42,26 +42,6 @@ func NewClient() *Client {
 	return &Client{HTTP: &http.Client{Timeout: 30 * time.Second}, Now: time.Now}
 }
 
-// request and response mirror cloud/server's EnrollRequest and EnrollResponse;
-// they are kept apart so either side can change its Go types freely.
-type request struct {
-	Code      string `json:"code"`
-	PublicKey []byte `json:"public_key"`
-	Proof     []byte `json:"proof"`
-	Advertise string `json:"advertise,omitempty"`
-	BoxKey    []byte `json:"box_key"`
-}
-
-type response struct {
-	Program        string `json:"program"`
-	Store          string `json:"store"`
-	Terminal       string `json:"terminal"`
-	TerminalKeyID  string `json:"terminal_key_id"`
-	CloudPublicKey []byte `json:"cloud_public_key"`
-	CloudKeyID     string `json:"cloud_key_id"`
-	Roster         []byte `json:"roster,omitempty"`
-}
-
 func (c *Client) warn(msg string) {
 	if c.Warn != nil {
 		c.Warn(msg)
@@ -97,7 +77,7 @@ func (c *Client) Enroll(ctx context.Context, cloudURL, code, dir string) (*State
 	if err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)
 	}
-	body, err := json.Marshal(request{Code: code, PublicKey: pub, Proof: ed25519.Sign(key, batch.EnrollProofMessage(code, pub)),
+	body, err := json.Marshal(batch.EnrollRequest{Code: code, PublicKey: pub, Proof: ed25519.Sign(key, batch.EnrollProofMessage(code, pub)),
 		Advertise: c.Advertise, BoxKey: box.PublicKey().Bytes()})
 	if err != nil {
 		return nil, fmt.Errorf("enroll: encode request: %w", err)
@@ -120,7 +100,7 @@ func (c *Client) Enroll(ctx context.Context, cloudURL, code, dir string) (*State
 	if resp.StatusCode != http.StatusCreated {
 		return nil, fmt.Errorf("enroll: %w", parseProblem(resp, b))
 	}
-	var r response
+	var r batch.EnrollResponse
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("enroll: parse reply: %w", err)
 	}

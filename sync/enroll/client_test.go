@@ -27,11 +27,7 @@ func fakeCloud(t *testing.T, cloudPub ed25519.PublicKey, calls *atomic.Int32) *h
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
-		var req struct {
-			Code      string `json:"code"`
-			PublicKey []byte `json:"public_key"`
-			Proof     []byte `json:"proof"`
-		}
+		var req batch.EnrollRequest
 		if r.URL.Path != "/v1/enroll" || r.Method != http.MethodPost || json.NewDecoder(r.Body).Decode(&req) != nil {
 			http.Error(w, "bad request", http.StatusBadRequest)
 			return
@@ -48,10 +44,8 @@ func fakeCloud(t *testing.T, cloudPub ed25519.PublicKey, calls *atomic.Int32) *h
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusCreated)
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"program": "prog", "store": "S1", "terminal": "T1",
-			"terminal_key_id": keyID(req.PublicKey), "cloud_public_key": []byte(cloudPub), "cloud_key_id": keyID(cloudPub),
-		})
+		_ = json.NewEncoder(w).Encode(batch.EnrollResponse{Program: "prog", Store: "S1", Terminal: "T1",
+			TerminalKeyID: keyID(req.PublicKey), CloudPublicKey: cloudPub, CloudKeyID: keyID(cloudPub)})
 	}))
 	t.Cleanup(srv.Close)
 	return srv

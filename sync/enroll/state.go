@@ -3,7 +3,6 @@ package enroll
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -80,35 +79,29 @@ func Load(dir string) (*State, error) {
 }
 
 // loadOrCreateKey returns the terminal key in path, generating it with
-// mode 0600 when there is none.
+// mode 0600 when there is none (batch.LoadOrCreatePrivateKeyFile).
 func loadOrCreateKey(path string) (ed25519.PrivateKey, error) {
-	key, err := loadPrivateKey(path)
-	if err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return key, err
-	}
-	_, key, err = ed25519.GenerateKey(rand.Reader)
+	key, _, err := batch.LoadOrCreatePrivateKeyFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("generate terminal key: %w", err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("encode terminal key: %w", err)
-	}
-	if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		return nil, err
+		return nil, terminalKeyError(err)
 	}
 	return key, nil
 }
 
 func loadPrivateKey(path string) (ed25519.PrivateKey, error) {
 	k, err := batch.ReadPrivateKeyFile(path)
-	if errors.Is(err, batch.ErrBadKeyFile) {
-		return nil, fmt.Errorf("terminal %w; remove the state directory and enroll again", err)
-	}
 	if err != nil {
-		return nil, fmt.Errorf("terminal %w", err)
+		return nil, terminalKeyError(err)
 	}
 	return k, nil
+}
+
+// terminalKeyError says which key failed, and for a bad file what to do.
+func terminalKeyError(err error) error {
+	if errors.Is(err, batch.ErrBadKeyFile) {
+		return fmt.Errorf("terminal %w; remove the state directory and enroll again", err)
+	}
+	return fmt.Errorf("terminal %w", err)
 }
 
 func loadPublicKey(path string) (ed25519.PublicKey, error) {
