@@ -102,8 +102,8 @@ func TestEnrolledTerminalsJournalReachesTheCloudExactlyOnce(t *testing.T) {
 	}
 
 	// A balance changed behind the ledger's back: check must say so and fail.
-	if _, err := ledger.DB().ExecContext(ctx, `UPDATE accounts SET balance = balance + 5
-		WHERE id = (SELECT id FROM accounts WHERE id LIKE 'avail|%' ORDER BY id LIMIT 1)`); err != nil {
+	if _, err := ledger.DB().ExecContext(ctx, `UPDATE owners SET avail = avail + 5
+		WHERE id = (SELECT id FROM owners ORDER BY id LIMIT 1)`); err != nil {
 		t.Fatal(err)
 	}
 	code, out, errOut := run(t, "cloud", "check", "--db", db)
