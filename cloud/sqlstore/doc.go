@@ -21,8 +21,9 @@
 //
 // Costs are pages: a batch touches owners at random places of every table
 // keyed by owner, so the lots have a single index by owner (lots_by_owner)
-// and the writer checkpoints the WAL every 8,192 pages, so that pages
-// rewritten batch after batch are copied to the database once.
+// and the WAL is checkpointed in the background (checkpoint.go) every
+// quarter second after writes, on a connection of its own, so that no
+// batch pays for copying the others' pages into the database file.
 //
 // SQLite: WAL, synchronous=FULL, one writer connection (BEGIN IMMEDIATE) and
 // a pool of readers; statements come from templates in fixed sizes and are

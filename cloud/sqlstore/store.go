@@ -62,6 +62,7 @@ type Store struct {
 
 	// Prepared statements of db and rdb (SQLite only).
 	wst, rst *stmtCache
+	ckpt     *checkpointer // SQLite only
 }
 
 // Open opens (creating if needed) and migrates a ledger. dsn is
@@ -103,7 +104,7 @@ func open(ctx context.Context, dsn string, opts Options, version int) (*Store, e
 			"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)"
 		// The writer keeps a large page cache; readers, whose caches are
 		// reset whenever the writer commits, keep the default.
-		if s.db, err = sql.Open("sqlite", base+"&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(8192)&_txlock=immediate"); err != nil {
+		if s.db, err = sql.Open("sqlite", base+"&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint("+strconv.Itoa(backstopCheckpointPages)+")&_txlock=immediate"); err != nil {
 			return nil, fmt.Errorf("open sqlite ledger %s: %w", path, err)
 		}
 		s.db.SetMaxOpenConns(1)
@@ -112,6 +113,12 @@ func open(ctx context.Context, dsn string, opts Options, version int) (*Store, e
 			return nil, fmt.Errorf("open sqlite ledger %s: %w", path, err)
 		}
 		s.rdb.SetMaxOpenConns(4)
+		ckpt, err := sql.Open("sqlite", base)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open sqlite ledger %s: %w", path, err)
+		}
+		s.ckpt = startCheckpointer(ckpt, s.log.Warn)
 	}
 	if err := s.db.PingContext(ctx); err != nil {
 		s.Close()
@@ -155,8 +162,12 @@ func (s *Store) DB() *sql.DB { return s.db }
 // Close releases the database handles. It is safe to call twice.
 func (s *Store) Close() error {
 	var err error
+	if s.ckpt != nil {
+		err = s.ckpt.close()
+		s.ckpt = nil
+	}
 	if s.rdb != nil && s.rdb != s.db {
-		err = s.rdb.Close()
+		err = errors.Join(err, s.rdb.Close())
 	}
 	if s.db != nil {
 		err = errors.Join(err, s.db.Close())
@@ -246,6 +257,9 @@ func (s *Store) tryTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *dbtx
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit ledger transaction: %w", err)
+	}
+	if s.ckpt != nil {
+		s.ckpt.wrote()
 	}
 	return nil
 }
