@@ -11,9 +11,8 @@
 // with multi-row statements. An owner's two balances ("avail" and "debt")
 // are columns of its owners row, moved by the batch's postings in the same
 // write as the row; the accounts table holds the program's accounts. It
-// then checks, in one statement per chunk of owners, that the lots of every
-// touched owner, summed in SQL, equal its available balance as the database
-// holds it. Any failed check rolls the
+// then checks that the lots of every touched owner, summed in SQL, equal
+// its available balance as the database holds it after the writes. Any failed check rolls the
 // transaction back and returns cloud.ErrInvariant: the ledger halts rather
 // than corrupts. The ack's snapshots come from the same state, with the
 // expiring points read after the writes. Check replays the whole ledger

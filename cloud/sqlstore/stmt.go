@@ -57,12 +57,12 @@ const (
 	// qOpenLots reads only what lots_by_owner holds (its columns and the
 	// key, id), so that no lot's row is looked up: lots read in brief.
 	qOpenLots = `SELECT id, owner, expires_at, remaining FROM lots WHERE owner IN (?*) AND remaining <> 0`
-	// qOwnerCheck reads, for the invariant check, each owner's balances
-	// and the sum and least of its open lots, in one statement, so both
-	// sides of the comparison are what the database holds (grouped by the
-	// key alone: the balances depend on it, and no sort is needed).
-	qOwnerCheck = `SELECT o.id, o.avail, o.debt, COALESCE(CAST(SUM(l.remaining) AS BIGINT), 0), COALESCE(MIN(l.remaining), 0)
-		FROM owners o LEFT JOIN lots l ON l.owner = o.id AND l.remaining <> 0 WHERE o.id IN (?*) GROUP BY o.id`
+	// The invariant check reads each owner's balances and the sum and
+	// least of its open lots, both after the writes: two statements that
+	// each use an index (a join of the two made PostgreSQL hash-join a
+	// scan of every lot).
+	qBalances  = `SELECT id, avail, debt FROM owners WHERE id IN (?*)`
+	qLotSums   = `SELECT owner, COALESCE(CAST(SUM(remaining) AS BIGINT), 0), COALESCE(MIN(remaining), 0) FROM lots WHERE owner IN (?*) AND remaining <> 0 GROUP BY owner`
 	qExpiring  = `SELECT owner, expires_at, CAST(SUM(remaining) AS BIGINT) FROM lots WHERE owner IN (?*) AND remaining <> 0 AND expires_at < ? GROUP BY owner, expires_at ORDER BY owner, expires_at`
 	inTemplate = "(?*)"
 )

@@ -253,9 +253,8 @@ func (b *book) checkDirty(ctx context.Context) error {
 // check halts the transaction unless each owner in ids, and each owner
 // whose balances the book moved without its row, has open lots that sum
 // to its available balance, no negative balance and no credit on its
-// debt, once the book's writes are in. One statement reads both sides, so
-// both are what the database holds; the book's owners take the balances
-// it read.
+// debt, once the book's writes are in. Both sides are read from the
+// database after the writes; the book's owners take the balances read.
 func (b *book) check(ctx context.Context, ids []cloud.Owner) error {
 	if err := b.writeBalances(ctx); err != nil {
 		return err
@@ -267,34 +266,35 @@ func (b *book) check(ctx context.Context, ids []cloud.Owner) error {
 		for i, id := range ids {
 			args[i] = string(id)
 		}
-		found := make(map[cloud.Owner]bool, len(ids))
-		rows, err := b.tx.queryIn(ctx, qOwnerCheck, args)
+		type sums struct{ avail, debt, lots, least int64 }
+		got := make(map[cloud.Owner]*sums, len(ids))
+		rows, err := b.tx.queryIn(ctx, qBalances, args)
 		if err != nil {
 			return fmt.Errorf("check balances: %w", err)
 		}
 		err = scanAll(rows, func(rows *sql.Rows) error {
 			var id string
-			var avail, debt, lots, least int64
-			if err := rows.Scan(&id, &avail, &debt, &lots, &least); err != nil {
+			var v sums
+			if err := rows.Scan(&id, &v.avail, &v.debt); err != nil {
 				return fmt.Errorf("check balances: %w", err)
 			}
-			found[cloud.Owner(id)] = true
-			switch {
-			case least < 0:
-				return fmt.Errorf("%w: owner %s has a lot with negative remaining points", cloud.ErrInvariant, id)
-			case avail < 0:
-				return fmt.Errorf("%w: owner %s has a negative available balance %d", cloud.ErrInvariant, id, avail)
-			case debt > 0:
-				return fmt.Errorf("%w: owner %s has a positive debt account %d", cloud.ErrInvariant, id, debt)
-			case lots != avail:
-				b.s.log.Error("lots do not sum to the available balance; rolling back", "owner", id, "lots", lots, "avail", avail)
-				return fmt.Errorf("%w: owner %s: lots sum to %d, available balance is %d", cloud.ErrInvariant, id, lots, avail)
+			got[cloud.Owner(id)] = &v
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if rows, err = b.tx.queryIn(ctx, qLotSums, args); err != nil {
+			return fmt.Errorf("check lots: %w", err)
+		}
+		err = scanAll(rows, func(rows *sql.Rows) error {
+			var id string
+			var lots, least int64
+			if err := rows.Scan(&id, &lots, &least); err != nil {
+				return fmt.Errorf("check lots: %w", err)
 			}
-			if o := b.owners[cloud.Owner(id)]; o != nil {
-				if o.dirty && o.debt != debt {
-					return fmt.Errorf("%w: owner %s: debt is %d in the database, %d by the book's postings", cloud.ErrInvariant, id, debt, o.debt)
-				}
-				o.avail, o.debt = avail, debt
+			if v := got[cloud.Owner(id)]; v != nil {
+				v.lots, v.least = lots, least
 			}
 			return nil
 		})
@@ -302,8 +302,25 @@ func (b *book) check(ctx context.Context, ids []cloud.Owner) error {
 			return err
 		}
 		for _, id := range ids {
-			if !found[id] {
+			v := got[id]
+			switch {
+			case v == nil:
 				return fmt.Errorf("%w: owner %s has postings but no owners row", cloud.ErrInvariant, id)
+			case v.least < 0:
+				return fmt.Errorf("%w: owner %s has a lot with negative remaining points", cloud.ErrInvariant, id)
+			case v.avail < 0:
+				return fmt.Errorf("%w: owner %s has a negative available balance %d", cloud.ErrInvariant, id, v.avail)
+			case v.debt > 0:
+				return fmt.Errorf("%w: owner %s has a positive debt account %d", cloud.ErrInvariant, id, v.debt)
+			case v.lots != v.avail:
+				b.s.log.Error("lots do not sum to the available balance; rolling back", "owner", string(id), "lots", v.lots, "avail", v.avail)
+				return fmt.Errorf("%w: owner %s: lots sum to %d, available balance is %d", cloud.ErrInvariant, id, v.lots, v.avail)
+			}
+			if o := b.owners[id]; o != nil {
+				if o.dirty && o.debt != v.debt {
+					return fmt.Errorf("%w: owner %s: debt is %d in the database, %d by the book's postings", cloud.ErrInvariant, id, v.debt, o.debt)
+				}
+				o.avail, o.debt = v.avail, v.debt
 			}
 		}
 		return nil
