@@ -2,6 +2,7 @@ package batch_test
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -124,4 +125,48 @@ func TestSnapshotsAndRulesRoundTrip(t *testing.T) {
 	if _, err := batch.OpenRules(rb, "prog-other", cloud.Public()); !errors.Is(err, batch.ErrSignature) {
 		t.Errorf("rules under another program: got %v, want ErrSignature", err)
 	}
+}
+
+// bigAck is the ack of a catch-up batch: results for the n ops of T-01,
+// epoch 2, sequences 1001.., a few rejected, duplicate or adjusted, and
+// fresh snapshots of m members as the cloud writes them (tiers, points
+// expiring, an offline allowance).
+func bigAck(n, m int) *batch.Ack {
+	a := &batch.Ack{
+		Terminal: "T-01", Epoch: 2, Status: batch.AckApplied, Watermark: 1000 + uint64(n),
+		RulesVersion: 4, Time: t0.Add(time.Hour), HLC: loyalty.HLC(uint64(t0.UnixMilli())<<16 | 7),
+	}
+	a.LastHash[0], a.BatchHash[1] = 1, 2
+	for _, o := range ops("T-01", 2, 1001, n) {
+		r := batch.Result{Seq: o.Seq, ID: o.ID, Outcome: batch.Applied}
+		switch o.Seq % 97 {
+		case 1:
+			r.Outcome, r.Reason = batch.Rejected, batch.RejectUnknownRules
+		case 2:
+			r.Outcome = batch.Duplicate
+		case 3:
+			r.Adjusted = -12
+		}
+		a.Results = append(a.Results, r)
+	}
+	tiers := []string{"bronze", "silver", "gold", "platinum"}
+	for i := range m {
+		var card loyalty.CardHash
+		card[0], card[1], card[31] = 0xc4, byte(i>>8), byte(i)
+		s := loyalty.Snapshot{
+			Card: card, Member: loyalty.MemberID(fmt.Sprintf("M-%06d", 100000+i*37)),
+			Balance: loyalty.Points(1234 + i*17), Tier: tiers[i%3], NextTier: tiers[i%3+1], ToNextTier: loyalty.Points(766 + i),
+			Expiring:  []loyalty.ExpiringPoints{{Points: loyalty.Points(100 + i%50), At: t0.AddDate(0, 3, i%28)}},
+			Allowance: &loyalty.Allowance{Points: 500, Expires: t0.Add(72 * time.Hour)},
+			AsOf:      t0.Add(time.Hour),
+		}
+		if i%5 == 0 {
+			s.Expiring = append(s.Expiring, loyalty.ExpiringPoints{Points: 40, At: t0.AddDate(0, 6, 0)})
+		}
+		if i%11 == 0 {
+			s.Debt = 25
+		}
+		a.Snapshots = append(a.Snapshots, s)
+	}
+	return a
 }

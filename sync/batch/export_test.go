@@ -146,3 +146,13 @@ func EncodeBatchPayload(b *Batch) []byte {
 // ParseEnvelopeReference is ParseEnvelope without its fast path: the
 // envelope through fxamacker's strict decoding and the re-encoding checks.
 func ParseEnvelopeReference(data []byte) (*Envelope, error) { return parseEnvelope(data) }
+
+// BareDecodeAck decodes an ack payload with fxamacker's default options
+// into the wire struct: the ack benchmark's baseline, like BareDecodeBatch.
+func BareDecodeAck(payload []byte) error {
+	var w wireAck
+	if err := cbor.Unmarshal(payload, &w); err != nil {
+		return fmt.Errorf("bare decode: %w", err)
+	}
+	return nil
+}
