@@ -12,7 +12,7 @@ import (
 // the hand-written decoder (decode.go) is held to: a batch nests at most
 // six deep (batch, ops, op, basket, lines, line); its largest arrays are
 // the ops and a basket's lines.
-var batchDecMode = mustDecMode(limits{nested: 8, array: maxArray, mapPairs: 32})
+var batchDecMode = mustDecMode(limits{nested: 8, array: maxBatchArray, mapPairs: 32})
 
 // LibraryDecodeBatch decodes a batch payload the reference way: fxamacker's
 // strict decoding into the wire structs, the re-encoding check, the field
