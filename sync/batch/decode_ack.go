@@ -242,12 +242,12 @@ func (r *reader) snapshot(s *loyalty.Snapshot, slabs *snapshotSlabs) error {
 // expiring reads a snapshot's expiring points into a slice carved from
 // slab.
 func (r *reader) expiring(slab *[]loyalty.ExpiringPoints) ([]loyalty.ExpiringPoints, error) {
-	n, err := r.optArray("expiring points")
+	n, err := r.optArray("expiring entries")
 	if err != nil {
 		return nil, err
 	}
 	if n > maxExpiring {
-		return nil, fail(ErrInvalid, nil, "payload: expiring points: %d entries, at most %d", n, maxExpiring)
+		return nil, fail(ErrInvalid, nil, "payload: snapshot: %d expiring entries, at most %d", n, maxExpiring)
 	}
 	if cap(*slab)-len(*slab) < n {
 		*slab = make([]loyalty.ExpiringPoints, 0, max(n, min(n*r.left, slabSize)))

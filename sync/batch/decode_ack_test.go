@@ -123,7 +123,7 @@ var ackStrictCases = []strictCase{
 			}
 			s[uint64(8)] = e
 		})
-	}, batch.ErrInvalid, "expiring points: 65 entries, at most 64"},
+	}, batch.ErrInvalid, "snapshot: 65 expiring entries, at most 64"},
 	{"trailing byte", func(t testing.TB, p []byte) []byte {
 		return append(bytes.Clone(p), 0x00)
 	}, batch.ErrMalformed, "1 bytes after the ack"},

@@ -113,8 +113,8 @@ func (r *reader) head(what string) (major byte, arg uint64, err error) {
 	return major, arg, nil
 }
 
-// want reads a head of major type m (null is refused: no field reads null
-// as its value but those nullable reads).
+// want reads a head of major type m; a null is refused like any other
+// type (the few fields that may be null check nullable first).
 func (r *reader) want(m byte, what string) (uint64, error) {
 	major, arg, err := r.head(what)
 	if err != nil {
