@@ -81,6 +81,7 @@ func TestOpenAckRejects(t *testing.T) {
 		{"unknown status", resign(tamper(t, payload, func(m map[any]any) { m[uint64(3)] = uint64(9) })), batch.ErrInvalid},
 		{"result above watermark", resign(tamper(t, payload, func(m map[any]any) { m[uint64(4)] = uint64(101) })), batch.ErrInvalid},
 		{"unknown field", resign(tamper(t, payload, func(m map[any]any) { m[uint64(12)] = "x" })), batch.ErrMalformed},
+		{"a snapshot's zero card spelled out", resign(tamper(t, payload, func(m map[any]any) { nested(m, uint64(8), 0)[uint64(1)] = make([]byte, 32) })), batch.ErrInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, err := batch.OpenAck(tc.data, program, cloud.Public())

@@ -179,9 +179,9 @@ func TestAckDecodersAgreeOnGoodAcks(t *testing.T) {
 
 // checkAckDecodersAgree holds the hand-written ack decoder to the
 // reference on payload: what one accepts the other accepts, with the
-// same ack; what it refuses is refused with a *batch.Error of a decoding
-// reason (malformed, not canonical, or invalid for too many expiring
-// entries).
+// same ack, which re-encodes to payload when it is valid; what it refuses
+// is refused with a *batch.Error of a decoding reason (malformed, not
+// canonical, or invalid for too many expiring entries).
 func checkAckDecodersAgree(t *testing.T, payload []byte) {
 	t.Helper()
 	got, err := batch.DecodeAck(payload)
@@ -202,6 +202,10 @@ func checkAckDecodersAgree(t *testing.T, payload []byte) {
 		t.Fatalf("the hand-written decoder accepts a payload the reference refuses (%v)", werr)
 	case !reflect.DeepEqual(got, want):
 		t.Fatalf("the decoders disagree:\n got %+v\nwant %+v", got, want)
+	case got.Validate() != nil:
+		// Both decoders take a snapshot's zero card spelled out as 32
+		// zero bytes, which SealAck would omit; Validate refuses it (a
+		// snapshot without a card), so OpenAck never accepts it.
 	default:
 		again, err := batch.EncodeAckPayload(got)
 		if err != nil || !bytes.Equal(again, payload) {
