@@ -12,8 +12,6 @@ import (
 // batch of MaxBatchOps fit well within it.
 const MaxAckBytes = 8 << 20
 
-var ackDecMode = mustDecMode(limits{nested: 8, array: 2 * MaxBatchOps, mapPairs: 32})
-
 // AckStatus says what the cloud did with a batch.
 type AckStatus uint8
 
@@ -184,7 +182,23 @@ func (s *Signer) SealAck(a *Ack) ([]byte, error) {
 	if err := a.Validate(); err != nil {
 		return nil, fmt.Errorf("batch: seal ack: %w", err)
 	}
-	w := wireAck{
+	payload, err := encMode.Marshal(toWireAck(a))
+	if err != nil {
+		return nil, fmt.Errorf("batch: encode ack: %w", err)
+	}
+	if len(payload) > MaxAckBytes-256 {
+		return nil, fmt.Errorf("batch: seal ack: %d bytes, more than an agent takes (%d)", len(payload), MaxAckBytes)
+	}
+	b, err := s.seal(TypeAck, s.KeyID(0), payload)
+	if err != nil {
+		return nil, fmt.Errorf("batch: seal ack: %w", err)
+	}
+	return b, nil
+}
+
+// toWireAck maps a to its wire struct.
+func toWireAck(a *Ack) *wireAck {
+	w := &wireAck{
 		Terminal:     a.Terminal,
 		Epoch:        a.Epoch,
 		Status:       uint8(a.Status),
@@ -202,21 +216,11 @@ func (s *Signer) SealAck(a *Ack) ([]byte, error) {
 		}
 	}
 	w.Snapshots = toWireSnapshots(a.Snapshots)
-	payload, err := encMode.Marshal(&w)
-	if err != nil {
-		return nil, fmt.Errorf("batch: encode ack: %w", err)
-	}
-	if len(payload) > MaxAckBytes-256 {
-		return nil, fmt.Errorf("batch: seal ack: %d bytes, more than an agent takes (%d)", len(payload), MaxAckBytes)
-	}
-	b, err := s.seal(TypeAck, s.KeyID(0), payload)
-	if err != nil {
-		return nil, fmt.Errorf("batch: seal ack: %w", err)
-	}
-	return b, nil
+	return w
 }
 
-// OpenAck parses, verifies with the cloud's public key and decodes an ack.
+// OpenAck parses, verifies with the cloud's public key and decodes an ack:
+// the payload strictly, in one pass (decode_ack.go), then Ack.Validate.
 func OpenAck(data []byte, program string, cloud ed25519.PublicKey) (*Ack, error) {
 	e, err := ParseEnvelope(data, MaxAckBytes)
 	if err != nil {
@@ -228,56 +232,14 @@ func OpenAck(data []byte, program string, cloud ed25519.PublicKey) (*Ack, error)
 	if err := e.verify(TypeAck, program, cloud); err != nil {
 		return nil, err
 	}
-	var w wireAck
-	if err := decodePayload(ackDecMode, e.payload, &w); err != nil {
-		return nil, err
-	}
-	a := &Ack{
-		Terminal:     w.Terminal,
-		Epoch:        w.Epoch,
-		Status:       AckStatus(w.Status),
-		Watermark:    w.Watermark,
-		RulesVersion: w.RulesVersion,
-		Time:         fromNanos(w.Time),
-		HLC:          loyalty.HLC(w.HLC),
-	}
-	if err := copyHash(&a.LastHash, w.LastHash, "last hash"); err != nil {
-		return nil, err
-	}
-	if err := copyHash(&a.BatchHash, w.BatchHash, "batch hash"); err != nil {
-		return nil, err
-	}
-	if len(w.Results) > 0 {
-		a.Results = make([]Result, len(w.Results))
-		for i, r := range w.Results {
-			if len(r.ID) != len(loyalty.OpID{}) {
-				return nil, fail(ErrMalformed, nil, "result %d: op id is %d bytes, want 16", i, len(r.ID))
-			}
-			a.Results[i] = Result{Seq: r.Seq, Outcome: Outcome(r.Outcome), Reason: RejectCode(r.Reason), Adjusted: loyalty.Points(r.Adjusted)}
-			copy(a.Results[i].ID[:], r.ID)
-		}
-	}
-	if a.Snapshots, err = fromWireSnapshots(w.Snapshots); err != nil {
+	a, err := decodeAck(e.payload)
+	if err != nil {
 		return nil, err
 	}
 	if err := a.Validate(); err != nil {
 		return nil, fail(ErrInvalid, nil, "ack: %v", err)
 	}
 	return a, nil
-}
-
-func copyHash(dst *Hash, src []byte, what string) error {
-	if src == nil {
-		return nil
-	}
-	if len(src) != len(dst) {
-		return fail(ErrMalformed, nil, "%s is %d bytes, want %d", what, len(src), len(dst))
-	}
-	copy(dst[:], src)
-	if dst.IsZero() { // SealAck omits a zero hash: a second encoding
-		return fail(ErrNotCanonical, nil, "%s holds its zero value, which is omitted", what)
-	}
-	return nil
 }
 
 func toWireSnapshots(ss []loyalty.Snapshot) []wireSnapshot {
@@ -307,5 +269,3 @@ func fromWireSnapshots(ws []wireSnapshot) ([]loyalty.Snapshot, error) {
 	}
 	return ss, nil
 }
-
-const maxExpiring = 64

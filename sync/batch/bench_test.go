@@ -165,3 +165,48 @@ func report(b *testing.B, n int, ours, bare time.Duration) {
 	b.ReportMetric(float64(bare.Nanoseconds())/float64(b.N)/float64(n), "bare-ns/loyalty-op")
 	b.ReportMetric(float64(ours)/float64(bare), "x-bare")
 }
+
+// BenchmarkAckVerify times OpenAck of a catch-up's ack (bigAck: 1,000 op
+// results, 500 member snapshots) against its bare baseline, alternately in
+// the same loop:
+//
+//	ns/ack       OpenAck of the sealed ack
+//	bare-ns/ack  ed25519.Verify + cbor.Unmarshal (default options) of the
+//	             same payload bytes into the wire struct (BareDecodeAck)
+//	x-bare       the ratio of the two
+func BenchmarkAckVerify(b *testing.B) {
+	cloud := signer(b, batch.CloudSigner, 7)
+	sealed, err := cloud.SealAck(bigAck(1000, 500))
+	if err != nil {
+		b.Fatal(err)
+	}
+	priv := key(7)
+	pub := priv.Public().(ed25519.PublicKey)
+	env, err := batch.ParseEnvelope(sealed, batch.MaxAckBytes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	payload := env.Payload()
+	sig := ed25519.Sign(priv, payload)
+	var ours, bare time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t := time.Now()
+		if _, err := batch.OpenAck(sealed, program, cloud.Public()); err != nil {
+			b.Fatal(err)
+		}
+		ours += time.Since(t)
+		t = time.Now()
+		if !ed25519.Verify(pub, payload, sig) {
+			b.Fatal("bare signature does not verify")
+		}
+		if err := batch.BareDecodeAck(payload); err != nil {
+			b.Fatal(err)
+		}
+		bare += time.Since(t)
+	}
+	b.ReportMetric(float64(ours.Nanoseconds())/float64(b.N), "ns/ack")
+	b.ReportMetric(float64(bare.Nanoseconds())/float64(b.N), "bare-ns/ack")
+	b.ReportMetric(float64(ours)/float64(bare), "x-bare")
+	b.ReportMetric(float64(len(payload)), "payload-bytes")
+}

@@ -54,12 +54,16 @@
 // The rules are fxamacker's DecOptions (limits, IndefLengthForbidden,
 // TagsForbidden, DupMapKeyEnforcedAPF, ExtraDecErrorUnknownField,
 // UTF8RejectInvalid) and the re-encoding of the decoded value to the
-// identical bytes. The batch, the message the cloud reads most, gets the
-// same rules from a hand-written decoder (decode.go) that checks them in one
-// pass over the bytes and decodes straight into the loyalty types, and the
-// envelopes this package writes are read in place (parseOwnEnvelope);
-// fuzz targets hold both to fxamacker's strict decoding, which reads every
-// other message and tells what is wrong with an envelope that is not ours.
+// identical bytes. The two messages read most, the batch (by the cloud)
+// and the ack (by the terminal, one per batch it sends), get the same rules
+// from hand-written decoders (decode.go, decode_ack.go, on the reader of
+// read.go) that check them in one pass over the bytes and decode straight
+// into the Go types, and the envelopes this package writes are read in
+// place (parseOwnEnvelope). Fuzz targets (FuzzBatchDecoders,
+// FuzzAckPayload, FuzzOpenBatch, FuzzOpenAck) hold them to fxamacker's
+// strict decoding, kept in the tests as the reference for those two
+// messages; it still reads every other message and tells what is wrong
+// with an envelope that is not ours.
 //
 // The package must never: accept another algorithm or an unsigned message,
 // decode a payload before its signature verified, panic on input, do I/O

@@ -12,7 +12,7 @@ import (
 // the hand-written decoder (decode.go) is held to: a batch nests at most
 // six deep (batch, ops, op, basket, lines, line); its largest arrays are
 // the ops and a basket's lines.
-var batchDecMode = mustDecMode(limits{nested: 8, array: maxArray, mapPairs: 32})
+var batchDecMode = mustDecMode(limits{nested: 8, array: maxBatchArray, mapPairs: 32})
 
 // LibraryDecodeBatch decodes a batch payload the reference way: fxamacker's
 // strict decoding into the wire structs, the re-encoding check, the field
@@ -146,3 +146,85 @@ func EncodeBatchPayload(b *Batch) []byte {
 // ParseEnvelopeReference is ParseEnvelope without its fast path: the
 // envelope through fxamacker's strict decoding and the re-encoding checks.
 func ParseEnvelopeReference(data []byte) (*Envelope, error) { return parseEnvelope(data) }
+
+// BareDecodeAck decodes an ack payload with fxamacker's default options
+// into the wire struct: the ack benchmark's baseline, like BareDecodeBatch.
+func BareDecodeAck(payload []byte) error {
+	var w wireAck
+	if err := cbor.Unmarshal(payload, &w); err != nil {
+		return fmt.Errorf("bare decode: %w", err)
+	}
+	return nil
+}
+
+// ackDecMode is fxamacker's strict decoding of an ack, the reference the
+// hand-written decoder (decode_ack.go) is held to: an ack nests at most
+// five deep (ack, snapshots, snapshot, expiring, entry); its arrays hold
+// at most twice MaxBatchOps elements (Validate holds results and
+// snapshots to MaxBatchOps).
+var ackDecMode = mustDecMode(limits{nested: 8, array: maxAckArray, mapPairs: 32})
+
+// LibraryDecodeAck decodes an ack payload the reference way, as OpenAck
+// did before decode_ack.go: fxamacker's strict decoding into the wire
+// structs, the re-encoding check, the field sizes, the mapping to Ack.
+// DecodeAck is the hand-written decoder OpenAck uses. Neither runs
+// Validate.
+func LibraryDecodeAck(payload []byte) (*Ack, error) {
+	var w wireAck
+	if err := decodePayload(ackDecMode, payload, &w); err != nil {
+		return nil, err
+	}
+	a := &Ack{
+		Terminal:     w.Terminal,
+		Epoch:        w.Epoch,
+		Status:       AckStatus(w.Status),
+		Watermark:    w.Watermark,
+		RulesVersion: w.RulesVersion,
+		Time:         fromNanos(w.Time),
+		HLC:          loyalty.HLC(w.HLC),
+	}
+	if err := copyHash(&a.LastHash, w.LastHash, "last hash"); err != nil {
+		return nil, err
+	}
+	if err := copyHash(&a.BatchHash, w.BatchHash, "batch hash"); err != nil {
+		return nil, err
+	}
+	if len(w.Results) > 0 {
+		a.Results = make([]Result, len(w.Results))
+		for i, r := range w.Results {
+			if len(r.ID) != len(loyalty.OpID{}) {
+				return nil, fail(ErrMalformed, nil, "result %d: op id is %d bytes, want 16", i, len(r.ID))
+			}
+			a.Results[i] = Result{Seq: r.Seq, Outcome: Outcome(r.Outcome), Reason: RejectCode(r.Reason), Adjusted: loyalty.Points(r.Adjusted)}
+			copy(a.Results[i].ID[:], r.ID)
+		}
+	}
+	var err error
+	if a.Snapshots, err = fromWireSnapshots(w.Snapshots); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// DecodeAck is the hand-written strict decoder of an ack payload.
+func DecodeAck(payload []byte) (*Ack, error) { return decodeAck(payload) }
+
+// EncodeAckPayload encodes a's payload as SealAck does, without
+// validating or signing it.
+func EncodeAckPayload(a *Ack) ([]byte, error) {
+	return encMode.Marshal(toWireAck(a))
+}
+
+func copyHash(dst *Hash, src []byte, what string) error {
+	if src == nil {
+		return nil
+	}
+	if len(src) != len(dst) {
+		return fail(ErrMalformed, nil, "%s is %d bytes, want %d", what, len(src), len(dst))
+	}
+	copy(dst[:], src)
+	if dst.IsZero() { // SealAck omits a zero hash: a second encoding
+		return fail(ErrNotCanonical, nil, "%s holds its zero value, which is omitted", what)
+	}
+	return nil
+}
