@@ -183,15 +183,20 @@ DROP INDEX lots_owner;
 DROP INDEX lots_open;
 CREATE INDEX lots_by_owner ON lots (owner, expires_at, remaining) WHERE remaining <> 0 OR owner < 'm:';
 `,
-	// 5: an owner's two balances (available points, and minus what it
-	// owes) move from rows of accounts onto its owners row, so that a batch
-	// writes one row per owner instead of three: the accounts by owner were
-	// a third of the pages a batch wrote. Postings keep naming the accounts
-	// ("avail|" and "debt|" and the owner); accounts keeps the program's.
-	// Owners that had balances but no row (none are made so) get a row.
+	// 5 and 6: an owner's two balances (available points, and minus what
+	// it owes) move from rows of accounts onto its owners row, so that a
+	// batch writes one row per owner instead of three: the accounts by
+	// owner were a third of the pages a batch wrote. Postings keep naming
+	// the accounts ("avail|" and "debt|" and the owner); accounts keeps the
+	// program's. Owners that had balances but no row (none are made so)
+	// get a row. The columns come in a migration of their own, before the
+	// rows are moved, as CockroachDB wants schema changes apart from the
+	// writes that use them.
 	`
 ALTER TABLE owners ADD COLUMN avail BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE owners ADD COLUMN debt BIGINT NOT NULL DEFAULT 0;
+`,
+	`
 INSERT INTO owners (id, qualifying, last_overspend, created_at)
 	SELECT DISTINCT t.owner, 0, 0, 0 FROM (
 		SELECT CASE WHEN id LIKE 'avail|%' THEN substr(id, 7) ELSE substr(id, 6) END AS owner
