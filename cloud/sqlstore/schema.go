@@ -202,6 +202,18 @@ UPDATE owners SET
 	debt = COALESCE((SELECT balance FROM accounts WHERE accounts.id = 'debt|' || owners.id), 0);
 DELETE FROM accounts WHERE id LIKE 'avail|%' OR id LIKE 'debt|%';
 `,
+	// 6: the index of open lots by expiry takes a condition that only
+	// Expire names, remaining > 0 (no lot's remaining is negative: Apply
+	// refuses and Check reports one), so that it no longer matches a
+	// batch's reads of open lots by owner (remaining <> 0). PostgreSQL
+	// served those with a scan of every open lot by expiry, filtered by
+	// owner, instead of searching lots_by_owner: for 500 member owners of
+	// 2,500 (2.6 ms against 1.6) and for 1,000 of 52,500, whose 172,500
+	// open lots it read (18 to 44 ms against 3 to 5).
+	`
+DROP INDEX lots_open_expiry;
+CREATE INDEX lots_expiring ON lots (expires_at) WHERE remaining > 0;
+`,
 }
 
 func (s *Store) migrate(ctx context.Context, upTo int) error {
