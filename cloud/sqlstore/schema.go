@@ -207,9 +207,10 @@ DELETE FROM accounts WHERE id LIKE 'avail|%' OR id LIKE 'debt|%';
 	// refuses and Check reports one), so that it no longer matches a
 	// batch's reads of open lots by owner (remaining <> 0). PostgreSQL
 	// served those with a scan of every open lot by expiry, filtered by
-	// owner, instead of searching lots_by_owner: for 500 member owners of
-	// 2,500 (2.6 ms against 1.6) and for 1,000 of 52,500, whose 172,500
-	// open lots it read (18 to 44 ms against 3 to 5).
+	// owner, instead of searching lots_by_owner: a read that grows with
+	// the ledger, not the batch. For 500 owners of 2,500 both took 1 to 3
+	// ms; for 1,000 of 52,500 members it read all 172,500 open lots (18 to
+	// 44 ms against 3 to 5). See docs/benchmarks.md.
 	`
 DROP INDEX lots_open_expiry;
 CREATE INDEX lots_expiring ON lots (expires_at) WHERE remaining > 0;
