@@ -48,11 +48,64 @@ var Migrations = len(migrations)
 // store's cards, a line per step: SQLite's EXPLAIN QUERY PLAN, or
 // PostgreSQL's EXPLAIN ANALYZE (run, with the rows each step read).
 func (s *Store) PlanStoreCards(ctx context.Context, store string, after loyalty.CardHash, limit int) ([]string, error) {
+	return s.explain(ctx, s.rdb, "ANALYZE, COSTS OFF, TIMING OFF", s.q(qStoreCards), store, after[:], int64(limit))
+}
+
+// PlanLotReads returns the plans of the reads of lots by owner a batch
+// makes for owners (the open lots, the invariant check's lot sums, the
+// snapshot's expiring points before the Unix microsecond before) and of a
+// link's move of the first owner's held lots, keyed "open lots", "lot
+// sums", "expiring" and "link": SQLite's EXPLAIN QUERY PLAN, or
+// PostgreSQL's EXPLAIN ANALYZE (run, with times; the link's in a
+// transaction rolled back).
+func (s *Store) PlanLotReads(ctx context.Context, owners []string, before int64) (map[string][]string, error) {
+	in := make([]any, len(owners))
+	for i, o := range owners {
+		in[i] = o
+	}
+	plans := map[string][]string{}
+	for name, read := range map[string]struct {
+		tmpl  string
+		extra []any
+	}{
+		"open lots": {qOpenLots, nil},
+		"lot sums":  {qLotSums, nil},
+		"expiring":  {qExpiring, []any{before}},
+	} {
+		q, args := s.expand(read.tmpl, 0, len(in)), append(append([]any{}, in...), read.extra...)
+		if s.dialect == Postgres {
+			q = s.q(strings.Replace(read.tmpl, "IN "+inTemplate, "= ANY(?::text[])", 1))
+			args = append([]any{owners}, read.extra...)
+		}
+		plan, err := s.explain(ctx, s.rdb, "ANALYZE, BUFFERS", q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("plan of %s: %w", name, err)
+		}
+		plans[name] = plan
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	plan, err := s.explain(ctx, tx, "ANALYZE, BUFFERS", s.q(`UPDATE lots SET owner = ? WHERE owner = ? AND `+heldLots), "m:plan", owners[0])
+	if err != nil {
+		return nil, fmt.Errorf("plan of link: %w", err)
+	}
+	plans["link"] = plan
+	return plans, nil
+}
+
+// explain returns the plan of q a line per step: SQLite's EXPLAIN QUERY
+// PLAN, or PostgreSQL's EXPLAIN with the options pg.
+func (s *Store) explain(ctx context.Context, db interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, pg, q string, args ...any) ([]string, error) {
 	explain := "EXPLAIN QUERY PLAN "
 	if s.dialect == Postgres {
-		explain = "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) "
+		explain = "EXPLAIN (" + pg + ") "
 	}
-	rows, err := s.rdb.QueryContext(ctx, explain+s.q(qStoreCards), store, after[:], int64(limit))
+	rows, err := db.QueryContext(ctx, explain+q, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -47,7 +47,9 @@ type stmtKey struct {
 }
 
 // IN-list templates. Those that read lots by owner name "remaining <> 0"
-// (or heldLots) so that the partial index lots_by_owner serves them.
+// (or heldLots) so that the partial index lots_by_owner serves them, and
+// never "remaining > 0", the condition of lots_expiring, which only Expire
+// names: with it PostgreSQL preferred reading every open lot by expiry.
 const (
 	qApplied  = `SELECT id, kind, card, owner, posted, store, digest FROM ops WHERE status = 1 AND id IN (?*)`
 	qReversed = `SELECT target FROM reversals WHERE target IN (?*)`
