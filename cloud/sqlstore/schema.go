@@ -207,7 +207,7 @@ UPDATE owners SET
 	debt = COALESCE((SELECT balance FROM accounts WHERE accounts.id = 'debt|' || owners.id), 0);
 DELETE FROM accounts WHERE id LIKE 'avail|%' OR id LIKE 'debt|%';
 `,
-	// 6: the index of open lots by expiry takes a condition that only
+	// 7: the index of open lots by expiry takes a condition that only
 	// Expire names, remaining > 0 (no lot's remaining is negative: Apply
 	// refuses and Check reports one), so that it no longer matches a
 	// batch's reads of open lots by owner (remaining <> 0). PostgreSQL
