@@ -101,13 +101,7 @@ var closedHistory = fmt.Sprintf(`WITH closed AS (
 // the lots. On PostgreSQL the plans run (EXPLAIN ANALYZE) on analyzed
 // statistics, for 500 member owners and for 500 card owners.
 func TestLotReadsByOwnerUseTheIndexWithMembers(t *testing.T) {
-	for name, open := range map[string]func(testing.TB) *sqlstore.Store{
-		"sqlite": func(tb testing.TB) *sqlstore.Store { return storetest.OpenSQLite(tb, sqlstore.Options{}) },
-		"postgres": func(tb testing.TB) *sqlstore.Store {
-			storetest.PostgresURL(tb)
-			return storetest.OpenPostgres(tb, sqlstore.Options{})
-		},
-	} {
+	for name, open := range dialects {
 		t.Run(name, func(t *testing.T) {
 			s := open(t)
 			members, cards := memberLedger(t, s)

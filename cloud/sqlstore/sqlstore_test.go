@@ -68,19 +68,23 @@ func TestOpenErrorsSayWhatToFix(t *testing.T) {
 	}
 }
 
+// dialects open a fresh ledger of each kind, for tests of both; the
+// PostgreSQL one skips when TILLPOINT_TEST_POSTGRES is unset.
+var dialects = map[string]func(testing.TB) *sqlstore.Store{
+	"sqlite": func(tb testing.TB) *sqlstore.Store { return storetest.OpenSQLite(tb, sqlstore.Options{}) },
+	"postgres": func(tb testing.TB) *sqlstore.Store {
+		storetest.PostgresURL(tb)
+		return storetest.OpenPostgres(tb, sqlstore.Options{})
+	},
+}
+
 // TestSnapshotPageReadsOnlyItsRows defends GET /v1/snapshots against
 // reading a whole store for every page: the page's card list must be a
 // range of the (store, card) key with a LIMIT, never a scan or a sort of
 // the store's cards. On PostgreSQL the plan runs and must read no more
 // rows than the page.
 func TestSnapshotPageReadsOnlyItsRows(t *testing.T) {
-	for name, open := range map[string]func(testing.TB) *sqlstore.Store{
-		"sqlite": func(tb testing.TB) *sqlstore.Store { return storetest.OpenSQLite(tb, sqlstore.Options{}) },
-		"postgres": func(tb testing.TB) *sqlstore.Store {
-			storetest.PostgresURL(tb)
-			return storetest.OpenPostgres(tb, sqlstore.Options{})
-		},
-	} {
+	for name, open := range dialects {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			s := open(t)
