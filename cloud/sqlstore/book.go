@@ -47,7 +47,7 @@ type lot struct {
 	store        string
 	dirty        bool // to be written
 	fresh        bool // created by this transaction: inserted, not updated
-	// brief: read by owner from the index lots_by_owner alone (id, owner,
+	// brief: read by owner from the index lots_by_owner_no alone (id, owner_no,
 	// expires_at, remaining), without a lookup of each lot's row; amount,
 	// earnedAt, rulesVersion and store are unknown. Only fresh lots are
 	// inserted, so only a restore needs more: the amount (fullAmount).
@@ -59,6 +59,7 @@ func lotID(txid loyalty.OpID, part uint8) string { return string(txid[:]) + stri
 // owner is what a batch knows of one owner of points.
 type owner struct {
 	id            cloud.Owner
+	no            int64 // its number, which its lots name (0 until known or given)
 	exists        bool  // an owners row exists
 	qualifying    int64 // lifetime earned, for tiers
 	lastOverspend int64
@@ -118,6 +119,7 @@ type book struct {
 	now int64 // received, Unix micros
 
 	owners   map[cloud.Owner]*owner
+	byNo     map[int64]*owner // the owners of owners whose number is known
 	lots     map[string]*lot
 	moved    map[cloud.Owner]cloud.Owner // card owners linked to members in this batch
 	postings []posting
@@ -137,7 +139,7 @@ type book struct {
 }
 
 func newBook(s *Store, tx *dbtx, now int64) *book {
-	return &book{s: s, tx: tx, now: now, owners: map[cloud.Owner]*owner{}, lots: map[string]*lot{},
+	return &book{s: s, tx: tx, now: now, owners: map[cloud.Owner]*owner{}, byNo: map[int64]*owner{}, lots: map[string]*lot{},
 		moved: map[cloud.Owner]cloud.Owner{}, deltas: map[string]int64{}}
 }
 
@@ -196,23 +198,25 @@ func (b *book) loadOwners(ctx context.Context, ids []cloud.Owner) error {
 		}
 		return scanAll(rows, func(rows *sql.Rows) error {
 			var id string
-			var q, lo, avail, debt int64
-			if err := rows.Scan(&id, &q, &lo, &avail, &debt); err != nil {
+			var q, lo, avail, debt, no int64
+			if err := rows.Scan(&id, &q, &lo, &avail, &debt, &no); err != nil {
 				return fmt.Errorf("read owners: %w", err)
 			}
 			o := b.owners[cloud.Owner(id)]
-			o.exists, o.qualifying, o.lastOverspend, o.avail, o.debt = true, q, lo, avail, debt
+			o.exists, o.qualifying, o.lastOverspend, o.avail, o.debt, o.no = true, q, lo, avail, debt, no
+			b.byNo[no] = o
 			return nil
 		})
 	})
 }
 
 // heldLots is the condition that selects the lots of held cards, as the
-// index lots_by_owner names it: card owners ("c:" and the card hash) sort
-// before member owners ("m:" and the member ID).
-const heldLots = `owner < 'm:'`
+// index lots_by_owner_no names it: held cards have negative numbers.
+const heldLots = `owner_no < 0`
 
-const lotColumns = `id, owner, amount, remaining, earned_at, expires_at, rules_version, store`
+// selectLots reads lots with their owners' IDs (see scanLot).
+const selectLots = `SELECT l.id, o.id, l.amount, l.remaining, l.earned_at, l.expires_at, l.rules_version, l.store
+	FROM lots l JOIN owners o ON o.no = l.owner_no`
 
 func scanLot(rows *sql.Rows) (*lot, error) {
 	var l lot
@@ -234,12 +238,15 @@ func (b *book) loadLots(ctx context.Context, os []*owner) error {
 			want = append(want, o)
 		}
 	}
-	err := chunks(want, b.s.inMax(), func(os []*owner) error {
-		args := make([]any, len(os))
-		for i, o := range os {
-			args[i] = string(o.id)
+	// An owner without a row has no lots in the database.
+	var nos []any
+	for _, o := range want {
+		if o.exists {
+			nos = append(nos, o.no)
 		}
-		rows, err := b.tx.queryIn(ctx, qOpenLots, args)
+	}
+	err := chunks(nos, b.s.inMax(), func(nos []any) error {
+		rows, err := b.tx.queryIn(ctx, qOpenLots, nos)
 		if err != nil {
 			return fmt.Errorf("read lots: %w", err)
 		}
@@ -247,19 +254,21 @@ func (b *book) loadLots(ctx context.Context, os []*owner) error {
 		for rows.Next() {
 			l := &lot{brief: true}
 			var id []byte
-			var o string
-			if err := rows.Scan(&id, &o, &l.expiresAt, &l.remaining); err != nil {
+			var no int64
+			if err := rows.Scan(&id, &no, &l.expiresAt, &l.remaining); err != nil {
 				return fmt.Errorf("read lots: %w", err)
 			}
-			l.id, l.owner = string(id), cloud.Owner(o)
+			o := b.byNo[no]
+			if o == nil {
+				return fmt.Errorf("%w: read a lot of owner number %d, which no owner read has", cloud.ErrInvariant, no)
+			}
+			l.id, l.owner = string(id), o.id
 			if have, ok := b.lots[l.id]; ok {
 				l = have
 			} else {
 				b.lots[l.id] = l
 			}
-			if o := b.owners[l.owner]; o != nil {
-				o.lots = append(o.lots, l)
-			}
+			o.lots = append(o.lots, l)
 		}
 		return rows.Err()
 	})
@@ -292,7 +301,7 @@ func (b *book) lotByID(ctx context.Context, id string) (*lot, error) {
 	if l, ok := b.lots[id]; ok {
 		return l, nil
 	}
-	rows, err := b.tx.QueryContext(ctx, b.s.q(`SELECT `+lotColumns+` FROM lots WHERE id = ?`), []byte(id))
+	rows, err := b.tx.QueryContext(ctx, b.s.q(selectLots+` WHERE l.id = ?`), []byte(id))
 	if err != nil {
 		return nil, fmt.Errorf("read lot: %w", err)
 	}

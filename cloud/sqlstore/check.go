@@ -162,8 +162,9 @@ func (s *Store) Check(ctx context.Context) (cloud.CheckReport, error) {
 	if rep.Owners, err = count(`SELECT COUNT(*) FROM owners`); err != nil {
 		return rep, fmt.Errorf("count owners: %w", err)
 	}
-	rows, err = tx.QueryContext(ctx, `SELECT l.id, l.owner, l.amount, l.remaining, COALESCE(CAST(u.used AS BIGINT), 0)
-		FROM lots l LEFT JOIN (SELECT lot, SUM(amount) AS used FROM lot_uses GROUP BY lot) u ON u.lot = l.id`)
+	rows, err = tx.QueryContext(ctx, `SELECT l.id, COALESCE(o.id, ''), l.amount, l.remaining, COALESCE(CAST(u.used AS BIGINT), 0)
+		FROM lots l LEFT JOIN owners o ON o.no = l.owner_no
+		LEFT JOIN (SELECT lot, SUM(amount) AS used FROM lot_uses GROUP BY lot) u ON u.lot = l.id`)
 	if err != nil {
 		return rep, fmt.Errorf("replay lots: %w", err)
 	}
@@ -177,6 +178,9 @@ func (s *Store) Check(ctx context.Context) (cloud.CheckReport, error) {
 			return rep, fmt.Errorf("replay lots: %w", err)
 		}
 		rep.Lots++
+		if o == "" {
+			problem("lot %x names an owner number that no owner has", id)
+		}
 		if remaining != amount-used || remaining < 0 || remaining > amount {
 			problem("lot %x of %s: amount %d, used %d, but %d remaining", id, o, amount, used, remaining)
 		}

@@ -38,7 +38,7 @@ func (s *Store) Expire(ctx context.Context, now time.Time) (cloud.ExpireResult, 
 }
 
 func (s *Store) expireChunk(ctx context.Context, tx *dbtx, now time.Time) (int, int64, error) {
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT `+lotColumns+` FROM lots WHERE expires_at <= ? AND remaining > 0 ORDER BY owner, expires_at, id LIMIT ?`),
+	rows, err := tx.QueryContext(ctx, s.q(selectLots+` WHERE l.expires_at <= ? AND l.remaining > 0 ORDER BY l.owner_no, l.expires_at, l.id LIMIT ?`),
 		micros(now), expireChunk)
 	if err != nil {
 		return 0, 0, fmt.Errorf("read expired lots: %w", err)

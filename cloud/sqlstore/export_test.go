@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/tillpoint/tillpoint/cloud"
 	"github.com/tillpoint/tillpoint/loyalty"
 )
 
@@ -59,9 +60,13 @@ func (s *Store) PlanStoreCards(ctx context.Context, store string, after loyalty.
 // PostgreSQL's EXPLAIN ANALYZE (run, with times; the link's in a
 // transaction rolled back).
 func (s *Store) PlanLotReads(ctx context.Context, owners []string, before int64) (map[string][]string, error) {
-	in := make([]any, len(owners))
-	for i, o := range owners {
-		in[i] = o
+	nos, err := s.ownerNumbers(ctx, owners)
+	if err != nil {
+		return nil, err
+	}
+	in := make([]any, len(nos))
+	for i, no := range nos {
+		in[i] = no
 	}
 	plans := map[string][]string{}
 	for name, read := range map[string]struct {
@@ -74,8 +79,8 @@ func (s *Store) PlanLotReads(ctx context.Context, owners []string, before int64)
 	} {
 		q, args := s.expand(read.tmpl, 0, len(in)), append(append([]any{}, in...), read.extra...)
 		if s.dialect == Postgres {
-			q = s.q(strings.Replace(read.tmpl, "IN "+inTemplate, "= ANY(?::text[])", 1))
-			args = append([]any{owners}, read.extra...)
+			q = s.q(strings.Replace(read.tmpl, "IN "+inTemplate, "= ANY(?::int8[])", 1))
+			args = append([]any{nos}, read.extra...)
 		}
 		plan, err := s.explain(ctx, s.rdb, "ANALYZE, BUFFERS", q, args...)
 		if err != nil {
@@ -88,12 +93,23 @@ func (s *Store) PlanLotReads(ctx context.Context, owners []string, before int64)
 		return nil, err
 	}
 	defer tx.Rollback()
-	plan, err := s.explain(ctx, tx, "ANALYZE, BUFFERS", s.q(`UPDATE lots SET owner = ? WHERE owner = ? AND `+heldLots), "m:plan", owners[0])
+	plan, err := s.explain(ctx, tx, "ANALYZE, BUFFERS", s.q(uMoveLots), int64(1<<40), nos[0])
 	if err != nil {
 		return nil, fmt.Errorf("plan of link: %w", err)
 	}
 	plans["link"] = plan
 	return plans, nil
+}
+
+// ownerNumbers returns the numbers of owners, in their order.
+func (s *Store) ownerNumbers(ctx context.Context, owners []string) ([]int64, error) {
+	nos := make([]int64, len(owners))
+	for i, o := range owners {
+		if err := s.rdb.QueryRowContext(ctx, s.q(`SELECT no FROM owners WHERE id = ?`), o).Scan(&nos[i]); err != nil {
+			return nil, fmt.Errorf("number of owner %s: %w", o, err)
+		}
+	}
+	return nos, nil
 }
 
 // explain returns the plan of q a line per step: SQLite's EXPLAIN QUERY
@@ -127,4 +143,16 @@ func (s *Store) explain(ctx context.Context, db interface {
 		return nil
 	})
 	return plan, err
+}
+
+// CandidateNumber is the first number a new owner is offered.
+var CandidateNumber = ownerNumber
+
+// NumberOf returns the number of an owner.
+func (s *Store) NumberOf(ctx context.Context, owner cloud.Owner) (int64, error) {
+	nos, err := s.ownerNumbers(ctx, []string{string(owner)})
+	if err != nil {
+		return 0, err
+	}
+	return nos[0], nil
 }

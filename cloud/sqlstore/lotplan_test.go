@@ -87,9 +87,9 @@ const planHistory = 40
 // each used up by one lot use, as a redeem leaves them (the ledger stays
 // conserved: a closed lot adds nothing to a balance).
 var closedHistory = fmt.Sprintf(`WITH closed AS (
-	INSERT INTO lots (id, owner, amount, remaining, earned_at, expires_at, rules_version, store)
-	SELECT sha256(l.id || int4send(k)), l.owner, 10, 0, l.earned_at, l.expires_at, l.rules_version, l.store
-	FROM (SELECT DISTINCT ON (owner) * FROM lots WHERE owner >= 'm:' AND remaining = 0 ORDER BY owner, id) l, generate_series(1, %d) k
+	INSERT INTO lots (id, owner_no, amount, remaining, earned_at, expires_at, rules_version, store)
+	SELECT sha256(l.id || int4send(k)), l.owner_no, 10, 0, l.earned_at, l.expires_at, l.rules_version, l.store
+	FROM (SELECT DISTINCT ON (owner_no) * FROM lots WHERE owner_no > 0 AND remaining = 0 ORDER BY owner_no, id) l, generate_series(1, %d) k
 	RETURNING id
 ) INSERT INTO lot_uses (txid, part, lot, amount) SELECT id, 0, id, 10 FROM closed`, planHistory)
 
@@ -97,7 +97,7 @@ var closedHistory = fmt.Sprintf(`WITH closed AS (
 // lots by owner (open lots, the check's lot sums, the snapshot's expiring
 // points) and a link's move of a held card's lots on a ledger of real
 // members, most of whose lots are closed: each must search the partial
-// index lots_by_owner, which holds no closed lot of a member, never scan
+// index lots_by_owner_no, which holds no closed lot of a member, never scan
 // the lots. On PostgreSQL the plans run (EXPLAIN ANALYZE) on analyzed
 // statistics, for 500 member owners and for 500 card owners.
 func TestLotReadsByOwnerUseTheIndexWithMembers(t *testing.T) {
@@ -115,7 +115,7 @@ func TestLotReadsByOwnerUseTheIndexWithMembers(t *testing.T) {
 					text := strings.Join(plan, "\n")
 					t.Logf("plan of %s for %d %s:\n%s", read, len(owners), who, arrayLiteral.ReplaceAllString(text, "'{...}'"))
 					if bad, ok := lotsScanned(s.Dialect(), text); ok {
-						t.Errorf("plan of %s for %d %s:\n%s\nwant a search of lots_by_owner by owner, not %q", read, len(owners), who, arrayLiteral.ReplaceAllString(text, "'{...}'"), bad)
+						t.Errorf("plan of %s for %d %s:\n%s\nwant a search of lots_by_owner_no by owner number, not %q", read, len(owners), who, arrayLiteral.ReplaceAllString(text, "'{...}'"), bad)
 					}
 				}
 			}
@@ -127,16 +127,16 @@ func TestLotReadsByOwnerUseTheIndexWithMembers(t *testing.T) {
 var arrayLiteral = regexp.MustCompile(`'\{[^}]*\}'`)
 
 // lotsScanned reports the step of a plan that reads lots other than by
-// searching lots_by_owner, or a plan without that search.
+// searching lots_by_owner_no, or a plan without that search.
 func lotsScanned(d sqlstore.Dialect, plan string) (string, bool) {
 	var scans, search []string
 	switch d {
 	case sqlstore.SQLite:
 		scans = []string{"SCAN lots", "lots_open_expiry", "lots_expiring", "PRIMARY KEY"}
-		search = []string{"INDEX lots_by_owner (owner=?"}
+		search = []string{"INDEX lots_by_owner_no (owner_no=?"}
 	case sqlstore.Postgres:
 		scans = []string{"Seq Scan on lots", "lots_open_expiry", "lots_expiring", "lots_pkey"}
-		search = []string{"Index Scan using lots_by_owner on lots", "Index Only Scan using lots_by_owner on lots", "Bitmap Index Scan on lots_by_owner"}
+		search = []string{"Index Scan using lots_by_owner_no on lots", "Index Only Scan using lots_by_owner_no on lots", "Bitmap Index Scan on lots_by_owner_no"}
 	}
 	for _, s := range scans {
 		if strings.Contains(plan, s) {
@@ -148,5 +148,5 @@ func lotsScanned(d sqlstore.Dialect, plan string) (string, bool) {
 			return "", false
 		}
 	}
-	return "no search of lots_by_owner", true
+	return "no search of lots_by_owner_no", true
 }

@@ -157,39 +157,46 @@ func (s *Store) snapshotChunk(ctx context.Context, tx *dbtx, cards []loyalty.Car
 	if err != nil {
 		return fmt.Errorf("read owners: %w", err)
 	}
+	byNo := map[int64]*ownerState{}
+	var nos []any
 	err = scanAll(rows, func(rows *sql.Rows) error {
 		var id string
-		var q, lo, avail, debt int64
-		if err := rows.Scan(&id, &q, &lo, &avail, &debt); err != nil {
+		var q, lo, avail, debt, no int64
+		if err := rows.Scan(&id, &q, &lo, &avail, &debt, &no); err != nil {
 			return fmt.Errorf("read owners: %w", err)
 		}
-		*states[cloud.Owner(id)] = ownerState{qualifying: q, lastOverspend: lo, avail: avail, debt: -debt}
+		st := states[cloud.Owner(id)]
+		*st = ownerState{qualifying: q, lastOverspend: lo, avail: avail, debt: -debt}
+		byNo[no] = st
+		nos = append(nos, no)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	if err := readExpiring(ctx, tx, ownerArgs, states, now); err != nil {
+	if err := readExpiring(ctx, tx, nos, byNo, now); err != nil {
 		return err
 	}
 	s.assemble(cards, members, owners, states, rules, now, out)
 	return nil
 }
 
-// readExpiring adds to states the points of their owners (at most
-// inMax) that lapse within ExpiringHorizon.
-func readExpiring(ctx context.Context, tx *dbtx, owners []any, states map[cloud.Owner]*ownerState, now time.Time) error {
-	rows, err := tx.queryIn(ctx, qExpiring, owners, now.Add(ExpiringHorizon).UnixMicro())
+// readExpiring adds to the states of owners, by number (at most inMax
+// of them), their points that lapse within ExpiringHorizon.
+func readExpiring(ctx context.Context, tx *dbtx, nos []any, states map[int64]*ownerState, now time.Time) error {
+	if len(nos) == 0 {
+		return nil
+	}
+	rows, err := tx.queryIn(ctx, qExpiring, nos, now.Add(ExpiringHorizon).UnixMicro())
 	if err != nil {
 		return fmt.Errorf("read expiring points: %w", err)
 	}
 	return scanAll(rows, func(rows *sql.Rows) error {
-		var o string
-		var exp, rem int64
-		if err := rows.Scan(&o, &exp, &rem); err != nil {
+		var no, exp, rem int64
+		if err := rows.Scan(&no, &exp, &rem); err != nil {
 			return fmt.Errorf("read expiring points: %w", err)
 		}
-		st := states[cloud.Owner(o)]
+		st := states[no]
 		at := fromMicros(exp)
 		// Points lapsing on the same UTC day are one line, dated by the earliest.
 		if n := len(st.expiring); n > 0 && sameDay(st.expiring[n-1].At, at) {
@@ -235,16 +242,20 @@ func (b *book) snapshots(ctx context.Context, cards []loyalty.CardHash, members 
 		return nil, err
 	}
 	states := make(map[cloud.Owner]*ownerState, len(cards))
-	var args []any
+	byNo := make(map[int64]*ownerState, len(cards))
+	var nos []any
 	for _, id := range owners {
 		if states[id] == nil {
 			o := b.owners[id]
-			states[id] = &ownerState{qualifying: o.qualifying, lastOverspend: o.lastOverspend,
-				avail: o.avail, debt: -o.debt}
-			args = append(args, string(id))
+			st := &ownerState{qualifying: o.qualifying, lastOverspend: o.lastOverspend, avail: o.avail, debt: -o.debt}
+			states[id] = st
+			if o.no != 0 { // an owner without a number has no lots
+				byNo[o.no] = st
+				nos = append(nos, o.no)
+			}
 		}
 	}
-	err := chunks(args, b.s.inMax(), func(args []any) error { return readExpiring(ctx, b.tx, args, states, now) })
+	err := chunks(nos, b.s.inMax(), func(nos []any) error { return readExpiring(ctx, b.tx, nos, byNo, now) })
 	if err != nil {
 		return nil, err
 	}

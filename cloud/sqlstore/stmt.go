@@ -46,26 +46,27 @@ type stmtKey struct {
 	n    int // IN list length or rows; 0 for a fixed statement
 }
 
-// IN-list templates. Those that read lots by owner name "remaining <> 0"
-// (or heldLots) so that the partial index lots_by_owner serves them, and
-// never "remaining > 0", the condition of lots_expiring, which only Expire
-// names: with it PostgreSQL preferred reading every open lot by expiry.
+// IN-list templates. Those that read lots by owner number name "remaining
+// <> 0" (or heldLots) so that the partial index lots_by_owner_no serves
+// them, and never "remaining > 0", the condition of lots_expiring, which
+// only Expire names: with it PostgreSQL preferred reading every open lot
+// by expiry.
 const (
 	qApplied  = `SELECT id, kind, card, owner, posted, store, digest FROM ops WHERE status = 1 AND id IN (?*)`
 	qReversed = `SELECT target FROM reversals WHERE target IN (?*)`
 	qCards    = `SELECT hash, member FROM cards WHERE hash IN (?*)`
 	qSeenAt   = `SELECT card FROM card_stores WHERE card IN (?*) AND store = ?`
-	qOwners   = `SELECT id, qualifying, last_overspend, avail, debt FROM owners WHERE id IN (?*)`
-	// qOpenLots reads only what lots_by_owner holds (its columns and the
-	// key, id), so that no lot's row is looked up: lots read in brief.
-	qOpenLots = `SELECT id, owner, expires_at, remaining FROM lots WHERE owner IN (?*) AND remaining <> 0`
+	qOwners   = `SELECT id, qualifying, last_overspend, avail, debt, no FROM owners WHERE id IN (?*)`
+	// qOpenLots reads only what lots_by_owner_no holds (its columns and
+	// the key, id), so that no lot's row is looked up: lots read in brief.
+	qOpenLots = `SELECT id, owner_no, expires_at, remaining FROM lots WHERE owner_no IN (?*) AND remaining <> 0`
 	// The invariant check reads each owner's balances and the sum and
 	// least of its open lots, both after the writes: two statements that
 	// each use an index (a join of the two made PostgreSQL hash-join a
 	// scan of every lot).
-	qBalances  = `SELECT id, avail, debt FROM owners WHERE id IN (?*)`
-	qLotSums   = `SELECT owner, COALESCE(CAST(SUM(remaining) AS BIGINT), 0), COALESCE(MIN(remaining), 0) FROM lots WHERE owner IN (?*) AND remaining <> 0 GROUP BY owner`
-	qExpiring  = `SELECT owner, expires_at, CAST(SUM(remaining) AS BIGINT) FROM lots WHERE owner IN (?*) AND remaining <> 0 AND expires_at < ? GROUP BY owner, expires_at ORDER BY owner, expires_at`
+	qBalances  = `SELECT id, avail, debt, no FROM owners WHERE id IN (?*)`
+	qLotSums   = `SELECT owner_no, COALESCE(CAST(SUM(remaining) AS BIGINT), 0), COALESCE(MIN(remaining), 0) FROM lots WHERE owner_no IN (?*) AND remaining <> 0 GROUP BY owner_no`
+	qExpiring  = `SELECT owner_no, expires_at, CAST(SUM(remaining) AS BIGINT) FROM lots WHERE owner_no IN (?*) AND remaining <> 0 AND expires_at < ? GROUP BY owner_no, expires_at ORDER BY owner_no, expires_at`
 	inTemplate = "(?*)"
 )
 
@@ -80,17 +81,19 @@ const (
 	iAccounts    = `INSERT INTO accounts (id, balance) VALUES (?*) ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + excluded.balance`
 	uAccounts    = `UPDATE accounts SET balance = accounts.balance + v.column2 FROM (VALUES (?*)) AS v WHERE accounts.id = v.column1 RETURNING id`
 	iNewAccounts = `INSERT INTO accounts (id, balance) VALUES (?*)`
-	iLots        = `INSERT INTO lots (` + lotColumns + `) VALUES (?*)`
-	// uLots sets the owner and remaining points of lots (id, owner,
-	// remaining): an update, not an upsert, because SQLite keeps a
-	// statement journal for every upsert that updates (see expand).
-	uLots    = `UPDATE lots SET owner = v.column2, remaining = v.column3 FROM (VALUES (?*)) AS v WHERE lots.id = v.column1`
-	iLotUses = `INSERT INTO lot_uses (txid, part, lot, amount) VALUES (?*)`
-	// An owner's row: tier points and last overspend are set, the two
+	iLots        = `INSERT INTO lots (id, owner_no, amount, remaining, earned_at, expires_at, rules_version, store) VALUES (?*)`
+	// uLots sets the remaining points of lots (id, remaining): an update,
+	// not an upsert, because SQLite keeps a statement journal for every
+	// upsert that updates (see expand). A lot changes owner only when a
+	// link moves all of a held card's lots (uMoveLots).
+	uLots     = `UPDATE lots SET remaining = v.column2 FROM (VALUES (?*)) AS v WHERE lots.id = v.column1`
+	uMoveLots = `UPDATE lots SET owner_no = ? WHERE owner_no = ? AND ` + heldLots
+	iLotUses  = `INSERT INTO lot_uses (txid, part, lot, amount) VALUES (?*)`
+	// An owner's row (a new one with its number): tier points and last overspend are set, the two
 	// balances moved by the batch's postings (id, qualifying, last
 	// overspend, available delta, debt delta); uOwnerBalances only moves
 	// the balances (id, available delta, debt delta).
-	iOwners        = `INSERT INTO owners (id, qualifying, last_overspend, avail, debt, created_at) VALUES (?*)`
+	iOwners        = `INSERT INTO owners (id, qualifying, last_overspend, avail, debt, created_at, no) VALUES (?*)`
 	uOwners        = `UPDATE owners SET qualifying = v.column2, last_overspend = v.column3, avail = owners.avail + v.column4, debt = owners.debt + v.column5 FROM (VALUES (?*)) AS v WHERE owners.id = v.column1`
 	uOwnerBalances = `UPDATE owners SET avail = owners.avail + v.column2, debt = owners.debt + v.column3 FROM (VALUES (?*)) AS v WHERE owners.id = v.column1`
 	iCards         = `INSERT INTO cards (hash, member, created_at) VALUES (?*)`

@@ -165,13 +165,16 @@ func (b *book) writeState(ctx context.Context, store, terminal string) error {
 	var changed []any
 	for _, o := range owners {
 		avail, debt := b.takeDeltas(o.id)
-		if o.exists {
+		switch {
+		case o.exists:
 			changed = append(changed, string(o.id), o.qualifying, o.lastOverspend, avail, debt)
-		} else {
-			args = append(args, string(o.id), o.qualifying, o.lastOverspend, avail, debt, b.now)
+		case o.no == 0:
+			return fmt.Errorf("%w: new owner %s has no number", cloud.ErrInvariant, o.id)
+		default:
+			args = append(args, string(o.id), o.qualifying, o.lastOverspend, avail, debt, b.now, o.no)
 		}
 	}
-	if err := tx.insert(ctx, iOwners, 6, args); err != nil {
+	if err := tx.insert(ctx, iOwners, 7, args); err != nil {
 		return err
 	}
 	if err := tx.insert(ctx, uOwners, 5, changed); err != nil {
@@ -268,38 +271,43 @@ func (b *book) check(ctx context.Context, ids []cloud.Owner) error {
 		}
 		type sums struct{ avail, debt, lots, least int64 }
 		got := make(map[cloud.Owner]*sums, len(ids))
+		byNo := make(map[int64]*sums, len(ids))
+		nos := make([]any, 0, len(ids))
 		rows, err := b.tx.queryIn(ctx, qBalances, args)
 		if err != nil {
 			return fmt.Errorf("check balances: %w", err)
 		}
 		err = scanAll(rows, func(rows *sql.Rows) error {
 			var id string
+			var no int64
 			var v sums
-			if err := rows.Scan(&id, &v.avail, &v.debt); err != nil {
+			if err := rows.Scan(&id, &v.avail, &v.debt, &no); err != nil {
 				return fmt.Errorf("check balances: %w", err)
 			}
-			got[cloud.Owner(id)] = &v
+			got[cloud.Owner(id)], byNo[no] = &v, &v
+			nos = append(nos, no)
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		if rows, err = b.tx.queryIn(ctx, qLotSums, args); err != nil {
-			return fmt.Errorf("check lots: %w", err)
-		}
-		err = scanAll(rows, func(rows *sql.Rows) error {
-			var id string
-			var lots, least int64
-			if err := rows.Scan(&id, &lots, &least); err != nil {
+		if len(nos) > 0 {
+			if rows, err = b.tx.queryIn(ctx, qLotSums, nos); err != nil {
 				return fmt.Errorf("check lots: %w", err)
 			}
-			if v := got[cloud.Owner(id)]; v != nil {
-				v.lots, v.least = lots, least
+			err = scanAll(rows, func(rows *sql.Rows) error {
+				var no, lots, least int64
+				if err := rows.Scan(&no, &lots, &least); err != nil {
+					return fmt.Errorf("check lots: %w", err)
+				}
+				if v := byNo[no]; v != nil {
+					v.lots, v.least = lots, least
+				}
+				return nil
+			})
+			if err != nil {
+				return err
 			}
-			return nil
-		})
-		if err != nil {
-			return err
 		}
 		for _, id := range ids {
 			v := got[id]
@@ -415,8 +423,14 @@ func (b *book) writeLedger(ctx context.Context) error {
 		return err
 	}
 
+	if err := b.numberOwners(ctx); err != nil {
+		return err
+	}
 	for from, to := range b.moved {
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE lots SET owner = ? WHERE owner = ? AND `+heldLots), string(to), string(from)); err != nil {
+		if !b.owners[from].exists {
+			continue // nothing of it is stored
+		}
+		if _, err := tx.ExecContext(ctx, s.q(uMoveLots), b.owners[to].no, b.owners[from].no); err != nil {
 			return fmt.Errorf("move lots of a linked card: %w", err)
 		}
 	}
@@ -430,16 +444,20 @@ func (b *book) writeLedger(ctx context.Context) error {
 	args = args[:0]
 	var changed []any
 	for _, l := range lots {
-		if l.fresh {
-			args = append(args, []byte(l.id), string(l.owner), l.amount, l.remaining, l.earnedAt, l.expiresAt, l.rulesVersion, l.store)
-		} else {
-			changed = append(changed, []byte(l.id), string(l.owner), l.remaining)
+		if !l.fresh {
+			changed = append(changed, []byte(l.id), l.remaining)
+			continue
 		}
+		o := b.owners[l.owner]
+		if o == nil || o.no == 0 {
+			return fmt.Errorf("%w: a new lot's owner %s has no number", cloud.ErrInvariant, l.owner)
+		}
+		args = append(args, []byte(l.id), o.no, l.amount, l.remaining, l.earnedAt, l.expiresAt, l.rulesVersion, l.store)
 	}
 	if err := tx.insert(ctx, iLots, 8, args); err != nil {
 		return err
 	}
-	if err := tx.insert(ctx, uLots, 3, changed); err != nil {
+	if err := tx.insert(ctx, uLots, 2, changed); err != nil {
 		return err
 	}
 

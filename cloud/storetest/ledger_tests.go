@@ -337,7 +337,7 @@ func testTamper(t *testing.T, l cloud.Ledger) {
 		t.Helper()
 		q := map[string]string{
 			"balances": `UPDATE owners SET avail = avail + ? WHERE id = ?`,
-			"lots":     `UPDATE lots SET remaining = remaining + ? WHERE owner = ?`,
+			"lots":     `UPDATE lots SET remaining = remaining + ? WHERE owner_no = (SELECT no FROM owners WHERE id = ?)`,
 		}[table]
 		key := string(owner)
 		if _, err := db.DB().ExecContext(ctx, q, delta, key); err != nil {
