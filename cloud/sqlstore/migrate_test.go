@@ -79,6 +79,14 @@ func TestUpgradeFromSchema4KeepsEveryBalance(t *testing.T) {
 			if err := s.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM accounts WHERE id LIKE 'avail|%' OR id LIKE 'debt|%'`).Scan(&left); err != nil || left != 0 {
 				t.Errorf("owner accounts left in accounts: %d (%v), want 0", left, err)
 			}
+			// Migration 9 numbers every owner, held cards below zero.
+			var held, members, wrong int
+			err = s.DB().QueryRowContext(ctx, `SELECT
+				COALESCE(SUM(CASE WHEN id < 'm:' THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN id >= 'm:' THEN 1 ELSE 0 END), 0),
+				COALESCE(SUM(CASE WHEN no = 0 OR (id < 'm:') <> (no < 0) THEN 1 ELSE 0 END), 0) FROM owners`).Scan(&held, &members, &wrong)
+			if err != nil || held == 0 || members == 0 || wrong != 0 {
+				t.Errorf("owner numbers after the upgrade: %d held cards, %d members, %d numbered wrongly (%v); want some of each, none wrong", held, members, wrong, err)
+			}
 		})
 	}
 }
