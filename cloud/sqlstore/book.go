@@ -68,6 +68,10 @@ type owner struct {
 	// once the book's writes are in. debt (<= 0) also follows the book's
 	// postings as it makes them, because credits repay debt first.
 	avail, debt int64
+	// soonest is the earliest expiry of the owner's open lots
+	// (neverExpires without any) as check read it, when checked.
+	soonest     int64
+	checked     bool
 	lots        []*lot
 	lotsLoaded  bool
 	pending     []*lot // lots created before lots were loaded

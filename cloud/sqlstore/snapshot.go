@@ -244,12 +244,15 @@ func (b *book) snapshots(ctx context.Context, cards []loyalty.CardHash, members 
 	states := make(map[cloud.Owner]*ownerState, len(cards))
 	byNo := make(map[int64]*ownerState, len(cards))
 	var nos []any
+	horizon := now.Add(ExpiringHorizon).UnixMicro()
 	for _, id := range owners {
 		if states[id] == nil {
 			o := b.owners[id]
 			st := &ownerState{qualifying: o.qualifying, lastOverspend: o.lastOverspend, avail: o.avail, debt: -o.debt}
 			states[id] = st
-			if o.no != 0 { // an owner without a number has no lots
+			// An owner without a number has no lots; one the check
+			// read has none expiring before its soonest expiry.
+			if o.no != 0 && (!o.checked || o.soonest < horizon) {
 				byNo[o.no] = st
 				nos = append(nos, o.no)
 			}

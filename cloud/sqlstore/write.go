@@ -269,7 +269,7 @@ func (b *book) check(ctx context.Context, ids []cloud.Owner) error {
 		for i, id := range ids {
 			args[i] = string(id)
 		}
-		type sums struct{ avail, debt, lots, least int64 }
+		type sums struct{ avail, debt, lots, least, soonest int64 }
 		got := make(map[cloud.Owner]*sums, len(ids))
 		byNo := make(map[int64]*sums, len(ids))
 		nos := make([]any, 0, len(ids))
@@ -280,7 +280,7 @@ func (b *book) check(ctx context.Context, ids []cloud.Owner) error {
 		err = scanAll(rows, func(rows *sql.Rows) error {
 			var id string
 			var no int64
-			var v sums
+			v := sums{soonest: neverExpires}
 			if err := rows.Scan(&id, &v.avail, &v.debt, &no); err != nil {
 				return fmt.Errorf("check balances: %w", err)
 			}
@@ -296,12 +296,12 @@ func (b *book) check(ctx context.Context, ids []cloud.Owner) error {
 				return fmt.Errorf("check lots: %w", err)
 			}
 			err = scanAll(rows, func(rows *sql.Rows) error {
-				var no, lots, least int64
-				if err := rows.Scan(&no, &lots, &least); err != nil {
+				var no, lots, least, soonest int64
+				if err := rows.Scan(&no, &lots, &least, &soonest); err != nil {
 					return fmt.Errorf("check lots: %w", err)
 				}
 				if v := byNo[no]; v != nil {
-					v.lots, v.least = lots, least
+					v.lots, v.least, v.soonest = lots, least, soonest
 				}
 				return nil
 			})
@@ -328,7 +328,7 @@ func (b *book) check(ctx context.Context, ids []cloud.Owner) error {
 				if o.dirty && o.debt != v.debt {
 					return fmt.Errorf("%w: owner %s: debt is %d in the database, %d by the book's postings", cloud.ErrInvariant, id, v.debt, o.debt)
 				}
-				o.avail, o.debt = v.avail, v.debt
+				o.avail, o.debt, o.soonest, o.checked = v.avail, v.debt, v.soonest, true
 			}
 		}
 		return nil

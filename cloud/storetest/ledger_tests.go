@@ -43,6 +43,36 @@ func testLotOrder(t *testing.T, l cloud.Ledger) {
 	wantBalance(t, l, c, 0, 0)
 }
 
+// testAckExpiring defends the expiring points in the snapshots of an
+// ack, which the ledger reads only for owners whose soonest open lot
+// lapses within the horizon: one card with points lapsing in 30 days and
+// points earned now, one with only points earned now.
+func testAckExpiring(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	soon, late := Card(1), Card(2)
+	tl.Send(t, l, tl.Earn(soon, 1000, 10))
+	lapse := tl.Now.AddDate(1, 0, 0)
+	tl.Now = lapse.AddDate(0, 0, -30)
+	a := tl.Send(t, l, tl.Earn(late, 2000, 20), tl.Earn(soon, 500, 5))
+	if len(a.Snapshots) != 2 {
+		t.Fatalf("ack has %d snapshots, want 2", len(a.Snapshots))
+	}
+	for _, s := range a.Snapshots {
+		switch s.Card {
+		case soon:
+			if s.Balance != 15 || len(s.Expiring) != 1 || s.Expiring[0].Points != 10 || !s.Expiring[0].At.Equal(lapse) {
+				t.Errorf("ack snapshot of the card with points lapsing: balance %d, expiring %+v; want 15, 10 points at %v", s.Balance, s.Expiring, lapse)
+			}
+		case late:
+			if s.Balance != 20 || len(s.Expiring) != 0 {
+				t.Errorf("ack snapshot of the card with new points only: balance %d, expiring %+v; want 20, none", s.Balance, s.Expiring)
+			}
+		default:
+			t.Errorf("ack snapshot of card %x, which the batch did not name", s.Card)
+		}
+	}
+}
+
 func testOverspend(t *testing.T, l cloud.Ledger) {
 	tl := NewTill(t, l, "t1", "s1")
 	c := Card(1)

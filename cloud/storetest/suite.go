@@ -33,6 +33,7 @@ func Run(t *testing.T, open Opener) {
 		{"InvalidBatchChangesNothing", testInvalidBatch},
 		{"OpIDReusedIsDuplicateOrConflict", testOpIdentity},
 		{"RedeemConsumesSoonestExpiringLots", testLotOrder},
+		{"AckListsPointsExpiringSoon", testAckExpiring},
 		{"OfflineOverspendBooksDebtAndShortfall", testOverspend},
 		{"ReverseRedeemReturnsPointsToTheirLots", testReverseRedeem},
 		{"ReverseEarnTakesPointsBack", testReverseEarn},
