@@ -51,7 +51,9 @@ func (s *Store) Apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 	}
 	var out cloud.Applied
 	var store string
+	var seen []loyalty.CardHash // in card_stores for store once committed
 	err := s.inTx(ctx, func(tx *dbtx) error {
+		seen = nil
 		out = cloud.Applied{Terminal: bt.Terminal, Epoch: bt.Epoch}
 		var status string
 		err := tx.queryRow(ctx, qTerminal, bt.Terminal).Scan(&store, &status)
@@ -111,6 +113,9 @@ func (s *Store) Apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 		if err := b.checkDirty(ctx); err != nil {
 			return err
 		}
+		for h := range b.cards {
+			seen = append(seen, h)
+		}
 		out.Watermark, out.LastHash = bt.LastSeq, bt.Hash
 		out.Results = make([]cloud.OpResult, len(rows))
 		for i, r := range rows {
@@ -125,6 +130,7 @@ func (s *Store) Apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 	if err != nil {
 		return cloud.Applied{}, err
 	}
+	s.seen.add(store, seen)
 	return out, nil
 }
 

@@ -70,12 +70,12 @@ type owner struct {
 	avail, debt int64
 	// soonest is the earliest expiry of the owner's open lots
 	// (neverExpires without any) as check read it, when checked.
-	soonest     int64
-	checked     bool
-	lots        []*lot
-	lotsLoaded  bool
-	pending     []*lot // lots created before lots were loaded
-	dirty       bool
+	soonest    int64
+	checked    bool
+	lots       []*lot
+	lotsLoaded bool
+	pending    []*lot // lots created before lots were loaded
+	dirty      bool
 }
 
 // txn is one balanced ledger transaction under construction.

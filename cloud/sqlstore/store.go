@@ -63,6 +63,7 @@ type Store struct {
 	// Prepared statements of db and rdb (SQLite only).
 	wst, rst *stmtCache
 	ckpt     *checkpointer // SQLite only
+	seen     *seenCache    // (store, card) pairs known to be in card_stores
 }
 
 // Open opens (creating if needed) and migrates a ledger. dsn is
@@ -83,7 +84,7 @@ func open(ctx context.Context, dsn string, opts Options, version int) (*Store, e
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Store{opts: opts, log: opts.Logger.With("component", "ledger"), rules: map[uint32]*loyalty.Rules{}}
+	s := &Store{opts: opts, log: opts.Logger.With("component", "ledger"), rules: map[uint32]*loyalty.Rules{}, seen: newSeenCache(seenCacheSize)}
 	var err error
 	switch {
 	case strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://"):

@@ -94,16 +94,20 @@ func (b *book) loadCards(ctx context.Context, hs []loyalty.CardHash) (map[loyalt
 }
 
 // loadSeen marks the cards among cards that were seen at store before, so
-// that only new pairs are written to card_stores. Only on PostgreSQL, where
-// inserting a pair that is there costs a speculative insertion each batch;
-// on SQLite it costs one index lookup, less than this read.
+// that only new pairs are written to card_stores: those the store's cache
+// knows, and on PostgreSQL those read, where inserting a pair that is
+// there costs a speculative insertion each batch (on SQLite it costs one
+// index lookup, less than this read).
 func (b *book) loadSeen(ctx context.Context, cards map[loyalty.CardHash]*card, store string) error {
+	b.s.seen.mark(store, cards)
 	if b.s.dialect != Postgres {
 		return nil
 	}
 	var hs []any
-	for h := range cards {
-		hs = append(hs, h[:])
+	for h, cd := range cards {
+		if !cd.seen {
+			hs = append(hs, h[:])
+		}
 	}
 	return chunks(hs, b.s.inMax(), func(hs []any) error {
 		rows, err := b.tx.queryIn(ctx, qSeenAt, hs, store)
