@@ -133,10 +133,10 @@ func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*
 		o := st.ownerOf(op.Card, op.Member)
 		switch op.Kind {
 		case loyalty.OpEnroll:
+			// A link reads the lots of the card and of the member.
 			if !op.Card.IsZero() {
-				owners = append(owners, cloud.CardOwner(op.Card))
-			}
-			if op.Member != "" {
+				debited = append(debited, cloud.CardOwner(op.Card), cloud.MemberOwner(enrolledMember(op)))
+			} else if op.Member != "" {
 				owners = append(owners, cloud.MemberOwner(op.Member))
 			}
 		case loyalty.OpRedeem:
@@ -265,12 +265,18 @@ func (st *opState) timing(op *loyalty.Op, r *loyalty.Rules) (earned, expires int
 	return t.UnixMicro(), t.UTC().AddDate(0, r.ExpiryMonths, 0).UnixMicro()
 }
 
+// enrolledMember is the member an enroll links its card to: the one it
+// names, or a new member named by the op's ID.
+func enrolledMember(op *loyalty.Op) loyalty.MemberID {
+	if op.Member != "" {
+		return op.Member
+	}
+	return loyalty.MemberID(op.ID.String())
+}
+
 func (b *book) enroll(ctx context.Context, st *opState, r *opRow) error {
 	op := r.op
-	member := op.Member
-	if member == "" {
-		member = loyalty.MemberID(op.ID.String())
-	}
+	member := enrolledMember(op)
 	cd := st.cards[op.Card]
 	switch cd.member {
 	case member:
