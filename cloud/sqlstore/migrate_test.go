@@ -79,6 +79,13 @@ func TestUpgradeFromSchema4KeepsEveryBalance(t *testing.T) {
 			if err := s.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM accounts WHERE id LIKE 'avail|%' OR id LIKE 'debt|%'`).Scan(&left); err != nil || left != 0 {
 				t.Errorf("owner accounts left in accounts: %d (%v), want 0", left, err)
 			}
+			if dialect == "postgres" {
+				var stats int
+				err := s.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'lots' AND attname = 'owner_no'`).Scan(&stats)
+				if err != nil || stats != 1 {
+					t.Errorf("statistics of lots.owner_no after the upgrade: %d (%v), want 1: the planner would scan every lot", stats, err)
+				}
+			}
 			// Migration 9 numbers every owner, held cards below zero.
 			var held, members, wrong int
 			err = s.DB().QueryRowContext(ctx, `SELECT

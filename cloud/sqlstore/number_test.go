@@ -32,13 +32,7 @@ func TestNewOwnerPassesOverATakenNumber(t *testing.T) {
 			}
 			squat := func(id string, no int64) {
 				t.Helper()
-				q := `INSERT INTO owners (id, qualifying, last_overspend, created_at, avail, debt, no) VALUES (?, 0, 0, 0, 0, 0, ?)`
-				if s.Dialect() == sqlstore.Postgres {
-					q = `INSERT INTO owners (id, qualifying, last_overspend, created_at, avail, debt, no) VALUES ($1, 0, 0, 0, 0, 0, $2)`
-				}
-				if _, err := s.DB().ExecContext(ctx, q, id, no); err != nil {
-					t.Fatalf("squat on %d: %v", no, err)
-				}
+				execRaw(t, s, `INSERT INTO owners (id, qualifying, last_overspend, created_at, avail, debt, no) VALUES (?, 0, 0, 0, 0, 0, ?)`, id, no)
 			}
 			squat("c:squatter-1", hc)
 			squat("c:squatter-2", hc-1)

@@ -251,6 +251,7 @@ func (s *Store) migrate(ctx context.Context, upTo int) error {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("migrate ledger: create schema_migrations: %w", err)
 	}
+	applied := 0
 	for i, m := range migrations[:upTo] {
 		version := int64(i + 1)
 		err := s.inTx(ctx, func(tx *dbtx) error {
@@ -261,6 +262,7 @@ func (s *Store) migrate(ctx context.Context, upTo int) error {
 			if n > 0 {
 				return nil
 			}
+			applied++
 			if s.dialect == Postgres {
 				m = strings.ReplaceAll(strings.ReplaceAll(m, "BLOB", "BYTEA"), " WITHOUT_ROWID", "")
 			} else {
@@ -275,6 +277,14 @@ func (s *Store) migrate(ctx context.Context, upTo int) error {
 		})
 		if err != nil {
 			return fmt.Errorf("migrate ledger to version %d: %w", version, err)
+		}
+	}
+	// A migration that rewrites a table leaves PostgreSQL's planner without
+	// statistics for its new columns until autovacuum gets to it: in that
+	// window it read the lots of a batch's owners by scanning every lot.
+	if s.dialect == Postgres && applied > 0 {
+		if _, err := s.db.ExecContext(ctx, `ANALYZE lots, owners`); err != nil {
+			return fmt.Errorf("migrate ledger: analyze the rewritten tables: %w", err)
 		}
 	}
 	return nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -70,6 +72,19 @@ func TestOpenErrorsSayWhatToFix(t *testing.T) {
 
 // dialects open a fresh ledger of each kind, for tests of both; the
 // PostgreSQL one skips when TILLPOINT_TEST_POSTGRES is unset.
+// execRaw runs q on the store's database behind the ledger's back, with
+// ? placeholders on both dialects.
+func execRaw(t *testing.T, s *sqlstore.Store, q string, args ...any) {
+	t.Helper()
+	if s.Dialect() == sqlstore.Postgres {
+		n := 0
+		q = regexp.MustCompile(`\?`).ReplaceAllStringFunc(q, func(string) string { n++; return "$" + strconv.Itoa(n) })
+	}
+	if _, err := s.DB().ExecContext(context.Background(), q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
 var dialects = map[string]func(testing.TB) *sqlstore.Store{
 	"sqlite": func(tb testing.TB) *sqlstore.Store { return storetest.OpenSQLite(tb, sqlstore.Options{}) },
 	"postgres": func(tb testing.TB) *sqlstore.Store {
