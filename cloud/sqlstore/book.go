@@ -123,7 +123,7 @@ type book struct {
 	now int64 // received, Unix micros
 
 	owners   map[cloud.Owner]*owner
-	byNo     map[int64]*owner // the owners of owners whose number is known
+	byNo     map[int64]*owner // owners by number, those whose number is known
 	lots     map[string]*lot
 	moved    map[cloud.Owner]cloud.Owner // card owners linked to members in this batch
 	postings []posting
