@@ -21,9 +21,10 @@
 // Costs are pages: a batch touches owners at random places of every table
 // keyed by owner, so the lots have a single index by owner, which names
 // each owner by its number (owners.no, 8 bytes, given once: number.go)
-// rather than its ID (66 bytes for a held card), and the WAL is checkpointed in the background (checkpoint.go) every
-// quarter second after writes, on a connection of its own, so that no
-// batch pays for copying the others' pages into the database file.
+// rather than its ID (66 bytes for a held card), and the WAL is
+// checkpointed in the background (checkpoint.go) every quarter second
+// after writes, on a connection of its own, so that no batch pays for
+// copying the others' pages into the database file.
 //
 // SQLite: WAL, synchronous=FULL, one writer connection (BEGIN IMMEDIATE) and
 // a pool of readers; statements come from templates in fixed sizes and are

@@ -79,7 +79,7 @@ func (s *Store) PlanLotReads(ctx context.Context, owners []string, before int64)
 	} {
 		q, args := s.expand(read.tmpl, 0, len(in)), append(append([]any{}, in...), read.extra...)
 		if s.dialect == Postgres {
-			q = s.q(strings.Replace(read.tmpl, "IN "+inTemplate, "= ANY(?::int8[])", 1))
+			q = s.q(pgInList(read.tmpl, "int8"))
 			args = append([]any{nos}, read.extra...)
 		}
 		plan, err := s.explain(ctx, s.rdb, "ANALYZE, BUFFERS", q, args...)
@@ -144,6 +144,9 @@ func (s *Store) explain(ctx context.Context, db interface {
 	})
 	return plan, err
 }
+
+// Rebind returns query with the placeholders of the store's dialect.
+func (s *Store) Rebind(query string) string { return s.q(query) }
 
 // CandidateNumber is the first number a new owner is offered.
 var CandidateNumber = ownerNumber

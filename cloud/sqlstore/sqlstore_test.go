@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -76,11 +74,7 @@ func TestOpenErrorsSayWhatToFix(t *testing.T) {
 // ? placeholders on both dialects.
 func execRaw(t *testing.T, s *sqlstore.Store, q string, args ...any) {
 	t.Helper()
-	if s.Dialect() == sqlstore.Postgres {
-		n := 0
-		q = regexp.MustCompile(`\?`).ReplaceAllStringFunc(q, func(string) string { n++; return "$" + strconv.Itoa(n) })
-	}
-	if _, err := s.DB().ExecContext(context.Background(), q, args...); err != nil {
+	if _, err := s.DB().ExecContext(context.Background(), s.Rebind(q), args...); err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
 }

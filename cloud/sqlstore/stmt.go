@@ -91,10 +91,11 @@ const (
 	uLots     = `UPDATE lots SET remaining = v.column2 FROM (VALUES (?*)) AS v WHERE lots.id = v.column1`
 	uMoveLots = `UPDATE lots SET owner_no = ? WHERE owner_no = ? AND ` + heldLots
 	iLotUses  = `INSERT INTO lot_uses (txid, part, lot, amount) VALUES (?*)`
-	// An owner's row (a new one with its number): tier points and last overspend are set, the two
-	// balances moved by the batch's postings (id, qualifying, last
-	// overspend, available delta, debt delta); uOwnerBalances only moves
-	// the balances (id, available delta, debt delta).
+	// An owner's row (a new one with its number): tier points and last
+	// overspend are set, the two balances moved by the batch's postings
+	// (id, qualifying, last overspend, available delta, debt delta);
+	// uOwnerBalances only moves the balances (id, available delta, debt
+	// delta).
 	iOwners        = `INSERT INTO owners (id, qualifying, last_overspend, avail, debt, created_at, no) VALUES (?*)`
 	uOwners        = `UPDATE owners SET qualifying = v.column2, last_overspend = v.column3, avail = owners.avail + v.column4, debt = owners.debt + v.column5 FROM (VALUES (?*)) AS v WHERE owners.id = v.column1`
 	uOwnerBalances = `UPDATE owners SET avail = owners.avail + v.column2, debt = owners.debt + v.column3 FROM (VALUES (?*)) AS v WHERE owners.id = v.column1`
@@ -302,7 +303,7 @@ func (t *dbtx) queryIn(ctx context.Context, tmpl string, in []any, extra ...any)
 		if err != nil {
 			return nil, err
 		}
-		q := strings.Replace(tmpl, "IN "+inTemplate, "= ANY(?::"+typ+"[])", 1)
+		q := pgInList(tmpl, typ)
 		return t.QueryContext(ctx, t.s.q(q), append([]any{arr}, extra...)...)
 	}
 	n := 1
@@ -320,6 +321,12 @@ func (t *dbtx) queryIn(ctx context.Context, tmpl string, in []any, extra ...any)
 		return st.QueryContext(ctx, args...)
 	}
 	return t.QueryContext(ctx, q, args...)
+}
+
+// pgInList turns an IN-list template into PostgreSQL's form: the list is
+// one array parameter of element type typ.
+func pgInList(tmpl, typ string) string {
+	return strings.Replace(tmpl, "IN "+inTemplate, "= ANY(?::"+typ+"[])", 1)
 }
 
 // insert runs a write template over args, ncol values per row, in chunks
