@@ -22,7 +22,12 @@ import (
 // cards are new to the program (held, the costlier case: longer owner
 // IDs, and every lot stays in the index by owner); "members" runs the
 // same batches of 1,000 after 9,000 of the 10,000 cards are enrolled, as
-// in a program that has been running for a while.
+// in a program that has been running for a while. The till figures each
+// earn with the card's tier as of its last batch's ack, as the agent does
+// from its snapshots, so the cloud re-evaluates only the earns of cards
+// that changed tier since; "untiered" has the till figure every earn at
+// the base rate, so that every earn of a card above the first tier is
+// re-evaluated: a second transaction and a second lot for most earns.
 func BenchmarkIngestSQLite(b *testing.B) {
 	benchIngest(b, func(tb testing.TB) *sqlstore.Store { return storetest.OpenSQLite(tb, sqlstore.Options{}) })
 }
@@ -35,10 +40,12 @@ func BenchmarkIngestPostgres(b *testing.B) {
 
 func benchIngest(b *testing.B, open func(testing.TB) *sqlstore.Store) {
 	for _, run := range []struct {
-		name    string
-		size    int
-		members int
-	}{{"batch=100", 100, 0}, {"batch=1000", 1000, 0}, {"batch=1000,members", 1000, 9000}} {
+		name     string
+		size     int
+		members  int
+		untiered bool
+	}{{"batch=100", 100, 0, false}, {"batch=1000", 1000, 0, false}, {"batch=1000,members", 1000, 9000, false},
+		{"batch=1000,untiered", 1000, 0, true}} {
 		size := run.size
 		b.Run(run.name, func(b *testing.B) {
 			ctx := context.Background()
@@ -47,6 +54,7 @@ func benchIngest(b *testing.B, open func(testing.TB) *sqlstore.Store) {
 				b.Fatal(err)
 			}
 			w := newWorkload(storetest.NewTill(b, s, "t1", "s1"))
+			w.untiered = run.untiered
 			if err := w.enroll(ctx, s, run.members); err != nil {
 				b.Fatal(err)
 			}
@@ -60,14 +68,22 @@ func benchIngest(b *testing.B, open func(testing.TB) *sqlstore.Store) {
 
 			b.ResetTimer()
 			cpu := storetest.CPUTime()
+			reevaluated := 0
 			for i := range batches {
-				if _, err := s.Apply(ctx, batches[i]); err != nil {
+				ack, err := s.Apply(ctx, batches[i])
+				if err != nil {
 					b.Fatalf("apply batch %d: %v", i, err)
+				}
+				for _, r := range ack.Results {
+					if r.Flags&cloud.FlagReevaluated != 0 {
+						reevaluated++
+					}
 				}
 			}
 			cpu = storetest.CPUTime() - cpu
 			b.StopTimer()
 			ops := float64(b.N * size)
+			b.ReportMetric(100*float64(reevaluated)/ops, "reevaluated-%")
 			ledger := b.Elapsed()
 			b.ReportMetric(ops/ledger.Seconds(), "ops/s")
 			b.ReportMetric(ops/bare.Seconds(), "bare-ops/s")
@@ -109,17 +125,32 @@ func bareInsert(b *testing.B, s *sqlstore.Store, batches []cloud.Batch) time.Dur
 // 1% enrolls.
 type workload struct {
 	till   *storetest.Till
+	rules  loyalty.Rules
 	rnd    *rand.Rand
-	recent []loyalty.Op
+	recent []earned
 	cards  []loyalty.CardHash
 	linked map[int]bool
+	// qualifying follows each card's tier points as the ledger counts
+	// them: the cloud's figure of each earn, less the earns reversed.
+	qualifying []loyalty.Points
+	// untiered: the till figures every earn at the base rate.
+	untiered bool
+}
+
+// earned is an earn the workload may reverse, with the points the cloud
+// figured for it.
+type earned struct {
+	op     loyalty.Op
+	card   int
+	posted loyalty.Points
 }
 
 func newWorkload(tl *storetest.Till) *workload {
-	w := &workload{till: tl, rnd: rand.New(rand.NewPCG(1, 2)), linked: map[int]bool{}}
+	w := &workload{till: tl, rules: storetest.TestRules(1), rnd: rand.New(rand.NewPCG(1, 2)), linked: map[int]bool{}}
 	for i := 0; i < 10000; i++ {
 		w.cards = append(w.cards, storetest.Card(i))
 	}
+	w.qualifying = make([]loyalty.Points, len(w.cards))
 	return w
 }
 
@@ -138,20 +169,43 @@ func (w *workload) enroll(ctx context.Context, l cloud.Ledger, n int) error {
 	return nil
 }
 
+// figure returns the points the rules give basket for a card with
+// qualifying tier points.
+func (w *workload) figure(op loyalty.Op, qualifying loyalty.Points) loyalty.Points {
+	tier, _, _ := w.rules.TierFor(qualifying)
+	pts, _, err := w.rules.Earn(*op.Basket, loyalty.Snapshot{Tier: tier}, op.WallTime)
+	if err != nil {
+		panic(err)
+	}
+	return pts
+}
+
 func (w *workload) next(size int) cloud.Batch {
 	ops := make([]loyalty.Op, 0, size)
+	// The till's snapshot of each card is as of the last batch's ack.
+	acked := map[int]loyalty.Points{}
 	for len(ops) < size {
 		ci := w.rnd.IntN(len(w.cards))
 		c := w.cards[ci]
+		if _, ok := acked[ci]; !ok {
+			acked[ci] = w.qualifying[ci]
+		}
 		switch k := w.rnd.IntN(100); {
 		case k < 74:
-			cents := int64(100 + w.rnd.IntN(10000))
-			op := w.till.Earn(c, cents, loyalty.Points(cents/100))
-			ops = append(ops, op)
-			if len(w.recent) < 1000 {
-				w.recent = append(w.recent, op)
+			op := w.till.Earn(c, int64(100+w.rnd.IntN(10000)), 0)
+			posted := w.figure(op, w.qualifying[ci])
+			if w.untiered {
+				op.Points = w.figure(op, 0)
 			} else {
-				w.recent[w.rnd.IntN(len(w.recent))] = op
+				op.Points = w.figure(op, acked[ci])
+			}
+			w.qualifying[ci] += posted
+			ops = append(ops, op)
+			e := earned{op, ci, posted}
+			if len(w.recent) < 1000 {
+				w.recent = append(w.recent, e)
+			} else {
+				w.recent[w.rnd.IntN(len(w.recent))] = e
 			}
 		case k < 94:
 			ops = append(ops, w.till.Redeem(c, loyalty.Points(1+w.rnd.IntN(40)), w.rnd.IntN(2) == 0))
@@ -160,7 +214,9 @@ func (w *workload) next(size int) cloud.Batch {
 				continue
 			}
 			i := w.rnd.IntN(len(w.recent))
-			ops = append(ops, w.till.Reverse(w.recent[i]))
+			e := w.recent[i]
+			ops = append(ops, w.till.Reverse(e.op))
+			w.qualifying[e.card] = max(0, w.qualifying[e.card]-e.posted)
 			w.recent[i] = w.recent[len(w.recent)-1]
 			w.recent = w.recent[:len(w.recent)-1]
 		default:
