@@ -1,8 +1,10 @@
 package sqlstore_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -151,5 +153,25 @@ func TestCardOwnersSortBeforeMembers(t *testing.T) {
 		if o := cloud.MemberOwner(m); string(o) < "m:" {
 			t.Fatalf("member owner %q sorts before \"m:\"", o)
 		}
+	}
+}
+
+// TestOpenWarnsWhenPostgresRunsWithoutAutovacuum defends the operator's
+// warning that the server's settings will slow the ledger down: Open logs
+// it exactly when the server runs with autovacuum off.
+func TestOpenWarnsWhenPostgresRunsWithoutAutovacuum(t *testing.T) {
+	var log bytes.Buffer
+	s, err := sqlstore.Open(context.Background(), storetest.PostgresSchema(t), sqlstore.Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var autovacuum string
+	if err := s.DB().QueryRow(`SHOW autovacuum`).Scan(&autovacuum); err != nil {
+		t.Fatal(err)
+	}
+	warned := strings.Contains(log.String(), "autovacuum off")
+	if warned != (autovacuum == "off") {
+		t.Errorf("server autovacuum = %s, warned = %v; log:\n%s", autovacuum, warned, log.String())
 	}
 }
