@@ -54,8 +54,7 @@ func (s *Store) PlanStoreCards(ctx context.Context, store string, after loyalty.
 
 // PlanLotReads returns the plans of the reads of lots by owner a batch
 // makes for owners (the open lots, the invariant check's lot sums, the
-// snapshot's expiring points before the Unix microsecond before; on
-// SQLite the check's one read of balances and lot sums) and of a
+// snapshot's expiring points before the Unix microsecond before) and of a
 // link's move of the first owner's held lots, keyed "open lots", "lot
 // sums", "expiring" and "link": SQLite's EXPLAIN QUERY PLAN, or
 // PostgreSQL's EXPLAIN ANALYZE (run, with times; the link's in a
@@ -79,12 +78,6 @@ func (s *Store) PlanLotReads(ctx context.Context, owners []string, before int64)
 		"expiring":  {qExpiring, []any{before}},
 	} {
 		q, args := s.expand(read.tmpl, 0, len(in)), append(append([]any{}, in...), read.extra...)
-		if name == "lot sums" && s.dialect == SQLite {
-			q, args = s.expand(qCheckSums, 0, len(owners)), make([]any, len(owners))
-			for i, o := range owners {
-				args[i] = o
-			}
-		}
 		if s.dialect == Postgres {
 			q = s.q(pgInList(read.tmpl, "int8"))
 			args = append([]any{nos}, read.extra...)

@@ -62,15 +62,13 @@ const (
 	qOpenLots = `SELECT id, owner_no, expires_at, remaining FROM lots WHERE owner_no IN (?*) AND remaining <> 0`
 	// The invariant check reads each owner's balances and the sum and
 	// least of its open lots (and their soonest expiry, which spares the
-	// snapshots the read of expiring points of most owners), after the
-	// writes: on PostgreSQL in two statements that each use an index (a
-	// join of the two made it hash-join a scan of every lot), on SQLite
-	// in one (qCheckSums), a search of lots_by_owner_no per owner.
+	// snapshots the read of expiring points of most owners), both after
+	// the writes: two statements that
+	// each use an index (a join of the two made PostgreSQL hash-join a
+	// scan of every lot).
 	qBalances  = `SELECT id, avail, debt, no FROM owners WHERE id IN (?*)`
 	qLotSums   = `SELECT owner_no, COALESCE(CAST(SUM(remaining) AS BIGINT), 0), COALESCE(MIN(remaining), 0), MIN(expires_at) FROM lots WHERE owner_no IN (?*) AND remaining <> 0 GROUP BY owner_no`
 	qExpiring  = `SELECT owner_no, expires_at, CAST(SUM(remaining) AS BIGINT) FROM lots WHERE owner_no IN (?*) AND remaining <> 0 AND expires_at < ? GROUP BY owner_no, expires_at ORDER BY owner_no, expires_at`
-	qCheckSums = `SELECT o.id, o.avail, o.debt, COALESCE(CAST(SUM(l.remaining) AS BIGINT), 0), COALESCE(MIN(l.remaining), 0), MIN(l.expires_at)
-		FROM owners o LEFT JOIN lots l ON l.owner_no = o.no AND l.remaining <> 0 WHERE o.id IN (?*) GROUP BY o.id`
 	inTemplate = "(?*)"
 )
 

@@ -273,9 +273,45 @@ func (b *book) check(ctx context.Context, ids []cloud.Owner) error {
 		for i, id := range ids {
 			args[i] = string(id)
 		}
-		got, err := b.checkedSums(ctx, args)
+		type sums struct{ avail, debt, lots, least, soonest int64 }
+		got := make(map[cloud.Owner]*sums, len(ids))
+		byNo := make(map[int64]*sums, len(ids))
+		nos := make([]any, 0, len(ids))
+		rows, err := b.tx.queryIn(ctx, qBalances, args)
+		if err != nil {
+			return fmt.Errorf("check balances: %w", err)
+		}
+		err = scanAll(rows, func(rows *sql.Rows) error {
+			var id string
+			var no int64
+			v := sums{soonest: neverExpires}
+			if err := rows.Scan(&id, &v.avail, &v.debt, &no); err != nil {
+				return fmt.Errorf("check balances: %w", err)
+			}
+			got[cloud.Owner(id)], byNo[no] = &v, &v
+			nos = append(nos, no)
+			return nil
+		})
 		if err != nil {
 			return err
+		}
+		if len(nos) > 0 {
+			if rows, err = b.tx.queryIn(ctx, qLotSums, nos); err != nil {
+				return fmt.Errorf("check lots: %w", err)
+			}
+			err = scanAll(rows, func(rows *sql.Rows) error {
+				var no, lots, least, soonest int64
+				if err := rows.Scan(&no, &lots, &least, &soonest); err != nil {
+					return fmt.Errorf("check lots: %w", err)
+				}
+				if v := byNo[no]; v != nil {
+					v.lots, v.least, v.soonest = lots, least, soonest
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
 		}
 		for _, id := range ids {
 			v := got[id]
@@ -298,71 +334,6 @@ func (b *book) check(ctx context.Context, ids []cloud.Owner) error {
 				}
 				o.avail, o.debt, o.soonest, o.checked = v.avail, v.debt, v.soonest, true
 			}
-		}
-		return nil
-	})
-}
-
-// checkSums are an owner's balances and the sum, least and soonest expiry
-// of its open lots, as check reads them.
-type checkSums struct{ avail, debt, lots, least, soonest int64 }
-
-// checkedSums reads the checkSums of the owners ids (at most inMax). On
-// SQLite one statement joins each owner to its lots; on PostgreSQL, where
-// such a join became a hash join over a scan of every lot, two statements
-// each use their index.
-func (b *book) checkedSums(ctx context.Context, ids []any) (map[cloud.Owner]*checkSums, error) {
-	got := make(map[cloud.Owner]*checkSums, len(ids))
-	if b.s.dialect == SQLite {
-		rows, err := b.tx.queryIn(ctx, qCheckSums, ids)
-		if err != nil {
-			return nil, fmt.Errorf("check balances: %w", err)
-		}
-		return got, scanAll(rows, func(rows *sql.Rows) error {
-			var id string
-			var v checkSums
-			var soonest sql.NullInt64
-			if err := rows.Scan(&id, &v.avail, &v.debt, &v.lots, &v.least, &soonest); err != nil {
-				return fmt.Errorf("check balances: %w", err)
-			}
-			v.soonest = neverExpires
-			if soonest.Valid {
-				v.soonest = soonest.Int64
-			}
-			got[cloud.Owner(id)] = &v
-			return nil
-		})
-	}
-	byNo := make(map[int64]*checkSums, len(ids))
-	nos := make([]any, 0, len(ids))
-	rows, err := b.tx.queryIn(ctx, qBalances, ids)
-	if err != nil {
-		return nil, fmt.Errorf("check balances: %w", err)
-	}
-	err = scanAll(rows, func(rows *sql.Rows) error {
-		var id string
-		var no int64
-		v := checkSums{soonest: neverExpires}
-		if err := rows.Scan(&id, &v.avail, &v.debt, &no); err != nil {
-			return fmt.Errorf("check balances: %w", err)
-		}
-		got[cloud.Owner(id)], byNo[no] = &v, &v
-		nos = append(nos, no)
-		return nil
-	})
-	if err != nil || len(nos) == 0 {
-		return got, err
-	}
-	if rows, err = b.tx.queryIn(ctx, qLotSums, nos); err != nil {
-		return nil, fmt.Errorf("check lots: %w", err)
-	}
-	return got, scanAll(rows, func(rows *sql.Rows) error {
-		var no, lots, least, soonest int64
-		if err := rows.Scan(&no, &lots, &least, &soonest); err != nil {
-			return fmt.Errorf("check lots: %w", err)
-		}
-		if v := byNo[no]; v != nil {
-			v.lots, v.least, v.soonest = lots, least, soonest
 		}
 		return nil
 	})
