@@ -5,7 +5,7 @@ STATICCHECK   ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TEST_TIMEOUT  ?= 25m
 DEB_PACKAGES  := pcscd libpcsclite-dev vsmartcard-vpcd socat pcsc-tools chromium zbar-tools
 
-.PHONY: check fmt-check vet staticcheck test hil deps build bench fuzz
+.PHONY: check fmt-check vet staticcheck test hil deps build bench bench-compare fuzz
 
 ## check: everything CI checks: formatting, vet, staticcheck, the race-enabled test suite (HIL included)
 check: fmt-check vet staticcheck test
@@ -33,6 +33,11 @@ build:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## bench-compare: a benchmark at OLD against the working tree, alternating runs, compared by benchstat
+## e.g. make bench-compare OLD=main~2 PKG=./cloud/sqlstore BENCH='IngestSQLite/batch=1000$$' ROUNDS=8
+bench-compare:
+	scripts/bench-compare "$(OLD)" "$(PKG)" "$(BENCH)" "$(or $(ROUNDS),6)" "$(or $(BENCHTIME),60x)"
 
 ## deps: installs the Debian packages the device and HIL tests need (as root), or says what to install
 deps:
