@@ -39,3 +39,19 @@ func TestOpenLotsReadFromIndexAlone(t *testing.T) {
 		t.Errorf("plan of the open lots read:\n%s\nwant a search of the covering index lots_by_owner_no by owner number", text)
 	}
 }
+
+// TestCopyTargetTakesOnlyPlainInserts defends which writes PostgreSQL may
+// take by COPY: an insert with a conflict clause or an update must stay a
+// statement, and a plain insert's columns must be read whole, across the
+// line breaks of a long template.
+func TestCopyTargetTakesOnlyPlainInserts(t *testing.T) {
+	table, cols, ok := copyTarget(iOps)
+	if !ok || table != "ops" || len(cols) != 20 || cols[0] != "terminal" || cols[12] != "rules_version" || cols[19] != "body" {
+		t.Errorf("copyTarget(iOps) = %q, %q, %v; want ops and its 20 columns", table, cols, ok)
+	}
+	for _, tmpl := range []string{iCardStores, iAccounts, uLots, uOwners, iEpoch, qOwners} {
+		if table, _, ok := copyTarget(tmpl); ok {
+			t.Errorf("copyTarget(%q) = %q, true; want false: not a plain insert of rows", tmpl, table)
+		}
+	}
+}

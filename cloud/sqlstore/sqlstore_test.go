@@ -6,6 +6,8 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -173,5 +175,54 @@ func TestOpenWarnsWhenPostgresRunsWithoutAutovacuum(t *testing.T) {
 	warned := strings.Contains(log.String(), "autovacuum off")
 	if warned != (autovacuum == "off") {
 		t.Errorf("server autovacuum = %s, warned = %v; log:\n%s", autovacuum, warned, log.String())
+	}
+}
+
+// TestLargeBatchesBookAlikeOnBothDatabases defends that the two stores
+// are one ledger: the same batches, large enough that PostgreSQL takes
+// their inserts by COPY rather than as statements, get the same acks
+// (results, points, flags, snapshots) and leave ledgers that check to the
+// same totals.
+func TestLargeBatchesBookAlikeOnBothDatabases(t *testing.T) {
+	storetest.PostgresURL(t)
+	ctx := context.Background()
+	lite, pg := storetest.OpenSQLite(t, sqlstore.Options{}), storetest.OpenPostgres(t, sqlstore.Options{})
+	for _, s := range []*sqlstore.Store{lite, pg} {
+		if err := s.PublishRules(ctx, storetest.TestRules(1), storetest.Start()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := newWorkload(storetest.NewTill(t, lite, "t1", "s1"), 3000)
+	storetest.NewTill(t, pg, "t1", "s1") // the same terminal, enrolled on PostgreSQL
+	for i := 0; i < 6; i++ {
+		bt := w.next(400)
+		want, err := lite.Apply(ctx, bt)
+		if err != nil {
+			t.Fatalf("SQLite: batch %d: %v", i, err)
+		}
+		bt.Ops = slices.Clone(bt.Ops)
+		got, err := pg.Apply(ctx, bt)
+		if err != nil {
+			t.Fatalf("PostgreSQL: batch %d: %v", i, err)
+		}
+		for j := range want.Results {
+			if got.Results[j] != want.Results[j] {
+				t.Fatalf("batch %d op %d: PostgreSQL %+v, SQLite %+v", i, j, got.Results[j], want.Results[j])
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("batch %d: the acks differ beyond their results:\nPostgreSQL %+v\nSQLite     %+v", i, got, want)
+		}
+	}
+	wantRep, err := lite.Check(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotRep, err := pg.Check(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(gotRep, wantRep) {
+		t.Errorf("checks differ:\nPostgreSQL %+v\nSQLite     %+v", gotRep, wantRep)
 	}
 }

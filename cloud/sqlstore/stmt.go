@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // Statements are built from templates in a fixed set of sizes, so that
@@ -191,6 +194,7 @@ type dbtx struct {
 	*sql.Tx
 	s       *Store
 	cache   *stmtCache // nil on PostgreSQL
+	conn    *sql.Conn  // PostgreSQL: the transaction's connection
 	missing map[stmtKey]string
 	// pending are PostgreSQL writes queued to go to the server as one
 	// statement (data-modifying CTEs): one round trip instead of a dozen.
@@ -352,6 +356,9 @@ func (t *dbtx) writeRows(ctx context.Context, tmpl string, ncol int, args []any,
 		return nil
 	}
 	if t.s.dialect == Postgres {
+		if table, columns, ok := copyTarget(tmpl); ok && scan == nil && len(args)/ncol >= minCopyRows {
+			return t.copyRows(ctx, table, columns, ncol, args)
+		}
 		cols := make([]any, ncol)
 		casts := make([]string, ncol)
 		names := make([]string, ncol)
@@ -397,6 +404,57 @@ func (t *dbtx) writeRows(ctx context.Context, tmpl string, ncol int, args []any,
 			return fmt.Errorf("%s: %w", tableOf(tmpl), err)
 		}
 		args, rows = args[n*ncol:], rows-n
+	}
+	return nil
+}
+
+// minCopyRows is the fewest rows a plain insert sends to PostgreSQL by
+// COPY. COPY costs a round trip of its own, where a queued insert rides
+// with the transaction's other writes; for a thousand rows it costs a
+// third less time on the server than an insert from unnested arrays.
+const minCopyRows = 64
+
+// copyTarget returns the table and columns of a plain insert template
+// ("INSERT INTO t (a, b) VALUES (?*)": no conflict clause, nothing
+// returned), which PostgreSQL can take by COPY.
+func copyTarget(tmpl string) (table string, columns []string, ok bool) {
+	rest, ok := strings.CutPrefix(tmpl, "INSERT INTO ")
+	if !ok {
+		return "", nil, false
+	}
+	head, ok := strings.CutSuffix(rest, ") VALUES "+inTemplate)
+	if !ok {
+		return "", nil, false
+	}
+	table, list, ok := strings.Cut(head, " (")
+	if !ok {
+		return "", nil, false
+	}
+	for _, c := range strings.Split(list, ",") {
+		columns = append(columns, strings.TrimSpace(c))
+	}
+	return table, columns, true
+}
+
+// copyRows inserts args, ncol values per row, into table by COPY, on the
+// transaction's connection, after the writes queued before them.
+func (t *dbtx) copyRows(ctx context.Context, table string, columns []string, ncol int, args []any) error {
+	if err := t.flush(ctx); err != nil {
+		return err
+	}
+	err := t.conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("COPY needs a pgx connection, not %T", dc)
+		}
+		rows := len(args) / ncol
+		_, err := c.Conn().CopyFrom(ctx, pgx.Identifier{table}, columns, pgx.CopyFromSlice(rows, func(i int) ([]any, error) {
+			return args[i*ncol : (i+1)*ncol], nil
+		}))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", table, err)
 	}
 	return nil
 }

@@ -250,11 +250,23 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *dbtx) error) error {
 }
 
 func (s *Store) tryTx(ctx context.Context, opts *sql.TxOptions, fn func(tx *dbtx) error) error {
-	tx, err := s.db.BeginTx(ctx, opts)
+	// On PostgreSQL the transaction keeps its connection at hand, for the
+	// COPYs of its larger inserts (copyRows).
+	var conn *sql.Conn
+	begin := s.db.BeginTx
+	if s.dialect == Postgres {
+		var err error
+		if conn, err = s.db.Conn(ctx); err != nil {
+			return fmt.Errorf("begin ledger transaction: %w", err)
+		}
+		defer conn.Close()
+		begin = conn.BeginTx
+	}
+	tx, err := begin(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("begin ledger transaction: %w", err)
 	}
-	t := &dbtx{Tx: tx, s: s, cache: s.wst}
+	t := &dbtx{Tx: tx, s: s, cache: s.wst, conn: conn}
 	defer t.prepareMissing(ctx)
 	// A panic must end the transaction before prepareMissing runs: on
 	// SQLite it holds the one writer connection, which the preparing
