@@ -35,7 +35,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 ## bench-compare: a benchmark at OLD against the working tree, alternating runs, compared by benchstat
-## e.g. make bench-compare OLD=main~2 PKG=./cloud/sqlstore BENCH='IngestSQLite/batch=1000$$' ROUNDS=8
+## e.g. make bench-compare OLD=main~2 PKG=./cloud/sqlstore BENCH='IngestSQLite/batch=1000$' ROUNDS=8
 bench-compare:
 	scripts/bench-compare "$(OLD)" "$(PKG)" "$(BENCH)" "$(or $(ROUNDS),6)" "$(or $(BENCHTIME),60x)"
 
