@@ -159,3 +159,14 @@ func (s *Store) NumberOf(ctx context.Context, owner cloud.Owner) (int64, error) 
 	}
 	return nos[0], nil
 }
+
+// CopyRows inserts rows into table by COPY, in a write transaction of its
+// own (retried as Apply's are), the way Apply's larger inserts go on
+// PostgreSQL.
+func (s *Store) CopyRows(ctx context.Context, table string, columns []string, rows [][]any) error {
+	var args []any
+	for _, r := range rows {
+		args = append(args, r...)
+	}
+	return s.inTx(ctx, func(tx *dbtx) error { return tx.copyRows(ctx, table, columns, len(columns), args) })
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"reflect"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/tillpoint/tillpoint/cloud"
 	"github.com/tillpoint/tillpoint/cloud/sqlstore"
 	"github.com/tillpoint/tillpoint/cloud/storetest"
@@ -224,5 +226,39 @@ func TestLargeBatchesBookAlikeOnBothDatabases(t *testing.T) {
 	}
 	if !reflect.DeepEqual(gotRep, wantRep) {
 		t.Errorf("checks differ:\nPostgreSQL %+v\nSQLite     %+v", gotRep, wantRep)
+	}
+}
+
+// TestCopyConflictIsRetriedAndLeavesNothing defends the failure of an
+// insert by COPY: a duplicate key comes back as PostgreSQL's unique
+// violation, which the ledger's transactions retry (another transaction
+// inserted the key first), it names the table, and none of the COPY's
+// rows stay behind.
+func TestCopyConflictIsRetriedAndLeavesNothing(t *testing.T) {
+	storetest.PostgresURL(t)
+	ctx := context.Background()
+	s := storetest.OpenPostgres(t, sqlstore.Options{MaxRetries: 1})
+	rows := func(first int) [][]any {
+		var out [][]any
+		for i := first; i < first+100; i++ {
+			out = append(out, []any{[]byte(fmt.Sprintf("op-%04d", i)), []byte("card"), int64(i), int64(0)})
+		}
+		return out
+	}
+	cols := []string{"op_id", "card", "points", "at"}
+	if err := s.CopyRows(ctx, "claims", cols, rows(0)); err != nil {
+		t.Fatal(err)
+	}
+	err := s.CopyRows(ctx, "claims", cols, rows(50)) // 50 new keys, then 50 taken
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "23505" || !strings.HasPrefix(err.Error(), "claims: ") {
+		t.Fatalf("COPY over taken keys: %v; want claims: and a unique violation (23505)", err)
+	}
+	var n int
+	if err := s.DB().QueryRow(`SELECT COUNT(*) FROM claims`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 100 {
+		t.Errorf("claims holds %d rows after a failed COPY, want the first COPY's 100", n)
 	}
 }

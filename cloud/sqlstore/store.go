@@ -139,11 +139,11 @@ func open(ctx context.Context, dsn string, opts Options, version int) (*Store, e
 
 // warnAboutServer logs the PostgreSQL server settings that slow the
 // ledger down as it grows. Without autovacuum the planner's statistics
-// stay as they were when the tables were small, and the reads of a
-// batch's owners and lots become scans of whole tables: at 100,000 cards
-// ingest ran at 5,400 ops/s against 7,200 to 8,100 once the tables were
-// analyzed (docs/benchmarks.md). A server without
-// PostgreSQL's settings (CockroachDB) gets no warning.
+// stay as they were when the tables were small, and a batch's reads of
+// lots by owner scan far more than they need: at 100,000 cards ingest ran
+// at 5,370 ops/s against 7,180 to 8,380 once the tables were analyzed
+// (docs/benchmarks.md). A server without PostgreSQL's settings
+// (CockroachDB) gets no warning.
 func (s *Store) warnAboutServer(ctx context.Context) {
 	var autovacuum string
 	err := s.db.QueryRowContext(ctx, `SELECT setting FROM pg_settings WHERE name = 'autovacuum'`).Scan(&autovacuum)
