@@ -91,7 +91,6 @@ func benchIngest(b *testing.B, open func(testing.TB) *sqlstore.Store) {
 		untiered bool
 	}{{"batch=100", 100, 0, false}, {"batch=1000", 1000, 0, false}, {"batch=1000,members", 1000, 9000, false},
 		{"batch=1000,untiered", 1000, 0, true}} {
-		size := run.size
 		b.Run(run.name, func(b *testing.B) {
 			ctx := context.Background()
 			s := open(b)
@@ -103,7 +102,7 @@ func benchIngest(b *testing.B, open func(testing.TB) *sqlstore.Store) {
 			if err := w.enroll(ctx, s, run.members); err != nil {
 				b.Fatal(err)
 			}
-			timeApply(b, s, w, size)
+			timeApply(b, s, w, run.size)
 		})
 	}
 }
