@@ -366,7 +366,8 @@ func openLedger(ctx context.Context, db string, logger *slog.Logger) (*sqlstore.
 			return nil, fmt.Errorf("create the ledger's directory: %w", err)
 		}
 	}
-	s, err := sqlstore.Open(ctx, db, sqlstore.Options{Logger: logger.With("component", "ledger")})
+	// The store adds component=ledger to what it logs.
+	s, err := sqlstore.Open(ctx, db, sqlstore.Options{Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("open ledger %s: %w", redactDSN(db), err)
 	}
