@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,9 @@ const (
 	checkpointEvery = 250 * time.Millisecond
 	// backstopCheckpointPages is the writer's own wal_autocheckpoint.
 	backstopCheckpointPages = 32768
+	// failureReportEvery spaces the warnings of a checkpointer that keeps
+	// failing, which would otherwise log four times a second.
+	failureReportEvery = time.Minute
 )
 
 // checkpointer runs PASSIVE checkpoints of a SQLite database while writes
@@ -30,10 +34,13 @@ type checkpointer struct {
 	writes atomic.Uint64 // commits so far
 	stop   chan struct{}
 	done   sync.WaitGroup
-	log    func(msg string, args ...any)
+	log    *slog.Logger
+
+	failures int       // checkpoints failed in a row
+	reported time.Time // when the failures were last logged
 }
 
-func startCheckpointer(db *sql.DB, log func(msg string, args ...any)) *checkpointer {
+func startCheckpointer(db *sql.DB, log *slog.Logger) *checkpointer {
 	db.SetMaxOpenConns(1)
 	c := &checkpointer{db: db, stop: make(chan struct{}), log: log}
 	c.done.Add(1)
@@ -66,9 +73,21 @@ func (c *checkpointer) checkpoint() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var busy, frames, copied int
-	if err := c.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied); err != nil {
-		// The writer's backstop still bounds the WAL.
-		c.log("background WAL checkpoint failed; the writer's own checkpoints take over", "err", err)
+	err := c.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied)
+	switch {
+	case err != nil:
+		// The writer's own checkpoints still bound the WAL, unless they
+		// fail for the same reason (a full disk): then the operator has
+		// to act.
+		c.failures++
+		if c.failures == 1 || time.Since(c.reported) >= failureReportEvery {
+			c.log.Warn("background WAL checkpoint failing; the writer's own checkpoints take over, and if they fail too the WAL grows: check the ledger's disk",
+				"err", err, "failures_in_a_row", c.failures)
+			c.reported = time.Now()
+		}
+	case c.failures > 0:
+		c.log.Info("background WAL checkpoint works again", "failures_before", c.failures)
+		c.failures = 0
 	}
 }
 

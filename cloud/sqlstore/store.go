@@ -119,7 +119,7 @@ func open(ctx context.Context, dsn string, opts Options, version int) (*Store, e
 			s.Close()
 			return nil, fmt.Errorf("open sqlite ledger %s: %w", path, err)
 		}
-		s.ckpt = startCheckpointer(ckpt, s.log.Warn)
+		s.ckpt = startCheckpointer(ckpt, s.log)
 	}
 	if err := s.db.PingContext(ctx); err != nil {
 		s.Close()
