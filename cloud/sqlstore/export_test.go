@@ -13,7 +13,8 @@ import (
 // BareInserter returns a function that stores rows of the ops table's
 // shape in a table of the same shape without any ledger logic: one
 // transaction per call, through the same multi-row statements (prepared
-// the same way, on first use) that Apply uses. It is the baseline of the ingest benchmarks.
+// the same way, on first use) that Apply uses. It is the baseline of the
+// ingest benchmarks. A second call on the same store fills the same table.
 func (s *Store) BareInserter(ctx context.Context) (func(args []any) error, error) {
 	blob := "BLOB"
 	if s.dialect == Postgres {
@@ -22,7 +23,7 @@ func (s *Store) BareInserter(ctx context.Context) (func(args []any) error, error
 	ddl := migrations[0]
 	i := strings.Index(ddl, "CREATE TABLE ops (")
 	j := strings.Index(ddl[i:], ");") + i
-	create := strings.ReplaceAll(strings.Replace(ddl[i:j+1], "CREATE TABLE ops", "CREATE TABLE bare_ops", 1), "BLOB", blob)
+	create := strings.ReplaceAll(strings.Replace(ddl[i:j+1], "CREATE TABLE ops", "CREATE TABLE IF NOT EXISTS bare_ops", 1), "BLOB", blob)
 	if _, err := s.db.ExecContext(ctx, create); err != nil {
 		return nil, err
 	}
