@@ -76,13 +76,7 @@ func BenchmarkIngestAtScale(b *testing.B) {
 // returns the workload that goes on from it.
 func buildAtScale(b *testing.B, s *sqlstore.Store) *workload {
 	ctx := context.Background()
-	if err := s.PublishRules(ctx, storetest.TestRules(1), storetest.Start()); err != nil {
-		b.Fatal(err)
-	}
-	w := newWorkload(storetest.NewTill(b, s, "t1", "s1"), 100_000)
-	if err := w.enroll(ctx, s, 90_000); err != nil {
-		b.Fatal(err)
-	}
+	w := startWorkload(b, s, 100_000, 90_000)
 	for i := 0; i < 300; i++ {
 		if _, err := s.Apply(ctx, w.next(1000)); err != nil {
 			b.Fatalf("build the ledger: batch %d: %v", i, err)
@@ -105,19 +99,27 @@ func benchIngest(b *testing.B, open func(testing.TB) *sqlstore.Store) {
 	}{{"batch=100", 100, 0, false}, {"batch=1000", 1000, 0, false}, {"batch=1000,members", 1000, 9000, false},
 		{"batch=1000,untiered", 1000, 0, true}} {
 		b.Run(run.name, func(b *testing.B) {
-			ctx := context.Background()
 			s := open(b)
-			if err := s.PublishRules(ctx, storetest.TestRules(1), storetest.Start()); err != nil {
-				b.Fatal(err)
-			}
-			w := newWorkload(storetest.NewTill(b, s, "t1", "s1"), 10_000)
+			w := startWorkload(b, s, 10_000, run.members)
 			w.untiered = run.untiered
-			if err := w.enroll(ctx, s, run.members); err != nil {
-				b.Fatal(err)
-			}
 			timeApply(b, s, w, run.size)
 		})
 	}
+}
+
+// startWorkload publishes the test rules on s, enrolls terminal t1 of
+// store s1, and returns a workload over cards cards, the first members of
+// them enrolled.
+func startWorkload(b *testing.B, s *sqlstore.Store, cards, members int) *workload {
+	ctx := context.Background()
+	if err := s.PublishRules(ctx, storetest.TestRules(1), storetest.Start()); err != nil {
+		b.Fatal(err)
+	}
+	w := newWorkload(storetest.NewTill(b, s, "t1", "s1"), cards)
+	if err := w.enroll(ctx, s, members); err != nil {
+		b.Fatal(err)
+	}
+	return w
 }
 
 // timeApply times applying b.N batches of size ops of w's workload to s,
