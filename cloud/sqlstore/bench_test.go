@@ -72,6 +72,86 @@ func BenchmarkIngestAtScale(b *testing.B) {
 	}
 }
 
+// BenchmarkIngestConcurrent measures what a ledger applies when several
+// terminals send at once, each from a store of its own and each sending
+// its next batch of 1,000 ops as soon as the last was acknowledged, as
+// tills catching up after an outage do. The 10,000 cards are split
+// between the stores ("own cards": concurrent batches share no owner), or
+// every till draws from all of them ("shared cards": any two concurrent
+// batches share about a hundred owners, a worst case, so that on
+// PostgreSQL one of the two fails to serialize and runs again). SQLite
+// has one writer: its terminals queue. "retried-%" is the share of
+// batches that ran more than once; "rerun-%" of those that ran more than
+// twice.
+func BenchmarkIngestConcurrent(b *testing.B) {
+	for _, db := range []struct {
+		name string
+		open func(testing.TB) *sqlstore.Store
+	}{
+		{"sqlite", func(tb testing.TB) *sqlstore.Store { return storetest.OpenSQLite(tb, sqlstore.Options{}) }},
+		{"postgres", func(tb testing.TB) *sqlstore.Store {
+			storetest.PostgresURL(tb)
+			return storetest.OpenPostgres(tb, sqlstore.Options{})
+		}},
+	} {
+		for _, run := range []struct {
+			name      string
+			terminals int
+			shared    bool
+		}{{"terminals=1", 1, false}, {"terminals=4,own-cards", 4, false}, {"terminals=4,shared-cards", 4, true}} {
+			b.Run(db.name+"/"+run.name, func(b *testing.B) {
+				benchConcurrent(b, db.open(b), run.terminals, run.shared)
+			})
+		}
+	}
+}
+
+func benchConcurrent(b *testing.B, s *sqlstore.Store, terminals int, shared bool) {
+	ctx := context.Background()
+	if err := s.PublishRules(ctx, storetest.TestRules(1), storetest.Start()); err != nil {
+		b.Fatal(err)
+	}
+	const cards, size = 10_000, 1000
+	perTill := max(1, b.N/terminals)
+	queues := make([][]cloud.Batch, terminals)
+	for t := range queues {
+		first, n := t*cards/terminals, cards/terminals
+		if shared {
+			first, n = 0, cards
+		}
+		tl := storetest.NewTill(b, s, fmt.Sprintf("t%d", t), fmt.Sprintf("s%d", t))
+		w := newWorkloadOver(tl, first, n, uint64(t+1))
+		for range perTill {
+			queues[t] = append(queues[t], w.next(size))
+		}
+	}
+	retries, reruns := s.Retries()
+	errs := make(chan error, terminals)
+	b.ResetTimer()
+	for _, q := range queues {
+		go func() {
+			for i, bt := range q {
+				if _, err := s.Apply(ctx, bt); err != nil {
+					errs <- fmt.Errorf("terminal %s batch %d: %w", bt.Terminal, i, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range queues {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	again, more := s.Retries()
+	batches := float64(perTill * terminals)
+	b.ReportMetric(batches*size/b.Elapsed().Seconds(), "ops/s")
+	b.ReportMetric(100*float64(again-retries)/batches, "retried-%")
+	b.ReportMetric(100*float64(more-reruns)/batches, "rerun-%")
+}
+
 // buildAtScale fills s with the ledger BenchmarkIngestAtScale times and
 // returns the workload that goes on from it.
 func buildAtScale(b *testing.B, s *sqlstore.Store) *workload {
@@ -201,6 +281,8 @@ type workload struct {
 	qualifying []loyalty.Points
 	// untiered: the till figures every earn at the base rate.
 	untiered bool
+	// first is the number of cards[0] among the test cards.
+	first int
 }
 
 // earned is an earn the workload may reverse, with the points the cloud
@@ -212,8 +294,15 @@ type earned struct {
 }
 
 func newWorkload(tl *storetest.Till, cards int) *workload {
-	w := &workload{till: tl, rules: storetest.TestRules(1), rnd: rand.New(rand.NewPCG(1, 2)), linked: map[int]bool{}}
-	for i := 0; i < cards; i++ {
+	return newWorkloadOver(tl, 0, cards, 1)
+}
+
+// newWorkloadOver is a workload over the test cards first to
+// first+cards-1, each card's member named by the card's number, drawn
+// with seed.
+func newWorkloadOver(tl *storetest.Till, first, cards int, seed uint64) *workload {
+	w := &workload{till: tl, rules: storetest.TestRules(1), rnd: rand.New(rand.NewPCG(seed, 2)), linked: map[int]bool{}, first: first}
+	for i := first; i < first+cards; i++ {
 		w.cards = append(w.cards, storetest.Card(i))
 	}
 	w.qualifying = make([]loyalty.Points, len(w.cards))
@@ -226,13 +315,18 @@ func (w *workload) enroll(ctx context.Context, l cloud.Ledger, n int) error {
 		var ops []loyalty.Op
 		for ci := first; ci < min(first+1000, n); ci++ {
 			w.linked[ci] = true
-			ops = append(ops, w.till.Enroll(w.cards[ci], loyalty.MemberID(fmt.Sprintf("member-%d", ci))))
+			ops = append(ops, w.till.Enroll(w.cards[ci], w.member(ci)))
 		}
 		if _, err := l.Apply(ctx, w.till.Seal(ops...)); err != nil {
 			return fmt.Errorf("enroll cards %d to %d: %w", first, first+len(ops)-1, err)
 		}
 	}
 	return nil
+}
+
+// member is the member card ci is enrolled to.
+func (w *workload) member(ci int) loyalty.MemberID {
+	return loyalty.MemberID(fmt.Sprintf("member-%d", w.first+ci))
 }
 
 // figure returns the points the rules give basket for a card with
@@ -290,7 +384,7 @@ func (w *workload) next(size int) cloud.Batch {
 				continue
 			}
 			w.linked[ci] = true
-			ops = append(ops, w.till.Enroll(c, loyalty.MemberID(fmt.Sprintf("member-%d", ci))))
+			ops = append(ops, w.till.Enroll(c, w.member(ci)))
 		}
 	}
 	return w.till.Seal(ops...)
