@@ -3,9 +3,11 @@ package sqlstore_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -333,4 +335,59 @@ func TestConflictingBatchesRunAtMostTwiceOnPostgres(t *testing.T) {
 	if rerun != 0 {
 		t.Errorf("%d batches ran three times or more: a retry did not run alone", rerun)
 	}
+}
+
+// TestLedgerRunsOnAServerWithoutAdvisoryLocks: CockroachDB speaks
+// PostgreSQL's protocol but has no session advisory locks. The ledger must
+// still open there and apply batches, with a warning that conflicting
+// transactions are no longer retried alone. The test stands such a server
+// in with functions of the ledger's schema that shadow PostgreSQL's
+// (pg_catalog comes after the schema in its search path) and fail as
+// CockroachDB's do.
+func TestLedgerRunsOnAServerWithoutAdvisoryLocks(t *testing.T) {
+	ctx := context.Background()
+	u, err := url.Parse(storetest.PostgresSchema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	schema := q.Get("search_path")
+	q.Set("search_path", schema+",pg_catalog")
+	u.RawQuery = q.Encode()
+	admin, err := sql.Open("pgx", u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	for _, fn := range []string{"pg_advisory_lock_shared", "pg_advisory_unlock_shared", "pg_advisory_lock", "pg_advisory_unlock"} {
+		if _, err := admin.ExecContext(ctx, `CREATE FUNCTION `+schema+`.`+fn+`(bigint) RETURNS boolean LANGUAGE plpgsql AS $$
+			BEGIN RAISE EXCEPTION 'unknown function: `+fn+`()' USING ERRCODE = 'undefined_function'; END $$`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := admin.ExecContext(ctx, `SELECT pg_advisory_lock_shared(1)`); err == nil {
+		t.Fatal("the stand-in functions do not shadow PostgreSQL's: the test would prove nothing")
+	}
+
+	var log bytes.Buffer
+	s, err := sqlstore.Open(ctx, u.String(), sqlstore.Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatalf("open on a server without advisory locks: %v", err)
+	}
+	defer s.Close()
+	if !strings.Contains(log.String(), "no session advisory locks") {
+		t.Errorf("no warning that conflicting transactions are not retried alone; log:\n%s", log.String())
+	}
+	if err := s.PublishRules(ctx, storetest.TestRules(1), storetest.Start()); err != nil {
+		t.Fatal(err)
+	}
+	tl := storetest.NewTill(t, s, "t1", "s1")
+	ack, err := s.Apply(ctx, tl.Seal(tl.Earn(storetest.Card(1), 500, 5)))
+	if err != nil {
+		t.Fatalf("apply without advisory locks: %v", err)
+	}
+	if len(ack.Results) != 1 || ack.Results[0].Status != cloud.StatusApplied {
+		t.Errorf("results %+v, want the earn applied", ack.Results)
+	}
+	storetest.AssertConserved(t, s)
 }

@@ -69,7 +69,8 @@ type Store struct {
 	seen     *seenCache    // (store, card) pairs known to be in card_stores
 
 	// writersKey names the PostgreSQL advisory lock the ledger's
-	// transactions hold (see inTx); one per schema.
+	// transactions hold (see inTx), one per schema; 0 on a server
+	// without advisory locks.
 	writersKey int64
 	// retries counts transactions tried again after a conflict; reruns,
 	// those tried a third time or more.
@@ -149,7 +150,7 @@ func open(ctx context.Context, dsn string, opts Options, version int) (*Store, e
 	if s.dialect == SQLite {
 		s.wst, s.rst = newStmtCache(s.db), newStmtCache(s.rdb)
 	} else {
-		if s.writersKey, err = writersKey(ctx, s.db); err != nil {
+		if err := s.probeWritersLock(ctx); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -158,17 +159,36 @@ func open(ctx context.Context, dsn string, opts Options, version int) (*Store, e
 	return s, nil
 }
 
-// writersKey returns the advisory lock key of the ledger in the
-// connection's schema: ledgers in other schemas of the same database do
-// not wait for each other.
-func writersKey(ctx context.Context, db *sql.DB) (int64, error) {
+// probeWritersLock names the advisory lock of the ledger in the
+// connection's schema (ledgers in other schemas of the same database do
+// not wait for each other) and checks that the server has it. A server
+// without session advisory locks (CockroachDB) gets none: its conflicting
+// transactions are retried side by side, as before the lock existed.
+func (s *Store) probeWritersLock(ctx context.Context) error {
 	var schema string
-	if err := db.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
-		return 0, fmt.Errorf("read the ledger's schema: %w", err)
+	if err := s.db.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		return fmt.Errorf("read the ledger's schema: %w", err)
 	}
 	h := fnv.New64a()
 	h.Write([]byte("tillpoint ledger writers\x00" + schema))
-	return int64(h.Sum64()), nil
+	key := int64(h.Sum64() | 1) // never 0, which means none
+	_, err := s.db.ExecContext(ctx, `SELECT pg_advisory_lock_shared($1), pg_advisory_unlock_shared($1)`, key)
+	switch {
+	case err == nil:
+		s.writersKey = key
+	case noAdvisoryLocks(err):
+		s.log.Warn("the database has no session advisory locks: transactions that conflict are retried side by side, and under heavy contention may give up", "err", err)
+	default:
+		return fmt.Errorf("try the ledger's writers lock: %w", err)
+	}
+	return nil
+}
+
+// noAdvisoryLocks reports an error of a server that lacks the advisory
+// lock functions.
+func noAdvisoryLocks(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "42883" || pe.Code == "0A000") // undefined_function, feature_not_supported
 }
 
 // warnAboutServer logs the PostgreSQL server settings that slow the
@@ -314,11 +334,13 @@ func (s *Store) tryTx(ctx context.Context, opts *sql.TxOptions, alone bool, fn f
 			return fmt.Errorf("begin ledger transaction: %w", err)
 		}
 		defer conn.Close()
-		unlock, err := s.lockWriters(ctx, conn, alone)
-		if err != nil {
-			return err
+		if s.writersKey != 0 {
+			unlock, err := s.lockWriters(ctx, conn, alone)
+			if err != nil {
+				return err
+			}
+			defer unlock()
 		}
-		defer unlock()
 		begin = conn.BeginTx
 	}
 	tx, err := begin(ctx, opts)
