@@ -51,3 +51,20 @@ func TestPanicInTransactionFreesTheWriter(t *testing.T) {
 		t.Errorf("the panicked transaction's write: %d rows (%v), want rolled back", n, err)
 	}
 }
+
+// TestRunAloneOnlyExtends: a short stretch of one-at-a-time asked for
+// after a small transaction's conflict must not cut short the longer one
+// a large batch's conflict asked for.
+func TestRunAloneOnlyExtends(t *testing.T) {
+	s := &Store{}
+	s.runAlone(time.Hour)
+	long := s.aloneUntil.Load()
+	s.runAlone(time.Millisecond)
+	if got := s.aloneUntil.Load(); got != long {
+		t.Errorf("a shorter stretch moved the end from %v to %v", time.Unix(0, long), time.Unix(0, got))
+	}
+	s.runAlone(2 * time.Hour)
+	if got := s.aloneUntil.Load(); got <= long {
+		t.Errorf("a longer stretch left the end at %v", time.Unix(0, got))
+	}
+}
