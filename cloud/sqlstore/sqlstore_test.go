@@ -391,3 +391,36 @@ func TestLedgerRunsOnAServerWithoutAdvisoryLocks(t *testing.T) {
 	}
 	storetest.AssertConserved(t, s)
 }
+
+// TestLostWritersLockTurnsItOffAndSaysWhy: behind a pooler that hands each
+// transaction to another server session, the writers' lock a transaction
+// took stays with a session the ledger no longer has, and would make every
+// later retry wait for it forever. The release notices that it held no
+// lock, logs what to do, and the ledger goes on without the lock. The test
+// loses the lock as such a pooler would, by releasing it from inside the
+// transaction.
+func TestLostWritersLockTurnsItOffAndSaysWhy(t *testing.T) {
+	storetest.PostgresURL(t)
+	ctx := context.Background()
+	var log bytes.Buffer
+	s, err := sqlstore.Open(ctx, storetest.PostgresSchema(t), sqlstore.Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !s.WritersLockOn() {
+		t.Fatal("the writers' lock is off on PostgreSQL from the start: the test would prove nothing")
+	}
+	if err := s.ExecInTx(ctx, `SELECT pg_advisory_unlock_all()`); err != nil {
+		t.Fatal(err)
+	}
+	if s.WritersLockOn() {
+		t.Error("the writers' lock is still on after a transaction lost it")
+	}
+	if !strings.Contains(log.String(), "pooled by transaction") {
+		t.Errorf("no error saying why the lock is off and what to do; log:\n%s", log.String())
+	}
+	if err := s.PublishRules(ctx, storetest.TestRules(1), storetest.Start()); err != nil {
+		t.Fatalf("a transaction after the lock was turned off: %v", err)
+	}
+}

@@ -70,8 +70,8 @@ type Store struct {
 
 	// writersKey names the PostgreSQL advisory lock the ledger's
 	// transactions hold (see inTx), one per schema; 0 on a server
-	// without advisory locks.
-	writersKey int64
+	// without advisory locks, or behind a pooler that breaks them.
+	writersKey atomic.Int64
 	// retries counts transactions tried again after a conflict; reruns,
 	// those tried a third time or more.
 	retries, reruns atomic.Int64
@@ -191,7 +191,7 @@ func (s *Store) probeWritersLock(ctx context.Context) error {
 	_, err := s.db.ExecContext(ctx, `SELECT pg_advisory_lock_shared($1), pg_advisory_unlock_shared($1)`, key)
 	switch {
 	case err == nil:
-		s.writersKey = key
+		s.writersKey.Store(key)
 	case noAdvisoryLocks(err):
 		s.log.Warn("the database has no session advisory locks: transactions that conflict are retried side by side, and under heavy contention may give up", "err", err)
 	default:
@@ -353,8 +353,8 @@ func (s *Store) tryTx(ctx context.Context, opts *sql.TxOptions, alone bool, fn f
 			return fmt.Errorf("begin ledger transaction: %w", err)
 		}
 		defer conn.Close()
-		if s.writersKey != 0 {
-			unlock, err := s.lockWriters(ctx, conn, alone)
+		if key := s.writersKey.Load(); key != 0 {
+			unlock, err := s.lockWriters(ctx, conn, key, alone)
 			if err != nil {
 				return err
 			}
@@ -394,12 +394,18 @@ func (s *Store) tryTx(ctx context.Context, opts *sql.TxOptions, alone bool, fn f
 	return nil
 }
 
-// lockWriters takes the ledger's advisory lock on conn, shared or (alone)
-// exclusive, before the transaction begins, so that the transaction's
-// snapshot is taken once the lock is held. The lock belongs to the
-// session, not to a transaction: unlock releases it, and closes the
-// connection instead when it cannot.
-func (s *Store) lockWriters(ctx context.Context, conn *sql.Conn, alone bool) (unlock func(), err error) {
+// lockWriters takes the ledger's advisory lock key on conn, shared or
+// (alone) exclusive, before the transaction begins, so that the
+// transaction's snapshot is taken once the lock is held. The lock belongs
+// to the session, not to a transaction: unlock releases it, and closes
+// the connection instead when it cannot.
+//
+// A pooler that hands each transaction to whichever server session is
+// free (PgBouncer's transaction pooling) breaks session locks: the lock
+// stays with a session the ledger no longer has. unlock finds that out
+// (the release finds no lock to release), says what to do, and turns the
+// lock off for good.
+func (s *Store) lockWriters(ctx context.Context, conn *sql.Conn, key int64, alone bool) (unlock func(), err error) {
 	lock, release := `SELECT pg_advisory_lock_shared($1)`, `SELECT pg_advisory_unlock_shared($1)`
 	if alone {
 		lock, release = `SELECT pg_advisory_lock($1)`, `SELECT pg_advisory_unlock($1)`
@@ -407,16 +413,22 @@ func (s *Store) lockWriters(ctx context.Context, conn *sql.Conn, alone bool) (un
 	// A session that may hold the lock goes back to the pool only once
 	// released: otherwise it is closed, which releases the lock.
 	discard := func() { _ = conn.Raw(func(any) error { return driver.ErrBadConn }) }
-	if _, err := conn.ExecContext(ctx, lock, s.writersKey); err != nil {
+	if _, err := conn.ExecContext(ctx, lock, key); err != nil {
 		discard() // the lock may have been granted as the wait was cancelled
 		return nil, fmt.Errorf("wait for the ledger's other writers: %w", err)
 	}
 	return func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		if _, err := conn.ExecContext(ctx, release, s.writersKey); err != nil {
+		var released bool
+		if err := conn.QueryRowContext(ctx, release, key).Scan(&released); err != nil {
 			s.log.Warn("closing a ledger connection that could not release the writers' lock", "err", err)
 			discard()
+			return
+		}
+		if !released && s.writersKey.CompareAndSwap(key, 0) {
+			s.log.Error("the ledger's writers lock was not held by the session that took it: the connection to PostgreSQL is pooled by transaction (PgBouncer?). "+
+				"Transactions that conflict are now retried side by side, and under heavy contention may give up; connect the cloud to PostgreSQL directly or through session pooling, and restart it")
 		}
 	}, nil
 }
