@@ -427,7 +427,7 @@ func (s *Store) lockWriters(ctx context.Context, conn *sql.Conn, key int64, alon
 			return
 		}
 		if !released && s.writersKey.CompareAndSwap(key, 0) {
-			s.log.Error("the ledger's writers lock was not held by the session that took it: the connection to PostgreSQL is pooled by transaction (PgBouncer?). "+
+			s.log.Error("the ledger's writers lock was not held by the session that took it: the connection to PostgreSQL is pooled by transaction (PgBouncer?). " +
 				"Transactions that conflict are now retried side by side, and under heavy contention may give up; connect the cloud to PostgreSQL directly or through session pooling, and restart it")
 		}
 	}, nil
