@@ -69,6 +69,26 @@ type opState struct {
 	adjust   string
 	current  *loyalty.Rules // current rules, for expiry of lots without rules of their own
 	over     []overspend
+	// rules holds each version an op named, nil for one never published:
+	// the Store caches only published rules, and a batch of ops naming an
+	// unknown version would otherwise read the rules table once per op.
+	rules map[uint32]*loyalty.Rules
+}
+
+// rulesOf returns the rules of version v, or nil when none were published.
+func (st *opState) rulesOf(ctx context.Context, b *book, v uint32) (*loyalty.Rules, error) {
+	if r, ok := st.rules[v]; ok {
+		return r, nil
+	}
+	r, err := b.s.loadRules(ctx, b.tx, v)
+	if errors.Is(err, cloud.ErrNotFound) {
+		r, err = nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	st.rules[v] = r
+	return r, nil
 }
 
 type overspend struct {
@@ -79,7 +99,7 @@ type overspend struct {
 
 // applyOps decides every op of a batch, building the postings in b.
 func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*opRow, error) {
-	st := &opState{bt: bt, store: store,
+	st := &opState{bt: bt, store: store, rules: map[uint32]*loyalty.Rules{},
 		issued:   cloud.ProgramAccount(cloud.AccountIssued, bt.Terminal),
 		redeemed: cloud.ProgramAccount(cloud.AccountRedeemed, bt.Terminal),
 		adjust:   cloud.ProgramAccount(cloud.AccountAdjust, bt.Terminal),
@@ -325,12 +345,12 @@ func (b *book) earn(ctx context.Context, st *opState, r *opRow) error {
 		r.status, r.reason = cloud.StatusRejected, cloud.ReasonNoOwner
 		return nil
 	}
-	rules, err := b.s.loadRules(ctx, b.tx, op.RulesVersion)
-	if errors.Is(err, cloud.ErrNotFound) {
-		rules = nil
-		r.flags |= cloud.FlagRulesUnknown
-	} else if err != nil {
+	rules, err := st.rulesOf(ctx, b, op.RulesVersion)
+	if err != nil {
 		return err
+	}
+	if rules == nil {
+		r.flags |= cloud.FlagRulesUnknown
 	}
 	earned, expires := st.timing(op, rules)
 	t := &txn{id: op.ID, part: partMain, kind: kindEarn}

@@ -184,6 +184,20 @@ func testReeval(t *testing.T, l cloud.Ledger) {
 	if err != nil || rep.Adjusted != 5 || rep.Earned != 15+5+10+70+10+12 {
 		t.Errorf("check: got adjusted %d earned %d, %v; want the re-evaluation as a separate +5 adjustment over earned 122", rep.Adjusted, rep.Earned, err)
 	}
+	// A batch looks each rules version up once, the unknown ones too: the
+	// earn between them must still be figured with its own rules.
+	first, second := tl.Earn(c, 1000, 12), tl.Earn(c, 1000, 9)
+	first.RulesVersion, second.RulesVersion = 7, 7
+	a = tl.Send(t, l, first, tl.Earn(c, 1000, 10), second)
+	for i, want := range []struct {
+		points  loyalty.Points
+		unknown bool
+	}{{12, true}, {15, false}, {9, true}} {
+		wantResult(t, a.Results[i], cloud.StatusApplied, "", want.points)
+		if got := a.Results[i].Flags&cloud.FlagRulesUnknown != 0; got != want.unknown {
+			t.Errorf("earn %d of a batch mixing rules versions: rules-unknown flag %v, want %v", i, got, want.unknown)
+		}
+	}
 }
 
 func testHeld(t *testing.T, l cloud.Ledger) {
