@@ -1,12 +1,14 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -21,44 +23,52 @@ import (
 // (read, verify, decode, apply, seal the ack) in ops/s, against a baseline
 // in the same run: the same batches handed straight to Ledger.Apply on a
 // second ledger of the same kind. x-direct is how many times longer the
-// HTTP path takes than the bare apply. PostgreSQL runs when
-// TILLPOINT_TEST_POSTGRES is set.
+// HTTP path takes than the bare apply. "terminals=4" has four terminals of
+// four stores post at once, each its next batch when the last is
+// acknowledged, against four goroutines applying the same batches
+// straight: the two cores then share the HTTP path with the database.
+// PostgreSQL runs when TILLPOINT_TEST_POSTGRES is set.
 func BenchmarkIngestHTTP(b *testing.B) {
 	for _, be := range backends {
-		for _, size := range []int{100, 1000} {
-			b.Run(fmt.Sprintf("%s/ops=%d", be.name, size), func(b *testing.B) { benchIngest(b, be, size) })
+		for _, run := range []struct{ size, terminals int }{{100, 1}, {1000, 1}, {1000, 4}} {
+			name := fmt.Sprintf("%s/ops=%d", be.name, run.size)
+			if run.terminals > 1 {
+				name += fmt.Sprintf(",terminals=%d", run.terminals)
+			}
+			b.Run(name, func(b *testing.B) { benchIngest(b, be, run.size, run.terminals) })
 		}
 	}
 }
 
-func benchIngest(b *testing.B, be backend, size int) {
+func benchIngest(b *testing.B, be backend, size, terminals int) {
 	ctx := context.Background()
 	ts := newTestServerWith(b, be.open(b))
-	tm := enroll(b, ts, "S1", "T1")
-	tm.cards = 200
-	sealed := make([]batch.Sealed, b.N)
-	for i := range sealed {
-		sealed[i] = tm.seal(b, size)
-	}
-
 	base := be.open(b)
 	now := ts.clock.Now()
-	pub := tm.key.Public().(ed25519.PublicKey)
-	if err := base.CreateEnrollCode(ctx, cloud.EnrollCode{Code: "BENCH", Store: "S1", Terminal: "T1", Expires: now.Add(time.Hour), Created: now}); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := base.Enroll(ctx, "BENCH", cloud.TerminalKey{PublicKey: pub, KeyID: batch.Fingerprint(pub)}, now); err != nil {
-		b.Fatal(err)
-	}
-	direct := make([]cloud.Batch, b.N)
-	for i, s := range sealed {
-		bt, hash, err := batch.OpenBatch(s.Bytes, testProgram, pub)
-		if err != nil {
+	sealed := make([][]batch.Sealed, terminals) // by terminal, then in order
+	direct := make([][]cloud.Batch, terminals)
+	for t := range terminals {
+		store, id := fmt.Sprintf("S%d", t+1), fmt.Sprintf("T%d", t+1)
+		tm := enroll(b, ts, store, id)
+		tm.cards = 200
+		pub := tm.key.Public().(ed25519.PublicKey)
+		if err := base.CreateEnrollCode(ctx, cloud.EnrollCode{Code: "BENCH-" + id, Store: store, Terminal: id, Expires: now.Add(time.Hour), Created: now}); err != nil {
 			b.Fatal(err)
 		}
-		direct[i] = cloud.Batch{Terminal: bt.Terminal, Epoch: bt.Epoch, FirstSeq: bt.First, LastSeq: bt.Last, Hash: hash[:], Ops: bt.Ops, ReceivedAt: now}
-		if !bt.Prev.IsZero() {
-			direct[i].PrevHash = bt.Prev[:]
+		if _, err := base.Enroll(ctx, "BENCH-"+id, cloud.TerminalKey{PublicKey: pub, KeyID: batch.Fingerprint(pub)}, now); err != nil {
+			b.Fatal(err)
+		}
+		for range b.N {
+			s := tm.seal(b, size)
+			bt, hash, err := batch.OpenBatch(s.Bytes, testProgram, pub)
+			if err != nil {
+				b.Fatal(err)
+			}
+			d := cloud.Batch{Terminal: bt.Terminal, Epoch: bt.Epoch, FirstSeq: bt.First, LastSeq: bt.Last, Hash: hash[:], Ops: bt.Ops, ReceivedAt: now}
+			if !bt.Prev.IsZero() {
+				d.PrevHash = bt.Prev[:]
+			}
+			sealed[t], direct[t] = append(sealed[t], s), append(direct[t], d)
 		}
 	}
 
@@ -67,22 +77,53 @@ func benchIngest(b *testing.B, be backend, size int) {
 	var baseline, viaHTTP time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		start := time.Now()
-		if _, err := base.Apply(ctx, direct[i]); err != nil {
-			b.Fatalf("baseline apply: %v", err)
-		}
-		baseline += time.Since(start)
-		start = time.Now()
-		if status, _, body := post(b, ts, sealed[i].Bytes); status != http.StatusOK {
-			b.Fatalf("post: %d %s", status, body)
-		}
-		viaHTTP += time.Since(start)
+		baseline += eachTerminal(b, terminals, func(t int) error {
+			_, err := base.Apply(ctx, direct[t][i])
+			return err
+		})
+		viaHTTP += eachTerminal(b, terminals, func(t int) error {
+			return postOK(ts, sealed[t][i].Bytes)
+		})
 	}
 	b.StopTimer()
-	ops := float64(b.N * size)
+	ops := float64(b.N * size * terminals)
 	b.ReportMetric(ops/viaHTTP.Seconds(), "ops/s")
 	b.ReportMetric(ops/baseline.Seconds(), "direct-ops/s")
 	b.ReportMetric(viaHTTP.Seconds()/baseline.Seconds(), "x-direct")
+}
+
+// eachTerminal runs f for every terminal at once and returns how long
+// they took together.
+func eachTerminal(b *testing.B, terminals int, f func(t int) error) time.Duration {
+	start := time.Now()
+	errs := make(chan error, terminals)
+	for t := range terminals {
+		go func() { errs <- f(t) }()
+	}
+	for range terminals {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+	return time.Since(start)
+}
+
+// postOK sends a sealed batch and wants it acknowledged; unlike post, it
+// may run outside the test's goroutine.
+func postOK(ts *testServer, body []byte) error {
+	resp, err := http.Post(ts.url+"/v1/batches", batch.ContentType, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	reply, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("post: %d %s", resp.StatusCode, reply)
+	}
+	return nil
 }
 
 // BenchmarkRosterFeed is one till's roster refresh, GET /v1/roster with
