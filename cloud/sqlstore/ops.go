@@ -87,6 +87,9 @@ func (st *opState) rulesOf(ctx context.Context, b *book, v uint32) (*loyalty.Rul
 	if err != nil {
 		return nil, err
 	}
+	if st.rules == nil {
+		st.rules = map[uint32]*loyalty.Rules{}
+	}
 	st.rules[v] = r
 	return r, nil
 }
@@ -99,7 +102,7 @@ type overspend struct {
 
 // applyOps decides every op of a batch, building the postings in b.
 func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*opRow, error) {
-	st := &opState{bt: bt, store: store, rules: map[uint32]*loyalty.Rules{},
+	st := &opState{bt: bt, store: store,
 		issued:   cloud.ProgramAccount(cloud.AccountIssued, bt.Terminal),
 		redeemed: cloud.ProgramAccount(cloud.AccountRedeemed, bt.Terminal),
 		adjust:   cloud.ProgramAccount(cloud.AccountAdjust, bt.Terminal),
