@@ -33,12 +33,15 @@
 // transactions in which any two that could interfere write a common row
 // (see inTx; storetest races a link against an earn on it), retried on
 // serialization failures (40001), deadlocks (40P01) and unique violations
-// (23505) with jittered backoff; lists travel as array parameters (unnest,
-// = ANY) and a batch's writes go to the server as one statement of
-// data-modifying CTEs, because under load round trips cost more than queries.
-// The schema keeps to what CockroachDB also runs: no sequences, triggers,
-// stored procedures or advisory locks; times are Unix microseconds in
-// BIGINT; upserts are INSERT ... ON CONFLICT; partial indexes only.
+// (23505); a retry runs alone, under a session advisory lock that first
+// attempts hold shared, so that no batch fails twice; lists travel as
+// array parameters (unnest, = ANY) and a batch's writes go to the server
+// as one statement of data-modifying CTEs, because under load round trips
+// cost more than queries. The schema keeps to what CockroachDB also runs:
+// no sequences, triggers or stored procedures; times are Unix microseconds
+// in BIGINT; upserts are INSERT ... ON CONFLICT; partial indexes only. On a
+// server without session advisory locks (CockroachDB), or behind a pooler
+// that breaks them, the ledger runs without the lock and says so.
 //
 // The registry keeps each store's roster version and gossip keyring
 // (roster.go): the keys are the store's secrets, handed out only sealed by
