@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/tillpoint/tillpoint/cloud"
@@ -422,5 +423,62 @@ func TestLostWritersLockTurnsItOffAndSaysWhy(t *testing.T) {
 	}
 	if err := s.PublishRules(ctx, storetest.TestRules(1), storetest.Start()); err != nil {
 		t.Fatalf("a transaction after the lock was turned off: %v", err)
+	}
+}
+
+// TestCancelledWaitForTheWritersLockLeavesNoLockBehind: a batch whose
+// request ends while it waits behind a retry running alone gives up with
+// an error that says what it waited for, and the session that waited
+// (which the server may have granted the lock as the wait was cancelled)
+// does not go back to the pool holding it: the next batch goes through.
+func TestCancelledWaitForTheWritersLockLeavesNoLockBehind(t *testing.T) {
+	storetest.PostgresURL(t)
+	ctx := context.Background()
+	s := storetest.OpenPostgres(t, sqlstore.Options{})
+	if err := s.PublishRules(ctx, storetest.TestRules(1), storetest.Start()); err != nil {
+		t.Fatal(err)
+	}
+	tl := storetest.NewTill(t, s, "t1", "s1")
+	holder, err := s.DB().Conn(ctx) // stands in for a retry running alone
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	if _, err := holder.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, s.WritersKey()); err != nil {
+		t.Fatal(err)
+	}
+	waiting, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	_, err = s.Apply(waiting, tl.Seal(tl.Earn(storetest.Card(1), 500, 5)))
+	if err == nil || !strings.Contains(err.Error(), "other writers") {
+		t.Fatalf("apply while another writer runs alone: got %v, want an error saying it waited for the ledger's other writers", err)
+	}
+	if _, err := holder.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, s.WritersKey()); err != nil {
+		t.Fatal(err)
+	}
+	// The server may grant the lock to the abandoned session before it
+	// notices its client is gone; it then ends and lets go.
+	held := -1
+	for deadline := time.Now().Add(10 * time.Second); held != 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if err := holder.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted`).Scan(&held); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if held != 0 {
+		t.Errorf("%d advisory locks still held 10 s after the cancelled wait", held)
+	}
+	tl.Seq, tl.Prev = 0, nil // the till resends from the start: nothing was applied
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Apply(ctx, tl.Seal(tl.Earn(storetest.Card(1), 500, 5)))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the next batch: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the next batch still waits for the writers' lock after 30 s: a session kept it")
 	}
 }
