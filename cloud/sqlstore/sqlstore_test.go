@@ -274,12 +274,8 @@ func TestCopyConflictIsRetriedAndLeavesNothing(t *testing.T) {
 // guarantee did on this workload: "could not serialize access" after 21
 // attempts). The ledger is checked when the test ends.
 func TestConflictingBatchesRunAtMostTwiceOnPostgres(t *testing.T) {
-	storetest.PostgresURL(t)
 	ctx := context.Background()
-	s := storetest.OpenPostgres(t, sqlstore.Options{})
-	if err := s.PublishRules(ctx, storetest.TestRules(1), storetest.Start()); err != nil {
-		t.Fatal(err)
-	}
+	s := postgresWithRules(t)
 	const terminals, batches, size, cards = 4, 5, 60, 20
 	tills := make([]*storetest.Till, terminals)
 	for i := range tills {
@@ -432,12 +428,8 @@ func TestLostWritersLockTurnsItOffAndSaysWhy(t *testing.T) {
 // (which the server may have granted the lock as the wait was cancelled)
 // does not go back to the pool holding it: the next batch goes through.
 func TestCancelledWaitForTheWritersLockLeavesNoLockBehind(t *testing.T) {
-	storetest.PostgresURL(t)
 	ctx := context.Background()
-	s := storetest.OpenPostgres(t, sqlstore.Options{})
-	if err := s.PublishRules(ctx, storetest.TestRules(1), storetest.Start()); err != nil {
-		t.Fatal(err)
-	}
+	s := postgresWithRules(t)
 	tl := storetest.NewTill(t, s, "t1", "s1")
 	holder, err := s.DB().Conn(ctx) // stands in for a retry running alone
 	if err != nil {
@@ -481,4 +473,16 @@ func TestCancelledWaitForTheWritersLockLeavesNoLockBehind(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the next batch still waits for the writers' lock after 30 s: a session kept it")
 	}
+}
+
+// postgresWithRules opens a fresh PostgreSQL ledger (the test is skipped
+// without one) with the test rules published.
+func postgresWithRules(t *testing.T) *sqlstore.Store {
+	t.Helper()
+	storetest.PostgresURL(t)
+	s := storetest.OpenPostgres(t, sqlstore.Options{})
+	if err := s.PublishRules(context.Background(), storetest.TestRules(1), storetest.Start()); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
