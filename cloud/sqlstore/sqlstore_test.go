@@ -439,10 +439,29 @@ func TestCancelledWaitForTheWritersLockLeavesNoLockBehind(t *testing.T) {
 	if _, err := holder.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, s.WritersKey()); err != nil {
 		t.Fatal(err)
 	}
-	waiting, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	waiting, cancel := context.WithCancel(ctx)
 	defer cancel()
-	_, err = s.Apply(waiting, tl.Seal(tl.Earn(storetest.Card(1), 500, 5)))
-	if err == nil || !strings.Contains(err.Error(), "other writers") {
+	applied := make(chan error, 1)
+	go func() {
+		_, err := s.Apply(waiting, tl.Seal(tl.Earn(storetest.Card(1), 500, 5)))
+		applied <- err
+	}()
+	// This ledger's writers' lock in pg_locks (other tests' ledgers may
+	// hold theirs): a bigint key is split into classid and objid.
+	key := uint64(s.WritersKey())
+	const ours = `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1`
+	hi, lo := int64(key>>32), int64(key&0xffffffff)
+	// Cancel once the batch waits for the lock (its request ended).
+	for queued, deadline := 0, time.Now().Add(30*time.Second); queued == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the batch never queued for the writers' lock")
+		}
+		if err := holder.QueryRowContext(ctx, ours+` AND NOT granted`, hi, lo).Scan(&queued); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	if err = <-applied; err == nil || !strings.Contains(err.Error(), "other writers") {
 		t.Fatalf("apply while another writer runs alone: got %v, want an error saying it waited for the ledger's other writers", err)
 	}
 	if _, err := holder.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, s.WritersKey()); err != nil {
@@ -452,7 +471,7 @@ func TestCancelledWaitForTheWritersLockLeavesNoLockBehind(t *testing.T) {
 	// notices its client is gone; it then ends and lets go.
 	held := -1
 	for deadline := time.Now().Add(10 * time.Second); held != 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if err := holder.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted`).Scan(&held); err != nil {
+		if err := holder.QueryRowContext(ctx, ours+` AND granted`, hi, lo).Scan(&held); err != nil {
 			t.Fatal(err)
 		}
 	}
