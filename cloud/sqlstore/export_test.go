@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/tillpoint/tillpoint/cloud"
 	"github.com/tillpoint/tillpoint/loyalty"
@@ -190,3 +191,6 @@ func (s *Store) WritersLockOn() bool { return s.writersKey.Load() != 0 }
 
 // WritersKey returns the key of the ledger's writers' advisory lock.
 func (s *Store) WritersKey() int64 { return s.writersKey.Load() }
+
+// RunAloneFor has every transaction run alone for d, as after a conflict.
+func (s *Store) RunAloneFor(d time.Duration) { s.runAlone(d) }

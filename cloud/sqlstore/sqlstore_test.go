@@ -356,13 +356,13 @@ func TestLedgerRunsOnAServerWithoutAdvisoryLocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	for _, fn := range []string{"pg_advisory_lock_shared", "pg_advisory_unlock_shared", "pg_advisory_lock", "pg_advisory_unlock"} {
+	for _, fn := range []string{"pg_advisory_xact_lock_shared", "pg_advisory_lock", "pg_advisory_unlock"} {
 		if _, err := admin.ExecContext(ctx, `CREATE FUNCTION `+schema+`.`+fn+`(bigint) RETURNS boolean LANGUAGE plpgsql AS $$
 			BEGIN RAISE EXCEPTION 'unknown function: `+fn+`()' USING ERRCODE = 'undefined_function'; END $$`); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := admin.ExecContext(ctx, `SELECT pg_advisory_lock_shared(1)`); err == nil {
+	if _, err := admin.ExecContext(ctx, `SELECT pg_advisory_xact_lock_shared(1)`); err == nil {
 		t.Fatal("the stand-in functions do not shadow PostgreSQL's: the test would prove nothing")
 	}
 
@@ -394,6 +394,8 @@ func TestLedgerRunsOnAServerWithoutAdvisoryLocks(t *testing.T) {
 // took stays with a session the ledger no longer has, and would make every
 // later retry wait for it forever. The release notices that it held no
 // lock, logs what to do, and the ledger goes on without the lock. The test
+// runs a transaction alone, as a retry does (first attempts hold the lock
+// for their transaction only, which a pooler keeps on one session), and
 // loses the lock as such a pooler would, by releasing it from inside the
 // transaction.
 func TestLostWritersLockTurnsItOffAndSaysWhy(t *testing.T) {
@@ -408,6 +410,7 @@ func TestLostWritersLockTurnsItOffAndSaysWhy(t *testing.T) {
 	if !s.WritersLockOn() {
 		t.Fatal("the writers' lock is off on PostgreSQL from the start: the test would prove nothing")
 	}
+	s.RunAloneFor(time.Minute)
 	if err := s.ExecInTx(ctx, `SELECT pg_advisory_unlock_all()`); err != nil {
 		t.Fatal(err)
 	}

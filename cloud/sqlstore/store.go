@@ -188,7 +188,7 @@ func (s *Store) probeWritersLock(ctx context.Context) error {
 	h := fnv.New64a()
 	h.Write([]byte("tillpoint ledger writers\x00" + schema))
 	key := int64(h.Sum64() | 1) // never 0, which means none
-	_, err := s.db.ExecContext(ctx, `SELECT pg_advisory_lock_shared($1), pg_advisory_unlock_shared($1)`, key)
+	_, err := s.db.ExecContext(ctx, `SELECT pg_advisory_xact_lock_shared($1), pg_advisory_lock($1), pg_advisory_unlock($1)`, key)
 	switch {
 	case err == nil:
 		s.writersKey.Store(key)
@@ -299,8 +299,8 @@ func (s *Store) q(query string) string {
 // terminals abort each other on nearly every batch.
 //
 // A transaction that failed so runs again alone: a first attempt holds
-// the ledger's advisory lock shared, a retry holds it exclusively, taken
-// before its snapshot. The retry waits for the attempts in flight to end,
+// the ledger's advisory lock shared for its transaction, a retry holds it
+// exclusively, taken before its snapshot. The retry waits for the attempts in flight to end,
 // new ones wait for it, and no other ledger transaction can make it fail
 // again. For a while after a conflict (ten times as long as the attempt
 // that failed took, at most aloneAfterConflict) first attempts run alone
@@ -354,18 +354,27 @@ func (s *Store) tryTx(ctx context.Context, opts *sql.TxOptions, alone bool, fn f
 			return fmt.Errorf("begin ledger transaction: %w", err)
 		}
 		defer conn.Close()
-		if key := s.writersKey.Load(); key != 0 {
-			unlock, err := s.lockWriters(ctx, conn, key, alone)
-			if err != nil {
-				return err
-			}
-			defer unlock()
-		}
 		begin = conn.BeginTx
+	}
+	key := s.writersKey.Load() // 0 on SQLite, or without the lock
+	if key != 0 && alone {
+		unlock, err := s.lockWritersAlone(ctx, conn, key)
+		if err != nil {
+			return err
+		}
+		defer unlock()
 	}
 	tx, err := begin(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("begin ledger transaction: %w", err)
+	}
+	if key != 0 && !alone {
+		// Held to the transaction's end; its snapshot may predate the
+		// wait, which only makes a conflict, and so a retry alone, likelier.
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock_shared($1)`, key); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("wait for the ledger's other writers: %w", err)
+		}
 	}
 	t := &dbtx{Tx: tx, s: s, cache: s.wst, conn: conn}
 	defer t.prepareMissing(ctx)
@@ -395,26 +404,23 @@ func (s *Store) tryTx(ctx context.Context, opts *sql.TxOptions, alone bool, fn f
 	return nil
 }
 
-// lockWriters takes the ledger's advisory lock key on conn, shared or
-// (alone) exclusive, before the transaction begins, so that the
-// transaction's snapshot is taken once the lock is held. The lock belongs
-// to the session, not to a transaction: unlock releases it, and closes
-// the connection instead when it cannot.
+// lockWritersAlone takes the ledger's advisory lock key exclusively on
+// conn, before the transaction begins, so that the transaction's snapshot
+// is taken once every other ledger transaction has ended; those hold the
+// lock shared, for the length of their transaction. The exclusive lock
+// belongs to the session: unlock releases it, and closes the connection
+// instead when it cannot.
 //
 // A pooler that hands each transaction to whichever server session is
 // free (PgBouncer's transaction pooling) breaks session locks: the lock
 // stays with a session the ledger no longer has. unlock finds that out
 // (the release finds no lock to release), says what to do, and turns the
 // lock off for good.
-func (s *Store) lockWriters(ctx context.Context, conn *sql.Conn, key int64, alone bool) (unlock func(), err error) {
-	lock, release := `SELECT pg_advisory_lock_shared($1)`, `SELECT pg_advisory_unlock_shared($1)`
-	if alone {
-		lock, release = `SELECT pg_advisory_lock($1)`, `SELECT pg_advisory_unlock($1)`
-	}
+func (s *Store) lockWritersAlone(ctx context.Context, conn *sql.Conn, key int64) (unlock func(), err error) {
 	// A session that may hold the lock goes back to the pool only once
 	// released: otherwise it is closed, which releases the lock.
 	discard := func() { _ = conn.Raw(func(any) error { return driver.ErrBadConn }) }
-	if _, err := conn.ExecContext(ctx, lock, key); err != nil {
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, key); err != nil {
 		discard() // the lock may have been granted as the wait was cancelled
 		return nil, fmt.Errorf("wait for the ledger's other writers: %w", err)
 	}
@@ -422,7 +428,7 @@ func (s *Store) lockWriters(ctx context.Context, conn *sql.Conn, key int64, alon
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		var released bool
-		if err := conn.QueryRowContext(ctx, release, key).Scan(&released); err != nil {
+		if err := conn.QueryRowContext(ctx, `SELECT pg_advisory_unlock($1)`, key).Scan(&released); err != nil {
 			s.log.Warn("closing a ledger connection that could not release the writers' lock", "err", err)
 			discard()
 			return
