@@ -78,6 +78,29 @@ type Store struct {
 	// aloneUntil: until then (Unix nanoseconds) every transaction runs
 	// alone, as after a conflict (see inTx).
 	aloneUntil atomic.Int64
+
+	conflictMu       sync.Mutex
+	conflicts        int       // since the last report
+	conflictReported time.Time // when conflicts were last logged
+}
+
+// conflictReportEvery spaces the lines that tell the operator ledger
+// transactions conflict, which under contention happens many times a
+// second.
+const conflictReportEvery = time.Minute
+
+// reportConflict counts a transaction that failed to serialize and ran
+// again, and logs the count at most once every conflictReportEvery.
+func (s *Store) reportConflict(err error) {
+	s.conflictMu.Lock()
+	defer s.conflictMu.Unlock()
+	s.conflicts++
+	if !s.conflictReported.IsZero() && time.Since(s.conflictReported) < conflictReportEvery {
+		return
+	}
+	s.log.Info("ledger transactions conflicted with others and ran again alone: batches on the same members from several stores at once. Nothing is lost; ingest slows while it lasts",
+		"conflicts", s.conflicts, "last_err", err)
+	s.conflicts, s.conflictReported = 0, time.Now()
 }
 
 // After a transaction failed to serialize, the ledger's transactions run
@@ -326,6 +349,7 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *dbtx) error) error {
 		s.runAlone(min(aloneAfterConflict, aloneAfterConflictPer*time.Since(start)))
 		if attempt == 0 {
 			s.retries.Add(1)
+			s.reportConflict(err)
 		} else if attempt == 1 {
 			s.reruns.Add(1)
 		}
