@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,7 +37,7 @@ type testServer struct {
 	ledger *sqlstore.Store
 	url    string
 	clock  *testClock
-	logs   *lockedBuffer
+	logs   *storetest.LogBuffer
 }
 
 // testClock is a settable clock safe to read from handlers.
@@ -46,24 +45,6 @@ type testClock struct{ ns atomic.Int64 }
 
 func (c *testClock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
 func (c *testClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
-
-// lockedBuffer collects log output from concurrent handlers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // backend opens a fresh, real ledger for a test; storetest checks its
 // conservation when the test ends.
@@ -108,7 +89,7 @@ func newTestServerWith(t testing.TB, ledger *sqlstore.Store, configure ...func(*
 	clock := &testClock{}
 	clock.ns.Store(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC).UnixNano())
 	s.Now = clock.Now
-	logs := &lockedBuffer{}
+	logs := &storetest.LogBuffer{}
 	s.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	for _, f := range configure {
 		f(s)

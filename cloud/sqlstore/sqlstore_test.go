@@ -12,7 +12,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -276,7 +275,7 @@ func TestCopyConflictIsRetriedAndLeavesNothing(t *testing.T) {
 // attempts). The ledger is checked when the test ends.
 func TestConflictingBatchesRunAtMostTwiceOnPostgres(t *testing.T) {
 	ctx := context.Background()
-	var log syncBuffer
+	var log storetest.LogBuffer
 	s := postgresWithRules(t, sqlstore.Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	const terminals, batches, size, cards = 4, 5, 60, 20
 	tills := make([]*storetest.Till, terminals)
@@ -338,24 +337,6 @@ func TestConflictingBatchesRunAtMostTwiceOnPostgres(t *testing.T) {
 	if n := strings.Count(log.String(), "conflicted with others and ran again alone"); retried > 0 && n != 1 {
 		t.Errorf("%d conflicts logged %d lines in a minute, want 1:\n%s", retried, n, log.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer that concurrent writers may share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestLedgerRunsOnAServerWithoutAdvisoryLocks: CockroachDB speaks
