@@ -55,14 +55,12 @@ func (s *Store) Apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 	err := s.inTx(ctx, func(tx *dbtx) error {
 		seen = nil
 		out = cloud.Applied{Terminal: bt.Terminal, Epoch: bt.Epoch}
-		var status string
-		err := tx.queryRow(ctx, qTerminal, bt.Terminal).Scan(&store, &status)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("apply batch from %s: %w", bt.Terminal, cloud.ErrUnknownTerminal)
-		} else if err != nil {
-			return fmt.Errorf("read terminal %s: %w", bt.Terminal, err)
+		ts, err := s.terminalState(ctx, tx, bt.Terminal, bt.Epoch)
+		if err != nil {
+			return err
 		}
-		if cloud.TerminalStatus(status) != cloud.TerminalActive {
+		store = ts.store
+		if cloud.TerminalStatus(ts.status) != cloud.TerminalActive {
 			return fmt.Errorf("apply batch from %s: %w", bt.Terminal, cloud.ErrTerminalRevoked)
 		}
 		// A terminal books only to the store it was enrolled at: an op
@@ -74,10 +72,7 @@ func (s *Store) Apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 					cloud.ErrInvalidBatch, bt.Terminal, store, i, op.Seq, op.Store)
 			}
 		}
-		wm, lastHash, latest, err := s.epochState(ctx, tx, bt.Terminal, bt.Epoch)
-		if err != nil {
-			return err
-		}
+		wm, lastHash, latest := ts.watermark, ts.lastHash, ts.latest
 		out.Watermark = wm
 		seqErr := func(kind string) error {
 			return &cloud.SequenceError{Kind: kind, Terminal: bt.Terminal, Epoch: bt.Epoch, Watermark: wm, LatestEpoch: latest, First: bt.FirstSeq, Last: bt.LastSeq, LastHash: lastHash}
@@ -91,7 +86,7 @@ func (s *Store) Apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 			if !ok {
 				return seqErr(cloud.SeqRewind)
 			}
-			out.Replay, out.Results, out.LastHash = true, results, lastHash
+			out.Replay, out.Results, out.LastHash, out.RulesVersion = true, results, lastHash, ts.rulesVersion
 			return s.finishAck(ctx, tx, &bt, store, &out)
 		case bt.FirstSeq <= wm:
 			return seqErr(cloud.SeqRewind)
@@ -103,6 +98,7 @@ func (s *Store) Apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 			return seqErr(cloud.SeqChain)
 		}
 		b := newBook(s, tx, micros(bt.ReceivedAt))
+		b.rulesVersion = ts.rulesVersion
 		rows, err := b.applyOps(ctx, &bt, store)
 		if err != nil {
 			return err
@@ -147,42 +143,61 @@ func batchCards(bt *cloud.Batch) []loyalty.CardHash {
 	return cards
 }
 
-// finishAck adds to a replayed batch's ack the fresh snapshots of its cards
-// and the current rules version, read in the transaction.
+// finishAck adds to a replayed batch's ack the fresh snapshots of its
+// cards, read in the transaction.
 func (s *Store) finishAck(ctx context.Context, tx *dbtx, bt *cloud.Batch, store string, out *cloud.Applied) error {
 	var err error
 	if out.Snapshots, err = s.snapshotsIn(ctx, tx, batchCards(bt), store, bt.ReceivedAt); err != nil {
 		return fmt.Errorf("read the batch's snapshots: %w", err)
 	}
-	if out.RulesVersion, err = s.currentRulesVersion(ctx, tx); err != nil {
-		return err
-	}
 	return nil
 }
 
-// epochState returns the watermark and last batch hash of a terminal's
-// epoch, and the terminal's latest epoch.
-func (s *Store) epochState(ctx context.Context, tx *dbtx, terminal string, epoch uint32) (wm uint64, lastHash []byte, latest uint32, err error) {
-	rows, err := tx.query(ctx, qEpochs, terminal)
+// terminalState is what a batch needs to know of its terminal before its
+// ops: read in one statement, as each statement is a round trip on
+// PostgreSQL and a small batch makes only about a dozen.
+type terminalState struct {
+	store, status string
+	watermark     uint64 // of the batch's epoch
+	lastHash      []byte // of the epoch's last batch
+	latest        uint32 // the terminal's latest epoch
+	rulesVersion  uint32 // the program's current rules
+}
+
+// terminalState reads a terminal's store and status, the watermark and
+// last batch hash of its epoch, its latest epoch, and the current rules
+// version.
+func (s *Store) terminalState(ctx context.Context, tx *dbtx, terminal string, epoch uint32) (terminalState, error) {
+	var ts terminalState
+	rows, err := tx.query(ctx, qTerminalState, terminal)
 	if err != nil {
-		return 0, nil, 0, fmt.Errorf("read watermark of %s: %w", terminal, err)
+		return ts, fmt.Errorf("read terminal %s: %w", terminal, err)
 	}
 	defer rows.Close()
+	found := false
 	for rows.Next() {
-		var e, w int64
+		var e, w sql.NullInt64
 		var h []byte
-		if err := rows.Scan(&e, &w, &h); err != nil {
-			return 0, nil, 0, fmt.Errorf("read watermark of %s: %w", terminal, err)
+		var v int64
+		if err := rows.Scan(&ts.store, &ts.status, &e, &w, &h, &v); err != nil {
+			return ts, fmt.Errorf("read terminal %s: %w", terminal, err)
 		}
-		latest = max(latest, uint32(e))
-		if uint32(e) == epoch {
-			wm, lastHash = uint64(w), h
+		found, ts.rulesVersion = true, uint32(v)
+		if !e.Valid {
+			continue // no epoch yet
+		}
+		ts.latest = max(ts.latest, uint32(e.Int64))
+		if uint32(e.Int64) == epoch {
+			ts.watermark, ts.lastHash = uint64(w.Int64), h
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return 0, nil, 0, fmt.Errorf("read watermark of %s: %w", terminal, err)
+		return ts, fmt.Errorf("read terminal %s: %w", terminal, err)
 	}
-	return wm, lastHash, latest, nil
+	if !found {
+		return ts, fmt.Errorf("apply batch from %s: %w", terminal, cloud.ErrUnknownTerminal)
+	}
+	return ts, nil
 }
 
 // Watermark implements cloud.Ledger.

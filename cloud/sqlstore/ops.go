@@ -140,9 +140,7 @@ func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*
 	if err := b.loadSeen(ctx, st.cards, store); err != nil {
 		return nil, err
 	}
-	if b.rulesVersion, err = b.s.currentRulesVersion(ctx, b.tx); err != nil {
-		return nil, err
-	} else if b.rulesVersion > 0 {
+	if b.rulesVersion > 0 { // read with the terminal (Apply)
 		if st.current, err = b.s.loadRules(ctx, b.tx, b.rulesVersion); err != nil {
 			return nil, err
 		}

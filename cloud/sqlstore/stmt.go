@@ -111,8 +111,8 @@ const (
 
 // Fixed statements run on every batch.
 const (
-	qTerminal     = `SELECT store, status FROM terminals WHERE id = ?`
-	qEpochs       = `SELECT epoch, watermark, last_hash FROM epochs WHERE terminal = ?`
+	qTerminalState = `SELECT t.store, t.status, e.epoch, e.watermark, e.last_hash, (SELECT COALESCE(MAX(version), 0) FROM rules)
+		FROM terminals t LEFT JOIN epochs e ON e.terminal = t.id WHERE t.id = ?`
 	qRulesVersion = `SELECT COALESCE(MAX(version), 0) FROM rules`
 	qLotAmount    = `SELECT amount FROM lots WHERE id = ?`
 	iEpoch        = `INSERT INTO epochs (terminal, epoch, watermark, last_hash) VALUES (?, ?, ?, ?)
