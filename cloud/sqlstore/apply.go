@@ -87,7 +87,10 @@ func (s *Store) Apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 				return seqErr(cloud.SeqRewind)
 			}
 			out.Replay, out.Results, out.LastHash, out.RulesVersion = true, results, lastHash, ts.rulesVersion
-			return s.finishAck(ctx, tx, &bt, store, &out)
+			if out.Snapshots, err = s.snapshotsIn(ctx, tx, batchCards(&bt), store, bt.ReceivedAt); err != nil {
+				return fmt.Errorf("read the batch's snapshots: %w", err)
+			}
+			return nil
 		case bt.FirstSeq <= wm:
 			return seqErr(cloud.SeqRewind)
 		case bt.FirstSeq > wm+1:
@@ -141,16 +144,6 @@ func batchCards(bt *cloud.Batch) []loyalty.CardHash {
 		}
 	}
 	return cards
-}
-
-// finishAck adds to a replayed batch's ack the fresh snapshots of its
-// cards, read in the transaction.
-func (s *Store) finishAck(ctx context.Context, tx *dbtx, bt *cloud.Batch, store string, out *cloud.Applied) error {
-	var err error
-	if out.Snapshots, err = s.snapshotsIn(ctx, tx, batchCards(bt), store, bt.ReceivedAt); err != nil {
-		return fmt.Errorf("read the batch's snapshots: %w", err)
-	}
-	return nil
 }
 
 // terminalState is what a batch needs to know of its terminal before its
