@@ -503,15 +503,6 @@ func (t *dbtx) query(ctx context.Context, text string, args ...any) (*sql.Rows, 
 	return t.QueryContext(ctx, q, args...)
 }
 
-// queryRow runs a fixed single-row query.
-func (t *dbtx) queryRow(ctx context.Context, text string, args ...any) *sql.Row {
-	st, q := t.stmt(ctx, stmtKey{text, 0}, func() string { return t.s.q(text) })
-	if st != nil {
-		return st.QueryRowContext(ctx, args...)
-	}
-	return t.QueryRowContext(ctx, q, args...)
-}
-
 // pgArray gathers every stride-th value of args from offset into a typed
 // slice for a PostgreSQL array parameter, and names its element type.
 func pgArray(args []any, offset, stride int) (any, string, error) {
