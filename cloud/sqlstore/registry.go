@@ -221,7 +221,7 @@ type querier interface {
 
 func (s *Store) currentRulesVersion(ctx context.Context, q querier) (uint32, error) {
 	var v int64
-	if err := q.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM rules`).Scan(&v); err != nil {
+	if err := q.QueryRowContext(ctx, qRulesVersion).Scan(&v); err != nil {
 		return 0, fmt.Errorf("read current rules version: %w", err)
 	}
 	return uint32(v), nil

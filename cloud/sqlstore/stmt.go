@@ -111,11 +111,11 @@ const (
 
 // Fixed statements run on every batch.
 const (
-	qTerminalState = `SELECT t.store, t.status, e.epoch, e.watermark, e.last_hash, (SELECT COALESCE(MAX(version), 0) FROM rules)
+	qRulesVersion  = `SELECT COALESCE(MAX(version), 0) FROM rules`
+	qTerminalState = `SELECT t.store, t.status, e.epoch, e.watermark, e.last_hash, (` + qRulesVersion + `)
 		FROM terminals t LEFT JOIN epochs e ON e.terminal = t.id WHERE t.id = ?`
-	qRulesVersion = `SELECT COALESCE(MAX(version), 0) FROM rules`
-	qLotAmount    = `SELECT amount FROM lots WHERE id = ?`
-	iEpoch        = `INSERT INTO epochs (terminal, epoch, watermark, last_hash) VALUES (?, ?, ?, ?)
+	qLotAmount = `SELECT amount FROM lots WHERE id = ?`
+	iEpoch     = `INSERT INTO epochs (terminal, epoch, watermark, last_hash) VALUES (?, ?, ?, ?)
 		ON CONFLICT (terminal, epoch) DO UPDATE SET watermark = excluded.watermark, last_hash = excluded.last_hash`
 	iBatch = `INSERT INTO batches (terminal, epoch, first_seq, last_seq, hash, prev_hash, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)`
 )
