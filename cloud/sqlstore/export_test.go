@@ -185,11 +185,8 @@ func (s *Store) ExecInTx(ctx context.Context, statement string) error {
 	})
 }
 
-// WritersLockOn reports whether the ledger's transactions take the
-// writers' advisory lock.
-func (s *Store) WritersLockOn() bool { return s.writersKey.Load() != 0 }
-
-// WritersKey returns the key of the ledger's writers' advisory lock.
+// WritersKey returns the key of the ledger's writers' advisory lock, 0
+// when its transactions take none.
 func (s *Store) WritersKey() int64 { return s.writersKey.Load() }
 
 // RunAloneFor has every transaction run alone for d, as after a conflict.

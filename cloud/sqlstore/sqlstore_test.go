@@ -412,14 +412,14 @@ func TestLostWritersLockTurnsItOffAndSaysWhy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if !s.WritersLockOn() {
+	if s.WritersKey() == 0 {
 		t.Fatal("the writers' lock is off on PostgreSQL from the start: the test would prove nothing")
 	}
 	s.RunAloneFor(time.Minute)
 	if err := s.ExecInTx(ctx, `SELECT pg_advisory_unlock_all()`); err != nil {
 		t.Fatal(err)
 	}
-	if s.WritersLockOn() {
+	if s.WritersKey() != 0 {
 		t.Error("the writers' lock is still on after a transaction lost it")
 	}
 	if !strings.Contains(log.String(), "pooled by transaction") {
