@@ -30,13 +30,25 @@ import (
 // the base rate, so that every earn of a card above the first tier is
 // re-evaluated: a second transaction and a second lot for most earns.
 func BenchmarkIngestSQLite(b *testing.B) {
-	benchIngest(b, func(tb testing.TB) *sqlstore.Store { return storetest.OpenSQLite(tb, sqlstore.Options{}) })
+	benchIngest(b, ledgerKinds[0].open)
 }
 
 // BenchmarkIngestPostgres is BenchmarkIngestSQLite on PostgreSQL.
 func BenchmarkIngestPostgres(b *testing.B) {
 	storetest.PostgresURL(b)
-	benchIngest(b, func(tb testing.TB) *sqlstore.Store { return storetest.OpenPostgres(tb, sqlstore.Options{}) })
+	benchIngest(b, ledgerKinds[1].open)
+}
+
+// ledgerKinds are the two databases the benchmarks run on: SQLite, then
+// PostgreSQL (which a benchmark skips, by storetest.PostgresURL, when no
+// server is set).
+var ledgerKinds = []struct {
+	name     string
+	postgres bool
+	open     func(testing.TB) *sqlstore.Store
+}{
+	{"sqlite", false, func(tb testing.TB) *sqlstore.Store { return storetest.OpenSQLite(tb, sqlstore.Options{}) }},
+	{"postgres", true, func(tb testing.TB) *sqlstore.Store { return storetest.OpenPostgres(tb, sqlstore.Options{}) }},
 }
 
 // BenchmarkIngestAtScale is batch=1000 on a ledger ten times the size:
@@ -50,14 +62,7 @@ func BenchmarkIngestPostgres(b *testing.B) {
 // after the build, as autovacuum would have done on a server that runs it
 // (the test server may not).
 func BenchmarkIngestAtScale(b *testing.B) {
-	for _, run := range []struct {
-		name     string
-		postgres bool
-		open     func(testing.TB) *sqlstore.Store
-	}{
-		{"sqlite", false, func(tb testing.TB) *sqlstore.Store { return storetest.OpenSQLite(tb, sqlstore.Options{}) }},
-		{"postgres", true, func(tb testing.TB) *sqlstore.Store { return storetest.OpenPostgres(tb, sqlstore.Options{}) }},
-	} {
+	for _, run := range ledgerKinds {
 		var s *sqlstore.Store
 		var w *workload
 		b.Run(run.name, func(sb *testing.B) {
@@ -85,22 +90,16 @@ func BenchmarkIngestAtScale(b *testing.B) {
 // batches that ran more than once; "rerun-%" of those that ran more than
 // twice.
 func BenchmarkIngestConcurrent(b *testing.B) {
-	for _, db := range []struct {
-		name string
-		open func(testing.TB) *sqlstore.Store
-	}{
-		{"sqlite", func(tb testing.TB) *sqlstore.Store { return storetest.OpenSQLite(tb, sqlstore.Options{}) }},
-		{"postgres", func(tb testing.TB) *sqlstore.Store {
-			storetest.PostgresURL(tb)
-			return storetest.OpenPostgres(tb, sqlstore.Options{})
-		}},
-	} {
+	for _, db := range ledgerKinds {
 		for _, run := range []struct {
 			name      string
 			terminals int
 			shared    bool
 		}{{"terminals=1", 1, false}, {"terminals=4,own-cards", 4, false}, {"terminals=4,shared-cards", 4, true}} {
 			b.Run(db.name+"/"+run.name, func(b *testing.B) {
+				if db.postgres {
+					storetest.PostgresURL(b)
+				}
 				benchConcurrent(b, db.open(b), run.terminals, run.shared)
 			})
 		}
