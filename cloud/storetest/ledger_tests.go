@@ -3,6 +3,7 @@ package storetest
 import (
 	"database/sql"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -379,14 +380,24 @@ func testTamper(t *testing.T, l cloud.Ledger) {
 	owner := cloud.CardOwner(c)
 	tamper := func(table string, delta int) {
 		t.Helper()
-		q := map[string]string{
-			"balances": `UPDATE owners SET avail = avail + ? WHERE id = ?`,
-			"lots":     `UPDATE lots SET remaining = remaining + ? WHERE owner_no = (SELECT no FROM owners WHERE id = ?)`,
-		}[table]
 		key := string(owner)
-		if _, err := db.DB().ExecContext(ctx, q, delta, key); err != nil {
-			q = strings.Replace(strings.Replace(q, "?", "$1", 1), "?", "$2", 1)
-			if _, err := db.DB().ExecContext(ctx, q, delta, key); err != nil {
+		byOwner := `owner_no = (SELECT no FROM owners WHERE id = ?)`
+		var q string
+		var args []any
+		switch table {
+		case "balances":
+			q, args = `UPDATE owners SET avail = avail + ? WHERE id = ?`, []any{delta, key}
+		case "lots":
+			q, args = `UPDATE lots SET remaining = remaining + ? WHERE `+byOwner, []any{delta, key}
+		case "lots apart": // to the owner's first lot from the others: the sum stays
+			q = `UPDATE lots SET remaining = remaining + CASE WHEN id = (SELECT id FROM lots WHERE ` + byOwner + ` ORDER BY id LIMIT 1) THEN CAST(? AS BIGINT) ELSE CAST(? AS BIGINT) END WHERE ` + byOwner
+			args = []any{key, delta, -delta, key}
+		}
+		if _, err := db.DB().ExecContext(ctx, q, args...); err != nil {
+			for n := 1; strings.Contains(q, "?"); n++ {
+				q = strings.Replace(q, "?", "$"+strconv.Itoa(n), 1)
+			}
+			if _, err := db.DB().ExecContext(ctx, q, args...); err != nil {
 				t.Fatalf("tamper with %s: %v", table, err)
 			}
 		}
@@ -413,6 +424,19 @@ func testTamper(t *testing.T, l cloud.Ledger) {
 		t.Errorf("apply after the repair: %v", err)
 	}
 	wantBalance(t, l, c, 20, 0)
+
+	// Two lots of 10 made 25 and -5 still sum to the balance: the check
+	// halts on the negative lot.
+	next = tl.Seal(tl.Earn(c, 1000, 10))
+	tamper("lots apart", 15)
+	if _, err := l.Apply(ctx, next); !errors.Is(err, cloud.ErrInvariant) || !strings.Contains(err.Error(), "negative") {
+		t.Errorf("apply with a lot below zero: got %v, want ErrInvariant for the negative lot", err)
+	}
+	tamper("lots apart", -15)
+	if _, err := l.Apply(ctx, next); err != nil {
+		t.Errorf("apply after the repair: %v", err)
+	}
+	wantBalance(t, l, c, 30, 0)
 }
 
 func testClaim(t *testing.T, l cloud.Ledger) {
