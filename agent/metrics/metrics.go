@@ -36,7 +36,7 @@ type family struct {
 	kind       kind
 	labels     []string
 	buckets    []float64      // histogram
-	fn         func() float64 // gauge func
+	fn         func() float64 // gauge or counter func
 
 	mu     sync.Mutex
 	series map[string]*series
@@ -144,6 +144,13 @@ func (g *Gauge) Set(v float64, labelValues ...string) {
 // fn must be quick and safe for concurrent use.
 func (r *Registry) GaugeFunc(name, help string, fn func() float64) {
 	r.add(&family{name: name, help: help, kind: kindGauge, fn: fn})
+}
+
+// CounterFunc registers a counter without labels read from fn at every
+// scrape, for a count another package keeps. fn must be quick, safe for
+// concurrent use and never decrease.
+func (r *Registry) CounterFunc(name, help string, fn func() float64) {
+	r.add(&family{name: name, help: help, kind: kindCounter, fn: fn})
 }
 
 // Histogram is a family of distributions over fixed buckets.

@@ -14,6 +14,7 @@ func TestExpositionFormat(t *testing.T) {
 	lat := r.Histogram("tillpoint_append_seconds", "Append latency.", []float64{0.001, 0.01})
 	g := r.Gauge("tillpoint_device_up", "Device health.", "device")
 	r.GaugeFunc("tillpoint_sync_backlog_ops", "Unsent ops.", func() float64 { return 7 })
+	r.CounterFunc("tillpoint_retries_total", "Retries counted elsewhere.", func() float64 { return 4 })
 
 	ops.Inc("earn", "ok")
 	ops.Add(2, "earn", "ok")
@@ -44,6 +45,9 @@ tillpoint_device_up{device="printer:tcp\n9100"} 1
 # HELP tillpoint_sync_backlog_ops Unsent ops.
 # TYPE tillpoint_sync_backlog_ops gauge
 tillpoint_sync_backlog_ops 7
+# HELP tillpoint_retries_total Retries counted elsewhere.
+# TYPE tillpoint_retries_total counter
+tillpoint_retries_total 4
 `
 	if got := b.String(); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
