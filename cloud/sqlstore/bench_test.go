@@ -125,7 +125,7 @@ func benchConcurrent(b *testing.B, s *sqlstore.Store, terminals int, shared bool
 			queues[t] = append(queues[t], w.next(size))
 		}
 	}
-	retries, reruns := s.Retries()
+	before := s.Stats()
 	errs := make(chan error, terminals)
 	b.ResetTimer()
 	for _, q := range queues {
@@ -145,11 +145,11 @@ func benchConcurrent(b *testing.B, s *sqlstore.Store, terminals int, shared bool
 		}
 	}
 	b.StopTimer()
-	again, more := s.Retries()
+	after := s.Stats()
 	batches := float64(perTill * terminals)
 	b.ReportMetric(batches*size/b.Elapsed().Seconds(), "ops/s")
-	b.ReportMetric(100*float64(again-retries)/batches, "retried-%")
-	b.ReportMetric(100*float64(more-reruns)/batches, "rerun-%")
+	b.ReportMetric(100*float64(after.Retried-before.Retried)/batches, "retried-%")
+	b.ReportMetric(100*float64(after.Rerun-before.Rerun)/batches, "rerun-%")
 }
 
 // buildAtScale fills s with the ledger BenchmarkIngestAtScale times and

@@ -173,10 +173,6 @@ func (s *Store) CopyRows(ctx context.Context, table string, columns []string, ro
 	return s.inTx(ctx, func(tx *dbtx) error { return tx.copyRows(ctx, table, columns, len(columns), args) })
 }
 
-// Retries returns how many transactions ran again after a conflict, and
-// how many of those ran a third time or more.
-func (s *Store) Retries() (retried, rerun int64) { return s.retries.Load(), s.reruns.Load() }
-
 // ExecInTx runs statement in a ledger transaction.
 func (s *Store) ExecInTx(ctx context.Context, statement string) error {
 	return s.inTx(ctx, func(tx *dbtx) error {

@@ -328,14 +328,14 @@ func TestConflictingBatchesRunAtMostTwiceOnPostgres(t *testing.T) {
 	if want := terminals * batches * size; total != want {
 		t.Errorf("%d ops applied, want every one of the %d sent", total, want)
 	}
-	retried, rerun := s.Retries()
-	t.Logf("%d of %d batches ran twice", retried, terminals*batches)
-	if rerun != 0 {
-		t.Errorf("%d batches ran three times or more: a retry did not run alone", rerun)
+	st := s.Stats()
+	t.Logf("%d of %d batches ran twice", st.Retried, terminals*batches)
+	if st.Rerun != 0 {
+		t.Errorf("%d batches ran three times or more: a retry did not run alone", st.Rerun)
 	}
 	// The operator hears of the conflicts once, not once a batch.
-	if n := strings.Count(log.String(), "conflicted with others and ran again alone"); retried > 0 && n != 1 {
-		t.Errorf("%d conflicts logged %d lines in a minute, want 1:\n%s", retried, n, log.String())
+	if n := strings.Count(log.String(), "conflicted with others and ran again alone"); st.Retried > 0 && n != 1 {
+		t.Errorf("%d conflicts logged %d lines in a minute, want 1:\n%s", st.Retried, n, log.String())
 	}
 }
 

@@ -264,6 +264,20 @@ func pgDSN(dsn string) string {
 	return u.String()
 }
 
+// Stats counts what the ledger's transactions went through since Open.
+type Stats struct {
+	// Retried counts transactions that conflicted with others (on
+	// PostgreSQL: failed to serialize, deadlocked, or inserted a key
+	// another inserted first) and ran again; Rerun, those that ran a
+	// third time or more, which running again alone should prevent.
+	Retried, Rerun int64
+}
+
+// Stats returns the ledger's counts since Open; safe for concurrent use.
+func (s *Store) Stats() Stats {
+	return Stats{Retried: s.retries.Load(), Rerun: s.reruns.Load()}
+}
+
 // Dialect returns the store's SQL flavour.
 func (s *Store) Dialect() Dialect { return s.dialect }
 
