@@ -15,6 +15,8 @@
 //	POST /v1/admin/terminals/{id}/revoke  stop accepting a terminal's batches (admin token)
 //	POST /v1/admin/stores/{id}/gossip-key rotate the store's gossip key, or {"finish":true}
 //	                                      to drop the retired one (admin token)
+//	GET  /metrics                         Server.Metrics in Prometheus's text format, when set
+//	                                      (admin token)
 //	GET  /healthz                         liveness
 //
 // # Ingest
@@ -59,6 +61,14 @@
 // cloud; without a key the roster comes without them. A rotation adds a
 // primary and retires the old key; tills keep a retired key for
 // GossipKeyGrace, or until the rotation is finished.
+//
+// # Metrics
+//
+// The server counts nothing itself: an Observer hears of every request
+// (route, status, outcome, duration) and of the results of every batch's
+// ops, and ApplyInFlight tells how many batches the ledger is applying.
+// The cloud command turns these and the ledger's retry counts into a
+// Prometheus registry, served as Server.Metrics.
 //
 // # Errors
 //

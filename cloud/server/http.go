@@ -12,11 +12,23 @@ import (
 )
 
 // statusWriter remembers the status and problem code of a response for the
-// request log.
+// request log, and the status of an ack for the Observer.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
 	code   string
+	ack    string
+}
+
+// outcome is the request's outcome for the Observer.
+func (w *statusWriter) outcome() string {
+	switch {
+	case w.code != "":
+		return w.code
+	case w.ack != "":
+		return w.ack
+	}
+	return "ok"
 }
 
 func (w *statusWriter) WriteHeader(status int) {
@@ -53,9 +65,13 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			if sw.status >= 500 {
 				level = slog.LevelError
 			}
+			took := s.Now().Sub(start)
 			s.Logger.Log(r.Context(), level, "request",
 				logMethod, r.Method, logPath, r.URL.Path, logStatus, sw.status, logCode, sw.code,
-				logDuration, s.Now().Sub(start).Round(time.Microsecond), logRemote, r.RemoteAddr)
+				logDuration, took.Round(time.Microsecond), logRemote, r.RemoteAddr)
+			if s.Observer != nil {
+				s.Observer.Request(r.Pattern, sw.status, sw.outcome(), took)
+			}
 		}()
 		next.ServeHTTP(sw, r)
 	})

@@ -105,6 +105,8 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	if applied.Replay {
 		ack.Status = batch.AckDuplicate
+	} else if s.Observer != nil {
+		s.Observer.Ops(applied.Results)
 	}
 	ack.LastHash = toHash(applied.LastHash)
 	asOf := s.snapshotStamp() // after the commit: see snapshotStamp
@@ -123,6 +125,9 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 func (s *Server) writeAck(w http.ResponseWriter, r *http.Request, status int, ack *batch.Ack) {
 	ack.Time = s.Now().UTC()
 	ack.HLC = s.hlc.Tick()
+	if sw, ok := w.(*statusWriter); ok {
+		sw.ack = ack.Status.String()
+	}
 	sealed, err := s.signer.SealAck(ack)
 	if err != nil {
 		s.fail(w, r, err)

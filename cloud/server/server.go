@@ -73,6 +73,14 @@ type Server struct {
 	// RequestClockSkew bounds how far a signed GET's timestamp may be from Now.
 	RequestClockSkew time.Duration
 
+	// Metrics, when set, is served at GET /metrics to callers that send
+	// the admin token (Prometheus sends it with its authorization
+	// setting), for the operator's monitoring.
+	Metrics http.Handler
+	// Observer, when set, hears of every request and of the ops of every
+	// batch applied.
+	Observer Observer
+
 	Logger *slog.Logger
 	// Now is the clock; tests inject one.
 	Now func() time.Time
@@ -246,6 +254,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/admin/terminals/{terminal}/revoke", s.admin(s.handleRevoke))
 	mux.HandleFunc("POST /v1/admin/rules", s.admin(s.handlePublishRules))
 	mux.HandleFunc("POST /v1/admin/stores/{store}/gossip-key", s.admin(s.handleGossipKey))
+	if s.Metrics != nil {
+		mux.HandleFunc("GET /metrics", s.admin(s.Metrics.ServeHTTP))
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, problem(CodeNotFound, "no route for %s %s; see the routes in the cloud/server package doc", r.Method, r.URL.Path))
 	})
