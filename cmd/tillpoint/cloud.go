@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tillpoint/tillpoint/agent/metrics"
 	"github.com/tillpoint/tillpoint/cloud"
 	"github.com/tillpoint/tillpoint/cloud/server"
 	"github.com/tillpoint/tillpoint/cloud/sqlstore"
@@ -38,7 +39,10 @@ Subcommands (each takes --db too; run 'tillpoint cloud SUBCOMMAND --help'):
                                        give a store's tills a new gossip key; --finish drops the old one
 
 The admin API (/v1/admin/...) needs a token: put one in a file given with
---admin-token-file, or in the environment as TILLPOINT_ADMIN_TOKEN.
+--admin-token-file, or in the environment as TILLPOINT_ADMIN_TOKEN. With the
+same token as a bearer token, GET /metrics serves Prometheus metrics:
+requests by route and outcome, ops applied and rejected by reason, batches
+being applied, and the ledger's retried transactions.
 
 Examples:
   tillpoint cloud --db sqlite:/var/lib/tillpoint/cloud.db --listen :8443 \
@@ -127,6 +131,9 @@ func (m *Main) runCloud(ctx context.Context, args []string) error {
 	srv.AdminToken = token
 	srv.MaxBatchBytes = *maxBatch
 	srv.Logger = logger.With("component", "server")
+	registry := metrics.New()
+	srv.Observer = newCloudMetrics(registry, srv, ledger)
+	srv.Metrics = registry.Handler()
 	if err := srv.Open(); err != nil {
 		return err
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -28,7 +30,8 @@ func TestEnrolledTerminalsJournalReachesTheCloudExactlyOnce(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	db := "sqlite:" + filepath.Join(dir, "ledger.db")
-	cl := startCloud(t, nil, "--db", db, "--program", "acme")
+	const token = "metrics-metrics-metrics-metrics-0"
+	cl := startCloud(t, map[string]string{"TILLPOINT_ADMIN_TOKEN": token}, "--db", db, "--program", "acme")
 	state := filepath.Join(dir, "terminal")
 	enrollT1(t, cl, db, state)
 	st, err := enroll.Load(state)
@@ -81,6 +84,30 @@ func TestEnrolledTerminalsJournalReachesTheCloudExactlyOnce(t *testing.T) {
 		t.Errorf("a second sync sent %d more batches, want none", got-sent)
 	}
 
+	// The operator's metrics count every op once, the batches by their
+	// ack, and only for whoever has the admin token.
+	scraped := scrapeMetrics(t, cl.url, token)
+	batches := (n + cfg.MaxOps - 1) / cfg.MaxOps
+	for _, want := range []string{
+		fmt.Sprintf(`tillpoint_cloud_ops_total{result="applied",reason=""} %d`, n),
+		fmt.Sprintf(`tillpoint_cloud_requests_total{route="POST /v1/batches",status="200",outcome="applied"} %d`, batches),
+		fmt.Sprintf(`tillpoint_cloud_request_seconds_count{route="POST /v1/batches"} %d`, batches),
+		"tillpoint_cloud_apply_in_flight 0",
+		"tillpoint_cloud_ledger_retries_total 0",
+	} {
+		if !strings.Contains(scraped, want+"\n") {
+			t.Errorf("metrics lack %q:\n%s", want, scraped)
+		}
+	}
+	if strings.Contains(scraped, `result="duplicate"`) || strings.Contains(scraped, `result="rejected"`) {
+		t.Errorf("metrics count duplicate or rejected ops where every op applied once:\n%s", scraped)
+	}
+	if resp, err := http.Get(cl.url + "/metrics"); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("metrics without the token: %v %v, want 401", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
 	ledger, err := sqlstore.Open(ctx, db, sqlstore.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -110,4 +137,21 @@ func TestEnrolledTerminalsJournalReachesTheCloudExactlyOnce(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "PROBLEM") || !strings.Contains(errOut, "does not balance") {
 		t.Errorf("cloud check on a tampered ledger: exit %d, stdout %q, stderr %q; want 1 with the problem listed", code, out, errOut)
 	}
+}
+
+// scrapeMetrics reads the cloud's /metrics with the admin token.
+func scrapeMetrics(t *testing.T, url, token string) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("scrape metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("scrape metrics: %d %s (err %v), want 200 text/plain", resp.StatusCode, body, err)
+	}
+	return string(body)
 }

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/tillpoint/tillpoint/agent/metrics"
+	"github.com/tillpoint/tillpoint/cloud"
+	"github.com/tillpoint/tillpoint/cloud/server"
+	"github.com/tillpoint/tillpoint/cloud/sqlstore"
+)
+
+// cloudMetrics is the cloud's Prometheus registry, fed by the server as
+// its Observer; it is served at GET /metrics with the admin token.
+type cloudMetrics struct {
+	requests   *metrics.Counter
+	requestDur *metrics.Histogram
+	ops        *metrics.Counter
+}
+
+// newCloudMetrics registers the cloud's metrics in r: what srv answers and
+// applies, and what ledger's transactions go through.
+func newCloudMetrics(r *metrics.Registry, srv *server.Server, ledger *sqlstore.Store) *cloudMetrics {
+	m := &cloudMetrics{
+		requests: r.Counter("tillpoint_cloud_requests_total",
+			"Requests answered, by route, HTTP status and outcome: for POST /v1/batches the ack's status (applied, duplicate, gap) or the problem code the batch was refused with.",
+			"route", "status", "outcome"),
+		requestDur: r.Histogram("tillpoint_cloud_request_seconds", "Time to answer a request, by route.", metrics.LatencyBuckets, "route"),
+		ops: r.Counter("tillpoint_cloud_ops_total",
+			"Ops of the batches applied, by result (applied, duplicate, rejected) and the reason code of a rejection; a batch acknowledged again adds nothing.",
+			"result", "reason"),
+	}
+	r.GaugeFunc("tillpoint_cloud_apply_in_flight", "Batches the ledger is applying now; at the server's limit ("+strconv.Itoa(srv.MaxConcurrentApply)+") more wait, and those that wait too long get 503.",
+		func() float64 { return float64(srv.ApplyInFlight()) })
+	r.CounterFunc("tillpoint_cloud_ledger_retries_total", "Ledger transactions that conflicted with others (PostgreSQL) and ran again alone.",
+		func() float64 { return float64(ledger.Stats().Retried) })
+	r.CounterFunc("tillpoint_cloud_ledger_reruns_total", "Ledger transactions that ran a third time or more; should stay 0.",
+		func() float64 { return float64(ledger.Stats().Rerun) })
+	return m
+}
+
+// Request implements server.Observer.
+func (m *cloudMetrics) Request(route string, status int, outcome string, took time.Duration) {
+	m.requests.Inc(route, strconv.Itoa(status), outcome)
+	m.requestDur.Observe(took.Seconds(), route)
+}
+
+// Ops implements server.Observer.
+func (m *cloudMetrics) Ops(results []cloud.OpResult) {
+	for _, r := range results {
+		m.ops.Inc(r.Status.String(), r.Reason)
+	}
+}
