@@ -79,7 +79,7 @@ func TestAgentServesAndNotifiesSystemd(t *testing.T) {
 		}
 		return string(buf[:n])
 	}
-	var out, errOut syncBuffer
+	var out, errOut lockedBuffer
 	m := &Main{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut,
 		Getenv: func(k string) string {
 			if k == "NOTIFY_SOCKET" {

@@ -31,7 +31,7 @@ import (
 type runningCloud struct {
 	url    string
 	keyID  string // the cloud key fingerprint it printed
-	stderr *syncBuffer
+	stderr *lockedBuffer
 }
 
 // startCloud starts `tillpoint cloud` with args on 127.0.0.1:0 and waits
@@ -39,7 +39,7 @@ type runningCloud struct {
 func startCloud(t testing.TB, env map[string]string, args ...string) *runningCloud {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut syncBuffer
+	var out, errOut lockedBuffer
 	m := &Main{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut, Getenv: func(k string) string { return env[k] }}
 	done := make(chan int, 1)
 	go func() {

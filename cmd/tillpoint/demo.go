@@ -95,6 +95,8 @@ func (m *Main) runDemo(ctx context.Context, args []string) error {
 	return nil
 }
 
+// lockedBuffer is a buffer safe for concurrent writers and readers: the
+// demo's log, and the output of commands run by tests.
 type lockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -110,6 +112,12 @@ func (l *lockedBuffer) Bytes() []byte {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return bytes.Clone(l.b.Bytes())
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 type demo struct {

@@ -13,7 +13,7 @@ func TestDemoDayHoldsEveryInvariant(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the demo runs a whole store; skipped with -short")
 	}
-	var out, errOut syncBuffer
+	var out, errOut lockedBuffer
 	m := &Main{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut, Getenv: func(string) string { return "" }}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

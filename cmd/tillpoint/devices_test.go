@@ -1,36 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tillpoint/tillpoint/hil-tests/ptypair"
 )
 
-// syncBuffer is a bytes.Buffer safe to read while the command writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func testMain() (*Main, *syncBuffer, *syncBuffer) {
-	out, errb := &syncBuffer{}, &syncBuffer{}
+// testMain returns a Main whose output the test reads while it runs.
+func testMain() (*Main, *lockedBuffer, *lockedBuffer) {
+	out, errb := &lockedBuffer{}, &lockedBuffer{}
 	return &Main{Stdout: out, Stderr: errb, Getenv: func(string) string { return "" }}, out, errb
 }
 
