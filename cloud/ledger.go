@@ -2,6 +2,7 @@ package cloud
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/tillpoint/tillpoint/loyalty"
@@ -179,6 +180,27 @@ const (
 	// await a claim.
 	FlagNoCard
 )
+
+// flagNames are the flags' names, in bit order: stable, for metrics and
+// reports.
+var flagNames = [...]string{"reevaluated", "rules_unknown", "clock_ahead", "overspend", "held", "no_card"}
+
+// Names returns the names of the flags set in f, in bit order; a bit
+// without a name is "flag" and its number.
+func (f Flags) Names() []string {
+	var names []string
+	for bit := 0; f>>bit != 0; bit++ {
+		if f&(1<<bit) == 0 {
+			continue
+		}
+		if bit < len(flagNames) {
+			names = append(names, flagNames[bit])
+		} else {
+			names = append(names, "flag"+strconv.Itoa(bit))
+		}
+	}
+	return names
+}
 
 // MaxClockAhead is how far an op's clock may run ahead of the cloud's
 // receive time before it is flagged FlagClockAhead.
