@@ -92,6 +92,9 @@ func TestEnrolledTerminalsJournalReachesTheCloudExactlyOnce(t *testing.T) {
 		fmt.Sprintf(`tillpoint_cloud_ops_total{result="applied",reason=""} %d`, n),
 		fmt.Sprintf(`tillpoint_cloud_requests_total{route="POST /v1/batches",status="200",outcome="applied"} %d`, batches),
 		fmt.Sprintf(`tillpoint_cloud_request_seconds_count{route="POST /v1/batches"} %d`, batches),
+		// The cards have no member (held) and the cloud no rules (unknown).
+		fmt.Sprintf(`tillpoint_cloud_ops_flagged_total{flag="held"} %d`, n),
+		fmt.Sprintf(`tillpoint_cloud_ops_flagged_total{flag="rules_unknown"} %d`, n),
 		"tillpoint_cloud_apply_in_flight 0",
 		"tillpoint_cloud_ledger_retries_total 0",
 	} {

@@ -16,6 +16,7 @@ type cloudMetrics struct {
 	requests   *metrics.Counter
 	requestDur *metrics.Histogram
 	ops        *metrics.Counter
+	flagged    *metrics.Counter
 }
 
 // newCloudMetrics registers the cloud's metrics in r: what srv answers and
@@ -29,6 +30,9 @@ func newCloudMetrics(r *metrics.Registry, srv *server.Server, ledger *sqlstore.S
 		ops: r.Counter("tillpoint_cloud_ops_total",
 			"Ops of the batches applied, by result (applied, duplicate, rejected) and the reason code of a rejection; a batch acknowledged again adds nothing.",
 			"result", "reason"),
+		flagged: r.Counter("tillpoint_cloud_ops_flagged_total",
+			"Ops of the batches applied that the ledger flagged, by flag: overspend (an offline redeem beyond the balance) and clock_ahead (a till's clock ahead of the cloud's) for the fraud report; reevaluated and rules_unknown (a till on other earn rules than the cloud's); held and no_card.",
+			"flag"),
 	}
 	r.GaugeFunc("tillpoint_cloud_apply_in_flight", "Batches the ledger is applying now; at the server's limit ("+strconv.Itoa(srv.MaxConcurrentApply)+") more wait, and those that wait too long get 503.",
 		func() float64 { return float64(srv.ApplyInFlight()) })
@@ -49,5 +53,8 @@ func (m *cloudMetrics) Request(route string, status int, outcome string, took ti
 func (m *cloudMetrics) Ops(results []cloud.OpResult) {
 	for _, r := range results {
 		m.ops.Inc(r.Status.String(), r.Reason)
+		for _, f := range r.Flags.Names() {
+			m.flagged.Inc(f)
+		}
 	}
 }
