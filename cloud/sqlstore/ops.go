@@ -149,6 +149,7 @@ func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*
 	// Read up front the owners the ops touch (one query, not one per op),
 	// and the open lots of those a debit may take from.
 	var owners, debited []cloud.Owner
+	earlier := make(map[loyalty.OpID]*loyalty.Op, len(bt.Ops)) // the batch's ops before op
 	for i := range bt.Ops {
 		op := &bt.Ops[i]
 		o := st.ownerOf(op.Card, op.Member)
@@ -167,17 +168,23 @@ func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*
 				debited = append(debited, o)
 			}
 		case loyalty.OpReverse:
+			var to cloud.Owner
 			if a := st.applied[op.Reverses]; a != nil {
-				to := a.owner
+				to = a.owner
 				if !a.card.IsZero() {
 					to = st.ownerOf(a.card, "")
 				}
-				if to != "" {
-					owners = append(owners, to)
-					debited = append(debited, to)
-				}
+			} else if t, ok := earlier[op.Reverses]; ok {
+				// An op of this batch: its owner's lots are read now
+				// too, not by a statement of their own when it runs.
+				to = st.ownerOf(t.Card, t.Member)
+			}
+			if to != "" {
+				owners = append(owners, to)
+				debited = append(debited, to)
 			}
 		}
+		earlier[op.ID] = op
 		if o != "" {
 			owners = append(owners, o)
 		}
