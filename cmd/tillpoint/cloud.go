@@ -34,6 +34,7 @@ Subcommands (each takes --db too; run 'tillpoint cloud SUBCOMMAND --help'):
   enroll-code --store S --terminal T   make a one-time enrollment code
   revoke --terminal T                  stop accepting a terminal's batches
   check                                replay the ledger and compare every balance
+  expire                               lapse the points past their expiry now
   publish-rules --file RULES.json      publish a version of the earn rules
   rotate-gossip-key --store S [--finish]
                                        give a store's tills a new gossip key; --finish drops the old one
@@ -43,6 +44,9 @@ The admin API (/v1/admin/...) needs a token: put one in a file given with
 same token as a bearer token, GET /metrics serves Prometheus metrics:
 requests by route and outcome, ops applied and rejected by reason, batches
 being applied, and the ledger's retried transactions.
+
+Points past their expiry lapse every --expire-every, first at start; set it
+to 0 where 'tillpoint cloud expire' runs from cron instead.
 
 Examples:
   tillpoint cloud --db sqlite:/var/lib/tillpoint/cloud.db --listen :8443 \
@@ -66,9 +70,11 @@ func (m *Main) runCloud(ctx context.Context, args []string) error {
 			return m.runCloudPublishRules(ctx, args[1:])
 		case "rotate-gossip-key":
 			return m.runCloudRotateGossipKey(ctx, args[1:])
+		case "expire":
+			return m.runCloudExpire(ctx, args[1:])
 		}
 	}
-	fs := newFlagSet(m.Stderr, "cloud", "cloud [--db sqlite:PATH|postgres://...] [--listen ADDR] [flags]\n       tillpoint cloud enroll-code|revoke|check|publish-rules|rotate-gossip-key [flags]", cloudHelp)
+	fs := newFlagSet(m.Stderr, "cloud", "cloud [--db sqlite:PATH|postgres://...] [--listen ADDR] [flags]\n       tillpoint cloud enroll-code|revoke|check|expire|publish-rules|rotate-gossip-key [flags]", cloudHelp)
 	db := fs.String("db", defaultCloudDB, "the ledger database: sqlite:PATH or postgres://...")
 	listen := fs.String("listen", server.DefaultAddr, "the address to serve on")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate chain for HTTPS (with --tls-key)")
@@ -80,11 +86,15 @@ func (m *Main) runCloud(ctx context.Context, args []string) error {
 	adminTokenFile := fs.String("admin-token-file", "", "file holding the admin API token (or set TILLPOINT_ADMIN_TOKEN)")
 	logFormat := fs.String("log-format", "json", "log format on stderr: json or text")
 	maxBatch := fs.Int64("max-batch-bytes", server.DefaultMaxBatchBytes, "largest batch body accepted")
+	expireEvery := fs.Duration("expire-every", defaultExpireEvery, "how often to lapse expired points, first at start; 0 leaves it to 'tillpoint cloud expire'")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if *expireEvery < 0 {
+		return usageError("--expire-every %v: want a duration, or 0 to run no expiry", *expireEvery)
+	}
 	if fs.NArg() > 0 {
-		return usageError("unknown subcommand %q; want enroll-code, revoke, check, publish-rules or rotate-gossip-key", fs.Arg(0))
+		return usageError("unknown subcommand %q; want enroll-code, revoke, check, expire, publish-rules or rotate-gossip-key", fs.Arg(0))
 	}
 	logger, err := newLogger(m.Stderr, *logFormat)
 	if err != nil {
@@ -132,10 +142,21 @@ func (m *Main) runCloud(ctx context.Context, args []string) error {
 	srv.MaxBatchBytes = *maxBatch
 	srv.Logger = logger.With("component", "server")
 	registry := metrics.New()
-	srv.Observer = newCloudMetrics(registry, srv, ledger)
+	cm := newCloudMetrics(registry, srv, ledger)
+	srv.Observer = cm
 	srv.Metrics = registry.Handler()
 	if err := srv.Open(); err != nil {
 		return err
+	}
+	if *expireEvery > 0 {
+		e := &expirer{ledger: ledger, log: logger.With("component", "expiry"), metrics: cm}
+		ectx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			e.every(ectx, *expireEvery)
+		}()
+		defer func() { stop(); <-done }() // before the ledger closes
 	}
 	if len(token) == 0 {
 		logger.Warn("admin API disabled: no --admin-token-file and no TILLPOINT_ADMIN_TOKEN")

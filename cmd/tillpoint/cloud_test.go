@@ -280,6 +280,8 @@ func TestCloudAndEnrollUsage(t *testing.T) {
 		{"enroll without code", []string{"enroll", "--cloud", "http://127.0.0.1:1"}, 2, "--code"},
 		{"token others can read", []string{"cloud", "--db", "sqlite:" + filepath.Join(dir, "l.db"), "--admin-token-file", worldReadable}, 1, "chmod 600"},
 		{"bad log format", []string{"cloud", "--log-format", "xml"}, 2, "--log-format"},
+		{"negative expiry interval", []string{"cloud", "--expire-every", "-1m"}, 2, "--expire-every"},
+		{"expire help", []string{"cloud", "expire", "--help"}, 0, "from cron"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

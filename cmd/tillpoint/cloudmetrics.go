@@ -17,6 +17,10 @@ type cloudMetrics struct {
 	requestDur *metrics.Histogram
 	ops        *metrics.Counter
 	flagged    *metrics.Counter
+
+	expiredLots, expiredPoints *metrics.Counter
+	expiryRuns                 *metrics.Counter
+	lastExpiry                 *metrics.Gauge
 }
 
 // newCloudMetrics registers the cloud's metrics in r: what srv answers and
@@ -33,6 +37,10 @@ func newCloudMetrics(r *metrics.Registry, srv *server.Server, ledger *sqlstore.S
 		flagged: r.Counter("tillpoint_cloud_ops_flagged_total",
 			"Ops of the batches applied that the ledger flagged, by flag: overspend (an offline redeem beyond the balance) and clock_ahead (a till's clock ahead of the cloud's) for the fraud report; reevaluated and rules_unknown (a till on other earn rules than the cloud's); held and no_card.",
 			"flag"),
+		expiredLots:   r.Counter("tillpoint_cloud_expired_lots_total", "Lots whose points expiry lapsed."),
+		expiredPoints: r.Counter("tillpoint_cloud_expired_points_total", "Points expiry lapsed."),
+		expiryRuns:    r.Counter("tillpoint_cloud_expiry_runs_total", "Runs of point expiry, by result (ok, failed).", "result"),
+		lastExpiry:    r.Gauge("tillpoint_cloud_expiry_last_success_timestamp_seconds", "When point expiry last ran to the end (Unix seconds); alert when it falls far behind."),
 	}
 	r.GaugeFunc("tillpoint_cloud_apply_in_flight", "Batches the ledger is applying now; at the server's limit ("+strconv.Itoa(srv.MaxConcurrentApply)+") more wait, and those that wait too long get 503.",
 		func() float64 { return float64(srv.ApplyInFlight()) })
@@ -57,4 +65,16 @@ func (m *cloudMetrics) Ops(results []cloud.OpResult) {
 			m.flagged.Inc(f)
 		}
 	}
+}
+
+// expired records a run of point expiry that ended at.
+func (m *cloudMetrics) expired(res cloud.ExpireResult, err error, at time.Time) {
+	m.expiredLots.Add(float64(res.Lots))
+	m.expiredPoints.Add(float64(res.Points))
+	if err != nil {
+		m.expiryRuns.Inc("failed")
+		return
+	}
+	m.expiryRuns.Inc("ok")
+	m.lastExpiry.Set(float64(at.Unix()))
 }

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/tillpoint/tillpoint/cloud"
+)
+
+// defaultExpireEvery is how often a running cloud lapses expired points.
+const defaultExpireEvery = time.Hour
+
+// expirer lapses the points of lots past their expiry, on a timer in a
+// running cloud, or once from `tillpoint cloud expire`.
+type expirer struct {
+	ledger  cloud.Ledger
+	log     *slog.Logger
+	metrics *cloudMetrics // nil outside a running cloud
+}
+
+// run lapses what has expired by now, and says what it did.
+func (e *expirer) run(ctx context.Context, now time.Time) (cloud.ExpireResult, error) {
+	res, err := e.ledger.Expire(ctx, now)
+	if e.metrics != nil {
+		e.metrics.expired(res, err, now)
+	}
+	switch {
+	case err != nil && ctx.Err() == nil:
+		e.log.Error("point expiry failed; the next run tries again, or run 'tillpoint cloud expire'", "err", err,
+			"lots", res.Lots, "points", res.Points)
+	case res.Lots > 0:
+		e.log.Info("points expired", "lots", res.Lots, "points", res.Points)
+	}
+	return res, err
+}
+
+// every runs expiry now and then every interval until ctx ends. Several
+// cloud processes over one PostgreSQL ledger may each run it: a lot
+// lapses once, whichever transaction commits first.
+func (e *expirer) every(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		_, _ = e.run(ctx, time.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+const expireHelp = `
+Lapses the points of every lot whose expiry has passed: each lot's
+remaining points move to the program's expired account, in a ledger
+transaction per card or member. A running 'tillpoint cloud' does this every
+--expire-every (an hour by default); run this from cron instead when
+that is set to 0. Running it twice, or beside a running cloud, lapses
+nothing twice.
+`
+
+func (m *Main) runCloudExpire(ctx context.Context, args []string) error {
+	fs := newFlagSet(m.Stderr, "cloud expire", "cloud expire [--db DB]", expireHelp)
+	db := fs.String("db", defaultCloudDB, "the ledger database: sqlite:PATH or postgres://...")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	ledger, err := openLedger(ctx, *db, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer ledger.Close()
+	e := &expirer{ledger: ledger, log: slog.New(slog.DiscardHandler)}
+	res, err := e.run(ctx, time.Now())
+	if err != nil {
+		return fmt.Errorf("expire points (%d lots, %d points lapsed before the error stay lapsed; run again): %w", res.Lots, res.Points, err)
+	}
+	fmt.Fprintf(m.Stdout, "expired %d lots, %d points\n", res.Lots, res.Points)
+	return nil
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tillpoint/tillpoint/cloud/sqlstore"
+	"github.com/tillpoint/tillpoint/cloud/storetest"
+	"github.com/tillpoint/tillpoint/loyalty"
+)
+
+// ledgerWithLapsedPoints writes a SQLite ledger at db in which three cards
+// earned 10, 20 and 30 points in January 2026 under rules whose points
+// live one month: 60 points past their expiry.
+func ledgerWithLapsedPoints(t *testing.T, db string) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := sqlstore.Open(ctx, db, sqlstore.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rules := storetest.TestRules(1)
+	rules.ExpiryMonths = 1
+	if err := s.PublishRules(ctx, rules, storetest.Start()); err != nil {
+		t.Fatal(err)
+	}
+	tl := storetest.NewTill(t, s, "t1", "s1")
+	for i := 1; i <= 3; i++ {
+		tl.Send(t, s, tl.Earn(storetest.Card(i), 1000*int64(i), loyalty.Points(10*i)))
+	}
+}
+
+// TestCloudExpireLapsesExpiredPointsOnce defends the command an operator
+// runs from cron: the points past their expiry lapse, once.
+func TestCloudExpireLapsesExpiredPointsOnce(t *testing.T) {
+	t.Parallel()
+	db := "sqlite:" + filepath.Join(t.TempDir(), "ledger.db")
+	ledgerWithLapsedPoints(t, db)
+	for i, want := range []string{"expired 3 lots, 60 points\n", "expired 0 lots, 0 points\n"} {
+		if code, out, errOut := run(t, "cloud", "expire", "--db", db); code != 0 || out != want {
+			t.Errorf("cloud expire, run %d: exit %d, stdout %q, stderr %q; want 0 and %q", i+1, code, out, errOut, want)
+		}
+	}
+	if code, out, _ := run(t, "cloud", "check", "--db", db); code != 0 || !strings.Contains(out, "liability 0,") || !strings.Contains(out, "expired 60,") {
+		t.Errorf("cloud check after expiry: exit %d, %q; want the 60 points expired and no liability", code, out)
+	}
+}
+
+// TestRunningCloudLapsesExpiredPoints defends expiry in a running cloud:
+// without anyone asking, the points past their expiry lapse, the log says
+// so, and the metrics count them and the run.
+func TestRunningCloudLapsesExpiredPoints(t *testing.T) {
+	t.Parallel()
+	db := "sqlite:" + filepath.Join(t.TempDir(), "ledger.db")
+	ledgerWithLapsedPoints(t, db)
+	const token = "expiry-expiry-expiry-expiry-expiry"
+	cl := startCloud(t, map[string]string{"TILLPOINT_ADMIN_TOKEN": token}, "--db", db, "--expire-every", "50ms")
+	deadline := time.Now().Add(10 * time.Second)
+	var scraped string
+	for {
+		scraped = scrapeMetrics(t, cl.url, token)
+		if strings.Contains(scraped, "tillpoint_cloud_expired_points_total 60\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no 60 points expired within 10 s; metrics:\n%s\nlog:\n%s", scraped, cl.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, want := range []string{"tillpoint_cloud_expired_lots_total 3\n", `tillpoint_cloud_expiry_runs_total{result="ok"} `} {
+		if !strings.Contains(scraped, want) {
+			t.Errorf("metrics lack %q:\n%s", want, scraped)
+		}
+	}
+	if strings.Contains(scraped, `result="failed"`) {
+		t.Errorf("an expiry run failed:\n%s", scraped)
+	}
+	if log := cl.stderr.String(); strings.Count(log, "points expired") != 1 || !strings.Contains(log, "points=60") {
+		t.Errorf("log: want one line of 60 points expired:\n%s", log)
+	}
+	if code, out, _ := run(t, "cloud", "check", "--db", db); code != 0 || !strings.Contains(out, "expired 60,") {
+		t.Errorf("cloud check beside the running cloud: exit %d, %q; want the 60 points expired", code, out)
+	}
+}
