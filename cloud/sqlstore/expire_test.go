@@ -1,0 +1,59 @@
+package sqlstore_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/tillpoint/tillpoint/cloud/storetest"
+	"github.com/tillpoint/tillpoint/loyalty"
+)
+
+// TestConcurrentExpiryLapsesEachLotOnce defends running expiry in several
+// cloud processes over one ledger (each `tillpoint cloud` runs it on a
+// timer): runs at once lapse every expired lot, none twice, and the
+// ledger still balances.
+func TestConcurrentExpiryLapsesEachLotOnce(t *testing.T) {
+	for name, open := range dialects {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			s := open(t)
+			if err := s.PublishRules(ctx, storetest.TestRules(1), storetest.Start()); err != nil {
+				t.Fatal(err)
+			}
+			tl := storetest.NewTill(t, s, "t1", "s1")
+			const cards = 300
+			var ops []loyalty.Op
+			for i := range cards {
+				ops = append(ops, tl.Earn(storetest.Card(i), 1000, 10), tl.Earn(storetest.Card(i), 1000, 10))
+			}
+			tl.Send(t, s, ops...)
+
+			const runs = 4
+			lapsed := make([]loyalty.Points, runs)
+			errs := make([]error, runs)
+			var wg sync.WaitGroup
+			for i := range runs {
+				wg.Go(func() {
+					res, err := s.Expire(ctx, storetest.Start().AddDate(1, 0, 1))
+					lapsed[i], errs[i] = res.Points, err
+				})
+			}
+			wg.Wait()
+			var total loyalty.Points
+			for i := range runs {
+				if errs[i] != nil {
+					t.Errorf("expiry run %d: %v", i, errs[i])
+				}
+				total += lapsed[i]
+			}
+			if total != 2*cards*10 {
+				t.Errorf("runs lapsed %v, %d points in all; want %d, each lot once", lapsed, total, 2*cards*10)
+			}
+			rep, err := s.Check(ctx)
+			if err != nil || rep.Expired != 2*cards*10 || rep.Liability != 0 {
+				t.Errorf("check: %+v, %v; want %d expired and no liability", rep, err, 2*cards*10)
+			}
+		})
+	}
+}
