@@ -355,7 +355,21 @@ sum over members equals the points liability. Exits 1 when anything is off.
 `
 
 func (m *Main) runCloudCheck(ctx context.Context, args []string) error {
-	fs := newFlagSet(m.Stderr, "cloud check", "cloud check [--db DB]", checkHelp)
+	return m.withLedger(ctx, "check", checkHelp, args, func(ledger *sqlstore.Store) error {
+		report, err := ledger.Check(ctx)
+		printCheckReport(m.Stdout, report)
+		if err != nil {
+			return fmt.Errorf("the ledger does not balance; stop ingest and investigate before serving again: %w", err)
+		}
+		fmt.Fprintln(m.Stdout, "ok: every balance matches the ledger")
+		return nil
+	})
+}
+
+// withLedger runs a cloud subcommand whose only flag is --db: it parses
+// args, opens the ledger and calls fn with it.
+func (m *Main) withLedger(ctx context.Context, name, help string, args []string, fn func(*sqlstore.Store) error) error {
+	fs := newFlagSet(m.Stderr, "cloud "+name, "cloud "+name+" [--db DB]", help)
 	db := fs.String("db", defaultCloudDB, "the ledger database: sqlite:PATH or postgres://...")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -365,13 +379,7 @@ func (m *Main) runCloudCheck(ctx context.Context, args []string) error {
 		return err
 	}
 	defer ledger.Close()
-	report, err := ledger.Check(ctx)
-	printCheckReport(m.Stdout, report)
-	if err != nil {
-		return fmt.Errorf("the ledger does not balance; stop ingest and investigate before serving again: %w", err)
-	}
-	fmt.Fprintln(m.Stdout, "ok: every balance matches the ledger")
-	return nil
+	return fn(ledger)
 }
 
 // printCheckReport writes what the ledger check found.

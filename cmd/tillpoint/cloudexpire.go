@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tillpoint/tillpoint/cloud"
+	"github.com/tillpoint/tillpoint/cloud/sqlstore"
 )
 
 // defaultExpireEvery is how often a running cloud lapses expired points.
@@ -62,21 +63,13 @@ nothing twice.
 `
 
 func (m *Main) runCloudExpire(ctx context.Context, args []string) error {
-	fs := newFlagSet(m.Stderr, "cloud expire", "cloud expire [--db DB]", expireHelp)
-	db := fs.String("db", defaultCloudDB, "the ledger database: sqlite:PATH or postgres://...")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	ledger, err := openLedger(ctx, *db, slog.New(slog.DiscardHandler))
-	if err != nil {
-		return err
-	}
-	defer ledger.Close()
-	e := &expirer{ledger: ledger, log: slog.New(slog.DiscardHandler)}
-	res, err := e.run(ctx, time.Now())
-	if err != nil {
-		return fmt.Errorf("expire points (%d lots, %d points lapsed before the error stay lapsed; run again): %w", res.Lots, res.Points, err)
-	}
-	fmt.Fprintf(m.Stdout, "expired %d lots, %d points\n", res.Lots, res.Points)
-	return nil
+	return m.withLedger(ctx, "expire", expireHelp, args, func(ledger *sqlstore.Store) error {
+		e := &expirer{ledger: ledger, log: slog.New(slog.DiscardHandler)}
+		res, err := e.run(ctx, time.Now())
+		if err != nil {
+			return fmt.Errorf("expire points (%d lots, %d points lapsed before the error stay lapsed; run again): %w", res.Lots, res.Points, err)
+		}
+		fmt.Fprintf(m.Stdout, "expired %d lots, %d points\n", res.Lots, res.Points)
+		return nil
+	})
 }
