@@ -149,7 +149,17 @@ func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*
 	// Read up front the owners the ops touch (one query, not one per op),
 	// and the open lots of those a debit may take from.
 	var owners, debited []cloud.Owner
-	earlier := make(map[loyalty.OpID]*loyalty.Op, len(bt.Ops)) // the batch's ops before op
+	// The batch's own ops that a reversal in it targets: their owners'
+	// lots are read now too, not by a statement each when the reversal runs.
+	targeted := make(map[loyalty.OpID]*loyalty.Op, len(targets))
+	for _, id := range targets {
+		targeted[id] = nil
+	}
+	for i := range bt.Ops {
+		if _, ok := targeted[bt.Ops[i].ID]; ok {
+			targeted[bt.Ops[i].ID] = &bt.Ops[i]
+		}
+	}
 	for i := range bt.Ops {
 		op := &bt.Ops[i]
 		o := st.ownerOf(op.Card, op.Member)
@@ -174,9 +184,7 @@ func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*
 				if !a.card.IsZero() {
 					to = st.ownerOf(a.card, "")
 				}
-			} else if t, ok := earlier[op.Reverses]; ok {
-				// An op of this batch: its owner's lots are read now
-				// too, not by a statement of their own when it runs.
+			} else if t := targeted[op.Reverses]; t != nil {
 				to = st.ownerOf(t.Card, t.Member)
 			}
 			if to != "" {
@@ -184,7 +192,6 @@ func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*
 				debited = append(debited, to)
 			}
 		}
-		earlier[op.ID] = op
 		if o != "" {
 			owners = append(owners, o)
 		}
