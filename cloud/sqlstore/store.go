@@ -57,6 +57,7 @@ type Store struct {
 	dialect Dialect
 	db      *sql.DB // writes (SQLite: one connection)
 	rdb     *sql.DB // reads (SQLite: a pool; PostgreSQL: the same as db)
+	source  string  // SQLite: the database's DSN, for a connection of BackupTo's own
 	opts    Options
 	log     *slog.Logger
 
@@ -160,6 +161,7 @@ func open(ctx context.Context, dsn string, opts Options, version int) (*Store, e
 		}
 		base := "file:" + (&url.URL{Path: path}).EscapedPath() +
 			"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)"
+		s.source = base
 		// The writer keeps a large page cache; readers, whose caches are
 		// reset whenever the writer commits, keep the default.
 		if s.db, err = sql.Open("sqlite", base+"&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint("+strconv.Itoa(backstopCheckpointPages)+")&_txlock=immediate"); err != nil {
