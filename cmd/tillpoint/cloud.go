@@ -35,6 +35,8 @@ Subcommands (each takes --db too; run 'tillpoint cloud SUBCOMMAND --help'):
   revoke --terminal T                  stop accepting a terminal's batches
   check                                replay the ledger and compare every balance
   expire                               lapse the points past their expiry now
+  backup --to FILE                     copy a SQLite ledger while it serves (see its --help
+                                       for restoring)
   publish-rules --file RULES.json      publish a version of the earn rules
   rotate-gossip-key --store S [--finish]
                                        give a store's tills a new gossip key; --finish drops the old one
@@ -72,9 +74,11 @@ func (m *Main) runCloud(ctx context.Context, args []string) error {
 			return m.runCloudRotateGossipKey(ctx, args[1:])
 		case "expire":
 			return m.runCloudExpire(ctx, args[1:])
+		case "backup":
+			return m.runCloudBackup(ctx, args[1:])
 		}
 	}
-	fs := newFlagSet(m.Stderr, "cloud", "cloud [--db sqlite:PATH|postgres://...] [--listen ADDR] [flags]\n       tillpoint cloud enroll-code|revoke|check|expire|publish-rules|rotate-gossip-key [flags]", cloudHelp)
+	fs := newFlagSet(m.Stderr, "cloud", "cloud [--db sqlite:PATH|postgres://...] [--listen ADDR] [flags]\n       tillpoint cloud enroll-code|revoke|check|expire|backup|publish-rules|rotate-gossip-key [flags]", cloudHelp)
 	db := fs.String("db", defaultCloudDB, "the ledger database: sqlite:PATH or postgres://...")
 	listen := fs.String("listen", server.DefaultAddr, "the address to serve on")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate chain for HTTPS (with --tls-key)")
@@ -94,7 +98,7 @@ func (m *Main) runCloud(ctx context.Context, args []string) error {
 		return usageError("--expire-every %v: want a duration, or 0 to run no expiry", *expireEvery)
 	}
 	if fs.NArg() > 0 {
-		return usageError("unknown subcommand %q; want enroll-code, revoke, check, expire, publish-rules or rotate-gossip-key", fs.Arg(0))
+		return usageError("unknown subcommand %q; want enroll-code, revoke, check, expire, backup, publish-rules or rotate-gossip-key", fs.Arg(0))
 	}
 	logger, err := newLogger(m.Stderr, *logFormat)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +33,8 @@ type runningCloud struct {
 	url    string
 	keyID  string // the cloud key fingerprint it printed
 	stderr *lockedBuffer
+	// stop stops it and checks it exited 0; the test's cleanup calls it.
+	stop func()
 }
 
 // startCloud starts `tillpoint cloud` with args on 127.0.0.1:0 and waits
@@ -45,7 +48,7 @@ func startCloud(t testing.TB, env map[string]string, args ...string) *runningClo
 	go func() {
 		done <- m.Run(ctx, append([]string{"cloud", "--listen", "127.0.0.1:0", "--log-format", "text"}, args...))
 	}()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		select {
 		case code := <-done:
@@ -56,11 +59,12 @@ func startCloud(t testing.TB, env map[string]string, args ...string) *runningClo
 			t.Errorf("cloud did not stop within 15s of cancel")
 		}
 	})
+	t.Cleanup(stop)
 	urlRE := regexp.MustCompile(`listening on (https?://\S+) \(program \S+, cloud key ([0-9a-f]+)\)`)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		if m := urlRE.FindStringSubmatch(out.String()); m != nil {
-			return &runningCloud{url: m[1], keyID: m[2], stderr: &errOut}
+			return &runningCloud{url: m[1], keyID: m[2], stderr: &errOut, stop: stop}
 		}
 		select {
 		case code := <-done:
@@ -282,6 +286,9 @@ func TestCloudAndEnrollUsage(t *testing.T) {
 		{"bad log format", []string{"cloud", "--log-format", "xml"}, 2, "--log-format"},
 		{"negative expiry interval", []string{"cloud", "--expire-every", "-1m"}, 2, "--expire-every"},
 		{"expire help", []string{"cloud", "expire", "--help"}, 0, "from cron"},
+		{"backup without a target", []string{"cloud", "backup"}, 2, "need --to"},
+		{"backup of postgres", []string{"cloud", "backup", "--to", filepath.Join(dir, "b.db"), "--db", "postgres://u:secret@db/x"}, 2, "pg_dump"},
+		{"backup help", []string{"cloud", "backup", "--help"}, 0, "To restore"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -45,30 +45,8 @@ func TestEnrolledTerminalsJournalReachesTheCloudExactlyOnce(t *testing.T) {
 	}
 	defer j.Close()
 	const n = 250
-	var epoch uint32
-	for i := range n {
-		var card loyalty.CardHash
-		card[0] = byte(1 + i%7) // never the zero hash: that is an earn without a card
-		op, err := j.Append(ctx, loyalty.Op{Kind: loyalty.OpEarn, Card: card, Points: 10,
-			Basket: &loyalty.Basket{Currency: "EUR", Lines: []loyalty.Line{{SKU: "coffee", Quantity: 1, Amount: 1000}}}})
-		if err != nil {
-			t.Fatalf("append op %d: %v", i, err)
-		}
-		epoch = op.Epoch
-	}
-
-	signer, err := batch.NewSigner(st.Terminal, st.Program, st.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := uplink.DefaultConfig()
-	cfg.URL, cfg.Signer, cfg.CloudKey, cfg.Client = st.CloudURL, signer, st.CloudKey, http.DefaultClient
-	cfg.MaxOps, cfg.MinBackoff, cfg.MaxBackoff = 100, 10*time.Millisecond, 200*time.Millisecond
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	u, err := uplink.New(j, cfg)
-	if err != nil {
-		t.Fatalf("new uplink: %v", err)
-	}
+	epoch := appendEarns(t, j, n)
+	u := newTestUplink(t, j, st, st.CloudURL)
 	if err := u.Sync(ctx); err != nil {
 		t.Fatalf("sync: %v (state %+v)", err, u.State())
 	}
@@ -87,7 +65,7 @@ func TestEnrolledTerminalsJournalReachesTheCloudExactlyOnce(t *testing.T) {
 	// The operator's metrics count every op once, the batches by their
 	// ack, and only for whoever has the admin token.
 	scraped := scrapeMetrics(t, cl.url, token)
-	batches := (n + cfg.MaxOps - 1) / cfg.MaxOps
+	batches := (n + testUplinkMaxOps - 1) / testUplinkMaxOps
 	for _, want := range []string{
 		fmt.Sprintf(`tillpoint_cloud_ops_total{result="applied",reason=""} %d`, n),
 		fmt.Sprintf(`tillpoint_cloud_requests_total{route="POST /v1/batches",status="200",outcome="applied"} %d`, batches),
@@ -157,4 +135,43 @@ func scrapeMetrics(t *testing.T, url, token string) string {
 		t.Fatalf("scrape metrics: %d %s (err %v), want 200 text/plain", resp.StatusCode, body, err)
 	}
 	return string(body)
+}
+
+// appendEarns appends n earns of 10 points to j, on seven cards, and
+// returns their epoch.
+func appendEarns(t *testing.T, j *journal.Journal, n int) (epoch uint32) {
+	t.Helper()
+	for i := range n {
+		var card loyalty.CardHash
+		card[0] = byte(1 + i%7) // never the zero hash: that is an earn without a card
+		op, err := j.Append(context.Background(), loyalty.Op{Kind: loyalty.OpEarn, Card: card, Points: 10,
+			Basket: &loyalty.Basket{Currency: "EUR", Lines: []loyalty.Line{{SKU: "coffee", Quantity: 1, Amount: 1000}}}})
+		if err != nil {
+			t.Fatalf("append op %d: %v", i, err)
+		}
+		epoch = op.Epoch
+	}
+	return epoch
+}
+
+// testUplinkMaxOps is the batch size of newTestUplink.
+const testUplinkMaxOps = 100
+
+// newTestUplink returns an uplink shipping j to the cloud at url as the
+// enrolled terminal st, in batches of testUplinkMaxOps, retrying quickly.
+func newTestUplink(t *testing.T, j *journal.Journal, st *enroll.State, url string) *uplink.Uplink {
+	t.Helper()
+	signer, err := batch.NewSigner(st.Terminal, st.Program, st.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := uplink.DefaultConfig()
+	cfg.URL, cfg.Signer, cfg.CloudKey, cfg.Client = url, signer, st.CloudKey, http.DefaultClient
+	cfg.MaxOps, cfg.MinBackoff, cfg.MaxBackoff = testUplinkMaxOps, 10*time.Millisecond, 200*time.Millisecond
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	u, err := uplink.New(j, cfg)
+	if err != nil {
+		t.Fatalf("new uplink: %v", err)
+	}
+	return u
 }
