@@ -44,6 +44,9 @@
 // server without session advisory locks (CockroachDB), or behind a pooler
 // that breaks them, the ledger runs without the lock and says so.
 //
+// BackupTo copies a SQLite ledger as of one commit while it serves
+// (backup.go); a PostgreSQL ledger is backed up with PostgreSQL's tools.
+//
 // The registry keeps each store's roster version and gossip keyring
 // (roster.go): the keys are the store's secrets, handed out only sealed by
 // cloud/server, so the database deserves the protection of the cloud's
