@@ -32,18 +32,7 @@ func TestEnrolledTerminalsJournalReachesTheCloudExactlyOnce(t *testing.T) {
 	db := "sqlite:" + filepath.Join(dir, "ledger.db")
 	const token = "metrics-metrics-metrics-metrics-0"
 	cl := startCloud(t, map[string]string{"TILLPOINT_ADMIN_TOKEN": token}, "--db", db, "--program", "acme")
-	state := filepath.Join(dir, "terminal")
-	enrollT1(t, cl, db, state)
-	st, err := enroll.Load(state)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	j, err := journal.Open(ctx, filepath.Join(state, "journal.db"), journal.Options{Terminal: st.Terminal, Store: st.Store, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatalf("open journal: %v", err)
-	}
-	defer j.Close()
+	st, j := enrollWithJournal(t, cl, db, filepath.Join(dir, "terminal"))
 	const n = 250
 	epoch := appendEarns(t, j, n)
 	u := newTestUplink(t, j, st, st.CloudURL)
@@ -174,4 +163,21 @@ func newTestUplink(t *testing.T, j *journal.Journal, st *enroll.State, url strin
 		t.Fatalf("new uplink: %v", err)
 	}
 	return u
+}
+
+// enrollWithJournal enrolls terminal T1 with the cloud cl over ledger db,
+// its state in dir, and opens its journal there, closed when the test ends.
+func enrollWithJournal(t *testing.T, cl *runningCloud, db, dir string) (*enroll.State, *journal.Journal) {
+	t.Helper()
+	enrollT1(t, cl, db, dir)
+	st, err := enroll.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := journal.Open(context.Background(), filepath.Join(dir, "journal.db"), journal.Options{Terminal: st.Terminal, Store: st.Store, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("open journal: %v", err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return st, j
 }

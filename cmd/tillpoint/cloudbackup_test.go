@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/tillpoint/tillpoint/cloud/sqlstore"
-	"github.com/tillpoint/tillpoint/offline/journal"
-	"github.com/tillpoint/tillpoint/sync/enroll"
 	"github.com/tillpoint/tillpoint/sync/uplink"
 )
 
@@ -28,17 +26,7 @@ func TestRestoredCloudGetsWhatItsBackupLacksFromTheTills(t *testing.T) {
 	dbPath := filepath.Join(dir, "ledger.db")
 	db := "sqlite:" + dbPath
 	cl := startCloud(t, nil, "--db", db)
-	state := filepath.Join(dir, "terminal")
-	enrollT1(t, cl, db, state)
-	st, err := enroll.Load(state)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := journal.Open(ctx, filepath.Join(state, "journal.db"), journal.Options{Terminal: st.Terminal, Store: st.Store, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
+	st, j := enrollWithJournal(t, cl, db, filepath.Join(dir, "terminal"))
 	ship := func(url string) uplink.State {
 		t.Helper()
 		u := newTestUplink(t, j, st, url)
