@@ -13,6 +13,8 @@ import (
 type Ledger interface {
 	// Close releases the database.
 	Close() error
+	// Ping reports whether the database answers, for a readiness probe.
+	Ping(ctx context.Context) error
 
 	// CreateEnrollCode stores a one-time code for a terminal of a store
 	// (creating the store if new). Only a hash of the code is kept.

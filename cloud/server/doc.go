@@ -18,6 +18,7 @@
 //	GET  /metrics                         Server.Metrics in Prometheus's text format, when set
 //	                                      (admin token)
 //	GET  /healthz                         liveness
+//	GET  /readyz                          readiness: 503 while the ledger's database does not answer
 //
 // # Ingest
 //

@@ -17,6 +17,7 @@ import (
 // Ledger is what the server needs of the cloud ledger (cloud.Ledger, as
 // cloud/sqlstore implements it); see there for the errors each returns.
 type Ledger interface {
+	Ping(ctx context.Context) error
 	CreateEnrollCode(ctx context.Context, c cloud.EnrollCode) error
 	Enroll(ctx context.Context, code string, key cloud.TerminalKey, now time.Time) (cloud.Terminal, error)
 	Terminal(ctx context.Context, id string) (cloud.Terminal, error)

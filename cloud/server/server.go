@@ -245,6 +245,7 @@ func (s *Server) Close(ctx context.Context) error {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.handleHealth)
+	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.HandleFunc("POST /v1/enroll", s.handleEnroll)
 	mux.HandleFunc("POST /v1/batches", s.handleBatch)
 	mux.HandleFunc("GET /v1/snapshots", s.handleSnapshots)
@@ -266,6 +267,23 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = w.Write([]byte("ok\n"))
+}
+
+// readyTimeout bounds a readiness probe's wait for the database.
+const readyTimeout = 2 * time.Second
+
+// handleReady answers 200 while the ledger's database answers, and 503
+// when it does not, so that a load balancer sends terminals elsewhere.
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	if err := s.Ledger.Ping(ctx); err != nil {
+		s.Logger.Error("not ready: the ledger's database does not answer", logErr, err)
+		s.fail(w, r, problem(CodeUnavailable, "the ledger's database does not answer; the cloud's log says why"))
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ready\n"))
 }
 
 // snapshotStamp returns the AsOf a member snapshot leaves with, strictly

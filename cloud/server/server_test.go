@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/tillpoint/tillpoint/cloud"
 	"github.com/tillpoint/tillpoint/cloud/server"
+	"github.com/tillpoint/tillpoint/cloud/sqlstore"
+	"github.com/tillpoint/tillpoint/cloud/storetest"
 	"github.com/tillpoint/tillpoint/sync/batch"
 )
 
@@ -227,5 +230,34 @@ func TestNewEnrollCodeIsRandomAndReadable(t *testing.T) {
 			t.Fatalf("code %q made twice", c)
 		}
 		seen[c] = true
+	}
+}
+
+// TestReadyzFollowsTheDatabase: a load balancer keeps terminals away from
+// a cloud whose ledger database does not answer, and only then.
+func TestReadyzFollowsTheDatabase(t *testing.T) {
+	t.Parallel()
+	for name, dsn := range map[string]func(testing.TB) string{
+		"sqlite":   func(tb testing.TB) string { return "sqlite:" + filepath.Join(tb.TempDir(), "ledger.db") },
+		"postgres": storetest.PostgresSchema,
+	} {
+		t.Run(name, func(t *testing.T) {
+			// Opened here, not by storetest, whose cleanup checks a ledger
+			// this test closes.
+			ledger, err := sqlstore.Open(context.Background(), dsn(t), sqlstore.Options{Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts := newTestServerWith(t, ledger)
+			if status, _, body := do(t, "GET", ts.url+"/readyz", "", "", nil); status != http.StatusOK || string(body) != "ready\n" {
+				t.Fatalf("readyz with the database up: %d %q, want 200 ready", status, body)
+			}
+			ledger.Close() // the database is gone
+			status, h, body := do(t, "GET", ts.url+"/readyz", "", "", nil)
+			wantProblem(t, status, h, body, http.StatusServiceUnavailable, server.CodeUnavailable)
+			if status, _, _ := do(t, "GET", ts.url+"/healthz", "", "", nil); status != http.StatusOK {
+				t.Errorf("healthz with the database gone: %d, want 200: the process lives", status)
+			}
+		})
 	}
 }

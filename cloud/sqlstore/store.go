@@ -280,6 +280,15 @@ func (s *Store) Stats() Stats {
 	return Stats{Retried: s.retries.Load(), Rerun: s.reruns.Load()}
 }
 
+// Ping implements cloud.Ledger. It asks a reader connection, so that it
+// answers while a batch holds SQLite's one writer.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping the %s ledger: %w", s.dialect, err)
+	}
+	return nil
+}
+
 // Dialect returns the store's SQL flavour.
 func (s *Store) Dialect() Dialect { return s.dialect }
 
