@@ -80,8 +80,11 @@ func FuzzApply(f *testing.F) {
 				if len(sent) == 0 {
 					continue
 				}
-				op = sent[int(amount)%len(sent)] // the same op again, maybe from the other terminal
-				op.Terminal = tl.ID
+				// The same op again, maybe from the other terminal, which
+				// books it to its own store (a batch claiming another
+				// store is refused whole).
+				op = sent[int(amount)%len(sent)]
+				op.Terminal, op.Store = tl.ID, tl.Store
 			case 7:
 				flush(ti)
 				continue
