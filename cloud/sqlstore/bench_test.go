@@ -80,8 +80,8 @@ func BenchmarkIngestAtScale(b *testing.B) {
 
 // BenchmarkIngestConcurrent measures what a ledger applies when several
 // terminals send at once, each from a store of its own and each sending
-// its next batch of 1,000 ops as soon as the last was acknowledged, as
-// tills catching up after an outage do. The 10,000 cards are split
+// its next batch of 1,000 ops (or 100: "batch=100") as soon as the last
+// was acknowledged, as tills catching up after an outage do. The 10,000 cards are split
 // between the stores ("own cards": concurrent batches share no owner), or
 // every till draws from all of them ("shared cards": any two concurrent
 // batches share about a hundred owners, a worst case, so that on
@@ -95,23 +95,29 @@ func BenchmarkIngestConcurrent(b *testing.B) {
 			name      string
 			terminals int
 			shared    bool
-		}{{"terminals=1", 1, false}, {"terminals=4,own-cards", 4, false}, {"terminals=4,shared-cards", 4, true}} {
+			size      int
+		}{
+			{"terminals=1", 1, false, 1000},
+			{"terminals=4,own-cards", 4, false, 1000},
+			{"terminals=4,shared-cards", 4, true, 1000},
+			{"terminals=4,own-cards,batch=100", 4, false, 100},
+		} {
 			b.Run(db.name+"/"+run.name, func(b *testing.B) {
 				if db.postgres {
 					storetest.PostgresURL(b)
 				}
-				benchConcurrent(b, db.open(b), run.terminals, run.shared)
+				benchConcurrent(b, db.open(b), run.terminals, run.shared, run.size)
 			})
 		}
 	}
 }
 
-func benchConcurrent(b *testing.B, s *sqlstore.Store, terminals int, shared bool) {
+func benchConcurrent(b *testing.B, s *sqlstore.Store, terminals int, shared bool, size int) {
 	ctx := context.Background()
 	if err := s.PublishRules(ctx, storetest.TestRules(1), storetest.Start()); err != nil {
 		b.Fatal(err)
 	}
-	const cards, size = 10_000, 1000
+	const cards = 10_000
 	perTill := max(1, b.N/terminals)
 	queues := make([][]cloud.Batch, terminals)
 	for t := range queues {
@@ -147,7 +153,7 @@ func benchConcurrent(b *testing.B, s *sqlstore.Store, terminals int, shared bool
 	b.StopTimer()
 	after := s.Stats()
 	batches := float64(perTill * terminals)
-	b.ReportMetric(batches*size/b.Elapsed().Seconds(), "ops/s")
+	b.ReportMetric(batches*float64(size)/b.Elapsed().Seconds(), "ops/s")
 	b.ReportMetric(100*float64(after.Retried-before.Retried)/batches, "retried-%")
 	b.ReportMetric(100*float64(after.Rerun-before.Rerun)/batches, "rerun-%")
 }
