@@ -37,6 +37,21 @@ func (s *Store) Expire(ctx context.Context, now time.Time) (cloud.ExpireResult, 
 	}
 }
 
+// Expirable counts what Expire would lapse at now, changing nothing: for
+// an operator to see, before a ledger that never expired points starts
+// to, how much will lapse at once.
+func (s *Store) Expirable(ctx context.Context, now time.Time) (cloud.ExpireResult, error) {
+	var res cloud.ExpireResult
+	var points int64
+	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT COUNT(*), COALESCE(CAST(SUM(remaining) AS BIGINT), 0) FROM lots WHERE expires_at <= ? AND remaining > 0`),
+		micros(now)).Scan(&res.Lots, &points)
+	if err != nil {
+		return res, fmt.Errorf("count expired lots: %w", err)
+	}
+	res.Points = loyalty.Points(points)
+	return res, nil
+}
+
 func (s *Store) expireChunk(ctx context.Context, tx *dbtx, now time.Time) (int, int64, error) {
 	rows, err := tx.QueryContext(ctx, s.q(selectLots+` WHERE l.expires_at <= ? AND l.remaining > 0 ORDER BY l.owner_no, l.expires_at, l.id LIMIT ?`),
 		micros(now), expireChunk)

@@ -12,7 +12,8 @@ import (
 // TestConcurrentExpiryLapsesEachLotOnce defends running expiry in several
 // cloud processes over one ledger (each `tillpoint cloud` runs it on a
 // timer): runs at once lapse every expired lot, none twice, and the
-// ledger still balances.
+// ledger still balances. Expirable counts beforehand what they lapse, and
+// nothing after.
 func TestConcurrentExpiryLapsesEachLotOnce(t *testing.T) {
 	for name, open := range dialects {
 		t.Run(name, func(t *testing.T) {
@@ -28,6 +29,13 @@ func TestConcurrentExpiryLapsesEachLotOnce(t *testing.T) {
 				ops = append(ops, tl.Earn(storetest.Card(i), 1000, 10), tl.Earn(storetest.Card(i), 1000, 10))
 			}
 			tl.Send(t, s, ops...)
+
+			if got, err := s.Expirable(ctx, storetest.Start().AddDate(1, 0, 1)); err != nil || got.Lots != 2*cards || got.Points != 2*cards*10 {
+				t.Errorf("expirable before expiry: %+v, %v; want %d lots, %d points", got, err, 2*cards, 2*cards*10)
+			}
+			if got, err := s.Expirable(ctx, storetest.Start().AddDate(0, 11, 0)); err != nil || got.Lots != 0 {
+				t.Errorf("expirable before the lots' date: %+v, %v; want none", got, err)
+			}
 
 			const runs = 4
 			lapsed := make([]loyalty.Points, runs)
@@ -49,6 +57,9 @@ func TestConcurrentExpiryLapsesEachLotOnce(t *testing.T) {
 			}
 			if total != 2*cards*10 {
 				t.Errorf("runs lapsed %v, %d points in all; want %d, each lot once", lapsed, total, 2*cards*10)
+			}
+			if got, err := s.Expirable(ctx, storetest.Start().AddDate(1, 0, 1)); err != nil || got.Lots != 0 || got.Points != 0 {
+				t.Errorf("expirable after expiry: %+v, %v; want nothing", got, err)
 			}
 			rep, err := s.Check(ctx)
 			if err != nil || rep.Expired != 2*cards*10 || rep.Liability != 0 {
