@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -359,7 +360,8 @@ sum over members equals the points liability. Exits 1 when anything is off.
 `
 
 func (m *Main) runCloudCheck(ctx context.Context, args []string) error {
-	return m.withLedger(ctx, "check", checkHelp, args, func(ledger *sqlstore.Store) error {
+	fs := newFlagSet(m.Stderr, "cloud check", "cloud check [--db DB]", checkHelp)
+	return m.withLedger(ctx, fs, args, func(ledger *sqlstore.Store) error {
 		report, err := ledger.Check(ctx)
 		printCheckReport(m.Stdout, report)
 		if err != nil {
@@ -370,10 +372,9 @@ func (m *Main) runCloudCheck(ctx context.Context, args []string) error {
 	})
 }
 
-// withLedger runs a cloud subcommand whose only flag is --db: it parses
-// args, opens the ledger and calls fn with it.
-func (m *Main) withLedger(ctx context.Context, name, help string, args []string, fn func(*sqlstore.Store) error) error {
-	fs := newFlagSet(m.Stderr, "cloud "+name, "cloud "+name+" [--db DB]", help)
+// withLedger runs a cloud subcommand that works on the ledger: it adds
+// --db to fs, parses args, opens the ledger and calls fn with it.
+func (m *Main) withLedger(ctx context.Context, fs *flag.FlagSet, args []string, fn func(*sqlstore.Store) error) error {
 	db := fs.String("db", defaultCloudDB, "the ledger database: sqlite:PATH or postgres://...")
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -60,12 +60,26 @@ transaction per card or member. A running 'tillpoint cloud' does this every
 --expire-every (an hour by default); run this from cron instead when
 that is set to 0. Running it twice, or beside a running cloud, lapses
 nothing twice.
+
+A ledger that has never expired points lapses everything past its expiry
+at its first run. --dry-run tells how much that is, and changes nothing.
 `
 
 func (m *Main) runCloudExpire(ctx context.Context, args []string) error {
-	return m.withLedger(ctx, "expire", expireHelp, args, func(ledger *sqlstore.Store) error {
+	fs := newFlagSet(m.Stderr, "cloud expire", "cloud expire [--db DB] [--dry-run]", expireHelp)
+	dryRun := fs.Bool("dry-run", false, "count what would lapse now, and lapse nothing")
+	return m.withLedger(ctx, fs, args, func(ledger *sqlstore.Store) error {
+		now := time.Now()
+		if *dryRun {
+			res, err := ledger.Expirable(ctx, now)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(m.Stdout, "would expire %d lots, %d points (dry run: nothing changed)\n", res.Lots, res.Points)
+			return nil
+		}
 		e := &expirer{ledger: ledger, log: slog.New(slog.DiscardHandler)}
-		res, err := e.run(ctx, time.Now())
+		res, err := e.run(ctx, now)
 		if err != nil {
 			return fmt.Errorf("expire points (%d lots, %d points lapsed before the error stay lapsed; run again): %w", res.Lots, res.Points, err)
 		}

@@ -36,14 +36,23 @@ func ledgerWithLapsedPoints(t *testing.T, db string) {
 }
 
 // TestCloudExpireLapsesExpiredPointsOnce defends the command an operator
-// runs from cron: the points past their expiry lapse, once.
+// runs from cron: the points past their expiry lapse, once, and a dry run
+// tells how many would, lapsing none.
 func TestCloudExpireLapsesExpiredPointsOnce(t *testing.T) {
 	t.Parallel()
 	db := "sqlite:" + filepath.Join(t.TempDir(), "ledger.db")
 	ledgerWithLapsedPoints(t, db)
-	for i, want := range []string{"expired 3 lots, 60 points\n", "expired 0 lots, 0 points\n"} {
-		if code, out, errOut := run(t, "cloud", "expire", "--db", db); code != 0 || out != want {
-			t.Errorf("cloud expire, run %d: exit %d, stdout %q, stderr %q; want 0 and %q", i+1, code, out, errOut, want)
+	for i, step := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--dry-run"}, "would expire 3 lots, 60 points (dry run: nothing changed)\n"},
+		{nil, "expired 3 lots, 60 points\n"},
+		{nil, "expired 0 lots, 0 points\n"},
+		{[]string{"--dry-run"}, "would expire 0 lots, 0 points (dry run: nothing changed)\n"},
+	} {
+		if code, out, errOut := run(t, append([]string{"cloud", "expire", "--db", db}, step.args...)...); code != 0 || out != step.want {
+			t.Errorf("cloud expire, step %d: exit %d, stdout %q, stderr %q; want 0 and %q", i+1, code, out, errOut, step.want)
 		}
 	}
 	if code, out, _ := run(t, "cloud", "check", "--db", db); code != 0 || !strings.Contains(out, "liability 0,") || !strings.Contains(out, "expired 60,") {
