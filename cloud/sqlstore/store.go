@@ -41,6 +41,15 @@ func (d Dialect) String() string {
 	return "sqlite"
 }
 
+// DialectOf returns the dialect Open gives dsn: Postgres for a
+// "postgres://" or "postgresql://" URL, SQLite for anything else.
+func DialectOf(dsn string) Dialect {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return Postgres
+	}
+	return SQLite
+}
+
 // Options tune a Store. The zero value is usable; Open fills defaults.
 type Options struct {
 	// Allowance decides each snapshot's offline allowance.
@@ -145,7 +154,7 @@ func open(ctx context.Context, dsn string, opts Options, version int) (*Store, e
 	s := &Store{opts: opts, log: opts.Logger.With("component", "ledger"), rules: map[uint32]*loyalty.Rules{}, seen: newSeenCache(seenCacheSize)}
 	var err error
 	switch {
-	case strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://"):
+	case DialectOf(dsn) == Postgres:
 		s.dialect = Postgres
 		if s.db, err = sql.Open("pgx", pgDSN(dsn)); err != nil {
 			return nil, fmt.Errorf("open postgres ledger: %w", err)
@@ -348,9 +357,9 @@ func (s *Store) q(query string) string {
 //
 // A transaction that failed so runs again alone: a first attempt holds
 // the ledger's advisory lock shared for its transaction, a retry holds it
-// exclusively, taken before its snapshot. The retry waits for the attempts in flight to end,
-// new ones wait for it, and no other ledger transaction can make it fail
-// again. For a while after a conflict (ten times as long as the attempt
+// exclusively, taken before its snapshot. The retry waits for the
+// attempts in flight to end, new ones wait for it, and no other ledger
+// transaction can make it fail again. For a while after a conflict (ten times as long as the attempt
 // that failed took, at most aloneAfterConflict) first attempts run alone
 // too: where batches keep sharing owners, one at a time applies more than
 // side by side, and a conflict between small transactions costs a few

@@ -399,7 +399,7 @@ func printCheckReport(w io.Writer, r cloud.CheckReport) {
 
 // openLedger opens and migrates the ledger named by db.
 func openLedger(ctx context.Context, db string, logger *slog.Logger) (*sqlstore.Store, error) {
-	if !strings.HasPrefix(db, "sqlite:") && !strings.HasPrefix(db, "postgres://") && !strings.HasPrefix(db, "postgresql://") {
+	if !strings.HasPrefix(db, "sqlite:") && sqlstore.DialectOf(db) != sqlstore.Postgres {
 		return nil, usageError("--db %q: want sqlite:PATH or postgres://...", redactDSN(db))
 	}
 	if path, ok := strings.CutPrefix(db, "sqlite:"); ok && path != "" {

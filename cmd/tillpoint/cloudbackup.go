@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
+
+	"github.com/tillpoint/tillpoint/cloud/sqlstore"
 )
 
 const backupHelp = `
@@ -35,7 +36,7 @@ func (m *Main) runCloudBackup(ctx context.Context, args []string) error {
 	if *to == "" {
 		return usageError("need --to FILE, a file that does not exist yet")
 	}
-	if !strings.HasPrefix(*db, "sqlite:") {
+	if sqlstore.DialectOf(*db) == sqlstore.Postgres {
 		return usageError("--db %s: back up a PostgreSQL ledger with pg_dump or continuous archiving", redactDSN(*db))
 	}
 	ledger, err := openLedger(ctx, *db, slog.New(slog.DiscardHandler))
