@@ -35,10 +35,9 @@
 // serialization failures (40001), deadlocks (40P01) and unique violations
 // (23505); a retry runs alone, under a session advisory lock that first
 // attempts hold shared for their transaction, so that no batch fails
-// twice; lists travel as
-// array parameters (unnest, = ANY) and a batch's writes go to the server
-// as one statement of data-modifying CTEs, because under load round trips
-// cost more than queries. The schema keeps to what CockroachDB also runs:
+// twice; lists travel as array parameters (unnest, = ANY) and a batch's
+// writes go to the server as one statement of data-modifying CTEs, because
+// under load round trips cost more than queries. The schema keeps to what CockroachDB also runs:
 // no sequences, triggers or stored procedures; times are Unix microseconds
 // in BIGINT; upserts are INSERT ... ON CONFLICT; partial indexes only. On a
 // server without session advisory locks (CockroachDB), or behind a pooler

@@ -66,9 +66,9 @@ const (
 	// The invariant check reads each owner's balances and the sum and
 	// least of its open lots (and their soonest expiry, which spares the
 	// snapshots the read of expiring points of most owners), both after
-	// the writes: two statements that
-	// each use an index (a join of the two made PostgreSQL hash-join a
-	// scan of every lot).
+	// the writes: two statements that each use an index (a join of the
+	// two made PostgreSQL hash-join a scan of every lot, and a LATERAL
+	// form was 17% slower there: docs/benchmarks.md, seventh session).
 	qBalances  = `SELECT id, avail, debt, no FROM owners WHERE id IN (?*)`
 	qLotSums   = `SELECT owner_no, COALESCE(CAST(SUM(remaining) AS BIGINT), 0), COALESCE(MIN(remaining), 0), MIN(expires_at) FROM lots WHERE owner_no IN (?*) AND remaining <> 0 GROUP BY owner_no`
 	qExpiring  = `SELECT owner_no, expires_at, CAST(SUM(remaining) AS BIGINT) FROM lots WHERE owner_no IN (?*) AND remaining <> 0 AND expires_at < ? GROUP BY owner_no, expires_at ORDER BY owner_no, expires_at`
