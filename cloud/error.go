@@ -34,6 +34,11 @@ var (
 	ErrAlreadyClaimed = errors.New("cloud: this purchase was already claimed")
 	// ErrInvalidInput: an argument is empty, too long or malformed.
 	ErrInvalidInput = errors.New("cloud: invalid input")
+	// ErrStorageFull: the ledger's database had no room to write; the
+	// transaction was rolled back and nothing changed. A terminal keeps
+	// its batch and sends it again; the operator must free space on the
+	// database's volume (or raise PostgreSQL's).
+	ErrStorageFull = errors.New("cloud: the ledger's storage is full; nothing was written")
 )
 
 // Sequence error kinds: why a batch does not continue its terminal's watermark.

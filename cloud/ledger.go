@@ -13,7 +13,9 @@ import (
 type Ledger interface {
 	// Close releases the database.
 	Close() error
-	// Ping reports whether the database answers, for a readiness probe.
+	// Ping reports whether the database answers, for a readiness probe,
+	// and ErrStorageFull for a while after a write found it full (until a
+	// write succeeds again).
 	Ping(ctx context.Context) error
 
 	// CreateEnrollCode stores a one-time code for a terminal of a store

@@ -18,7 +18,8 @@
 //	GET  /metrics                         Server.Metrics in Prometheus's text format, when set
 //	                                      (admin token)
 //	GET  /healthz                         liveness
-//	GET  /readyz                          readiness: 503 while the ledger's database does not answer
+//	GET  /readyz                          readiness: 503 while the ledger's database does not answer,
+//	                                      or has just refused a write for lack of room (storage_full)
 //
 // # Ingest
 //
@@ -35,6 +36,8 @@
 //	409 + problem sequence_rewind        below the watermark and not a replay: never retry as is
 //	503 + problem unavailable            the ledger is busy (or halted): resend the same bytes
 //	                                     after Retry-After
+//	503 + problem storage_full           the ledger's database had no room: nothing applied;
+//	                                     resend the same bytes after Retry-After
 //	4xx + problem                        refused, nothing changed: see the codes in problem.go
 //
 // The gap answer is signed, not a problem document, because the terminal

@@ -81,7 +81,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 // its cause, which the client never sees.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p := asProblem(err)
-	if p.Code == CodeInternal || p.Code == CodeUnavailable {
+	if p.Status >= http.StatusInternalServerError {
 		s.Logger.Error("request failed", logPath, r.URL.Path, logErr, err)
 	}
 	if sw, ok := w.(*statusWriter); ok {

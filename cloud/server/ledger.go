@@ -110,6 +110,8 @@ func classify(err error) *Problem {
 		return problem(CodeInvalidRules, "%v", err)
 	case errors.Is(err, cloud.ErrInvalidInput):
 		return problem(CodeInvalidRequest, "%v", err)
+	case errors.Is(err, cloud.ErrStorageFull):
+		return problem(CodeStorageFull, "the ledger's database has no room to write: nothing was applied; keep the batch and send it again after the Retry-After delay")
 	case errors.Is(err, cloud.ErrInvariant):
 		return problem(CodeUnavailable, "the ledger halted a transaction that would have broken its books; the operator must run 'tillpoint cloud check'")
 	}

@@ -34,6 +34,7 @@ const (
 	CodeEnrollCodeBad    = "enroll_code_invalid"
 	CodeNotFound         = "not_found"
 	CodeUnavailable      = "unavailable"
+	CodeStorageFull      = "storage_full"
 	CodeInternal         = "internal"
 )
 
@@ -63,6 +64,7 @@ var statusOf = map[string]int{
 	CodeEnrollCodeBad:    http.StatusForbidden,
 	CodeNotFound:         http.StatusNotFound,
 	CodeUnavailable:      http.StatusServiceUnavailable,
+	CodeStorageFull:      http.StatusServiceUnavailable,
 	CodeInternal:         http.StatusInternalServerError,
 }
 
@@ -91,6 +93,7 @@ var titles = map[string]string{
 	CodeEnrollCodeBad:    "The enrollment code is unknown, used or expired",
 	CodeNotFound:         "Not found",
 	CodeUnavailable:      "The service is unavailable, retry later",
+	CodeStorageFull:      "The ledger's storage is full, retry later",
 	CodeInternal:         "Internal error",
 }
 
@@ -138,14 +141,14 @@ func problem(code, format string, args ...any) *Problem {
 		Detail: fmt.Sprintf(format, args...),
 		Code:   code,
 	}
-	if code == CodeUnavailable {
+	if status == http.StatusServiceUnavailable {
 		p.RetryAfter = unavailableRetryAfter
 	}
 	return p
 }
 
-// Retry-After, in seconds, of a 503: a halted ledger needs an operator;
-// a busy one only a moment.
+// Retry-After, in seconds, of a 503: a halted or full ledger needs an
+// operator; a busy one only a moment.
 const (
 	unavailableRetryAfter = 30
 	busyRetryAfter        = 2

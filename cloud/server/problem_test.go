@@ -26,6 +26,7 @@ func TestEveryErrorHasAStableCodeAndStatus(t *testing.T) {
 		{fmt.Errorf("rules: %w", cloud.ErrNotFound), CodeNotFound, 404},
 		{cloud.ErrEnrollCode, CodeEnrollCodeBad, 403},
 		{fmt.Errorf("apply: %w", cloud.ErrInvariant), CodeUnavailable, 503},
+		{fmt.Errorf("apply: %w: database or disk is full", cloud.ErrStorageFull), CodeStorageFull, 503},
 		{&cloud.SequenceError{Kind: cloud.SeqRewind, Watermark: 7}, CodeSequenceRewind, 409},
 		{&cloud.SequenceError{Kind: cloud.SeqStaleEpoch}, CodeStaleEpoch, 409},
 		{&cloud.SequenceError{Kind: cloud.SeqChain}, CodeBatchConflict, 409},
@@ -54,9 +55,11 @@ func TestEveryErrorHasAStableCodeAndStatus(t *testing.T) {
 			t.Errorf("code %s: status %d, title %q", code, status, titles[code])
 		}
 	}
-	rec := httptest.NewRecorder()
-	writeProblem(rec, asProblem(cloud.ErrInvariant))
-	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
-		t.Errorf("a 503 answers %d with Retry-After %q; the uplink needs one", rec.Code, rec.Header().Get("Retry-After"))
+	for _, err := range []error{cloud.ErrInvariant, cloud.ErrStorageFull} {
+		rec := httptest.NewRecorder()
+		writeProblem(rec, asProblem(err))
+		if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+			t.Errorf("%v: a 503 answers %d with Retry-After %q; the uplink needs one", err, rec.Code, rec.Header().Get("Retry-After"))
+		}
 	}
 }

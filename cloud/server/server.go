@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tillpoint/tillpoint/cloud"
 	"github.com/tillpoint/tillpoint/loyalty"
 	"github.com/tillpoint/tillpoint/sync/batch"
 )
@@ -273,11 +274,17 @@ func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 const readyTimeout = 2 * time.Second
 
 // handleReady answers 200 while the ledger's database answers, and 503
-// when it does not, so that a load balancer sends terminals elsewhere.
+// when it does not or has just refused a write for lack of room, so that
+// a load balancer sends terminals elsewhere.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
-	if err := s.Ledger.Ping(ctx); err != nil {
+	switch err := s.Ledger.Ping(ctx); {
+	case errors.Is(err, cloud.ErrStorageFull):
+		s.Logger.Error("not ready: the ledger's storage is full; free space on the database's volume", logErr, err)
+		s.fail(w, r, problem(CodeStorageFull, "the ledger's database has no room to write; the operator must free space on its volume"))
+		return
+	case err != nil:
 		s.Logger.Error("not ready: the ledger's database does not answer", logErr, err)
 		s.fail(w, r, problem(CodeUnavailable, "the ledger's database does not answer; the cloud's log says why"))
 		return

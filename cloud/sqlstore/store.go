@@ -88,6 +88,9 @@ type Store struct {
 	// aloneUntil: until then (Unix nanoseconds) every transaction runs
 	// alone, as after a conflict (see inTx).
 	aloneUntil atomic.Int64
+	// fullAt: when (Unix nanoseconds) a write last found the storage
+	// full (see classifyFull).
+	fullAt atomic.Int64
 
 	conflictMu       sync.Mutex
 	conflicts        int       // since the last report
@@ -295,6 +298,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err := s.rdb.PingContext(ctx); err != nil {
 		return fmt.Errorf("ping the %s ledger: %w", s.dialect, err)
 	}
+	if at, full := s.fullSince(); full {
+		return fmt.Errorf("%w: a write found no room %s ago", cloud.ErrStorageFull, time.Since(at).Round(time.Second))
+	}
 	return nil
 }
 
@@ -377,8 +383,11 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *dbtx) error) error {
 		start := time.Now()
 		alone := attempt > 0 || start.UnixNano() < s.aloneUntil.Load()
 		err := s.tryTx(ctx, opts, alone, fn)
+		if err == nil && s.fullAt.Load() != 0 {
+			s.fullAt.Store(0) // there is room again
+		}
 		if err == nil || !retryable(err) || attempt >= s.opts.MaxRetries {
-			return err
+			return s.classifyFull(err)
 		}
 		s.runAlone(min(aloneAfterConflict, aloneAfterConflictPer*time.Since(start)))
 		if attempt == 0 {

@@ -2,9 +2,14 @@ package sqlstore
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // TestPanicInTransactionFreesTheWriter: a panic inside a ledger transaction
@@ -66,5 +71,26 @@ func TestRunAloneOnlyExtends(t *testing.T) {
 	s.runAlone(2 * time.Hour)
 	if got := s.aloneUntil.Load(); got <= long {
 		t.Errorf("a longer stretch left the end at %v", time.Unix(0, got))
+	}
+}
+
+// TestStorageFullKnowsEachDatabasesError: a full disk reaches the server
+// as cloud.ErrStorageFull (a 503 the till retries) from either database,
+// and nothing else does.
+func TestStorageFullKnowsEachDatabasesError(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		full bool
+	}{
+		{&pgconn.PgError{Code: "53100", Message: "could not extend file"}, true},
+		{fmt.Errorf("commit: %w", &pgconn.PgError{Code: "53100"}), true},
+		{&pgconn.PgError{Code: "40001"}, false},
+		{fmt.Errorf("write wal: %w", syscall.ENOSPC), true},
+		{syscall.EIO, false},
+		{errors.New("database or disk is full"), false}, // a message is not a code
+	} {
+		if got := storageFull(c.err); got != c.full {
+			t.Errorf("storageFull(%v) = %v, want %v", c.err, got, c.full)
+		}
 	}
 }

@@ -238,7 +238,7 @@ func (u *Uplink) send(ctx context.Context, sb journal.SealedBatch) result {
 	case http.StatusConflict:
 		return u.gap(ctx, sb, body)
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-		return result{err: fmt.Errorf("batch %d/%d..%d: cloud busy (HTTP %d) (%w)", sb.Epoch, sb.FirstSeq, sb.LastSeq, resp.StatusCode, errRetry),
+		return result{err: fmt.Errorf("batch %d/%d..%d: the cloud asks to retry later (HTTP %d: %s) (%w)", sb.Epoch, sb.FirstSeq, sb.LastSeq, resp.StatusCode, problem(body), errRetry),
 			retryAfter: retryAfter(resp.Header.Get("Retry-After"), u.cfg.Now())}
 	case http.StatusRequestEntityTooLarge:
 		// Refused before it was read: nothing was applied. Cut smaller.

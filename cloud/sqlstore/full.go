@@ -1,0 +1,56 @@
+package sqlstore
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/tillpoint/tillpoint/cloud"
+)
+
+// storageFull reports an error of a database that had no room to write:
+// SQLite's SQLITE_FULL (the disk, or max_page_count), a file system's
+// ENOSPC, PostgreSQL's disk_full.
+func storageFull(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "53100" {
+		return true
+	}
+	return errors.Is(err, syscall.ENOSPC)
+}
+
+// fullHold is how long after a write found the storage full Ping keeps
+// saying so: long enough that a load balancer polling readiness sees it
+// and the tills back off, short enough that the cloud tries writing again
+// soon after the operator frees space (a probe of its own would not tell:
+// a small write may fit where a batch does not).
+const fullHold = 30 * time.Second
+
+// classifyFull returns err marked cloud.ErrStorageFull, and remembers when,
+// if it is an error of a full storage; any other err unchanged.
+func (s *Store) classifyFull(err error) error {
+	if err == nil || errors.Is(err, cloud.ErrStorageFull) || !storageFull(err) {
+		return err
+	}
+	s.fullAt.Store(time.Now().UnixNano())
+	return fmt.Errorf("%w: %w", cloud.ErrStorageFull, err)
+}
+
+// fullSince returns when a write last found the storage full, if that was
+// within fullHold.
+func (s *Store) fullSince() (time.Time, bool) {
+	at := s.fullAt.Load()
+	if at == 0 || time.Since(time.Unix(0, at)) >= fullHold {
+		return time.Time{}, false
+	}
+	return time.Unix(0, at), true
+}

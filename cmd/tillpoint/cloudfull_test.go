@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tillpoint/tillpoint/cloud/sqlstore"
+)
+
+// TestCloudOnAFullDiskRefusesBatchesAndLosesNothing defends "nothing lost"
+// when the cloud's disk fills: on a real full file system (a tmpfs, as
+// root) the cloud refuses the till's batch with a 503 storage_full and a
+// Retry-After, applies nothing of it, and reports not ready; the till
+// keeps its ops; once space is freed the backlog is applied, each op once.
+func TestCloudOnAFullDiskRefusesBatchesAndLosesNothing(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "disk")
+	if err := os.Mkdir(disk, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root; sqlstore's TestFullStorageRefusesTheBatchAndLosesNothing covers the ledger")
+	}
+	if err := syscall.Mount("tmpfs", disk, "tmpfs", 0, "size=8m"); err != nil {
+		t.Skipf("cannot mount a tmpfs (%v); sqlstore's TestFullStorageRefusesTheBatchAndLosesNothing covers the ledger", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(disk, syscall.MNT_DETACH) })
+
+	db := "sqlite:" + filepath.Join(disk, "ledger.db")
+	const token = "full-disk-full-disk-full-disk-000"
+	cl := startCloud(t, map[string]string{"TILLPOINT_ADMIN_TOKEN": token}, "--db", db, "--key", filepath.Join(dir, "cloud.key"))
+	st, j := enrollWithJournal(t, cl, db, filepath.Join(dir, "terminal"))
+	epoch := appendEarns(t, j, 50)
+	if err := newTestUplink(t, j, st, cl.url).Sync(ctx); err != nil {
+		t.Fatalf("sync before the disk fills: %v", err)
+	}
+
+	filler := fillDisk(t, disk)
+	appendEarns(t, j, 300) // three batches, on the till's own disk
+	u := newTestUplink(t, j, st, cl.url)
+	short, stop := context.WithTimeout(ctx, 2*time.Second)
+	err := u.Sync(short) // the 503's Retry-After outlasts the context
+	stop()
+	if err == nil || !strings.Contains(err.Error(), "storage_full") {
+		t.Fatalf("sync on a full disk: %v; want the cloud's 503 storage_full", err)
+	}
+	if s := u.State(); s.Backlog != 300 || s.Online {
+		t.Errorf("till while the cloud's disk is full: backlog %d, online %v; want all 300 ops kept, offline", s.Backlog, s.Online)
+	}
+	status, body := get(t, cl.url+"/readyz")
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, "storage_full") {
+		t.Errorf("readyz on a full disk: %d %s; want 503 storage_full", status, body)
+	}
+	if m := scrapeMetrics(t, cl.url, token); !strings.Contains(m, `route="POST /v1/batches",status="503",outcome="storage_full"}`) {
+		t.Errorf("metrics do not count the refused batches as storage_full:\n%s", m)
+	}
+	if !strings.Contains(cl.stderr.String(), "storage is full") {
+		t.Errorf("the cloud's log does not tell the operator the storage is full:\n%s", cl.stderr.String())
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if err := newTestUplink(t, j, st, cl.url).Sync(ctx); err != nil {
+		t.Fatalf("sync once there is room: %v", err)
+	}
+	if status, body := get(t, cl.url+"/readyz"); status != http.StatusOK {
+		t.Errorf("readyz once a batch applied again: %d %s; want 200", status, body)
+	}
+	cl.stop()
+	ledger, err := sqlstore.Open(ctx, db, sqlstore.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ledger.Close()
+	wm, _, err := ledger.Watermark(ctx, st.Terminal, epoch)
+	report, cerr := ledger.Check(ctx)
+	if err != nil || cerr != nil || wm != 350 || report.Liability != 3500 {
+		t.Errorf("ledger after the disk was full: watermark %d (%v), liability %d (%v); want all 350 ops once, 3,500 points", wm, err, report.Liability, cerr)
+	}
+}
+
+// fillDisk writes a file in dir until its file system is full and returns
+// its path.
+func fillDisk(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, chunk := range []int{1 << 20, 4 << 10, 1} {
+		buf := make([]byte, chunk)
+		for {
+			if _, err = f.Write(buf); err != nil {
+				break
+			}
+		}
+		if !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("fill the disk: %v, want ENOSPC", err)
+		}
+	}
+	return path
+}
+
+// get returns the status and body of a GET of url.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
