@@ -395,3 +395,50 @@ func (w *workload) next(size int) cloud.Batch {
 	}
 	return w.till.Seal(ops...)
 }
+
+// BenchmarkExpireBacklog times a first expiry run over a backlog, as when
+// a ledger that never expired points is upgraded, or a cloud was stopped
+// for months: batches of 1,000 ops of the ingest workload over 100,000
+// cards, then one Expire at a time past every lot's expiry. It reports
+// lots lapsed a second, against the ops a second the same ledger took in
+// (x-ingest: the time to lapse a lot over the time to apply an op), and
+// how long each chunk's transaction held the writer.
+func BenchmarkExpireBacklog(b *testing.B) {
+	for _, k := range ledgerKinds {
+		for _, batches := range []int{30, 120} {
+			b.Run(fmt.Sprintf("%s/batches=%d", k.name, batches), func(b *testing.B) {
+				ctx := context.Background()
+				var ingest, expire time.Duration
+				var ops, lots int
+				b.StopTimer()
+				for range b.N {
+					s := k.open(b)
+					w := startWorkload(b, s, 100_000, 0)
+					start := time.Now()
+					for i := range batches {
+						if _, err := s.Apply(ctx, w.next(1000)); err != nil {
+							b.Fatalf("build the backlog: batch %d: %v", i, err)
+						}
+					}
+					ingest += time.Since(start)
+					ops += batches * 1000
+					b.StartTimer()
+					start = time.Now()
+					res, err := s.Expire(ctx, storetest.Start().AddDate(5, 0, 0))
+					expire += time.Since(start)
+					b.StopTimer()
+					if err != nil {
+						b.Fatal(err)
+					}
+					lots += res.Lots
+				}
+				chunks := (lots + b.N*sqlstore.ExpireChunk - 1) / sqlstore.ExpireChunk
+				b.ReportMetric(float64(lots)/float64(b.N), "lots")
+				b.ReportMetric(float64(lots)/expire.Seconds(), "lots/s")
+				b.ReportMetric(float64(ops)/ingest.Seconds(), "ingest-ops/s")
+				b.ReportMetric((expire.Seconds()/float64(lots))/(ingest.Seconds()/float64(ops)), "x-ingest")
+				b.ReportMetric(float64(expire.Milliseconds())/float64(chunks), "ms/chunk")
+			})
+		}
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/tillpoint/tillpoint/cloud/sqlstore"
 	"github.com/tillpoint/tillpoint/cloud/storetest"
 	"github.com/tillpoint/tillpoint/loyalty"
 )
@@ -64,6 +66,48 @@ func TestConcurrentExpiryLapsesEachLotOnce(t *testing.T) {
 			rep, err := s.Check(ctx)
 			if err != nil || rep.Expired != 2*cards*10 || rep.Liability != 0 {
 				t.Errorf("check: %+v, %v; want %d expired and no liability", rep, err, 2*cards*10)
+			}
+		})
+	}
+}
+
+// TestExpiryOfABacklogLargerThanAChunk defends a first expiry run over a
+// large backlog, which lapses it in several transactions: the chunks
+// together lapse every expired lot once, owners whose lots fall in more
+// than one chunk included, and the ledger balances after each.
+func TestExpiryOfABacklogLargerThanAChunk(t *testing.T) {
+	for name, open := range dialects {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			s := open(t)
+			if err := s.PublishRules(ctx, storetest.TestRules(1), storetest.Start()); err != nil {
+				t.Fatal(err)
+			}
+			tl := storetest.NewTill(t, s, "t1", "s1")
+			const lots, cards = 2*sqlstore.ExpireChunk + 300, 40 // earns
+			for sent := 0; sent < lots; sent += 500 {
+				var ops []loyalty.Op
+				for i := sent; i < sent+500 && i < lots; i++ {
+					tl.Now = tl.Now.Add(3 * time.Hour) // expiries interleave across the cards
+					ops = append(ops, tl.Earn(storetest.Card(i%cards), 1000, 10))
+				}
+				tl.Send(t, s, ops...)
+			}
+			now := tl.Now.AddDate(2, 0, 0)
+			want, err := s.Expirable(ctx, now)
+			if err != nil || want.Lots < 2*sqlstore.ExpireChunk+1 { // the tiers' adjustments add lots of their own
+				t.Fatalf("expirable: %+v, %v; want more than two chunks", want, err)
+			}
+			got, err := s.Expire(ctx, now)
+			if err != nil || got != want {
+				t.Errorf("expire: %+v, %v; want %+v", got, err, want)
+			}
+			if left, err := s.Expirable(ctx, now); err != nil || left.Lots != 0 {
+				t.Errorf("expirable after the run: %+v, %v; want nothing", left, err)
+			}
+			rep, err := s.Check(ctx)
+			if err != nil || rep.Expired != want.Points || rep.Liability != 0 {
+				t.Errorf("check: expired %d, liability %d, %v; want %d expired and no liability", rep.Expired, rep.Liability, err, want.Points)
 			}
 		})
 	}

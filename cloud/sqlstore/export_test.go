@@ -187,3 +187,6 @@ func (s *Store) WritersKey() int64 { return s.writersKey.Load() }
 
 // RunAloneFor has every transaction run alone for d, as after a conflict.
 func (s *Store) RunAloneFor(d time.Duration) { s.runAlone(d) }
+
+// ExpireChunk is how many lots one expiry transaction lapses.
+const ExpireChunk = expireChunk
