@@ -39,9 +39,13 @@ const (
 type Server struct {
 	// Addr is the address to listen on, e.g. ":8443" or "127.0.0.1:0".
 	Addr string
-	// TLSCertFile and TLSKeyFile, when both set, serve HTTPS.
+	// TLSCertFile and TLSKeyFile, when both set, serve HTTPS. When either
+	// file changes (a renewed certificate), the pair is loaded again
+	// within a minute, without a restart.
 	TLSCertFile string
 	TLSKeyFile  string
+	// certCheckEvery overrides certReloadCheck, for tests.
+	certCheckEvery time.Duration
 
 	// Ledger is the cloud ledger the server fronts.
 	Ledger Ledger
@@ -165,11 +169,15 @@ func (s *Server) Open() error {
 		ln        net.Listener
 	)
 	if s.TLSCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(s.TLSCertFile, s.TLSKeyFile)
-		if err != nil {
-			return fmt.Errorf("server: load TLS certificate: %w", err)
+		every := s.certCheckEvery
+		if every <= 0 {
+			every = certReloadCheck
 		}
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		certs, err := loadCertFiles(s.TLSCertFile, s.TLSKeyFile, every, s.Logger)
+		if err != nil {
+			return err
+		}
+		tlsConfig = &tls.Config{GetCertificate: certs.getCertificate, MinVersion: tls.VersionTLS12}
 	}
 	ln, err = net.Listen("tcp", s.Addr)
 	if err != nil {

@@ -82,7 +82,7 @@ func (m *Main) runCloud(ctx context.Context, args []string) error {
 	fs := newFlagSet(m.Stderr, "cloud", "cloud [--db sqlite:PATH|postgres://...] [--listen ADDR] [flags]\n       tillpoint cloud enroll-code|revoke|check|expire|backup|publish-rules|rotate-gossip-key [flags]", cloudHelp)
 	db := fs.String("db", defaultCloudDB, "the ledger database: sqlite:PATH or postgres://...")
 	listen := fs.String("listen", server.DefaultAddr, "the address to serve on")
-	tlsCert := fs.String("tls-cert", "", "PEM certificate chain for HTTPS (with --tls-key)")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate chain for HTTPS (with --tls-key); a renewed pair is loaded within a minute, without a restart")
 	tlsKey := fs.String("tls-key", "", "PEM private key for HTTPS (with --tls-cert)")
 	keyPath := fs.String("key", "", "the cloud's signing key file (default: cloud.key beside a SQLite database; required with PostgreSQL)")
 	cardKeyPath := fs.String("card-key", "", "the program's card hash key file (default: card.key beside the signing key)")

@@ -1,0 +1,149 @@
+package server
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"log/slog"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tillpoint/tillpoint/cloud/sqlstore"
+	"github.com/tillpoint/tillpoint/cloud/storetest"
+)
+
+// TestRenewedCertificateIsServedWithoutARestart defends a cloud whose TLS
+// certificate is renewed in place (certbot, an ACME client): a new pair is
+// served from the next handshake after the check, a pair that does not
+// load (a certificate whose key is not written yet) leaves the old one in
+// service and is logged once, and the renewal completes when the key
+// arrives. Real TLS handshakes against the running server.
+func TestRenewedCertificateIsServedWithoutARestart(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	certA, keyA := newTestCert(t, "cloud-a", time.Now().AddDate(0, 3, 0))
+	writeFile(t, certFile, certA)
+	writeFile(t, keyFile, keyA)
+
+	key, _, err := LoadOrCreateKey(filepath.Join(dir, "cloud.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(storetest.OpenSQLite(t, sqlstore.Options{}), key, "acme")
+	s.Addr, s.TLSCertFile, s.TLSKeyFile = "127.0.0.1:0", certFile, keyFile
+	s.certCheckEvery = time.Nanosecond // look at the files at every handshake
+	logs := &storetest.LogBuffer{}
+	s.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	if err := s.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(t.Context())
+	served := func() string {
+		t.Helper()
+		conn, err := tls.Dial("tcp", strings.TrimPrefix(s.URL(), "https://"), &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatalf("TLS handshake: %v", err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
+	if got := served(); got != "cloud-a" {
+		t.Fatalf("served %q, want the certificate it started with", got)
+	}
+
+	certB, keyB := newTestCert(t, "cloud-b", time.Now().AddDate(0, 3, 0))
+	writeFile(t, certFile, certB)
+	writeFile(t, keyFile, keyB)
+	if got := served(); got != "cloud-b" {
+		t.Errorf("after the renewal served %q, want cloud-b", got)
+	}
+
+	certC, keyC := newTestCert(t, "cloud-c", time.Now().Add(48*time.Hour))
+	writeFile(t, certFile, certC) // the key follows later
+	for range 3 {
+		if got := served(); got != "cloud-b" {
+			t.Errorf("with a certificate whose key is not written yet served %q, want cloud-b still", got)
+		}
+	}
+	if n := strings.Count(logs.String(), "does not load"); n != 1 {
+		t.Errorf("a pair that does not load was logged %d times, want once:\n%s", n, logs)
+	}
+	writeFile(t, keyFile, keyC)
+	if got := served(); got != "cloud-c" {
+		t.Errorf("once the key arrived served %q, want cloud-c", got)
+	}
+	if !strings.Contains(logs.String(), "TLS certificate reloaded") || !strings.Contains(logs.String(), "expires soon") {
+		t.Errorf("the log does not tell of the reload and of the certificate expiring in two days:\n%s", logs)
+	}
+}
+
+// TestServerWithoutItsCertificateDoesNotStart: a missing or broken pair
+// stops Open with the file named, rather than serving without TLS.
+func TestServerWithoutItsCertificateDoesNotStart(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	cert, _ := newTestCert(t, "cloud", time.Now().AddDate(1, 0, 0))
+	writeFile(t, certFile, cert)
+	key, _, err := LoadOrCreateKey(filepath.Join(dir, "cloud.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, keyContent := range map[string][]byte{"missing key": nil, "garbled key": []byte("-----BEGIN PRIVATE KEY-----\nno\n")} {
+		if keyContent != nil {
+			writeFile(t, keyFile, keyContent)
+		}
+		s := New(storetest.OpenSQLite(t, sqlstore.Options{}), key, "acme")
+		s.Addr, s.TLSCertFile, s.TLSKeyFile = "127.0.0.1:0", certFile, keyFile
+		s.Logger = slog.New(slog.DiscardHandler)
+		err := s.Open()
+		if err == nil {
+			s.Close(t.Context())
+			t.Fatalf("%s: Open succeeded", name)
+		}
+		if !strings.Contains(err.Error(), "key.pem") {
+			t.Errorf("%s: %v; want the key file named", name, err)
+		}
+	}
+}
+
+// newTestCert returns a self-signed certificate for cn, valid until
+// notAfter, and its key, PEM-encoded.
+func newTestCert(t *testing.T, cn string, notAfter time.Time) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     notAfter,
+		DNSNames:     []string{"localhost"},
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
+}
+
+func writeFile(t *testing.T, path string, content []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
