@@ -48,8 +48,14 @@ same token as a bearer token, GET /metrics serves Prometheus metrics:
 requests by route and outcome, ops applied and rejected by reason, batches
 being applied, and the ledger's retried transactions.
 
-Points past their expiry lapse every --expire-every, first at start; set it
-to 0 where 'tillpoint cloud expire' runs from cron instead.
+Points past their expiry lapse about every --expire-every (give or take a
+tenth, so that several clouds over one database drift apart), first at
+start; set it to 0 where 'tillpoint cloud expire' runs from cron instead.
+
+GET /healthz answers while the process runs; GET /readyz answers 503 while
+the database does not answer, or for a while after a write found its disk
+full (batches it had no room for are refused with 503 storage_full, and
+the tills send them again).
 
 Examples:
   tillpoint cloud --db sqlite:/var/lib/tillpoint/cloud.db --listen :8443 \

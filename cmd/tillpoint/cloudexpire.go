@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"github.com/tillpoint/tillpoint/cloud"
@@ -37,20 +38,32 @@ func (e *expirer) run(ctx context.Context, now time.Time) (cloud.ExpireResult, e
 	return res, err
 }
 
-// every runs expiry now and then every interval until ctx ends. Several
-// cloud processes over one PostgreSQL ledger may each run it: a lot
-// lapses once, whichever transaction commits first.
+// every runs expiry now and then about every interval until ctx ends.
+// Several cloud processes over one PostgreSQL ledger may each run it: a
+// lot lapses once, whichever transaction commits first. Each wait is
+// drawn from interval plus or minus a tenth, so that processes started
+// together (a deployment) drift apart instead of running it together,
+// and conflicting, ever after.
 func (e *expirer) every(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
 	for {
 		_, _ = e.run(ctx, time.Now())
+		t := time.NewTimer(jittered(interval))
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// jittered returns d plus or minus up to a tenth of it.
+func jittered(d time.Duration) time.Duration {
+	tenth := d / 10
+	if tenth <= 0 {
+		return d
+	}
+	return d - tenth + rand.N(2*tenth+1)
 }
 
 const expireHelp = `

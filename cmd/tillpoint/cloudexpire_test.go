@@ -96,3 +96,24 @@ func TestRunningCloudLapsesExpiredPoints(t *testing.T) {
 		t.Errorf("cloud check beside the running cloud: exit %d, %q; want the 60 points expired", code, out)
 	}
 }
+
+// TestExpiryRunsOfReplicasDriftApart: the wait between two expiry runs is
+// the interval give or take a tenth, drawn anew each time, so that cloud
+// processes started together do not run expiry together ever after.
+func TestExpiryRunsOfReplicasDriftApart(t *testing.T) {
+	const interval = time.Hour
+	seen := map[time.Duration]bool{}
+	for range 1000 {
+		d := jittered(interval)
+		if d < interval-interval/10 || d > interval+interval/10 {
+			t.Fatalf("wait %v, want within a tenth of %v", d, interval)
+		}
+		seen[d] = true
+	}
+	if len(seen) < 900 {
+		t.Errorf("1,000 waits took %d values; want them drawn anew each time", len(seen))
+	}
+	if got := jittered(5 * time.Nanosecond); got != 5*time.Nanosecond {
+		t.Errorf("an interval too short to spread: %v, want it unchanged", got)
+	}
+}
