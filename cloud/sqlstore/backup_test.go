@@ -5,11 +5,14 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/tillpoint/tillpoint/cloud"
 	"github.com/tillpoint/tillpoint/cloud/sqlstore"
 	"github.com/tillpoint/tillpoint/cloud/storetest"
+	"github.com/tillpoint/tillpoint/loyalty"
 )
 
 // TestBackupIsAConsistentLedgerAndNeverOverwrites: a backup taken while
@@ -76,4 +79,37 @@ func TestBackupOfPostgresPointsToItsTools(t *testing.T) {
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a refused backup left a file: %v", err)
 	}
+}
+
+// TestBackupToAFullDiskLeavesNoPartialCopy: a backup that runs out of room
+// fails naming its target, and leaves no file that could be mistaken for a
+// backup and restored. A real full file system: a tmpfs, as root.
+func TestBackupToAFullDiskLeavesNoPartialCopy(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	ctx := context.Background()
+	s := storetest.OpenSQLite(t, sqlstore.Options{})
+	tl := storetest.NewTill(t, s, "t1", "s1")
+	for i := range 20 {
+		var ops []loyalty.Op
+		for j := range 200 {
+			ops = append(ops, tl.Earn(storetest.Card(i*200+j), 1000, 10))
+		}
+		tl.Send(t, s, ops...)
+	}
+	disk := t.TempDir()
+	if err := syscall.Mount("tmpfs", disk, "tmpfs", 0, "size=256k"); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(disk, syscall.MNT_DETACH) })
+	path := filepath.Join(disk, "backup.db")
+	err := s.BackupTo(ctx, path)
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("backup of a ledger larger than the disk: %v; want an error naming %s", err, path)
+	}
+	if _, serr := os.Stat(path); !os.IsNotExist(serr) {
+		t.Errorf("a failed backup left %s behind (%v)", path, serr)
+	}
+	t.Logf("backup to a full disk: %v", err)
 }
