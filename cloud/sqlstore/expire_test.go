@@ -20,11 +20,7 @@ func TestConcurrentExpiryLapsesEachLotOnce(t *testing.T) {
 	for name, open := range dialects {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			s := open(t)
-			if err := s.PublishRules(ctx, storetest.TestRules(1), storetest.Start()); err != nil {
-				t.Fatal(err)
-			}
-			tl := storetest.NewTill(t, s, "t1", "s1")
+			s, tl := openWithTill(t, open)
 			const cards = 300
 			var ops []loyalty.Op
 			for i := range cards {
@@ -79,11 +75,7 @@ func TestExpiryOfABacklogLargerThanAChunk(t *testing.T) {
 	for name, open := range dialects {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			s := open(t)
-			if err := s.PublishRules(ctx, storetest.TestRules(1), storetest.Start()); err != nil {
-				t.Fatal(err)
-			}
-			tl := storetest.NewTill(t, s, "t1", "s1")
+			s, tl := openWithTill(t, open)
 			const lots, cards = 2*sqlstore.ExpireChunk + 300, 40 // earns
 			for sent := 0; sent < lots; sent += 500 {
 				var ops []loyalty.Op
@@ -111,4 +103,15 @@ func TestExpiryOfABacklogLargerThanAChunk(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openWithTill opens a ledger with open, publishes the test rules on it,
+// and enrolls till t1 of store s1.
+func openWithTill(t *testing.T, open func(testing.TB) *sqlstore.Store) (*sqlstore.Store, *storetest.Till) {
+	t.Helper()
+	s := open(t)
+	if err := s.PublishRules(context.Background(), storetest.TestRules(1), storetest.Start()); err != nil {
+		t.Fatal(err)
+	}
+	return s, storetest.NewTill(t, s, "t1", "s1")
 }
