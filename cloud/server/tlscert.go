@@ -36,10 +36,10 @@ type certFiles struct {
 	failed  [2]fileStamp // of a pair that did not load, so it is logged once
 }
 
-// fileStamp tells whether a file changed: its modification time and size.
+// fileStamp tells whether a file changed: its modification time (Unix
+// nanoseconds) and size.
 type fileStamp struct {
-	mod  time.Time
-	size int64
+	mod, size int64
 }
 
 // loadCertFiles loads the pair for the first time: an error here stops
@@ -97,7 +97,7 @@ func (c *certFiles) stamps() ([2]fileStamp, error) {
 		if err != nil {
 			return st, fmt.Errorf("server: TLS certificate: %w", err)
 		}
-		st[i] = fileStamp{fi.ModTime(), fi.Size()}
+		st[i] = fileStamp{fi.ModTime().UnixNano(), fi.Size()}
 	}
 	return st, nil
 }
