@@ -102,6 +102,7 @@ type Server struct {
 	srv      *http.Server
 	serveErr chan error
 	closed   bool
+	certs    *certFiles // nil without TLS
 }
 
 // New returns a Server for ledger, signing with key for program, with
@@ -166,6 +167,7 @@ func (s *Server) Open() error {
 	s.hlc.Now = s.Now
 	var (
 		tlsConfig *tls.Config
+		certs     *certFiles
 		ln        net.Listener
 	)
 	if s.TLSCertFile != "" {
@@ -173,8 +175,8 @@ func (s *Server) Open() error {
 		if every <= 0 {
 			every = certReloadCheck
 		}
-		certs, err := loadCertFiles(s.TLSCertFile, s.TLSKeyFile, every, s.Logger)
-		if err != nil {
+		var err error
+		if certs, err = loadCertFiles(s.TLSCertFile, s.TLSKeyFile, every, s.Logger); err != nil {
 			return err
 		}
 		tlsConfig = &tls.Config{GetCertificate: certs.getCertificate, MinVersion: tls.VersionTLS12}
@@ -196,11 +198,24 @@ func (s *Server) Open() error {
 		ErrorLog:          slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn),
 	}
 	s.mu.Lock()
-	s.ln, s.srv, s.serveErr = ln, srv, make(chan error, 1)
+	s.ln, s.srv, s.serveErr, s.certs = ln, srv, make(chan error, 1), certs
 	s.mu.Unlock()
 	go func() { s.serveErr <- srv.Serve(ln) }()
 	s.Logger.Info("serving", logAddr, s.URL())
 	return nil
+}
+
+// CertificateExpiry returns when the TLS certificate in service expires:
+// zero without TLS or before Open. A renewed certificate replaces it
+// within a minute of its files changing.
+func (s *Server) CertificateExpiry() time.Time {
+	s.mu.Lock()
+	certs := s.certs
+	s.mu.Unlock()
+	if certs == nil {
+		return time.Time{}
+	}
+	return certs.expiry()
 }
 
 // URL returns the base URL the server is reachable at, e.g.

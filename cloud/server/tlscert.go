@@ -68,6 +68,13 @@ func (c *certFiles) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, erro
 	return c.cert, nil
 }
 
+// expiry returns when the certificate in service expires.
+func (c *certFiles) expiry() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cert.Leaf.NotAfter
+}
+
 // reloadIfChanged loads the pair again if either file changed since it was
 // loaded, keeping the one in service when the new one does not load.
 func (c *certFiles) reloadIfChanged() {

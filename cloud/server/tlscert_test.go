@@ -58,6 +58,7 @@ func TestRenewedCertificateIsServedWithoutARestart(t *testing.T) {
 	if got := served(); got != "cloud-a" {
 		t.Fatalf("served %q, want the certificate it started with", got)
 	}
+	expiryA := s.CertificateExpiry()
 
 	certB, keyB := newTestCert(t, "cloud-b", time.Now().AddDate(0, 3, 0))
 	writeFile(t, certFile, certB)
@@ -79,6 +80,9 @@ func TestRenewedCertificateIsServedWithoutARestart(t *testing.T) {
 	writeFile(t, keyFile, keyC)
 	if got := served(); got != "cloud-c" {
 		t.Errorf("once the key arrived served %q, want cloud-c", got)
+	}
+	if exp := s.CertificateExpiry(); !exp.Before(expiryA) || time.Until(exp) > 49*time.Hour {
+		t.Errorf("certificate expiry after the renewal to a two-day certificate: %v (was %v)", exp, expiryA)
 	}
 	if !strings.Contains(logs.String(), "TLS certificate reloaded") || !strings.Contains(logs.String(), "expires soon") {
 		t.Errorf("the log does not tell of the reload and of the certificate expiring in two days:\n%s", logs)

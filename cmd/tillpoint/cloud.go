@@ -46,7 +46,8 @@ The admin API (/v1/admin/...) needs a token: put one in a file given with
 --admin-token-file, or in the environment as TILLPOINT_ADMIN_TOKEN. With the
 same token as a bearer token, GET /metrics serves Prometheus metrics:
 requests by route and outcome, ops applied and rejected by reason, batches
-being applied, and the ledger's retried transactions.
+being applied, the ledger's retried transactions, point expiry runs, and
+when the TLS certificate served expires.
 
 Points past their expiry lapse about every --expire-every (give or take a
 tenth, so that several clouds over one database drift apart), first at

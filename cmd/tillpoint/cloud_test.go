@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"database/sql"
@@ -19,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -245,10 +247,12 @@ func TestEnrollOverTLSTrustsOnlyTheGivenCA(t *testing.T) {
 	dir := t.TempDir()
 	db := "sqlite:" + filepath.Join(dir, "ledger.db")
 	cert, key := writeTestCert(t, dir)
-	cl := startCloud(t, nil, "--db", db, "--tls-cert", cert, "--tls-key", key)
+	const token = "tls-tls-tls-tls-tls-tls-tls-tls-0"
+	cl := startCloud(t, map[string]string{"TILLPOINT_ADMIN_TOKEN": token}, "--db", db, "--tls-cert", cert, "--tls-key", key)
 	if !strings.HasPrefix(cl.url, "https://") {
 		t.Fatalf("cloud URL %q, want https", cl.url)
 	}
+	wantCertExpiryMetric(t, cl.url, token, cert)
 	code1 := enrollCode(t, db, "T1")
 	code, _, errOut := run(t, "enroll", "--cloud", cl.url, "--code", code1, "--dir", filepath.Join(dir, "untrusted"))
 	if code != 1 || !strings.Contains(errOut, "certificate") {
@@ -369,5 +373,38 @@ func enrollT1(t *testing.T, cl *runningCloud, db, dir string, extra ...string) {
 	args := append([]string{"enroll", "--cloud", cl.url, "--code", enrollCode(t, db, "T1"), "--dir", dir}, extra...)
 	if code, _, errOut := run(t, args...); code != 0 {
 		t.Fatalf("enroll exited %d: %s", code, errOut)
+	}
+}
+
+// wantCertExpiryMetric checks that the cloud at url tells Prometheus when
+// the certificate in certFile, the one it serves, expires.
+func wantCertExpiryMetric(t *testing.T, url, token, certFile string) {
+	t.Helper()
+	pemBytes, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(pemBytes)
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	req, _ := http.NewRequest("GET", url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("scrape metrics over TLS: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	const name = "tillpoint_cloud_tls_certificate_expiry_timestamp_seconds "
+	_, rest, found := strings.Cut(string(body), "\n"+name)
+	value, _, _ := strings.Cut(rest, "\n")
+	got, err := strconv.ParseFloat(value, 64)
+	if !found || err != nil || int64(got) != cert.NotAfter.Unix() {
+		t.Errorf("certificate expiry metric %q (%v), want %d:\n%s", value, err, cert.NotAfter.Unix(), body)
 	}
 }

@@ -44,6 +44,10 @@ func newCloudMetrics(r *metrics.Registry, srv *server.Server, ledger *sqlstore.S
 	}
 	r.GaugeFunc("tillpoint_cloud_apply_in_flight", "Batches the ledger is applying now; at the server's limit ("+strconv.Itoa(srv.MaxConcurrentApply)+") more wait, and those that wait too long get 503.",
 		func() float64 { return float64(srv.ApplyInFlight()) })
+	if srv.TLSCertFile != "" {
+		r.GaugeFunc("tillpoint_cloud_tls_certificate_expiry_timestamp_seconds", "When the TLS certificate the cloud serves expires (Unix seconds); a renewed one is picked up within a minute. Alert well before it.",
+			func() float64 { return float64(srv.CertificateExpiry().Unix()) })
+	}
 	r.CounterFunc("tillpoint_cloud_ledger_retries_total", "Ledger transactions that conflicted with others (PostgreSQL) and ran again alone.",
 		func() float64 { return float64(ledger.Stats().Retried) })
 	r.CounterFunc("tillpoint_cloud_ledger_reruns_total", "Ledger transactions that ran a third time or more; should stay 0.",
