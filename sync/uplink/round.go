@@ -510,9 +510,14 @@ func retryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// problem returns a short printable summary of an error answer's body
-// (an RFC 9457 problem document or text).
+// problem returns a short printable summary of an error answer's body:
+// the code and detail of an RFC 9457 problem document, or the start of
+// any other body.
 func problem(body []byte) string {
+	var p struct{ Code, Detail string }
+	if json.Unmarshal(body, &p) == nil && p.Code != "" {
+		body = []byte(p.Code + ": " + p.Detail)
+	}
 	const max = 300
 	if len(body) > max {
 		body = body[:max]

@@ -208,11 +208,16 @@ func TestAckSignedByAnotherKeyIsNotTrusted(t *testing.T) {
 	}
 }
 
+// TestRetryAfterIsHonoured: a 503 is retried after its Retry-After, and
+// the state tells the cashier's screen why, from the problem document.
 func TestRetryAfterIsHonoured(t *testing.T) {
 	f := newFixture(t, 5, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", "7")
+			w.Header().Set("Content-Type", "application/problem+json")
 			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"type":"https://tillpoint.dev/problems/storage_full","title":"The ledger's storage is full, retry later","status":503,`+
+				`"detail":"the ledger's database has no room to write","code":"storage_full","retry_after":7}`)
 		})
 	})
 	now := t0
@@ -231,6 +236,9 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	}
 	if st.Online {
 		t.Errorf("online after a 503: got true, want false")
+	}
+	if !strings.Contains(st.LastError, "HTTP 503: storage_full: the ledger's database has no room to write") || strings.Contains(st.LastError, `{"type"`) {
+		t.Errorf("last error %q; want the problem's code and detail, not its JSON", st.LastError)
 	}
 }
 
