@@ -84,6 +84,11 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if p.Status >= http.StatusInternalServerError {
 		s.Logger.Error("request failed", logPath, r.URL.Path, logErr, err)
 	}
+	answer(w, p)
+}
+
+// answer writes p and records its code for the request's metrics.
+func answer(w http.ResponseWriter, p *Problem) {
 	if sw, ok := w.(*statusWriter); ok {
 		sw.code = p.Code
 	}

@@ -305,11 +305,11 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	switch err := s.Ledger.Ping(ctx); {
 	case errors.Is(err, cloud.ErrStorageFull):
 		s.Logger.Error("not ready: the ledger's storage is full; free space on the database's volume", logErr, err)
-		s.fail(w, r, problem(CodeStorageFull, "the ledger's database has no room to write; the operator must free space on its volume"))
+		answer(w, problem(CodeStorageFull, "the ledger's database has no room to write; the operator must free space on its volume"))
 		return
 	case err != nil:
 		s.Logger.Error("not ready: the ledger's database does not answer", logErr, err)
-		s.fail(w, r, problem(CodeUnavailable, "the ledger's database does not answer; the cloud's log says why"))
+		answer(w, problem(CodeUnavailable, "the ledger's database does not answer; the cloud's log says why"))
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
