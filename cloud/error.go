@@ -37,7 +37,8 @@ var (
 	// ErrStorageFull: the ledger's database had no room to write; the
 	// transaction was rolled back and nothing changed. A terminal keeps
 	// its batch and sends it again; the operator must free space on the
-	// database's volume (or raise PostgreSQL's).
+	// database's volume (or raise PostgreSQL's). The Ledger logs it, at
+	// most once a minute, so that its callers need not.
 	ErrStorageFull = errors.New("cloud: the ledger's storage is full; nothing was written")
 )
 

@@ -77,11 +77,12 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 	})
 }
 
-// fail writes err as a problem document; an internal error is logged with
-// its cause, which the client never sees.
+// fail writes err as a problem document; a server error is logged with
+// its cause, which the client never sees (but a full storage, which the
+// ledger logs at most once a minute, whatever the number of refusals).
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p := asProblem(err)
-	if p.Status >= http.StatusInternalServerError {
+	if p.Status >= http.StatusInternalServerError && p.Code != CodeStorageFull {
 		s.Logger.Error("request failed", logPath, r.URL.Path, logErr, err)
 	}
 	answer(w, p)

@@ -22,9 +22,6 @@ const (
 	checkpointEvery = 250 * time.Millisecond
 	// backstopCheckpointPages is the writer's own wal_autocheckpoint.
 	backstopCheckpointPages = 32768
-	// failureReportEvery spaces the warnings of a checkpointer that keeps
-	// failing, which would otherwise log four times a second.
-	failureReportEvery = time.Minute
 )
 
 // checkpointer runs PASSIVE checkpoints of a SQLite database while writes
@@ -36,8 +33,8 @@ type checkpointer struct {
 	done   sync.WaitGroup
 	log    *slog.Logger
 
-	failures int       // checkpoints failed in a row
-	reported time.Time // when the failures were last logged
+	failures   int      // checkpoints failed in a row
+	failureLog logEvery // a failing checkpointer would log four times a second
 }
 
 func startCheckpointer(db *sql.DB, log *slog.Logger) *checkpointer {
@@ -80,14 +77,14 @@ func (c *checkpointer) checkpoint() {
 		// fail for the same reason (a full disk): then the operator has
 		// to act.
 		c.failures++
-		if c.failures == 1 || time.Since(c.reported) >= failureReportEvery {
+		if _, log := c.failureLog.tick(); log {
 			c.log.Warn("background WAL checkpoint failing; the writer's own checkpoints take over, and if they fail too the WAL grows: check the ledger's disk",
 				"err", err, "failures_in_a_row", c.failures)
-			c.reported = time.Now()
 		}
 	case c.failures > 0:
 		c.log.Info("background WAL checkpoint works again", "failures_before", c.failures)
 		c.failures = 0
+		c.failureLog.reset()
 	}
 }
 

@@ -42,6 +42,10 @@ func (s *Store) classifyFull(err error) error {
 		return err
 	}
 	s.fullAt.Store(time.Now().UnixNano())
+	if n, log := s.fullLog.tick(); log {
+		s.log.Error("the ledger's storage is full: writes are refused (batches with 503 storage_full, which the tills keep and send again) until there is room; free space on the database's volume",
+			"refused", n, "err", err)
+	}
 	return fmt.Errorf("%w: %w", cloud.ErrStorageFull, err)
 }
 

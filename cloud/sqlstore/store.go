@@ -92,28 +92,18 @@ type Store struct {
 	// full (see classifyFull).
 	fullAt atomic.Int64
 
-	conflictMu       sync.Mutex
-	conflicts        int       // since the last report
-	conflictReported time.Time // when conflicts were last logged
+	// conflictLog and fullLog space the lines about conflicting
+	// transactions and a full storage.
+	conflictLog, fullLog logEvery
 }
 
-// conflictReportEvery spaces the lines that tell the operator ledger
-// transactions conflict, which under contention happens many times a
-// second.
-const conflictReportEvery = time.Minute
-
 // reportConflict counts a transaction that failed to serialize and ran
-// again, and logs the count at most once every conflictReportEvery.
+// again, and logs the count at most once every reportEvery.
 func (s *Store) reportConflict(err error) {
-	s.conflictMu.Lock()
-	defer s.conflictMu.Unlock()
-	s.conflicts++
-	if !s.conflictReported.IsZero() && time.Since(s.conflictReported) < conflictReportEvery {
-		return
+	if n, log := s.conflictLog.tick(); log {
+		s.log.Info("ledger transactions conflicted with others and ran again alone: batches on the same members from several stores at once. Nothing is lost; ingest slows while it lasts",
+			"conflicts", n, "last_err", err)
 	}
-	s.log.Info("ledger transactions conflicted with others and ran again alone: batches on the same members from several stores at once. Nothing is lost; ingest slows while it lasts",
-		"conflicts", s.conflicts, "last_err", err)
-	s.conflicts, s.conflictReported = 0, time.Now()
 }
 
 // After a transaction failed to serialize, the ledger's transactions run
@@ -383,8 +373,9 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *dbtx) error) error {
 		start := time.Now()
 		alone := attempt > 0 || start.UnixNano() < s.aloneUntil.Load()
 		err := s.tryTx(ctx, opts, alone, fn)
-		if err == nil && s.fullAt.Load() != 0 {
-			s.fullAt.Store(0) // there is room again
+		if err == nil && s.fullAt.Load() != 0 && s.fullAt.Swap(0) != 0 {
+			s.fullLog.reset()
+			s.log.Info("the ledger's storage has room again: writes succeed")
 		}
 		if err == nil || !retryable(err) || attempt >= s.opts.MaxRetries {
 			return s.classifyFull(err)
