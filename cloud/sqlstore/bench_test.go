@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -440,5 +441,73 @@ func BenchmarkExpireBacklog(b *testing.B) {
 				b.ReportMetric(float64(expire.Milliseconds())/float64(chunks), "ms/chunk")
 			})
 		}
+	}
+}
+
+// BenchmarkIngestDuringExpiry measures what a first expiry run over a
+// backlog (BenchmarkExpireBacklog's, 79,858 lots) costs the tills sending
+// meanwhile: one terminal applies batches of 100 ops back to back, first
+// alone, then while Expire runs beside it, and the benchmark reports the
+// median and the 99th percentile of Apply's latency in both phases and
+// their ratios. On SQLite a batch waits for the chunk that holds the one
+// writer; on PostgreSQL for the rows a chunk locks.
+func BenchmarkIngestDuringExpiry(b *testing.B) {
+	for _, k := range ledgerKinds {
+		b.Run(k.name, func(b *testing.B) {
+			ctx := context.Background()
+			s := k.open(b)
+			w := startWorkload(b, s, 100_000, 0)
+			for i := range 120 {
+				if _, err := s.Apply(ctx, w.next(1000)); err != nil {
+					b.Fatalf("build the backlog: batch %d: %v", i, err)
+				}
+			}
+			apply := func(n int) []time.Duration {
+				took := make([]time.Duration, n)
+				for i := range took {
+					bt := w.next(100)
+					start := time.Now()
+					if _, err := s.Apply(ctx, bt); err != nil {
+						b.Fatal(err)
+					}
+					took[i] = time.Since(start)
+				}
+				slices.Sort(took)
+				return took
+			}
+			b.ResetTimer()
+			alone := apply(max(b.N, 200))
+			done := make(chan error, 1)
+			var lapsed int
+			go func() {
+				res, err := s.Expire(ctx, storetest.Start().AddDate(5, 0, 0))
+				lapsed = res.Lots
+				done <- err
+			}()
+			var beside []time.Duration
+			for running := true; running; {
+				beside = append(beside, apply(20)...)
+				select {
+				case err := <-done:
+					if err != nil {
+						b.Fatal(err)
+					}
+					running = false
+				default:
+				}
+			}
+			b.StopTimer()
+			slices.Sort(beside)
+			p := func(d []time.Duration, q float64) float64 {
+				return float64(d[int(q*float64(len(d)-1))].Microseconds()) / 1000
+			}
+			b.ReportMetric(float64(lapsed), "lots-lapsed")
+			b.ReportMetric(float64(len(beside)), "batches-beside")
+			b.ReportMetric(p(alone, 0.5), "alone-p50-ms")
+			b.ReportMetric(p(alone, 0.99), "alone-p99-ms")
+			b.ReportMetric(p(beside, 0.5), "beside-p50-ms")
+			b.ReportMetric(p(beside, 0.99), "beside-p99-ms")
+			b.ReportMetric(p(beside, 0.99)/p(alone, 0.99), "x-p99")
+		})
 	}
 }
