@@ -303,8 +303,7 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
 	switch err := s.Ledger.Ping(ctx); {
-	case errors.Is(err, cloud.ErrStorageFull):
-		s.Logger.Error("not ready: the ledger's storage is full; free space on the database's volume", logErr, err)
+	case errors.Is(err, cloud.ErrStorageFull): // the ledger logs it, once a minute
 		answer(w, problem(CodeStorageFull, "the ledger's database has no room to write; the operator must free space on its volume"))
 		return
 	case err != nil:
