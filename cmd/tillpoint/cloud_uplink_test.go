@@ -181,3 +181,21 @@ func enrollWithJournal(t *testing.T, cl *runningCloud, db, dir string) (*enroll.
 	t.Cleanup(func() { j.Close() })
 	return st, j
 }
+
+// wantEachOpOnce checks the ledger db, its cloud stopped, for the n ops of
+// appendEarns the terminal sent in epoch, each applied once: the watermark
+// at n, 10 points each, and a ledger that balances. what says when.
+func wantEachOpOnce(t *testing.T, db, terminal string, epoch uint32, n int, what string) {
+	t.Helper()
+	ctx := context.Background()
+	ledger, err := sqlstore.Open(ctx, db, sqlstore.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ledger.Close()
+	wm, _, err := ledger.Watermark(ctx, terminal, epoch)
+	report, cerr := ledger.Check(ctx)
+	if err != nil || cerr != nil || wm != uint64(n) || report.Liability != loyalty.Points(10*n) {
+		t.Errorf("ledger %s: watermark %d (%v), liability %d (%v); want all %d ops once, %d points", what, wm, err, report.Liability, cerr, n, 10*n)
+	}
+}

@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/tillpoint/tillpoint/cloud/sqlstore"
 	"github.com/tillpoint/tillpoint/sync/uplink"
 )
 
@@ -64,14 +62,6 @@ func TestRestoredCloudGetsWhatItsBackupLacksFromTheTills(t *testing.T) {
 	if s.Gaps != 1 || s.Applied != 110 || s.Backlog != 0 {
 		t.Errorf("till after the restore: %d gaps, %d applied, backlog %d; want 1 gap and the 100 ops the backup lacked with the 10 new applied", s.Gaps, s.Applied, s.Backlog)
 	}
-	ledger, err := sqlstore.Open(ctx, db, sqlstore.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ledger.Close()
-	wm, _, err := ledger.Watermark(ctx, st.Terminal, epoch)
-	report, cerr := ledger.Check(ctx)
-	if err != nil || cerr != nil || wm != 360 || report.Liability != 3600 {
-		t.Errorf("restored ledger: watermark %d (%v), liability %d (%v); want all 360 ops once, 3,600 points", wm, err, report.Liability, cerr)
-	}
+	restored.stop()
+	wantEachOpOnce(t, db, st.Terminal, epoch, 360, "restored from the backup")
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,8 +11,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/tillpoint/tillpoint/cloud/sqlstore"
 )
 
 // TestCloudOnAFullDiskRefusesBatchesAndLosesNothing defends "nothing lost"
@@ -88,16 +85,7 @@ func TestCloudOnAFullDiskRefusesBatchesAndLosesNothing(t *testing.T) {
 		t.Errorf("the cloud's log does not say the storage has room again:\n%s", cl.stderr.String())
 	}
 	cl.stop()
-	ledger, err := sqlstore.Open(ctx, db, sqlstore.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ledger.Close()
-	wm, _, err := ledger.Watermark(ctx, st.Terminal, epoch)
-	report, cerr := ledger.Check(ctx)
-	if err != nil || cerr != nil || wm != 1050 || report.Liability != 10500 {
-		t.Errorf("ledger after the disk was full: watermark %d (%v), liability %d (%v); want all 1,050 ops once, 10,500 points", wm, err, report.Liability, cerr)
-	}
+	wantEachOpOnce(t, db, st.Terminal, epoch, 1050, "after the disk was full")
 }
 
 // fillDisk writes a file in dir until its file system is full and returns
