@@ -86,6 +86,8 @@ type Ledger interface {
 	Claim(ctx context.Context, op loyalty.OpID, card loyalty.CardHash, store string, now time.Time) (Claimed, error)
 
 	// Expire lapses the points of every lot that expires at or before now.
+	// One run at a time over a ledger: while another process runs it,
+	// Expire lapses nothing and returns a result with Skipped set.
 	Expire(ctx context.Context, now time.Time) (ExpireResult, error)
 	// Check replays the whole ledger and compares every balance. It returns
 	// the report, and ErrCheckFailed (with the report) when anything is off.
@@ -236,6 +238,9 @@ type Claimed struct {
 type ExpireResult struct {
 	Lots   int
 	Points loyalty.Points
+	// Skipped: another process was running expiry over the same ledger,
+	// so this run lapsed nothing.
+	Skipped bool
 }
 
 // CheckReport is what Check found. Earned, Redeemed, Expired, Adjusted and

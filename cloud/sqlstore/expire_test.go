@@ -2,6 +2,8 @@ package sqlstore_test
 
 import (
 	"context"
+	"log/slog"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -114,4 +116,68 @@ func openWithTill(t *testing.T, open func(testing.TB) *sqlstore.Store) (*sqlstor
 		t.Fatal(err)
 	}
 	return s, storetest.NewTill(t, s, "t1", "s1")
+}
+
+// TestOnlyOneCloudExpiresAtATime defends expiry run by several clouds over
+// one ledger: while one holds the expiry lease, another's run lapses
+// nothing and says it skipped; a lease whose holder died (not renewed for
+// two minutes) is taken over; a finished run gives the lease back. Two
+// Stores over one database stand for two cloud processes.
+func TestOnlyOneCloudExpiresAtATime(t *testing.T) {
+	ctx := context.Background()
+	for name, dsn := range map[string]func(*testing.T) string{
+		"sqlite":   func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "ledger.db") },
+		"postgres": func(t *testing.T) string { return storetest.PostgresSchema(t) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			url := dsn(t)
+			open := func(testing.TB) *sqlstore.Store {
+				s, err := sqlstore.Open(ctx, url, sqlstore.Options{Logger: slog.New(slog.DiscardHandler)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				return s
+			}
+			first, tl := openWithTill(t, open)
+			second := open(t)
+			var ops []loyalty.Op
+			for i := range 50 {
+				ops = append(ops, tl.Earn(storetest.Card(i), 1000, 10))
+			}
+			tl.Send(t, first, ops...)
+			due := storetest.Start().AddDate(2, 0, 0)
+			want, err := first.Expirable(ctx, due)
+			if err != nil || want.Lots == 0 {
+				t.Fatalf("expirable: %+v, %v", want, err)
+			}
+
+			// The first cloud is running expiry (it holds the lease).
+			if taken, err := first.TakeExpiryLease(ctx, "running", time.Now()); err != nil || !taken {
+				t.Fatalf("take the free lease: %v, %v", taken, err)
+			}
+			res, err := second.Expire(ctx, due)
+			if err != nil || !res.Skipped || res.Lots != 0 {
+				t.Errorf("expiry while another cloud runs it: %+v, %v; want it skipped, nothing lapsed", res, err)
+			}
+			if left, _ := second.Expirable(ctx, due); left != want {
+				t.Errorf("a skipped run changed what is expirable: %+v, want %+v", left, want)
+			}
+
+			// It died three minutes ago: its lease has run out.
+			if taken, err := first.TakeExpiryLease(ctx, "running", time.Now().Add(-3*time.Minute)); err != nil || !taken {
+				t.Fatalf("back-date the lease: %v, %v", taken, err)
+			}
+			res, err = second.Expire(ctx, due)
+			if err != nil || res.Skipped || res.Lots != want.Lots || res.Points != want.Points {
+				t.Errorf("expiry after the holder died: %+v, %v; want all of %+v", res, err, want)
+			}
+			// The finished run gave the lease back.
+			res, err = first.Expire(ctx, due)
+			if err != nil || res.Skipped || res.Lots != 0 {
+				t.Errorf("expiry after a finished run: %+v, %v; want it to run and find nothing", res, err)
+			}
+			storetest.AssertConserved(t, first)
+		})
+	}
 }

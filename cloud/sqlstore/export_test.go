@@ -190,3 +190,10 @@ func (s *Store) RunAloneFor(d time.Duration) { s.runAlone(d) }
 
 // ExpireChunk is how many lots one expiry transaction lapses.
 const ExpireChunk = expireChunk
+
+// TakeExpiryLease takes the lease an expiry run holds, for holder, as of
+// now: a run in progress in another process, or (with a now more than
+// two minutes ago) one that died.
+func (s *Store) TakeExpiryLease(ctx context.Context, holder string, now time.Time) (bool, error) {
+	return s.takeLease(ctx, expiryLease, holder, now)
+}

@@ -245,6 +245,15 @@ DROP INDEX lots_by_owner;
 CREATE INDEX lots_by_owner_no ON lots (owner_no, expires_at, remaining) WHERE remaining <> 0 OR owner_no < 0;
 ALTER TABLE lots DROP COLUMN owner;
 `,
+	// 11: leases, so that of several clouds over one ledger one at a
+	// time runs point expiry (see takeLease).
+	`
+CREATE TABLE leases (
+	name    TEXT PRIMARY KEY,
+	holder  TEXT NOT NULL,
+	expires BIGINT NOT NULL
+) WITHOUT_ROWID;
+`,
 }
 
 func (s *Store) migrate(ctx context.Context, upTo int) error {

@@ -32,6 +32,8 @@ func (e *expirer) run(ctx context.Context, now time.Time) (cloud.ExpireResult, e
 	case err != nil && ctx.Err() == nil:
 		e.log.Error("point expiry failed; the next run tries again, or run 'tillpoint cloud expire'", "err", err,
 			"lots", res.Lots, "points", res.Points)
+	case res.Skipped:
+		e.log.Info("point expiry skipped: another cloud over this ledger is running it")
 	case res.Lots > 0:
 		e.log.Info("points expired", "lots", res.Lots, "points", res.Points)
 	}
@@ -69,10 +71,11 @@ func jittered(d time.Duration) time.Duration {
 const expireHelp = `
 Lapses the points of every lot whose expiry has passed: each lot's
 remaining points move to the program's expired account, in a ledger
-transaction per card or member. A running 'tillpoint cloud' does this every
---expire-every (an hour by default); run this from cron instead when
-that is set to 0. Running it twice, or beside a running cloud, lapses
-nothing twice.
+transaction per card or member. A running 'tillpoint cloud' does this
+every --expire-every (an hour by default); run this from cron instead
+when that is set to 0. One run at a time: while another process runs it
+over the same ledger, this one lapses nothing and says so; a run that
+died gives its turn up within two minutes. Nothing ever lapses twice.
 
 A ledger that has never expired points lapses everything past its expiry
 at its first run. --dry-run tells how much that is, and changes nothing.
@@ -95,6 +98,10 @@ func (m *Main) runCloudExpire(ctx context.Context, args []string) error {
 		res, err := e.run(ctx, now)
 		if err != nil {
 			return fmt.Errorf("expire points (%d lots, %d points lapsed before the error stay lapsed; run again): %w", res.Lots, res.Points, err)
+		}
+		if res.Skipped {
+			fmt.Fprintln(m.Stdout, "another cloud over this ledger is expiring points now; nothing done here")
+			return nil
 		}
 		fmt.Fprintf(m.Stdout, "expired %d lots, %d points\n", res.Lots, res.Points)
 		return nil

@@ -37,11 +37,17 @@ func ledgerWithLapsedPoints(t *testing.T, db string) {
 
 // TestCloudExpireLapsesExpiredPointsOnce defends the command an operator
 // runs from cron: the points past their expiry lapse, once, and a dry run
-// tells how many would, lapsing none.
+// tells how many would, lapsing none; while another process holds the
+// expiry lease, it lapses nothing and says so.
 func TestCloudExpireLapsesExpiredPointsOnce(t *testing.T) {
 	t.Parallel()
 	db := "sqlite:" + filepath.Join(t.TempDir(), "ledger.db")
 	ledgerWithLapsedPoints(t, db)
+	holdExpiryLease(t, db, time.Minute)
+	if code, out, errOut := run(t, "cloud", "expire", "--db", db); code != 0 || !strings.Contains(out, "another cloud over this ledger is expiring points now") {
+		t.Errorf("cloud expire while another process runs it: exit %d, stdout %q, stderr %q; want 0 and a skip", code, out, errOut)
+	}
+	holdExpiryLease(t, db, -time.Minute) // that process is done
 	for i, step := range []struct {
 		args []string
 		want string
@@ -115,5 +121,20 @@ func TestExpiryRunsOfReplicasDriftApart(t *testing.T) {
 	}
 	if got := jittered(5 * time.Nanosecond); got != 5*time.Nanosecond {
 		t.Errorf("an interval too short to spread: %v, want it unchanged", got)
+	}
+}
+
+// holdExpiryLease sets the expiry lease of the ledger db as another
+// process's that runs out in d (or ran out, for a negative d).
+func holdExpiryLease(t *testing.T, db string, d time.Duration) {
+	t.Helper()
+	ledger, err := sqlstore.Open(context.Background(), db, sqlstore.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ledger.Close()
+	if _, err := ledger.DB().Exec(`INSERT INTO leases (name, holder, expires) VALUES ('expiry', 'another cloud', ?)
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires = excluded.expires`, time.Now().Add(d).UnixMicro()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -39,7 +39,7 @@ func newCloudMetrics(r *metrics.Registry, srv *server.Server, ledger *sqlstore.S
 			"flag"),
 		expiredLots:   r.Counter("tillpoint_cloud_expired_lots_total", "Lots whose points expiry lapsed."),
 		expiredPoints: r.Counter("tillpoint_cloud_expired_points_total", "Points expiry lapsed."),
-		expiryRuns:    r.Counter("tillpoint_cloud_expiry_runs_total", "Runs of point expiry, by result (ok, failed).", "result"),
+		expiryRuns:    r.Counter("tillpoint_cloud_expiry_runs_total", "Runs of point expiry, by result (ok, failed, skipped: another cloud over the ledger was running it).", "result"),
 		lastExpiry:    r.Gauge("tillpoint_cloud_expiry_last_success_timestamp_seconds", "When point expiry last ran to the end (Unix seconds); alert when it falls far behind."),
 	}
 	r.GaugeFunc("tillpoint_cloud_apply_in_flight", "Batches the ledger is applying now; at the server's limit ("+strconv.Itoa(srv.MaxConcurrentApply)+") more wait, and those that wait too long get 503.",
@@ -75,8 +75,12 @@ func (m *cloudMetrics) Ops(results []cloud.OpResult) {
 func (m *cloudMetrics) expired(res cloud.ExpireResult, err error, at time.Time) {
 	m.expiredLots.Add(float64(res.Lots))
 	m.expiredPoints.Add(float64(res.Points))
-	if err != nil {
+	switch {
+	case err != nil:
 		m.expiryRuns.Inc("failed")
+		return
+	case res.Skipped:
+		m.expiryRuns.Inc("skipped")
 		return
 	}
 	m.expiryRuns.Inc("ok")
