@@ -19,6 +19,12 @@ import (
 // instead of 127 to 135 (BenchmarkIngestDuringExpiry, docs/benchmarks.md).
 const expireChunk = 250
 
+// lotExpired is true of a lot l with points left that expired by the
+// statement's parameter. It is the condition of the partial index
+// lots_expiring (remaining > 0, not the reads by owner's remaining <> 0),
+// so that Expire and Expirable search it and stay in step with it.
+const lotExpired = `l.expires_at <= ? AND l.remaining > 0`
+
 // Expire implements cloud.Ledger. It works in transactions of at most
 // expireChunk lots, so a long run never holds the writer for long; each
 // owner's expired points are one ledger transaction per run chunk. A run
@@ -50,9 +56,12 @@ func (s *Store) Expire(ctx context.Context, now time.Time) (cloud.ExpireResult, 
 		lost := false
 		err := s.inTx(ctx, func(tx *dbtx) error {
 			held, err := s.holdLease(ctx, tx, expiryLease, holder, time.Now())
-			if err != nil || !held {
-				lost = !held
+			if err != nil {
 				return err
+			}
+			if !held {
+				lost = true
+				return nil
 			}
 			n, pts, err = s.expireChunk(ctx, tx, now)
 			return err
@@ -79,7 +88,7 @@ func (s *Store) Expire(ctx context.Context, now time.Time) (cloud.ExpireResult, 
 func (s *Store) Expirable(ctx context.Context, now time.Time) (cloud.ExpireResult, error) {
 	var res cloud.ExpireResult
 	var points int64
-	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT COUNT(*), COALESCE(CAST(SUM(remaining) AS BIGINT), 0) FROM lots WHERE expires_at <= ? AND remaining > 0`),
+	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT COUNT(*), COALESCE(CAST(SUM(remaining) AS BIGINT), 0) FROM lots l WHERE `+lotExpired),
 		micros(now)).Scan(&res.Lots, &points)
 	if err != nil {
 		return res, fmt.Errorf("count expired lots: %w", err)
@@ -93,7 +102,7 @@ func (s *Store) expireChunk(ctx context.Context, tx *dbtx, now time.Time) (int, 
 	// reads its lots and no more: ordered by owner, every chunk sorted
 	// every expired lot, and a large backlog took time quadratic in its
 	// size (docs/benchmarks.md, eighth session).
-	rows, err := tx.QueryContext(ctx, s.q(selectLots+` WHERE l.expires_at <= ? AND l.remaining > 0 ORDER BY l.expires_at LIMIT ?`),
+	rows, err := tx.QueryContext(ctx, s.q(selectLots+` WHERE `+lotExpired+` ORDER BY l.expires_at LIMIT ?`),
 		micros(now), expireChunk)
 	if err != nil {
 		return 0, 0, fmt.Errorf("read expired lots: %w", err)

@@ -355,11 +355,12 @@ func (s *Store) q(query string) string {
 // the ledger's advisory lock shared for its transaction, a retry holds it
 // exclusively, taken before its snapshot. The retry waits for the
 // attempts in flight to end, new ones wait for it, and no other ledger
-// transaction can make it fail again. For a while after a conflict (ten times as long as the attempt
-// that failed took, at most aloneAfterConflict) first attempts run alone
-// too: where batches keep sharing owners, one at a time applies more than
-// side by side, and a conflict between small transactions costs a few
-// milliseconds of one at a time, not a second. Before this, four
+// transaction can make it fail again. For a while after a conflict (ten
+// times as long as the attempt that failed took, at most
+// aloneAfterConflict) first attempts run alone too: where batches keep
+// sharing owners, one at a time applies more than side by side, and a
+// conflict between small transactions costs a few milliseconds of one at
+// a time, not a second. Before this, four
 // terminals sending batches on the same 10,000 cards failed each other
 // until one gave up after 21 attempts; now they apply about 8,000 ops/s,
 // where one terminal alone applies about 9,500 and four on cards of their
