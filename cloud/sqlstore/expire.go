@@ -76,6 +76,9 @@ func (s *Store) Expire(ctx context.Context, now time.Time) (cloud.ExpireResult, 
 		}
 		res.Lots += n
 		res.Points += loyalty.Points(pts)
+		if s.afterExpireChunk != nil {
+			s.afterExpireChunk()
+		}
 		if n < expireChunk {
 			return res, nil
 		}

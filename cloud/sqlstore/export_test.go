@@ -197,3 +197,6 @@ const ExpireChunk = expireChunk
 func (s *Store) TakeExpiryLease(ctx context.Context, holder string, now time.Time) (bool, error) {
 	return s.takeLease(ctx, expiryLease, holder, now)
 }
+
+// AfterExpireChunk has fn run after each expiry chunk commits.
+func (s *Store) AfterExpireChunk(fn func()) { s.afterExpireChunk = fn }

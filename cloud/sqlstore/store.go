@@ -95,6 +95,10 @@ type Store struct {
 	// conflictLog and fullLog space the lines about conflicting
 	// transactions and a full storage.
 	conflictLog, fullLog logEvery
+
+	// afterExpireChunk, when set (by tests), runs after each expiry
+	// chunk commits.
+	afterExpireChunk func()
 }
 
 // reportConflict counts a transaction that failed to serialize and ran
