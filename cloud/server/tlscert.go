@@ -1,8 +1,10 @@
 package server
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"os"
@@ -19,11 +21,14 @@ const certReloadCheck = time.Minute
 const certExpiryWarning = 14 * 24 * time.Hour
 
 // certFiles serves a TLS certificate from a certificate file and a key
-// file, and loads the pair again when either file changes, so that a
-// renewed certificate (certbot, another ACME client, an operator's copy)
-// is served without a restart. A pair that does not load (written half,
-// or a key that does not match the certificate) leaves the certificate
-// in service as it was, and says so in the log.
+// file, and loads the pair again when either file's content changes, so
+// that a renewed certificate (certbot, another ACME client, an operator's
+// copy) is served without a restart. Content, not modification time and
+// size: a copy that keeps the old file's time (cp -p, rsync -t) of a
+// certificate of the same length is still a new certificate. A pair that
+// does not load (written half, or a key that does not match the
+// certificate) leaves the certificate in service as it was, and says so
+// in the log.
 type certFiles struct {
 	certFile, keyFile string
 	checkEvery        time.Duration
@@ -31,26 +36,20 @@ type certFiles struct {
 
 	mu      sync.Mutex
 	cert    *tls.Certificate
-	loaded  [2]fileStamp // of the pair in service
-	checked time.Time    // when the files were last looked at
-	failed  [2]fileStamp // of a pair that did not load, so it is logged once
-}
-
-// fileStamp tells whether a file changed: its modification time (Unix
-// nanoseconds) and size.
-type fileStamp struct {
-	mod, size int64
+	loaded  [sha256.Size]byte // digest of the pair in service
+	checked time.Time         // when the files were last looked at
+	failed  [sha256.Size]byte // of a pair that did not load, so it is logged once
 }
 
 // loadCertFiles loads the pair for the first time: an error here stops
 // the server from starting.
 func loadCertFiles(certFile, keyFile string, checkEvery time.Duration, log *slog.Logger) (*certFiles, error) {
 	c := &certFiles{certFile: certFile, keyFile: keyFile, checkEvery: checkEvery, log: log}
-	stamps, err := c.stamps()
+	p, err := c.read()
 	if err != nil {
 		return nil, err
 	}
-	if err := c.load(stamps); err != nil {
+	if err := c.load(p); err != nil {
 		return nil, err
 	}
 	c.checked = time.Now()
@@ -78,41 +77,54 @@ func (c *certFiles) expiry() time.Time {
 // reloadIfChanged loads the pair again if either file changed since it was
 // loaded, keeping the one in service when the new one does not load.
 func (c *certFiles) reloadIfChanged() {
-	stamps, err := c.stamps()
-	if err == nil && (stamps == c.loaded || stamps == c.failed) {
+	p, err := c.read()
+	switch {
+	case err != nil:
+		p.digest = sha256.Sum256([]byte(err.Error())) // so that it is logged once
+	case p.digest == c.loaded || p.digest == c.failed:
 		return
-	}
-	if err == nil {
-		err = c.load(stamps)
+	default:
+		err = c.load(p)
 	}
 	if err != nil {
-		if stamps != c.failed {
+		if p.digest != c.failed {
 			c.log.Error("TLS certificate changed but does not load; still serving the previous one until the files are fixed",
 				logErr, err, "expires", c.cert.Leaf.NotAfter)
 		}
-		c.failed = stamps
+		c.failed = p.digest
 		return
 	}
 	c.log.Info("TLS certificate reloaded", "subject", c.cert.Leaf.Subject.String(), "expires", c.cert.Leaf.NotAfter)
 }
 
-// stamps looks at both files.
-func (c *certFiles) stamps() ([2]fileStamp, error) {
-	var st [2]fileStamp
-	for i, path := range []string{c.certFile, c.keyFile} {
-		fi, err := os.Stat(path)
-		if err != nil {
-			return st, fmt.Errorf("server: TLS certificate: %w", err)
-		}
-		st[i] = fileStamp{fi.ModTime().UnixNano(), fi.Size()}
-	}
-	return st, nil
+// certPair is what the two files held when they were read.
+type certPair struct {
+	certPEM, keyPEM []byte
+	digest          [sha256.Size]byte // of both, each prefixed by its length
 }
 
-// load reads the pair and puts it in service; stamps are the files' as
-// looked at just before.
-func (c *certFiles) load(stamps [2]fileStamp) error {
-	cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
+// read reads both files.
+func (c *certFiles) read() (certPair, error) {
+	var p certPair
+	var err error
+	if p.certPEM, err = os.ReadFile(c.certFile); err != nil {
+		return p, fmt.Errorf("server: TLS certificate: %w", err)
+	}
+	if p.keyPEM, err = os.ReadFile(c.keyFile); err != nil {
+		return p, fmt.Errorf("server: TLS key: %w", err)
+	}
+	h := sha256.New()
+	for _, b := range [][]byte{p.certPEM, p.keyPEM} {
+		h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(b))))
+		h.Write(b)
+	}
+	h.Sum(p.digest[:0])
+	return p, nil
+}
+
+// load puts the pair read in service.
+func (c *certFiles) load(p certPair) error {
+	cert, err := tls.X509KeyPair(p.certPEM, p.keyPEM)
 	if err != nil {
 		return fmt.Errorf("server: load TLS certificate %s and key %s: %w", c.certFile, c.keyFile, err)
 	}
@@ -125,6 +137,6 @@ func (c *certFiles) load(stamps [2]fileStamp) error {
 		c.log.Warn("the TLS certificate expires soon; renew it (the cloud loads a renewed one without a restart)",
 			"file", c.certFile, "expires", cert.Leaf.NotAfter)
 	}
-	c.cert, c.loaded, c.failed = &cert, stamps, [2]fileStamp{}
+	c.cert, c.loaded, c.failed = &cert, p.digest, [sha256.Size]byte{}
 	return nil
 }

@@ -87,6 +87,57 @@ func TestRenewedCertificateIsServedWithoutARestart(t *testing.T) {
 	if !strings.Contains(logs.String(), "TLS certificate reloaded") || !strings.Contains(logs.String(), "expires soon") {
 		t.Errorf("the log does not tell of the reload and of the certificate expiring in two days:\n%s", logs)
 	}
+
+	// A key file removed (a renewal in progress, an operator's mistake):
+	// the pair in service stays, and the log says so once.
+	if err := os.Remove(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if got := served(); got != "cloud-c" {
+			t.Errorf("with the key file gone served %q, want cloud-c still", got)
+		}
+	}
+	if n := strings.Count(logs.String(), "does not load"); n != 2 {
+		t.Errorf("a key file gone was logged %d times beside the earlier one, want once:\n%s", n-1, logs)
+	}
+}
+
+// TestRenewalThatKeepsTheFilesTimesIsServed: a renewed pair copied in
+// with the old files' modification times (cp -p, rsync -t) and of the
+// same sizes is still a new certificate, and is served after the check.
+func TestRenewalThatKeepsTheFilesTimesIsServed(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	certA, keyA := newTestCert(t, "cloud-a", time.Now().AddDate(0, 3, 0))
+	certB, keyB := newTestCert(t, "cloud-b", time.Now().AddDate(0, 3, 0))
+	for len(certB) != len(certA) || len(keyB) != len(keyA) { // ECDSA signatures vary in length
+		certB, keyB = newTestCert(t, "cloud-b", time.Now().AddDate(0, 3, 0))
+	}
+	writeFile(t, certFile, certA)
+	writeFile(t, keyFile, keyA)
+	stamp := time.Now().Add(-time.Hour).Truncate(time.Second)
+	for _, f := range []string{certFile, keyFile} {
+		if err := os.Chtimes(f, stamp, stamp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := loadCertFiles(certFile, keyFile, time.Nanosecond, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	writeFile(t, certFile, certB)
+	writeFile(t, keyFile, keyB)
+	for _, f := range []string{certFile, keyFile} {
+		if err := os.Chtimes(f, stamp, stamp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cert, err := c.getCertificate(nil)
+	if err != nil || cert.Leaf.Subject.CommonName != "cloud-b" {
+		t.Errorf("after a renewal with the same sizes and times: served %v, %v; want cloud-b", cert.Leaf.Subject, err)
+	}
 }
 
 // TestServerWithoutItsCertificateDoesNotStart: a missing or broken pair
