@@ -6,12 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/tillpoint/tillpoint/cloud"
 	"github.com/tillpoint/tillpoint/cloud/sqlstore"
 	"github.com/tillpoint/tillpoint/cloud/storetest"
+	"github.com/tillpoint/tillpoint/internal/testdisk"
 	"github.com/tillpoint/tillpoint/loyalty"
 )
 
@@ -85,9 +85,6 @@ func TestBackupOfPostgresPointsToItsTools(t *testing.T) {
 // fails naming its target, and leaves no file that could be mistaken for a
 // backup and restored. A real full file system: a tmpfs, as root.
 func TestBackupToAFullDiskLeavesNoPartialCopy(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
-	}
 	ctx := context.Background()
 	s := storetest.OpenSQLite(t, sqlstore.Options{})
 	tl := storetest.NewTill(t, s, "t1", "s1")
@@ -98,11 +95,7 @@ func TestBackupToAFullDiskLeavesNoPartialCopy(t *testing.T) {
 		}
 		tl.Send(t, s, ops...)
 	}
-	disk := t.TempDir()
-	if err := syscall.Mount("tmpfs", disk, "tmpfs", 0, "size=256k"); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(disk, syscall.MNT_DETACH) })
+	disk := testdisk.Tmpfs(t, "size=256k", "no other test")
 	path := filepath.Join(disk, "backup.db")
 	err := s.BackupTo(ctx, path)
 	if err == nil || !strings.Contains(err.Error(), path) {

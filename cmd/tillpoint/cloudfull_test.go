@@ -2,15 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tillpoint/tillpoint/internal/testdisk"
 )
 
 // TestCloudOnAFullDiskRefusesBatchesAndLosesNothing defends "nothing lost"
@@ -23,17 +23,7 @@ func TestCloudOnAFullDiskRefusesBatchesAndLosesNothing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	disk := filepath.Join(dir, "disk")
-	if err := os.Mkdir(disk, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root; sqlstore's TestFullStorageRefusesTheBatchAndLosesNothing covers the ledger")
-	}
-	if err := syscall.Mount("tmpfs", disk, "tmpfs", 0, "size=8m"); err != nil {
-		t.Skipf("cannot mount a tmpfs (%v); sqlstore's TestFullStorageRefusesTheBatchAndLosesNothing covers the ledger", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(disk, syscall.MNT_DETACH) })
+	disk := testdisk.Tmpfs(t, "size=8m", "sqlstore's TestFullStorageRefusesTheBatchAndLosesNothing")
 
 	db := "sqlite:" + filepath.Join(disk, "ledger.db")
 	const token = "full-disk-full-disk-full-disk-000"
@@ -44,7 +34,7 @@ func TestCloudOnAFullDiskRefusesBatchesAndLosesNothing(t *testing.T) {
 		t.Fatalf("sync before the disk fills: %v", err)
 	}
 
-	filler := fillDisk(t, disk)
+	filler := testdisk.Fill(t, disk)
 	// Ten batches, on the till's own disk. The first may still fit in
 	// the pages the cloud's WAL already has; the rest cannot.
 	appendEarns(t, j, 1000)
@@ -86,30 +76,6 @@ func TestCloudOnAFullDiskRefusesBatchesAndLosesNothing(t *testing.T) {
 	}
 	cl.stop()
 	wantEachOpOnce(t, db, st.Terminal, epoch, 1050, "after the disk was full")
-}
-
-// fillDisk writes a file in dir until its file system is full and returns
-// its path.
-func fillDisk(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	for _, chunk := range []int{1 << 20, 4 << 10, 1} {
-		buf := make([]byte, chunk)
-		for {
-			if _, err = f.Write(buf); err != nil {
-				break
-			}
-		}
-		if !errors.Is(err, syscall.ENOSPC) {
-			t.Fatalf("fill the disk: %v, want ENOSPC", err)
-		}
-	}
-	return path
 }
 
 // get returns the status and body of a GET of url.

@@ -9,27 +9,9 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/tillpoint/tillpoint/internal/testdisk"
 	"github.com/tillpoint/tillpoint/offline/journal"
 )
-
-// mountTmpfs mounts a tmpfs of size bytes on a fresh directory, or skips
-// the test when that is not allowed (not root, no CAP_SYS_ADMIN).
-func mountTmpfs(t *testing.T, size, otherwise string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skipf("mounting a tmpfs needs root; %s covers this case", otherwise)
-	}
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
-		t.Skipf("cannot mount a tmpfs (%v); %s covers this case", err, otherwise)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
 
 // appendUntilError appends until Append fails (or n ops were acknowledged)
 // and returns the acknowledged seqs and the error.
@@ -72,7 +54,7 @@ func checkAfterFailure(t *testing.T, j *journal.Journal, acked []uint64) {
 // max_page_count (anywhere), which fails writes with the same SQLITE_FULL.
 func TestDiskFullIsAnErrorNotAnAck(t *testing.T) {
 	t.Run("tmpfs", func(t *testing.T) {
-		dir := mountTmpfs(t, "4m", "the max_page_count variant")
+		dir := testdisk.Tmpfs(t, "size=4m", "the max_page_count variant")
 		j := openJournal(t, filepath.Join(dir, "journal.db"))
 		acked, err := appendUntilError(t, j, 20)
 		if err != nil {
@@ -165,7 +147,7 @@ func TestReadOnlyDatabaseIsAnErrorNotAnAck(t *testing.T) {
 		checkAfterFailure(t, j, acked)
 	})
 	t.Run("filesystem mounted read-only", func(t *testing.T) {
-		dir := mountTmpfs(t, "16m", "the chmod variant")
+		dir := testdisk.Tmpfs(t, "size=16m", "the chmod variant")
 		path := filepath.Join(dir, "journal.db")
 		j := openJournal(t, path)
 		acked, err := appendUntilError(t, j, 5)
