@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/tillpoint/tillpoint/agent/config"
-	"github.com/tillpoint/tillpoint/agent/metrics"
+	"github.com/tillpoint/tillpoint/internal/metrics"
 	"github.com/tillpoint/tillpoint/loyalty"
 )
 

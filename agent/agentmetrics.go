@@ -1,6 +1,6 @@
 package agent
 
-import "github.com/tillpoint/tillpoint/agent/metrics"
+import "github.com/tillpoint/tillpoint/internal/metrics"
 
 type agentMetrics struct {
 	ops         *metrics.Counter

@@ -28,7 +28,7 @@
 // for a store without a cloud (PeersConflicts names a contradiction).
 //
 // The HTTP API (package agent/api), the cashier screen (agent/screen),
-// metrics (agent/metrics), systemd notifications (agent/systemd) and the
+// metrics (internal/metrics), systemd notifications (agent/systemd) and the
 // configuration (agent/config) live in subpackages.
 //
 // The agent must never: reply to an operation before the journal has

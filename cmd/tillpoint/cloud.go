@@ -14,10 +14,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tillpoint/tillpoint/agent/metrics"
 	"github.com/tillpoint/tillpoint/cloud"
 	"github.com/tillpoint/tillpoint/cloud/server"
 	"github.com/tillpoint/tillpoint/cloud/sqlstore"
+	"github.com/tillpoint/tillpoint/internal/metrics"
 	"github.com/tillpoint/tillpoint/loyalty"
 	"github.com/tillpoint/tillpoint/sync/batch"
 )

@@ -4,10 +4,10 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/tillpoint/tillpoint/agent/metrics"
 	"github.com/tillpoint/tillpoint/cloud"
 	"github.com/tillpoint/tillpoint/cloud/server"
 	"github.com/tillpoint/tillpoint/cloud/sqlstore"
+	"github.com/tillpoint/tillpoint/internal/metrics"
 )
 
 // cloudMetrics is the cloud's Prometheus registry, fed by the server as

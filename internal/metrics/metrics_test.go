@@ -5,7 +5,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tillpoint/tillpoint/agent/metrics"
+	"github.com/tillpoint/tillpoint/internal/metrics"
 )
 
 func TestExpositionFormat(t *testing.T) {
