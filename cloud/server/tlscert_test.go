@@ -1,15 +1,8 @@
 package server
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"log/slog"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +11,7 @@ import (
 
 	"github.com/tillpoint/tillpoint/cloud/sqlstore"
 	"github.com/tillpoint/tillpoint/cloud/storetest"
+	"github.com/tillpoint/tillpoint/internal/testcert"
 )
 
 // TestRenewedCertificateIsServedWithoutARestart defends a cloud whose TLS
@@ -29,7 +23,7 @@ import (
 func TestRenewedCertificateIsServedWithoutARestart(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	certA, keyA := newTestCert(t, "cloud-a", time.Now().AddDate(0, 3, 0))
+	certA, keyA := testcert.SelfSigned(t, "cloud-a", time.Now().AddDate(0, 3, 0))
 	writeFile(t, certFile, certA)
 	writeFile(t, keyFile, keyA)
 
@@ -60,14 +54,14 @@ func TestRenewedCertificateIsServedWithoutARestart(t *testing.T) {
 	}
 	expiryA := s.CertificateExpiry()
 
-	certB, keyB := newTestCert(t, "cloud-b", time.Now().AddDate(0, 3, 0))
+	certB, keyB := testcert.SelfSigned(t, "cloud-b", time.Now().AddDate(0, 3, 0))
 	writeFile(t, certFile, certB)
 	writeFile(t, keyFile, keyB)
 	if got := served(); got != "cloud-b" {
 		t.Errorf("after the renewal served %q, want cloud-b", got)
 	}
 
-	certC, keyC := newTestCert(t, "cloud-c", time.Now().Add(48*time.Hour))
+	certC, keyC := testcert.SelfSigned(t, "cloud-c", time.Now().Add(48*time.Hour))
 	writeFile(t, certFile, certC) // the key follows later
 	for range 3 {
 		if got := served(); got != "cloud-b" {
@@ -109,10 +103,10 @@ func TestRenewedCertificateIsServedWithoutARestart(t *testing.T) {
 func TestRenewalThatKeepsTheFilesTimesIsServed(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	certA, keyA := newTestCert(t, "cloud-a", time.Now().AddDate(0, 3, 0))
-	certB, keyB := newTestCert(t, "cloud-b", time.Now().AddDate(0, 3, 0))
+	certA, keyA := testcert.SelfSigned(t, "cloud-a", time.Now().AddDate(0, 3, 0))
+	certB, keyB := testcert.SelfSigned(t, "cloud-b", time.Now().AddDate(0, 3, 0))
 	for len(certB) != len(certA) || len(keyB) != len(keyA) { // ECDSA signatures vary in length
-		certB, keyB = newTestCert(t, "cloud-b", time.Now().AddDate(0, 3, 0))
+		certB, keyB = testcert.SelfSigned(t, "cloud-b", time.Now().AddDate(0, 3, 0))
 	}
 	writeFile(t, certFile, certA)
 	writeFile(t, keyFile, keyA)
@@ -145,7 +139,7 @@ func TestRenewalThatKeepsTheFilesTimesIsServed(t *testing.T) {
 func TestServerWithoutItsCertificateDoesNotStart(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	cert, _ := newTestCert(t, "cloud", time.Now().AddDate(1, 0, 0))
+	cert, _ := testcert.SelfSigned(t, "cloud", time.Now().AddDate(1, 0, 0))
 	writeFile(t, certFile, cert)
 	key, _, err := LoadOrCreateKey(filepath.Join(dir, "cloud.key"))
 	if err != nil {
@@ -167,33 +161,6 @@ func TestServerWithoutItsCertificateDoesNotStart(t *testing.T) {
 			t.Errorf("%s: %v; want the key file named", name, err)
 		}
 	}
-}
-
-// newTestCert returns a self-signed certificate for cn, valid until
-// notAfter, and its key, PEM-encoded.
-func newTestCert(t *testing.T, cn string, notAfter time.Time) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     notAfter,
-		DNSNames:     []string{"localhost"},
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
 }
 
 func writeFile(t *testing.T, path string, content []byte) {
