@@ -125,61 +125,45 @@ func openWithTill(t *testing.T, open func(testing.TB) *sqlstore.Store) (*sqlstor
 // Stores over one database stand for two cloud processes.
 func TestOnlyOneCloudExpiresAtATime(t *testing.T) {
 	ctx := context.Background()
-	for name, dsn := range map[string]func(*testing.T) string{
-		"sqlite":   func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "ledger.db") },
-		"postgres": func(t *testing.T) string { return storetest.PostgresSchema(t) },
-	} {
-		t.Run(name, func(t *testing.T) {
-			url := dsn(t)
-			open := func(testing.TB) *sqlstore.Store {
-				s, err := sqlstore.Open(ctx, url, sqlstore.Options{Logger: slog.New(slog.DiscardHandler)})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { s.Close() })
-				return s
-			}
-			first, tl := openWithTill(t, open)
-			second := open(t)
-			var ops []loyalty.Op
-			for i := range 50 {
-				ops = append(ops, tl.Earn(storetest.Card(i), 1000, 10))
-			}
-			tl.Send(t, first, ops...)
-			due := storetest.Start().AddDate(2, 0, 0)
-			want, err := first.Expirable(ctx, due)
-			if err != nil || want.Lots == 0 {
-				t.Fatalf("expirable: %+v, %v", want, err)
-			}
+	twoClouds(t, func(t *testing.T, first, second *sqlstore.Store, tl *storetest.Till) {
+		var ops []loyalty.Op
+		for i := range 50 {
+			ops = append(ops, tl.Earn(storetest.Card(i), 1000, 10))
+		}
+		tl.Send(t, first, ops...)
+		due := storetest.Start().AddDate(2, 0, 0)
+		want, err := first.Expirable(ctx, due)
+		if err != nil || want.Lots == 0 {
+			t.Fatalf("expirable: %+v, %v", want, err)
+		}
 
-			// The first cloud is running expiry (it holds the lease).
-			if taken, err := first.TakeExpiryLease(ctx, "running", time.Now()); err != nil || !taken {
-				t.Fatalf("take the free lease: %v, %v", taken, err)
-			}
-			res, err := second.Expire(ctx, due)
-			if err != nil || !res.Skipped || res.Lots != 0 {
-				t.Errorf("expiry while another cloud runs it: %+v, %v; want it skipped, nothing lapsed", res, err)
-			}
-			if left, _ := second.Expirable(ctx, due); left != want {
-				t.Errorf("a skipped run changed what is expirable: %+v, want %+v", left, want)
-			}
+		// The first cloud is running expiry (it holds the lease).
+		if taken, err := first.TakeExpiryLease(ctx, "running", time.Now()); err != nil || !taken {
+			t.Fatalf("take the free lease: %v, %v", taken, err)
+		}
+		res, err := second.Expire(ctx, due)
+		if err != nil || !res.Skipped || res.Lots != 0 {
+			t.Errorf("expiry while another cloud runs it: %+v, %v; want it skipped, nothing lapsed", res, err)
+		}
+		if left, _ := second.Expirable(ctx, due); left != want {
+			t.Errorf("a skipped run changed what is expirable: %+v, want %+v", left, want)
+		}
 
-			// It died three minutes ago: its lease has run out.
-			if taken, err := first.TakeExpiryLease(ctx, "running", time.Now().Add(-3*time.Minute)); err != nil || !taken {
-				t.Fatalf("back-date the lease: %v, %v", taken, err)
-			}
-			res, err = second.Expire(ctx, due)
-			if err != nil || res.Skipped || res.Lots != want.Lots || res.Points != want.Points {
-				t.Errorf("expiry after the holder died: %+v, %v; want all of %+v", res, err, want)
-			}
-			// The finished run gave the lease back.
-			res, err = first.Expire(ctx, due)
-			if err != nil || res.Skipped || res.Lots != 0 {
-				t.Errorf("expiry after a finished run: %+v, %v; want it to run and find nothing", res, err)
-			}
-			storetest.AssertConserved(t, first)
-		})
-	}
+		// It died three minutes ago: its lease has run out.
+		if taken, err := first.TakeExpiryLease(ctx, "running", time.Now().Add(-3*time.Minute)); err != nil || !taken {
+			t.Fatalf("back-date the lease: %v, %v", taken, err)
+		}
+		res, err = second.Expire(ctx, due)
+		if err != nil || res.Skipped || res.Lots != want.Lots || res.Points != want.Points {
+			t.Errorf("expiry after the holder died: %+v, %v; want all of %+v", res, err, want)
+		}
+		// The finished run gave the lease back.
+		res, err = first.Expire(ctx, due)
+		if err != nil || res.Skipped || res.Lots != 0 {
+			t.Errorf("expiry after a finished run: %+v, %v; want it to run and find nothing", res, err)
+		}
+		storetest.AssertConserved(t, first)
+	})
 }
 
 // TestAnExpiryRunThatLostItsLeaseStops defends the lease against a run
@@ -189,6 +173,58 @@ func TestOnlyOneCloudExpiresAtATime(t *testing.T) {
 // lapses the rest, and no lot lapses twice.
 func TestAnExpiryRunThatLostItsLeaseStops(t *testing.T) {
 	ctx := context.Background()
+	twoClouds(t, func(t *testing.T, first, second *sqlstore.Store, tl *storetest.Till) {
+		for b := range 3 { // more lots than one chunk lapses
+			var ops []loyalty.Op
+			for i := range 100 {
+				ops = append(ops, tl.Earn(storetest.Card(b*100+i), 1000, 10))
+			}
+			tl.Send(t, first, ops...)
+		}
+		due := storetest.Start().AddDate(2, 0, 0)
+		want, err := first.Expirable(ctx, due)
+		if err != nil || want.Lots <= sqlstore.ExpireChunk {
+			t.Fatalf("expirable: %+v, %v; want more than one chunk", want, err)
+		}
+
+		// After the first chunk, another cloud finds the lease run
+		// out (its clock three minutes on) and takes it over.
+		first.AfterExpireChunk(func() {
+			if taken, err := second.TakeExpiryLease(ctx, "other", time.Now().Add(3*time.Minute)); err != nil || !taken {
+				t.Errorf("take the lease over: %v, %v", taken, err)
+			}
+		})
+		res, err := first.Expire(ctx, due)
+		if err != nil || res.Skipped || res.Lots != sqlstore.ExpireChunk {
+			t.Fatalf("the run that lost its lease: %+v, %v; want it to stop after one chunk of %d lots", res, err, sqlstore.ExpireChunk)
+		}
+		left, err := second.Expirable(ctx, due)
+		if err != nil || left.Lots != want.Lots-res.Lots || left.Points != want.Points-res.Points {
+			t.Fatalf("expirable after the lost run: %+v, %v; want %+v less what it lapsed (%+v)", left, err, want, res)
+		}
+
+		// The cloud that took the lease over runs (its own holder
+		// name is new each run: the taken-over row stands for it
+		// until it runs out).
+		if taken, err := second.TakeExpiryLease(ctx, "other", time.Now().Add(-3*time.Minute)); err != nil || !taken {
+			t.Fatalf("let the taken-over lease run out: %v, %v", taken, err)
+		}
+		rest, err := second.Expire(ctx, due)
+		if err != nil || rest.Skipped || rest.Lots != left.Lots || rest.Points != left.Points {
+			t.Errorf("the rest: %+v, %v; want %+v", rest, err, left)
+		}
+		rep, err := second.Check(ctx)
+		if err != nil || rep.Expired != want.Points || rep.Liability != 0 {
+			t.Errorf("check: expired %d, liability %d, %v; want %d expired once and no liability", rep.Expired, rep.Liability, err, want.Points)
+		}
+		storetest.AssertConserved(t, second)
+	})
+}
+
+// twoClouds runs test on SQLite and on PostgreSQL with two Stores over one
+// database, standing for two cloud processes: the first with the test
+// rules published and till t1 of store s1 enrolled.
+func twoClouds(t *testing.T, test func(t *testing.T, first, second *sqlstore.Store, tl *storetest.Till)) {
 	for name, dsn := range map[string]func(*testing.T) string{
 		"sqlite":   func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "ledger.db") },
 		"postgres": func(t *testing.T) string { return storetest.PostgresSchema(t) },
@@ -196,7 +232,7 @@ func TestAnExpiryRunThatLostItsLeaseStops(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			url := dsn(t)
 			open := func(testing.TB) *sqlstore.Store {
-				s, err := sqlstore.Open(ctx, url, sqlstore.Options{Logger: slog.New(slog.DiscardHandler)})
+				s, err := sqlstore.Open(context.Background(), url, sqlstore.Options{Logger: slog.New(slog.DiscardHandler)})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -204,51 +240,7 @@ func TestAnExpiryRunThatLostItsLeaseStops(t *testing.T) {
 				return s
 			}
 			first, tl := openWithTill(t, open)
-			second := open(t)
-			for b := range 3 { // more lots than one chunk lapses
-				var ops []loyalty.Op
-				for i := range 100 {
-					ops = append(ops, tl.Earn(storetest.Card(b*100+i), 1000, 10))
-				}
-				tl.Send(t, first, ops...)
-			}
-			due := storetest.Start().AddDate(2, 0, 0)
-			want, err := first.Expirable(ctx, due)
-			if err != nil || want.Lots <= sqlstore.ExpireChunk {
-				t.Fatalf("expirable: %+v, %v; want more than one chunk", want, err)
-			}
-
-			// After the first chunk, another cloud finds the lease run
-			// out (its clock three minutes on) and takes it over.
-			first.AfterExpireChunk(func() {
-				if taken, err := second.TakeExpiryLease(ctx, "other", time.Now().Add(3*time.Minute)); err != nil || !taken {
-					t.Errorf("take the lease over: %v, %v", taken, err)
-				}
-			})
-			res, err := first.Expire(ctx, due)
-			if err != nil || res.Skipped || res.Lots != sqlstore.ExpireChunk {
-				t.Fatalf("the run that lost its lease: %+v, %v; want it to stop after one chunk of %d lots", res, err, sqlstore.ExpireChunk)
-			}
-			left, err := second.Expirable(ctx, due)
-			if err != nil || left.Lots != want.Lots-res.Lots || left.Points != want.Points-res.Points {
-				t.Fatalf("expirable after the lost run: %+v, %v; want %+v less what it lapsed (%+v)", left, err, want, res)
-			}
-
-			// The cloud that took the lease over runs (its own holder
-			// name is new each run: the taken-over row stands for it
-			// until it runs out).
-			if taken, err := second.TakeExpiryLease(ctx, "other", time.Now().Add(-3*time.Minute)); err != nil || !taken {
-				t.Fatalf("let the taken-over lease run out: %v, %v", taken, err)
-			}
-			rest, err := second.Expire(ctx, due)
-			if err != nil || rest.Skipped || rest.Lots != left.Lots || rest.Points != left.Points {
-				t.Errorf("the rest: %+v, %v; want %+v", rest, err, left)
-			}
-			rep, err := second.Check(ctx)
-			if err != nil || rep.Expired != want.Points || rep.Liability != 0 {
-				t.Errorf("check: expired %d, liability %d, %v; want %d expired once and no liability", rep.Expired, rep.Liability, err, want.Points)
-			}
-			storetest.AssertConserved(t, second)
+			test(t, first, open(t), tl)
 		})
 	}
 }
