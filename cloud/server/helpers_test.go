@@ -20,6 +20,7 @@ import (
 	"github.com/tillpoint/tillpoint/cloud/server"
 	"github.com/tillpoint/tillpoint/cloud/sqlstore"
 	"github.com/tillpoint/tillpoint/cloud/storetest"
+	"github.com/tillpoint/tillpoint/internal/syncbuf"
 	"github.com/tillpoint/tillpoint/loyalty"
 	"github.com/tillpoint/tillpoint/sync/batch"
 )
@@ -37,7 +38,7 @@ type testServer struct {
 	ledger *sqlstore.Store
 	url    string
 	clock  *testClock
-	logs   *storetest.LogBuffer
+	logs   *syncbuf.Buffer
 }
 
 // testClock is a settable clock safe to read from handlers.
@@ -89,7 +90,7 @@ func newTestServerWith(t testing.TB, ledger *sqlstore.Store, configure ...func(*
 	clock := &testClock{}
 	clock.ns.Store(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC).UnixNano())
 	s.Now = clock.Now
-	logs := &storetest.LogBuffer{}
+	logs := &syncbuf.Buffer{}
 	s.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	for _, f := range configure {
 		f(s)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tillpoint/tillpoint/cloud/sqlstore"
 	"github.com/tillpoint/tillpoint/cloud/storetest"
+	"github.com/tillpoint/tillpoint/internal/syncbuf"
 	"github.com/tillpoint/tillpoint/internal/testcert"
 )
 
@@ -34,7 +35,7 @@ func TestRenewedCertificateIsServedWithoutARestart(t *testing.T) {
 	s := New(storetest.OpenSQLite(t, sqlstore.Options{}), key, "acme")
 	s.Addr, s.TLSCertFile, s.TLSKeyFile = "127.0.0.1:0", certFile, keyFile
 	s.certCheckEvery = time.Nanosecond // look at the files at every handshake
-	logs := &storetest.LogBuffer{}
+	logs := &syncbuf.Buffer{}
 	s.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	if err := s.Open(); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/tillpoint/tillpoint/cloud"
 	"github.com/tillpoint/tillpoint/cloud/sqlstore"
 	"github.com/tillpoint/tillpoint/cloud/storetest"
+	"github.com/tillpoint/tillpoint/internal/syncbuf"
 	"github.com/tillpoint/tillpoint/loyalty"
 )
 
@@ -275,7 +276,7 @@ func TestCopyConflictIsRetriedAndLeavesNothing(t *testing.T) {
 // attempts). The ledger is checked when the test ends.
 func TestConflictingBatchesRunAtMostTwiceOnPostgres(t *testing.T) {
 	ctx := context.Background()
-	var log storetest.LogBuffer
+	var log syncbuf.Buffer
 	s := postgresWithRules(t, sqlstore.Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	const terminals, batches, size, cards = 4, 5, 60, 20
 	tills := make([]*storetest.Till, terminals)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tillpoint/tillpoint/agent/config"
+	"github.com/tillpoint/tillpoint/internal/syncbuf"
 	"github.com/tillpoint/tillpoint/sync/enroll"
 )
 
@@ -79,7 +80,7 @@ func TestAgentServesAndNotifiesSystemd(t *testing.T) {
 		}
 		return string(buf[:n])
 	}
-	var out, errOut lockedBuffer
+	var out, errOut syncbuf.Buffer
 	m := &Main{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut,
 		Getenv: func(k string) string {
 			if k == "NOTIFY_SOCKET" {

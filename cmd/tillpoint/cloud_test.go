@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tillpoint/tillpoint/internal/syncbuf"
 	"github.com/tillpoint/tillpoint/internal/testcert"
 	"github.com/tillpoint/tillpoint/sync/batch"
 	"github.com/tillpoint/tillpoint/sync/enroll"
@@ -29,7 +30,7 @@ import (
 type runningCloud struct {
 	url    string
 	keyID  string // the cloud key fingerprint it printed
-	stderr *lockedBuffer
+	stderr *syncbuf.Buffer
 	// stop stops it and checks it exited 0; the test's cleanup calls it.
 	stop func()
 }
@@ -39,7 +40,7 @@ type runningCloud struct {
 func startCloud(t testing.TB, env map[string]string, args ...string) *runningCloud {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut lockedBuffer
+	var out, errOut syncbuf.Buffer
 	m := &Main{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut, Getenv: func(k string) string { return env[k] }}
 	done := make(chan int, 1)
 	go func() {

@@ -9,10 +9,10 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tillpoint/tillpoint/agent/api"
+	"github.com/tillpoint/tillpoint/internal/syncbuf"
 	"github.com/tillpoint/tillpoint/loyalty"
 )
 
@@ -60,7 +60,7 @@ func (m *Main) runDemo(ctx context.Context, args []string) error {
 	if !*keep {
 		defer os.RemoveAll(dir)
 	}
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	var logw io.Writer = logs
 	if *verbose {
 		logw = io.MultiWriter(logs, m.Stderr)
@@ -95,35 +95,10 @@ func (m *Main) runDemo(ctx context.Context, args []string) error {
 	return nil
 }
 
-// lockedBuffer is a buffer safe for concurrent writers and readers: the
-// demo's log, and the output of commands run by tests.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Clone(l.b.Bytes())
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type demo struct {
 	out    io.Writer
 	dir    string
-	logs   *lockedBuffer
+	logs   *syncbuf.Buffer
 	logger *slog.Logger
 	cloud  *demoCloud
 	net    *netCut

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/tillpoint/tillpoint/internal/syncbuf"
 )
 
 // The cashier screen of a demo till, in headless Debian chromium, through a
@@ -23,7 +25,7 @@ func TestCashierScreenThroughRealOutage(t *testing.T) {
 	node := needBrowser(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	d := &demo{out: io.Discard, dir: t.TempDir(), logs: &lockedBuffer{}}
+	d := &demo{out: io.Discard, dir: t.TempDir(), logs: &syncbuf.Buffer{}}
 	d.logger = slog.New(slog.NewJSONHandler(d.logs, nil))
 	defer d.close()
 	if err := d.setUp(ctx); err != nil {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tillpoint/tillpoint/internal/syncbuf"
 )
 
 // The demo is the README's first command: it must run a whole store through
@@ -13,7 +15,7 @@ func TestDemoDayHoldsEveryInvariant(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the demo runs a whole store; skipped with -short")
 	}
-	var out, errOut lockedBuffer
+	var out, errOut syncbuf.Buffer
 	m := &Main{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut, Getenv: func(string) string { return "" }}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -7,11 +7,12 @@ import (
 	"time"
 
 	"github.com/tillpoint/tillpoint/hil-tests/ptypair"
+	"github.com/tillpoint/tillpoint/internal/syncbuf"
 )
 
 // testMain returns a Main whose output the test reads while it runs.
-func testMain() (*Main, *lockedBuffer, *lockedBuffer) {
-	out, errb := &lockedBuffer{}, &lockedBuffer{}
+func testMain() (*Main, *syncbuf.Buffer, *syncbuf.Buffer) {
+	out, errb := &syncbuf.Buffer{}, &syncbuf.Buffer{}
 	return &Main{Stdout: out, Stderr: errb, Getenv: func(string) string { return "" }}, out, errb
 }
 

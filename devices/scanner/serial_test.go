@@ -7,7 +7,6 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/tillpoint/tillpoint/devices/devicestest"
 	"github.com/tillpoint/tillpoint/devices/scanner"
 	"github.com/tillpoint/tillpoint/hil-tests/ptypair"
+	"github.com/tillpoint/tillpoint/internal/syncbuf"
 )
 
 const wait = 10 * time.Second
@@ -237,7 +237,7 @@ func openFDs(t *testing.T) int {
 // misreads, at debug level.
 func TestLogsNeverShowTheScannedValue(t *testing.T) {
 	p := ptypair.New(t)
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	_, evs := openScanner(t, p.B, func(c *scanner.Config) {
 		c.Logger = slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
@@ -253,21 +253,4 @@ func TestLogsNeverShowTheScannedValue(t *testing.T) {
 	if strings.Contains(out, "201234567890") {
 		t.Errorf("log shows a card number: %s", out)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
