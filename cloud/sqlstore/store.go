@@ -363,12 +363,12 @@ func (s *Store) q(query string) string {
 // times as long as the attempt that failed took, at most
 // aloneAfterConflict) first attempts run alone too: where batches keep
 // sharing owners, one at a time applies more than side by side, and a
-// conflict between small transactions costs a few milliseconds of one at
-// a time, not a second. Before this, four
-// terminals sending batches on the same 10,000 cards failed each other
-// until one gave up after 21 attempts; now they apply about 8,000 ops/s,
-// where one terminal alone applies about 9,500 and four on cards of their
-// own 13,400 to 15,700 (docs/benchmarks.md).
+// conflict between small transactions costs a few milliseconds of one at a
+// time, not a second. Before this, four terminals sending batches on the
+// same 10,000 cards failed each other until one gave up after 21 attempts;
+// now they apply about 8,000 ops/s, where one terminal alone applies about
+// 9,500 and four on cards of their own 13,400 to 15,700
+// (docs/benchmarks.md).
 func (s *Store) inTx(ctx context.Context, fn func(tx *dbtx) error) error {
 	var opts *sql.TxOptions
 	if s.dialect == Postgres {
