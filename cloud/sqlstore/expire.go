@@ -38,7 +38,7 @@ func (s *Store) Expire(ctx context.Context, now time.Time) (cloud.ExpireResult, 
 	if err != nil {
 		return res, fmt.Errorf("expire points: %w", err)
 	}
-	switch taken, err := s.takeLease(ctx, expiryLease, holder, time.Now()); {
+	switch taken, err := s.takeLease(ctx, expiryLease, holder); {
 	case err != nil:
 		return res, fmt.Errorf("expire points: %w", err)
 	case !taken:
@@ -55,7 +55,7 @@ func (s *Store) Expire(ctx context.Context, now time.Time) (cloud.ExpireResult, 
 		var pts int64
 		lost := false
 		err := s.inTx(ctx, func(tx *dbtx) error {
-			held, err := s.holdLease(ctx, tx, expiryLease, holder, time.Now())
+			held, err := s.holdLease(ctx, tx, expiryLease, holder)
 			if err != nil {
 				return err
 			}

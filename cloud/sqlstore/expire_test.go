@@ -138,8 +138,11 @@ func TestOnlyOneCloudExpiresAtATime(t *testing.T) {
 		}
 
 		// The first cloud is running expiry (it holds the lease).
-		if taken, err := first.TakeExpiryLease(ctx, "running", time.Now()); err != nil || !taken {
+		if taken, err := first.TakeExpiryLease(ctx, "running"); err != nil || !taken {
 			t.Fatalf("take the free lease: %v, %v", taken, err)
+		}
+		if taken, err := second.TakeExpiryLease(ctx, "another"); err != nil || taken {
+			t.Fatalf("take the lease another holds: %v, %v; want it refused", taken, err)
 		}
 		res, err := second.Expire(ctx, due)
 		if err != nil || !res.Skipped || res.Lots != 0 {
@@ -150,8 +153,8 @@ func TestOnlyOneCloudExpiresAtATime(t *testing.T) {
 		}
 
 		// It died three minutes ago: its lease has run out.
-		if taken, err := first.TakeExpiryLease(ctx, "running", time.Now().Add(-3*time.Minute)); err != nil || !taken {
-			t.Fatalf("back-date the lease: %v, %v", taken, err)
+		if err := first.AgeExpiryLease(ctx, 3*time.Minute); err != nil {
+			t.Fatal(err)
 		}
 		res, err = second.Expire(ctx, due)
 		if err != nil || res.Skipped || res.Lots != want.Lots || res.Points != want.Points {
@@ -187,10 +190,13 @@ func TestAnExpiryRunThatLostItsLeaseStops(t *testing.T) {
 			t.Fatalf("expirable: %+v, %v; want more than one chunk", want, err)
 		}
 
-		// After the first chunk, another cloud finds the lease run
-		// out (its clock three minutes on) and takes it over.
+		// The first chunk outlasts the lease (a stalled disk, a paused
+		// VM), and another cloud takes the lease over.
 		first.AfterExpireChunk(func() {
-			if taken, err := second.TakeExpiryLease(ctx, "other", time.Now().Add(3*time.Minute)); err != nil || !taken {
+			if err := first.AgeExpiryLease(ctx, 3*time.Minute); err != nil {
+				t.Error(err)
+			}
+			if taken, err := second.TakeExpiryLease(ctx, "other"); err != nil || !taken {
 				t.Errorf("take the lease over: %v, %v", taken, err)
 			}
 		})
@@ -206,8 +212,8 @@ func TestAnExpiryRunThatLostItsLeaseStops(t *testing.T) {
 		// The cloud that took the lease over runs (its own holder
 		// name is new each run: the taken-over row stands for it
 		// until it runs out).
-		if taken, err := second.TakeExpiryLease(ctx, "other", time.Now().Add(-3*time.Minute)); err != nil || !taken {
-			t.Fatalf("let the taken-over lease run out: %v, %v", taken, err)
+		if err := second.AgeExpiryLease(ctx, 3*time.Minute); err != nil {
+			t.Fatal(err)
 		}
 		rest, err := second.Expire(ctx, due)
 		if err != nil || rest.Skipped || rest.Lots != left.Lots || rest.Points != left.Points {

@@ -191,11 +191,17 @@ func (s *Store) RunAloneFor(d time.Duration) { s.runAlone(d) }
 // ExpireChunk is how many lots one expiry transaction lapses.
 const ExpireChunk = expireChunk
 
-// TakeExpiryLease takes the lease an expiry run holds, for holder, as of
-// now: a run in progress in another process, or (with a now more than
-// two minutes ago) one that died.
-func (s *Store) TakeExpiryLease(ctx context.Context, holder string, now time.Time) (bool, error) {
-	return s.takeLease(ctx, expiryLease, holder, now)
+// TakeExpiryLease takes the lease an expiry run holds, for holder: a run
+// in progress in another process.
+func (s *Store) TakeExpiryLease(ctx context.Context, holder string) (bool, error) {
+	return s.takeLease(ctx, expiryLease, holder)
+}
+
+// AgeExpiryLease moves the expiry lease's end d into the past, as if its
+// holder had stopped renewing it d ago.
+func (s *Store) AgeExpiryLease(ctx context.Context, d time.Duration) error {
+	_, err := s.db.ExecContext(ctx, s.q(`UPDATE leases SET expires = expires - ? WHERE name = ?`), d.Microseconds(), expiryLease)
+	return err
 }
 
 // AfterExpireChunk has fn run after each expiry chunk commits.

@@ -13,6 +13,9 @@ import (
 // It is a row, not an advisory lock, so that it holds through a pooler
 // that hands each transaction another server session, and it expires, so
 // that a process that died holding it does not hold the job up for long.
+// Its times are the database's clock, not the clouds': two clouds whose
+// clocks disagree by more than the lease lasts still agree on whether it
+// ran out.
 const (
 	// expiryLease is the lease an expiry run holds.
 	expiryLease = "expiry"
@@ -30,13 +33,13 @@ func newLeaseHolder() (string, error) {
 	return hex.EncodeToString(b[:]), nil
 }
 
-// takeLease gives lease name to holder until leaseFor after now, if it is
-// free, expired or holder's already, and reports whether holder has it.
-func (s *Store) takeLease(ctx context.Context, name, holder string, now time.Time) (bool, error) {
+// takeLease gives lease name to holder for leaseFor, if it is free,
+// expired or holder's already, and reports whether holder has it.
+func (s *Store) takeLease(ctx context.Context, name, holder string) (bool, error) {
 	var taken bool
 	err := s.inTx(ctx, func(tx *dbtx) error {
 		var err error
-		taken, err = s.holdLease(ctx, tx, name, holder, now)
+		taken, err = s.holdLease(ctx, tx, name, holder)
 		return err
 	})
 	return taken, err
@@ -44,11 +47,12 @@ func (s *Store) takeLease(ctx context.Context, name, holder string, now time.Tim
 
 // holdLease is takeLease inside tx; a run calls it again with each chunk,
 // to renew its lease in the chunk's transaction.
-func (s *Store) holdLease(ctx context.Context, tx *dbtx, name, holder string, now time.Time) (bool, error) {
-	res, err := tx.ExecContext(ctx, s.q(`INSERT INTO leases (name, holder, expires) VALUES (?, ?, ?)
+func (s *Store) holdLease(ctx context.Context, tx *dbtx, name, holder string) (bool, error) {
+	now := s.nowMicros()
+	res, err := tx.ExecContext(ctx, s.q(`INSERT INTO leases (name, holder, expires) VALUES (?, ?, `+now+` + ?)
 		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires = excluded.expires
-		WHERE leases.expires <= ? OR leases.holder = excluded.holder`),
-		name, holder, micros(now.Add(leaseFor)), micros(now))
+		WHERE leases.expires <= `+now+` OR leases.holder = excluded.holder`),
+		name, holder, leaseFor.Microseconds())
 	if err != nil {
 		return false, fmt.Errorf("take the %s lease: %w", name, err)
 	}
@@ -57,6 +61,15 @@ func (s *Store) holdLease(ctx context.Context, tx *dbtx, name, holder string, no
 		return false, fmt.Errorf("take the %s lease: %w", name, err)
 	}
 	return n == 1, nil
+}
+
+// nowMicros is an SQL expression for the database's time, in Unix
+// microseconds: on PostgreSQL the transaction's start.
+func (s *Store) nowMicros() string {
+	if s.dialect == Postgres {
+		return `CAST(EXTRACT(EPOCH FROM CURRENT_TIMESTAMP) * 1000000 AS BIGINT)`
+	}
+	return `CAST(unixepoch('subsec') * 1000000 AS INTEGER)`
 }
 
 // releaseLease gives up holder's hold of lease name, if it still has it.
