@@ -52,6 +52,8 @@ when the TLS certificate served expires.
 Points past their expiry lapse about every --expire-every (give or take a
 tenth, so that several clouds over one database drift apart), first at
 start; set it to 0 where 'tillpoint cloud expire' runs from cron instead.
+Of several clouds over one database, one at a time runs expiry (it holds a
+lease in the database); the others skip that run.
 
 GET /healthz answers while the process runs; GET /readyz answers 503 while
 the database does not answer, or for a while after a write found its disk
