@@ -15,7 +15,8 @@ type Ledger interface {
 	Close() error
 	// Ping reports whether the database answers, for a readiness probe,
 	// and ErrStorageFull for a while after a write found it full (until a
-	// write succeeds again).
+	// batch is applied again: a smaller write may fit where a batch does
+	// not).
 	Ping(ctx context.Context) error
 
 	// CreateEnrollCode stores a one-time code for a terminal of a store

@@ -129,6 +129,9 @@ func (s *Store) Apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 	if err != nil {
 		return cloud.Applied{}, err
 	}
+	if !out.Replay {
+		s.batchApplied()
+	}
 	s.seen.add(store, seen)
 	return out, nil
 }

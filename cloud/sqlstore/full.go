@@ -29,10 +29,13 @@ func storageFull(err error) bool {
 }
 
 // fullHold is how long after a write found the storage full Ping keeps
-// saying so: long enough that a load balancer polling readiness sees it
-// and the tills back off, short enough that the cloud tries writing again
-// soon after the operator frees space (a probe of its own would not tell:
-// a small write may fit where a batch does not).
+// saying so, unless a batch is applied meanwhile: long enough that a load
+// balancer polling readiness sees it and the tills back off, short enough
+// that the cloud tries writing again soon after the operator frees space.
+// Only a batch applied ends it early: a probe of its own, or any other
+// write that succeeds (an enrollment code, a lease, a batch acknowledged
+// again without a write), would not tell, since a small write may fit
+// where a batch does not.
 const fullHold = 30 * time.Second
 
 // classifyFull returns err marked cloud.ErrStorageFull, and remembers when,
@@ -57,4 +60,13 @@ func (s *Store) fullSince() (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return time.Unix(0, at), true
+}
+
+// batchApplied ends the full storage's hold, if any, once a batch's ops
+// were written: the storage has room for batches again.
+func (s *Store) batchApplied() {
+	if s.fullAt.Load() != 0 && s.fullAt.Swap(0) != 0 {
+		s.fullLog.reset()
+		s.log.Info("the ledger's storage has room again: batches are applied")
+	}
 }

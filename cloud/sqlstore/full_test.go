@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/user"
 	"testing"
+	"time"
 
 	"github.com/tillpoint/tillpoint/cloud"
 	"github.com/tillpoint/tillpoint/cloud/sqlstore"
@@ -21,8 +22,9 @@ import (
 // TestFullStorageRefusesTheBatchAndLosesNothing defends "nothing lost" when
 // the ledger's database has no room: the batch is refused as
 // cloud.ErrStorageFull (which the server answers with a 503 the till
-// retries), nothing of it is written, Ping says the storage is full, and
-// once there is room the same batch applies exactly once. On SQLite,
+// retries), nothing of it is written, Ping says the storage is full (and
+// keeps saying so after other writes succeed, until a batch is applied),
+// and once there is room the same batch applies exactly once. On SQLite,
 // max_page_count on the one writer connection stands in for a full disk
 // (cmd/tillpoint's TestCloudOnAFullDisk fills a real one); on PostgreSQL
 // the ledger's tables live in a tablespace on a real tmpfs, filled to the
@@ -44,7 +46,10 @@ func TestFullStorageRefusesTheBatchAndLosesNothing(t *testing.T) {
 				t.Fatal(err)
 			}
 			tl := storetest.NewTill(t, s, "t1", "s1")
-			tl.Send(t, s, tl.Earn(storetest.Card(1), 1000, 10))
+			first := tl.Seal(tl.Earn(storetest.Card(1), 1000, 10))
+			if _, err := s.Apply(ctx, first); err != nil {
+				t.Fatal(err)
+			}
 
 			makeRoom := fill()
 			b := tl.Seal(tl.Earn(storetest.Card(2), 1000, 10), tl.Earn(storetest.Card(3), 2000, 20))
@@ -70,12 +75,24 @@ func TestFullStorageRefusesTheBatchAndLosesNothing(t *testing.T) {
 			}
 
 			makeRoom()
+			// Writes other than a batch's, and a batch acknowledged
+			// again, prove no room for batches: still full.
+			if a, err := s.Apply(ctx, first); err != nil || !a.Replay {
+				t.Fatalf("the first batch again: replay %v, %v; want its ack again", a.Replay, err)
+			}
+			now := storetest.Start()
+			if err := s.CreateEnrollCode(ctx, cloud.EnrollCode{Code: "ROOM", Store: "s1", Terminal: "t2", Expires: now.Add(time.Hour), Created: now}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Ping(ctx); !errors.Is(err, cloud.ErrStorageFull) {
+				t.Errorf("Ping after an enrollment code and a replayed batch were written: %v, want cloud.ErrStorageFull until a batch is applied", err)
+			}
 			a, err := s.Apply(ctx, b)
 			if err != nil || a.Watermark != b.LastSeq || a.Replay {
 				t.Fatalf("the refused batch once there is room: watermark %d, replay %v, %v; want it applied", a.Watermark, a.Replay, err)
 			}
 			if err := s.Ping(ctx); err != nil {
-				t.Errorf("Ping after a write succeeded again: %v", err)
+				t.Errorf("Ping after a batch was applied again: %v", err)
 			}
 			storetest.AssertConserved(t, s)
 		})

@@ -378,10 +378,6 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *dbtx) error) error {
 		start := time.Now()
 		alone := attempt > 0 || start.UnixNano() < s.aloneUntil.Load()
 		err := s.tryTx(ctx, opts, alone, fn)
-		if err == nil && s.fullAt.Load() != 0 && s.fullAt.Swap(0) != 0 {
-			s.fullLog.reset()
-			s.log.Info("the ledger's storage has room again: writes succeed")
-		}
 		if err == nil || !retryable(err) || attempt >= s.opts.MaxRetries {
 			return s.classifyFull(err)
 		}
