@@ -85,6 +85,7 @@ func TestBackupOfPostgresPointsToItsTools(t *testing.T) {
 // fails naming its target, and leaves no file that could be mistaken for a
 // backup and restored. A real full file system: a tmpfs, as root.
 func TestBackupToAFullDiskLeavesNoPartialCopy(t *testing.T) {
+	disk := testdisk.Tmpfs(t, "size=256k", "no other test")
 	ctx := context.Background()
 	s := storetest.OpenSQLite(t, sqlstore.Options{})
 	tl := storetest.NewTill(t, s, "t1", "s1")
@@ -95,7 +96,6 @@ func TestBackupToAFullDiskLeavesNoPartialCopy(t *testing.T) {
 		}
 		tl.Send(t, s, ops...)
 	}
-	disk := testdisk.Tmpfs(t, "size=256k", "no other test")
 	path := filepath.Join(disk, "backup.db")
 	err := s.BackupTo(ctx, path)
 	if err == nil || !strings.Contains(err.Error(), path) {
