@@ -237,16 +237,20 @@ func twoClouds(t *testing.T, test func(t *testing.T, first, second *sqlstore.Sto
 	} {
 		t.Run(name, func(t *testing.T) {
 			url := dsn(t)
-			open := func(testing.TB) *sqlstore.Store {
-				s, err := sqlstore.Open(context.Background(), url, sqlstore.Options{Logger: slog.New(slog.DiscardHandler)})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { s.Close() })
-				return s
-			}
+			open := func(t testing.TB) *sqlstore.Store { return openURL(t, url) }
 			first, tl := openWithTill(t, open)
 			test(t, first, open(t), tl)
 		})
 	}
+}
+
+// openURL opens the ledger at url, logging nowhere, until the test ends.
+func openURL(t testing.TB, url string) *sqlstore.Store {
+	t.Helper()
+	s, err := sqlstore.Open(context.Background(), url, sqlstore.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }

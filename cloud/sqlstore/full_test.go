@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/user"
 	"testing"
@@ -147,12 +146,7 @@ func openPostgresOnTmpfs(t *testing.T) (*sqlstore.Store, func() func()) {
 			t.Errorf("drop tablespace %s: %v", space, err)
 		}
 	})
-	url := storetest.PostgresSchema(t) + "&default_tablespace=" + space
-	s, err := sqlstore.Open(context.Background(), url, sqlstore.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := openURL(t, storetest.PostgresSchema(t)+"&default_tablespace="+space)
 	var got string
 	if err := s.DB().QueryRow(`SELECT COALESCE(tablespace, '') FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'lots'`).Scan(&got); err != nil || got != space {
 		t.Fatalf("the ledger's lots table is in tablespace %q (%v), want %s", got, err, space)
