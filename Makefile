@@ -3,7 +3,7 @@
 GO            ?= go
 STATICCHECK   ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TEST_TIMEOUT  ?= 25m
-DEB_PACKAGES  := pcscd libpcsclite-dev vsmartcard-vpcd socat pcsc-tools chromium zbar-tools
+DEB_PACKAGES  := pcscd libpcsclite-dev vsmartcard-vpcd socat pcsc-tools chromium zbar-tools pgbouncer
 
 .PHONY: check fmt-check vet staticcheck test hil deps build bench bench-compare fuzz
 

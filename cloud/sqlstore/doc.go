@@ -33,15 +33,17 @@
 // transactions in which any two that could interfere write a common row
 // (see inTx; storetest races a link against an earn on it), retried on
 // serialization failures (40001), deadlocks (40P01) and unique violations
-// (23505); a retry runs alone, under a session advisory lock that first
-// attempts hold shared for their transaction, so that no batch fails
-// twice; lists travel as array parameters (unnest, = ANY) and a batch's
-// writes go to the server as one statement of data-modifying CTEs, because
-// under load round trips cost more than queries. The schema keeps to what CockroachDB also runs:
-// no sequences, triggers or stored procedures; times are Unix microseconds
+// (23505); a retry runs alone, under a lock on the table ledger_writers
+// that first attempts hold in a mode they share, so that no batch fails
+// twice (the lock is the transaction's, so it holds behind a pooler that
+// pools by transaction); lists travel as array parameters (unnest, = ANY)
+// and a batch's writes go to the server as one statement of data-modifying
+// CTEs, because under load round trips cost more than queries. The schema
+// keeps to what CockroachDB also runs: no sequences, triggers or stored
+// procedures; times are Unix microseconds
 // in BIGINT; upserts are INSERT ... ON CONFLICT; partial indexes only. On a
-// server without session advisory locks (CockroachDB), or behind a pooler
-// that breaks them, the ledger runs without the lock and says so.
+// server without LOCK TABLE (CockroachDB) the ledger runs without the lock
+// and says so.
 //
 // BackupTo copies a SQLite ledger as of one commit while it serves
 // (backup.go); a PostgreSQL ledger is backed up with PostgreSQL's tools.

@@ -181,9 +181,9 @@ func (s *Store) ExecInTx(ctx context.Context, statement string) error {
 	})
 }
 
-// WritersKey returns the key of the ledger's writers' advisory lock, 0
-// when its transactions take none.
-func (s *Store) WritersKey() int64 { return s.writersKey.Load() }
+// WritersLock reports whether the ledger's transactions take the
+// writers' lock (see inTx).
+func (s *Store) WritersLock() bool { return s.writersLock }
 
 // RunAloneFor has every transaction run alone for d, as after a conflict.
 func (s *Store) RunAloneFor(d time.Duration) { s.runAlone(d) }

@@ -254,6 +254,13 @@ CREATE TABLE leases (
 	expires BIGINT NOT NULL
 ) WITHOUT_ROWID;
 `,
+	// 12: the table PostgreSQL ledger transactions lock so that a retry
+	// runs alone (see inTx). No row is ever written to it.
+	`
+CREATE TABLE ledger_writers (
+	id BIGINT PRIMARY KEY
+);
+`,
 }
 
 func (s *Store) migrate(ctx context.Context, upTo int) error {

@@ -3,11 +3,9 @@ package sqlstore_test
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -278,18 +276,40 @@ func TestConflictingBatchesRunAtMostTwiceOnPostgres(t *testing.T) {
 	ctx := context.Background()
 	var log syncbuf.Buffer
 	s := postgresWithRules(t, sqlstore.Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
-	const terminals, batches, size, cards = 4, 5, 60, 20
-	tills := make([]*storetest.Till, terminals)
+	tills := make([]*storetest.Till, 4)
 	for i := range tills {
 		tills[i] = storetest.NewTill(t, s, fmt.Sprintf("t%d", i), fmt.Sprintf("s%d", i))
 	}
+	sendConflictingBatches(ctx, t, []*sqlstore.Store{s}, tills)
+	st := s.Stats()
+	t.Logf("%d of %d batches ran twice", st.Retried, len(tills)*conflictingBatches)
+	if st.Rerun != 0 {
+		t.Errorf("%d batches ran three times or more: a retry did not run alone", st.Rerun)
+	}
+	// The operator hears of the conflicts once, not once a batch.
+	if n := strings.Count(log.String(), "conflicted with others and ran again alone"); st.Retried > 0 && n != 1 {
+		t.Errorf("%d conflicts logged %d lines in a minute, want 1:\n%s", st.Retried, n, log.String())
+	}
+}
+
+// conflictingBatches is how many batches each till of
+// sendConflictingBatches sends.
+const conflictingBatches = 5
+
+// sendConflictingBatches has every till send conflictingBatches batches
+// of 60 ops at once, till i to ledgers[i%len(ledgers)], all on the same 20
+// cards, and fails t unless every op of every batch is applied.
+func sendConflictingBatches(ctx context.Context, t *testing.T, ledgers []*sqlstore.Store, tills []*storetest.Till) {
+	t.Helper()
+	const size, cards = 60, 20
 	start := make(chan struct{})
-	errs := make(chan error, terminals)
-	applied := make(chan int, terminals*batches)
+	errs := make(chan error, len(tills))
+	applied := make(chan int, len(tills)*conflictingBatches)
 	for i, tl := range tills {
+		s := ledgers[i%len(ledgers)]
 		go func() {
 			<-start
-			for b := range batches {
+			for b := range conflictingBatches {
 				ops := make([]loyalty.Op, 0, size)
 				for j := range size {
 					c := storetest.Card((i + j*7 + b) % cards)
@@ -326,126 +346,88 @@ func TestConflictingBatchesRunAtMostTwiceOnPostgres(t *testing.T) {
 	for n := range applied {
 		total += n
 	}
-	if want := terminals * batches * size; total != want {
+	if want := len(tills) * conflictingBatches * size; total != want {
 		t.Errorf("%d ops applied, want every one of the %d sent", total, want)
 	}
-	st := s.Stats()
-	t.Logf("%d of %d batches ran twice", st.Retried, terminals*batches)
-	if st.Rerun != 0 {
-		t.Errorf("%d batches ran three times or more: a retry did not run alone", st.Rerun)
-	}
-	// The operator hears of the conflicts once, not once a batch.
-	if n := strings.Count(log.String(), "conflicted with others and ran again alone"); st.Retried > 0 && n != 1 {
-		t.Errorf("%d conflicts logged %d lines in a minute, want 1:\n%s", st.Retried, n, log.String())
-	}
 }
 
-// TestLedgerRunsOnAServerWithoutAdvisoryLocks: CockroachDB speaks
-// PostgreSQL's protocol but has no session advisory locks. The ledger must
-// still open there and apply batches, with a warning that conflicting
-// transactions are no longer retried alone. The test stands such a server
-// in with functions of the ledger's schema that shadow PostgreSQL's
-// (pg_catalog comes after the schema in its search path) and fail as
-// CockroachDB's do.
-func TestLedgerRunsOnAServerWithoutAdvisoryLocks(t *testing.T) {
-	ctx := context.Background()
-	u, err := url.Parse(storetest.PostgresSchema(t))
-	if err != nil {
+// TestWritersLockHoldsBehindPgBouncer: PgBouncer pooling by transaction
+// hands each transaction to whichever server session is free. Two clouds
+// behind one PgBouncer of three server sessions race conflicting batches,
+// every transaction of the second running alone, as a retry does. Every
+// batch applies and none runs a third time: the writers' lock held
+// through the pooler. When they are done no session holds the lock, and
+// a third cloud, connected directly, applies at once. With the session
+// advisory lock used before, an exclusive lock stayed with whichever
+// server session took it, and every other transaction waited for it
+// until PgBouncer closed that session.
+func TestWritersLockHoldsBehindPgBouncer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	direct := storetest.PostgresSchema(t)
+	pooled := storetest.PgBouncer(t, direct, 3)
+	var log syncbuf.Buffer
+	open := func(url string) *sqlstore.Store {
+		s, err := sqlstore.Open(ctx, url, sqlstore.Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
+		if err != nil {
+			t.Fatalf("open the ledger at %s: %v", url, err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	clouds := []*sqlstore.Store{open(pooled), open(pooled)}
+	if !clouds[0].WritersLock() {
+		t.Fatalf("no writers' lock behind PgBouncer; log:\n%s", log.String())
+	}
+	if err := clouds[0].PublishRules(ctx, storetest.TestRules(1), storetest.Start()); err != nil {
 		t.Fatal(err)
 	}
-	q := u.Query()
-	schema := q.Get("search_path")
-	q.Set("search_path", schema+",pg_catalog")
-	u.RawQuery = q.Encode()
-	admin, err := sql.Open("pgx", u.String())
-	if err != nil {
-		t.Fatal(err)
+	tills := make([]*storetest.Till, 4)
+	for i := range tills {
+		tills[i] = storetest.NewTill(t, clouds[i%2], fmt.Sprintf("t%d", i), fmt.Sprintf("s%d", i))
 	}
-	defer admin.Close()
-	for _, fn := range []string{"pg_advisory_xact_lock_shared", "pg_advisory_lock", "pg_advisory_unlock"} {
-		if _, err := admin.ExecContext(ctx, `CREATE FUNCTION `+schema+`.`+fn+`(bigint) RETURNS boolean LANGUAGE plpgsql AS $$
-			BEGIN RAISE EXCEPTION 'unknown function: `+fn+`()' USING ERRCODE = 'undefined_function'; END $$`); err != nil {
-			t.Fatal(err)
+	clouds[1].RunAloneFor(time.Hour)
+	sendConflictingBatches(ctx, t, clouds, tills)
+	for i, s := range clouds {
+		if st := s.Stats(); st.Rerun != 0 {
+			t.Errorf("cloud %d: %d batches ran three times or more: a retry did not run alone", i, st.Rerun)
 		}
 	}
-	if _, err := admin.ExecContext(ctx, `SELECT pg_advisory_xact_lock_shared(1)`); err == nil {
-		t.Fatal("the stand-in functions do not shadow PostgreSQL's: the test would prove nothing")
-	}
 
-	var log bytes.Buffer
-	s, err := sqlstore.Open(ctx, u.String(), sqlstore.Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
-	if err != nil {
-		t.Fatalf("open on a server without advisory locks: %v", err)
-	}
-	defer s.Close()
-	if !strings.Contains(log.String(), "no session advisory locks") {
-		t.Errorf("no warning that conflicting transactions are not retried alone; log:\n%s", log.String())
-	}
-	if err := s.PublishRules(ctx, storetest.TestRules(1), storetest.Start()); err != nil {
+	d := open(direct)
+	var held int
+	if err := d.DB().QueryRowContext(ctx, writersLocks).Scan(&held); err != nil {
 		t.Fatal(err)
 	}
-	tl := storetest.NewTill(t, s, "t1", "s1")
-	ack, err := s.Apply(ctx, tl.Seal(tl.Earn(storetest.Card(1), 500, 5)))
-	if err != nil {
-		t.Fatalf("apply without advisory locks: %v", err)
+	if held != 0 {
+		t.Errorf("%d sessions hold the writers' lock with no ledger transaction running", held)
 	}
-	if len(ack.Results) != 1 || ack.Results[0].Status != cloud.StatusApplied {
-		t.Errorf("results %+v, want the earn applied", ack.Results)
+	tl := storetest.NewTill(t, d, "direct", "s-direct")
+	if _, err := d.Apply(ctx, tl.Seal(tl.Earn(storetest.Card(1), 500, 5))); err != nil {
+		t.Fatalf("a batch through a cloud connected directly, after the pooled clouds' batches: %v", err)
 	}
-	storetest.AssertConserved(t, s)
+	storetest.AssertConserved(t, d)
 }
 
-// TestLostWritersLockTurnsItOffAndSaysWhy: behind a pooler that hands each
-// transaction to another server session, the writers' lock a transaction
-// took stays with a session the ledger no longer has, and would make every
-// later retry wait for it forever. The release notices that it held no
-// lock, logs what to do, and the ledger goes on without the lock. The test
-// runs a transaction alone, as a retry does (first attempts hold the lock
-// for their transaction only, which a pooler keeps on one session), and
-// loses the lock as such a pooler would, by releasing it from inside the
-// transaction.
-func TestLostWritersLockTurnsItOffAndSaysWhy(t *testing.T) {
-	storetest.PostgresURL(t)
-	ctx := context.Background()
-	var log bytes.Buffer
-	s, err := sqlstore.Open(ctx, storetest.PostgresSchema(t), sqlstore.Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if s.WritersKey() == 0 {
-		t.Fatal("the writers' lock is off on PostgreSQL from the start: the test would prove nothing")
-	}
-	s.RunAloneFor(time.Minute)
-	if err := s.ExecInTx(ctx, `SELECT pg_advisory_unlock_all()`); err != nil {
-		t.Fatal(err)
-	}
-	if s.WritersKey() != 0 {
-		t.Error("the writers' lock is still on after a transaction lost it")
-	}
-	if !strings.Contains(log.String(), "pooled by transaction") {
-		t.Errorf("no error saying why the lock is off and what to do; log:\n%s", log.String())
-	}
-	if err := s.PublishRules(ctx, storetest.TestRules(1), storetest.Start()); err != nil {
-		t.Fatalf("a transaction after the lock was turned off: %v", err)
-	}
-}
+// writersLocks counts the sessions that hold or wait for the ledger's
+// writers' lock: the lock on the table ledger_writers of the schema the
+// connection reaches (other tests' ledgers have theirs).
+const writersLocks = `SELECT count(*) FROM pg_locks WHERE locktype = 'relation' AND relation = 'ledger_writers'::regclass AND pid <> pg_backend_pid()`
 
 // TestCancelledWaitForTheWritersLockLeavesNoLockBehind: a batch whose
 // request ends while it waits behind a retry running alone gives up with
-// an error that says what it waited for, and the session that waited
-// (which the server may have granted the lock as the wait was cancelled)
-// does not go back to the pool holding it: the next batch goes through.
+// an error that says what it waited for, and its wait ends with its
+// transaction: the next batch goes through.
 func TestCancelledWaitForTheWritersLockLeavesNoLockBehind(t *testing.T) {
 	ctx := context.Background()
 	s := postgresWithRules(t, sqlstore.Options{})
 	tl := storetest.NewTill(t, s, "t1", "s1")
-	holder, err := s.DB().Conn(ctx) // stands in for a retry running alone
+	holder, err := s.DB().BeginTx(ctx, nil) // stands in for a retry running alone
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer holder.Close()
-	if _, err := holder.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, s.WritersKey()); err != nil {
+	defer holder.Rollback()
+	if _, err := holder.ExecContext(ctx, `LOCK TABLE ledger_writers IN EXCLUSIVE MODE`); err != nil {
 		t.Fatal(err)
 	}
 	waiting, cancel := context.WithCancel(ctx)
@@ -455,17 +437,12 @@ func TestCancelledWaitForTheWritersLockLeavesNoLockBehind(t *testing.T) {
 		_, err := s.Apply(waiting, tl.Seal(tl.Earn(storetest.Card(1), 500, 5)))
 		applied <- err
 	}()
-	// This ledger's writers' lock in pg_locks (other tests' ledgers may
-	// hold theirs): a bigint key is split into classid and objid.
-	key := uint64(s.WritersKey())
-	const ours = `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1`
-	hi, lo := int64(key>>32), int64(key&0xffffffff)
 	// Cancel once the batch waits for the lock (its request ended).
 	for queued, deadline := 0, time.Now().Add(30*time.Second); queued == 0; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the batch never queued for the writers' lock")
 		}
-		if err := holder.QueryRowContext(ctx, ours+` AND NOT granted`, hi, lo).Scan(&queued); err != nil {
+		if err := holder.QueryRowContext(ctx, writersLocks+` AND NOT granted`).Scan(&queued); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -473,19 +450,19 @@ func TestCancelledWaitForTheWritersLockLeavesNoLockBehind(t *testing.T) {
 	if err = <-applied; err == nil || !strings.Contains(err.Error(), "other writers") {
 		t.Fatalf("apply while another writer runs alone: got %v, want an error saying it waited for the ledger's other writers", err)
 	}
-	if _, err := holder.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, s.WritersKey()); err != nil {
+	// The server may see the cancellation after the holder lets go and
+	// grant the abandoned wait; that transaction then ends and lets go.
+	if err := holder.Rollback(); err != nil {
 		t.Fatal(err)
 	}
-	// The server may grant the lock to the abandoned session before it
-	// notices its client is gone; it then ends and lets go.
 	held := -1
 	for deadline := time.Now().Add(10 * time.Second); held != 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if err := holder.QueryRowContext(ctx, ours+` AND granted`, hi, lo).Scan(&held); err != nil {
+		if err := s.DB().QueryRowContext(ctx, writersLocks).Scan(&held); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if held != 0 {
-		t.Errorf("%d advisory locks still held 10 s after the cancelled wait", held)
+		t.Errorf("%d sessions still hold or wait for the writers' lock 10 s after the cancelled wait", held)
 	}
 	tl.Seq, tl.Prev = 0, nil // the till resends from the start: nothing was applied
 	done := make(chan error, 1)

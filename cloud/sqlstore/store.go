@@ -3,10 +3,8 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
@@ -78,10 +76,10 @@ type Store struct {
 	ckpt     *checkpointer // SQLite only
 	seen     *seenCache    // (store, card) pairs known to be in card_stores
 
-	// writersKey names the PostgreSQL advisory lock the ledger's
-	// transactions hold (see inTx), one per schema; 0 on a server
-	// without advisory locks, or behind a pooler that breaks them.
-	writersKey atomic.Int64
+	// writersLock: the ledger's transactions lock the table
+	// ledger_writers (see inTx); PostgreSQL only, and not on a server
+	// without LOCK TABLE (CockroachDB).
+	writersLock bool
 	// retries counts transactions tried again after a conflict; reruns,
 	// those tried a third time or more.
 	retries, reruns atomic.Int64
@@ -196,46 +194,43 @@ func open(ctx context.Context, dsn string, opts Options, version int) (*Store, e
 	}
 	if s.dialect == SQLite {
 		s.wst, s.rst = newStmtCache(s.db), newStmtCache(s.rdb)
-	} else {
+	} else if version >= writersTableVersion {
 		if err := s.probeWritersLock(ctx); err != nil {
 			s.Close()
 			return nil, err
 		}
+	}
+	if s.dialect == Postgres {
 		s.warnAboutServer(ctx)
 	}
 	return s, nil
 }
 
-// probeWritersLock names the advisory lock of the ledger in the
-// connection's schema (ledgers in other schemas of the same database do
-// not wait for each other) and checks that the server has it. A server
-// without session advisory locks (CockroachDB) gets none: its conflicting
-// transactions are retried side by side, as before the lock existed.
+// probeWritersLock checks that the server locks tables, as the ledger's
+// transactions do (see inTx). A server without LOCK TABLE (CockroachDB)
+// gets no lock: its conflicting transactions are retried side by side.
 func (s *Store) probeWritersLock(ctx context.Context) error {
-	var schema string
-	if err := s.db.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
-		return fmt.Errorf("read the ledger's schema: %w", err)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("try the ledger's writers lock: %w", err)
 	}
-	h := fnv.New64a()
-	h.Write([]byte("tillpoint ledger writers\x00" + schema))
-	key := int64(h.Sum64() | 1) // never 0, which means none
-	_, err := s.db.ExecContext(ctx, `SELECT pg_advisory_xact_lock_shared($1), pg_advisory_lock($1), pg_advisory_unlock($1)`, key)
+	_, err = tx.ExecContext(ctx, lockWriters)
+	tx.Rollback()
 	switch {
 	case err == nil:
-		s.writersKey.Store(key)
-	case noAdvisoryLocks(err):
-		s.log.Warn("the database has no session advisory locks: transactions that conflict are retried side by side, and under heavy contention may give up", "err", err)
+		s.writersLock = true
+	case noTableLocks(err):
+		s.log.Warn("the database cannot lock tables: transactions that conflict are retried side by side, and under heavy contention may give up", "err", err)
 	default:
-		return fmt.Errorf("try the ledger's writers lock: %w", err)
+		return fmt.Errorf("try the ledger's writers lock (LOCK TABLE ledger_writers): %w; the cloud's database user must own the ledger's tables", err)
 	}
 	return nil
 }
 
-// noAdvisoryLocks reports an error of a server that lacks the advisory
-// lock functions.
-func noAdvisoryLocks(err error) bool {
+// noTableLocks reports an error of a server that has no LOCK TABLE.
+func noTableLocks(err error) bool {
 	var pe *pgconn.PgError
-	return errors.As(err, &pe) && (pe.Code == "42883" || pe.Code == "0A000") // undefined_function, feature_not_supported
+	return errors.As(err, &pe) && (pe.Code == "42601" || pe.Code == "0A000") // syntax_error, feature_not_supported
 }
 
 // warnAboutServer logs the PostgreSQL server settings that slow the
@@ -355,13 +350,20 @@ func (s *Store) q(query string) string {
 // locks on the time-ordered op IDs' index pages, which made concurrent
 // terminals abort each other on nearly every batch.
 //
-// A transaction that failed so runs again alone: a first attempt holds
-// the ledger's advisory lock shared for its transaction, a retry holds it
-// exclusively, taken before its snapshot. The retry waits for the
-// attempts in flight to end, new ones wait for it, and no other ledger
-// transaction can make it fail again. For a while after a conflict (ten
-// times as long as the attempt that failed took, at most
-// aloneAfterConflict) first attempts run alone too: where batches keep
+// A transaction that failed so runs again alone: at its start every
+// ledger transaction locks the table ledger_writers, which holds no rows,
+// a first attempt in a mode that its like share (lockWriters), a retry in
+// one that excludes every other (lockWritersAlone). The retry waits for
+// the attempts in flight to end, new ones wait for it, and no other
+// ledger transaction can make it fail again: LOCK TABLE, unlike a query,
+// does not fix a REPEATABLE READ transaction's snapshot, so the retry's is
+// taken after the wait. The lock is the transaction's, released when it
+// ends, so it holds behind a pooler that hands each transaction to
+// another server session (PgBouncer's transaction pooling); the session
+// advisory lock that served before stayed there with a session the ledger
+// no longer had, and every other transaction waited for it. For a while
+// after a conflict (ten times as long as the attempt that failed took, at
+// most aloneAfterConflict) first attempts run alone too: where batches keep
 // sharing owners, one at a time applies more than side by side, and a
 // conflict between small transactions costs a few milliseconds of one at a
 // time, not a second. Before this, four terminals sending batches on the
@@ -400,11 +402,30 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *dbtx) error) error {
 	}
 }
 
+// writersTableVersion is the migration that makes the table ledger_writers.
+const writersTableVersion = 12
+
+// The ledger's writers' lock (see inTx). ROW SHARE conflicts only with
+// EXCLUSIVE and ACCESS EXCLUSIVE; PostgreSQL takes it on its fast path,
+// outside the shared lock table, while no stronger lock is asked for.
+//
+// A first attempt fixes its snapshot (SELECT 1, sent with the lock in one
+// round trip: pgx sends a statement without arguments as a simple query)
+// before it waits, so that one that waited behind a retry running alone
+// and writes what that retry wrote fails at its first such write and
+// runs alone in turn, instead of going on beside the attempts that waited
+// with it until the first of them commits: without it, four terminals on
+// the same cards applied 12% fewer ops/s (docs/benchmarks.md).
+const (
+	lockWriters      = `SELECT 1; LOCK TABLE ledger_writers IN ROW SHARE MODE`
+	lockWritersAlone = `LOCK TABLE ledger_writers IN EXCLUSIVE MODE`
+)
+
 // tryTx runs fn in one transaction; alone asks, on PostgreSQL, that no
 // other ledger transaction run beside it (see inTx).
 func (s *Store) tryTx(ctx context.Context, opts *sql.TxOptions, alone bool, fn func(tx *dbtx) error) error {
 	// On PostgreSQL the transaction keeps its connection at hand, for the
-	// writers' lock and the COPYs of its larger inserts (copyRows).
+	// COPYs of its larger inserts (copyRows).
 	var conn *sql.Conn
 	begin := s.db.BeginTx
 	if s.dialect == Postgres {
@@ -415,22 +436,16 @@ func (s *Store) tryTx(ctx context.Context, opts *sql.TxOptions, alone bool, fn f
 		defer conn.Close()
 		begin = conn.BeginTx
 	}
-	key := s.writersKey.Load() // 0 on SQLite, or without the lock
-	if key != 0 && alone {
-		unlock, err := s.lockWritersAlone(ctx, conn, key)
-		if err != nil {
-			return err
-		}
-		defer unlock()
-	}
 	tx, err := begin(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("begin ledger transaction: %w", err)
 	}
-	if key != 0 && !alone {
-		// Held to the transaction's end; its snapshot may predate the
-		// wait, which only makes a conflict, and so a retry alone, likelier.
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock_shared($1)`, key); err != nil {
+	if s.writersLock {
+		lock := lockWriters
+		if alone {
+			lock = lockWritersAlone
+		}
+		if _, err := tx.ExecContext(ctx, lock); err != nil {
 			tx.Rollback()
 			return fmt.Errorf("wait for the ledger's other writers: %w", err)
 		}
@@ -461,42 +476,6 @@ func (s *Store) tryTx(ctx context.Context, opts *sql.TxOptions, alone bool, fn f
 		s.ckpt.wrote()
 	}
 	return nil
-}
-
-// lockWritersAlone takes the ledger's advisory lock key exclusively on
-// conn, before the transaction begins, so that the transaction's snapshot
-// is taken once every other ledger transaction has ended; those hold the
-// lock shared, for the length of their transaction. The exclusive lock
-// belongs to the session: unlock releases it, and closes the connection
-// instead when it cannot.
-//
-// A pooler that hands each transaction to whichever server session is
-// free (PgBouncer's transaction pooling) breaks session locks: the lock
-// stays with a session the ledger no longer has. unlock finds that out
-// (the release finds no lock to release), says what to do, and turns the
-// lock off for good.
-func (s *Store) lockWritersAlone(ctx context.Context, conn *sql.Conn, key int64) (unlock func(), err error) {
-	// A session that may hold the lock goes back to the pool only once
-	// released: otherwise it is closed, which releases the lock.
-	discard := func() { _ = conn.Raw(func(any) error { return driver.ErrBadConn }) }
-	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, key); err != nil {
-		discard() // the lock may have been granted as the wait was cancelled
-		return nil, fmt.Errorf("wait for the ledger's other writers: %w", err)
-	}
-	return func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		var released bool
-		if err := conn.QueryRowContext(ctx, `SELECT pg_advisory_unlock($1)`, key).Scan(&released); err != nil {
-			s.log.Warn("closing a ledger connection that could not release the writers' lock", "err", err)
-			discard()
-			return
-		}
-		if !released && s.writersKey.CompareAndSwap(key, 0) {
-			s.log.Error("the ledger's writers lock was not held by the session that took it: the connection to PostgreSQL is pooled by transaction (PgBouncer?). " +
-				"Transactions that conflict are now retried side by side, and under heavy contention may give up; connect the cloud to PostgreSQL directly or through session pooling, and restart it")
-		}
-	}, nil
 }
 
 // retryable reports a PostgreSQL serialization failure, deadlock or

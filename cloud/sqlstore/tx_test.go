@@ -94,3 +94,25 @@ func TestStorageFullKnowsEachDatabasesError(t *testing.T) {
 		}
 	}
 }
+
+// TestNoTableLocksKnowsAServerWithoutThem: a server without LOCK TABLE
+// (CockroachDB answers it as a syntax error; others may call it not
+// supported) opens without the writers' lock, and no other error is
+// taken for that: a permission error must stop the cloud, not quietly
+// turn the lock off.
+func TestNoTableLocksKnowsAServerWithoutThem(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		none bool
+	}{
+		{&pgconn.PgError{Code: "42601", Message: `at or near "lock": syntax error`}, true},
+		{fmt.Errorf("lock: %w", &pgconn.PgError{Code: "0A000"}), true},
+		{&pgconn.PgError{Code: "42501", Message: "permission denied for table ledger_writers"}, false},
+		{&pgconn.PgError{Code: "42P01", Message: `relation "ledger_writers" does not exist`}, false},
+		{errors.New("syntax error"), false}, // a message is not a code
+	} {
+		if got := noTableLocks(c.err); got != c.none {
+			t.Errorf("noTableLocks(%v) = %v, want %v", c.err, got, c.none)
+		}
+	}
+}

@@ -3,7 +3,8 @@
 // and the helpers that open a real, fresh ledger for a test: OpenSQLite in
 // t.TempDir(), OpenPostgres in a schema of its own on the server named by
 // TILLPOINT_TEST_POSTGRES (skipped when unset, a failure when
-// TILLPOINT_HIL=require), dropped when the test ends.
+// TILLPOINT_HIL=require), dropped when the test ends; and PgBouncer, to
+// put a real pooler in front of such a schema.
 //
 // Every ledger the helpers open is checked when its test ends: Check must
 // find conservation (invariant 3) intact, or the test fails.
