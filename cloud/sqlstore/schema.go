@@ -2,9 +2,12 @@ package sqlstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // migrations are applied in order, each once, in its own transaction. Never
@@ -263,9 +266,21 @@ CREATE TABLE ledger_writers (
 `,
 }
 
+// migrate applies the migrations up to upTo that the ledger lacks. A
+// ledger that has them all needs no right to change the schema, so that
+// on PostgreSQL the cloud may run as a role that only reads and writes
+// rows, once the ledger's owner has migrated it (PostgreSQL checks the
+// right to create a table even for CREATE TABLE IF NOT EXISTS of one that
+// exists).
 func (s *Store) migrate(ctx context.Context, upTo int) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
-		return fmt.Errorf("migrate ledger: create schema_migrations: %w", err)
+	var have int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&have); err != nil {
+		if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+			return fmt.Errorf("migrate ledger: create schema_migrations: %w", err)
+		}
+	}
+	if have == upTo {
+		return nil // versions are applied in order, each once
 	}
 	applied := 0
 	for i, m := range migrations[:upTo] {
@@ -292,6 +307,9 @@ func (s *Store) migrate(ctx context.Context, upTo int) error {
 			return err
 		})
 		if err != nil {
+			if mayNotChangeSchema(err) {
+				return fmt.Errorf("migrate ledger to version %d: %w; the cloud's database user may not change the ledger's schema: run the cloud once as the ledger's owner, which applies the migration, then as this user", version, err)
+			}
 			return fmt.Errorf("migrate ledger to version %d: %w", version, err)
 		}
 	}
@@ -304,4 +322,10 @@ func (s *Store) migrate(ctx context.Context, upTo int) error {
 		}
 	}
 	return nil
+}
+
+// mayNotChangeSchema reports PostgreSQL's insufficient_privilege.
+func mayNotChangeSchema(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "42501"
 }

@@ -3,9 +3,11 @@ package sqlstore_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -407,6 +409,80 @@ func TestWritersLockHoldsBehindPgBouncer(t *testing.T) {
 		t.Fatalf("a batch through a cloud connected directly, after the pooled clouds' batches: %v", err)
 	}
 	storetest.AssertConserved(t, d)
+}
+
+// TestCloudRunsAsARoleThatOnlyReadsAndWritesRows: a DBA migrates the
+// ledger as its owner and runs the cloud as a role that may only read and
+// write rows. Such a cloud opens a ledger that has every migration and
+// applies batches; one migration behind, it says to run the cloud once as
+// the owner; without the right to lock ledger_writers, it says what to
+// grant.
+func TestCloudRunsAsARoleThatOnlyReadsAndWritesRows(t *testing.T) {
+	ctx := context.Background()
+	owner := storetest.PostgresSchema(t)
+	if err := sqlstore.MigrateTo(ctx, owner, sqlstore.Migrations-1); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := u.Query().Get("search_path")
+	role := schema + "_dml"
+	admin, err := sql.Open("pgx", owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() }) // after the role is dropped
+	run := func(qs ...string) {
+		t.Helper()
+		for _, q := range qs {
+			if _, err := admin.ExecContext(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	}
+	run(`CREATE ROLE `+role+` LOGIN`, `GRANT USAGE ON SCHEMA `+schema+` TO `+role,
+		`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA `+schema+` TO `+role)
+	t.Cleanup(func() {
+		for _, q := range []string{`DROP OWNED BY ` + role, `DROP ROLE ` + role} {
+			if _, err := admin.ExecContext(context.Background(), q); err != nil {
+				t.Errorf("%s: %v", q, err)
+			}
+		}
+	})
+	u.User = url.User(role)
+	asRole := u.String()
+
+	if _, err := sqlstore.Open(ctx, asRole, sqlstore.Options{}); err == nil || !strings.Contains(err.Error(), "run the cloud once as the ledger's owner") {
+		t.Errorf("open a ledger a migration behind as a role that may not create tables: got %v, want an error saying to run the cloud as the owner once", err)
+	}
+	s, err := sqlstore.Open(ctx, owner, sqlstore.Options{}) // migrates
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// ledger_writers is newer than the grant on all tables.
+	if _, err := sqlstore.Open(ctx, asRole, sqlstore.Options{}); err == nil || !strings.Contains(err.Error(), "granted UPDATE on ledger_writers") {
+		t.Errorf("open as a role that may not lock ledger_writers: got %v, want an error saying to grant UPDATE on it", err)
+	}
+	run(`GRANT SELECT, UPDATE ON ` + schema + `.ledger_writers TO ` + role)
+	dml, err := sqlstore.Open(ctx, asRole, sqlstore.Options{})
+	if err != nil {
+		t.Fatalf("open a migrated ledger as a role that reads and writes rows: %v", err)
+	}
+	defer dml.Close()
+	if !dml.WritersLock() {
+		t.Error("no writers' lock for the role that may take it")
+	}
+	if err := s.PublishRules(ctx, storetest.TestRules(1), storetest.Start()); err != nil {
+		t.Fatal(err)
+	}
+	tl := storetest.NewTill(t, dml, "t1", "s1")
+	if _, err := dml.Apply(ctx, tl.Seal(tl.Earn(storetest.Card(1), 500, 5), tl.Redeem(storetest.Card(1), 2, true))); err != nil {
+		t.Fatalf("apply a batch as the role: %v", err)
+	}
+	storetest.AssertConserved(t, dml)
 }
 
 // writersLocks counts the sessions that hold or wait for the ledger's

@@ -222,7 +222,7 @@ func (s *Store) probeWritersLock(ctx context.Context) error {
 	case noTableLocks(err):
 		s.log.Warn("the database cannot lock tables: transactions that conflict are retried side by side, and under heavy contention may give up", "err", err)
 	default:
-		return fmt.Errorf("try the ledger's writers lock (LOCK TABLE ledger_writers): %w; the cloud's database user must own the ledger's tables", err)
+		return fmt.Errorf("try the ledger's writers lock (LOCK TABLE ledger_writers): %w; the cloud's database user must own the ledger's tables, or be granted UPDATE on ledger_writers", err)
 	}
 	return nil
 }
