@@ -40,6 +40,11 @@ var (
 	// database's volume (or raise PostgreSQL's). The Ledger logs it, at
 	// most once a minute, so that its callers need not.
 	ErrStorageFull = errors.New("cloud: the ledger's storage is full; nothing was written")
+	// ErrUnavailable: the ledger's database did not answer, or its
+	// connection broke as a transaction committed, so whether it did is
+	// not known. Sending the same request again is safe: a batch resent
+	// is applied once, or answered as the replay of the batch applied.
+	ErrUnavailable = errors.New("cloud: the ledger's database did not answer; send the request again later")
 )
 
 // Sequence error kinds: why a batch does not continue its terminal's watermark.

@@ -9,6 +9,8 @@ import (
 	"mime"
 	"net/http"
 	"time"
+
+	"github.com/tillpoint/tillpoint/cloud"
 )
 
 // statusWriter remembers the status and problem code of a response for the
@@ -78,11 +80,12 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 }
 
 // fail writes err as a problem document; a server error is logged with
-// its cause, which the client never sees (but a full storage, which the
-// ledger logs at most once a minute, whatever the number of refusals).
+// its cause, which the client never sees (but a full storage or a
+// database that does not answer, which the ledger logs at most once a
+// minute, whatever the number of refusals).
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p := asProblem(err)
-	if p.Status >= http.StatusInternalServerError && p.Code != CodeStorageFull {
+	if p.Status >= http.StatusInternalServerError && p.Code != CodeStorageFull && !errors.Is(err, cloud.ErrUnavailable) {
 		s.Logger.Error("request failed", logPath, r.URL.Path, logErr, err)
 	}
 	answer(w, p)

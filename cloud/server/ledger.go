@@ -112,6 +112,10 @@ func classify(err error) *Problem {
 		return problem(CodeInvalidRequest, "%v", err)
 	case errors.Is(err, cloud.ErrStorageFull):
 		return problem(CodeStorageFull, "the ledger's database has no room to write: nothing was applied; keep the batch and send it again after the Retry-After delay")
+	case errors.Is(err, cloud.ErrUnavailable):
+		p := problem(CodeUnavailable, "the ledger's database did not answer; send the request again after the Retry-After delay: a batch sent again is applied once")
+		p.RetryAfter = unreachableRetryAfter
+		return p
 	case errors.Is(err, cloud.ErrInvariant):
 		return problem(CodeUnavailable, "the ledger halted a transaction that would have broken its books; the operator must run 'tillpoint cloud check'")
 	}

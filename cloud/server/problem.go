@@ -148,10 +148,12 @@ func problem(code, format string, args ...any) *Problem {
 }
 
 // Retry-After, in seconds, of a 503: a halted or full ledger needs an
-// operator; a busy one only a moment.
+// operator; a busy one only a moment; a database that does not answer
+// may be restarting.
 const (
 	unavailableRetryAfter = 30
 	busyRetryAfter        = 2
+	unreachableRetryAfter = 5
 )
 
 // writeProblem writes p as the response.

@@ -27,6 +27,7 @@ func TestEveryErrorHasAStableCodeAndStatus(t *testing.T) {
 		{cloud.ErrEnrollCode, CodeEnrollCodeBad, 403},
 		{fmt.Errorf("apply: %w", cloud.ErrInvariant), CodeUnavailable, 503},
 		{fmt.Errorf("apply: %w: database or disk is full", cloud.ErrStorageFull), CodeStorageFull, 503},
+		{fmt.Errorf("apply: %w: unexpected EOF", cloud.ErrUnavailable), CodeUnavailable, 503},
 		{&cloud.SequenceError{Kind: cloud.SeqRewind, Watermark: 7}, CodeSequenceRewind, 409},
 		{&cloud.SequenceError{Kind: cloud.SeqStaleEpoch}, CodeStaleEpoch, 409},
 		{&cloud.SequenceError{Kind: cloud.SeqChain}, CodeBatchConflict, 409},
@@ -55,7 +56,7 @@ func TestEveryErrorHasAStableCodeAndStatus(t *testing.T) {
 			t.Errorf("code %s: status %d, title %q", code, status, titles[code])
 		}
 	}
-	for _, err := range []error{cloud.ErrInvariant, cloud.ErrStorageFull} {
+	for _, err := range []error{cloud.ErrInvariant, cloud.ErrStorageFull, cloud.ErrUnavailable} {
 		rec := httptest.NewRecorder()
 		writeProblem(rec, asProblem(err))
 		if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {

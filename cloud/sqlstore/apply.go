@@ -46,6 +46,17 @@ func validateBatch(b *cloud.Batch) error {
 
 // Apply implements cloud.Ledger.
 func (s *Store) Apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error) {
+	out, err := s.apply(ctx, bt)
+	if errors.As(err, new(*commitError)) {
+		// The connection broke as the batch committed, so it may have
+		// been applied. Asking again is safe: a batch applied is
+		// answered as its replay, with its results.
+		out, err = s.apply(ctx, bt)
+	}
+	return out, err
+}
+
+func (s *Store) apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error) {
 	if err := validateBatch(&bt); err != nil {
 		return cloud.Applied{}, err
 	}

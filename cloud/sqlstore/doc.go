@@ -43,7 +43,10 @@
 // procedures; times are Unix microseconds
 // in BIGINT; upserts are INSERT ... ON CONFLICT; partial indexes only. On a
 // server without LOCK TABLE (CockroachDB) the ledger runs without the lock
-// and says so.
+// and says so. A transaction whose connection breaks before it commits
+// runs again on another (lost.go); one whose connection breaks as it
+// commits may have committed: Apply asks again, which a batch applied
+// answers as its replay, and anything else returns cloud.ErrUnavailable.
 //
 // BackupTo copies a SQLite ledger as of one commit while it serves
 // (backup.go); a PostgreSQL ledger is backed up with PostgreSQL's tools.

@@ -90,9 +90,9 @@ type Store struct {
 	// full (see classifyFull).
 	fullAt atomic.Int64
 
-	// conflictLog and fullLog space the lines about conflicting
-	// transactions and a full storage.
-	conflictLog, fullLog logEvery
+	// conflictLog, fullLog and lostLog space the lines about conflicting
+	// transactions, a full storage and lost connections.
+	conflictLog, fullLog, lostLog logEvery
 
 	// afterExpireChunk, when set (by tests), runs after each expiry
 	// chunk commits.
@@ -338,7 +338,12 @@ func (s *Store) q(query string) string {
 // inTx runs fn in a write transaction and commits it, running it again
 // after a serialization failure, a deadlock or a unique violation (another
 // transaction inserted the same key first: the next attempt sees it), so fn
-// must not keep state between attempts.
+// must not keep state between attempts. On PostgreSQL a transaction whose
+// connection broke before its commit runs again on another connection
+// (at most maxReconnects times); one whose connection broke at its
+// commit may have committed, and inTx returns cloud.ErrUnavailable: the
+// caller's resend sorts it out (Apply answers a batch it applied as that
+// batch's replay).
 //
 // SQLite has one writer (BEGIN IMMEDIATE), which is serializable. On
 // PostgreSQL the transaction is REPEATABLE READ (snapshot isolation): every
@@ -376,23 +381,39 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *dbtx) error) error {
 	if s.dialect == Postgres {
 		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead}
 	}
-	for attempt := 0; ; attempt++ {
+	attempt, reconnects := 0, 0 // conflicts, and connections lost before the commit
+	for {
 		start := time.Now()
 		alone := attempt > 0 || start.UnixNano() < s.aloneUntil.Load()
 		err := s.tryTx(ctx, opts, alone, fn)
-		if err == nil || !retryable(err) || attempt >= s.opts.MaxRetries {
+		var backoff time.Duration
+		switch {
+		case s.dialect == Postgres && connectionLost(ctx, err):
+			// Before the commit the transaction did not happen: it runs
+			// again on another connection. At the commit it may have,
+			// and the caller hears that this is not known.
+			if errors.As(err, new(*commitError)) || reconnects == maxReconnects {
+				return s.unavailable(err)
+			}
+			reconnects++
+			s.log.Warn("the connection to PostgreSQL broke before the transaction committed; running it again on another", "err", err)
+			backoff = time.Duration(reconnects) * 100 * time.Millisecond
+		case err == nil || !retryable(err) || attempt >= s.opts.MaxRetries:
 			return s.classifyFull(err)
+		default:
+			s.runAlone(min(aloneAfterConflict, aloneAfterConflictPer*time.Since(start)))
+			if attempt == 0 {
+				s.retries.Add(1)
+				s.reportConflict(err)
+			} else if attempt == 1 {
+				s.reruns.Add(1)
+			}
+			s.log.Debug("retrying ledger transaction", "attempt", attempt+1, "err", err)
+			backoff = time.Duration(1<<min(attempt, 6)) * time.Millisecond
+			backoff += rand.N(backoff)
+			attempt++
 		}
-		s.runAlone(min(aloneAfterConflict, aloneAfterConflictPer*time.Since(start)))
-		if attempt == 0 {
-			s.retries.Add(1)
-			s.reportConflict(err)
-		} else if attempt == 1 {
-			s.reruns.Add(1)
-		}
-		s.log.Debug("retrying ledger transaction", "attempt", attempt+1, "err", err)
-		backoff := time.Duration(1<<min(attempt, 6)) * time.Millisecond
-		t := time.NewTimer(backoff + rand.N(backoff))
+		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -470,7 +491,7 @@ func (s *Store) tryTx(ctx context.Context, opts *sql.TxOptions, alone bool, fn f
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit ledger transaction: %w", err)
+		return &commitError{err}
 	}
 	if s.ckpt != nil {
 		s.ckpt.wrote()

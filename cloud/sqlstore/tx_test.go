@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -114,5 +115,36 @@ func TestNoTableLocksKnowsAServerWithoutThem(t *testing.T) {
 		if got := noTableLocks(c.err); got != c.none {
 			t.Errorf("noTableLocks(%v) = %v, want %v", c.err, got, c.none)
 		}
+	}
+}
+
+// TestConnectionLostIsNotATransactionsOwnError: only a broken connection
+// or a server going down makes a transaction run again on another
+// connection, never an error of its own statements, and never a request
+// that ended (which breaks the connection on purpose).
+func TestConnectionLostIsNotATransactionsOwnError(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		err  error
+		lost bool
+	}{
+		{&pgconn.PgError{Code: "57P01", Severity: "FATAL", Message: "terminating connection due to administrator command"}, true},
+		{fmt.Errorf("read: %w", &pgconn.PgError{Code: "08006"}), true},
+		{&commitError{fmt.Errorf("commit: %w", io.ErrUnexpectedEOF)}, true},
+		{fmt.Errorf("exec: %w", pgconn.ErrConnClosed), true},
+		{&pgconn.PgError{Code: "40001"}, false},
+		{&pgconn.PgError{Code: "23505"}, false},
+		{&pgconn.PgError{Code: "53100"}, false},
+		{errors.New("connection reset by peer"), false}, // a message is not a cause
+		{nil, false},
+	} {
+		if got := connectionLost(ctx, c.err); got != c.lost {
+			t.Errorf("connectionLost(%v) = %v, want %v", c.err, got, c.lost)
+		}
+	}
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	if connectionLost(ended, fmt.Errorf("read: %w", io.ErrUnexpectedEOF)) {
+		t.Error("a broken connection of a request that ended counts as lost: the request would run again after its client left")
 	}
 }
