@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -82,13 +83,26 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 // fail writes err as a problem document; a server error is logged with
 // its cause, which the client never sees (but a full storage or a
 // database that does not answer, which the ledger logs at most once a
-// minute, whatever the number of refusals).
+// minute, whatever the number of refusals). An internal error while the
+// ledger's database does not answer (a read that found no connection) is
+// that outage: a 503 the client retries after the Retry-After delay.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p := asProblem(err)
+	if p.Code == CodeInternal && s.ledgerDown(r.Context()) {
+		p = asProblem(fmt.Errorf("%w: %w", cloud.ErrUnavailable, err))
+	}
 	if p.Status >= http.StatusInternalServerError && p.Code != CodeStorageFull && !errors.Is(err, cloud.ErrUnavailable) {
 		s.Logger.Error("request failed", logPath, r.URL.Path, logErr, err)
 	}
 	answer(w, p)
+}
+
+// ledgerDown reports whether the ledger's database does not answer.
+func (s *Server) ledgerDown(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	err := s.Ledger.Ping(ctx)
+	return err != nil && !errors.Is(err, cloud.ErrStorageFull)
 }
 
 // answer writes p and records its code for the request's metrics.

@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -33,10 +32,7 @@ func PgBouncer(t testing.TB, schemaURL string, sessions int) string {
 	bin, err := exec.LookPath("pgbouncer")
 	if err != nil {
 		if bin, err = exec.LookPath("/usr/sbin/pgbouncer"); err != nil {
-			if os.Getenv("TILLPOINT_HIL") == "require" {
-				t.Fatal("pgbouncer is not installed and TILLPOINT_HIL=require: run make deps")
-			}
-			t.Skip("pgbouncer is not installed: run make deps")
+			missing(t, "pgbouncer is not installed")
 		}
 	}
 	server, err := url.Parse(schemaURL)
@@ -83,14 +79,8 @@ max_client_conn = 200
 	var out syncbuf.Buffer
 	cmd := exec.Command(bin, filepath.Join(dir, "pgbouncer.ini"))
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if os.Geteuid() == 0 {
-		pg, err := user.Lookup("postgres")
-		if err != nil {
-			t.Fatalf("pgbouncer will not run as root, and there is no postgres user to run it as: %v", err)
-		}
-		uid, _ := strconv.ParseUint(pg.Uid, 10, 32)
-		gid, _ := strconv.ParseUint(pg.Gid, 10, 32)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	if err := asPostgres(cmd); err != nil {
+		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start pgbouncer: %v", err)
