@@ -55,6 +55,14 @@ start; set it to 0 where 'tillpoint cloud expire' runs from cron instead.
 Of several clouds over one database, one at a time runs expiry (it holds a
 lease in the database); the others skip that run.
 
+On PostgreSQL the cloud may connect through a pooler, PgBouncer's
+transaction pooling included, and may run as a role that only reads and
+writes rows once the database's owner has run it after an upgrade (it
+says so when a migration is missing). While the database does not answer,
+requests get 503 with Retry-After and the tills send their batches again;
+a batch whose commit's answer was lost is asked for again and answered
+once.
+
 GET /healthz answers while the process runs; GET /readyz answers 503 while
 the database does not answer, or for a while after a write found its disk
 full (batches it had no room for are refused with 503 storage_full, and
