@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -96,5 +97,33 @@ func TestAPanicBelowTheServerCostsOneRequest(t *testing.T) {
 	}
 	if !strings.Contains(ts.logs.String(), "handler panicked") {
 		t.Errorf("the panic was not logged")
+	}
+}
+
+// TestLedgerThatDoesNotAnswerIs503AndLoggedOnce: while the ledger's
+// database does not answer (here: closed under the server), a request
+// that fails on it is that outage, not a server bug: 503 with
+// Retry-After, which the till waits out, and one log line however many
+// requests fail.
+func TestLedgerThatDoesNotAnswerIs503AndLoggedOnce(t *testing.T) {
+	t.Parallel()
+	ledger, err := sqlstore.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "ledger.db"), sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServerWith(t, ledger)
+	tm := enroll(t, ts, "S1", "T1")
+	sealed := tm.seal(t, 3)
+	ledger.Close()
+	for range 3 {
+		status, h, body := post(t, ts, sealed.Bytes)
+		wantProblem(t, status, h, body, http.StatusServiceUnavailable, server.CodeUnavailable)
+		if h.Get("Retry-After") == "" {
+			t.Errorf("a 503 without Retry-After")
+		}
+	}
+	logs := ts.logs.String()
+	if n := strings.Count(logs, "does not answer"); n != 1 || strings.Contains(logs, "request failed") {
+		t.Errorf("%d lines saying the database does not answer, want 1, and no request failures; log:\n%s", n, logs)
 	}
 }

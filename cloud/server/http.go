@@ -85,13 +85,16 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 // database that does not answer, which the ledger logs at most once a
 // minute, whatever the number of refusals). An internal error while the
 // ledger's database does not answer (a read that found no connection) is
-// that outage: a 503 the client retries after the Retry-After delay.
+// that outage: a 503 the client retries after the Retry-After delay,
+// logged here at most once a minute.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p := asProblem(err)
 	if p.Code == CodeInternal && s.ledgerDown(r.Context()) {
 		p = asProblem(fmt.Errorf("%w: %w", cloud.ErrUnavailable, err))
-	}
-	if p.Status >= http.StatusInternalServerError && p.Code != CodeStorageFull && !errors.Is(err, cloud.ErrUnavailable) {
+		if last := s.downLoggedAt.Load(); time.Since(time.Unix(0, last)) >= time.Minute && s.downLoggedAt.CompareAndSwap(last, time.Now().UnixNano()) {
+			s.Logger.Error("the ledger's database does not answer: requests are answered 503 until it does", logPath, r.URL.Path, logErr, err)
+		}
+	} else if p.Status >= http.StatusInternalServerError && p.Code != CodeStorageFull && !errors.Is(err, cloud.ErrUnavailable) {
 		s.Logger.Error("request failed", logPath, r.URL.Path, logErr, err)
 	}
 	answer(w, p)

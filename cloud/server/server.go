@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tillpoint/tillpoint/cloud"
@@ -96,6 +97,10 @@ type Server struct {
 
 	stampMu   sync.Mutex
 	lastStamp time.Time
+
+	// downLoggedAt: when (Unix nanoseconds) fail last logged that the
+	// ledger's database does not answer.
+	downLoggedAt atomic.Int64
 
 	mu       sync.Mutex
 	ln       net.Listener
