@@ -52,7 +52,11 @@ func PrivatePostgres(t testing.TB) *PrivateServer {
 		t.Fatal(err)
 	}
 	s.Start()
-	t.Cleanup(func() { s.run("pg_ctl", "-D", s.dir, "-m", "immediate", "-w", "stop") })
+	t.Cleanup(func() {
+		if _, err := os.Stat(filepath.Join(s.dir, "postmaster.pid")); err == nil { // not left stopped by a failed test
+			s.run("pg_ctl", "-D", s.dir, "-m", "immediate", "-w", "stop")
+		}
+	})
 	return s
 }
 
