@@ -46,7 +46,9 @@
 // and says so. A transaction whose connection breaks before it commits
 // runs again on another (lost.go); one whose connection breaks as it
 // commits may have committed: Apply asks again, which a batch applied
-// answers as its replay, and anything else returns cloud.ErrUnavailable.
+// answers as its replay, and anything else returns cloud.ErrUnavailable,
+// as does a write to a SQLite ledger whose write lock another process held
+// for longer than the 10 s busy timeout.
 //
 // BackupTo copies a SQLite ledger as of one commit while it serves
 // (backup.go); a PostgreSQL ledger is backed up with PostgreSQL's tools.

@@ -206,3 +206,10 @@ func (s *Store) AgeExpiryLease(ctx context.Context, d time.Duration) error {
 
 // AfterExpireChunk has fn run after each expiry chunk commits.
 func (s *Store) AfterExpireChunk(fn func()) { s.afterExpireChunk = fn }
+
+// SetBusyTimeout sets how long a SQLite ledger's writer waits for another
+// process's write lock (10 s as opened).
+func (s *Store) SetBusyTimeout(ctx context.Context, d time.Duration) error {
+	_, err := s.db.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", d.Milliseconds()))
+	return err
+}

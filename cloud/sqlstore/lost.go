@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/tillpoint/tillpoint/cloud"
 )
@@ -60,4 +62,22 @@ func (s *Store) unavailable(err error) error {
 			"failed", n, "err", err)
 	}
 	return fmt.Errorf("%w: %w", cloud.ErrUnavailable, err)
+}
+
+// sqliteLocked reports SQLite's SQLITE_BUSY: another process held the
+// ledger's write lock for longer than the busy timeout.
+func sqliteLocked(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
+// locked turns SQLITE_BUSY into cloud.ErrUnavailable, and logs it at
+// most once a minute: nothing was written, and the request may be sent
+// again once the other process lets go.
+func (s *Store) locked(err error) error {
+	if n, log := s.lostLog.tick(); log {
+		s.log.Error("another process holds the SQLite ledger's write lock: requests are answered 503 (the tills send their batches again) until it lets go; run one cloud per SQLite file, and end any sqlite3 session with an open transaction on it",
+			"failed", n, "err", err)
+	}
+	return fmt.Errorf("%w: another process holds the SQLite ledger's write lock: %w", cloud.ErrUnavailable, err)
 }

@@ -3,12 +3,14 @@ package sqlstore_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -252,4 +254,61 @@ func readMessage(r io.Reader, typed bool) ([]byte, error) {
 	msg = append(msg, make([]byte, n-4)...)
 	_, err := io.ReadFull(r, msg[head:])
 	return msg, err
+}
+
+// TestSQLiteLedgerLockedByAnotherProcessIsUnavailable: another process
+// holds the SQLite ledger's write lock (a second cloud on the same file,
+// a sqlite3 shell with a transaction open) for longer than the busy
+// timeout. The batch is refused as the ledger unavailable (a 503 the till
+// retries), with nothing written and one log line that says what to do,
+// and applies once the other process lets go.
+func TestSQLiteLedgerLockedByAnotherProcessIsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	var log syncbuf.Buffer
+	s, err := sqlstore.Open(ctx, "sqlite:"+path, sqlstore.Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() { storetest.AssertConserved(t, s) })
+	if err := s.PublishRules(ctx, storetest.TestRules(1), storetest.Start()); err != nil {
+		t.Fatal(err)
+	}
+	tl := storetest.NewTill(t, s, "t1", "s1")
+	if err := s.SetBusyTimeout(ctx, 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	other, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	holder, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	if _, err := holder.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	bt := tl.Seal(tl.Earn(storetest.Card(1), 500, 5))
+	for range 2 {
+		if _, err := s.Apply(ctx, bt); !errors.Is(err, cloud.ErrUnavailable) || !strings.Contains(err.Error(), "another process") {
+			t.Fatalf("apply while another process holds the write lock: got %v, want ErrUnavailable naming the other process", err)
+		}
+	}
+	if wm, _, err := s.Watermark(ctx, bt.Terminal, bt.Epoch); err != nil || wm != 0 {
+		t.Fatalf("watermark %d (%v) after the refused batch, want 0", wm, err)
+	}
+	if n := strings.Count(log.String(), "another process holds the SQLite ledger's write lock"); n != 1 {
+		t.Errorf("%d log lines for two refused batches, want 1; log:\n%s", n, log.String())
+	}
+	if _, err := holder.ExecContext(ctx, `ROLLBACK`); err != nil {
+		t.Fatal(err)
+	}
+	ack, err := s.Apply(ctx, bt)
+	if err != nil || ack.Replay || ack.Watermark != bt.LastSeq {
+		t.Fatalf("the batch once the lock is let go: %+v, %v; want it applied", ack, err)
+	}
 }

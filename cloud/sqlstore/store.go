@@ -398,6 +398,8 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *dbtx) error) error {
 			reconnects++
 			s.log.Warn("the connection to PostgreSQL broke before the transaction committed; running it again on another", "err", err)
 			backoff = time.Duration(reconnects) * 100 * time.Millisecond
+		case s.dialect == SQLite && sqliteLocked(err):
+			return s.locked(err)
 		case err == nil || !retryable(err) || attempt >= s.opts.MaxRetries:
 			return s.classifyFull(err)
 		default:
