@@ -32,6 +32,25 @@ func TestLedgerPostgres(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) cloud.Ledger { return storetest.OpenPostgres(t, sqlstore.Options{}) })
 }
 
+// TestLedgerPostgresBehindPgBouncer runs the whole suite through a real
+// PgBouncer pooling by transaction over two server sessions, as many
+// production deployments connect: every statement the ledger sends (COPY,
+// the write statement of data-modifying CTEs, described statements, the
+// writers' lock) must work when consecutive transactions, and statements
+// outside one, land on different server sessions.
+func TestLedgerPostgresBehindPgBouncer(t *testing.T) {
+	storetest.PostgresURL(t)
+	storetest.Run(t, func(t *testing.T) cloud.Ledger {
+		s, err := sqlstore.Open(context.Background(), storetest.PgBouncer(t, storetest.PostgresSchema(t), 2), sqlstore.Options{Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatalf("open the ledger behind PgBouncer: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		t.Cleanup(func() { storetest.AssertConserved(t, s) })
+		return s
+	})
+}
+
 func TestReopenKeepsLedgerAndMigratesOnce(t *testing.T) {
 	ctx := context.Background()
 	path := "sqlite:" + filepath.Join(t.TempDir(), "ledger.db")
@@ -394,6 +413,14 @@ func TestWritersLockHoldsBehindPgBouncer(t *testing.T) {
 		if st := s.Stats(); st.Rerun != 0 {
 			t.Errorf("cloud %d: %d batches ran three times or more: a retry did not run alone", i, st.Rerun)
 		}
+	}
+	// A batch large enough that its rows go to the server by COPY.
+	var ops []loyalty.Op
+	for i := range 300 {
+		ops = append(ops, tills[0].Earn(storetest.Card(100+i), 500, 5))
+	}
+	if ack, err := clouds[0].Apply(ctx, tills[0].Seal(ops...)); err != nil || len(ack.Results) != len(ops) {
+		t.Fatalf("a batch of %d ops behind PgBouncer: %d results, %v", len(ops), len(ack.Results), err)
 	}
 
 	d := open(direct)
