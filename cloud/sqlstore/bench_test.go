@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -40,6 +41,21 @@ func BenchmarkIngestSQLite(b *testing.B) {
 func BenchmarkIngestPostgres(b *testing.B) {
 	storetest.PostgresURL(b)
 	benchIngest(b, ledgerKinds[1].open)
+}
+
+// BenchmarkIngestPgBouncer is BenchmarkIngestPostgres through a real
+// PgBouncer pooling by transaction (four server sessions), as production
+// deployments often connect: what the pooler's hop costs.
+func BenchmarkIngestPgBouncer(b *testing.B) {
+	storetest.PostgresURL(b)
+	benchIngest(b, func(tb testing.TB) *sqlstore.Store {
+		s, err := sqlstore.Open(context.Background(), storetest.PgBouncer(tb, storetest.PostgresSchema(tb), 4), sqlstore.Options{Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			tb.Fatalf("open the ledger behind PgBouncer: %v", err)
+		}
+		tb.Cleanup(func() { s.Close() })
+		return s
+	})
 }
 
 // ledgerKinds are the two databases the benchmarks run on: SQLite, then
