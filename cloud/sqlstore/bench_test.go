@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -48,14 +47,7 @@ func BenchmarkIngestPostgres(b *testing.B) {
 // deployments often connect: what the pooler's hop costs.
 func BenchmarkIngestPgBouncer(b *testing.B) {
 	storetest.PostgresURL(b)
-	benchIngest(b, func(tb testing.TB) *sqlstore.Store {
-		s, err := sqlstore.Open(context.Background(), storetest.PgBouncer(tb, storetest.PostgresSchema(tb), 4), sqlstore.Options{Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			tb.Fatalf("open the ledger behind PgBouncer: %v", err)
-		}
-		tb.Cleanup(func() { s.Close() })
-		return s
-	})
+	benchIngest(b, func(tb testing.TB) *sqlstore.Store { return openBehindPgBouncer(tb, 4) })
 }
 
 // ledgerKinds are the two databases the benchmarks run on: SQLite, then

@@ -40,15 +40,21 @@ func TestLedgerPostgres(t *testing.T) {
 // outside one, land on different server sessions.
 func TestLedgerPostgresBehindPgBouncer(t *testing.T) {
 	storetest.PostgresURL(t)
-	storetest.Run(t, func(t *testing.T) cloud.Ledger {
-		s, err := sqlstore.Open(context.Background(), storetest.PgBouncer(t, storetest.PostgresSchema(t), 2), sqlstore.Options{Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatalf("open the ledger behind PgBouncer: %v", err)
-		}
-		t.Cleanup(func() { s.Close() })
-		t.Cleanup(func() { storetest.AssertConserved(t, s) })
-		return s
-	})
+	storetest.Run(t, func(t *testing.T) cloud.Ledger { return openBehindPgBouncer(t, 2) })
+}
+
+// openBehindPgBouncer opens a fresh PostgreSQL ledger behind a PgBouncer
+// of its own, pooling by transaction over sessions server sessions. When
+// the test ends the ledger is checked, then closed.
+func openBehindPgBouncer(tb testing.TB, sessions int) *sqlstore.Store {
+	tb.Helper()
+	s, err := sqlstore.Open(context.Background(), storetest.PgBouncer(tb, storetest.PostgresSchema(tb), sessions), sqlstore.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		tb.Fatalf("open the ledger behind PgBouncer: %v", err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	tb.Cleanup(func() { storetest.AssertConserved(tb, s) })
+	return s
 }
 
 func TestReopenKeepsLedgerAndMigratesOnce(t *testing.T) {
