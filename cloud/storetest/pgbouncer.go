@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tillpoint/tillpoint/hil-tests/hil"
 	"github.com/tillpoint/tillpoint/internal/syncbuf"
 )
 
@@ -29,12 +30,7 @@ import (
 // fails instead when TILLPOINT_HIL=require.
 func PgBouncer(t testing.TB, schemaURL string, sessions int) string {
 	t.Helper()
-	bin, err := exec.LookPath("pgbouncer")
-	if err != nil {
-		if bin, err = exec.LookPath("/usr/sbin/pgbouncer"); err != nil {
-			missing(t, "pgbouncer is not installed")
-		}
-	}
+	bin := hil.NeedCommand(t, "pgbouncer")
 	server, err := url.Parse(schemaURL)
 	if err != nil {
 		t.Fatalf("parse %s: %v", schemaURL, err)

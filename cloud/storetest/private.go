@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
+
+	"github.com/tillpoint/tillpoint/hil-tests/hil"
 )
 
 // PrivateServer is a PostgreSQL server of a test's own, for tests that
@@ -33,7 +35,7 @@ func PrivatePostgres(t testing.TB) *PrivateServer {
 	t.Helper()
 	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
 	if len(bins) == 0 {
-		missing(t, "PostgreSQL's server programs (initdb, pg_ctl) are not installed")
+		hil.Missing(t, "PostgreSQL's server programs (initdb, pg_ctl) are not installed")
 	}
 	dir, err := os.MkdirTemp("", "tillpoint-pg-")
 	if err != nil {
@@ -133,13 +135,4 @@ func appendFile(path, text string) error {
 		return err
 	}
 	return f.Close()
-}
-
-// missing skips t for want of a tool, or fails it under TILLPOINT_HIL=require.
-func missing(t testing.TB, what string) {
-	t.Helper()
-	if os.Getenv("TILLPOINT_HIL") == "require" {
-		t.Fatalf("%s and TILLPOINT_HIL=require: run make deps", what)
-	}
-	t.Skipf("%s: run make deps", what)
 }
