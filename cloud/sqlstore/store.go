@@ -194,15 +194,15 @@ func open(ctx context.Context, dsn string, opts Options, version int) (*Store, e
 	}
 	if s.dialect == SQLite {
 		s.wst, s.rst = newStmtCache(s.db), newStmtCache(s.rdb)
-	} else if version >= writersTableVersion {
+		return s, nil
+	}
+	if version >= writersTableVersion { // an older release's schema has no ledger_writers
 		if err := s.probeWritersLock(ctx); err != nil {
 			s.Close()
 			return nil, err
 		}
 	}
-	if s.dialect == Postgres {
-		s.warnAboutServer(ctx)
-	}
+	s.warnAboutServer(ctx)
 	return s, nil
 }
 
