@@ -91,8 +91,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p := asProblem(err)
 	if p.Code == CodeInternal && s.ledgerDown(r.Context()) {
 		p = asProblem(fmt.Errorf("%w: %w", cloud.ErrUnavailable, err))
-		if last := s.downLoggedAt.Load(); time.Since(time.Unix(0, last)) >= time.Minute && s.downLoggedAt.CompareAndSwap(last, time.Now().UnixNano()) {
-			s.Logger.Error("the ledger's database does not answer: requests are answered 503 until it does", logPath, r.URL.Path, logErr, err)
+		if n, log := s.downLog.Tick(); log {
+			s.Logger.Error("the ledger's database does not answer: requests are answered 503 until it does", logPath, r.URL.Path, "failed", n, logErr, err)
 		}
 	} else if p.Status >= http.StatusInternalServerError && p.Code != CodeStorageFull && !errors.Is(err, cloud.ErrUnavailable) {
 		s.Logger.Error("request failed", logPath, r.URL.Path, logErr, err)

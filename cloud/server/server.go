@@ -10,10 +10,10 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/tillpoint/tillpoint/cloud"
+	"github.com/tillpoint/tillpoint/internal/logevery"
 	"github.com/tillpoint/tillpoint/loyalty"
 	"github.com/tillpoint/tillpoint/sync/batch"
 )
@@ -98,9 +98,9 @@ type Server struct {
 	stampMu   sync.Mutex
 	lastStamp time.Time
 
-	// downLoggedAt: when (Unix nanoseconds) fail last logged that the
-	// ledger's database does not answer.
-	downLoggedAt atomic.Int64
+	// downLog spaces fail's lines about a ledger database that does not
+	// answer.
+	downLog logevery.Limiter
 
 	mu       sync.Mutex
 	ln       net.Listener

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tillpoint/tillpoint/internal/logevery"
 )
 
 // SQLite's WAL grows with every commit until a checkpoint copies its
@@ -33,8 +35,8 @@ type checkpointer struct {
 	done   sync.WaitGroup
 	log    *slog.Logger
 
-	failures   int      // checkpoints failed in a row
-	failureLog logEvery // a failing checkpointer would log four times a second
+	failures   int              // checkpoints failed in a row
+	failureLog logevery.Limiter // a failing checkpointer would log four times a second
 }
 
 func startCheckpointer(db *sql.DB, log *slog.Logger) *checkpointer {
@@ -77,14 +79,14 @@ func (c *checkpointer) checkpoint() {
 		// fail for the same reason (a full disk): then the operator has
 		// to act.
 		c.failures++
-		if _, log := c.failureLog.tick(); log {
+		if _, log := c.failureLog.Tick(); log {
 			c.log.Warn("background WAL checkpoint failing; the writer's own checkpoints take over, and if they fail too the WAL grows: check the ledger's disk",
 				"err", err, "failures_in_a_row", c.failures)
 		}
 	case c.failures > 0:
 		c.log.Info("background WAL checkpoint works again", "failures_before", c.failures)
 		c.failures = 0
-		c.failureLog.reset()
+		c.failureLog.Reset()
 	}
 }
 

@@ -45,7 +45,7 @@ func (s *Store) classifyFull(err error) error {
 		return err
 	}
 	s.fullAt.Store(time.Now().UnixNano())
-	if n, log := s.fullLog.tick(); log {
+	if n, log := s.fullLog.Tick(); log {
 		s.log.Error("the ledger's storage is full: writes are refused (batches with 503 storage_full, which the tills keep and send again) until there is room; free space on the database's volume",
 			"refused", n, "err", err)
 	}
@@ -66,7 +66,7 @@ func (s *Store) fullSince() (time.Time, bool) {
 // were written: the storage has room for batches again.
 func (s *Store) batchApplied() {
 	if s.fullAt.Load() != 0 && s.fullAt.Swap(0) != 0 {
-		s.fullLog.reset()
+		s.fullLog.Reset()
 		s.log.Info("the ledger's storage has room again: batches are applied")
 	}
 }

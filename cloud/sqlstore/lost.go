@@ -57,7 +57,7 @@ func (s *Store) unavailable(err error) error {
 		s.log.Warn("the connection to PostgreSQL broke as a transaction committed: whether it did is not known (a batch is asked for again, and answered as its replay if it was)", "err", err)
 		return fmt.Errorf("%w: the connection broke as the transaction committed, so it may have: %w", cloud.ErrUnavailable, err)
 	}
-	if n, log := s.lostLog.tick(); log {
+	if n, log := s.lostLog.Tick(); log {
 		s.log.Error("PostgreSQL does not answer: requests are answered 503 (the tills send their batches again) until it does; check that it runs and that the cloud reaches it",
 			"failed", n, "err", err)
 	}
@@ -75,7 +75,7 @@ func sqliteLocked(err error) bool {
 // most once a minute: nothing was written, and the request may be sent
 // again once the other process lets go.
 func (s *Store) locked(err error) error {
-	if n, log := s.lostLog.tick(); log {
+	if n, log := s.lostLog.Tick(); log {
 		s.log.Error("another process holds the SQLite ledger's write lock: requests are answered 503 (the tills send their batches again) until it lets go; run one cloud per SQLite file, and end any sqlite3 session with an open transaction on it",
 			"failed", n, "err", err)
 	}

@@ -19,6 +19,7 @@ import (
 	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
 
 	"github.com/tillpoint/tillpoint/cloud"
+	"github.com/tillpoint/tillpoint/internal/logevery"
 	"github.com/tillpoint/tillpoint/loyalty"
 )
 
@@ -92,7 +93,7 @@ type Store struct {
 
 	// conflictLog, fullLog and lostLog space the lines about conflicting
 	// transactions, a full storage and lost connections.
-	conflictLog, fullLog, lostLog logEvery
+	conflictLog, fullLog, lostLog logevery.Limiter
 
 	// afterExpireChunk, when set (by tests), runs after each expiry
 	// chunk commits.
@@ -100,9 +101,9 @@ type Store struct {
 }
 
 // reportConflict counts a transaction that failed to serialize and ran
-// again, and logs the count at most once every reportEvery.
+// again, and logs the count at most once every logevery.Interval.
 func (s *Store) reportConflict(err error) {
-	if n, log := s.conflictLog.tick(); log {
+	if n, log := s.conflictLog.Tick(); log {
 		s.log.Info("ledger transactions conflicted with others and ran again alone: batches on the same members from several stores at once. Nothing is lost; ingest slows while it lasts",
 			"conflicts", n, "last_err", err)
 	}
