@@ -1,13 +1,18 @@
 package uplink_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -105,7 +110,10 @@ func (tm *terminal) config(t testing.TB, url string) uplink.Config {
 	return fastConfig(url, s, tm.st.CloudKey, t)
 }
 
-// checkBalances compares every card's balance in the cloud with the model.
+// checkBalances compares every card's balance in the cloud with the model:
+// points earned less points redeemed, which is the balance, or minus the
+// debt when redeems took more than there was (whatever the order the cloud
+// applied them in). A card never holds both points and a debt.
 func (c *cloudEnv) checkBalances(t testing.TB, model map[loyalty.CardHash]loyalty.Points) {
 	t.Helper()
 	for card, want := range model {
@@ -113,8 +121,8 @@ func (c *cloudEnv) checkBalances(t testing.TB, model map[loyalty.CardHash]loyalt
 		if err != nil {
 			t.Fatalf("snapshot %s: %v", card.Short(), err)
 		}
-		if snap.Balance != want {
-			t.Errorf("card %s: cloud balance %d, model %d", card.Short(), snap.Balance, want)
+		if snap.Balance-snap.Debt != want || snap.Balance > 0 && snap.Debt > 0 {
+			t.Errorf("card %s: cloud balance %d and debt %d, model %d", card.Short(), snap.Balance, snap.Debt, want)
 		}
 	}
 }
@@ -131,20 +139,36 @@ func (c *cloudEnv) checkWatermark(t testing.TB, tm *terminal, want uint64) {
 	}
 }
 
-// Invariant 2 end to end: several terminals append while their uplinks run
-// behind the seeded fault proxy (drop requests and responses, duplicate,
+// Invariant 2 end to end: several terminals earn and redeem on shared cards
+// while their uplinks run behind the seeded fault proxy (drop requests and responses, duplicate,
 // delay, reorder, truncate, 500, 503). After the network heals the cloud
 // holds every op exactly once: each watermark is the journal's last
 // sequence, each balance equals the test's own model (a second apply of
 // any op would raise one), and the ledger's check passes.
+//
+// TILLPOINT_SOAK=N adds N seeds drawn at random to each ledger's fixed
+// ones; a failing subtest names its seed, to be added to the fixed ones.
 func TestE2EFaultyNetworkEveryOpExactlyOnce(t *testing.T) {
 	for _, l := range ledgers {
-		for _, seed := range l.seeds {
+		for _, seed := range soakSeeds(t, l.seeds) {
 			t.Run(fmt.Sprintf("%s/seed=%d", l.name, seed), func(t *testing.T) {
 				e2eFaultyNetwork(t, newCloudOn(t, l.open(t)), seed)
 			})
 		}
 	}
+}
+
+// soakSeeds returns seeds and the random ones TILLPOINT_SOAK asks for.
+func soakSeeds(t *testing.T, seeds []uint64) []uint64 {
+	n, err := strconv.Atoi(cmp.Or(os.Getenv("TILLPOINT_SOAK"), "0"))
+	if err != nil || n < 0 {
+		t.Fatalf("TILLPOINT_SOAK=%q: want a number of extra seeds", os.Getenv("TILLPOINT_SOAK"))
+	}
+	seeds = slices.Clone(seeds)
+	for range n {
+		seeds = append(seeds, rand.Uint64N(1<<32))
+	}
+	return seeds
 }
 
 func e2eFaultyNetwork(t *testing.T, c *cloudEnv, seed uint64) {
@@ -172,12 +196,26 @@ func e2eFaultyNetwork(t *testing.T, c *cloudEnv, seed uint64) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var appended []loyalty.Op
 			for n := range perTerminal {
-				o, err := tm.j.Append(context.Background(), earn(i*perTerminal+n, 13))
+				op := earn(i*perTerminal+n, 13)
+				switch {
+				case n%10 == 9:
+					// A reversal of an earn or a redeem of this
+					// till's, perhaps of points spent since.
+					target := appended[n-4]
+					op.Kind, op.Reverses, op.Card, op.Points, op.Basket = loyalty.OpReverse, target.ID, target.Card, -target.Points, nil
+				case n%4 == 3:
+					// Redeems on the cards the other tills earn on,
+					// some beyond the balance: debts, in any order.
+					op.Kind, op.Points, op.Basket = loyalty.OpRedeem, -loyalty.Points(n%90+20), nil
+				}
+				o, err := tm.j.Append(context.Background(), op)
 				if err != nil {
 					t.Errorf("append: %v", err)
 					return
 				}
+				appended = append(appended, o)
 				u.Notify()
 				mu.Lock()
 				model[o.Card] += o.Points
@@ -186,6 +224,9 @@ func e2eFaultyNetwork(t *testing.T, c *cloudEnv, seed uint64) {
 		}()
 	}
 	wg.Wait()
+	if !slices.ContainsFunc(slices.Collect(maps.Values(model)), func(p loyalty.Points) bool { return p < 0 }) {
+		t.Fatal("no card ends in debt: the workload no longer tests redeems beyond the balance")
+	}
 	healAndDrain(t, proxy, ups, perTerminal)
 	for _, tm := range tms {
 		c.checkWatermark(t, tm, perTerminal)
