@@ -119,6 +119,8 @@ func (o *Op) Validate() error {
 		return bad("a text field is longer than %d bytes", MaxFieldLen)
 	case len(o.Reason) > 256:
 		return bad("reason longer than 256 bytes")
+	case hasNUL(o.Terminal, o.Store, string(o.Member), o.Reward, o.Reason, o.Receipt, o.Cashier):
+		return bad("a text field holds a NUL character")
 	case o.WallTime.IsZero():
 		return bad("no wall time")
 	}

@@ -92,6 +92,10 @@ type RevokeResponse struct {
 
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("terminal")
+	if loyalty.CheckName("terminal", id) != nil {
+		s.fail(w, r, problem(CodeNotFound, "no terminal %q is enrolled; check the ID", id))
+		return
+	}
 	if err := s.Ledger.RevokeTerminal(r.Context(), id, s.Now()); err != nil {
 		if p := asProblem(err); p.Code == CodeUnknownTerminal || p.Code == CodeNotFound {
 			err = problem(CodeNotFound, "no terminal %q is enrolled; check the ID", id)

@@ -56,6 +56,11 @@ func NewEnrollCode() (string, error) {
 // CreateEnrollCode makes a one-time code for terminal at store that works
 // until expires, and stores it in ledger (only its hash is kept there).
 func CreateEnrollCode(ctx context.Context, ledger Ledger, store, terminal string, now, expires time.Time) (cloud.EnrollCode, error) {
+	for _, err := range []error{loyalty.CheckName("store", store), loyalty.CheckName("terminal", terminal)} {
+		if err != nil {
+			return cloud.EnrollCode{}, problem(CodeInvalidRequest, "%v: name stores and terminals with letters, digits and punctuation", err)
+		}
+	}
 	code, err := NewEnrollCode()
 	if err != nil {
 		return cloud.EnrollCode{}, err

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tillpoint/tillpoint/cloud"
+	"github.com/tillpoint/tillpoint/loyalty"
 	"github.com/tillpoint/tillpoint/sync/batch"
 )
 
@@ -168,6 +169,10 @@ func NewGossipKeyResponse(sr cloud.StoreRoster, removed int) GossipKeyResponse {
 
 func (s *Server) handleGossipKey(w http.ResponseWriter, r *http.Request) {
 	store := r.PathValue("store")
+	if loyalty.CheckName("store", store) != nil {
+		s.fail(w, r, problem(CodeNotFound, "no store %q has terminals; check the ID", store))
+		return
+	}
 	var req GossipKeyRequest
 	if err := s.readJSON(w, r, &req); err != nil {
 		s.fail(w, r, err)

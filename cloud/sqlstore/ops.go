@@ -23,6 +23,10 @@ type opRow struct {
 	posted int64
 	flags  cloud.Flags
 	digest []byte
+	// invalid: the op breaks the rules of its kind. It is rejected, and
+	// none of its fields reaches a query (PostgreSQL, for one, would fail
+	// the whole batch on a NUL in a text).
+	invalid bool
 }
 
 func (r *opRow) result() cloud.OpResult {
@@ -112,7 +116,10 @@ func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*
 	var cardHashes []loyalty.CardHash
 	for i := range bt.Ops {
 		op := &bt.Ops[i]
-		rows[i] = &opRow{op: op, digest: digest(op)}
+		rows[i] = &opRow{op: op, digest: digest(op), invalid: op.Validate() != nil || op.Points > maxOpPoints || op.Points < -maxOpPoints}
+		if rows[i].invalid {
+			continue
+		}
 		ids = append(ids, op.ID)
 		if !op.Reverses.IsZero() {
 			ids = append(ids, op.Reverses)
@@ -156,11 +163,14 @@ func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*
 		targeted[id] = nil
 	}
 	for i := range bt.Ops {
-		if _, ok := targeted[bt.Ops[i].ID]; ok {
+		if _, ok := targeted[bt.Ops[i].ID]; ok && !rows[i].invalid {
 			targeted[bt.Ops[i].ID] = &bt.Ops[i]
 		}
 	}
-	for i := range bt.Ops {
+	for i, r := range rows {
+		if r.invalid {
+			continue
+		}
 		op := &bt.Ops[i]
 		o := st.ownerOf(op.Card, op.Member)
 		switch op.Kind {
@@ -257,7 +267,7 @@ func (b *book) applyOp(ctx context.Context, st *opState, r *opRow) error {
 	if at := st.bt.ReceivedAt.Add(cloud.MaxClockAhead); op.HLC.Time().After(at) || op.WallTime.After(at) {
 		r.flags |= cloud.FlagClockAhead
 	}
-	if err := op.Validate(); err != nil || op.Points > maxOpPoints || op.Points < -maxOpPoints {
+	if r.invalid {
 		return reject(cloud.ReasonInvalid)
 	}
 	if prev, ok := st.applied[op.ID]; ok {

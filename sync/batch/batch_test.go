@@ -97,6 +97,9 @@ func TestOpenBatchRejects(t *testing.T) {
 		{"an ack where a batch belongs", mustSealRaw(t, s, batch.TypeAck, s.KeyID(1), payload), nil, "", batch.ErrContentType},
 		{"kid of another terminal", mustSealRaw(t, other, batch.TypeBatch, other.KeyID(1), payload), other.Public(), "", batch.ErrKeyMismatch},
 		{"kid of another epoch", mustSealRaw(t, s, batch.TypeBatch, s.KeyID(9), payload), nil, "", batch.ErrKeyMismatch},
+		// PostgreSQL refuses a NUL in text: it must not reach the
+		// terminal's lookup as a database error (a 500).
+		{"NUL in the kid's signer", mustSealRaw(t, s, batch.TypeBatch, batch.KeyID{Signer: "T\x0001", Key: s.KeyID(1).Key, Epoch: 1}, payload), nil, "", batch.ErrHeader},
 		{"non-canonical payload (long int)", resign(append([]byte{payload[0], 0x18, 0x01}, payload[2:]...)), nil, "", batch.ErrNotCanonical},
 		{"duplicate map key", resign(append([]byte{payload[0] + 1, 0x01, 0x61, 'x'}, payload[1:]...)), nil, "", batch.ErrMalformed},
 		{"indefinite length", resign(append(append([]byte{0xbf}, payload[1:]...), 0xff)), nil, "", batch.ErrMalformed},

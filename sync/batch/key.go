@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"github.com/veraison/go-cose"
+
+	"github.com/tillpoint/tillpoint/loyalty"
 )
 
 // ProtocolVersion is the version of this wire format. It is bound into
@@ -52,8 +54,8 @@ func (k KeyID) String() string {
 }
 
 func (k KeyID) validate() error {
-	if k.Signer == "" || len(k.Signer) > maxIDLen {
-		return fmt.Errorf("signer must be 1 to %d bytes", maxIDLen)
+	if err := loyalty.CheckName("signer", k.Signer); err != nil {
+		return err
 	}
 	if len(k.Key) != fingerprintLen {
 		return fmt.Errorf("key fingerprint must be %d hex digits", fingerprintLen)
