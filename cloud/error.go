@@ -28,7 +28,7 @@ var (
 	ErrInvariant = errors.New("cloud: ledger invariant violated; transaction rolled back")
 	// ErrCheckFailed: Check found balances that do not match the ledger.
 	ErrCheckFailed = errors.New("cloud: ledger check failed")
-	// ErrNotClaimable: the op is not an applied earn made without a card, or it was reversed.
+	// ErrNotClaimable: the op is not an applied earn made without a card or a member, or it was reversed.
 	ErrNotClaimable = errors.New("cloud: nothing to claim: no card-less purchase with this op ID, or it was reversed")
 	// ErrAlreadyClaimed: the purchase was credited to a card before.
 	ErrAlreadyClaimed = errors.New("cloud: this purchase was already claimed")

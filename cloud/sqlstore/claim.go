@@ -30,8 +30,9 @@ func (s *Store) Claim(ctx context.Context, id loyalty.OpID, card loyalty.CardHas
 		if err := op.UnmarshalBinary(body); err != nil {
 			return fmt.Errorf("%w: claim %s: stored op does not decode: %w", cloud.ErrInvariant, id, err)
 		}
-		if !op.Card.IsZero() || op.Basket == nil {
-			return fmt.Errorf("claim %s: the purchase was made with a card: %w", id, cloud.ErrNotClaimable)
+		if !op.Card.IsZero() || op.Member != "" || op.Basket == nil {
+			// Its points are already a card's or a member's.
+			return fmt.Errorf("claim %s: the purchase was made with a card or for a member: %w", id, cloud.ErrNotClaimable)
 		}
 		b := newBook(s, tx, micros(now))
 		if reversed, err := b.loadReversed(ctx, []loyalty.OpID{id}); err != nil {

@@ -444,7 +444,11 @@ func testClaim(t *testing.T, l cloud.Ledger) {
 	e := tl.Earn(loyalty.CardHash{}, 1000, 15) // the terminal's figure is off by 5
 	withCard := tl.Earn(Card(2), 1000, 10)
 	e2 := tl.Earn(loyalty.CardHash{}, 2000, 20)
-	tl.Send(t, l, e, withCard, e2, tl.Reverse(e2), tl.Enroll(Card(1), "fay"))
+	// Made without a card but for a member (the customer gave a phone
+	// number): the points are already the member's.
+	forMember := tl.Earn(loyalty.CardHash{}, 1000, 10)
+	forMember.Member = "gus"
+	tl.Send(t, l, e, withCard, e2, tl.Reverse(e2), tl.Enroll(Card(1), "fay"), tl.Enroll(Card(4), "gus"), forMember)
 	got, err := l.Claim(ctx, e.ID, Card(1), "s1", tl.Now)
 	if err != nil || got.Points != 10 || got.Flags&cloud.FlagReevaluated == 0 || got.Snapshot.Balance != 10 || got.Snapshot.Member != "fay" {
 		t.Fatalf("claim: got %+v, %v; want 10 points (re-evaluated) on fay's card", got, err)
@@ -452,17 +456,18 @@ func testClaim(t *testing.T, l cloud.Ledger) {
 	if _, err := l.Claim(ctx, e.ID, Card(3), "s1", tl.Now); !errors.Is(err, cloud.ErrAlreadyClaimed) {
 		t.Errorf("second claim: got %v, want ErrAlreadyClaimed", err)
 	}
-	for name, id := range map[string]loyalty.OpID{"earn with a card": withCard.ID, "reversed purchase": e2.ID, "unknown op": {7}} {
+	for name, id := range map[string]loyalty.OpID{"earn with a card": withCard.ID, "earn for a member": forMember.ID, "reversed purchase": e2.ID, "unknown op": {7}} {
 		if _, err := l.Claim(ctx, id, Card(3), "s1", tl.Now); !errors.Is(err, cloud.ErrNotClaimable) {
 			t.Errorf("claim of %s: got %v, want ErrNotClaimable", name, err)
 		}
 	}
 	wantBalance(t, l, Card(3), 0, 0)
+	wantBalance(t, l, Card(4), 10, 0)
 	a := tl.Send(t, l, tl.Reverse(e))
 	wantResult(t, a.Results[0], cloud.StatusApplied, "", -10)
 	wantBalance(t, l, Card(1), 0, 0)
-	if rep, err := l.Check(ctx); err != nil || rep.Earned != 10+10 {
-		t.Errorf("check: got earned %d, %v; want 20: the card earn and the claim", rep.Earned, err)
+	if rep, err := l.Check(ctx); err != nil || rep.Earned != 10+10+10 {
+		t.Errorf("check: got earned %d, %v; want 30: the card earn, the member's and the claim", rep.Earned, err)
 	}
 }
 
