@@ -51,9 +51,15 @@ var (
 const (
 	// SeqGap: the batch starts after watermark+1; resend from watermark+1.
 	SeqGap = "gap"
-	// SeqRewind: the batch starts at or below the watermark and is not an
-	// exact replay of a batch already applied.
+	// SeqRewind: the batch starts at or below the watermark and ends
+	// above it. Cut at the watermark, its ops up to there are compared
+	// with what the ledger holds.
 	SeqRewind = "rewind"
+	// SeqDiverged: the batch lies at or below the watermark, but the ledger
+	// holds other ops at some of its sequences: the terminal's journal and
+	// the ledger disagree about the epoch (a journal restored from a backup
+	// with its sidecar, or a terminal ID used by two tills).
+	SeqDiverged = "diverged"
 	// SeqStaleEpoch: the terminal has already moved on to a later epoch.
 	SeqStaleEpoch = "stale_epoch"
 	// SeqChain: the batch's previous-batch hash is not the hash of the last
@@ -66,6 +72,7 @@ const (
 var (
 	ErrGap        = errors.New("cloud: sequence gap")
 	ErrRewind     = errors.New("cloud: sequence rewind")
+	ErrDiverged   = errors.New("cloud: the ledger holds other ops at these sequences")
 	ErrStaleEpoch = errors.New("cloud: stale epoch")
 	ErrChain      = errors.New("cloud: batch hash chain broken")
 )
@@ -74,7 +81,7 @@ var (
 // the ledger stands. Nothing was applied. The server answers 409 with
 // Watermark, and the terminal re-seals its ops from Watermark+1.
 type SequenceError struct {
-	Kind      string // SeqGap, SeqRewind, SeqStaleEpoch or SeqChain
+	Kind      string // SeqGap, SeqRewind, SeqDiverged, SeqStaleEpoch or SeqChain
 	Terminal  string
 	Epoch     uint32 // the batch's epoch
 	Watermark uint64 // the highest sequence applied for Terminal in Epoch
@@ -98,6 +105,8 @@ func (e *SequenceError) Is(target error) bool {
 		return e.Kind == SeqGap
 	case ErrRewind:
 		return e.Kind == SeqRewind
+	case ErrDiverged:
+		return e.Kind == SeqDiverged
 	case ErrStaleEpoch:
 		return e.Kind == SeqStaleEpoch
 	case ErrChain:

@@ -92,7 +92,10 @@ func classify(err error) *Problem {
 			p = problem(CodeBatchConflict, "the batch %d..%d does not name the last batch applied (up to %d, hash %s) as its previous one; re-seal it naming that hash (an epoch's first batch names none). If this terminal did not send that batch, its journal was altered or its key copied: revoke it",
 				seq.First, seq.Last, seq.Watermark, shortHash(seq.LastHash))
 		case cloud.SeqRewind:
-			p = problem(CodeSequenceRewind, "the batch %d..%d rewinds below the ledger's watermark %d and is not a replay of what was applied", seq.First, seq.Last, seq.Watermark)
+			p = problem(CodeSequenceRewind, "the batch %d..%d reaches back below the ledger's watermark %d: cut it at %d so that its ops can be compared with those applied", seq.First, seq.Last, seq.Watermark, seq.Watermark)
+		case cloud.SeqDiverged:
+			p = problem(CodeSequenceDiverged, "the ledger holds other ops than the batch's at sequences %d..%d of epoch %d (watermark %d); nothing was applied. The till's journal and the ledger disagree: its journal was restored from a backup together with its epoch file, or another till was enrolled as this terminal. Stop the till and call support; its unsent ops are kept",
+				seq.First, seq.Last, seq.Epoch, seq.Watermark)
 		}
 		p.Terminal, p.Epoch, p.Watermark = seq.Terminal, &seq.Epoch, &seq.Watermark
 		p.LastHash = hex.EncodeToString(seq.LastHash)

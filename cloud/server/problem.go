@@ -28,6 +28,7 @@ const (
 	CodeKeyMismatch      = "key_mismatch"
 	CodeSequenceGap      = "sequence_gap"
 	CodeSequenceRewind   = "sequence_rewind"
+	CodeSequenceDiverged = "sequence_diverged"
 	CodeBatchConflict    = "batch_conflict"
 	CodeUnauthorized     = "unauthorized"
 	CodeAdminDisabled    = "admin_disabled"
@@ -58,6 +59,7 @@ var statusOf = map[string]int{
 	CodeKeyMismatch:      http.StatusForbidden,
 	CodeSequenceGap:      http.StatusConflict,
 	CodeSequenceRewind:   http.StatusConflict,
+	CodeSequenceDiverged: http.StatusConflict,
 	CodeBatchConflict:    http.StatusConflict,
 	CodeUnauthorized:     http.StatusUnauthorized,
 	CodeAdminDisabled:    http.StatusForbidden,
@@ -87,6 +89,7 @@ var titles = map[string]string{
 	CodeKeyMismatch:      "The key ID does not match the terminal's registered key",
 	CodeSequenceGap:      "The batch skips sequence numbers",
 	CodeSequenceRewind:   "The batch rewinds an epoch's sequence",
+	CodeSequenceDiverged: "The ledger holds other ops at the batch's sequences",
 	CodeBatchConflict:    "The batch conflicts with what was applied",
 	CodeUnauthorized:     "Admin token missing or wrong",
 	CodeAdminDisabled:    "The admin API is disabled",

@@ -95,7 +95,7 @@ func (s *Store) apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 				return err
 			}
 			if !ok {
-				return seqErr(cloud.SeqRewind)
+				return seqErr(cloud.SeqDiverged)
 			}
 			out.Replay, out.Results, out.LastHash, out.RulesVersion = true, results, lastHash, ts.rulesVersion
 			if out.Snapshots, err = s.snapshotsIn(ctx, tx, batchCards(&bt), store, bt.ReceivedAt); err != nil {
@@ -229,37 +229,34 @@ func (s *Store) Watermark(ctx context.Context, terminal string, epoch uint32) (u
 	return wm, latest, rows.Err()
 }
 
-// replay returns the original results of a batch applied before, and false
-// when no batch with this range and hash was applied.
+// replay returns the results the ops of bt got when they were applied,
+// for a batch that lies at or below the watermark, and false when the
+// ledger holds other ops at some of its sequences. The batch need not be
+// cut as it was first sent (a journal restored from a backup cuts its own
+// boundaries): each op must be the op applied at its sequence, by ID and
+// content. So a terminal learns which of its ops the ledger holds only for
+// the ops it sends, never from a watermark alone.
 func (s *Store) replay(ctx context.Context, tx *dbtx, bt *cloud.Batch) ([]cloud.OpResult, bool, error) {
-	var last int64
-	var hash []byte
-	err := tx.QueryRowContext(ctx, s.q(`SELECT last_seq, hash FROM batches WHERE terminal = ? AND epoch = ? AND first_seq = ?`),
-		bt.Terminal, int64(bt.Epoch), int64(bt.FirstSeq)).Scan(&last, &hash)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, false, nil
-	} else if err != nil {
-		return nil, false, fmt.Errorf("read batch %d..%d of %s: %w", bt.FirstSeq, bt.LastSeq, bt.Terminal, err)
-	}
-	if uint64(last) != bt.LastSeq || !bytes.Equal(hash, bt.Hash) {
-		return nil, false, nil
-	}
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, seq, status, reason, posted, flags FROM ops WHERE terminal = ? AND epoch = ? AND seq >= ? AND seq <= ? ORDER BY seq`),
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, seq, status, reason, posted, flags, digest FROM ops WHERE terminal = ? AND epoch = ? AND seq >= ? AND seq <= ? ORDER BY seq`),
 		bt.Terminal, int64(bt.Epoch), int64(bt.FirstSeq), int64(bt.LastSeq))
 	if err != nil {
 		return nil, false, fmt.Errorf("read results of batch %d..%d of %s: %w", bt.FirstSeq, bt.LastSeq, bt.Terminal, err)
 	}
 	defer rows.Close()
 	results := make([]cloud.OpResult, 0, len(bt.Ops))
+	same := true
 	for rows.Next() {
 		var r cloud.OpResult
-		var id []byte
+		var id, held []byte
 		var seq, status, posted, flags int64
-		if err := rows.Scan(&id, &seq, &status, &r.Reason, &posted, &flags); err != nil {
+		if err := rows.Scan(&id, &seq, &status, &r.Reason, &posted, &flags, &held); err != nil {
 			return nil, false, fmt.Errorf("read results of batch: %w", err)
 		}
 		copy(r.ID[:], id)
 		r.Seq, r.Status, r.Points, r.Flags = uint64(seq), cloud.Status(status), loyalty.Points(posted), cloud.Flags(flags)
+		if i := len(results); i >= len(bt.Ops) || r.ID != bt.Ops[i].ID || r.Seq != bt.Ops[i].Seq || !bytes.Equal(held, digest(&bt.Ops[i])) {
+			same = false
+		}
 		results = append(results, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -268,5 +265,5 @@ func (s *Store) replay(ctx context.Context, tx *dbtx, bt *cloud.Batch) ([]cloud.
 	if len(results) != len(bt.Ops) {
 		return nil, false, fmt.Errorf("%w: batch %d..%d of %s has %d op rows", cloud.ErrInvariant, bt.FirstSeq, bt.LastSeq, bt.Terminal, len(results))
 	}
-	return results, true, nil
+	return results, same, nil
 }
