@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -318,10 +319,11 @@ func TestE2EUplinkChildProcess(t *testing.T) {
 }
 
 // A journal restored from a copy taken before its acks, with the same ops
-// but an uplink that cuts other batch boundaries: the cloud refuses the
-// first batch as a rewind (an unsigned 409 problem with its watermark); the
-// uplink re-seals from that watermark, acknowledges nothing on the
-// problem's word, and the ops appended since reach the cloud once.
+// but an uplink that cuts other batch boundaries: the cloud compares each
+// batch below its watermark op by op with what it applied and acknowledges
+// it as a replay; the uplink cuts its batches to end at the cloud's
+// watermark, takes no op as delivered on the watermark's word, and the
+// ops appended since reach the cloud once.
 func TestE2ERestoredJournalOtherBoundaries(t *testing.T) {
 	c := newCloud(t)
 	tm := c.enroll(t, "T-01")
@@ -348,8 +350,8 @@ func TestE2ERestoredJournalOtherBoundaries(t *testing.T) {
 		t.Fatal(err)
 	}
 	syncWithin(t, u2, time.Minute)
-	if st := u2.State(); st.Gaps < 1 {
-		t.Errorf("restored uplink: got %d refused positions, want at least 1", st.Gaps)
+	if st := u2.State(); st.Gaps != 0 || st.Sent != 5 {
+		t.Errorf("restored uplink: got %d refused positions and %d batches acknowledged, want none refused and 5 (the 100 restored ops in batches of 30 ending at the cloud's watermark, then the new ops)", st.Gaps, st.Sent)
 	}
 	c.checkWatermark(t, tm, 110)
 	model := map[loyalty.CardHash]loyalty.Points{}
@@ -357,4 +359,57 @@ func TestE2ERestoredJournalOtherBoundaries(t *testing.T) {
 		model[o.Card] += o.Points
 	}
 	c.checkBalances(t, model)
+}
+
+// A journal restored from a backup together with its epoch sidecar (so
+// the journal cannot tell), which then records new sales under sequence
+// numbers the cloud already holds other ops at. The cloud's answer for the
+// restored ops carries its watermark, beyond them; that watermark used to
+// be taken as an acknowledgement of the journal's own new ops at those
+// sequences, which then never reached the cloud. Now the cloud compares
+// them op by op and says they diverge: the uplink marks nothing it was
+// not acknowledged for, keeps every new op, and reports the divergence.
+func TestE2ERestoredJournalWithNewOpsLosesNone(t *testing.T) {
+	c := newCloud(t)
+	tm := c.enroll(t, "T-01")
+	ops := appendOps(t, tm.j, earns(0, 120, 7))
+	u, err := uplink.New(tm.j, tm.config(t, c.url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncWithin(t, u, time.Minute)
+
+	restored := openJournal(t, "T-01") // the backup held ops 1..100
+	for _, o := range ops[:100] {
+		if _, err := restored.Append(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fresh := appendOps(t, restored, earns(1000, 30, 7)) // 101..130
+	tm.j = restored
+	cfg := tm.config(t, c.url)
+	cfg.MaxOps = 40
+	u2, err := uplink.New(restored, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u2.Start(context.Background())
+	waitFor(t, "the divergence reported", func() bool { return strings.Contains(u2.State().LastError, uplink.ErrDiverged.Error()) })
+	if err := u2.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Acknowledged: only batches the cloud matched op by op (the one
+	// that mixes restored and new ops stays unacknowledged whole).
+	e, acked, _ := restored.Acked(context.Background())
+	if e != 1 || acked > 100 {
+		t.Errorf("restored journal acknowledged up to %d/%d, want at most 1/100: its own ops from 101 on are not the cloud's", e, acked)
+	}
+	if st, _ := restored.Stats(context.Background()); st.Unacked != int64(100+len(fresh))-int64(acked) {
+		t.Errorf("restored journal keeps %d unacknowledged ops, want every op after %d", st.Unacked, acked)
+	}
+	model := map[loyalty.CardHash]loyalty.Points{}
+	for _, o := range ops {
+		model[o.Card] += o.Points
+	}
+	c.checkBalances(t, model) // the cloud still holds exactly the first journal's 120
 }

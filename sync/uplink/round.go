@@ -88,6 +88,7 @@ func (u *Uplink) cut(ctx context.Context, force bool) (journal.SealedBatch, time
 	if u.shrink > 0 {
 		limit = u.shrink
 	}
+	held := u.held
 	u.mu.Unlock()
 
 	ops, err := u.j.OpsAfter(ctx, epoch, seq, limit+1)
@@ -102,7 +103,8 @@ func (u *Uplink) cut(ctx context.Context, force bool) (journal.SealedBatch, time
 	n, size := 0, 0
 	var buf []byte
 	for n < len(ops) {
-		if ops[n].Epoch != ops[0].Epoch || n == limit {
+		if ops[n].Epoch != ops[0].Epoch || n == limit ||
+			held.ok && ops[n].Epoch == held.epoch && ops[0].Seq <= held.seq && ops[n].Seq > held.seq {
 			full = true
 			break
 		}
@@ -267,23 +269,27 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 	case a.Watermark < sb.LastSeq:
 		return result{err: fmt.Errorf("batch %d/%d..%d: acked only up to %d (%w)", sb.Epoch, sb.FirstSeq, sb.LastSeq, a.Watermark, errRetry)}
 	}
-	if err := u.markAcked(ctx, a.Epoch, a.Watermark, a.LastHash, a.Snapshots...); err != nil {
-		switch {
-		case errors.Is(err, journal.ErrAckAhead):
-			// The cloud acknowledged this very batch (applied now, or the
-			// replay of identical bytes): its ops are safe up to LastSeq.
-			if err := u.ackAhead(ctx, a.Epoch, a.Watermark, sb.LastSeq, err, a.Snapshots); err != nil {
-				return result{err: err}
-			}
-		case errors.Is(err, journal.ErrInvalid) && len(a.Snapshots) > 0:
-			// A snapshot the journal cannot store must not hold back
-			// the acknowledgement of the ops: record it without them.
-			u.log.Error("the ack's member snapshots cannot be stored", slog.String(logError, err.Error()))
-			if err := u.markAcked(ctx, a.Epoch, a.Watermark, a.LastHash); err != nil {
-				return result{err: fmt.Errorf("record acknowledgement %d/%d: %w", a.Epoch, a.Watermark, err)}
-			}
-		default:
-			return result{err: fmt.Errorf("record acknowledgement %d/%d: %w", a.Epoch, a.Watermark, err)}
+	// The ack proves this batch's ops, no more: the cloud may hold the
+	// epoch further, with ops this journal sent before (a lost ack) or
+	// with other ops (a journal restored from a backup, a terminal ID used
+	// twice). The next batches are cut to end at its watermark and
+	// compared op by op there.
+	proven, last := a.Watermark, a.LastHash
+	if a.Watermark > sb.LastSeq {
+		proven, last = sb.LastSeq, h
+		if err := u.behind(ctx, a.Epoch, a.Watermark); err != nil {
+			return result{err: err}
+		}
+	}
+	if err := u.markAcked(ctx, a.Epoch, proven, last, a.Snapshots...); err != nil {
+		if !errors.Is(err, journal.ErrInvalid) || len(a.Snapshots) == 0 {
+			return result{err: fmt.Errorf("record acknowledgement %d/%d: %w", a.Epoch, proven, err)}
+		}
+		// A snapshot the journal cannot store must not hold back the
+		// acknowledgement of the ops: record it without them.
+		u.log.Error("the ack's member snapshots cannot be stored", slog.String(logError, err.Error()))
+		if err := u.markAcked(ctx, a.Epoch, proven, last); err != nil {
+			return result{err: fmt.Errorf("record acknowledgement %d/%d: %w", a.Epoch, proven, err)}
 		}
 	}
 	var applied, dup, rejected int64
@@ -300,8 +306,9 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 	}
 	now := u.cfg.Now()
 	u.mu.Lock()
-	u.setChain(a.Epoch, a.Watermark, a.LastHash)
+	u.setChain(a.Epoch, proven, last)
 	u.from.ok = false
+	u.held.epoch, u.held.seq, u.held.ok = a.Epoch, a.Watermark, a.Watermark > proven
 	// The uplink is the outbox's only writer: acking the last batch in it
 	// empties it, and the next round need not read it.
 	u.outboxEmpty = u.lastOfOutbox
@@ -314,7 +321,7 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 	u.state.Duplicates += dup
 	u.state.Rejected += rejected
 	u.state.RulesVersion = a.RulesVersion
-	u.state.AckedEpoch, u.state.AckedSeq = a.Epoch, a.Watermark
+	u.state.AckedEpoch, u.state.AckedSeq = a.Epoch, proven
 	due := now.Sub(u.backlogAt) >= backlogEvery
 	u.mu.Unlock()
 	u.log.Debug("acknowledged", slog.Uint64(logEpoch, uint64(a.Epoch)), slog.Uint64(logFirst, sb.FirstSeq), slog.Uint64(logLast, sb.LastSeq),
@@ -347,7 +354,7 @@ func (u *Uplink) gap(ctx context.Context, sb journal.SealedBatch, body []byte) r
 			if !errors.Is(err, journal.ErrAckAhead) {
 				return result{err: fmt.Errorf("record acknowledgement %d/%d: %w", a.Epoch, a.Watermark, err)}
 			}
-			if err := u.ackAhead(ctx, a.Epoch, a.Watermark, 0, err, nil); err != nil {
+			if err := u.behind(ctx, a.Epoch, a.Watermark); err != nil {
 				return result{err: err}
 			}
 		}
@@ -392,39 +399,75 @@ type conflictProblem struct {
 }
 
 // positionHint handles a 409 problem document (unsigned) for a batch that
-// rewinds below the cloud's watermark or does not chain to its last batch.
-// Being unsigned it moves nothing in the journal: the uplink only drops
-// its sealed batches of the epoch and re-seals from the watermark named,
-// with the previous hash named (a wrong one only gets the batch refused
-// again: the cloud checks the new batch's position and chain itself), and
-// a later signed ack's watermark covers the ops skipped.
+// reaches back below the cloud's watermark, does not chain to its last
+// batch, or lies within it but differs from the ops it holds. Being
+// unsigned it moves nothing in the journal, and it never moves the resume
+// point past what the cloud's acks proved:
+//   - sequence_rewind: the cloud holds the epoch further than this journal
+//     proved (its ack was lost, or the journal was restored): the batches
+//     are cut again from the proven point, ending at the cloud's
+//     watermark, so that the cloud compares them op by op;
+//   - sequence_gap, batch_conflict: the cloud stands at or below the
+//     proven point: re-seal from its watermark with the previous hash named
+//     (a wrong one only gets the batch refused again: the cloud checks the
+//     new batch's position and chain itself);
+//   - sequence_diverged: the cloud holds other ops at the batch's
+//     sequences. Nothing is sent past them and nothing is marked: the
+//     failure repeats, with its backoff, until an operator acts.
 func (u *Uplink) positionHint(ctx context.Context, sb journal.SealedBatch, body []byte) (result, bool) {
 	var p conflictProblem
 	if err := json.Unmarshal(body, &p); err != nil || p.Watermark == nil || p.Epoch == nil || *p.Epoch != sb.Epoch {
 		return result{}, false
 	}
+	w := *p.Watermark
 	switch p.Code {
+	case "sequence_diverged":
+		return result{err: fmt.Errorf("batch %d/%d..%d: %w: %s", sb.Epoch, sb.FirstSeq, sb.LastSeq, ErrDiverged, p.Detail)}, true
 	case "sequence_gap", "sequence_rewind", "batch_conflict":
 	default:
 		return result{}, false
 	}
-	if err := u.refused(sb, *p.Watermark); err != nil {
+	ae, as, err := u.j.Acked(ctx)
+	if err != nil {
+		return result{err: fmt.Errorf("read acknowledgement watermark: %w", err)}, true
+	}
+	var proven uint64
+	if ae == sb.Epoch {
+		proven = as
+	}
+	rewind := p.Code == "sequence_rewind"
+	switch {
+	case rewind && sb.LastSeq <= w:
+		// Within the watermark, yet not compared: a cloud older than
+		// this terminal's protocol. Resending cannot cure it.
+		return result{err: fmt.Errorf("batch %d/%d..%d: the cloud refuses it below its watermark %d without comparing its ops; update the cloud (%w)",
+			sb.Epoch, sb.FirstSeq, sb.LastSeq, w, errRetry)}, true
+	case !rewind && w > proven:
+		return result{err: fmt.Errorf("batch %d/%d..%d: the cloud's %s names watermark %d, beyond the %d its acks proved; not skipping ops on an unsigned answer (%w)",
+			sb.Epoch, sb.FirstSeq, sb.LastSeq, p.Code, w, proven, errRetry)}, true
+	}
+	if err := u.refused(sb, w); err != nil {
 		return result{err: err}, true
 	}
 	if err := u.dropSealed(ctx, sb.Epoch); err != nil {
 		return result{err: err}, true
 	}
-	var last batch.Hash
-	if h, err := hex.DecodeString(p.LastHash); err == nil && len(h) == len(last) {
-		copy(last[:], h)
-	}
 	u.mu.Lock()
-	u.setChain(sb.Epoch, *p.Watermark, last)
-	u.from.epoch, u.from.seq, u.from.ok = sb.Epoch, *p.Watermark, true
+	if rewind {
+		u.held.epoch, u.held.seq, u.held.ok = sb.Epoch, w, w > proven
+		u.from.ok = false
+	} else {
+		var last batch.Hash
+		if h, err := hex.DecodeString(p.LastHash); err == nil && len(h) == len(last) {
+			copy(last[:], h)
+		}
+		u.setChain(sb.Epoch, w, last)
+		u.from.epoch, u.from.seq, u.from.ok = sb.Epoch, w, true
+	}
 	u.state.Gaps++
 	u.mu.Unlock()
-	u.log.Warn("cloud refused the batch's position; re-sealing from its watermark",
-		slog.Uint64(logEpoch, uint64(sb.Epoch)), slog.Uint64(logFirst, sb.FirstSeq), slog.Uint64(logWater, *p.Watermark), slog.String(logReason, p.Code))
+	u.log.Warn("cloud refused the batch's position; re-sealing",
+		slog.Uint64(logEpoch, uint64(sb.Epoch)), slog.Uint64(logFirst, sb.FirstSeq), slog.Uint64(logWater, w), slog.String(logReason, p.Code))
 	return result{progress: true}, true
 }
 
@@ -444,37 +487,27 @@ func (u *Uplink) dropSealed(ctx context.Context, epoch uint32) error {
 	return nil
 }
 
-// ackAhead handles a cloud watermark beyond the journal's end in epoch:
-// the journal lost ops that the cloud holds (restored from a backup no
-// local check caught). Once, while the journal is still in that epoch, it
-// starts a new epoch, so that new ops get sequence numbers the cloud has not
-// seen. It marks acknowledged only what is proven: the ops up to proven,
-// which the cloud acknowledged as this exact batch. Ops of the old epoch
-// beyond what the cloud acknowledged by hash stay unacknowledged and are
-// reported: the cloud holds other ops under their sequence numbers, and
-// only an operator can tell what they were.
-func (u *Uplink) ackAhead(ctx context.Context, epoch uint32, watermark, proven uint64, cause error, snaps []loyalty.Snapshot) error {
-	head, _, err := u.j.Head(ctx)
+// behind handles a cloud that holds epoch up to watermark: if that is
+// beyond the journal's end in the epoch it is still writing, the journal
+// lost ops the cloud holds (restored from a backup no local check caught),
+// and it starts a new epoch, so that new ops get sequence numbers the cloud
+// has not seen. The journal's ops of the old epoch that the cloud has not
+// acknowledged are still sent, cut at the cloud's watermark and compared
+// op by op there.
+func (u *Uplink) behind(ctx context.Context, epoch uint32, watermark uint64) error {
+	head, seq, err := u.j.Head(ctx)
 	if err != nil {
-		return fmt.Errorf("read the journal's head after %v: %w", cause, err)
+		return fmt.Errorf("read the journal's head: %w", err)
 	}
-	if head == epoch {
-		ne, err := u.j.NewEpoch(ctx, fmt.Sprintf("the cloud acknowledged epoch %d up to %d, beyond this journal", epoch, watermark))
-		if err != nil {
-			return fmt.Errorf("start a new epoch after %v: %w", cause, err)
-		}
-		u.log.Error("journal is behind the cloud; started a new epoch",
-			slog.Uint64(logEpoch, uint64(epoch)), slog.Uint64(logWater, watermark), slog.Uint64("new_epoch", uint64(ne)))
+	if head != epoch || seq >= watermark {
+		return nil
 	}
-	if proven > 0 {
-		if err := u.j.MarkAcked(ctx, epoch, proven, snaps...); err != nil {
-			return fmt.Errorf("record acknowledgement %d/%d: %w", epoch, proven, err)
-		}
+	ne, err := u.j.NewEpoch(ctx, fmt.Sprintf("the cloud holds epoch %d up to %d, beyond this journal's %d", epoch, watermark, seq))
+	if err != nil {
+		return fmt.Errorf("start a new epoch: the cloud holds epoch %d up to %d, beyond this journal's %d: %w", epoch, watermark, seq, err)
 	}
-	u.mu.Lock()
-	u.state.LastError = fmt.Sprintf("%v: the cloud holds epoch %d up to %d; ops of that epoch it did not acknowledge by hash need an operator", cause, epoch, watermark)
-	u.state.LastErrorAt = u.cfg.Now()
-	u.mu.Unlock()
+	u.log.Error("journal is behind the cloud; started a new epoch",
+		slog.Uint64(logEpoch, uint64(epoch)), slog.Uint64(logWater, watermark), slog.Uint64(logLast, seq), slog.Uint64("new_epoch", uint64(ne)))
 	return nil
 }
 

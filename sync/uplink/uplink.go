@@ -16,6 +16,13 @@ import (
 	"github.com/tillpoint/tillpoint/sync/batch"
 )
 
+// ErrDiverged reports that the cloud holds other ops than this journal's
+// at sequences of an epoch: the journal was restored from a backup with
+// its epoch sidecar, or two tills were enrolled as one terminal. The
+// uplink sends nothing past those ops and marks nothing; the till keeps
+// working offline and keeps every op until an operator acts.
+var ErrDiverged = errors.New("the cloud holds other ops than this journal's at these sequences")
+
 // Defaults for Config.
 const (
 	DefaultMaxOps         = 1000
@@ -112,6 +119,15 @@ type Uplink struct {
 	}
 	// from, when set, is where the cloud's gap ack told us to resume.
 	from struct {
+		epoch uint32
+		seq   uint64
+		ok    bool
+	}
+	// held, when set, is how far the cloud holds an epoch beyond what its
+	// acks proved for this journal: batches cut below it end there, so
+	// that the cloud compares them op by op with what it holds. No op is
+	// taken as delivered on a watermark alone.
+	held struct {
 		epoch uint32
 		seq   uint64
 		ok    bool
