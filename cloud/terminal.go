@@ -26,6 +26,12 @@ type Terminal struct {
 	// Addr is the terminal's gossip address (host:port) for its store's
 	// peers, as it said at enrollment; empty when it said none.
 	Addr string
+	// FirstEpoch, set by Enroll only, is the lowest journal epoch the
+	// enrolled terminal may write in: one above any epoch the ledger holds
+	// for its ID (1 for a new ID). A till enrolled in another's place, with
+	// a journal of its own, then never sends ops under sequence numbers the
+	// ledger holds the other till's ops at.
+	FirstEpoch uint32
 }
 
 // TerminalKey is what a terminal registers when it enrolls.

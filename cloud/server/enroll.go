@@ -57,5 +57,6 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		CloudPublicKey: cloudPub,
 		CloudKeyID:     batch.Fingerprint(cloudPub),
 		Roster:         roster,
+		Epoch:          t.FirstEpoch,
 	})
 }

@@ -75,6 +75,11 @@ func (s *Store) Enroll(ctx context.Context, code string, key cloud.TerminalKey, 
 		case err != nil:
 			return fmt.Errorf("read terminal %s: %w", t.ID, err)
 		}
+		var held int64
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT COALESCE(MAX(epoch), 0) FROM epochs WHERE terminal = ?`), t.ID).Scan(&held); err != nil {
+			return fmt.Errorf("read epochs of terminal %s: %w", t.ID, err)
+		}
+		t.FirstEpoch = uint32(held) + 1
 		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO terminals (id, store, public_key, key_id, status, enrolled_at, revoked_at, advertise) VALUES (?, ?, ?, ?, ?, ?, 0, ?)
 			ON CONFLICT (id) DO UPDATE SET store = excluded.store, public_key = excluded.public_key, key_id = excluded.key_id,
 			status = excluded.status, enrolled_at = excluded.enrolled_at, revoked_at = 0, advertise = excluded.advertise`),

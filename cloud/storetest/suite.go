@@ -24,6 +24,7 @@ func Run(t *testing.T, open Opener) {
 		fn   func(t *testing.T, l cloud.Ledger)
 	}{
 		{"EnrollCodeWorksOnceAndExpires", testEnrollCode},
+		{"ReenrollStartsAboveHeldEpochs", testReenrollStartsAboveHeldEpochs},
 		{"RevokedTerminalIsRefusedAndLedgerUnchanged", testRevoked},
 		{"RulesVersionCannotChangeContent", testRules},
 		{"BatchAppliedOnceWatermarkMoves", testWatermark},
@@ -115,8 +116,8 @@ func testEnrollCode(t *testing.T, l cloud.Ledger) {
 	if err != nil {
 		t.Fatalf("enroll: %v", err)
 	}
-	if term.ID != "t1" || term.Store != "s1" || term.Status != cloud.TerminalActive || term.KeyID != "k1" {
-		t.Errorf("enrolled terminal: got %+v, want t1 of s1, active, k1", term)
+	if term.ID != "t1" || term.Store != "s1" || term.Status != cloud.TerminalActive || term.KeyID != "k1" || term.FirstEpoch != 1 {
+		t.Errorf("enrolled terminal: got %+v, want t1 of s1, active, k1, from epoch 1", term)
 	}
 	if _, err := l.Enroll(ctx, "ABC-123", key, Start()); !errors.Is(err, cloud.ErrEnrollCode) {
 		t.Errorf("second use of a code: got %v, want ErrEnrollCode", err)
@@ -131,6 +132,29 @@ func testEnrollCode(t *testing.T, l cloud.Ledger) {
 	if _, err := l.Terminal(ctx, "t2"); !errors.Is(err, cloud.ErrNotFound) {
 		t.Errorf("terminal enrolled with an expired code: got %v, want ErrNotFound", err)
 	}
+}
+
+// testReenrollStartsAboveHeldEpochs: a till enrolled under a terminal ID
+// the ledger holds epochs of (a replacement till, a re-enrollment) is told
+// to write from the next epoch, and its ops there are applied beside the
+// other till's, none taken for theirs.
+func testReenrollStartsAboveHeldEpochs(t *testing.T, l cloud.Ledger) {
+	old := NewTill(t, l, "t1", "s1")
+	old.Send(t, l, old.Earn(Card(1), 1000, 10))
+	old.NewEpoch()
+	old.Send(t, l, old.Earn(Card(1), 1000, 10), old.Earn(Card(1), 1000, 10))
+	if err := l.CreateEnrollCode(ctx, cloud.EnrollCode{Code: "AGAIN", Store: "s1", Terminal: "t1", Expires: Start().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	term, err := l.Enroll(ctx, "AGAIN", cloud.TerminalKey{PublicKey: make([]byte, 32), KeyID: "k2"}, Start())
+	if err != nil || term.FirstEpoch != 3 {
+		t.Fatalf("re-enrollment: got first epoch %d (%v), want 3: the ledger holds epochs 1 and 2 of t1", term.FirstEpoch, err)
+	}
+	repl := *old
+	repl.Epoch, repl.Seq, repl.Prev = term.FirstEpoch, 0, nil
+	a := repl.Send(t, l, repl.Earn(Card(1), 1000, 10))
+	wantResult(t, a.Results[0], cloud.StatusApplied, "", 10)
+	wantBalance(t, l, Card(1), 40, 0)
 }
 
 func testRevoked(t *testing.T, l cloud.Ledger) {

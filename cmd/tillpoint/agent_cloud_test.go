@@ -157,3 +157,46 @@ func TestFeedsArePulledAtOnceWhenTheLinkReturns(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A till replaced under the same terminal ID, with a journal of its own,
+// through the agent's wiring: `enroll` learns the epoch to write from
+// (above the old till's), the agent opens its journal there, and the
+// sales of both tills are on the ledger once (invariant 2). Before, the
+// new till's first sales were taken for the old till's and never applied.
+func TestReplacementTillUnderTheSameIDKeepsBothTillsSales(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	s := startTestStore(t, ctx)
+	const card = "barcode:" + cardCarla
+	for _, till := range []string{"old", "replacement"} {
+		tm := s.till
+		if till == "replacement" {
+			var err error
+			if tm, err = startTerminal(ctx, t.TempDir(), "T1", "S1", s.link.URL(), s.key, s.cloud.ledger, slog.New(slog.DiscardHandler), nil); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { tm.Close(context.WithoutCancel(ctx)) })
+			if e, _, err := tm.w.journal.Head(ctx); err != nil || e != 2 {
+				t.Fatalf("replacement till's journal at epoch %d (%v), want 2", e, err)
+			}
+			if err := waitFor(ctx, 10*time.Second, "the rules", func() bool { return tm.w.agent.Rules() != nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, p, err := tm.post(ctx, "/v1/checkout", map[string]any{"card": card, "basket": basket("wine", "drinks", 2500)}); err != nil || p != nil {
+			t.Fatalf("%s till's checkout: %v %+v", till, err, p)
+		}
+		if err := tm.shipped(ctx); err != nil {
+			t.Fatalf("%s till: %v", till, err)
+		}
+	}
+	tok, err := loyalty.ParseCardToken(card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.cloud.ledger.Snapshot(ctx, tok.Hash(s.key), "S1", time.Now())
+	if err != nil || snap.Balance != 50 {
+		t.Fatalf("the card in the cloud: balance %d (%v), want 50: both tills' sales", snap.Balance, err)
+	}
+}

@@ -106,8 +106,11 @@ func openWiring(ctx context.Context, cfg *config.Config, logger *slog.Logger, ve
 		}
 		cfg.Terminal, cfg.Store = st.Terminal, st.Store
 	}
-	w.journal, err = journal.Open(ctx, filepath.Join(cfg.StateDir, "journal.db"),
-		journal.Options{Terminal: cfg.Terminal, Store: cfg.Store, Logger: logger.With("component", "journal")})
+	jopts := journal.Options{Terminal: cfg.Terminal, Store: cfg.Store, Logger: logger.With("component", "journal")}
+	if st != nil {
+		jopts.MinEpoch = st.Epoch
+	}
+	w.journal, err = journal.Open(ctx, filepath.Join(cfg.StateDir, "journal.db"), jopts)
 	if err != nil {
 		return nil, fmt.Errorf("open the journal: %w", err)
 	}

@@ -35,7 +35,11 @@
 // about once a second and at Close. A database restored from a backup, copied
 // from elsewhere or replaced fails one of those checks. What no local check
 // can see (a backup taken less than a second before the loss) the cloud sees:
-// its watermark is ahead of the journal, and the uplink calls NewEpoch.
+// its watermark is ahead of the journal, and the uplink calls NewEpoch. A
+// till enrolled under a terminal ID whose epochs the cloud already holds
+// (a replacement till, a re-enrollment) writes from the epoch its
+// enrollment names (Options.MinEpoch), so that its ops never take sequence
+// numbers the cloud holds another journal's ops at.
 //
 // # The local view
 //

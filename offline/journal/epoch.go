@@ -140,19 +140,28 @@ func (j *Journal) checkContinuity(ctx context.Context) error {
 		return fmt.Errorf("check continuity: %w", classify(err))
 	}
 	defer tx.Rollback()
+	epoch := h.epoch
 	if reason != "" {
-		next := h.epoch
-		if scErr == nil && sc.Epoch > next {
-			next = sc.Epoch
+		epoch++
+		if scErr == nil && sc.Epoch >= epoch {
+			epoch = sc.Epoch + 1
 		}
-		if _, err := startEpoch(ctx, tx, next+1, j.opts.Now(), reason); err != nil {
+	}
+	if epoch < j.opts.MinEpoch {
+		if reason == "" {
+			reason = fmt.Sprintf("enrolled where the cloud holds this terminal's epochs below %d", j.opts.MinEpoch)
+		}
+		epoch = j.opts.MinEpoch
+	}
+	if reason != "" {
+		if _, err := startEpoch(ctx, tx, epoch, j.opts.Now(), reason); err != nil {
 			return err
 		}
 		level := slog.LevelWarn
 		if h.epoch == 0 && scErr != nil {
 			level = slog.LevelInfo
 		}
-		j.log.Log(ctx, level, "journal started a new epoch", slog.Uint64(logEpoch, uint64(next+1)), slog.String(logReason, reason))
+		j.log.Log(ctx, level, "journal started a new epoch", slog.Uint64(logEpoch, uint64(epoch)), slog.String(logReason, reason))
 	}
 	if err := writeMeta(ctx, tx, map[string]string{"token": token, "prev_token": meta["token"]}); err != nil {
 		return err

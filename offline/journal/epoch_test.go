@@ -178,3 +178,67 @@ func TestSidecarTracksHighWaterMarkWhileRunning(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A till enrolled where the cloud holds epochs of its terminal ID (another
+// till's, or this one's before a re-enrollment) writes from the epoch its
+// enrollment names: a new journal starts there, an older one moves up to
+// it once, and a journal already there or beyond stays where it is.
+func TestMinEpochFromTheEnrollment(t *testing.T) {
+	ctx := context.Background()
+	open := func(t *testing.T, path string, min uint32) *journal.Journal {
+		t.Helper()
+		o := testOptions()
+		o.MinEpoch = min
+		j, err := journal.Open(ctx, path, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { j.Close() })
+		return j
+	}
+	appendOne := func(t *testing.T, j *journal.Journal) (uint32, uint64) {
+		t.Helper()
+		op, err := j.Append(ctx, earnOp(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return op.Epoch, op.Seq
+	}
+	t.Run("new journal", func(t *testing.T) {
+		j := open(t, filepath.Join(t.TempDir(), "journal.db"), 3)
+		if e, s := appendOne(t, j); e != 3 || s != 1 {
+			t.Errorf("first op: %d/%d, want 3/1", e, s)
+		}
+		if rep := mustVerify(t, j); rep.Ops != 1 {
+			t.Errorf("Verify: %d ops, want 1", rep.Ops)
+		}
+	})
+	t.Run("older journal moves up once", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "journal.db")
+		j := open(t, path, 0)
+		appendN(t, j, 2)
+		j.Close()
+		j = open(t, path, 4)
+		if e, s := appendOne(t, j); e != 4 || s != 1 {
+			t.Errorf("op after the floor: %d/%d, want 4/1", e, s)
+		}
+		j.Close()
+		j = open(t, path, 4)
+		if e, s := appendOne(t, j); e != 4 || s != 2 {
+			t.Errorf("op after reopening with the same floor: %d/%d, want 4/2", e, s)
+		}
+		if rep := mustVerify(t, j); rep.Ops != 4 {
+			t.Errorf("Verify: %d ops, want 4", rep.Ops)
+		}
+	})
+	t.Run("journal beyond the floor", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "journal.db")
+		j := open(t, path, 2)
+		appendN(t, j, 1)
+		j.Close()
+		j = open(t, path, 1)
+		if e, s := appendOne(t, j); e != 2 || s != 2 {
+			t.Errorf("op: %d/%d, want 2/2", e, s)
+		}
+	})
+}

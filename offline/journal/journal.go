@@ -50,6 +50,11 @@ type Options struct {
 	// SidecarInterval is how often, at most, the high-water mark in the
 	// sidecar file is refreshed after commits.
 	SidecarInterval time.Duration
+	// MinEpoch is the lowest epoch the journal may write in, from the
+	// terminal's enrollment (the cloud holds the epochs below it for this
+	// terminal ID, perhaps another till's). A journal below it starts
+	// MinEpoch when it opens; 0 sets no floor.
+	MinEpoch uint32
 }
 
 // Journal is a terminal's durable journal. Its methods are safe for

@@ -36,6 +36,11 @@ type EnrollResponse struct {
 	// Roster is the store's roster as GET /v1/roster serves it (COSE_Sign1
 	// by the cloud key, see OpenRoster), its secrets sealed to BoxKey.
 	Roster []byte `json:"roster,omitempty"`
+	// Epoch is the lowest journal epoch the terminal may write in: one
+	// above any the cloud holds for the terminal ID, so that a till
+	// enrolled in another's place starts where the other's ops end.
+	// Absent (0) from clouds that predate it.
+	Epoch uint32 `json:"epoch,omitempty"`
 }
 
 // EnrollProofMessage is what a terminal signs with its new key when it

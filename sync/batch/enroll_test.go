@@ -34,6 +34,8 @@ func TestEnrollDocumentsKeepTheirGoldenJSON(t *testing.T) {
 		CloudPublicKey: count(32, 50), CloudKeyID: "fedcba9876543210"}
 	withRoster := reply
 	withRoster.Roster = count(40, 7)
+	reenrolled := reply
+	reenrolled.Epoch = 3
 	for _, tc := range []struct {
 		golden string
 		value  any
@@ -42,6 +44,7 @@ func TestEnrollDocumentsKeepTheirGoldenJSON(t *testing.T) {
 		{"request-minimal.json", &request},
 		{"response.json", &withRoster},
 		{"response-no-roster.json", &reply},
+		{"response-epoch.json", &reenrolled},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
 			want, err := os.ReadFile(filepath.Join("testdata", "enroll", tc.golden))

@@ -125,6 +125,7 @@ func (c *Client) Enroll(ctx context.Context, cloudURL, code, dir string) (*State
 		TerminalKeyID: r.TerminalKeyID,
 		CloudKeyID:    r.CloudKeyID,
 		EnrolledAt:    c.Now().UTC().Truncate(time.Second),
+		Epoch:         r.Epoch,
 		Key:           key,
 		CloudKey:      ed25519.PublicKey(r.CloudPublicKey),
 	}

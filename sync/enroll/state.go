@@ -42,6 +42,10 @@ type State struct {
 	TerminalKeyID string    `json:"terminal_key_id"`
 	CloudKeyID    string    `json:"cloud_key_id"`
 	EnrolledAt    time.Time `json:"enrolled_at"`
+	// Epoch is the lowest journal epoch this till may write in (the
+	// cloud's answer at enrollment; 0 from a cloud that gave none): the
+	// agent opens its journal with it as journal.Options.MinEpoch.
+	Epoch uint32 `json:"epoch,omitempty"`
 
 	Key      ed25519.PrivateKey `json:"-"`
 	CloudKey ed25519.PublicKey  `json:"-"`

@@ -99,7 +99,7 @@ func (c *cloudEnv) enroll(t testing.TB, name string) *terminal {
 	if err != nil {
 		t.Fatalf("enroll %s: %v", name, err)
 	}
-	return &terminal{st: st, j: openJournal(t, name)}
+	return &terminal{st: st, j: openJournalFrom(t, filepath.Join(t.TempDir(), name+".db"), name, st.Epoch)}
 }
 
 func (tm *terminal) config(t testing.TB, url string) uplink.Config {
@@ -412,4 +412,44 @@ func TestE2ERestoredJournalWithNewOpsLosesNone(t *testing.T) {
 		model[o.Card] += o.Points
 	}
 	c.checkBalances(t, model) // the cloud still holds exactly the first journal's 120
+}
+
+// A till replaced under the same terminal ID, with a journal of its own:
+// the cloud holds the old till's ops at epoch 1 seq 1..50, and the new
+// till's journal would also start at epoch 1. Its first batch was refused
+// as a rewind, the uplink skipped to the old till's watermark, and the new
+// till's ops 1..50 were taken as delivered. Now the enrollment names the
+// epoch to write from (2, above the old till's), and every op of both
+// tills is on the ledger once.
+func TestE2EReplacementTillUnderTheSameIDLosesNone(t *testing.T) {
+	c := newCloud(t)
+	old := c.enroll(t, "T-01")
+	oldOps := appendOps(t, old.j, earns(0, 50, 7))
+	u, err := uplink.New(old.j, old.config(t, c.url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncWithin(t, u, time.Minute)
+
+	repl := c.enroll(t, "T-01") // same ID, new key, new journal
+	if repl.st.Epoch != 2 {
+		t.Fatalf("replacement enrolled to write from epoch %d, want 2", repl.st.Epoch)
+	}
+	newOps := appendOps(t, repl.j, earns(5000, 60, 7))
+	if newOps[0].Epoch != 2 || newOps[0].Seq != 1 {
+		t.Fatalf("replacement's first op: %d/%d, want 2/1", newOps[0].Epoch, newOps[0].Seq)
+	}
+	u2, err := uplink.New(repl.j, repl.config(t, c.url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncWithin(t, u2, time.Minute)
+	model := map[loyalty.CardHash]loyalty.Points{}
+	for _, o := range append(oldOps, newOps...) {
+		model[o.Card] += o.Points
+	}
+	c.checkBalances(t, model)
+	if wm, _, err := c.ledger.Watermark(context.Background(), "T-01", 2); err != nil || wm != 60 {
+		t.Errorf("cloud watermark of T-01 epoch 2: %d (%v), want 60", wm, err)
+	}
 }

@@ -64,7 +64,14 @@ func openJournal(t testing.TB, terminal string) *journal.Journal {
 
 func openJournalAt(t testing.TB, path, terminal string) *journal.Journal {
 	t.Helper()
-	j, err := journal.Open(context.Background(), path, journal.Options{Terminal: terminal, Store: "S-01", Logger: quietLogger(t)})
+	return openJournalFrom(t, path, terminal, 0)
+}
+
+// openJournalFrom opens a real journal that writes from epoch minEpoch on,
+// as the agent opens it with its enrollment's epoch.
+func openJournalFrom(t testing.TB, path, terminal string, minEpoch uint32) *journal.Journal {
+	t.Helper()
+	j, err := journal.Open(context.Background(), path, journal.Options{Terminal: terminal, Store: "S-01", Logger: quietLogger(t), MinEpoch: minEpoch})
 	if err != nil {
 		t.Fatalf("open journal: %v", err)
 	}
