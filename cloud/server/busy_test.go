@@ -100,6 +100,41 @@ func TestAPanicBelowTheServerCostsOneRequest(t *testing.T) {
 	}
 }
 
+// applyPanicsOnce is the real ledger with an Apply that panics the
+// first time.
+type applyPanicsOnce struct {
+	*sqlstore.Store
+	panicked bool
+}
+
+func (l *applyPanicsOnce) Apply(ctx context.Context, b cloud.Batch) (cloud.Applied, error) {
+	if !l.panicked {
+		l.panicked = true
+		panic("boom")
+	}
+	return l.Store.Apply(ctx, b)
+}
+
+// A panic inside Apply costs its request, not its apply slot: with one
+// slot, a slot kept by the panicked request would answer every later
+// batch 503 busy until the process restarts.
+func TestAPanicInApplyGivesItsSlotBack(t *testing.T) {
+	t.Parallel()
+	store := openTestLedger(t)
+	ts := newTestServerWith(t, store, func(s *server.Server) {
+		s.Ledger = &applyPanicsOnce{Store: store}
+		s.MaxConcurrentApply = 1
+		s.ApplyQueueWait = 50 * time.Millisecond
+	})
+	tm := enroll(t, ts, "S1", "T1")
+	sealed := tm.seal(t, 2)
+	status, h, body := post(t, ts, sealed.Bytes)
+	wantProblem(t, status, h, body, http.StatusInternalServerError, server.CodeInternal)
+	if status, _, body := post(t, ts, sealed.Bytes); status != http.StatusOK {
+		t.Fatalf("the batch sent again after the panic: %d %s, want 200", status, body)
+	}
+}
+
 // TestLedgerThatDoesNotAnswerIs503AndLoggedOnce: while the ledger's
 // database does not answer (here: closed under the server), a request
 // that fails on it is that outage, not a server bug: 503 with

@@ -70,13 +70,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	if !b.Prev.IsZero() { // the zero hash is "none": an epoch's first batch
 		in.PrevHash = b.Prev[:]
 	}
-	release, err := s.acquireApply(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	applied, err := s.Ledger.Apply(ctx, in)
-	release()
+	applied, err := s.apply(r, in)
 	var seq *cloud.SequenceError
 	if errors.As(err, &seq) && seq.Kind == cloud.SeqGap {
 		s.Logger.Info("batch does not follow the watermark", logTerminal, t.ID, logEpoch, b.Epoch, logFirst, b.First, logLast, b.Last, "watermark", seq.Watermark)
@@ -195,6 +189,18 @@ func toResults(rs []cloud.OpResult, ops []loyalty.Op) []batch.Result {
 
 // acquireApply waits for one of the MaxConcurrentApply slots, at most
 // ApplyQueueWait; the caller must call release.
+// apply applies in in one of the apply slots, given back however
+// Ledger.Apply ends: a panic there costs its request, which net/http
+// recovers, and must not cost a slot too.
+func (s *Server) apply(r *http.Request, in cloud.Batch) (cloud.Applied, error) {
+	release, err := s.acquireApply(r)
+	if err != nil {
+		return cloud.Applied{}, err
+	}
+	defer release()
+	return s.Ledger.Apply(r.Context(), in)
+}
+
 func (s *Server) acquireApply(r *http.Request) (release func(), err error) {
 	release = func() { <-s.applySlots }
 	select {
