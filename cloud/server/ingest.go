@@ -154,6 +154,8 @@ var rejectCodes = map[string]batch.RejectCode{
 	cloud.ReasonUnknownTarget:   batch.RejectUnknownOp,
 	cloud.ReasonAlreadyReversed: batch.RejectAlreadyReversed,
 	cloud.ReasonNoOwner:         batch.RejectUnknownMember,
+	cloud.ReasonNotReversible:   batch.RejectNotReversible,
+	cloud.ReasonCardLinked:      batch.RejectCardLinked,
 }
 
 // toResults turns the ledger's per-op results into the ack's. Adjusted is

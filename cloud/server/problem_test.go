@@ -65,3 +65,23 @@ func TestEveryErrorHasAStableCodeAndStatus(t *testing.T) {
 		}
 	}
 }
+
+// Every reason the ledger rejects an op for reaches the terminal as a code
+// of its own: a reason without one used to arrive as "invalid", which
+// tells the till and its log nothing.
+func TestEveryRejectReasonHasItsOwnWireCode(t *testing.T) {
+	reasons := []string{cloud.ReasonConflict, cloud.ReasonInvalid, cloud.ReasonUnknownTarget, cloud.ReasonAlreadyReversed,
+		cloud.ReasonNotReversible, cloud.ReasonCardLinked, cloud.ReasonNoOwner}
+	seen := map[batch.RejectCode]string{}
+	for _, r := range reasons {
+		code, ok := rejectCodes[r]
+		if !ok {
+			t.Errorf("ledger reason %q has no wire code", r)
+			continue
+		}
+		if other, dup := seen[code]; dup {
+			t.Errorf("ledger reasons %q and %q share wire code %v", r, other, code)
+		}
+		seen[code] = r
+	}
+}

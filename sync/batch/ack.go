@@ -83,6 +83,10 @@ const (
 	RejectUnknownMember RejectCode = 5
 	// RejectAlreadyReversed: the op a reverse names was reversed before.
 	RejectAlreadyReversed RejectCode = 6
+	// RejectNotReversible: a reverse names an enroll or a reverse.
+	RejectNotReversible RejectCode = 7
+	// RejectCardLinked: an enroll names a card another member holds.
+	RejectCardLinked RejectCode = 8
 )
 
 func (c RejectCode) String() string {
@@ -101,6 +105,10 @@ func (c RejectCode) String() string {
 		return "unknown_member"
 	case RejectAlreadyReversed:
 		return "already_reversed"
+	case RejectNotReversible:
+		return "not_reversible"
+	case RejectCardLinked:
+		return "card_linked"
 	}
 	return fmt.Sprintf("reject(%d)", uint16(c))
 }
