@@ -94,7 +94,7 @@ func classify(err error) *Problem {
 		case cloud.SeqRewind:
 			p = problem(CodeSequenceRewind, "the batch %d..%d reaches back below the ledger's watermark %d: cut it at %d so that its ops can be compared with those applied", seq.First, seq.Last, seq.Watermark, seq.Watermark)
 		case cloud.SeqDiverged:
-			p = problem(CodeSequenceDiverged, "the ledger holds other ops than the batch's at sequences %d..%d of epoch %d (watermark %d); nothing was applied. The till's journal and the ledger disagree: its journal was restored from a backup together with its epoch file, or another till was enrolled as this terminal. Stop the till and call support; its unsent ops are kept",
+			p = problem(CodeSequenceDiverged, "the ledger holds other ops than the batch's at sequences %d..%d of epoch %d (watermark %d); nothing was applied. The till's journal and the ledger disagree: its journal was restored from a backup together with its epoch file, or another till was enrolled as this terminal. Stop the till and call support: its unsent ops stay in its journal ('tillpoint journal stats' counts them, 'tillpoint journal export' writes them out)",
 				seq.First, seq.Last, seq.Epoch, seq.Watermark)
 		}
 		p.Terminal, p.Epoch, p.Watermark = seq.Terminal, &seq.Epoch, &seq.Watermark

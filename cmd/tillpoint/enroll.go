@@ -21,6 +21,11 @@ the one-time code the operator made with 'tillpoint cloud enroll-code', and
 stores the cloud's public key, the program, store and terminal IDs in the
 state directory the agent reads. A code works once and expires.
 
+To replace a till, enroll the new one with a code for the same terminal
+ID. The cloud then names the journal epoch the new till writes from, one
+above any it holds for that ID, so that none of its sales is taken for
+one of the old till's; the old till's key stops working.
+
 The cloud also hands out the store's roster (every till's ID, gossip address
 and public key), the store's gossip keyring and the program's card key; both
 keys are sealed to a one-time key of this enrollment and written mode 0600.
