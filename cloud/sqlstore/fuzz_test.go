@@ -15,7 +15,9 @@ import (
 // adjusts, card-less earns, duplicates, cut into batches anywhere) and
 // checks that Apply never fails on them, answers every op, and leaves the
 // ledger conserved: every transaction balanced, every balance the sum of
-// its postings, every owner's lots summing to its balance.
+// its postings, every owner's lots summing to its balance. A batch may be
+// sent again, cut shorter: the answer is its replay, with the results the
+// ops got the first time.
 func FuzzApply(f *testing.F) {
 	f.Add([]byte{0, 1, 50, 1, 2, 1, 30, 0, 4, 0, 0, 0})
 	f.Add([]byte{1, 0, 200, 1, 0, 0, 20, 9, 3, 2, 0, 0, 5, 0, 0, 1, 2, 0, 0, 0})
@@ -32,13 +34,28 @@ func FuzzApply(f *testing.F) {
 		tills := []*storetest.Till{storetest.NewTill(t, l, "t1", "s1"), storetest.NewTill(t, l, "t2", "s2")}
 		var sent []loyalty.Op
 		pending := make([][]loyalty.Op, len(tills))
-		flush := func(i int) {
+		flush := func(i int, again bool) {
 			if len(pending[i]) == 0 {
 				return
 			}
-			a, err := l.Apply(ctx, tills[i].Seal(pending[i]...))
+			bt := tills[i].Seal(pending[i]...)
+			a, err := l.Apply(ctx, bt)
 			if err != nil {
 				t.Fatalf("apply: %v", err)
+			}
+			if again {
+				recut := bt
+				n := (len(bt.Ops) + 1) / 2
+				recut.LastSeq, recut.Ops, recut.Hash = bt.FirstSeq+uint64(n)-1, bt.Ops[:n], []byte("recut")
+				r, err := l.Apply(ctx, recut)
+				if err != nil || !r.Replay || len(r.Results) != n {
+					t.Fatalf("the batch's first %d ops again: replay %v, %d results, %v; want their replay", n, r.Replay, len(r.Results), err)
+				}
+				for k := range n {
+					if r.Results[k] != a.Results[k] {
+						t.Fatalf("op %d again: %+v, first %+v", k, r.Results[k], a.Results[k])
+					}
+				}
 			}
 			if len(a.Results) != len(pending[i]) {
 				t.Fatalf("got %d results for %d ops", len(a.Results), len(pending[i]))
@@ -86,7 +103,7 @@ func FuzzApply(f *testing.F) {
 				op = sent[int(amount)%len(sent)]
 				op.Terminal, op.Store = tl.ID, tl.Store
 			case 7:
-				flush(ti)
+				flush(ti, extra&8 != 0)
 				continue
 			}
 			if op.Kind == loyalty.OpEarn && amount == 0 {
@@ -95,11 +112,11 @@ func FuzzApply(f *testing.F) {
 			sent = append(sent, op)
 			pending[ti] = append(pending[ti], op)
 			if extra&4 != 0 {
-				flush(ti)
+				flush(ti, extra&8 != 0)
 			}
 		}
-		flush(0)
-		flush(1)
+		flush(0, true)
+		flush(1, true)
 		if _, err := l.Expire(ctx, storetest.Start().AddDate(1, 0, 1)); err != nil {
 			t.Fatalf("expire: %v", err)
 		}
