@@ -179,16 +179,22 @@ func markAcked(ctx context.Context, tx *sql.Tx, w *writer, epoch uint32, seq uin
 		return fmt.Errorf("mark acked: %w", classify(err))
 	}
 	cur, err := ackedPos(ctx, tx)
-	if err != nil || pos <= cur {
+	if err != nil {
 		return err
 	}
-	if err := writeMeta(ctx, tx, map[string]string{
-		"acked_pos":   strconv.FormatInt(pos, 10),
-		"acked_epoch": strconv.FormatUint(uint64(epoch), 10),
-		"acked_seq":   strconv.FormatUint(seq, 10),
-	}); err != nil {
-		return err
+	if pos > cur {
+		if err := writeMeta(ctx, tx, map[string]string{
+			"acked_pos":   strconv.FormatInt(pos, 10),
+			"acked_epoch": strconv.FormatUint(uint64(epoch), 10),
+			"acked_seq":   strconv.FormatUint(seq, 10),
+		}); err != nil {
+			return err
+		}
 	}
+	// The sealed batches the ack covers go even when the watermark does
+	// not move: a batch sent again to a cloud restored from a backup, and
+	// acknowledged there, is delivered as much as the first time. Kept,
+	// it would be resent and acknowledged again without end.
 	if _, err := tx.ExecContext(ctx, "DELETE FROM sealed WHERE epoch < ? OR (epoch = ? AND last_seq <= ?)", epoch, epoch, int64(seq)); err != nil {
 		return fmt.Errorf("drop acknowledged sealed batches: %w", classify(err))
 	}
