@@ -99,7 +99,7 @@ func (s *Store) Claim(ctx context.Context, id loyalty.OpID, card loyalty.CardHas
 		if err := tx.write(ctx, `INSERT INTO claims (op_id, card, points, at) VALUES (?, ?, ?, ?)`, id[:], card[:], int64(pts), micros(now)); err != nil {
 			return fmt.Errorf("record claim %s: %w", id, err)
 		}
-		if err := tx.flush(ctx); err != nil {
+		if err := touchPurchase(ctx, tx, id); err != nil {
 			return err
 		}
 		if err := b.checkDirty(ctx); err != nil {
@@ -130,4 +130,17 @@ func (b *book) claimOf(ctx context.Context, id loyalty.OpID) (claim struct {
 	}
 	copy(claim.card[:], card)
 	return claim, true, nil
+}
+
+// touchPurchase writes the op row of a card-less purchase without changing
+// it. A claim of the purchase and its reversal both do, so that on
+// PostgreSQL the two never both commit unaware of each other (they write
+// no other row in common): the later fails to serialize and runs again,
+// and then the claim is refused, or the reversal takes the claimed points
+// back.
+func touchPurchase(ctx context.Context, tx *dbtx, id loyalty.OpID) error {
+	if _, err := tx.exec(ctx, `UPDATE ops SET flags = flags WHERE status = 1 AND id = ?`, id[:]); err != nil {
+		return fmt.Errorf("claim or reversal of %s: %w", id, err)
+	}
+	return nil
 }

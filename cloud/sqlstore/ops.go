@@ -479,6 +479,9 @@ func (b *book) reverse(ctx context.Context, st *opState, r *opRow) error {
 	if target.kind == loyalty.OpEarn && target.card.IsZero() {
 		// A card-less purchase posted nothing, unless it was claimed since:
 		// then the reversal takes the claimed points back from the card.
+		if err := touchPurchase(ctx, b.tx, target.id); err != nil {
+			return err
+		}
 		c, ok, err := b.claimOf(ctx, target.id)
 		if err != nil {
 			return err
