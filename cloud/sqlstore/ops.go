@@ -515,12 +515,19 @@ func (b *book) reverse(ctx context.Context, st *opState, r *opRow) error {
 	}
 	t := &txn{id: op.ID, part: partMain, kind: kindReverse}
 	switch {
-	case target.kind == loyalty.OpRedeem:
+	case target.posted < 0:
+		// A redeem or a negative adjust: the points go back to the lots
+		// they were taken from (so they lapse when those lots do), and
+		// what was owed beyond them back against where it was booked.
+		from, shortfall := st.adjust, st.adjust
+		if target.kind == loyalty.OpRedeem {
+			from, shortfall = st.redeemed, cloud.Account(cloud.AccountShortfall, target.store)
+		}
 		uses, err := b.usesOf(ctx, target.id)
 		if err != nil {
 			return err
 		}
-		if err := b.restore(ctx, o, t, uses, st.redeemed); err != nil {
+		if err := b.restore(ctx, o, t, uses, from); err != nil {
 			return err
 		}
 		var restored int64
@@ -529,7 +536,7 @@ func (b *book) reverse(ctx context.Context, st *opState, r *opRow) error {
 		}
 		if short := -target.posted - restored; short > 0 {
 			earned, expires := st.timing(op, nil)
-			b.credit(o, t, short, cloud.Account(cloud.AccountShortfall, target.store), earned, expires, 0, op.Store)
+			b.credit(o, t, short, shortfall, earned, expires, 0, op.Store)
 		}
 	case target.posted > 0:
 		to := st.adjust
@@ -540,15 +547,12 @@ func (b *book) reverse(ctx context.Context, st *opState, r *opRow) error {
 		if _, err := b.debit(ctx, o, t, target.posted, to, to, lotID(target.id, partMain), lotID(target.id, partReeval), lotID(target.id, partClaim)); err != nil {
 			return err
 		}
-	default:
-		earned, expires := st.timing(op, nil)
-		b.credit(o, t, -target.posted, st.adjust, earned, expires, 0, op.Store)
 	}
 	r.posted = -target.posted
 	return b.commit(t)
 }
 
-// usesOf returns the lots a redeem took its points from.
+// usesOf returns the lots a redeem or a negative adjust took its points from.
 func (b *book) usesOf(ctx context.Context, id loyalty.OpID) ([]lotUse, error) {
 	var uses []lotUse
 	for _, u := range b.uses {

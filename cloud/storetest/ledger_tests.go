@@ -369,6 +369,29 @@ func testAdjust(t *testing.T, l cloud.Ledger) {
 	wantBalance(t, l, c, 50, 0)
 }
 
+// testReverseAdjustReturnsPointsToTheirLots: reversing a negative adjust
+// puts its points back into the lots it took them from, as reversing a
+// redeem does, so they lapse with those lots. They used to come back as a
+// fresh lot with a year to live.
+func testReverseAdjustReturnsPointsToTheirLots(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	c := Card(1)
+	tl.Send(t, l, tl.Enroll(c, "kim"), tl.Earn(c, 1000, 10)) // one lot of 10, lapsing in a year
+	lapse := tl.Now.AddDate(1, 0, 0)
+	red, adj := tl.Redeem(c, 4, false), tl.Adjust(c, -6)
+	tl.Send(t, l, red, adj) // the lot is used up
+	tl.Now = lapse.Add(time.Hour)
+	tl.Send(t, l, tl.Reverse(red), tl.Reverse(adj))
+	res, err := l.Expire(ctx, tl.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Points != 10 {
+		t.Errorf("expired %d points, want the lot's 10: the redeem's 4 and the adjust's 6 went back to it", res.Points)
+	}
+	wantBalance(t, l, c, 0, 0)
+}
+
 func testTamper(t *testing.T, l cloud.Ledger) {
 	db, ok := l.(interface{ DB() *sql.DB })
 	if !ok {

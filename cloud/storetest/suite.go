@@ -51,6 +51,7 @@ func Run(t *testing.T, open Opener) {
 		{"CardlessEarnPostsNothing", testCardless},
 		{"ClaimCreditsCardlessPurchaseOnce", testClaim},
 		{"AdjustCreditsAndDebits", testAdjust},
+		{"ReverseAdjustReturnsPointsToTheirLots", testReverseAdjustReturnsPointsToTheirLots},
 		{"TamperedBalanceHaltsApplyAndFailsCheck", testTamper},
 		{"RandomOpsMatchIndependentModel", testModel},
 		{"ConcurrentTerminalsMatchModel", testConcurrent},
