@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"errors"
 	"fmt"
 
@@ -544,13 +545,56 @@ func (b *book) reverse(ctx context.Context, st *opState, r *opRow) error {
 			to = st.issued
 			o.qualifying = max(0, o.qualifying-target.posted)
 		}
-		if _, err := b.debit(ctx, o, t, target.posted, to, to, lotID(target.id, partMain), lotID(target.id, partReeval), lotID(target.id, partClaim)); err != nil {
+		lots := []string{lotID(target.id, partMain), lotID(target.id, partReeval), lotID(target.id, partClaim)}
+		// What of the target's lots lapsed has left the balance already:
+		// it goes back from the expired account, not again from the
+		// member (who would owe it as a debt). The rest, spent or not, is
+		// taken back.
+		lapsed, err := b.lapsedOf(ctx, lots)
+		if err != nil {
+			return err
+		}
+		lapsed = min(lapsed, target.posted)
+		if lapsed > 0 {
+			t.add(cloud.Account(cloud.AccountExpired, ""), -lapsed)
+			t.add(to, lapsed)
+		}
+		if _, err := b.debit(ctx, o, t, target.posted-lapsed, to, to, lots...); err != nil {
 			return err
 		}
 	}
 	r.posted = -target.posted
 	return b.commit(t)
 }
+
+// lapsedOf returns how many points of an op's lots (its main lot first)
+// Expire lapsed. While the main lot is open and not yet due, none has
+// lapsed: Expire lapses a due lot whole, and the op's other lots (a
+// re-evaluation's, a claim's) were made with it or later. Only then is
+// nothing read, which is the common case of a reversal.
+func (b *book) lapsedOf(ctx context.Context, lots []string) (int64, error) {
+	if l, ok := b.lots[lots[0]]; ok && l.remaining > 0 && l.expiresAt > b.now {
+		return 0, nil
+	}
+	ids := make([]any, len(lots))
+	for i, id := range lots {
+		ids[i] = []byte(id)
+	}
+	var lapsed int64
+	rows, err := b.tx.queryIn(ctx, qLapsed, ids, int64(kindExpire))
+	if err != nil {
+		return 0, fmt.Errorf("read lapsed points: %w", err)
+	}
+	err = scanAll(rows, func(rows *sql.Rows) error { return rows.Scan(&lapsed) })
+	if err != nil {
+		return 0, fmt.Errorf("read lapsed points: %w", err)
+	}
+	return lapsed, nil
+}
+
+// qLapsed sums what Expire took from some lots: their uses by an expiry.
+const qLapsed = `SELECT COALESCE(CAST(SUM(u.amount) AS BIGINT), 0) FROM lot_uses u WHERE u.lot IN (?*)
+	AND EXISTS (SELECT 1 FROM postings p WHERE p.txid = u.txid AND p.part = u.part AND p.kind = ?)`
 
 // usesOf returns the lots a redeem or a negative adjust took its points from.
 func (b *book) usesOf(ctx context.Context, id loyalty.OpID) ([]lotUse, error) {

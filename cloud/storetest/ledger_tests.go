@@ -392,6 +392,31 @@ func testReverseAdjustReturnsPointsToTheirLots(t *testing.T, l cloud.Ledger) {
 	wantBalance(t, l, c, 0, 0)
 }
 
+// testReverseEarnAfterItsPointsLapsed: points that lapsed have left the
+// balance once; reversing the earn they came from must not take them
+// again (as a debt). What was spent of it is still owed.
+func testReverseEarnAfterItsPointsLapsed(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	c, d := Card(1), Card(2)
+	lapsing, spent := tl.Earn(c, 1000, 10), tl.Earn(d, 1000, 10)
+	tl.Send(t, l, tl.Enroll(c, "jo"), lapsing, tl.Enroll(d, "di"), spent, tl.Redeem(d, 4, false))
+	lapse := tl.Now.AddDate(1, 0, 0)
+	if res, err := l.Expire(ctx, lapse); err != nil || res.Points != 16 {
+		t.Fatalf("expire: %+v, %v; want 10 + 6 points lapsed", res, err)
+	}
+	tl.Now = lapse.Add(time.Hour)
+	tl.Send(t, l, tl.Reverse(lapsing), tl.Reverse(spent))
+	wantBalance(t, l, c, 0, 0)
+	wantBalance(t, l, d, 0, 4) // the 4 redeemed of a returned purchase
+	rep, err := l.Check(ctx)
+	if err != nil {
+		t.Fatalf("check: %v (%v)", err, rep.Problems)
+	}
+	if rep.Liability != 0 || rep.Debt != 4 {
+		t.Errorf("check: liability %d, debt %d; want 0 and 4", rep.Liability, rep.Debt)
+	}
+}
+
 func testTamper(t *testing.T, l cloud.Ledger) {
 	db, ok := l.(interface{ DB() *sql.DB })
 	if !ok {

@@ -52,6 +52,7 @@ func Run(t *testing.T, open Opener) {
 		{"ClaimCreditsCardlessPurchaseOnce", testClaim},
 		{"AdjustCreditsAndDebits", testAdjust},
 		{"ReverseAdjustReturnsPointsToTheirLots", testReverseAdjustReturnsPointsToTheirLots},
+		{"ReverseEarnAfterItsPointsLapsed", testReverseEarnAfterItsPointsLapsed},
 		{"TamperedBalanceHaltsApplyAndFailsCheck", testTamper},
 		{"RandomOpsMatchIndependentModel", testModel},
 		{"ConcurrentTerminalsMatchModel", testConcurrent},
