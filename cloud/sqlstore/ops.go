@@ -278,7 +278,9 @@ func (b *book) applyOp(ctx context.Context, st *opState, r *opRow) error {
 		r.status, r.owner, r.posted = cloud.StatusDuplicate, prev.owner, prev.posted
 		return nil
 	}
-	st.touchCard(op.Card)
+	if op.Kind != loyalty.OpReverse { // a reversal records its card once it is applied (reverse)
+		st.touchCard(op.Card)
+	}
 	r.status = cloud.StatusApplied
 	switch op.Kind {
 	case loyalty.OpEnroll:
@@ -477,6 +479,7 @@ func (b *book) reverse(ctx context.Context, st *opState, r *opRow) error {
 	}
 	st.reversed[op.Reverses] = true
 	b.reversals = append(b.reversals, [2]loyalty.OpID{op.Reverses, op.ID})
+	st.touchCard(op.Card)
 	if target.kind == loyalty.OpEarn && target.card.IsZero() {
 		// A card-less purchase posted nothing, unless it was claimed since:
 		// then the reversal takes the claimed points back from the card.

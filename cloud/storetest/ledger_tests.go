@@ -153,6 +153,20 @@ func testReverseRejections(t *testing.T, l cloud.Ledger) {
 	a = tl.Send(t, l, tl.Reverse(e))
 	wantResult(t, a.Results[0], cloud.StatusRejected, cloud.ReasonAlreadyReversed, 0)
 	wantBalance(t, l, c, 0, 0)
+	// A rejected op changes nothing: a reversal of an unknown op, naming
+	// a card the ledger never saw, does not record that card at the store.
+	stranger := tl.Reverse(loyalty.Op{ID: loyalty.OpID{8}, Card: Card(7)})
+	a = tl.Send(t, l, stranger)
+	wantResult(t, a.Results[0], cloud.StatusRejected, cloud.ReasonUnknownTarget, 0)
+	snaps, err := l.Snapshots(ctx, "s1", loyalty.CardHash{}, 100, tl.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range snaps {
+		if s.Card == Card(7) {
+			t.Errorf("the card of a rejected reversal is listed among the store's cards: %+v", s)
+		}
+	}
 }
 
 func testReeval(t *testing.T, l cloud.Ledger) {
