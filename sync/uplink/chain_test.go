@@ -102,10 +102,7 @@ func TestE2ERestartMidStreamChainIsVerified(t *testing.T) {
 			newUplink := func() *uplink.Uplink {
 				cfg := tm.config(t, url)
 				cfg.MaxOps = 25
-				u, err := uplink.New(tm.j, cfg)
-				if err != nil {
-					t.Fatal(err)
-				}
+				u := mustUplink(t, tm.j, cfg)
 				return u
 			}
 

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/tillpoint/tillpoint/sync/batch"
-	"github.com/tillpoint/tillpoint/sync/uplink"
 )
 
 // The uplink process is killed (SIGKILL) after the cloud applied its batch
@@ -70,10 +69,7 @@ func TestKilledBetweenSendAndAck(t *testing.T) {
 		t.Fatalf("watermark after the kill: got %d/%d, want 0/0 (the ack never arrived)", e, s)
 	}
 	cfg := fastConfig(url, term, cloud.Public(), t)
-	u, err := uplink.New(j, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := mustUplink(t, j, cfg)
 	syncWithin(t, u, 20*time.Second)
 	ledger.check(t, ops)
 	ledger.mu.Lock()
@@ -98,10 +94,7 @@ func TestUplinkChildProcess(t *testing.T) {
 	j := openJournalAt(t, os.Getenv("CHILD_JOURNAL"), "T-01")
 	cfg := fastConfig(os.Getenv("CHILD_URL"), term, cloud, t)
 	cfg.RequestTimeout = time.Minute
-	u, err := uplink.New(j, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := mustUplink(t, j, cfg)
 	u.Sync(context.Background()) // killed in the middle
 }
 

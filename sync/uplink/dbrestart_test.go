@@ -40,10 +40,7 @@ func TestE2EDatabaseRestartEveryOpExactlyOnce(t *testing.T) {
 		tms[i] = c.enroll(t, fmt.Sprintf("T-%02d", i+1))
 		cfg := tms[i].config(t, c.url)
 		cfg.MaxOps = 7
-		u, err := uplink.New(tms[i].j, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		u := mustUplink(t, tms[i].j, cfg)
 		ups[i] = u
 		u.Start(ctx)
 		t.Cleanup(func() { u.Shutdown(context.Background()) })

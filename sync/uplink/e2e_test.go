@@ -187,10 +187,7 @@ func e2eFaultyNetwork(t *testing.T, c *cloudEnv, seed uint64) {
 		tms[i] = tm
 		cfg := tm.config(t, url)
 		cfg.MaxOps, cfg.RequestTimeout = 3+i*11, 2*time.Second
-		u, err := uplink.New(tm.j, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		u := mustUplink(t, tm.j, cfg)
 		ups[i] = u
 		u.Start(context.Background())
 		t.Cleanup(func() { u.Shutdown(context.Background()) })
@@ -286,10 +283,7 @@ func TestE2EKilledBetweenSendAndAck(t *testing.T) {
 	if e, s, _ := tm.j.Acked(context.Background()); e != 0 || s != 0 {
 		t.Fatalf("journal watermark after the kill: got %d/%d, want 0/0", e, s)
 	}
-	u, err := uplink.New(tm.j, tm.config(t, url))
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := mustUplink(t, tm.j, tm.config(t, url))
 	syncWithin(t, u, time.Minute)
 	c.checkWatermark(t, tm, 120)
 	c.checkBalances(t, model)
@@ -311,10 +305,7 @@ func TestE2EUplinkChildProcess(t *testing.T) {
 	tm := &terminal{st: st, j: openJournalAt(t, os.Getenv("CHILD_JOURNAL"), st.Terminal)}
 	cfg := tm.config(t, os.Getenv("CHILD_URL"))
 	cfg.RequestTimeout = time.Minute
-	u, err := uplink.New(tm.j, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := mustUplink(t, tm.j, cfg)
 	u.Sync(context.Background()) // killed in the middle
 }
 
@@ -329,10 +320,7 @@ func TestE2ERestoredJournalOtherBoundaries(t *testing.T) {
 	tm := c.enroll(t, "T-01")
 	ops := appendOps(t, tm.j, earns(0, 100, 7))
 	cfg := tm.config(t, c.url)
-	u, err := uplink.New(tm.j, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := mustUplink(t, tm.j, cfg)
 	syncWithin(t, u, time.Minute)
 
 	restored := openJournal(t, "T-01") // a new directory: the restored copy
@@ -345,10 +333,7 @@ func TestE2ERestoredJournalOtherBoundaries(t *testing.T) {
 	tm.j = restored
 	cfg = tm.config(t, c.url)
 	cfg.MaxOps = 30
-	u2, err := uplink.New(restored, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u2 := mustUplink(t, restored, cfg)
 	syncWithin(t, u2, time.Minute)
 	if st := u2.State(); st.Gaps != 0 || st.Sent != 5 {
 		t.Errorf("restored uplink: got %d refused positions and %d batches acknowledged, want none refused and 5 (the 100 restored ops in batches of 30 ending at the cloud's watermark, then the new ops)", st.Gaps, st.Sent)
@@ -373,10 +358,7 @@ func TestE2ERestoredJournalWithNewOpsLosesNone(t *testing.T) {
 	c := newCloud(t)
 	tm := c.enroll(t, "T-01")
 	ops := appendOps(t, tm.j, earns(0, 120, 7))
-	u, err := uplink.New(tm.j, tm.config(t, c.url))
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := mustUplink(t, tm.j, tm.config(t, c.url))
 	syncWithin(t, u, time.Minute)
 
 	restored := openJournal(t, "T-01") // the backup held ops 1..100
@@ -389,10 +371,7 @@ func TestE2ERestoredJournalWithNewOpsLosesNone(t *testing.T) {
 	tm.j = restored
 	cfg := tm.config(t, c.url)
 	cfg.MaxOps = 40
-	u2, err := uplink.New(restored, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u2 := mustUplink(t, restored, cfg)
 	u2.Start(context.Background())
 	waitFor(t, "the divergence reported", func() bool { return strings.Contains(u2.State().LastError, uplink.ErrDiverged.Error()) })
 	if err := u2.Shutdown(context.Background()); err != nil {
@@ -425,10 +404,7 @@ func TestE2EReplacementTillUnderTheSameIDLosesNone(t *testing.T) {
 	c := newCloud(t)
 	old := c.enroll(t, "T-01")
 	oldOps := appendOps(t, old.j, earns(0, 50, 7))
-	u, err := uplink.New(old.j, old.config(t, c.url))
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := mustUplink(t, old.j, old.config(t, c.url))
 	syncWithin(t, u, time.Minute)
 
 	repl := c.enroll(t, "T-01") // same ID, new key, new journal
@@ -439,10 +415,7 @@ func TestE2EReplacementTillUnderTheSameIDLosesNone(t *testing.T) {
 	if newOps[0].Epoch != 2 || newOps[0].Seq != 1 {
 		t.Fatalf("replacement's first op: %d/%d, want 2/1", newOps[0].Epoch, newOps[0].Seq)
 	}
-	u2, err := uplink.New(repl.j, repl.config(t, c.url))
-	if err != nil {
-		t.Fatal(err)
-	}
+	u2 := mustUplink(t, repl.j, repl.config(t, c.url))
 	syncWithin(t, u2, time.Minute)
 	model := map[loyalty.CardHash]loyalty.Points{}
 	for _, o := range append(oldOps, newOps...) {

@@ -40,10 +40,7 @@ func TestFaultyNetworkEveryOpExactlyOnce(t *testing.T) {
 				j := openJournal(t, name)
 				cfg := fastConfig(url, term, cloud.Public(), t)
 				cfg.MaxOps, cfg.RequestTimeout = 3+i*11, 2*time.Second
-				u, err := uplink.New(j, cfg)
-				if err != nil {
-					t.Fatal(err)
-				}
+				u := mustUplink(t, j, cfg)
 				ups[i] = u
 				u.Start(context.Background())
 				t.Cleanup(func() { u.Shutdown(context.Background()) })

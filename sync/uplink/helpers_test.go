@@ -56,6 +56,16 @@ func earn(n, cards int) loyalty.Op {
 	}
 }
 
+// mustUplink returns uplink.New(j, cfg), failing t if it refuses.
+func mustUplink(t testing.TB, j uplink.Journal, cfg uplink.Config) *uplink.Uplink {
+	t.Helper()
+	u, err := uplink.New(j, cfg)
+	if err != nil {
+		t.Fatalf("new uplink: %v", err)
+	}
+	return u
+}
+
 // openJournal opens a real journal for terminal in a temporary directory.
 func openJournal(t testing.TB, terminal string) *journal.Journal {
 	t.Helper()

@@ -15,7 +15,6 @@ import (
 	"github.com/tillpoint/tillpoint/cloud/sqlstore"
 	"github.com/tillpoint/tillpoint/cloud/storetest"
 	"github.com/tillpoint/tillpoint/loyalty"
-	"github.com/tillpoint/tillpoint/sync/uplink"
 )
 
 // restorableCloud is the real cloud server over a real SQLite ledger, its
@@ -128,10 +127,7 @@ func TestE2ECloudRestoredFromBackupGetsWhatItLacks(t *testing.T) {
 	tm := c.env().enroll(t, "T-01")
 	cfg := tm.config(t, c.front)
 	cfg.MaxOps = 10
-	u, err := uplink.New(tm.j, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := mustUplink(t, tm.j, cfg)
 	ops := appendOps(t, tm.j, earns(0, 10, 7)) // 1..10
 	syncWithin(t, u, 20*time.Second)
 	backup := filepath.Join(t.TempDir(), "backup.db")
@@ -149,10 +145,7 @@ func TestE2ECloudRestoredFromBackupGetsWhatItLacks(t *testing.T) {
 	c.mu.Lock()
 	c.lose = func(n int64) bool { return n == start+3 }
 	c.mu.Unlock()
-	u2, err := uplink.New(tm.j, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u2 := mustUplink(t, tm.j, cfg)
 	syncCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	if err := u2.Sync(syncCtx); err != nil {

@@ -42,10 +42,7 @@ func (f *fixture) uplink(t *testing.T, mod func(*uplink.Config)) *uplink.Uplink 
 	if mod != nil {
 		mod(&cfg)
 	}
-	u, err := uplink.New(f.j, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := mustUplink(t, f.j, cfg)
 	return u
 }
 
@@ -153,10 +150,7 @@ func TestRestartWithoutAKeptHashResealsWithTheCloudsHash(t *testing.T) {
 	f := newFixture(t, 100, nil)
 	syncWithin(t, f.uplink(t, nil), 10*time.Second)
 	f.ops = append(f.ops, appendOps(t, f.j, earns(100, 50, 7))...)
-	u2, err := uplink.New(forgetfulJournal{f.j}, fastConfig(f.url, f.term, f.cloud.Public(), t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	u2 := mustUplink(t, forgetfulJournal{f.j}, fastConfig(f.url, f.term, f.cloud.Public(), t))
 	syncWithin(t, u2, 10*time.Second)
 	f.ledger.check(t, f.ops)
 	if st := u2.State(); st.Gaps != 1 {
