@@ -189,8 +189,6 @@ func toResults(rs []cloud.OpResult, ops []loyalty.Op) []batch.Result {
 	return out
 }
 
-// acquireApply waits for one of the MaxConcurrentApply slots, at most
-// ApplyQueueWait; the caller must call release.
 // apply applies in in one of the apply slots, given back however
 // Ledger.Apply ends: a panic there costs its request, which net/http
 // recovers, and must not cost a slot too.
@@ -203,6 +201,8 @@ func (s *Server) apply(r *http.Request, in cloud.Batch) (cloud.Applied, error) {
 	return s.Ledger.Apply(r.Context(), in)
 }
 
+// acquireApply waits for one of the MaxConcurrentApply slots, at most
+// ApplyQueueWait; the caller must call release.
 func (s *Server) acquireApply(r *http.Request) (release func(), err error) {
 	release = func() { <-s.applySlots }
 	select {
