@@ -308,7 +308,7 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 	u.mu.Lock()
 	u.setChain(a.Epoch, proven, last)
 	u.from.ok = false
-	u.held.epoch, u.held.seq, u.held.ok = a.Epoch, a.Watermark, a.Watermark > proven
+	u.held = position{a.Epoch, a.Watermark, a.Watermark > proven}
 	// The uplink is the outbox's only writer: acking the last batch in it
 	// empties it, and the next round need not read it.
 	u.outboxEmpty = u.lastOfOutbox
@@ -364,7 +364,7 @@ func (u *Uplink) gap(ctx context.Context, sb journal.SealedBatch, body []byte) r
 	}
 	u.mu.Lock()
 	u.setChain(a.Epoch, a.Watermark, a.LastHash)
-	u.from.epoch, u.from.seq, u.from.ok = a.Epoch, a.Watermark, true
+	u.from = position{a.Epoch, a.Watermark, true}
 	u.failures = 0
 	u.state.Online = true
 	u.state.Gaps++
@@ -454,7 +454,7 @@ func (u *Uplink) positionHint(ctx context.Context, sb journal.SealedBatch, body 
 	}
 	u.mu.Lock()
 	if rewind {
-		u.held.epoch, u.held.seq, u.held.ok = sb.Epoch, w, w > proven
+		u.held = position{sb.Epoch, w, w > proven}
 		u.from.ok = false
 	} else {
 		var last batch.Hash
@@ -462,7 +462,7 @@ func (u *Uplink) positionHint(ctx context.Context, sb journal.SealedBatch, body 
 			copy(last[:], h)
 		}
 		u.setChain(sb.Epoch, w, last)
-		u.from.epoch, u.from.seq, u.from.ok = sb.Epoch, w, true
+		u.from = position{sb.Epoch, w, true}
 	}
 	u.state.Gaps++
 	u.mu.Unlock()

@@ -118,20 +118,12 @@ type Uplink struct {
 		ok    bool
 	}
 	// from, when set, is where the cloud's gap ack told us to resume.
-	from struct {
-		epoch uint32
-		seq   uint64
-		ok    bool
-	}
+	from position
 	// held, when set, is how far the cloud holds an epoch beyond what its
 	// acks proved for this journal: batches cut below it end there, so
 	// that the cloud compares them op by op with what it holds. No op is
 	// taken as delivered on a watermark alone.
-	held struct {
-		epoch uint32
-		seq   uint64
-		ok    bool
-	}
+	held position
 	// pending tracks the age of a batch not yet full.
 	pendingFirst struct {
 		epoch uint32
@@ -144,6 +136,13 @@ type Uplink struct {
 	startMu sync.Mutex
 	cancel  context.CancelFunc
 	done    chan struct{}
+}
+
+// position is a place in the journal, (epoch, seq), when ok.
+type position struct {
+	epoch uint32
+	seq   uint64
+	ok    bool
 }
 
 // New returns an Uplink for journal j. It checks the configuration.
