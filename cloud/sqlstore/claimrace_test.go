@@ -29,14 +29,7 @@ func TestClaimRacingTheReversalOfItsPurchaseCreatesNoPoints(t *testing.T) {
 	tl.Send(t, l, buy)
 	card := storetest.Card(1)
 
-	holder, err := l.DB().BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Rollback()
-	if _, err := holder.ExecContext(ctx, `LOCK TABLE claims IN EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	holder := holdTableLock(t, l, "claims")
 	claimed := make(chan error, 1)
 	go func() {
 		_, err := l.Claim(ctx, buy.ID, card, "s1", tl.Now)

@@ -34,14 +34,7 @@ func TestConnectionLostBeforeCommitRunsAgain(t *testing.T) {
 	tl := storetest.NewTill(t, s, "t1", "s1")
 	// The batch's transaction waits for the writers' lock, held here,
 	// so that it is in flight when its session is ended.
-	holder, err := s.DB().BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Rollback()
-	if _, err := holder.ExecContext(ctx, `LOCK TABLE ledger_writers IN EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	holder := holdTableLock(t, s, "ledger_writers")
 	bt := tl.Seal(tl.Earn(storetest.Card(1), 500, 5), tl.Redeem(storetest.Card(1), 2, true))
 	applied := make(chan error, 1)
 	var ack cloud.Applied

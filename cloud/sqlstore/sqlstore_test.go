@@ -531,14 +531,7 @@ func TestCancelledWaitForTheWritersLockLeavesNoLockBehind(t *testing.T) {
 	ctx := context.Background()
 	s := postgresWithRules(t, sqlstore.Options{})
 	tl := storetest.NewTill(t, s, "t1", "s1")
-	holder, err := s.DB().BeginTx(ctx, nil) // stands in for a retry running alone
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Rollback()
-	if _, err := holder.ExecContext(ctx, `LOCK TABLE ledger_writers IN EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	holder := holdTableLock(t, s, "ledger_writers") // stands in for a retry running alone
 	waiting, cancel := context.WithCancel(ctx)
 	defer cancel()
 	applied := make(chan error, 1)
@@ -556,7 +549,7 @@ func TestCancelledWaitForTheWritersLockLeavesNoLockBehind(t *testing.T) {
 		}
 	}
 	cancel()
-	if err = <-applied; err == nil || !strings.Contains(err.Error(), "other writers") {
+	if err := <-applied; err == nil || !strings.Contains(err.Error(), "other writers") {
 		t.Fatalf("apply while another writer runs alone: got %v, want an error saying it waited for the ledger's other writers", err)
 	}
 	// The server may see the cancellation after the holder lets go and
@@ -591,6 +584,22 @@ func TestCancelledWaitForTheWritersLockLeavesNoLockBehind(t *testing.T) {
 
 // postgresWithRules opens a fresh PostgreSQL ledger (the test is skipped
 // without one) with the test rules published.
+// holdTableLock locks table of s's PostgreSQL database in EXCLUSIVE mode
+// in a transaction of its own, which it returns, rolled back when the test
+// ends if the test has not ended it.
+func holdTableLock(t *testing.T, s *sqlstore.Store, table string) *sql.Tx {
+	t.Helper()
+	holder, err := s.DB().BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Rollback() })
+	if _, err := holder.Exec(`LOCK TABLE ` + table + ` IN EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	return holder
+}
+
 func postgresWithRules(t *testing.T, opts sqlstore.Options) *sqlstore.Store {
 	t.Helper()
 	storetest.PostgresURL(t)
