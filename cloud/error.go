@@ -60,8 +60,6 @@ const (
 	// the ledger disagree about the epoch (a journal restored from a backup
 	// with its sidecar, or a terminal ID used by two tills).
 	SeqDiverged = "diverged"
-	// SeqStaleEpoch: the terminal has already moved on to a later epoch.
-	SeqStaleEpoch = "stale_epoch"
 	// SeqChain: the batch's previous-batch hash is not the hash of the last
 	// batch applied for this terminal and epoch (or not empty for the first
 	// batch of an epoch).
@@ -70,18 +68,17 @@ const (
 
 // Sentinels matched by SequenceError.Is, so callers can test the kind with errors.Is.
 var (
-	ErrGap        = errors.New("cloud: sequence gap")
-	ErrRewind     = errors.New("cloud: sequence rewind")
-	ErrDiverged   = errors.New("cloud: the ledger holds other ops at these sequences")
-	ErrStaleEpoch = errors.New("cloud: stale epoch")
-	ErrChain      = errors.New("cloud: batch hash chain broken")
+	ErrGap      = errors.New("cloud: sequence gap")
+	ErrRewind   = errors.New("cloud: sequence rewind")
+	ErrDiverged = errors.New("cloud: the ledger holds other ops at these sequences")
+	ErrChain    = errors.New("cloud: batch hash chain broken")
 )
 
 // SequenceError says a batch does not continue its terminal's journal where
 // the ledger stands. Nothing was applied. The server answers 409 with
 // Watermark, and the terminal re-seals its ops from Watermark+1.
 type SequenceError struct {
-	Kind      string // SeqGap, SeqRewind, SeqDiverged, SeqStaleEpoch or SeqChain
+	Kind      string // SeqGap, SeqRewind, SeqDiverged or SeqChain
 	Terminal  string
 	Epoch     uint32 // the batch's epoch
 	Watermark uint64 // the highest sequence applied for Terminal in Epoch
@@ -107,8 +104,6 @@ func (e *SequenceError) Is(target error) bool {
 		return e.Kind == SeqRewind
 	case ErrDiverged:
 		return e.Kind == SeqDiverged
-	case ErrStaleEpoch:
-		return e.Kind == SeqStaleEpoch
 	case ErrChain:
 		return e.Kind == SeqChain
 	}

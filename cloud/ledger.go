@@ -57,7 +57,7 @@ type Ledger interface {
 	CurrentRules(ctx context.Context) (loyalty.Rules, error)
 
 	// Apply applies a verified batch exactly once, in one transaction. It
-	// returns a *SequenceError (ErrGap, ErrRewind, ErrStaleEpoch, ErrChain)
+	// returns a *SequenceError (ErrGap, ErrRewind, ErrDiverged, ErrChain)
 	// when the batch does not continue the terminal's journal,
 	// ErrUnknownTerminal or ErrTerminalRevoked, ErrInvalidBatch when the
 	// batch contradicts itself, and ErrInvariant when a ledger check failed

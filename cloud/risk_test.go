@@ -40,7 +40,7 @@ func TestAllowanceBoundsOfflineRisk(t *testing.T) {
 }
 
 func TestSequenceErrorMatchesItsKindOnly(t *testing.T) {
-	kinds := map[string]error{cloud.SeqGap: cloud.ErrGap, cloud.SeqRewind: cloud.ErrRewind, cloud.SeqDiverged: cloud.ErrDiverged, cloud.SeqStaleEpoch: cloud.ErrStaleEpoch, cloud.SeqChain: cloud.ErrChain}
+	kinds := map[string]error{cloud.SeqGap: cloud.ErrGap, cloud.SeqRewind: cloud.ErrRewind, cloud.SeqDiverged: cloud.ErrDiverged, cloud.SeqChain: cloud.ErrChain}
 	for kind, want := range kinds {
 		var err error = &cloud.SequenceError{Kind: kind, Terminal: "t1", Epoch: 1, Watermark: 41, First: 45, Last: 50}
 		for other, sentinel := range kinds {

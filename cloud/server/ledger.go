@@ -86,8 +86,6 @@ func classify(err error) *Problem {
 		switch seq.Kind {
 		case cloud.SeqGap:
 			p = problem(CodeSequenceGap, "the batch starts at %d; the ledger holds up to %d: resend from %d", seq.First, seq.Watermark, seq.Watermark+1)
-		case cloud.SeqStaleEpoch:
-			p = problem(CodeStaleEpoch, "epoch %d is closed; the terminal has moved on to epoch %d", seq.Epoch, seq.LatestEpoch)
 		case cloud.SeqChain:
 			p = problem(CodeBatchConflict, "the batch %d..%d does not name the last batch applied (up to %d, hash %s) as its previous one; re-seal it naming that hash (an epoch's first batch names none). If this terminal did not send that batch, its journal was altered or its key copied: revoke it",
 				seq.First, seq.Last, seq.Watermark, shortHash(seq.LastHash))

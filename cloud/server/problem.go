@@ -18,7 +18,6 @@ const (
 	CodeNotCanonical     = "not_canonical"
 	CodeBadAlgorithm     = "bad_algorithm"
 	CodeInvalidBatch     = "invalid_batch"
-	CodeStaleEpoch       = "stale_epoch"
 	CodeNoRules          = "no_rules"
 	CodeRulesConflict    = "rules_conflict"
 	CodeInvalidRules     = "invalid_rules"
@@ -49,7 +48,6 @@ var statusOf = map[string]int{
 	CodeNotCanonical:     http.StatusBadRequest,
 	CodeBadAlgorithm:     http.StatusBadRequest,
 	CodeInvalidBatch:     http.StatusUnprocessableEntity,
-	CodeStaleEpoch:       http.StatusConflict,
 	CodeNoRules:          http.StatusNotFound,
 	CodeRulesConflict:    http.StatusConflict,
 	CodeInvalidRules:     http.StatusUnprocessableEntity,
@@ -79,7 +77,6 @@ var titles = map[string]string{
 	CodeNotCanonical:     "The message is not in its canonical encoding",
 	CodeBadAlgorithm:     "The signature algorithm is not accepted",
 	CodeInvalidBatch:     "The batch contradicts itself",
-	CodeStaleEpoch:       "The batch belongs to a closed journal epoch",
 	CodeNoRules:          "No rules are published yet",
 	CodeRulesConflict:    "That rules version is published with other content",
 	CodeInvalidRules:     "The rules cannot be evaluated",

@@ -30,7 +30,6 @@ func TestEveryErrorHasAStableCodeAndStatus(t *testing.T) {
 		{fmt.Errorf("apply: %w: unexpected EOF", cloud.ErrUnavailable), CodeUnavailable, 503},
 		{&cloud.SequenceError{Kind: cloud.SeqRewind, Watermark: 7}, CodeSequenceRewind, 409},
 		{&cloud.SequenceError{Kind: cloud.SeqDiverged, Watermark: 7}, CodeSequenceDiverged, 409},
-		{&cloud.SequenceError{Kind: cloud.SeqStaleEpoch}, CodeStaleEpoch, 409},
 		{&cloud.SequenceError{Kind: cloud.SeqChain}, CodeBatchConflict, 409},
 		{&cloud.SequenceError{Kind: cloud.SeqGap, Watermark: 3}, CodeSequenceGap, 409},
 		{&batch.Error{Reason: batch.ErrSignature}, CodeBadSignature, 403},

@@ -106,8 +106,6 @@ func (s *Store) apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 			return seqErr(cloud.SeqRewind)
 		case bt.FirstSeq > wm+1:
 			return seqErr(cloud.SeqGap)
-		case bt.Epoch < latest:
-			return seqErr(cloud.SeqStaleEpoch)
 		case !bytes.Equal(bt.PrevHash, lastHash): // both empty for an epoch's first batch
 			return seqErr(cloud.SeqChain)
 		}

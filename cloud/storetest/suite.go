@@ -30,7 +30,7 @@ func Run(t *testing.T, open Opener) {
 		{"BatchAppliedOnceWatermarkMoves", testWatermark},
 		{"ReplayGetsSameResults", testReplay},
 		{"GapAndRewindAreRefusedWithWatermark", testGapRewind},
-		{"NewEpochStartsAtOneOldEpochIsStale", testEpochs},
+		{"NewEpochStartsAtOneOldEpochGoesOnByItsChain", testEpochs},
 		{"BrokenHashChainIsRefused", testChain},
 		{"InvalidBatchChangesNothing", testInvalidBatch},
 		{"OpIDReusedIsDuplicateOrConflict", testOpIdentity},
@@ -316,10 +316,22 @@ func testEpochs(t *testing.T, l cloud.Ledger) {
 	if a.Epoch != 2 || a.Watermark != 1 {
 		t.Errorf("new epoch: got epoch %d watermark %d, want 2 1", a.Epoch, a.Watermark)
 	}
-	if _, err := l.Apply(ctx, old.Seal(old.Earn(Card(1), 1000, 10))); !errors.Is(err, cloud.ErrStaleEpoch) {
-		t.Errorf("new ops in an old epoch: got %v, want ErrStaleEpoch", err)
+	// New ops in the old epoch, continuing its chain: a copy of the
+	// journal (restored from a backup with its epoch file, a cloned disk)
+	// that went on selling. They are real sales: applied, not refused
+	// for an epoch the terminal has left.
+	unchained := old
+	unchained.Prev = []byte("not the old epoch's last batch")
+	if _, err := l.Apply(ctx, unchained.Seal(unchained.Earn(Card(1), 1000, 10))); !errors.Is(err, cloud.ErrChain) {
+		t.Errorf("ops in an old epoch that do not continue its chain: got %v, want ErrChain", err)
 	}
-	wantBalance(t, l, Card(1), 30, 0)
+	if a, err := l.Apply(ctx, old.Seal(old.Earn(Card(1), 1000, 10))); err != nil || a.Epoch != 1 || a.Watermark != 3 {
+		t.Errorf("new ops in an old epoch: got %+v, %v; want applied, epoch 1 watermark 3", a, err)
+	}
+	if a := tl.Send(t, l, tl.Earn(Card(1), 1000, 10)); a.Epoch != 2 || a.Watermark != 2 {
+		t.Errorf("the new epoch after them: got epoch %d watermark %d, want 2 2", a.Epoch, a.Watermark)
+	}
+	wantBalance(t, l, Card(1), 50, 0)
 }
 
 // testChain: a batch's previous hash must be the hash of the last batch

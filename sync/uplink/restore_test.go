@@ -162,3 +162,49 @@ func TestE2ECloudRestoredFromBackupGetsWhatItLacks(t *testing.T) {
 	}
 	env.checkBalances(t, model)
 }
+
+// The cloud restored from a backup taken before the till's journal
+// started a new epoch: the copy holds epoch 1 up to 10 and nothing of
+// epoch 2. The gap ack for epoch 2 says nothing of epoch 1, whose ops 11
+// to 20 the journal had delivered to the lost cloud; the uplink used to
+// resend epoch 2 alone, and 11..20 never reached the ledger again
+// (invariant 2). A signed gap ack showing that the cloud lost a whole
+// epoch the journal had delivered now makes the uplink resend the journal
+// from its start, the cloud comparing op by op what it holds.
+func TestE2ECloudRestoredAcrossAnEpochChangeGetsWhatItLacks(t *testing.T) {
+	c := newRestorableCloud(t)
+	ctx := context.Background()
+	tm := c.env().enroll(t, "T-01")
+	cfg := tm.config(t, c.front)
+	cfg.MaxOps = 10
+	u := mustUplink(t, tm.j, cfg)
+	ops := appendOps(t, tm.j, earns(0, 10, 7)) // 1/1..10
+	syncWithin(t, u, 20*time.Second)
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if err := c.ledger.BackupTo(ctx, backup); err != nil {
+		t.Fatal(err)
+	}
+	ops = append(ops, appendOps(t, tm.j, earns(100, 10, 7))...) // 1/11..20
+	syncWithin(t, u, 20*time.Second)
+	if _, err := tm.j.NewEpoch(ctx, "test: continuity lost"); err != nil {
+		t.Fatal(err)
+	}
+	ops = append(ops, appendOps(t, tm.j, earns(200, 10, 7))...) // 2/1..10
+	syncWithin(t, u, 20*time.Second)
+
+	c.restore(t, backup)                                       // the cloud holds 1/1..10
+	ops = append(ops, appendOps(t, tm.j, earns(300, 5, 7))...) // 2/11..15
+	syncWithin(t, mustUplink(t, tm.j, cfg), 20*time.Second)
+
+	env := c.env()
+	for epoch, want := range map[uint32]uint64{1: 20, 2: 15} {
+		if wm, _, err := env.ledger.Watermark(ctx, "T-01", epoch); err != nil || wm != want {
+			t.Errorf("cloud watermark of epoch %d: %d (%v), want %d", epoch, wm, err, want)
+		}
+	}
+	model := map[loyalty.CardHash]loyalty.Points{}
+	for _, o := range ops {
+		model[o.Card] += o.Points
+	}
+	env.checkBalances(t, model)
+}

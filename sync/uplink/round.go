@@ -307,7 +307,7 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 	now := u.cfg.Now()
 	u.mu.Lock()
 	u.setChain(a.Epoch, proven, last)
-	u.from.ok = false
+	u.from = position{a.Epoch, proven, true}
 	u.held = position{a.Epoch, a.Watermark, a.Watermark > proven}
 	// The uplink is the outbox's only writer: acking the last batch in it
 	// empties it, and the next round need not read it.
@@ -349,6 +349,25 @@ func (u *Uplink) gap(ctx context.Context, sb journal.SealedBatch, body []byte) r
 	if err := u.dropSealed(ctx, a.Epoch); err != nil {
 		return result{err: err}
 	}
+	lost, err := u.lostEpoch(ctx, a.Epoch, a.Watermark)
+	if err != nil {
+		return result{err: err}
+	}
+	if lost {
+		// Restored from a backup older than the epoch: it may lack ops of
+		// earlier epochs too, which its gap ack cannot name. Send the
+		// journal again from its start; the cloud compares what it holds
+		// op by op and applies the rest.
+		u.mu.Lock()
+		u.from, u.held = position{ok: true}, position{}
+		u.failures = 0
+		u.state.Online = true
+		u.state.Gaps++
+		u.mu.Unlock()
+		u.log.Error("the cloud lost an epoch it had acknowledged (restored from a backup?); sending the journal again from its start",
+			slog.Uint64(logEpoch, uint64(a.Epoch)), slog.Uint64(logFirst, sb.FirstSeq))
+		return result{progress: true}
+	}
 	if a.Watermark > 0 {
 		if err := u.markAcked(ctx, a.Epoch, a.Watermark, a.LastHash); err != nil {
 			if !errors.Is(err, journal.ErrAckAhead) {
@@ -373,6 +392,21 @@ func (u *Uplink) gap(ctx context.Context, sb journal.SealedBatch, body []byte) r
 	u.log.Info("cloud is elsewhere in the epoch; re-sealing from its watermark",
 		slog.Uint64(logEpoch, uint64(a.Epoch)), slog.Uint64(logFirst, sb.FirstSeq), slog.Uint64(logWater, a.Watermark))
 	return result{progress: true}
+}
+
+// lostEpoch reports whether a signed gap ack at watermark for epoch shows
+// that the cloud lost the whole epoch after acknowledging ops of it to
+// this journal. (Holding part of the epoch, it holds every earlier epoch
+// as far as this journal goes: the journal sends its epochs in order.)
+func (u *Uplink) lostEpoch(ctx context.Context, epoch uint32, watermark uint64) (bool, error) {
+	if watermark > 0 {
+		return false, nil
+	}
+	ae, as, err := u.j.Acked(ctx)
+	if err != nil {
+		return false, fmt.Errorf("read acknowledgement watermark: %w", err)
+	}
+	return ae > epoch || ae == epoch && as > 0, nil
 }
 
 // refused guards against a cloud that refuses, again and again, a batch
@@ -454,8 +488,7 @@ func (u *Uplink) positionHint(ctx context.Context, sb journal.SealedBatch, body 
 	}
 	u.mu.Lock()
 	if rewind {
-		u.held = position{sb.Epoch, w, w > proven}
-		u.from.ok = false
+		u.held = position{sb.Epoch, w, w > proven} // from stays: cut again from there, ending at w
 	} else {
 		var last batch.Hash
 		if h, err := hex.DecodeString(p.LastHash); err == nil && len(h) == len(last) {

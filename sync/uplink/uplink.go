@@ -117,7 +117,11 @@ type Uplink struct {
 		hash  batch.Hash
 		ok    bool
 	}
-	// from, when set, is where the cloud's gap ack told us to resume.
+	// from, when set, is where the next batch is cut from: the end of the
+	// batch acknowledged last, or where a gap ack told us to resume. Unset,
+	// the journal's acknowledgement watermark is (after a start). It may be
+	// behind that watermark: a cloud restored from a backup is sent again
+	// what it lost.
 	from position
 	// held, when set, is how far the cloud holds an epoch beyond what its
 	// acks proved for this journal: batches cut below it end there, so
