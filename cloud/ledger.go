@@ -128,6 +128,11 @@ type Applied struct {
 	Snapshots []loyalty.Snapshot
 	// RulesVersion is the current published rules version (0 when none).
 	RulesVersion uint32
+	// LatestEpoch is the terminal's newest epoch the ledger holds. Above
+	// Epoch, the batch came from a copy of the terminal's journal that
+	// went on in an epoch the terminal had left (restored from a backup
+	// with its epoch file, a cloned disk): applied, and worth a look.
+	LatestEpoch uint32
 }
 
 // Status is what happened to one op.

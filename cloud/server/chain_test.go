@@ -82,3 +82,36 @@ func TestBatchChainIsCheckedAlways(t *testing.T) {
 		}
 	})
 }
+
+// TestOldEpochContinuedOnItsChainIsAppliedAndLogged: a copy of a
+// terminal's journal that goes on selling in the epoch the terminal left
+// (restored with its epoch file, a cloned disk) holds real sales: they are
+// applied when they continue that epoch's chain (they used to be refused
+// as stale_epoch for good), and the server warns that a second till sells
+// under the terminal's name.
+func TestOldEpochContinuedOnItsChainIsAppliedAndLogged(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	tm := enroll(t, ts, "S1", "T1")
+	if status, _, body := post(t, ts, tm.seal(t, 2).Bytes); status != http.StatusOK {
+		t.Fatalf("epoch 1: %d %s", status, body)
+	}
+	copyOfEpoch1 := *tm
+	tm.epoch, tm.next, tm.prev = 2, 1, batch.Hash{}
+	if status, _, body := post(t, ts, tm.seal(t, 1).Bytes); status != http.StatusOK {
+		t.Fatalf("epoch 2: %d %s", status, body)
+	}
+	if strings.Contains(ts.logs.String(), "an epoch the terminal had left") {
+		t.Fatal("warned before any op came in an old epoch")
+	}
+	status, h, body := post(t, ts, copyOfEpoch1.seal(t, 3).Bytes)
+	if status != http.StatusOK {
+		t.Fatalf("new ops continuing epoch 1 after epoch 2 began: %d %s, want them applied", status, body)
+	}
+	if ack := openAck(t, ts, h, body); ack.Status != batch.AckApplied || ack.Epoch != 1 || ack.Watermark != 5 {
+		t.Errorf("ack %s epoch %d watermark %d, want applied, epoch 1 watermark 5", ack.Status, ack.Epoch, ack.Watermark)
+	}
+	if !strings.Contains(ts.logs.String(), "an epoch the terminal had left") {
+		t.Errorf("no warning of a second till selling in epoch 1; log:\n%s", ts.logs.String())
+	}
+}

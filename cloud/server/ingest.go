@@ -102,6 +102,10 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	} else if s.Observer != nil {
 		s.Observer.Ops(applied.Results)
 	}
+	if !applied.Replay && applied.LatestEpoch > applied.Epoch {
+		s.Logger.Warn("new ops in an epoch the terminal had left: a copy of its journal (restored with its epoch file, or a cloned disk) is selling too; find the second till",
+			logTerminal, t.ID, logStore, t.Store, logEpoch, b.Epoch, "latest_epoch", applied.LatestEpoch, logFirst, b.First, logLast, b.Last)
+	}
 	ack.LastHash = toHash(applied.LastHash)
 	asOf := s.snapshotStamp() // after the commit: see snapshotStamp
 	for _, sn := range applied.Snapshots {

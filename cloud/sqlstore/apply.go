@@ -84,7 +84,7 @@ func (s *Store) apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 			}
 		}
 		wm, lastHash, latest := ts.watermark, ts.lastHash, ts.latest
-		out.Watermark = wm
+		out.Watermark, out.LatestEpoch = wm, max(latest, bt.Epoch)
 		seqErr := func(kind string) error {
 			return &cloud.SequenceError{Kind: kind, Terminal: bt.Terminal, Epoch: bt.Epoch, Watermark: wm, LatestEpoch: latest, First: bt.FirstSeq, Last: bt.LastSeq, LastHash: lastHash}
 		}
