@@ -501,7 +501,7 @@ func (j *Journal) NewEpoch(ctx context.Context, reason string) (uint32, error) {
 	var epoch uint32
 	err := j.write(ctx, func(ctx context.Context, tx *sql.Tx, w *writer) error {
 		var err error
-		epoch, err = startEpoch(ctx, tx, w.head.epoch+1, j.opts.Now(), reason)
+		epoch, err = startEpoch(ctx, tx, max(w.head.epoch+1, j.lostEpochFloor()), j.opts.Now(), reason)
 		if err != nil {
 			return err
 		}

@@ -242,3 +242,57 @@ func TestMinEpochFromTheEnrollment(t *testing.T) {
 		}
 	})
 }
+
+// A copy of a journal restored without its sidecar, after the original
+// had itself started a new epoch: the copy cannot see that epoch, and
+// head+1 is the very number the original took, at which the cloud then
+// holds other ops (the copy's new sales diverge and are held back for
+// good). An epoch started for a loss of continuity is at least the
+// minutes since the journal was created, so the later copy starts above
+// the original's.
+func TestRestoredCopyStartsAboveTheEpochTheOriginalMovedTo(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path, backup := filepath.Join(dir, "journal.db"), filepath.Join(dir, "backup.db")
+	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	open := func() *journal.Journal {
+		o := testOptions()
+		o.Now = func() time.Time { return now }
+		j, err := journal.Open(ctx, path, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { j.Close() })
+		return j
+	}
+	j := open()
+	appendN(t, j, 3)
+	j.Close()
+	copyFiles(t, path, backup) // without the sidecar
+
+	now = now.Add(10 * time.Minute)
+	j = open()
+	moved, err := j.NewEpoch(ctx, "test: the cloud is ahead")
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, j, 2)
+	j.Close()
+
+	now = now.Add(time.Minute)
+	copyFiles(t, backup, path)
+	if err := os.Remove(journal.SidecarPath(path)); err != nil {
+		t.Fatal(err)
+	}
+	j = open()
+	op, err := j.Append(ctx, earnOp(9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if op.Epoch <= moved || op.Seq != 1 {
+		t.Errorf("restored copy writes at %d/%d, want seq 1 of an epoch above %d, the one the original moved to", op.Epoch, op.Seq, moved)
+	}
+	if rep := mustVerify(t, j); rep.Ops != 4 {
+		t.Errorf("Verify: %d ops, want 4", rep.Ops)
+	}
+}

@@ -67,7 +67,8 @@ type Journal struct {
 	rdb *sql.DB // readers (a pool)
 	wdb *sql.DB // one connection, used only by the writer goroutine
 
-	id       string // random identity of this database file
+	id       string    // random identity of this database file
+	created  time.Time // when this database file was created
 	terminal string
 	store    string
 	hlc      loyalty.HLClock
@@ -364,6 +365,9 @@ func (j *Journal) loadIdentity(ctx context.Context) error {
 		}
 	}
 	j.id, j.terminal, j.store = meta["journal_id"], meta["terminal"], meta["store"]
+	if ns, err := strconv.ParseInt(meta["created_at"], 10, 64); err == nil {
+		j.created = time.Unix(0, ns)
+	}
 	if j.opts.Terminal != "" && j.opts.Terminal != j.terminal {
 		return fmt.Errorf("%w %q, not %q: point the agent at this terminal's own journal", ErrWrongTerminal, j.terminal, j.opts.Terminal)
 	}

@@ -3,8 +3,11 @@ package uplink_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -15,6 +18,7 @@ import (
 	"github.com/tillpoint/tillpoint/cloud/sqlstore"
 	"github.com/tillpoint/tillpoint/cloud/storetest"
 	"github.com/tillpoint/tillpoint/loyalty"
+	"github.com/tillpoint/tillpoint/offline/journal"
 )
 
 // restorableCloud is the real cloud server over a real SQLite ledger, its
@@ -207,4 +211,81 @@ func TestE2ECloudRestoredAcrossAnEpochChangeGetsWhatItLacks(t *testing.T) {
 		model[o.Card] += o.Points
 	}
 	env.checkBalances(t, model)
+}
+
+// A till's journal restored from a backup without its epoch file, after
+// the till had moved on to a new epoch and sold in it: the restored copy
+// cannot see that epoch, and used to start the same one (head+1), where
+// the cloud holds the other sales; its new sales then diverged and were
+// held back for good. It now starts above it (journal.lostEpochFloor),
+// and every sale of both reaches the ledger once.
+func TestE2ETillRestoredWithoutItsEpochFileAfterAnEpochChangeLosesNone(t *testing.T) {
+	c := newCloud(t)
+	ctx := context.Background()
+	tm := c.enroll(t, "T-01")
+	path := tm.j.Path()
+	now := time.Now()
+	reopen := func() {
+		t.Helper()
+		tm.j.Close()
+		j, err := journal.Open(ctx, path, journal.Options{Terminal: "T-01", Store: "S-01", Logger: quietLogger(t), Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatalf("open journal: %v", err)
+		}
+		t.Cleanup(func() { j.Close() })
+		tm.j = j
+	}
+	reopen()
+	ops := appendOps(t, tm.j, earns(0, 10, 7))
+	syncWithin(t, mustUplink(t, tm.j, tm.config(t, c.url)), 20*time.Second)
+	tm.j.Close()
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	copyJournal(t, path, backup)
+
+	now = now.Add(10 * time.Minute)
+	reopen()
+	moved, err := tm.j.NewEpoch(ctx, "test: continuity lost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops = append(ops, appendOps(t, tm.j, earns(100, 10, 7))...)
+	syncWithin(t, mustUplink(t, tm.j, tm.config(t, c.url)), 20*time.Second)
+
+	now = now.Add(time.Minute)
+	tm.j.Close()
+	copyJournal(t, backup, path)
+	if err := os.Remove(journal.SidecarPath(path)); err != nil {
+		t.Fatal(err)
+	}
+	reopen()
+	fresh := appendOps(t, tm.j, earns(200, 5, 7))
+	if fresh[0].Epoch <= moved {
+		t.Errorf("the restored copy writes in epoch %d, want one above %d, which the till had moved to", fresh[0].Epoch, moved)
+	}
+	ops = append(ops, fresh...)
+	syncWithin(t, mustUplink(t, tm.j, tm.config(t, c.url)), 20*time.Second)
+	model := map[loyalty.CardHash]loyalty.Points{}
+	for _, o := range ops {
+		model[o.Card] += o.Points
+	}
+	c.checkBalances(t, model)
+}
+
+// copyJournal copies a closed journal's database files, not its epoch
+// file, from one path to another.
+func copyJournal(t *testing.T, from, to string) {
+	t.Helper()
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(to + suffix)
+		b, err := os.ReadFile(from + suffix)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to+suffix, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
