@@ -308,6 +308,11 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 	u.mu.Lock()
 	u.setChain(a.Epoch, proven, last)
 	u.from = position{a.Epoch, proven, true}
+	if u.shrink > 0 { // a 413 may have been passing: grow back towards MaxOps
+		if u.shrink *= 2; u.shrink >= u.cfg.MaxOps {
+			u.shrink = 0
+		}
+	}
 	u.held = position{a.Epoch, a.Watermark, a.Watermark > proven}
 	// The uplink is the outbox's only writer: acking the last batch in it
 	// empties it, and the next round need not read it.

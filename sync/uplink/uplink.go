@@ -134,7 +134,8 @@ type Uplink struct {
 		seq   uint64
 	}
 	pendingSince time.Time
-	// shrink, when non-zero, caps the next batch after a 413.
+	// shrink, when non-zero, caps the next batch after a 413; it doubles
+	// with every acknowledgement until it reaches MaxOps.
 	shrink int
 
 	startMu sync.Mutex

@@ -5,7 +5,9 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -245,6 +247,36 @@ func TestTooLargeCutsSmallerBatches(t *testing.T) {
 	}
 	syncWithin(t, f.uplink(t, nil), 10*time.Second)
 	f.ledger.check(t, f.ops)
+}
+
+// A 413 that was passing (a proxy's body limit, since raised) does not
+// keep batches small for good: once they are acknowledged again they grow
+// back to MaxOps. They used to stay at half the refused size until the
+// agent restarted, which made every catch-up after one 413 slower.
+func TestBatchesGrowBackAfterATooLarge(t *testing.T) {
+	f := newFixture(t, 400, nil)
+	var mu sync.Mutex
+	var sizes []int // of the batches after the 413
+	refused := false
+	f.ledger.reject = func(b *batch.Batch) (int, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !refused && len(b.Ops) > 12 {
+			refused = true
+			return http.StatusRequestEntityTooLarge, true
+		}
+		if refused {
+			sizes = append(sizes, len(b.Ops))
+		}
+		return 0, false
+	}
+	syncWithin(t, f.uplink(t, nil), 10*time.Second)
+	f.ledger.check(t, f.ops)
+	mu.Lock()
+	defer mu.Unlock()
+	if !refused || !slices.Contains(sizes, 40) {
+		t.Errorf("batch sizes %v after one 413: want them back at MaxOps (40)", sizes)
+	}
 }
 
 func TestStateReportsBacklogWhileOffline(t *testing.T) {
