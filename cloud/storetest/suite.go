@@ -44,6 +44,7 @@ func Run(t *testing.T, open Opener) {
 		{"EarnOnUnlinkedCardIsHeldUntilEnroll", testHeld},
 		{"EnrollOfCardHeldByAnotherMemberIsRejected", testCardLinked},
 		{"LinkMovesSpentLotsOfTheCard", testLinkMovesClosedLots},
+		{"LinkSettlesDebtWithPoints", testLinkSettlesDebt},
 		{"ExpireLapsesOnlyDueLots", testExpire},
 		{"ClockAheadIsFlagged", testClockAhead},
 		{"SnapshotsOfStoreCardsWithAllowance", testSnapshots},
