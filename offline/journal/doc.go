@@ -36,7 +36,7 @@
 // from elsewhere or replaced fails one of those checks. What no local check
 // can see (a backup taken less than a second before the loss) the cloud sees:
 // its watermark is ahead of the journal, and the uplink calls NewEpoch. An
-// epoch started for a loss of continuity is at least the minutes since the
+// epoch started for a loss of continuity is at least the seconds since the
 // database was created, so that a copy restored later starts above the
 // epochs the original started meanwhile, which it cannot see. A
 // till enrolled under a terminal ID whose epochs the cloud already holds

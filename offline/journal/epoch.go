@@ -91,20 +91,21 @@ func randomHex(n int) (string, error) {
 }
 
 // lostEpochFloor is the lowest epoch a journal that lost continuity
-// starts: the minutes since its database was created. head+1 alone is not
+// starts: the seconds since its database was created (a uint32 lasts 136
+// years of them). head+1 alone is not
 // enough. A copy restored from a backup without its sidecar cannot see the
 // epochs the original started after the backup, and head+1 may be one of
 // them, at which the cloud holds the original's ops: the copy's new sales
 // would diverge and be held back. A later copy reads a later clock, so it
 // starts above the epochs the original started before it (unless the
 // till's clock went back, or the original started more epochs than
-// minutes went by: then head+1, as before).
+// seconds went by: then head+1, as before).
 func (j *Journal) lostEpochFloor() uint32 {
 	if j.created.IsZero() {
 		return 0
 	}
-	minutes := j.opts.Now().Sub(j.created) / time.Minute
-	return uint32(min(max(minutes, 0), math.MaxInt32))
+	seconds := j.opts.Now().Sub(j.created) / time.Second
+	return uint32(min(max(seconds, 0), math.MaxUint32-1))
 }
 
 func before(a, b head) bool {
@@ -160,7 +161,10 @@ func (j *Journal) checkContinuity(ctx context.Context) error {
 	defer tx.Rollback()
 	epoch := h.epoch
 	if reason != "" {
-		epoch = max(epoch+1, j.lostEpochFloor())
+		epoch++
+		if h.epoch > 0 { // not a new database
+			epoch = max(epoch, j.lostEpochFloor())
+		}
 		if scErr == nil && sc.Epoch >= epoch {
 			epoch = sc.Epoch + 1
 		}
