@@ -467,9 +467,7 @@ func (b *book) restore(ctx context.Context, o *owner, t *txn, uses []lotUse, fro
 }
 
 // link moves everything a card owner holds to a member: balances, lots
-// (open and closed) and qualifying points. Points and a debt brought
-// together settle at once, as an earn repays a debt: the debt takes the
-// soonest-expiring points, recorded as uses of their lots.
+// (open and closed) and qualifying points.
 func (b *book) link(ctx context.Context, from, to *owner, t *txn) error {
 	if err := b.loadLots(ctx, []*owner{from, to}); err != nil {
 		return err
@@ -498,16 +496,5 @@ func (b *book) link(ctx context.Context, from, to *owner, t *txn) error {
 	from.qualifying = 0
 	to.lastOverspend = max(to.lastOverspend, from.lastOverspend)
 	from.dirty, to.dirty = true, true
-	var open int64
-	for _, l := range to.lots {
-		open += l.remaining
-	}
-	if settle := min(open, -to.debt); settle > 0 {
-		debt := cloud.OwnerAccount(cloud.AccountDebt, to.id)
-		if _, err := b.debit(ctx, to, t, settle, debt, debt); err != nil {
-			return err
-		}
-		to.debt += settle
-	}
 	return nil
 }

@@ -533,34 +533,6 @@ func testClaim(t *testing.T, l cloud.Ledger) {
 	}
 }
 
-// testLinkSettlesDebt: a link that brings points and a debt together
-// (a held card's points to a member in debt, or a held card's debt to a
-// member with points) repays the debt from the points at once, as an earn
-// does. It used to leave both side by side: a member who owed 30 points
-// and could redeem 50.
-func testLinkSettlesDebt(t *testing.T, l cloud.Ledger) {
-	tl := NewTill(t, l, "t1", "s1")
-	owing, held := Card(1), Card(2)
-	heldEarn := tl.Earn(held, 5000, 50)
-	tl.Send(t, l, tl.Enroll(owing, "mia"), tl.Redeem(owing, 30, true), heldEarn)
-	wantBalance(t, l, owing, 0, 30)
-	tl.Send(t, l, tl.Enroll(held, "mia"))
-	wantBalance(t, l, owing, 20, 0)
-	// The points that repaid the debt are spent: reversing the earn that
-	// brought them makes the member owe them again.
-	tl.Send(t, l, tl.Reverse(heldEarn))
-	wantBalance(t, l, owing, 0, 30)
-
-	rich, heldOwing := Card(3), Card(4)
-	tl.Send(t, l, tl.Redeem(heldOwing, 30, true), tl.Enroll(rich, "noah"), tl.Earn(rich, 5000, 50))
-	wantBalance(t, l, heldOwing, 0, 30)
-	a := tl.Send(t, l, tl.Enroll(heldOwing, "noah"))
-	wantBalance(t, l, rich, 20, 0)
-	if s := a.Snapshots[0]; s.Balance != 20 || s.Debt != 0 {
-		t.Errorf("the link's snapshot: balance %d debt %d, want 20 0", s.Balance, s.Debt)
-	}
-}
-
 // testLinkMovesClosedLots: a link moves a held card's lots to the member,
 // the spent ones too, so that reversing a redeem made before the link
 // returns the points to the member through the lot they came from.

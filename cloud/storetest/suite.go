@@ -44,7 +44,6 @@ func Run(t *testing.T, open Opener) {
 		{"EarnOnUnlinkedCardIsHeldUntilEnroll", testHeld},
 		{"EnrollOfCardHeldByAnotherMemberIsRejected", testCardLinked},
 		{"LinkMovesSpentLotsOfTheCard", testLinkMovesClosedLots},
-		{"LinkSettlesDebtWithPoints", testLinkSettlesDebt},
 		{"ExpireLapsesOnlyDueLots", testExpire},
 		{"ClockAheadIsFlagged", testClockAhead},
 		{"SnapshotsOfStoreCardsWithAllowance", testSnapshots},
