@@ -307,7 +307,7 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 	now := u.cfg.Now()
 	u.mu.Lock()
 	u.setChain(a.Epoch, proven, last)
-	u.from = position{a.Epoch, proven, true}
+	u.from, u.resealed = position{a.Epoch, proven, true}, position{}
 	if u.shrink > 0 { // a 413 may have been passing: grow back towards MaxOps
 		if u.shrink *= 2; u.shrink >= u.cfg.MaxOps {
 			u.shrink = 0
@@ -388,7 +388,7 @@ func (u *Uplink) gap(ctx context.Context, sb journal.SealedBatch, body []byte) r
 	}
 	u.mu.Lock()
 	u.setChain(a.Epoch, a.Watermark, a.LastHash)
-	u.from = position{a.Epoch, a.Watermark, true}
+	u.from, u.resealed = position{a.Epoch, a.Watermark, true}, position{a.Epoch, a.Watermark, true}
 	u.failures = 0
 	u.state.Online = true
 	u.state.Gaps++
@@ -420,7 +420,7 @@ func (u *Uplink) lostEpoch(ctx context.Context, epoch uint32, watermark uint64) 
 func (u *Uplink) refused(sb journal.SealedBatch, watermark uint64) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if sb.FirstSeq == watermark+1 && u.from.ok && u.from.epoch == sb.Epoch && u.from.seq == watermark {
+	if sb.FirstSeq == watermark+1 && u.resealed == (position{sb.Epoch, watermark, true}) {
 		return fmt.Errorf("batch %d/%d..%d: the cloud refuses it though it follows its watermark %d; check the cloud's log (%w)",
 			sb.Epoch, sb.FirstSeq, sb.LastSeq, watermark, errRetry)
 	}
@@ -500,7 +500,7 @@ func (u *Uplink) positionHint(ctx context.Context, sb journal.SealedBatch, body 
 			copy(last[:], h)
 		}
 		u.setChain(sb.Epoch, w, last)
-		u.from = position{sb.Epoch, w, true}
+		u.from, u.resealed = position{sb.Epoch, w, true}, position{sb.Epoch, w, true}
 	}
 	u.state.Gaps++
 	u.mu.Unlock()

@@ -123,6 +123,10 @@ type Uplink struct {
 	// behind that watermark: a cloud restored from a backup is sent again
 	// what it lost.
 	from position
+	// resealed, when set, is where a refusal (a gap ack or a hint) had the
+	// uplink re-seal from since the last acknowledgement: a batch from
+	// there refused again would loop (see refused).
+	resealed position
 	// held, when set, is how far the cloud holds an epoch beyond what its
 	// acks proved for this journal: batches cut below it end there, so
 	// that the cloud compares them op by op with what it holds. No op is
