@@ -85,7 +85,7 @@ func (u *Uplink) cut(ctx context.Context, force bool) (journal.SealedBatch, time
 		epoch, seq = u.from.epoch, u.from.seq
 	}
 	limit := u.cfg.MaxOps
-	if u.shrink > 0 {
+	if u.shrink > 0 && u.cfg.Now().Before(u.shrinkUntil) {
 		limit = u.shrink
 	}
 	held := u.held
@@ -203,6 +203,12 @@ func (u *Uplink) setChain(epoch uint32, seq uint64, hash batch.Hash) {
 	u.chain.epoch, u.chain.seq, u.chain.hash, u.chain.ok = epoch, seq, hash, seq == 0 || !hash.IsZero()
 }
 
+// shrinkFor is how long batches stay at half the size a 413 refused
+// before the uplink tries MaxOps again: a body limit that stays costs one
+// refused post in that time, one that was passing (a proxy's, since
+// raised) no more than that time of smaller batches.
+const shrinkFor = 10 * time.Minute
+
 // errRetry marks a failure that a resend of the same bytes may cure.
 var errRetry = errors.New("will resend")
 
@@ -248,7 +254,7 @@ func (u *Uplink) send(ctx context.Context, sb journal.SealedBatch) result {
 			return result{err: fmt.Errorf("drop oversized sealed batch: %w", err)}
 		}
 		u.mu.Lock()
-		u.shrink = max(1, int(sb.LastSeq-sb.FirstSeq+1)/2)
+		u.shrink, u.shrinkUntil = max(1, int(sb.LastSeq-sb.FirstSeq+1)/2), u.cfg.Now().Add(shrinkFor)
 		u.mu.Unlock()
 		return result{err: fmt.Errorf("batch %d/%d..%d: too large for the cloud (HTTP 413); cutting smaller batches (%w)", sb.Epoch, sb.FirstSeq, sb.LastSeq, errRetry)}
 	}
@@ -308,11 +314,6 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 	u.mu.Lock()
 	u.setChain(a.Epoch, proven, last)
 	u.from, u.resealed = position{a.Epoch, proven, true}, position{}
-	if u.shrink > 0 { // a 413 may have been passing: grow back towards MaxOps
-		if u.shrink *= 2; u.shrink >= u.cfg.MaxOps {
-			u.shrink = 0
-		}
-	}
 	u.held = position{a.Epoch, a.Watermark, a.Watermark > proven}
 	// The uplink is the outbox's only writer: acking the last batch in it
 	// empties it, and the next round need not read it.

@@ -138,9 +138,10 @@ type Uplink struct {
 		seq   uint64
 	}
 	pendingSince time.Time
-	// shrink, when non-zero, caps the next batch after a 413; it doubles
-	// with every acknowledgement until it reaches MaxOps.
-	shrink int
+	// shrink, when non-zero, caps the batches cut until shrinkUntil, after
+	// a 413 (see shrinkFor).
+	shrink      int
+	shrinkUntil time.Time
 
 	startMu sync.Mutex
 	cancel  context.CancelFunc
