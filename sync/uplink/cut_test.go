@@ -150,7 +150,12 @@ func TestCutStopsAtEpochBoundary(t *testing.T) {
 	if e, first, last, _, ok := f.cut(t, false); !ok || e != 1 || first != 1 || last != 4 {
 		t.Fatalf("first cut: got %d/%d..%d (ok %v), want 1/1..4 at once (the epoch ended)", e, first, last, ok)
 	}
+	// Before the new epoch, the old one's last op goes again alone, at
+	// once: the cloud confirms it still holds the old epoch's end.
+	if e, first, last, _, ok := f.cut(t, false); !ok || e != 1 || first != 4 || last != 4 {
+		t.Fatalf("second cut: got %d/%d..%d (ok %v), want the probe 1/4..4 at once", e, first, last, ok)
+	}
 	if e, first, last, _, ok := f.cut(t, true); !ok || e != moved || first != 1 || last != 3 {
-		t.Fatalf("second cut: got %d/%d..%d (ok %v), want %d/1..3", e, first, last, ok, moved)
+		t.Fatalf("third cut: got %d/%d..%d (ok %v), want %d/1..3", e, first, last, ok, moved)
 	}
 }

@@ -98,8 +98,15 @@ func (u *Uplink) cut(ctx context.Context, force bool) (journal.SealedBatch, time
 	if len(ops) == 0 {
 		return journal.SealedBatch{}, 0, false, nil
 	}
+	probe, err := u.probeBeforeEpoch(ctx, epoch, seq, ops[0].Epoch)
+	if err != nil {
+		return journal.SealedBatch{}, 0, false, err
+	}
+	if probe != nil {
+		ops = probe
+	}
 	// One epoch per batch, at most limit ops and MaxBytes of encoding.
-	full := false
+	full := probe != nil
 	n, size := 0, 0
 	var buf []byte
 	for n < len(ops) {
@@ -129,9 +136,11 @@ func (u *Uplink) cut(ctx context.Context, force bool) (journal.SealedBatch, time
 	if !full && !force && age < u.cfg.MaxAge {
 		return journal.SealedBatch{}, u.cfg.MaxAge - age, false, nil
 	}
-	prev, err := u.prevHash(ctx, ops[0].Epoch, first)
-	if err != nil {
-		return journal.SealedBatch{}, 0, false, err
+	var prev batch.Hash // a probe's is not checked: the cloud holds its op, or is behind it
+	if probe == nil {
+		if prev, err = u.prevHash(ctx, ops[0].Epoch, first); err != nil {
+			return journal.SealedBatch{}, 0, false, err
+		}
 	}
 
 	var rules uint32
@@ -151,6 +160,33 @@ func (u *Uplink) cut(ctx context.Context, force bool) (journal.SealedBatch, time
 	}
 	u.log.Debug("sealed", slog.Uint64(logEpoch, uint64(b.Epoch)), slog.Uint64(logFirst, first), slog.Uint64(logLast, last), slog.String(logBatch, s.Hash.Short()))
 	return journal.SealedBatch{Epoch: b.Epoch, FirstSeq: first, LastSeq: last, Payload: s.Bytes}, 0, true, nil
+}
+
+// probeBeforeEpoch returns the op at (epoch, seq), the last one the cloud
+// acknowledged, when the next op is of a later epoch: before the first
+// batch of a new epoch it goes again, alone, once per crossing. The cloud
+// may have lost the old epoch's end since it acknowledged it (restored
+// from a backup), and nothing sent in the new epoch would tell: a replay
+// confirms the end, a gap ack has it sent again.
+func (u *Uplink) probeBeforeEpoch(ctx context.Context, epoch uint32, seq uint64, next uint32) ([]loyalty.Op, error) {
+	at := position{epoch, seq, true}
+	u.mu.Lock()
+	due := seq > 0 && next != epoch && u.crossed != at
+	if due {
+		u.crossed = at
+	}
+	u.mu.Unlock()
+	if !due {
+		return nil, nil
+	}
+	ops, err := u.j.OpsAfter(ctx, epoch, seq-1, 1)
+	if err != nil {
+		return nil, fmt.Errorf("read the last op of epoch %d: %w", epoch, err)
+	}
+	if len(ops) != 1 || ops[0].Epoch != epoch || ops[0].Seq != seq {
+		return nil, nil
+	}
+	return ops, nil
 }
 
 // prevHash returns the hash of the batch of epoch that ended at first-1,
