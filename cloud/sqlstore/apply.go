@@ -22,6 +22,8 @@ func validateBatch(b *cloud.Batch) error {
 	switch {
 	case b.Terminal == "" || len(b.Terminal) > loyalty.MaxFieldLen:
 		return bad("terminal ID must be 1 to %d bytes", loyalty.MaxFieldLen)
+	case b.Epoch == 0:
+		return bad("epoch 0: a journal's epochs start at 1")
 	case b.FirstSeq == 0 || b.LastSeq < b.FirstSeq:
 		return bad("sequence range %d..%d: want 1 <= first <= last", b.FirstSeq, b.LastSeq)
 	case b.LastSeq > 1<<62:
