@@ -386,7 +386,7 @@ func testInvalidBatch(t *testing.T, l cloud.Ledger) {
 		"count mismatch":   func(b *cloud.Batch) { b.LastSeq++ },
 		"no hash":          func(b *cloud.Batch) { b.Hash = nil },
 		"zero first seq":   func(b *cloud.Batch) { b.FirstSeq, b.LastSeq = 0, 1 },
-		"epoch 0": func(b *cloud.Batch) { // no journal writes one; any epoch above the latest is new
+		"epoch 0": func(b *cloud.Batch) { // no journal writes one
 			b.Epoch = 0
 			for i := range b.Ops {
 				b.Ops[i].Epoch = 0
