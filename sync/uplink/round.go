@@ -164,16 +164,17 @@ func (u *Uplink) cut(ctx context.Context, force bool) (journal.SealedBatch, time
 
 // probeBeforeEpoch returns the op at (epoch, seq), the last one the cloud
 // acknowledged, when the next op is of a later epoch: before the first
-// batch of a new epoch it goes again, alone, once per crossing. The cloud
-// may have lost the old epoch's end since it acknowledged it (restored
-// from a backup), and nothing sent in the new epoch would tell: a replay
-// confirms the end, a gap ack has it sent again.
+// batch of a new epoch it goes again, alone, until the cloud answers it
+// (see isProbe). The cloud may have lost the old epoch's end since it
+// acknowledged it (restored from a backup), and nothing sent in the new
+// epoch would tell: a replay confirms the end, a gap ack has it sent
+// again, and the probe applied means the cloud had lost the whole epoch.
 func (u *Uplink) probeBeforeEpoch(ctx context.Context, epoch uint32, seq uint64, next uint32) ([]loyalty.Op, error) {
 	at := position{epoch, seq, true}
 	u.mu.Lock()
 	due := seq > 0 && next != epoch && u.crossed != at
 	if due {
-		u.crossed = at
+		u.probe = at
 	}
 	u.mu.Unlock()
 	if !due {
@@ -187,6 +188,12 @@ func (u *Uplink) probeBeforeEpoch(ctx context.Context, epoch uint32, seq uint64,
 		return nil, nil
 	}
 	return ops, nil
+}
+
+// isProbe reports whether sb is the probe probeBeforeEpoch cut last. The
+// caller holds u.mu.
+func (u *Uplink) isProbe(sb journal.SealedBatch) bool {
+	return u.probe.ok && sb.Epoch == u.probe.epoch && sb.FirstSeq == u.probe.seq && sb.LastSeq == u.probe.seq
 }
 
 // prevHash returns the hash of the batch of epoch that ended at first-1,
@@ -290,7 +297,10 @@ func (u *Uplink) send(ctx context.Context, sb journal.SealedBatch) result {
 			return result{err: fmt.Errorf("drop oversized sealed batch: %w", err)}
 		}
 		u.mu.Lock()
-		u.shrink, u.shrinkUntil = max(1, int(sb.LastSeq-sb.FirstSeq+1)/2), u.cfg.Now().Add(shrinkFor)
+		if n := int(sb.LastSeq - sb.FirstSeq + 1); u.shrink == 0 || n <= u.shrink {
+			u.shrink = max(1, n/2)
+		} // else MaxOps tried again after shrinkFor: back to the size that fitted
+		u.shrinkUntil = u.cfg.Now().Add(shrinkFor)
 		u.mu.Unlock()
 		return result{err: fmt.Errorf("batch %d/%d..%d: too large for the cloud (HTTP 413); cutting smaller batches (%w)", sb.Epoch, sb.FirstSeq, sb.LastSeq, errRetry)}
 	}
@@ -348,6 +358,17 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 	}
 	now := u.cfg.Now()
 	u.mu.Lock()
+	if u.isProbe(sb) {
+		u.probe = position{}
+		if a.Status == batch.AckApplied {
+			// The cloud did not hold the old epoch's last op, which it
+			// had acknowledged: it lost the epoch (restored from a
+			// backup), and maybe more. Send the journal again.
+			u.mu.Unlock()
+			return u.resendAll(sb.Epoch, sb.FirstSeq)
+		}
+		u.crossed = position{sb.Epoch, sb.LastSeq, true}
+	}
 	u.setChain(a.Epoch, proven, last)
 	u.from, u.resealed = position{a.Epoch, proven, true}, position{}
 	u.held = position{a.Epoch, a.Watermark, a.Watermark > proven}
@@ -397,18 +418,8 @@ func (u *Uplink) gap(ctx context.Context, sb journal.SealedBatch, body []byte) r
 	}
 	if lost {
 		// Restored from a backup older than the epoch: it may lack ops of
-		// earlier epochs too, which its gap ack cannot name. Send the
-		// journal again from its start; the cloud compares what it holds
-		// op by op and applies the rest.
-		u.mu.Lock()
-		u.from, u.held = position{ok: true}, position{}
-		u.failures = 0
-		u.state.Online = true
-		u.state.Gaps++
-		u.mu.Unlock()
-		u.log.Error("the cloud lost an epoch it had acknowledged (restored from a backup?); sending the journal again from its start",
-			slog.Uint64(logEpoch, uint64(a.Epoch)), slog.Uint64(logFirst, sb.FirstSeq))
-		return result{progress: true}
+		// earlier epochs too, which its gap ack cannot name.
+		return u.resendAll(a.Epoch, sb.FirstSeq)
 	}
 	if a.Watermark > 0 {
 		if err := u.markAcked(ctx, a.Epoch, a.Watermark, a.LastHash); err != nil {
@@ -425,7 +436,9 @@ func (u *Uplink) gap(ctx context.Context, sb journal.SealedBatch, body []byte) r
 	}
 	u.mu.Lock()
 	u.setChain(a.Epoch, a.Watermark, a.LastHash)
-	u.from, u.resealed = position{a.Epoch, a.Watermark, true}, position{a.Epoch, a.Watermark, true}
+	// Re-sealed without the hash the chain needs (an ack that left it
+	// out), the batch may be refused once more, naming it: not a loop.
+	u.from, u.resealed = position{a.Epoch, a.Watermark, true}, position{a.Epoch, a.Watermark, a.Watermark == 0 || !a.LastHash.IsZero()}
 	u.failures = 0
 	u.state.Online = true
 	u.state.Gaps++
@@ -433,6 +446,21 @@ func (u *Uplink) gap(ctx context.Context, sb journal.SealedBatch, body []byte) r
 	u.mu.Unlock()
 	u.log.Info("cloud is elsewhere in the epoch; re-sealing from its watermark",
 		slog.Uint64(logEpoch, uint64(a.Epoch)), slog.Uint64(logFirst, sb.FirstSeq), slog.Uint64(logWater, a.Watermark))
+	return result{progress: true}
+}
+
+// resendAll has the journal sent again from its start, after the cloud
+// showed it lost an epoch it had acknowledged ops of: the cloud compares
+// what it holds op by op and applies the rest.
+func (u *Uplink) resendAll(epoch uint32, first uint64) result {
+	u.mu.Lock()
+	u.from, u.held, u.resealed = position{ok: true}, position{}, position{}
+	u.failures = 0
+	u.state.Online = true
+	u.state.Gaps++
+	u.mu.Unlock()
+	u.log.Error("the cloud lost an epoch it had acknowledged (restored from a backup?); sending the journal again from its start",
+		slog.Uint64(logEpoch, uint64(epoch)), slog.Uint64(logFirst, first))
 	return result{progress: true}
 }
 
@@ -498,6 +526,23 @@ func (u *Uplink) positionHint(ctx context.Context, sb journal.SealedBatch, body 
 	w := *p.Watermark
 	switch p.Code {
 	case "sequence_diverged":
+		u.mu.Lock()
+		probe := u.isProbe(sb)
+		if probe {
+			u.probe, u.crossed = position{}, position{sb.Epoch, sb.LastSeq, true}
+		}
+		u.mu.Unlock()
+		if probe {
+			// The old epoch's end is another journal's at the cloud now;
+			// the new epoch was started so that its ops need not wait on
+			// the old one's: let them go.
+			u.log.Error("the cloud holds another op at the end of the journal's previous epoch; sending the new epoch anyway",
+				slog.Uint64(logEpoch, uint64(sb.Epoch)), slog.Uint64(logLast, sb.LastSeq), slog.String(logReason, p.Detail))
+			if err := u.j.DeleteSealed(ctx, sb.Epoch, sb.FirstSeq); err != nil {
+				return result{err: fmt.Errorf("drop the probe batch: %w", err)}, true
+			}
+			return result{progress: true}, true
+		}
 		return result{err: fmt.Errorf("batch %d/%d..%d: %w: %s", sb.Epoch, sb.FirstSeq, sb.LastSeq, ErrDiverged, p.Detail)}, true
 	case "sequence_gap", "sequence_rewind", "batch_conflict":
 	default:
@@ -537,7 +582,7 @@ func (u *Uplink) positionHint(ctx context.Context, sb journal.SealedBatch, body 
 			copy(last[:], h)
 		}
 		u.setChain(sb.Epoch, w, last)
-		u.from, u.resealed = position{sb.Epoch, w, true}, position{sb.Epoch, w, true}
+		u.from, u.resealed = position{sb.Epoch, w, true}, position{sb.Epoch, w, w == 0 || !last.IsZero()}
 	}
 	u.state.Gaps++
 	u.mu.Unlock()

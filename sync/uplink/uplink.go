@@ -123,9 +123,10 @@ type Uplink struct {
 	// behind that watermark: a cloud restored from a backup is sent again
 	// what it lost.
 	from position
-	// crossed is the end of the epoch the uplink last probed before
-	// sending the next epoch's first batch (see probeBeforeEpoch).
-	crossed position
+	// probe is the probe batch cut last, until the cloud answers it;
+	// crossed the end of the epoch whose probe it answered, after which
+	// the next epoch's batches go (see probeBeforeEpoch).
+	probe, crossed position
 	// resealed, when set, is where a refusal (a gap ack or a hint) had the
 	// uplink re-seal from since the last acknowledgement: a batch from
 	// there refused again would loop (see refused).
