@@ -76,14 +76,17 @@ func (u *Uplink) stepLocked(ctx context.Context, force bool) result {
 // cut reads the ops after the resume point and, if a batch is due, seals
 // it and stores it in the outbox.
 func (u *Uplink) cut(ctx context.Context, force bool) (journal.SealedBatch, time.Duration, bool, error) {
-	epoch, seq, err := u.j.Acked(ctx)
-	if err != nil {
-		return journal.SealedBatch{}, 0, false, fmt.Errorf("read acknowledgement watermark: %w", err)
+	u.mu.Lock()
+	from := u.from
+	u.mu.Unlock()
+	epoch, seq := from.epoch, from.seq
+	if !from.ok {
+		var err error
+		if epoch, seq, err = u.j.Acked(ctx); err != nil {
+			return journal.SealedBatch{}, 0, false, fmt.Errorf("read acknowledgement watermark: %w", err)
+		}
 	}
 	u.mu.Lock()
-	if u.from.ok {
-		epoch, seq = u.from.epoch, u.from.seq
-	}
 	limit := u.cfg.MaxOps
 	if u.shrink > 0 && u.cfg.Now().Before(u.shrinkUntil) {
 		limit = u.shrink
