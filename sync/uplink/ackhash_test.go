@@ -1,10 +1,8 @@
 package uplink_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
-	"io"
 	"net/http"
 	"path/filepath"
 	"testing"
@@ -29,16 +27,11 @@ func hashlessFront(t *testing.T, c *restorableCloud, gapsToo bool) string {
 		t.Fatal(err)
 	}
 	return serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		req, _ := http.NewRequestWithContext(r.Context(), r.Method, c.front+r.URL.RequestURI(), bytes.NewReader(body))
-		req.Header = r.Header.Clone()
-		resp, err := http.DefaultClient.Do(req)
+		resp, out, err := relay(r, c.front)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
-		defer resp.Body.Close()
-		out, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode == http.StatusOK || gapsToo {
 			if a, err := batch.OpenAck(out, e2eProgram, key.Public().(ed25519.PublicKey)); err == nil {
 				a.LastHash = batch.Hash{}

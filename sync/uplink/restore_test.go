@@ -1,7 +1,6 @@
 package uplink_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -92,7 +91,6 @@ func (c *restorableCloud) env() *cloudEnv {
 
 func (c *restorableCloud) forward(w http.ResponseWriter, r *http.Request) {
 	n := c.posts.Add(1)
-	body, _ := io.ReadAll(r.Body)
 	c.mu.Lock()
 	target, lose := c.target, c.lose
 	c.mu.Unlock()
@@ -100,23 +98,33 @@ func (c *restorableCloud) forward(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "proxy: upstream lost", http.StatusBadGateway)
 		return
 	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, target+r.URL.RequestURI(), bytes.NewReader(body))
+	resp, body, err := relay(r, target)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
 	}
-	req.Header = r.Header.Clone()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	defer resp.Body.Close()
 	for k, v := range resp.Header {
 		w.Header()[k] = v
 	}
 	w.WriteHeader(resp.StatusCode)
-	io.Copy(w, resp.Body)
+	w.Write(body)
+}
+
+// relay sends r on to the server at target (a base URL) and returns its
+// answer, with the body read.
+func relay(r *http.Request, target string) (*http.Response, []byte, error) {
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, target+r.URL.RequestURI(), r.Body)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp, body, err
 }
 
 // The cloud restored from a backup of its ledger, behind the journal: the
@@ -161,53 +169,6 @@ func TestE2ECloudRestoredFromBackupGetsWhatItLacks(t *testing.T) {
 	}
 	env := c.env()
 	env.checkWatermark(t, tm, 25)
-	model := map[loyalty.CardHash]loyalty.Points{}
-	for _, o := range ops {
-		model[o.Card] += o.Points
-	}
-	env.checkBalances(t, model)
-}
-
-// The cloud restored from a backup taken before the till's journal
-// started a new epoch: the copy holds epoch 1 up to 10 and nothing of
-// epoch 2. The gap ack for epoch 2 says nothing of epoch 1, whose ops 11
-// to 20 the journal had delivered to the lost cloud; the uplink used to
-// resend epoch 2 alone, and 11..20 never reached the ledger again
-// (invariant 2). A signed gap ack showing that the cloud lost a whole
-// epoch the journal had delivered now makes the uplink resend the journal
-// from its start, the cloud comparing op by op what it holds.
-func TestE2ECloudRestoredAcrossAnEpochChangeGetsWhatItLacks(t *testing.T) {
-	c := newRestorableCloud(t)
-	ctx := context.Background()
-	tm := c.env().enroll(t, "T-01")
-	cfg := tm.config(t, c.front)
-	cfg.MaxOps = 10
-	u := mustUplink(t, tm.j, cfg)
-	ops := appendOps(t, tm.j, earns(0, 10, 7)) // 1/1..10
-	syncWithin(t, u, 20*time.Second)
-	backup := filepath.Join(t.TempDir(), "backup.db")
-	if err := c.ledger.BackupTo(ctx, backup); err != nil {
-		t.Fatal(err)
-	}
-	ops = append(ops, appendOps(t, tm.j, earns(100, 10, 7))...) // 1/11..20
-	syncWithin(t, u, 20*time.Second)
-	moved, err := tm.j.NewEpoch(ctx, "test: continuity lost")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ops = append(ops, appendOps(t, tm.j, earns(200, 10, 7))...) // 2/1..10 (moved is 2, or more: journal.lostEpochFloor)
-	syncWithin(t, u, 20*time.Second)
-
-	c.restore(t, backup)                                       // the cloud holds 1/1..10
-	ops = append(ops, appendOps(t, tm.j, earns(300, 5, 7))...) // 2/11..15
-	syncWithin(t, mustUplink(t, tm.j, cfg), 20*time.Second)
-
-	env := c.env()
-	for epoch, want := range map[uint32]uint64{1: 20, moved: 15} {
-		if wm, _, err := env.ledger.Watermark(ctx, "T-01", epoch); err != nil || wm != want {
-			t.Errorf("cloud watermark of epoch %d: %d (%v), want %d", epoch, wm, err, want)
-		}
-	}
 	model := map[loyalty.CardHash]loyalty.Points{}
 	for _, o := range ops {
 		model[o.Card] += o.Points
@@ -292,34 +253,46 @@ func copyJournal(t *testing.T, from, to string) {
 	}
 }
 
-// The cloud restored from a backup holding epoch 1 up to 10, after it had
-// acknowledged 1/11..20, while the till's journal moved to epoch 2 without
-// sending anything of it yet: the first batch of epoch 2 starts at seq 1,
-// which the copy applies, and no gap ack ever told the uplink that 11..20
-// were gone (found by a review). Before the first batch of a new epoch,
-// the old epoch's last op now goes again alone: the copy answers with a
-// gap ack and gets 11..20 again.
-func TestE2ECloudRestoredAsTheTillStartsAnEpochGetsTheOldEpochsEnd(t *testing.T) {
-	c := newRestorableCloud(t)
-	ctx := context.Background()
+// cloudRestoredAcrossEpochs is the scenario of the tests of a cloud
+// restored while its till changes epochs: the till delivers 1/1..20, the
+// cloud having been backed up at 1/10; then an epoch of mid ops (none if
+// 0); then, if another, one more new epoch; the cloud is restored from the
+// backup, and 5 new ops are synced through wrap(the journal) by a new
+// uplink. The cloud must end up with every op once: epoch 1 up to 20, and
+// every balance as the ops make it.
+func cloudRestoredAcrossEpochs(t *testing.T, mid int, another bool, wrap func(*journal.Journal) uplink.Journal) {
+	t.Helper()
+	c, ctx := newRestorableCloud(t), context.Background()
 	tm := c.env().enroll(t, "T-01")
 	cfg := tm.config(t, c.front)
 	cfg.MaxOps = 10
-	u := mustUplink(t, tm.j, cfg)
-	ops := appendOps(t, tm.j, earns(0, 10, 7))
-	syncWithin(t, u, 20*time.Second)
+	var ops []loyalty.Op
+	put := func(from, n int, j uplink.Journal) {
+		t.Helper()
+		ops = append(ops, appendOps(t, tm.j, earns(from, n, 7))...)
+		syncWithin(t, mustUplink(t, j, cfg), 20*time.Second)
+	}
+	newEpoch := func() {
+		t.Helper()
+		if _, err := tm.j.NewEpoch(ctx, "test: continuity lost"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(0, 10, tm.j)
 	backup := filepath.Join(t.TempDir(), "backup.db")
 	if err := c.ledger.BackupTo(ctx, backup); err != nil {
 		t.Fatal(err)
 	}
-	ops = append(ops, appendOps(t, tm.j, earns(100, 10, 7))...)
-	syncWithin(t, u, 20*time.Second)
-	if _, err := tm.j.NewEpoch(ctx, "test: continuity lost"); err != nil {
-		t.Fatal(err)
+	put(100, 10, tm.j)
+	if mid > 0 {
+		newEpoch()
+		put(200, mid, tm.j)
+	}
+	if another {
+		newEpoch()
 	}
 	c.restore(t, backup)
-	ops = append(ops, appendOps(t, tm.j, earns(200, 5, 7))...)
-	syncWithin(t, u, 20*time.Second)
+	put(300, 5, wrap(tm.j))
 	env := c.env()
 	if wm, _, err := env.ledger.Watermark(ctx, "T-01", 1); err != nil || wm != 20 {
 		t.Errorf("cloud watermark of epoch 1: %d (%v), want 20", wm, err)
@@ -331,43 +304,28 @@ func TestE2ECloudRestoredAsTheTillStartsAnEpochGetsTheOldEpochsEnd(t *testing.T)
 	env.checkBalances(t, model)
 }
 
-// restoreAcrossEpochs delivers 1/1..20 with the cloud backed up at 1/10,
-// then an epoch of mid ops (none if 0), starts a new epoch, restores the
-// cloud from the backup and syncs 5 new ops through wrap(the journal). It
-// returns the cloud's watermark of epoch 1.
-func restoreAcrossEpochs(t *testing.T, mid int, wrap func(*journal.Journal) uplink.Journal) uint64 {
-	t.Helper()
-	c, ctx := newRestorableCloud(t), context.Background()
-	tm := c.env().enroll(t, "T-01")
-	cfg := tm.config(t, c.front)
-	cfg.MaxOps = 10
-	put := func(from, n int, j uplink.Journal) {
-		t.Helper()
-		appendOps(t, tm.j, earns(from, n, 7))
-		syncWithin(t, mustUplink(t, j, cfg), 20*time.Second)
-	}
-	put(0, 10, tm.j)
-	backup := filepath.Join(t.TempDir(), "backup.db")
-	if err := c.ledger.BackupTo(ctx, backup); err != nil {
-		t.Fatal(err)
-	}
-	put(100, 10, tm.j)
-	if mid > 0 {
-		if _, err := tm.j.NewEpoch(ctx, "test"); err != nil {
-			t.Fatal(err)
-		}
-		put(200, mid, tm.j)
-	}
-	if _, err := tm.j.NewEpoch(ctx, "test"); err != nil {
-		t.Fatal(err)
-	}
-	c.restore(t, backup)
-	put(300, 5, wrap(tm.j))
-	wm, _, err := c.env().ledger.Watermark(ctx, "T-01", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return wm
+func sameJournal(j *journal.Journal) uplink.Journal { return j }
+
+// The cloud restored from a backup taken before the till's journal
+// started a new epoch: the copy holds epoch 1 up to 10 and nothing of
+// epoch 2. The gap ack for epoch 2 says nothing of epoch 1, whose ops 11
+// to 20 the journal had delivered to the lost cloud; the uplink used to
+// resend epoch 2 alone, and 11..20 never reached the ledger again
+// (invariant 2). A signed gap ack showing that the cloud lost a whole
+// epoch the journal had delivered now makes the uplink resend the journal
+// from its start, the cloud comparing op by op what it holds.
+func TestE2ECloudRestoredAcrossAnEpochChangeGetsWhatItLacks(t *testing.T) {
+	cloudRestoredAcrossEpochs(t, 10, false, sameJournal)
+}
+
+// The same, the journal having moved to a new epoch without sending
+// anything of it yet: its first batch starts at seq 1, which the copy
+// applies, and no gap ack ever told the uplink that 1/11..20 were gone
+// (found by a review). Before the first batch of a new epoch, the old
+// epoch's last op now goes again alone: the copy answers with a gap ack
+// and gets 11..20 again.
+func TestE2ECloudRestoredAsTheTillStartsAnEpochGetsTheOldEpochsEnd(t *testing.T) {
+	cloudRestoredAcrossEpochs(t, 0, true, sameJournal)
 }
 
 // The probe before a new epoch applied by the cloud: the old epoch held
@@ -376,9 +334,7 @@ func restoreAcrossEpochs(t *testing.T, mid int, wrap func(*journal.Journal) upli
 // loss (found by a review). A probe applied now means the cloud lost the
 // epoch: the journal is sent again from its start.
 func TestE2EProbeAppliedMeansTheCloudLostTheEpoch(t *testing.T) {
-	if wm := restoreAcrossEpochs(t, 1, func(j *journal.Journal) uplink.Journal { return j }); wm != 20 {
-		t.Errorf("cloud watermark of epoch 1: %d, want 20", wm)
-	}
+	cloudRestoredAcrossEpochs(t, 1, true, sameJournal)
 }
 
 // outboxFailsOnce is a journal whose outbox refuses one write of the batch
@@ -400,9 +356,9 @@ func (j *outboxFailsOnce) PutSealed(ctx context.Context, epoch uint32, first, la
 // with the old one's end lost (found by a review).
 func TestE2EProbeNotStoredIsCutAgain(t *testing.T) {
 	j := &outboxFailsOnce{}
-	wm := restoreAcrossEpochs(t, 0, func(jj *journal.Journal) uplink.Journal { j.Journal = jj; return j })
-	if !j.failed.Load() || wm != 20 {
-		t.Errorf("probe's write failed: %v; cloud watermark of epoch 1: %d, want 20", j.failed.Load(), wm)
+	cloudRestoredAcrossEpochs(t, 0, true, func(jj *journal.Journal) uplink.Journal { j.Journal = jj; return j })
+	if !j.failed.Load() {
+		t.Error("the probe's write never failed: the test did not test it")
 	}
 }
 
