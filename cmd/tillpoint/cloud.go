@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -221,8 +222,8 @@ func (m *Main) adminToken(file string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read --admin-token-file: %w", err)
 	}
-	if st.Mode().Perm()&0o007 != 0 {
-		return nil, fmt.Errorf("admin token file %s is readable by others (mode %v): run chmod 600 %s", file, st.Mode().Perm(), file)
+	if st.Mode().Perm()&0o077 != 0 { // as for the signing and card keys
+		return nil, fmt.Errorf("admin token file %s is readable by its group or others (mode %v): run chmod 600 %s", file, st.Mode().Perm(), file)
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
@@ -263,7 +264,7 @@ func (m *Main) runCloudEnrollCode(ctx context.Context, args []string) error {
 	store := fs.String("store", "", "the store the terminal belongs to")
 	terminal := fs.String("terminal", "", "the terminal's ID, unique in the program")
 	ttl := fs.Duration("ttl", server.DefaultEnrollCodeTTL, "how long the code stays valid")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	if *store == "" || *terminal == "" {
@@ -272,7 +273,7 @@ func (m *Main) runCloudEnrollCode(ctx context.Context, args []string) error {
 	if *ttl <= 0 || *ttl > 30*24*time.Hour {
 		return usageError("--ttl %v: want more than 0 and at most 720h", *ttl)
 	}
-	ledger, err := openLedger(ctx, *db, slog.New(slog.DiscardHandler))
+	ledger, err := openExistingLedger(ctx, *db)
 	if err != nil {
 		return err
 	}
@@ -298,13 +299,13 @@ func (m *Main) runCloudRevoke(ctx context.Context, args []string) error {
 	fs := newFlagSet(m.Stderr, "cloud revoke", "cloud revoke --terminal T [--db DB]", revokeHelp)
 	db := fs.String("db", defaultCloudDB, "the ledger database: sqlite:PATH or postgres://...")
 	terminal := fs.String("terminal", "", "the terminal to revoke")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	if *terminal == "" {
 		return usageError("need --terminal T")
 	}
-	ledger, err := openLedger(ctx, *db, slog.New(slog.DiscardHandler))
+	ledger, err := openExistingLedger(ctx, *db)
 	if err != nil {
 		return err
 	}
@@ -337,13 +338,13 @@ func (m *Main) runCloudRotateGossipKey(ctx context.Context, args []string) error
 	store := fs.String("store", "", "the store whose gossip key to rotate")
 	finish := fs.Bool("finish", false, "remove the keys earlier rotations retired instead of rotating")
 	grace := fs.Duration("grace", server.DefaultGossipKeyGrace, "keys retired longer ago than this are removed first (the cloud's --gossip-key-grace)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	if *store == "" {
 		return usageError("need --store S")
 	}
-	ledger, err := openLedger(ctx, *db, slog.New(slog.DiscardHandler))
+	ledger, err := openExistingLedger(ctx, *db)
 	if err != nil {
 		return err
 	}
@@ -393,10 +394,10 @@ func (m *Main) runCloudCheck(ctx context.Context, args []string) error {
 // --db to fs, parses args, opens the ledger and calls fn with it.
 func (m *Main) withLedger(ctx context.Context, fs *flag.FlagSet, args []string, fn func(*sqlstore.Store) error) error {
 	db := fs.String("db", defaultCloudDB, "the ledger database: sqlite:PATH or postgres://...")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
-	ledger, err := openLedger(ctx, *db, slog.New(slog.DiscardHandler))
+	ledger, err := openExistingLedger(ctx, *db)
 	if err != nil {
 		return err
 	}
@@ -412,6 +413,18 @@ func printCheckReport(w io.Writer, r cloud.CheckReport) {
 	for _, p := range r.Problems {
 		fmt.Fprintf(w, "PROBLEM: %s\n", p)
 	}
+}
+
+// openExistingLedger opens the ledger named by db for an operator's
+// command: a SQLite file that is not there is an error (a typo in --db, a
+// volume not mounted), not a new empty ledger to report on or write to.
+func openExistingLedger(ctx context.Context, db string) (*sqlstore.Store, error) {
+	if path, ok := strings.CutPrefix(db, "sqlite:"); ok && path != "" {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no ledger at %s: check --db, or start 'tillpoint cloud --db %s' once to create it", path, db)
+		}
+	}
+	return openLedger(ctx, db, slog.New(slog.DiscardHandler))
 }
 
 // openLedger opens and migrates the ledger named by db.
@@ -445,7 +458,7 @@ func (m *Main) runCloudPublishRules(ctx context.Context, args []string) error {
 	db := fs.String("db", defaultCloudDB, "the ledger database: sqlite:PATH or postgres://...")
 	file := fs.String("file", "", "the rules, as JSON")
 	program := fs.String("program", "tillpoint", "the program the cloud serves; the rules must name it")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	if *file == "" {
@@ -461,7 +474,7 @@ func (m *Main) runCloudPublishRules(ctx context.Context, args []string) error {
 	if err := dec.Decode(&rules); err != nil {
 		return fmt.Errorf("parse %s: %w (see loyalty.Rules for the fields)", *file, err)
 	}
-	ledger, err := openLedger(ctx, *db, slog.New(slog.DiscardHandler))
+	ledger, err := openExistingLedger(ctx, *db)
 	if err != nil {
 		return err
 	}

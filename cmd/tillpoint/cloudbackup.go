@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 
 	"github.com/tillpoint/tillpoint/cloud/sqlstore"
@@ -30,7 +29,7 @@ func (m *Main) runCloudBackup(ctx context.Context, args []string) error {
 	fs := newFlagSet(m.Stderr, "cloud backup", "cloud backup --to FILE [--db sqlite:PATH]", backupHelp)
 	db := fs.String("db", defaultCloudDB, "the ledger database: sqlite:PATH")
 	to := fs.String("to", "", "the backup file to create")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	if *to == "" {
@@ -39,7 +38,7 @@ func (m *Main) runCloudBackup(ctx context.Context, args []string) error {
 	if sqlstore.DialectOf(*db) == sqlstore.Postgres {
 		return usageError("--db %s: back up a PostgreSQL ledger with pg_dump or continuous archiving", redactDSN(*db))
 	}
-	ledger, err := openLedger(ctx, *db, slog.New(slog.DiscardHandler))
+	ledger, err := openExistingLedger(ctx, *db)
 	if err != nil {
 		return err
 	}

@@ -39,3 +39,16 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	}
 	return nil
 }
+
+// parseFlagsOnly is parseFlags for a command that takes nothing but
+// flags: a stray argument (a value whose flag was forgotten, as in
+// 'cloud check sqlite:x.db') is a usage error, not ignored.
+func parseFlagsOnly(fs *flag.FlagSet, args []string) error {
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError("unexpected argument %q; every value goes with a flag (see 'tillpoint %s --help')", fs.Arg(0), fs.Name())
+	}
+	return nil
+}
