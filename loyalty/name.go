@@ -13,9 +13,10 @@ import (
 var ErrInvalidName = errors.New("loyalty: invalid name")
 
 // CheckName checks an identifier: 1 to MaxFieldLen bytes of UTF-8 with no
-// control characters. Such a name fits every column, log line and receipt
-// it ends up in as it is; PostgreSQL, for one, refuses a NUL in text. what
-// names the field in the error.
+// control characters and no space at either end. Such a name fits every
+// column, log line, receipt and HTTP header it ends up in as it is:
+// PostgreSQL, for one, refuses a NUL in text, and HTTP drops the spaces
+// at the ends of a header's value. what names the field in the error.
 func CheckName(what, s string) error {
 	switch {
 	case s == "" || len(s) > MaxFieldLen:
@@ -24,6 +25,8 @@ func CheckName(what, s string) error {
 		return fmt.Errorf("%w: %s is not UTF-8", ErrInvalidName, what)
 	case strings.ContainsFunc(s, unicode.IsControl):
 		return fmt.Errorf("%w: %s %q holds a control character", ErrInvalidName, what, s)
+	case strings.TrimSpace(s) != s:
+		return fmt.Errorf("%w: %s %q begins or ends with a space", ErrInvalidName, what, s)
 	}
 	return nil
 }

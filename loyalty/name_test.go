@@ -13,7 +13,7 @@ func TestCheckNameRefusesWhatAColumnOrLogCannotCarry(t *testing.T) {
 			t.Errorf("CheckName(%q): %v, want nil", ok, err)
 		}
 	}
-	for _, bad := range []string{"", "T\x001", "T\n1", "T\x7f1", "\xff", strings.Repeat("x", MaxFieldLen+1)} {
+	for _, bad := range []string{"", "T\x001", "T\n1", "T\x7f1", "\xff", strings.Repeat("x", MaxFieldLen+1), "T1 ", " T1", "T1\u00a0"} {
 		if err := CheckName("terminal", bad); !errors.Is(err, ErrInvalidName) {
 			t.Errorf("CheckName(%q): %v, want ErrInvalidName", bad, err)
 		}

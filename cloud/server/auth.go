@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tillpoint/tillpoint/cloud"
+	"github.com/tillpoint/tillpoint/loyalty"
 	"github.com/tillpoint/tillpoint/sync/batch"
 )
 
@@ -20,6 +21,9 @@ func (s *Server) authTerminal(r *http.Request) (cloud.Terminal, error) {
 	sig, err := base64.StdEncoding.DecodeString(r.Header.Get(batch.HeaderSignature))
 	if id == "" || ts == "" || err != nil || len(sig) != ed25519.SignatureSize {
 		return cloud.Terminal{}, problem(CodeUnauthorized, "sign the request: send %s, %s and %s (base64 Ed25519)", batch.HeaderTerminal, batch.HeaderTimestamp, batch.HeaderSignature)
+	}
+	if err := loyalty.CheckName(batch.HeaderTerminal, id); err != nil {
+		return cloud.Terminal{}, problem(CodeInvalidRequest, "%v", err)
 	}
 	unix, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {

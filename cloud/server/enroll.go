@@ -10,6 +10,13 @@ import (
 
 // handleEnroll serves POST /v1/enroll: a batch.EnrollRequest in, a
 // batch.EnrollResponse out, with the enrollment registered in the ledger.
+// validBoxKey reports whether secrets can be sealed to b: checked before
+// the code is spent.
+func validBoxKey(b []byte) bool {
+	_, err := batch.BoxKey(b)
+	return err == nil
+}
+
 func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	var req batch.EnrollRequest
 	if err := s.readJSON(w, r, &req); err != nil {
@@ -23,8 +30,8 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	case len(req.PublicKey) != ed25519.PublicKeySize:
 		s.fail(w, r, problem(CodeInvalidRequest, "public_key must be a %d-byte Ed25519 key, got %d bytes", ed25519.PublicKeySize, len(req.PublicKey)))
 		return
-	case len(req.BoxKey) != 0 && len(req.BoxKey) != 32:
-		s.fail(w, r, problem(CodeInvalidRequest, "box_key must be a 32-byte X25519 public key, got %d bytes", len(req.BoxKey)))
+	case len(req.BoxKey) != 0 && !validBoxKey(req.BoxKey):
+		s.fail(w, r, problem(CodeInvalidRequest, "box_key must be the public half of an X25519 key pair (32 bytes, not a low-order point)"))
 		return
 	case !ed25519.Verify(req.PublicKey, batch.EnrollProofMessage(req.Code, req.PublicKey), req.Proof):
 		s.fail(w, r, problem(CodeBadSignature, "proof is not the new key's signature over the enrollment message"))

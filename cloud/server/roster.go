@@ -58,8 +58,8 @@ func (s *Server) sealRoster(ctx context.Context, t cloud.Terminal, box []byte) (
 	var to *ecdh.PublicKey
 	if len(box) > 0 {
 		var err error
-		if to, err = ecdh.X25519().NewPublicKey(box); err != nil {
-			return nil, problem(CodeInvalidRequest, "the box key must be a 32-byte X25519 public key")
+		if to, err = batch.BoxKey(box); err != nil {
+			return nil, problem(CodeInvalidRequest, "the box key must be the public half of an X25519 key pair: %v", err)
 		}
 	}
 	sr, err := s.Ledger.StoreRoster(ctx, t.Store)

@@ -8,6 +8,7 @@ import (
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -188,6 +189,28 @@ func secretsInfo(program, terminal string, eph, to []byte) []byte {
 	return append(b, to...)
 }
 
+// ErrBoxKey reports a recipient key that secrets cannot be sealed to: not
+// 32 bytes, or a low-order X25519 point, which makes the shared secret zero.
+var ErrBoxKey = errors.New("batch: not an X25519 public key that secrets can be sealed to")
+
+// BoxKey reads a terminal's X25519 public key for SealSecrets: 32 bytes,
+// not a low-order point (ErrBoxKey), checked with a trial key exchange so
+// that a caller can refuse the key before it acts on the request.
+func BoxKey(b []byte) (*ecdh.PublicKey, error) {
+	to, err := ecdh.X25519().NewPublicKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBoxKey, err)
+	}
+	eph, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("batch: box key: %w", err)
+	}
+	if _, err := eph.ECDH(to); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBoxKey, err)
+	}
+	return to, nil
+}
+
 // SealSecrets encrypts s to the terminal's X25519 key (ECDH with a fresh
 // ephemeral key, HKDF-SHA-256, AES-256-GCM), so the secrets stay secret
 // even where TLS ends before the cloud. Only the holder of the private key
@@ -205,7 +228,7 @@ func SealSecrets(to *ecdh.PublicKey, program, terminal string, s *Secrets) ([]by
 	}
 	shared, err := eph.ECDH(to)
 	if err != nil {
-		return nil, fmt.Errorf("batch: seal secrets: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrBoxKey, err)
 	}
 	info := secretsInfo(program, terminal, eph.PublicKey().Bytes(), to.Bytes())
 	aead, err := secretsAEAD(shared, info)

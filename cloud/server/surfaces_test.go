@@ -1,0 +1,194 @@
+package server_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tillpoint/tillpoint/cloud"
+	"github.com/tillpoint/tillpoint/cloud/server"
+	"github.com/tillpoint/tillpoint/cloud/sqlstore"
+	"github.com/tillpoint/tillpoint/sync/batch"
+)
+
+// A box key that is a low-order X25519 point is malformed input: it must
+// get a 400 invalid_request, not a 500 (found by a review).
+func TestRosterLowOrderBoxKeyIsA400(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, withCardKey)
+	tm := enroll(t, ts, "S1", "T1")
+	box := base64.RawURLEncoding.EncodeToString(make([]byte, 32)) // the all-zero point: low order
+	status, h, body := send(t, signedGet(t, ts, tm, "/v1/roster?box="+box, ts.clock.Now()))
+	wantProblem(t, status, h, body, http.StatusBadRequest, server.CodeInvalidRequest)
+}
+
+// One code, many enrollments at once: exactly one wins, on both backends.
+func TestOneCodeRacedEnrollsOnce(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func(testing.TB) *sqlstore.Store) {
+		ledger := open(t)
+		ctx := context.Background()
+		now := time.Now()
+		c, err := server.CreateEnrollCode(ctx, ledger, "S1", "T1", now, now.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 16
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		wins, refused := 0, 0
+		start := make(chan struct{})
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				pub, _, _ := ed25519.GenerateKey(rand.Reader)
+				<-start
+				_, err := ledger.Enroll(ctx, c.Code, cloud.TerminalKey{PublicKey: pub, KeyID: batch.Fingerprint(pub)}, now)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					wins++
+				case errors.Is(err, cloud.ErrEnrollCode):
+					refused++
+				default:
+					t.Errorf("enroll: %v", err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if wins != 1 || refused != n-1 {
+			t.Errorf("%d enrollments with one code won, %d refused; want 1 and %d", wins, refused, n-1)
+		}
+	})
+}
+
+// A revoked terminal cannot come back with the code it enrolled with.
+func TestRevokedTerminalCannotReuseItsCode(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	code := createCode(t, ts, "S1", "T1", 0)
+	body, _ := enrollBody(t, code)
+	if status, _, reply := do(t, "POST", ts.url+"/v1/enroll", "application/json", "", body); status != http.StatusCreated {
+		t.Fatalf("enroll: %d %s", status, reply)
+	}
+	if err := ts.ledger.RevokeTerminal(context.Background(), "T1", ts.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	body, _ = enrollBody(t, code)
+	status, h, reply := do(t, "POST", ts.url+"/v1/enroll", "application/json", "", body)
+	wantProblem(t, status, h, reply, http.StatusForbidden, server.CodeEnrollCodeBad)
+}
+
+// A terminal name the admin API accepts must be one that can sign its
+// feed requests: HTTP trims a header value's outer spaces, so a name like
+// "T1 " enrolled but then never read its feeds (found by a review). Such
+// a name is refused up front now.
+func TestEnrolledNameCanReadItsFeeds(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	publishRules(t, ts, 1)
+	const id = "T1 "
+	status, _, body := do(t, "POST", ts.url+"/v1/admin/enroll-codes", "application/json", "Bearer "+testAdminToken,
+		mustJSON(t, server.EnrollCodeRequest{Store: "S1", Terminal: id}))
+	if status == http.StatusBadRequest {
+		return // refused up front: fine
+	}
+	if status != http.StatusCreated {
+		t.Fatalf("create code: %d %s", status, body)
+	}
+	tm := enroll(t, ts, "S1", id)
+	status, _, body = send(t, signedGet(t, ts, tm, "/v1/rules", ts.clock.Now()))
+	if status != http.StatusOK {
+		t.Fatalf("terminal %q enrolled, but its signed GET /v1/rules got %d %s", id, status, body)
+	}
+}
+
+// Concurrent first enrollments of a store's tills make one gossip key.
+func TestConcurrentFirstEnrollmentsMakeOneGossipKey(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func(testing.TB) *sqlstore.Store) {
+		ledger := open(t)
+		ctx := context.Background()
+		now := time.Now()
+		const n = 8
+		codes := make([]string, n)
+		for i := range codes {
+			c, err := server.CreateEnrollCode(ctx, ledger, "S9", "T"+string(rune('a'+i)), now, now.Add(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			codes[i] = c.Code
+		}
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for _, code := range codes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				pub, _, _ := ed25519.GenerateKey(rand.Reader)
+				<-start
+				if _, err := ledger.Enroll(ctx, code, cloud.TerminalKey{PublicKey: pub, KeyID: batch.Fingerprint(pub)}, now); err != nil {
+					t.Errorf("enroll: %v", err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		sr, err := ledger.StoreRoster(ctx, "S9")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sr.GossipKeys) != 1 || len(sr.Terminals) != n {
+			t.Errorf("store roster: %d gossip keys, %d terminals; want 1 and %d", len(sr.GossipKeys), len(sr.Terminals), n)
+		}
+	})
+}
+
+// A feed request naming a terminal that is not UTF-8 is malformed input
+// from anyone: a 4xx on both backends, never a 500 (PostgreSQL answered
+// 500, before any signature was checked; found by a review).
+func TestFeedTerminalHeaderNotUTF8IsNotA500(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func(testing.TB) *sqlstore.Store) {
+		ts := newTestServerWith(t, open(t))
+		req, err := http.NewRequest("GET", ts.url+"/v1/snapshots", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set(batch.HeaderTerminal, "T\xff1")
+		req.Header.Set(batch.HeaderTimestamp, fmt.Sprint(ts.clock.Now().Unix()))
+		req.Header.Set(batch.HeaderSignature, base64.StdEncoding.EncodeToString(make([]byte, ed25519.SignatureSize)))
+		status, _, body := send(t, req)
+		if status >= 500 {
+			t.Errorf("GET /v1/snapshots as terminal %q: %d %s; want a 4xx", "T\xff1", status, body)
+		}
+	})
+}
+
+// An enrollment whose box key is a low-order X25519 point is refused
+// before its code is spent: the till can enroll again with the same code
+// and a good key. (The roster sealed to such a key failed after the code
+// was spent.)
+func TestEnrollWithALowOrderBoxKeyKeepsTheCode(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, withCardKey)
+	code := createCode(t, ts, "S1", "T1", 0)
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := batch.EnrollRequest{Code: code, PublicKey: pub, Proof: ed25519.Sign(key, batch.EnrollProofMessage(code, pub)), BoxKey: make([]byte, 32)}
+	status, h, reply := do(t, "POST", ts.url+"/v1/enroll", "application/json", "", mustJSON(t, req))
+	wantProblem(t, status, h, reply, http.StatusBadRequest, server.CodeInvalidRequest)
+	body, _ := enrollBody(t, code)
+	if status, _, reply := do(t, "POST", ts.url+"/v1/enroll", "application/json", "", body); status != http.StatusCreated {
+		t.Fatalf("enroll again with the same code and a good key: %d %s", status, reply)
+	}
+}
