@@ -153,10 +153,23 @@ func (j *Journal) run() {
 	// recent batch, forgotten after peakMemory without a batch as large.
 	expect, peakAt := 1, time.Now()
 	var lastCommit time.Duration
+	// sidecarTimer writes the sidecar once the interval has passed after
+	// a commit it skipped, so that an idle journal's sidecar catches up
+	// with its last op too.
+	sidecarTimer := time.NewTimer(time.Hour)
+	sidecarTimer.Stop()
+	defer sidecarTimer.Stop()
 	for {
+		if w := &j.w; w.head != w.sidecarHead && !w.stale && w.sidecarToken != "" {
+			sidecarTimer.Reset(max(0, j.opts.SidecarInterval-time.Since(w.sidecarAt)))
+		}
 		select {
 		case r := <-j.reqs:
+			sidecarTimer.Stop()
 			batch = append(batch[:0], r)
+		case <-sidecarTimer.C:
+			j.writeSidecar(false)
+			continue
 		case <-j.quit:
 			for {
 				select {
