@@ -133,6 +133,12 @@ func (c *certFiles) load(p certPair) error {
 			return fmt.Errorf("server: parse TLS certificate %s: %w", c.certFile, err)
 		}
 	}
+	if now := time.Now(); c.cert != nil && now.After(cert.Leaf.NotAfter) && now.Before(c.cert.Leaf.NotAfter) {
+		// An old pair copied back, a renewal gone wrong: every till's
+		// handshake would fail with it.
+		return fmt.Errorf("server: TLS certificate %s expired on %s; the one in service is valid until %s",
+			c.certFile, cert.Leaf.NotAfter.Format(time.RFC3339), c.cert.Leaf.NotAfter.Format(time.RFC3339))
+	}
 	if left := time.Until(cert.Leaf.NotAfter); left < certExpiryWarning {
 		c.log.Warn("the TLS certificate expires soon; renew it (the cloud loads a renewed one without a restart)",
 			"file", c.certFile, "expires", cert.Leaf.NotAfter)

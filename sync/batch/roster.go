@@ -21,6 +21,9 @@ const TypeRoster = "application/vnd.tillpoint.roster+cbor"
 const (
 	MaxRosterTerminals = 1024
 	MaxRosterBytes     = 256 << 10
+	// MaxEnrollResponseBytes bounds the JSON enrollment reply, which
+	// carries a roster of up to MaxRosterBytes in base64.
+	MaxEnrollResponseBytes = MaxRosterBytes*4/3 + 16<<10
 	// MaxGossipKeys bounds a store's keyring: the primary and the keys
 	// still in their grace period after a rotation.
 	MaxGossipKeys = 8

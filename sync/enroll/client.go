@@ -93,7 +93,7 @@ func (c *Client) Enroll(ctx context.Context, cloudURL, code, dir string) (*State
 		return nil, fmt.Errorf("enroll: reach the cloud: %w (check --cloud and the network)", err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, batch.MaxEnrollResponseBytes))
 	if err != nil {
 		return nil, fmt.Errorf("enroll: read reply: %w", err)
 	}
