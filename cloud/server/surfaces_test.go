@@ -192,3 +192,24 @@ func TestEnrollWithALowOrderBoxKeyKeepsTheCode(t *testing.T) {
 		t.Fatalf("enroll again with the same code and a good key: %d %s", status, reply)
 	}
 }
+
+// Revoking a terminal expires the codes made for it before: a code that
+// leaked with a stolen till does not bring it back. A code made after the
+// revoke enrolls its replacement. (A review found the earlier code worked.)
+func TestRevokeExpiresTheTerminalsEarlierCodes(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	enroll(t, ts, "S1", "T1")
+	leaked := createCode(t, ts, "S1", "T1", 0)
+	if err := ts.ledger.RevokeTerminal(context.Background(), "T1", ts.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	body, _ := enrollBody(t, leaked)
+	status, h, reply := do(t, "POST", ts.url+"/v1/enroll", "application/json", "", body)
+	wantProblem(t, status, h, reply, http.StatusForbidden, server.CodeEnrollCodeBad)
+	ts.clock.Advance(time.Second)
+	body, _ = enrollBody(t, createCode(t, ts, "S1", "T1", 0))
+	if status, _, reply := do(t, "POST", ts.url+"/v1/enroll", "application/json", "", body); status != http.StatusCreated {
+		t.Fatalf("a replacement with a code made after the revoke: %d %s", status, reply)
+	}
+}

@@ -158,6 +158,12 @@ func (s *Store) RevokeTerminal(ctx context.Context, id string, now time.Time) er
 		if n, _ := res.RowsAffected(); n != 1 {
 			return fmt.Errorf("revoke terminal %s: %w", id, cloud.ErrNotFound)
 		}
+		// A code made for the terminal before it was revoked (one that
+		// leaked with the till, say) must not bring it back: it expires.
+		// A replacement enrolls with a code made after the revoke.
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE enroll_codes SET expires_at = ? WHERE terminal = ? AND used_at = 0 AND expires_at > ?`), micros(now), id, micros(now)); err != nil {
+			return fmt.Errorf("revoke terminal %s: expire its enrollment codes: %w", id, err)
+		}
 		// The store's other terminals learn it from the roster's new version.
 		var store string
 		if err := tx.QueryRowContext(ctx, s.q(`SELECT store FROM terminals WHERE id = ?`), id).Scan(&store); err != nil {

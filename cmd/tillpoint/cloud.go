@@ -291,8 +291,11 @@ func (m *Main) runCloudEnrollCode(ctx context.Context, args []string) error {
 const revokeHelp = `
 Revokes a terminal: from now on the cloud refuses its batches and feeds, and
 its store's roster marks it revoked, so the other tills stop trusting the
-redeems it announces at their next roster refresh. It cannot be undone; a
-replaced terminal enrolls again with a new code.
+redeems it announces at their next roster refresh. Enrollment codes made
+for it before and not used yet expire. It cannot be undone; a replaced
+terminal enrolls again with a code made after the revoke. The store's
+gossip key is not rotated: run 'tillpoint cloud rotate-gossip-key' when
+the till was stolen.
 `
 
 func (m *Main) runCloudRevoke(ctx context.Context, args []string) error {
