@@ -6,6 +6,10 @@ import (
 	"time"
 )
 
+// MaxStoreTerminals is how many terminals a store may enroll: as many as
+// its signed roster carries (batch.MaxRosterTerminals).
+const MaxStoreTerminals = 1024
+
 // TerminalStatus is whether a terminal's batches are accepted.
 type TerminalStatus string
 

@@ -75,6 +75,15 @@ func (s *Store) Enroll(ctx context.Context, code string, key cloud.TerminalKey, 
 		case err != nil:
 			return fmt.Errorf("read terminal %s: %w", t.ID, err)
 		}
+		if oldStore != t.Store {
+			var n int
+			if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM terminals WHERE store = ?`), t.Store).Scan(&n); err != nil {
+				return fmt.Errorf("count the terminals of store %s: %w", t.Store, err)
+			}
+			if n >= cloud.MaxStoreTerminals {
+				return fmt.Errorf("%w: store %s has %d terminals, the most its roster carries; enroll this one under the ID of a terminal it replaces", cloud.ErrInvalidInput, t.Store, n)
+			}
+		}
 		var held int64
 		if err := tx.QueryRowContext(ctx, s.q(`SELECT COALESCE(MAX(epoch), 0) FROM epochs WHERE terminal = ?`), t.ID).Scan(&held); err != nil {
 			return fmt.Errorf("read epochs of terminal %s: %w", t.ID, err)

@@ -294,8 +294,8 @@ its store's roster marks it revoked, so the other tills stop trusting the
 redeems it announces at their next roster refresh. Enrollment codes made
 for it before and not used yet expire. It cannot be undone; a replaced
 terminal enrolls again with a code made after the revoke. The store's
-gossip key is not rotated: run 'tillpoint cloud rotate-gossip-key' when
-the till was stolen.
+gossip key is not rotated: when the till was stolen, run
+'tillpoint cloud rotate-gossip-key --store S' too.
 `
 
 func (m *Main) runCloudRevoke(ctx context.Context, args []string) error {
