@@ -10,13 +10,6 @@ import (
 
 // handleEnroll serves POST /v1/enroll: a batch.EnrollRequest in, a
 // batch.EnrollResponse out, with the enrollment registered in the ledger.
-// validBoxKey reports whether secrets can be sealed to b: checked before
-// the code is spent.
-func validBoxKey(b []byte) bool {
-	_, err := batch.BoxKey(b)
-	return err == nil
-}
-
 func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	var req batch.EnrollRequest
 	if err := s.readJSON(w, r, &req); err != nil {
@@ -66,4 +59,11 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		Roster:         roster,
 		Epoch:          t.FirstEpoch,
 	})
+}
+
+// validBoxKey reports whether secrets can be sealed to b: checked before
+// the code is spent.
+func validBoxKey(b []byte) bool {
+	_, err := batch.BoxKey(b)
+	return err == nil
 }
