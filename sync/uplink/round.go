@@ -373,7 +373,7 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 		u.crossed = position{sb.Epoch, sb.LastSeq, true}
 	}
 	u.setChain(a.Epoch, proven, last)
-	u.from, u.resealed = position{a.Epoch, proven, true}, position{}
+	u.from, u.fromRefusal = position{a.Epoch, proven, true}, false
 	u.held = position{a.Epoch, a.Watermark, a.Watermark > proven}
 	// The uplink is the outbox's only writer: acking the last batch in it
 	// empties it, and the next round need not read it.
@@ -441,7 +441,7 @@ func (u *Uplink) gap(ctx context.Context, sb journal.SealedBatch, body []byte) r
 	u.setChain(a.Epoch, a.Watermark, a.LastHash)
 	// Re-sealed without the hash the chain needs (an ack that left it
 	// out), the batch may be refused once more, naming it: not a loop.
-	u.from, u.resealed = position{a.Epoch, a.Watermark, true}, position{a.Epoch, a.Watermark, a.Watermark == 0 || !a.LastHash.IsZero()}
+	u.resumeAfterRefusal(position{a.Epoch, a.Watermark, true}, a.Watermark == 0 || !a.LastHash.IsZero())
 	u.failures = 0
 	u.state.Online = true
 	u.state.Gaps++
@@ -457,7 +457,8 @@ func (u *Uplink) gap(ctx context.Context, sb journal.SealedBatch, body []byte) r
 // what it holds op by op and applies the rest.
 func (u *Uplink) resendAll(epoch uint32, first uint64) result {
 	u.mu.Lock()
-	u.from, u.held, u.resealed = position{ok: true}, position{}, position{}
+	u.resumeAfterRefusal(position{ok: true}, false)
+	u.held = position{}
 	u.failures = 0
 	u.state.Online = true
 	u.state.Gaps++
@@ -482,13 +483,22 @@ func (u *Uplink) lostEpoch(ctx context.Context, epoch uint32, watermark uint64) 
 	return ae > epoch || ae == epoch && as > 0, nil
 }
 
+// resumeAfterRefusal has the next batch cut from p, as a refusal (a gap
+// ack, a hint, a lost epoch) says. chained reports that the batch re-sealed
+// there carries the previous hash the chain needs, so that the cloud
+// refusing it again would be a loop (see refused). A probe in flight is
+// forgotten: what is re-sealed from p is not one. The caller holds u.mu.
+func (u *Uplink) resumeAfterRefusal(p position, chained bool) {
+	u.from, u.fromRefusal, u.probe = p, chained, position{}
+}
+
 // refused guards against a cloud that refuses, again and again, a batch
 // that already starts right after the watermark it names: re-sealing would
 // loop, so that is a failure (with its backoff), not progress.
 func (u *Uplink) refused(sb journal.SealedBatch, watermark uint64) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if sb.FirstSeq == watermark+1 && u.resealed == (position{sb.Epoch, watermark, true}) {
+	if sb.FirstSeq == watermark+1 && u.fromRefusal && u.from == (position{sb.Epoch, watermark, true}) {
 		return fmt.Errorf("batch %d/%d..%d: the cloud refuses it though it follows its watermark %d; check the cloud's log (%w)",
 			sb.Epoch, sb.FirstSeq, sb.LastSeq, watermark, errRetry)
 	}
@@ -585,7 +595,7 @@ func (u *Uplink) positionHint(ctx context.Context, sb journal.SealedBatch, body 
 			copy(last[:], h)
 		}
 		u.setChain(sb.Epoch, w, last)
-		u.from, u.resealed = position{sb.Epoch, w, true}, position{sb.Epoch, w, w == 0 || !last.IsZero()}
+		u.resumeAfterRefusal(position{sb.Epoch, w, true}, w == 0 || !last.IsZero())
 	}
 	u.state.Gaps++
 	u.mu.Unlock()

@@ -118,19 +118,22 @@ type Uplink struct {
 		ok    bool
 	}
 	// from, when set, is where the next batch is cut from: the end of the
-	// batch acknowledged last, or where a gap ack told us to resume. Unset,
-	// the journal's acknowledgement watermark is (after a start). It may be
-	// behind that watermark: a cloud restored from a backup is sent again
-	// what it lost.
+	// batch acknowledged last, or where a refusal (a gap ack, a hint)
+	// told the uplink to re-seal from, or the journal's start when the
+	// cloud lost an epoch (see resendAll). Until it is set (after a
+	// start), batches are cut from the journal's acknowledgement
+	// watermark. It may be behind that watermark: a cloud restored from a
+	// backup is sent again what it lost.
 	from position
-	// probe is the probe batch cut last, until the cloud answers it;
-	// crossed the end of the epoch whose probe it answered, after which
-	// the next epoch's batches go (see probeBeforeEpoch).
+	// probe is the probe batch cut last (see probeBeforeEpoch), until the
+	// cloud acknowledges it or has the uplink re-seal elsewhere; crossed
+	// is the end of the epoch whose probe the cloud acknowledged, after
+	// which the next epoch's batches go.
 	probe, crossed position
-	// resealed, when set, is where a refusal (a gap ack or a hint) had the
-	// uplink re-seal from since the last acknowledgement: a batch from
-	// there refused again would loop (see refused).
-	resealed position
+	// fromRefusal is set while from is where a refusal had the uplink
+	// re-seal from with the hash the chain needs, until the next ack: a
+	// batch from there refused again would loop (see refused).
+	fromRefusal bool
 	// held, when set, is how far the cloud holds an epoch beyond what its
 	// acks proved for this journal: batches cut below it end there, so
 	// that the cloud compares them op by op with what it holds. No op is

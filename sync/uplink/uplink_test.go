@@ -261,8 +261,11 @@ func TestTooLargeShrinksBatchesForAWhile(t *testing.T) {
 		name       string
 		limit      int // ops a batch may hold
 		limitStays bool
-		refused    int // posts refused with 413, when the limit stays
-	}{{"limit raised", 25, false, 1}, {"limit stays", 12, true, 3}} {
+		refused    int // posts refused with 413
+	}{
+		{"limit raised", 25, false, 1}, // 40
+		{"limit stays", 12, true, 3},   // 40 and 20 at first, then 40 once when MaxOps is tried again
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, 400, nil)
 			var later atomic.Int64 // how far the uplink's clock is ahead
@@ -294,7 +297,7 @@ func TestTooLargeShrinksBatchesForAWhile(t *testing.T) {
 			case sizes[0] > tc.limit || sizes[0] < tc.limit/2:
 				t.Errorf("first batch after the 413: %d ops, want half a refused size, at most %d", sizes[0], tc.limit)
 			case refused != tc.refused:
-				t.Errorf("%d posts refused with 413 (sizes applied %v), want %d: 40 and 20 at first, then 40 once when MaxOps is tried again", refused, sizes, tc.refused)
+				t.Errorf("%d posts refused with 413 (sizes applied %v), want %d", refused, sizes, tc.refused)
 			case !tc.limitStays && !slices.Contains(sizes, 40):
 				t.Errorf("batch sizes %v after a 413 and the limit raised: want them back at MaxOps (40)", sizes)
 			}
