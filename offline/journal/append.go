@@ -160,8 +160,8 @@ func (j *Journal) run() {
 	sidecarTimer.Stop()
 	defer sidecarTimer.Stop()
 	for {
-		if w := &j.w; w.head != w.sidecarHead && !w.stale && w.sidecarToken != "" {
-			sidecarTimer.Reset(max(0, j.opts.SidecarInterval-time.Since(w.sidecarAt)))
+		if j.w.sidecarBehind() {
+			sidecarTimer.Reset(max(0, j.opts.SidecarInterval-time.Since(j.w.sidecarAt)))
 		}
 		select {
 		case r := <-j.reqs:

@@ -92,14 +92,14 @@ func randomHex(n int) (string, error) {
 
 // lostEpochFloor is the lowest epoch a journal that lost continuity
 // starts: the seconds since its database was created (a uint32 lasts 136
-// years of them). head+1 alone is not
-// enough. A copy restored from a backup without its sidecar cannot see the
-// epochs the original started after the backup, and head+1 may be one of
-// them, at which the cloud holds the original's ops: the copy's new sales
-// would diverge and be held back. A later copy reads a later clock, so it
-// starts above the epochs the original started before it (unless the
-// till's clock went back, or the original started more epochs than
-// seconds went by: then head+1, as before).
+// years of them). head+1 alone is not enough. A copy restored from a
+// backup without its sidecar cannot see the epochs the original started
+// after the backup, and head+1 may be one of them, at which the cloud
+// holds the original's ops: the copy's new sales would diverge and be
+// held back. A later copy reads a later clock, so it starts above the
+// epochs the original started before it (unless the till's clock went
+// back, or the original started more epochs than seconds went by: then
+// head+1, as before).
 func (j *Journal) lostEpochFloor() uint32 {
 	if j.created.IsZero() {
 		return 0
@@ -200,12 +200,18 @@ func (j *Journal) checkContinuity(ctx context.Context) error {
 	return writeSidecarFile(j.path, sidecar{Journal: j.id, Token: token, Epoch: h.epoch, Seq: h.seq, Updated: j.opts.Now().UTC()})
 }
 
+// sidecarBehind reports whether the writer's head moved since the sidecar
+// last recorded it, and the sidecar is to record it.
+func (w *writer) sidecarBehind() bool {
+	return !w.stale && w.sidecarToken != "" && w.head != w.sidecarHead
+}
+
 // writeSidecar records the writer's head in the sidecar at most once per
 // SidecarInterval (always when force or an epoch changed). The sidecar only
 // helps detect a restore, so a failure is logged, not returned.
 func (j *Journal) writeSidecar(force bool) {
 	w := &j.w
-	if w.stale || w.sidecarToken == "" || w.head == w.sidecarHead {
+	if !w.sidecarBehind() {
 		return
 	}
 	if !force && !w.sidecarDue && time.Since(w.sidecarAt) < j.opts.SidecarInterval {
