@@ -4,11 +4,13 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"time"
+
+	"github.com/tillpoint/tillpoint/sync/batch"
 )
 
-// MaxStoreTerminals is how many terminals a store may enroll: as many as
-// its signed roster carries (batch.MaxRosterTerminals).
-const MaxStoreTerminals = 1024
+// MaxStoreTerminals is how many terminals a store may enroll, revoked ones
+// included: as many as its signed roster carries.
+const MaxStoreTerminals = batch.MaxRosterTerminals
 
 // TerminalStatus is whether a terminal's batches are accepted.
 type TerminalStatus string

@@ -23,9 +23,6 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	case len(req.PublicKey) != ed25519.PublicKeySize:
 		s.fail(w, r, problem(CodeInvalidRequest, "public_key must be a %d-byte Ed25519 key, got %d bytes", ed25519.PublicKeySize, len(req.PublicKey)))
 		return
-	case len(req.BoxKey) != 0 && !validBoxKey(req.BoxKey):
-		s.fail(w, r, problem(CodeInvalidRequest, "box_key must be the public half of an X25519 key pair (32 bytes, not a low-order point)"))
-		return
 	case !ed25519.Verify(req.PublicKey, batch.EnrollProofMessage(req.Code, req.PublicKey), req.Proof):
 		s.fail(w, r, problem(CodeBadSignature, "proof is not the new key's signature over the enrollment message"))
 		return
@@ -33,6 +30,12 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	if err := validAdvertise(req.Advertise); err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	if len(req.BoxKey) != 0 { // checked before the code is spent
+		if _, err := batch.ParseBoxKey(req.BoxKey); err != nil {
+			s.fail(w, r, boxKeyProblem(err))
+			return
+		}
 	}
 	pub := ed25519.PublicKey(req.PublicKey)
 	t, err := s.Ledger.Enroll(r.Context(), NormalizeEnrollCode(req.Code), cloud.TerminalKey{PublicKey: pub, KeyID: batch.Fingerprint(pub), Addr: req.Advertise}, s.Now())
@@ -59,11 +62,4 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		Roster:         roster,
 		Epoch:          t.FirstEpoch,
 	})
-}
-
-// validBoxKey reports whether secrets can be sealed to b: checked before
-// the code is spent.
-func validBoxKey(b []byte) bool {
-	_, err := batch.BoxKey(b)
-	return err == nil
 }

@@ -49,9 +49,6 @@ func TestEnrollInALargeStoreKeepsTheEnrollment(t *testing.T) {
 // till's GET /v1/roster in the store answer 500 (found by a review).
 func TestFullStoreRefusesTheNextTerminal(t *testing.T) {
 	t.Parallel()
-	if cloud.MaxStoreTerminals > batch.MaxRosterTerminals {
-		t.Fatalf("a store may enroll %d terminals, its roster carries %d", cloud.MaxStoreTerminals, batch.MaxRosterTerminals)
-	}
 	ts := newTestServer(t, withCardKey)
 	ctx := context.Background()
 	now := ts.clock.Now()
@@ -65,10 +62,18 @@ func TestFullStoreRefusesTheNextTerminal(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	over, err := server.CreateEnrollCode(ctx, ts.ledger, "S1", "S1-till-over", now, now.Add(time.Hour)) // made while there was room
+	if err != nil {
+		t.Fatal(err)
+	}
 	last := enroll(t, ts, "S1", "S1-till-last") // the store's 1,024th
-	code := createCode(t, ts, "S1", "S1-till-over", 0)
-	body, _ := enrollBody(t, code)
-	status, h, reply := do(t, "POST", ts.url+"/v1/enroll", "application/json", "", body)
+	// The operator is told when making a code...
+	status, h, reply := do(t, "POST", ts.url+"/v1/admin/enroll-codes", "application/json", "Bearer "+testAdminToken,
+		mustJSON(t, server.EnrollCodeRequest{Store: "S1", Terminal: "S1-till-other"}))
+	wantProblem(t, status, h, reply, http.StatusBadRequest, server.CodeInvalidRequest)
+	// ...and a code made before the store filled up does not enroll.
+	body, _ := enrollBody(t, over.Code)
+	status, h, reply = do(t, "POST", ts.url+"/v1/enroll", "application/json", "", body)
 	wantProblem(t, status, h, reply, http.StatusBadRequest, server.CodeInvalidRequest)
 	if status, _, reply := send(t, signedGet(t, ts, last, "/v1/roster", ts.clock.Now())); status != http.StatusOK {
 		t.Errorf("GET /v1/roster of the full store: %d %s", status, reply)

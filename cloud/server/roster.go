@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -58,8 +59,8 @@ func (s *Server) sealRoster(ctx context.Context, t cloud.Terminal, box []byte) (
 	var to *ecdh.PublicKey
 	if len(box) > 0 {
 		var err error
-		if to, err = batch.BoxKey(box); err != nil {
-			return nil, problem(CodeInvalidRequest, "the box key must be the public half of an X25519 key pair: %v", err)
+		if to, err = batch.ParseBoxKey(box); err != nil {
+			return nil, boxKeyProblem(err)
 		}
 	}
 	sr, err := s.Ledger.StoreRoster(ctx, t.Store)
@@ -86,6 +87,14 @@ func (s *Server) sealRoster(ctx context.Context, t cloud.Terminal, box []byte) (
 		}
 	}
 	return s.signer.SealRoster(doc)
+}
+
+// boxKeyProblem is the answer to a box key batch.ParseBoxKey refused.
+func boxKeyProblem(err error) error {
+	if errors.Is(err, batch.ErrBoxKey) {
+		return problem(CodeInvalidRequest, "the box key must be the public half of an X25519 key pair (32 bytes, not a low-order point)")
+	}
+	return err
 }
 
 // validAdvertise checks a terminal's gossip address: an IP and a port.

@@ -31,7 +31,8 @@ func TestExpiredCertificateDoesNotReplaceAValidOne(t *testing.T) {
 	s := New(storetest.OpenSQLite(t, sqlstore.Options{}), key, "acme")
 	s.Addr, s.TLSCertFile, s.TLSKeyFile = "127.0.0.1:0", certFile, keyFile
 	s.certCheckEvery = time.Nanosecond
-	s.Logger = slog.New(slog.NewTextHandler(&syncbuf.Buffer{}, nil))
+	logs := &syncbuf.Buffer{}
+	s.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	if err := s.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -53,5 +54,8 @@ func TestExpiredCertificateDoesNotReplaceAValidOne(t *testing.T) {
 	writeFile(t, keyFile, keyOld)
 	if got := served(); got != "cloud-a" {
 		t.Errorf("after an expired pair was copied in, served %q (expires %v); want cloud-a, valid, still in service", got, s.CertificateExpiry())
+	}
+	if !strings.Contains(logs.String(), "expired on") {
+		t.Errorf("no log line says why the new pair was not loaded; log:\n%s", logs.String())
 	}
 }

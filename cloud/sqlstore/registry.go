@@ -30,6 +30,9 @@ func (s *Store) CreateEnrollCode(ctx context.Context, c cloud.EnrollCode) error 
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO stores (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING`), c.Store, micros(c.Created)); err != nil {
 			return fmt.Errorf("create store %s: %w", c.Store, err)
 		}
+		if err := s.checkRoom(ctx, tx, c.Store, c.Terminal); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO enroll_codes (code_hash, store, terminal, expires_at, created_at) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (code_hash) DO NOTHING`),
 			cloud.HashEnrollCode(c.Code), c.Store, c.Terminal, micros(c.Expires), micros(c.Created))
@@ -43,6 +46,20 @@ func (s *Store) CreateEnrollCode(ctx context.Context, c cloud.EnrollCode) error 
 		}
 		return nil
 	})
+}
+
+// checkRoom refuses terminal, unless store holds it already, when store
+// has as many terminals as its roster carries (revoked ones included):
+// when the operator makes its code, and again as it enrolls.
+func (s *Store) checkRoom(ctx context.Context, tx *dbtx, store, terminal string) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM terminals WHERE store = ? AND id <> ?`), store, terminal).Scan(&n); err != nil {
+		return fmt.Errorf("count the terminals of store %s: %w", store, err)
+	}
+	if n >= cloud.MaxStoreTerminals {
+		return fmt.Errorf("%w: store %s has %d terminals (revoked ones included), the most its roster carries; enroll this till under the ID of one it replaces", cloud.ErrInvalidInput, store, n)
+	}
+	return nil
 }
 
 // Enroll implements cloud.Ledger.
@@ -75,14 +92,8 @@ func (s *Store) Enroll(ctx context.Context, code string, key cloud.TerminalKey, 
 		case err != nil:
 			return fmt.Errorf("read terminal %s: %w", t.ID, err)
 		}
-		if oldStore != t.Store {
-			var n int
-			if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM terminals WHERE store = ?`), t.Store).Scan(&n); err != nil {
-				return fmt.Errorf("count the terminals of store %s: %w", t.Store, err)
-			}
-			if n >= cloud.MaxStoreTerminals {
-				return fmt.Errorf("%w: store %s has %d terminals, the most its roster carries; enroll this one under the ID of a terminal it replaces", cloud.ErrInvalidInput, t.Store, n)
-			}
+		if err := s.checkRoom(ctx, tx, t.Store, t.ID); err != nil {
+			return err
 		}
 		var held int64
 		if err := tx.QueryRowContext(ctx, s.q(`SELECT COALESCE(MAX(epoch), 0) FROM epochs WHERE terminal = ?`), t.ID).Scan(&held); err != nil {

@@ -36,6 +36,11 @@ var (
 	ErrInvalid = errors.New("invalid message content")
 )
 
+// ErrBoxKey reports a recipient key that secrets cannot be sealed to (see
+// ParseBoxKey): not 32 bytes, or a low-order X25519 point, which makes the
+// shared secret zero.
+var ErrBoxKey = errors.New("not an X25519 public key that secrets can be sealed to")
+
 // Error is a refused message: Reason is one of the sentinel errors above,
 // Detail says what exactly was wrong, Err is the underlying cause if any.
 type Error struct {

@@ -8,7 +8,6 @@ import (
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -192,14 +191,11 @@ func secretsInfo(program, terminal string, eph, to []byte) []byte {
 	return append(b, to...)
 }
 
-// ErrBoxKey reports a recipient key that secrets cannot be sealed to: not
-// 32 bytes, or a low-order X25519 point, which makes the shared secret zero.
-var ErrBoxKey = errors.New("batch: not an X25519 public key that secrets can be sealed to")
-
-// BoxKey reads a terminal's X25519 public key for SealSecrets: 32 bytes,
-// not a low-order point (ErrBoxKey), checked with a trial key exchange so
-// that a caller can refuse the key before it acts on the request.
-func BoxKey(b []byte) (*ecdh.PublicKey, error) {
+// ParseBoxKey reads a terminal's X25519 public key for SealSecrets: 32
+// bytes, not a low-order point (ErrBoxKey), checked with a trial key
+// exchange so that a caller can refuse the key before it acts on the
+// request.
+func ParseBoxKey(b []byte) (*ecdh.PublicKey, error) {
 	to, err := ecdh.X25519().NewPublicKey(b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBoxKey, err)

@@ -6,11 +6,14 @@
 //
 //  1. Resend the oldest sealed batch in the journal's outbox, byte for byte,
 //     if there is one (a batch sealed before a crash or a failed send).
-//  2. Otherwise read the ops that follow the last acknowledged or sealed
-//     one (Journal.OpsAfter) and cut a batch: one epoch, at most MaxOps ops
-//     and MaxBytes of canonical op encoding, sent early only when full or
-//     when its oldest op has waited MaxAge. Seal it (sync/batch) and store
-//     the exact bytes in the outbox before the first send.
+//  2. Otherwise read the ops that follow the resume point (the end of the
+//     last batch acknowledged, or where the cloud said to re-seal from;
+//     the journal's acknowledgement watermark after a start) and cut a
+//     batch: one epoch, at most MaxOps ops (half the size a 413 refused,
+//     for ten minutes after it) and MaxBytes of canonical op encoding,
+//     sent early only when full or when its oldest op has waited MaxAge.
+//     Seal it (sync/batch) and store the exact bytes in the outbox before
+//     the first send.
 //  3. POST it to /v1/batches with a timeout. A signed ack (verified with
 //     the cloud's key before anything is trusted) moves the journal's
 //     acknowledgement watermark (which drops the acked sealed batches),
@@ -34,6 +37,19 @@
 //
 // After a crash anywhere in that round the next round resends the same
 // bytes; the cloud applies each op exactly once, so a resend is harmless.
+//
+// # A cloud restored from a backup
+//
+// The cloud may lose what it acknowledged. Within an epoch its gap ack
+// says so, and the uplink sends again from the watermark it names. Two
+// cases no gap ack shows are covered apart. Before the first batch of a
+// new epoch, the old epoch's last acknowledged op goes again alone (the
+// probe): a replay confirms the cloud still holds the old epoch's end, a
+// gap ack has it sent again. And a gap ack at watermark 0 for an epoch
+// this journal had acknowledgements in, or a probe the cloud applies,
+// means the cloud lost a whole epoch and maybe earlier ones: the journal
+// is sent again from its start, and the cloud compares op by op what it
+// holds. Sending again never marks anything: only a signed ack does.
 //
 // # State
 //
