@@ -158,6 +158,8 @@ func TestEnrollRefusesBadRequests(t *testing.T) {
 		{"unknown code", "application/json", unknown, http.StatusForbidden, server.CodeEnrollCodeBad},
 		{"proof by another key", "application/json", mustJSON(t, batch.EnrollRequest{Code: code, PublicKey: pub, Proof: ed25519.Sign(other, batch.EnrollProofMessage(code, pub))}), http.StatusForbidden, server.CodeBadSignature},
 		{"short key", "application/json", mustJSON(t, batch.EnrollRequest{Code: code, PublicKey: pub[:16], Proof: ed25519.Sign(priv, batch.EnrollProofMessage(code, pub))}), http.StatusBadRequest, server.CodeInvalidRequest},
+		// A low-order X25519 box key: the roster sealed to it failed after the code was spent.
+		{"low-order box key", "application/json", mustJSON(t, batch.EnrollRequest{Code: code, PublicKey: pub, Proof: ed25519.Sign(priv, batch.EnrollProofMessage(code, pub)), BoxKey: make([]byte, 32)}), http.StatusBadRequest, server.CodeInvalidRequest},
 		{"unknown field", "application/json", []byte(`{"code":"x","public_key":"","proof":"","admin":true}`), http.StatusBadRequest, server.CodeInvalidRequest},
 		{"trailing data", "application/json", append(mustJSON(t, batch.EnrollRequest{Code: code}), []byte(`{}`)...), http.StatusBadRequest, server.CodeInvalidRequest},
 		{"not json", "text/plain", []byte("hello"), http.StatusUnsupportedMediaType, server.CodeUnsupportedMedia},

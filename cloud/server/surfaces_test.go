@@ -145,27 +145,6 @@ func TestFeedTerminalHeaderNotUTF8IsNotA500(t *testing.T) {
 	})
 }
 
-// An enrollment whose box key is a low-order X25519 point is refused
-// before its code is spent: the till can enroll again with the same code
-// and a good key. (The roster sealed to such a key failed after the code
-// was spent.)
-func TestEnrollWithALowOrderBoxKeyKeepsTheCode(t *testing.T) {
-	t.Parallel()
-	ts := newTestServer(t, withCardKey)
-	code := createCode(t, ts, "S1", "T1", 0)
-	pub, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := batch.EnrollRequest{Code: code, PublicKey: pub, Proof: ed25519.Sign(key, batch.EnrollProofMessage(code, pub)), BoxKey: make([]byte, 32)}
-	status, h, reply := do(t, "POST", ts.url+"/v1/enroll", "application/json", "", mustJSON(t, req))
-	wantProblem(t, status, h, reply, http.StatusBadRequest, server.CodeInvalidRequest)
-	body, _ := enrollBody(t, code)
-	if status, _, reply := do(t, "POST", ts.url+"/v1/enroll", "application/json", "", body); status != http.StatusCreated {
-		t.Fatalf("enroll again with the same code and a good key: %d %s", status, reply)
-	}
-}
-
 // Revoking a terminal expires the codes made for it before: a code that
 // leaked with a stolen till does not bring it back. A code made after the
 // revoke enrolls its replacement. (A review found the earlier code worked.)

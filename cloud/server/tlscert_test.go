@@ -96,6 +96,19 @@ func TestRenewedCertificateIsServedWithoutARestart(t *testing.T) {
 	if n := strings.Count(logs.String(), "does not load"); n != 2 {
 		t.Errorf("a key file gone was logged %d times beside the earlier one, want once:\n%s", n-1, logs)
 	}
+
+	// An expired pair copied over the files (an old backup restored, a
+	// renewal gone wrong) does not replace the valid one in service:
+	// every till's handshake would fail. It did (found by a review).
+	certOld, keyOld := testcert.SelfSigned(t, "cloud-expired", time.Now().Add(-30*time.Minute))
+	writeFile(t, certFile, certOld)
+	writeFile(t, keyFile, keyOld)
+	if got := served(); got != "cloud-c" {
+		t.Errorf("after an expired pair was copied in, served %q; want cloud-c, valid, still in service", got)
+	}
+	if !strings.Contains(logs.String(), "expired on") {
+		t.Errorf("no log line says why the expired pair was not loaded:\n%s", logs)
+	}
 }
 
 // TestRenewalThatKeepsTheFilesTimesIsServed: a renewed pair copied in
