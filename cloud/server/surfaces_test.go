@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -40,31 +41,17 @@ func TestOneCodeRacedEnrollsOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		const n = 16
-		var wg sync.WaitGroup
-		var mu sync.Mutex
 		wins, refused := 0, 0
-		start := make(chan struct{})
-		for range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				pub, _, _ := ed25519.GenerateKey(rand.Reader)
-				<-start
-				_, err := ledger.Enroll(ctx, c.Code, cloud.TerminalKey{PublicKey: pub, KeyID: batch.Fingerprint(pub)}, now)
-				mu.Lock()
-				defer mu.Unlock()
-				switch {
-				case err == nil:
-					wins++
-				case errors.Is(err, cloud.ErrEnrollCode):
-					refused++
-				default:
-					t.Errorf("enroll: %v", err)
-				}
-			}()
+		for _, err := range enrollAtOnce(ledger, now, slices.Repeat([]string{c.Code}, n)) {
+			switch {
+			case err == nil:
+				wins++
+			case errors.Is(err, cloud.ErrEnrollCode):
+				refused++
+			default:
+				t.Errorf("enroll: %v", err)
+			}
 		}
-		close(start)
-		wg.Wait()
 		if wins != 1 || refused != n-1 {
 			t.Errorf("%d enrollments with one code won, %d refused; want 1 and %d", wins, refused, n-1)
 		}
@@ -100,21 +87,11 @@ func TestConcurrentFirstEnrollmentsMakeOneGossipKey(t *testing.T) {
 			}
 			codes[i] = c.Code
 		}
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for _, code := range codes {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				pub, _, _ := ed25519.GenerateKey(rand.Reader)
-				<-start
-				if _, err := ledger.Enroll(ctx, code, cloud.TerminalKey{PublicKey: pub, KeyID: batch.Fingerprint(pub)}, now); err != nil {
-					t.Errorf("enroll: %v", err)
-				}
-			}()
+		for _, err := range enrollAtOnce(ledger, now, codes) {
+			if err != nil {
+				t.Errorf("enroll: %v", err)
+			}
 		}
-		close(start)
-		wg.Wait()
 		sr, err := ledger.StoreRoster(ctx, "S9")
 		if err != nil {
 			t.Fatal(err)
@@ -164,4 +141,28 @@ func TestRevokeExpiresTheTerminalsEarlierCodes(t *testing.T) {
 	if status, _, reply := do(t, "POST", ts.url+"/v1/enroll", "application/json", "", body); status != http.StatusCreated {
 		t.Fatalf("a replacement with a code made after the revoke: %d %s", status, reply)
 	}
+}
+
+// enrollAtOnce enrolls a new key with each of codes, all at once, and
+// returns each enrollment's error.
+func enrollAtOnce(ledger *sqlstore.Store, now time.Time, codes []string) []error {
+	errs := make([]error, len(codes))
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, code := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pub, _, err := ed25519.GenerateKey(rand.Reader)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			<-start
+			_, errs[i] = ledger.Enroll(context.Background(), code, cloud.TerminalKey{PublicKey: pub, KeyID: batch.Fingerprint(pub)}, now)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return errs
 }
