@@ -167,8 +167,8 @@ func (u *Uplink) cut(ctx context.Context, force bool) (journal.SealedBatch, time
 
 // probeBeforeEpoch returns the op at (epoch, seq), the last one the cloud
 // acknowledged, when the next op is of a later epoch: before the first
-// batch of a new epoch it goes again, alone, until the cloud answers it
-// (see isProbe). The cloud may have lost the old epoch's end since it
+// batch of a new epoch it goes again, alone, until the cloud acknowledges
+// it (see isProbe and crossed). The cloud may have lost the old epoch's end since it
 // acknowledged it (restored from a backup), and nothing sent in the new
 // epoch would tell: a replay confirms the end, a gap ack has it sent
 // again, and the probe applied means the cloud had lost the whole epoch.
