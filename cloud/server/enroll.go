@@ -31,11 +31,10 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if len(req.BoxKey) != 0 { // checked before the code is spent
-		if _, err := batch.ParseBoxKey(req.BoxKey); err != nil {
-			s.fail(w, r, boxKeyProblem(err))
-			return
-		}
+	box, err := parseBoxKey(req.BoxKey) // before the code is spent
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	pub := ed25519.PublicKey(req.PublicKey)
 	t, err := s.Ledger.Enroll(r.Context(), NormalizeEnrollCode(req.Code), cloud.TerminalKey{PublicKey: pub, KeyID: batch.Fingerprint(pub), Addr: req.Advertise}, s.Now())
@@ -45,7 +44,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	}
 	// The code is spent: a failure from here on must not lose the
 	// enrollment, so the roster is best effort (the till fetches it later).
-	roster, err := s.sealRoster(r.Context(), t, req.BoxKey)
+	roster, err := s.sealRoster(r.Context(), t, box)
 	if err != nil {
 		s.Logger.Error("seal the roster for an enrolled terminal; it fetches it with GET /v1/roster", logStore, t.Store, logTerminal, t.ID, logErr, err)
 		roster = nil

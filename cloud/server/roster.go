@@ -45,7 +45,12 @@ func (s *Server) handleRoster(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	sealed, err := s.sealRoster(r.Context(), t, box)
+	to, err := parseBoxKey(box)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	sealed, err := s.sealRoster(r.Context(), t, to)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -54,15 +59,8 @@ func (s *Server) handleRoster(w http.ResponseWriter, r *http.Request) {
 }
 
 // sealRoster returns t's store roster signed for t, with the secrets
-// sealed to box when box is a key; without one it carries no secrets.
-func (s *Server) sealRoster(ctx context.Context, t cloud.Terminal, box []byte) ([]byte, error) {
-	var to *ecdh.PublicKey
-	if len(box) > 0 {
-		var err error
-		if to, err = batch.ParseBoxKey(box); err != nil {
-			return nil, boxKeyProblem(err)
-		}
-	}
+// sealed to the key to; without one it carries no secrets.
+func (s *Server) sealRoster(ctx context.Context, t cloud.Terminal, to *ecdh.PublicKey) ([]byte, error) {
 	sr, err := s.Ledger.StoreRoster(ctx, t.Store)
 	if err != nil {
 		return nil, fmt.Errorf("roster of store %s: %w", t.Store, err)
@@ -89,12 +87,18 @@ func (s *Server) sealRoster(ctx context.Context, t cloud.Terminal, box []byte) (
 	return s.signer.SealRoster(doc)
 }
 
-// boxKeyProblem is the answer to a box key batch.ParseBoxKey refused.
-func boxKeyProblem(err error) error {
-	if errors.Is(err, batch.ErrBoxKey) {
-		return problem(CodeInvalidRequest, "the box key must be the public half of an X25519 key pair (32 bytes, not a low-order point)")
+// parseBoxKey reads a terminal's box key, sent with an enrollment or a
+// roster request: nil when none was sent, a 400 when secrets cannot be
+// sealed to it.
+func parseBoxKey(b []byte) (*ecdh.PublicKey, error) {
+	if len(b) == 0 {
+		return nil, nil
 	}
-	return err
+	to, err := batch.ParseBoxKey(b)
+	if errors.Is(err, batch.ErrBoxKey) {
+		return nil, problem(CodeInvalidRequest, "the box key must be the public half of an X25519 key pair (32 bytes, not a low-order point)")
+	}
+	return to, err
 }
 
 // validAdvertise checks a terminal's gossip address: an IP and a port.

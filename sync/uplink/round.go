@@ -77,7 +77,11 @@ func (u *Uplink) stepLocked(ctx context.Context, force bool) result {
 // it and stores it in the outbox.
 func (u *Uplink) cut(ctx context.Context, force bool) (journal.SealedBatch, time.Duration, bool, error) {
 	u.mu.Lock()
-	from := u.from
+	from, held := u.from, u.held
+	limit := u.cfg.MaxOps
+	if u.shrink > 0 && u.cfg.Now().Before(u.shrinkUntil) {
+		limit = u.shrink
+	}
 	u.mu.Unlock()
 	epoch, seq := from.epoch, from.seq
 	if !from.ok {
@@ -86,13 +90,6 @@ func (u *Uplink) cut(ctx context.Context, force bool) (journal.SealedBatch, time
 			return journal.SealedBatch{}, 0, false, fmt.Errorf("read acknowledgement watermark: %w", err)
 		}
 	}
-	u.mu.Lock()
-	limit := u.cfg.MaxOps
-	if u.shrink > 0 && u.cfg.Now().Before(u.shrinkUntil) {
-		limit = u.shrink
-	}
-	held := u.held
-	u.mu.Unlock()
 
 	ops, err := u.j.OpsAfter(ctx, epoch, seq, limit+1)
 	if err != nil {
