@@ -36,11 +36,12 @@ func (s *Server) authTerminal(r *http.Request) (cloud.Terminal, error) {
 	if err != nil {
 		return cloud.Terminal{}, err
 	}
-	if t.Status != cloud.TerminalActive {
-		return cloud.Terminal{}, problem(CodeTerminalRevoked, "terminal %q was revoked; enroll a replacement with a new code", id)
-	}
+	// The signature first: only the key's holder learns that it was revoked.
 	if !ed25519.Verify(t.PublicKey, batch.RequestSigningMessage(s.Program, r.Method, r.URL.RequestURI(), id, unix), sig) {
 		return cloud.Terminal{}, problem(CodeBadSignature, "the request signature does not verify against terminal %q's key", id)
+	}
+	if t.Status != cloud.TerminalActive {
+		return cloud.Terminal{}, problem(CodeTerminalRevoked, "terminal %q was revoked; enroll a replacement with a new code", id)
 	}
 	return t, nil
 }

@@ -138,6 +138,7 @@ func TestFeedsNeedAValidTerminalSignature(t *testing.T) {
 		{"signature for another path", otherPath, http.StatusForbidden, server.CodeBadSignature},
 		{"an hour old", stale, http.StatusForbidden, server.CodeBadSignature},
 		{"revoked terminal", signedGet(t, ts, revoked, "/v1/snapshots", now), http.StatusForbidden, server.CodeTerminalRevoked},
+		{"revoked terminal, another key", signedGet(t, ts, &terminal{id: revoked.id, key: tm.key}, "/v1/snapshots", now), http.StatusForbidden, server.CodeBadSignature},
 		{"unknown terminal", signedGet(t, ts, &terminal{id: "T9", key: tm.key}, "/v1/snapshots", now), http.StatusForbidden, server.CodeUnknownTerminal},
 	}
 	for _, c := range cases {

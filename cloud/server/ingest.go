@@ -42,11 +42,6 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if t.Status != cloud.TerminalActive {
-		s.Logger.Warn("batch from a revoked terminal refused", logTerminal, t.ID, logStore, t.Store)
-		s.fail(w, r, problem(CodeTerminalRevoked, "terminal %q was revoked; enroll a replacement with a new code", t.ID))
-		return
-	}
 	if kid.Key != t.KeyID || kid.Key != batch.Fingerprint(t.PublicKey) {
 		s.Logger.Warn("batch signed with a key the terminal did not enroll", logTerminal, t.ID)
 		s.fail(w, r, problem(CodeKeyMismatch, "the batch names key %s; terminal %q enrolled key %s", kid.Key, t.ID, t.KeyID))
@@ -56,6 +51,11 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.Logger.Warn("batch refused", logTerminal, t.ID, logCode, batch.Code(err))
 		s.fail(w, r, err)
+		return
+	}
+	if t.Status != cloud.TerminalActive { // after the signature: only the key's holder learns it
+		s.Logger.Warn("batch from a revoked terminal refused", logTerminal, t.ID, logStore, t.Store)
+		s.fail(w, r, problem(CodeTerminalRevoked, "terminal %q was revoked; enroll a replacement with a new code", t.ID))
 		return
 	}
 	in := cloud.Batch{

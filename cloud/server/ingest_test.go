@@ -142,6 +142,9 @@ func TestRefusedBatchesChangeNothing(t *testing.T) {
 		unknown.id = "T9"
 		unknown.signer = mustSigner(t, "T9", testProgram, other)
 
+		revokedForged := revoked.seal(t, 2).Bytes
+		revokedForged[len(revokedForged)-1] ^= 0x01
+
 		truncated := tm.sealAt(t, tm.next, 2, tm.prev).Bytes
 		truncated = truncated[:len(truncated)/2]
 
@@ -159,6 +162,7 @@ func TestRefusedBatchesChangeNothing(t *testing.T) {
 			{"another terminal's key", impostor.sealAt(t, tm.next, 2, tm.prev).Bytes, batch.ContentType, http.StatusForbidden, server.CodeKeyMismatch},
 			{"signed for another program", otherProgram.sealAt(t, tm.next, 2, tm.prev).Bytes, batch.ContentType, http.StatusForbidden, server.CodeBadSignature},
 			{"revoked terminal", revoked.seal(t, 2).Bytes, batch.ContentType, http.StatusForbidden, server.CodeTerminalRevoked},
+			{"revoked terminal, forged signature", revokedForged, batch.ContentType, http.StatusForbidden, server.CodeBadSignature},
 			{"unknown terminal", unknown.sealAt(t, 1, 2, batch.Hash{}).Bytes, batch.ContentType, http.StatusForbidden, server.CodeUnknownTerminal},
 			{"other ops at applied sequences", tm.sealAt(t, 1, 5, batch.Hash{}).Bytes, batch.ContentType, http.StatusConflict, server.CodeSequenceDiverged},
 			{"reaching back below the watermark", tm.sealAt(t, tm.next-2, 5, batch.Hash{}).Bytes, batch.ContentType, http.StatusConflict, server.CodeSequenceRewind},
