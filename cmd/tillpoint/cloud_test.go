@@ -176,6 +176,30 @@ func TestEnrollCodeEnrollRevokeAndCheckThroughTheCLI(t *testing.T) {
 	}
 }
 
+// TestEnrollTakesTheCodeOffTheCommandLine: a code read from standard input
+// or the environment never shows in the process list, and enrolls as one
+// given with --code does.
+func TestEnrollTakesTheCodeOffTheCommandLine(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db := "sqlite:" + filepath.Join(dir, "ledger.db")
+	cl := startCloud(t, nil, "--db", db)
+
+	code, out, errOut := runWith(t, "  "+enrollCode(t, db, "T1")+"\n", nil, "enroll", "--cloud", cl.url, "--code", "-", "--dir", filepath.Join(dir, "t1"))
+	if code != 0 || !strings.Contains(out, "enrolled terminal T1") {
+		t.Errorf("enroll --code - exited %d: %s %s", code, out, errOut)
+	}
+	env := map[string]string{"TILLPOINT_ENROLL_CODE": enrollCode(t, db, "T2")}
+	code, out, errOut = runWith(t, "", env, "enroll", "--cloud", cl.url, "--dir", filepath.Join(dir, "t2"))
+	if code != 0 || !strings.Contains(out, "enrolled terminal T2") {
+		t.Errorf("enroll with TILLPOINT_ENROLL_CODE exited %d: %s %s", code, out, errOut)
+	}
+	code, _, errOut = runWith(t, "\n", nil, "enroll", "--cloud", cl.url, "--code", "-", "--dir", filepath.Join(dir, "t3"))
+	if code != 2 || !strings.Contains(errOut, "read no code from standard input") {
+		t.Errorf("enroll --code - with nothing piped: exit %d, %q; want 2 and a usage error", code, errOut)
+	}
+}
+
 func TestCloudAdminAPIThroughTheCLIsToken(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

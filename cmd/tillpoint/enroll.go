@@ -1,14 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/tillpoint/tillpoint/sync/enroll"
@@ -32,19 +36,24 @@ keys are sealed to a one-time key of this enrollment and written mode 0600.
 --advertise is this till's gossip address on the store LAN (the agent's
 peers.bind, or peers.advertise), which the other tills dial.
 
+A code on the command line is visible to other users of the machine (ps)
+while enrollment runs: pass --code - to read it from standard input, or
+set TILLPOINT_ENROLL_CODE instead.
+
 --show prints an enrolled terminal's identity instead: its ID, store, public
 key and key ID, and the [[peers.roster]] entry that lists it in another
 till's agent.toml (for a store without a cloud roster).
 
 Examples:
   tillpoint enroll --cloud https://cloud.example.com --code K7QF-2MXD-9RTA-WC3P --advertise 192.168.1.21:7946
+  echo K7QF-2MXD-9RTA-WC3P | tillpoint enroll --cloud https://cloud.example.com --code -
   tillpoint enroll --show --dir /var/lib/tillpoint/terminal
 `
 
 func (m *Main) runEnroll(ctx context.Context, args []string) error {
 	fs := newFlagSet(m.Stderr, "enroll", "enroll --cloud URL --code CODE [--advertise IP:PORT] [--dir STATE]\n       tillpoint enroll --show [--dir STATE]", enrollHelp)
 	cloudURL := fs.String("cloud", "", "the cloud's base URL, e.g. https://cloud.example.com")
-	code := fs.String("code", "", "the one-time enrollment code from the operator")
+	code := fs.String("code", "", "the one-time enrollment code from the operator; - reads it from standard input (or set TILLPOINT_ENROLL_CODE)")
 	dir := fs.String("dir", "/var/lib/tillpoint/terminal", "the terminal's state directory")
 	caFile := fs.String("ca", "", "PEM file of CA certificates to trust for the cloud (default: the system's)")
 	expectKey := fs.String("cloud-key-id", "", "the cloud key fingerprint 'tillpoint cloud' printed at start; enrollment fails if the cloud sends another")
@@ -59,6 +68,15 @@ func (m *Main) runEnroll(ctx context.Context, args []string) error {
 	}
 	if *show {
 		return m.showIdentity(*dir)
+	}
+	if *code == "" {
+		*code = m.Getenv("TILLPOINT_ENROLL_CODE")
+	}
+	if *code == "-" {
+		var err error
+		if *code, err = readCodeLine(m.Stdin); err != nil {
+			return err
+		}
 	}
 	if *cloudURL == "" || *code == "" {
 		return usageError("need --cloud URL and --code CODE (the operator makes codes with 'tillpoint cloud enroll-code')")
@@ -117,4 +135,17 @@ func (m *Main) showIdentity(dir string) error {
 	}
 	fmt.Fprintf(m.Stdout, "\n[[peers.roster]]\nterminal = %q\naddress = %q\npublic_key = %q\n", st.Terminal, addr, pub)
 	return nil
+}
+
+// readCodeLine reads an enrollment code from the first line of r.
+func readCodeLine(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(io.LimitReader(r, 1024)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read the enrollment code from standard input: %w", err)
+	}
+	code := strings.TrimSpace(line)
+	if code == "" {
+		return "", usageError("--code - read no code from standard input; pipe the code the operator gave you")
+	}
+	return code, nil
 }
