@@ -24,6 +24,7 @@ import (
 type Feed struct {
 	URL      string // the cloud's base URL
 	Program  string
+	Store    string // this till's store: a snapshot set signed for another is refused
 	CloudKey ed25519.PublicKey
 	// Sign adds the terminal's signature to a request (enroll.State.SignRequest).
 	Sign   func(req *http.Request, now time.Time)
@@ -101,6 +102,11 @@ func (f *Feed) pull(ctx context.Context) error {
 		set, err := batch.OpenSnapshots(body, f.Program, f.CloudKey)
 		if err != nil {
 			return fmt.Errorf("snapshot feed: %w", err)
+		}
+		if set.Store != f.Store {
+			// Allowances are per store: another store's would let this
+			// till's cards redeem what the cloud risked there.
+			return fmt.Errorf("snapshot feed: the cloud sent store %q's snapshots to a till of store %q; check the cloud URL and this till's enrollment", set.Store, f.Store)
 		}
 		if len(set.Snapshots) > 0 {
 			if err := f.PutSnapshots(ctx, set.Snapshots); err != nil {

@@ -225,7 +225,7 @@ func (w *wiring) openUplink(cfg *config.Config, st *enroll.State, logger *slog.L
 		return fmt.Errorf("uplink: %w", err)
 	}
 	w.uplink = u
-	w.feed = &agent.Feed{URL: url, Program: st.Program, CloudKey: st.CloudKey, Sign: st.SignRequest, Client: client,
+	w.feed = &agent.Feed{URL: url, Program: st.Program, Store: st.Store, CloudKey: st.CloudKey, Sign: st.SignRequest, Client: client,
 		PutSnapshots: w.journal.PutSnapshots, Logger: logger.With("component", "feed"),
 		Every: cfg.Sync.PullInterval.D(), MaxBackoff: cfg.Sync.MaxBackoff.D(), Online: func() bool { s := u.State(); return s.Online || s.LastErrorAt.IsZero() }}
 	if tune.feedEvery > 0 {
