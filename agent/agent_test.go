@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -127,5 +128,37 @@ func TestCreateRefusesMissingPieces(t *testing.T) {
 	cfg.Terminal = ""
 	if _, err := agent.Create(ctx, agent.Options{Config: cfg, Journal: j, CardKey: agenttest.CardKey()}); err == nil {
 		t.Errorf("no terminal: got no error")
+	}
+}
+
+// TestRetriedOfflineRedeemMeetsThePolicyAtItsRetry (invariant 4): an
+// offline redeem whose append failed (the journal was briefly unavailable)
+// is left pending; the POS retries it with the same Idempotency-Key long
+// after. The retry is judged by the policy as it stands then: a snapshot
+// now past MaxSnapshotAge (72h by default) refuses it.
+func TestRetriedOfflineRedeemMeetsThePolicyAtItsRetry(t *testing.T) {
+	ctx := context.Background()
+	start := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	c := &clock{t: start}
+	h := agenttest.Start(t, agenttest.Options{Now: c.Now})
+	h.Uplink.Set(agent.SyncState{Online: false})
+	card := agenttest.Card(t, "barcode:2012345678903")
+	h.PutSnapshot(t, loyalty.Snapshot{Card: card.Hash(agenttest.CardKey()), Member: "m-1", Balance: 1000, AsOf: start})
+
+	c.Add(71 * time.Hour) // the snapshot is 71h old: still usable
+	h.Journal.SetFail(errors.New("disk hiccup"), false)
+	if _, err := h.Agent.Redeem(ctx, "K-1", agent.RedeemRequest{Card: card, Reward: "coffee"}); err == nil {
+		t.Fatal("redeem with a failing journal: got no error")
+	}
+	h.Journal.SetFail(nil, false)
+
+	c.Add(29 * time.Hour) // now 100h old: the policy must refuse a redeem
+	if _, err := h.Agent.Redeem(ctx, "K-2", agent.RedeemRequest{Card: card, Reward: "coffee"}); !errors.Is(err, agent.ErrSnapshotTooOld) {
+		t.Fatalf("fresh redeem on a 100h-old snapshot: got %v, want ErrSnapshotTooOld", err)
+	}
+	res, err := h.Agent.Redeem(ctx, "K-1", agent.RedeemRequest{Card: card, Reward: "coffee"})
+	if err == nil {
+		t.Fatalf("retried redeem on a 100h-old snapshot was recorded (op %s at %s, now %s): the policy ran at the op's old wall time",
+			res.OpID, res.At.Format(time.RFC3339), c.Now().Format(time.RFC3339))
 	}
 }

@@ -113,7 +113,9 @@ func (j *Journal) AppendOfflineRedeem(ctx context.Context, op loyalty.Op, p Poli
 	}
 	op.Offline = true
 	return j.append(ctx, op, func(ctx context.Context, tx *sql.Tx, op *loyalty.Op) error {
-		_, err := p.check(ctx, tx, op.Card, -op.Points, op.WallTime)
+		// Now, not the op's wall time: a retried op made long ago must
+		// meet the policy as it stands today.
+		_, err := p.check(ctx, tx, op.Card, -op.Points, j.opts.Now())
 		return err
 	}, nil)
 }
