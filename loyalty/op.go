@@ -123,6 +123,8 @@ func (o *Op) Validate() error {
 		return bad("a text field holds a NUL character")
 	case o.WallTime.IsZero():
 		return bad("no wall time")
+	case o.Points > MaxOpPoints || o.Points < -MaxOpPoints:
+		return bad("moves %d points; one op moves at most %d", o.Points, MaxOpPoints)
 	}
 	if o.Kind != OpEarn && o.Basket != nil {
 		return bad("only an earn carries a basket")

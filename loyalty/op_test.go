@@ -106,6 +106,10 @@ func TestOpValidate(t *testing.T) {
 		{"no wall time", func(o *loyalty.Op) { o.WallTime = time.Time{} }},
 		{"earn without basket", func(o *loyalty.Op) { o.Basket = nil }},
 		{"earn with negative points", func(o *loyalty.Op) { o.Points = -1 }},
+		{"earn beyond one op's bound", func(o *loyalty.Op) { o.Points = loyalty.MaxOpPoints + 1 }},
+		{"redeem beyond one op's bound", func(o *loyalty.Op) {
+			o.Kind, o.Basket, o.Points = loyalty.OpRedeem, nil, -loyalty.MaxOpPoints-1
+		}},
 		{"redeem with positive points", func(o *loyalty.Op) { o.Kind, o.Basket, o.Points = loyalty.OpRedeem, nil, 10 }},
 		{"redeem without card", func(o *loyalty.Op) {
 			o.Kind, o.Basket, o.Points, o.Card = loyalty.OpRedeem, nil, -10, loyalty.CardHash{}

@@ -36,8 +36,8 @@ func (j *Journal) PutPeerRedeem(ctx context.Context, r PeerRedeem) (bool, error)
 	switch {
 	case r.ID.IsZero() || r.Card.IsZero() || r.At.IsZero():
 		return false, fmt.Errorf("%w: a peer redeem needs an op id, a card and a time", ErrInvalid)
-	case r.Points <= 0:
-		return false, fmt.Errorf("%w: peer redeem %s spends %d points, want a positive amount", ErrInvalid, r.ID, r.Points)
+	case r.Points <= 0 || r.Points > loyalty.MaxOpPoints:
+		return false, fmt.Errorf("%w: peer redeem %s spends %d points, want 1 to %d", ErrInvalid, r.ID, r.Points, loyalty.MaxOpPoints)
 	case r.Terminal == "" || len(r.Terminal) > loyalty.MaxFieldLen:
 		return false, fmt.Errorf("%w: peer redeem %s: terminal id must be 1 to %d bytes", ErrInvalid, r.ID, loyalty.MaxFieldLen)
 	case r.Terminal == j.terminal:

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/tillpoint/tillpoint/loyalty"
@@ -25,12 +24,17 @@ const (
 //   - the points fit the local view's available balance (snapshot balance
 //     plus this terminal's unacknowledged ops, less the snapshot's debt and
 //     the store peers' offline redeems no snapshot covers yet), and
-//   - the card's offline redeems stay within its offline allowance: the
-//     snapshot's Allowance while it is valid (counting OfflineRedeemed:
-//     this terminal's offline redeems the snapshot cannot hold and every
-//     recorded peer redeem), otherwise OfflineRedeemCap per calendar day
-//     in Location (counting this terminal's and its peers' offline redeems
-//     made that day).
+//   - the card's redeems the cloud has not seen stay within its offline
+//     allowance: the snapshot's Allowance while it is valid (counting
+//     OfflineRedeemed: this terminal's redeems after the journal position
+//     the snapshot holds, offline or not, and every recorded peer redeem),
+//     otherwise OfflineRedeemCap per calendar day in Location, or the
+//     expired allowance when it is lower (counting this terminal's
+//     redeems of that day made offline or not yet held by the snapshot,
+//     and its peers' offline redeems of that day).
+//
+// The policy runs at the journal's clock when the redeem is appended, not
+// at the op's wall time: a retry long after is judged as of the retry.
 type Policy struct {
 	MaxSnapshotAge   time.Duration
 	OfflineRedeemCap loyalty.Points
@@ -148,7 +152,7 @@ func (p Policy) check(ctx context.Context, q queryer, card loyalty.CardHash, poi
 	var what string
 	if a := v.Snapshot.Allowance; a.Valid(now) {
 		limit, what = a.Points, "since the balance was last confirmed"
-		used, err = offlineRedeemed(ctx, q, card, v.Snapshot.AsOf, time.Unix(0, math.MaxInt64), true)
+		used, err = uncoveredRedeems(ctx, q, card, v.covers)
 	} else {
 		loc := p.Location
 		if loc == nil {
@@ -157,12 +161,17 @@ func (p Policy) check(ctx context.Context, q queryer, card loyalty.CardHash, poi
 		t := now.In(loc)
 		day := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, loc)
 		limit, what = p.OfflineRedeemCap, "today"
-		used, err = offlineRedeemed(ctx, q, card, day, day.AddDate(0, 0, 1), false)
+		if a != nil {
+			// An expired allowance still says how much the cloud would
+			// risk on this card: the daily cap never lifts it.
+			limit = min(limit, a.Points)
+		}
+		used, err = redeemedBetween(ctx, q, card, day, day.AddDate(0, 0, 1), v.covers)
 	}
 	if err != nil {
 		return v, err
 	}
-	if used+points > limit {
+	if used > limit || points > limit-used {
 		left := max(limit-used, 0)
 		return refuse(ErrOfflineCapReached, left,
 			"Offline redeem limit reached: this card may redeem %d points while the loyalty service is unreachable, %d already redeemed %s, so at most %d more now.",

@@ -70,20 +70,27 @@ func TestLocalViewIsSnapshotPlusUnackedOps(t *testing.T) {
 	if !v.Known || v.Balance != 1000+43-200 || v.UnackedOps != 2 || v.Snapshot.Tier != "gold" {
 		t.Fatalf("View: got known %v balance %d over %d unacked ops tier %q, want true 843 2 gold", v.Known, v.Balance, v.UnackedOps, v.Snapshot.Tier)
 	}
-	// Once the cloud acknowledges the earn, the snapshot is expected to hold
-	// it, so only the redeem is still added.
+	// An ack that brings no snapshot of the card leaves its snapshot as it
+	// was, before the earn: the earn still counts on top of it.
 	if err := j.MarkAcked(ctx, 1, 1); err != nil {
 		t.Fatal(err)
 	}
-	if v, _ = j.View(ctx, card); v.Balance != 800 || v.UnackedOps != 1 {
-		t.Fatalf("View after ack of seq 1: got balance %d over %d ops, want 800 over 1 (redeem %s)", v.Balance, v.UnackedOps, first.ID)
+	if v, _ = j.View(ctx, card); v.Balance != 843 || v.UnackedOps != 2 {
+		t.Fatalf("View after an ack of seq 1 without a snapshot: got balance %d over %d ops, want 843 over 2", v.Balance, v.UnackedOps)
+	}
+	// The ack's own snapshot holds the earn, so only the redeem is still added.
+	if err := j.MarkAcked(ctx, 1, 1, loyalty.Snapshot{Card: card, Member: "m-42", Balance: 1043, Tier: "gold", AsOf: c.Now().Add(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ = j.View(ctx, card); v.Balance != 843 || v.UnackedOps != 1 {
+		t.Fatalf("View after the ack of seq 1 with its snapshot: got balance %d over %d ops, want 843 over 1 (redeem %s)", v.Balance, v.UnackedOps, first.ID)
 	}
 	// An older snapshot arriving late does not replace the newer one.
 	if err := j.PutSnapshots(ctx, []loyalty.Snapshot{{Card: card, Balance: 5, AsOf: c.Now().Add(-time.Hour)}}); err != nil {
 		t.Fatal(err)
 	}
-	if s, ok, err := j.Snapshot(ctx, card); err != nil || !ok || s.Balance != 1000 {
-		t.Fatalf("Snapshot after a stale put: got balance %d ok %v err %v, want 1000", s.Balance, ok, err)
+	if s, ok, err := j.Snapshot(ctx, card); err != nil || !ok || s.Balance != 1043 {
+		t.Fatalf("Snapshot after a stale put: got balance %d ok %v err %v, want 1043", s.Balance, ok, err)
 	}
 	if v, err := j.View(ctx, cardHash(999)); err != nil || v.Known {
 		t.Fatalf("View(unknown card): got known %v err %v, want false, nil", v.Known, err)
@@ -130,6 +137,12 @@ func TestOfflinePolicyRefusals(t *testing.T) {
 		{name: "expired allowance falls back to the daily cap", snap: &loyalty.Snapshot{Balance: 5000,
 			Allowance: &loyalty.Allowance{Points: 1000, Expires: start}}, redeem: 301,
 			want: journal.ErrOfflineCapReached},
+		{name: "expired zero allowance stays zero", snap: &loyalty.Snapshot{Balance: 5000,
+			Allowance: &loyalty.Allowance{Points: 0, Expires: start}}, redeem: 1,
+			want: journal.ErrOfflineCapReached, wantText: "at most 0 more"},
+		{name: "expired allowance under the daily cap still binds", snap: &loyalty.Snapshot{Balance: 5000,
+			Allowance: &loyalty.Allowance{Points: 200, Expires: start}}, before: []loyalty.Points{150}, redeem: 51,
+			want: journal.ErrOfflineCapReached, wantText: "at most 50 more"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -367,5 +380,112 @@ func TestOfflineRedeemRetryIsDuplicateNotRefusal(t *testing.T) {
 	got, err := j.AppendOfflineRedeem(ctx, retry, testPolicy)
 	if !errors.Is(err, journal.ErrDuplicateOp) || got.Seq != first.Seq {
 		t.Fatalf("retry: got seq %d, %v; want the stored seq %d and ErrDuplicateOp", got.Seq, err, first.Seq)
+	}
+}
+
+// TestAcknowledgedRedeemIsHeldByItsAcksSnapshotWhateverTheClocks: a till
+// whose clock runs one hour ahead of the cloud's redeems offline; the
+// cloud acknowledges the redeem with a fresh snapshot (the balance already
+// reduced, a fresh allowance). That snapshot holds the redeem: it is not
+// counted again against the new allowance, whatever the two clocks say
+// (DESIGN: a terminal's clock is recorded, never trusted for ordering).
+func TestAcknowledgedRedeemIsHeldByItsAcksSnapshotWhateverTheClocks(t *testing.T) {
+	ctx := context.Background()
+	cloudNow := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	skew := time.Hour // the till's clock is one hour ahead of the cloud's
+	c := &clock{t: cloudNow.Add(skew)}
+	j := openAt(t, c)
+	card := cardHash(77)
+	policy := journal.Policy{MaxSnapshotAge: 72 * time.Hour, OfflineRedeemCap: 300, Location: time.UTC}
+
+	s1 := loyalty.Snapshot{Card: card, Member: "m-77", Balance: 5000, AsOf: cloudNow,
+		Allowance: &loyalty.Allowance{Points: 1000, Expires: cloudNow.Add(24 * time.Hour)}}
+	if err := j.PutSnapshots(ctx, []loyalty.Snapshot{s1}); err != nil {
+		t.Fatal(err)
+	}
+	op, err := j.AppendOfflineRedeem(ctx, redeemOp(card, 800), policy)
+	if err != nil {
+		t.Fatalf("first offline redeem: %v", err)
+	}
+	// Five minutes later (cloud time) the link is back and the cloud
+	// acknowledges the redeem with a fresh snapshot that holds it.
+	c.Add(5 * time.Minute)
+	s2 := loyalty.Snapshot{Card: card, Member: "m-77", Balance: 4200, AsOf: cloudNow.Add(5 * time.Minute),
+		Allowance: &loyalty.Allowance{Points: 1000, Expires: cloudNow.Add(5*time.Minute + 24*time.Hour)}}
+	if err := j.MarkAcked(ctx, op.Epoch, op.Seq, s2); err != nil {
+		t.Fatal(err)
+	}
+	v, err := j.View(ctx, card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Balance != 4200 || v.UnackedOps != 0 {
+		t.Fatalf("view after the ack: balance %d over %d unacked ops, want 4200 over 0", v.Balance, v.UnackedOps)
+	}
+	used, err := j.OfflineRedeemed(ctx, card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if used != 0 {
+		t.Errorf("OfflineRedeemed after the ack with a fresh snapshot: got %d, want 0 (the snapshot holds the acknowledged redeem)", used)
+	}
+	// The link drops again: the fresh allowance of 1000 is untouched.
+	if _, err := j.AppendOfflineRedeem(ctx, redeemOp(card, 500), policy); err != nil {
+		var re *journal.RefusalError
+		if errors.As(err, &re) {
+			t.Fatalf("offline redeem of 500 against a fresh allowance of 1000 refused: %v (available %d)", err, re.Available)
+		}
+		t.Fatal(err)
+	}
+}
+
+// TestAllowanceCountsEveryRedeemTheCloudHasNotSeen (invariant 4): a redeem
+// appended as online (the agent believed the cloud reachable) that the
+// cloud has not acknowledged is, like an offline one, spent without the
+// cloud: it counts against the allowance, so the card cannot redeem more
+// than its allowance before the cloud sees any of it.
+func TestAllowanceCountsEveryRedeemTheCloudHasNotSeen(t *testing.T) {
+	ctx := context.Background()
+	start := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	c := &clock{t: start}
+	j := openAt(t, c)
+	card := cardHash(79)
+	policy := journal.Policy{MaxSnapshotAge: 72 * time.Hour, OfflineRedeemCap: 300, Location: time.UTC}
+	s := loyalty.Snapshot{Card: card, Member: "m-79", Balance: 1000, AsOf: start,
+		Allowance: &loyalty.Allowance{Points: 100, Expires: start.Add(24 * time.Hour)}}
+	if err := j.PutSnapshots(ctx, []loyalty.Snapshot{s}); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(time.Minute)
+	if _, err := j.Append(ctx, redeemOp(card, 400)); err != nil { // "online", never acknowledged
+		t.Fatal(err)
+	}
+	c.Add(time.Minute)
+	if _, err := j.AppendOfflineRedeem(ctx, redeemOp(card, 100), policy); err == nil {
+		t.Fatalf("a card with an allowance of 100 redeemed 400 (unacknowledged) + 100 offline without the cloud seeing any of it")
+	}
+}
+
+// TestPeerRedeemsCannotWrapTheBalance (invariant 4): a peer's redeem of
+// an absurd size (a buggy or compromised till of the roster) is refused,
+// and a view never wraps around into a spendable balance.
+func TestPeerRedeemsCannotWrapTheBalance(t *testing.T) {
+	ctx := context.Background()
+	start := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	j := openAt(t, &clock{t: start})
+	card := cardHash(80)
+	for _, pts := range []loyalty.Points{loyalty.MaxOpPoints + 1, 1<<63 - 1} {
+		r := journal.PeerRedeem{ID: loyalty.OpID{0x02, 1}, Card: card, Points: pts, Terminal: "till-2", Epoch: 1, Seq: 1, At: start}
+		if _, err := j.PutPeerRedeem(ctx, r); !errors.Is(err, journal.ErrInvalid) {
+			t.Errorf("PutPeerRedeem of %d points: %v, want ErrInvalid", pts, err)
+		}
+	}
+	v := journal.View{Known: true, Snapshot: loyalty.Snapshot{Debt: 10}, PeerRedeemed: 1<<63 - 1}
+	if got := v.Available(); got > 0 {
+		t.Errorf("Available of a card in debt with a huge peer redeem: %d, want at most 0", got)
+	}
+	v = journal.View{Known: true, Balance: -10, Snapshot: loyalty.Snapshot{Debt: -(1<<63 - 1)}}
+	if got := v.Available(); got < 0 {
+		t.Errorf("Available with a huge negative debt: %d, want it to saturate, not wrap below 0", got)
 	}
 }

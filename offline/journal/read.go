@@ -136,16 +136,22 @@ func (j *Journal) markAckedWith(ctx context.Context, epoch uint32, seq uint64, m
 		return err
 	}
 	return j.write(ctx, func(ctx context.Context, tx *sql.Tx, w *writer) error {
+		// The ack's snapshots hold this terminal's ops up to what it
+		// acknowledges, whether or not that moves the watermark.
+		var covers int64
+		var err error
 		if seq > 0 {
-			if err := markAcked(ctx, tx, w, epoch, seq); err != nil {
+			if covers, err = markAcked(ctx, tx, w, epoch, seq); err != nil {
 				return err
 			}
 			w.touch(viewTouch{all: true}) // acknowledged ops leave every unacknowledged sum
+		} else if covers, err = ackedPos(ctx, tx); err != nil {
+			return err
 		}
 		if err := writeMeta(ctx, tx, meta); err != nil {
 			return err
 		}
-		return putSnapshots(ctx, tx, w, rows)
+		return putSnapshots(ctx, tx, w, rows, covers)
 	})
 }
 
@@ -168,19 +174,22 @@ func (j *Journal) Chain(ctx context.Context) (epoch uint32, seq uint64, hash []b
 	return uint32(e), s, h, nil
 }
 
-func markAcked(ctx context.Context, tx *sql.Tx, w *writer, epoch uint32, seq uint64) error {
+// markAcked moves the acknowledgement watermark up to (epoch, seq), drops
+// the sealed batches the ack covers and returns the journal position of
+// (epoch, seq).
+func markAcked(ctx context.Context, tx *sql.Tx, w *writer, epoch uint32, seq uint64) (int64, error) {
 	var pos int64
 	err := tx.QueryRowContext(ctx, "SELECT pos FROM ops WHERE epoch = ? AND seq = ?", epoch, int64(seq)).Scan(&pos)
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("%w: the cloud acknowledged epoch %d seq %d, this journal is at epoch %d seq %d",
+		return 0, fmt.Errorf("%w: the cloud acknowledged epoch %d seq %d, this journal is at epoch %d seq %d",
 			ErrAckAhead, epoch, seq, w.head.epoch, w.head.seq)
 	}
 	if err != nil {
-		return fmt.Errorf("mark acked: %w", classify(err))
+		return 0, fmt.Errorf("mark acked: %w", classify(err))
 	}
 	cur, err := ackedPos(ctx, tx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if pos > cur {
 		if err := writeMeta(ctx, tx, map[string]string{
@@ -188,7 +197,7 @@ func markAcked(ctx context.Context, tx *sql.Tx, w *writer, epoch uint32, seq uin
 			"acked_epoch": strconv.FormatUint(uint64(epoch), 10),
 			"acked_seq":   strconv.FormatUint(seq, 10),
 		}); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	// The sealed batches the ack covers go even when the watermark does
@@ -196,9 +205,9 @@ func markAcked(ctx context.Context, tx *sql.Tx, w *writer, epoch uint32, seq uin
 	// acknowledged there, is delivered as much as the first time. Kept,
 	// it would be resent and acknowledged again without end.
 	if _, err := tx.ExecContext(ctx, "DELETE FROM sealed WHERE epoch < ? OR (epoch = ? AND last_seq <= ?)", epoch, epoch, int64(seq)); err != nil {
-		return fmt.Errorf("drop acknowledged sealed batches: %w", classify(err))
+		return 0, fmt.Errorf("drop acknowledged sealed batches: %w", classify(err))
 	}
-	return nil
+	return pos, nil
 }
 
 // Acked returns the cloud's acknowledgement watermark: every op up to

@@ -25,7 +25,11 @@ func (j *Journal) PutSnapshots(ctx context.Context, snaps []loyalty.Snapshot) er
 		return err
 	}
 	return j.write(ctx, func(ctx context.Context, tx *sql.Tx, w *writer) error {
-		return putSnapshots(ctx, tx, w, rows)
+		covers, err := ackedPos(ctx, tx)
+		if err != nil {
+			return err
+		}
+		return putSnapshots(ctx, tx, w, rows, covers)
 	})
 }
 
@@ -50,12 +54,14 @@ func snapshotRows(snaps []loyalty.Snapshot) ([]snapshotRow, error) {
 	return rows, nil
 }
 
-func putSnapshots(ctx context.Context, tx *sql.Tx, w *writer, rows []snapshotRow) error {
+// putSnapshots stores rows, each holding this terminal's ops up to the
+// journal position covers.
+func putSnapshots(ctx context.Context, tx *sql.Tx, w *writer, rows []snapshotRow, covers int64) error {
 	for _, r := range rows {
 		w.touch(viewTouch{card: loyalty.CardHash(r.card), drop: true})
-		if _, err := tx.ExecContext(ctx, `INSERT INTO snapshots (card, as_of, body) VALUES (?, ?, ?)
-			ON CONFLICT (card) DO UPDATE SET as_of = excluded.as_of, body = excluded.body
-			WHERE excluded.as_of > snapshots.as_of`, r.card, r.asOf, string(r.body)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO snapshots (card, as_of, body, covers) VALUES (?, ?, ?, ?)
+			ON CONFLICT (card) DO UPDATE SET as_of = excluded.as_of, body = excluded.body, covers = excluded.covers
+			WHERE excluded.as_of > snapshots.as_of`, r.card, r.asOf, string(r.body), covers); err != nil {
 			return fmt.Errorf("store snapshot: %w", classify(err))
 		}
 	}
@@ -64,23 +70,31 @@ func putSnapshots(ctx context.Context, tx *sql.Tx, w *writer, rows []snapshotRow
 
 // Snapshot returns the cached snapshot for card, and false when there is none.
 func (j *Journal) Snapshot(ctx context.Context, card loyalty.CardHash) (loyalty.Snapshot, bool, error) {
-	return snapshot(ctx, j.rdb, card)
+	s, _, ok, err := snapshot(ctx, j.rdb, card)
+	return s, ok, err
 }
 
-func snapshot(ctx context.Context, q queryer, card loyalty.CardHash) (loyalty.Snapshot, bool, error) {
-	var s loyalty.Snapshot
+// snapshot returns card's snapshot and the journal position up to which it
+// holds this terminal's ops (see putSnapshots).
+func snapshot(ctx context.Context, q queryer, card loyalty.CardHash) (s loyalty.Snapshot, covers int64, ok bool, err error) {
 	var body string
-	err := q.QueryRowContext(ctx, "SELECT body FROM snapshots WHERE card = ?", card[:]).Scan(&body)
+	var pos sql.NullInt64
+	err = q.QueryRowContext(ctx, "SELECT body, covers FROM snapshots WHERE card = ?", card[:]).Scan(&body, &pos)
 	if errors.Is(err, sql.ErrNoRows) {
-		return s, false, nil
+		return s, 0, false, nil
 	}
 	if err != nil {
-		return s, false, fmt.Errorf("read snapshot %s: %w", card.Short(), classify(err))
+		return s, 0, false, fmt.Errorf("read snapshot %s: %w", card.Short(), classify(err))
 	}
 	if err := json.Unmarshal([]byte(body), &s); err != nil {
-		return s, false, fmt.Errorf("%w: snapshot %s: %w", ErrCorrupt, card.Short(), err)
+		return s, 0, false, fmt.Errorf("%w: snapshot %s: %w", ErrCorrupt, card.Short(), err)
 	}
-	return s, true, nil
+	if !pos.Valid { // stored before snapshots said what they cover
+		if pos.Int64, err = ackedPos(ctx, q); err != nil {
+			return s, 0, false, err
+		}
+	}
+	return s, pos.Int64, true, nil
 }
 
 // View is the terminal's local view of a card: the cloud's last snapshot
@@ -98,6 +112,9 @@ type View struct {
 	// PeerRedeemed is what store peers redeemed offline with the card, as
 	// recorded and not yet dropped as covered by a snapshot.
 	PeerRedeemed loyalty.Points
+	// covers is the journal position up to which Snapshot holds this
+	// terminal's ops: the ops after it are the Unacked ones.
+	covers int64
 	// Enrolled is set when no cloud snapshot exists yet but this terminal
 	// enrolled the card: Snapshot is then the new member at balance 0 as
 	// of the enrollment (no tier: the caller's rules give the base one),
@@ -107,9 +124,21 @@ type View struct {
 }
 
 // Available is what the card may spend now: the balance, less the debt
-// the snapshot carries and the peers' uncovered offline redeems.
+// the snapshot carries and the peers' uncovered offline redeems. It
+// saturates rather than wraps, whatever a snapshot or a peer claimed.
 func (v View) Available() loyalty.Points {
-	return v.Balance - v.Snapshot.Debt - v.PeerRedeemed
+	return subSaturating(subSaturating(v.Balance, v.Snapshot.Debt), v.PeerRedeemed)
+}
+
+func subSaturating(a, b loyalty.Points) loyalty.Points {
+	d, err := a.Add(-b)
+	switch {
+	case b == math.MinInt64 || (err != nil && b > 0):
+		return math.MinInt64
+	case err != nil:
+		return math.MaxInt64
+	}
+	return d
 }
 
 // View returns the local view of card. A card without a snapshot gives a
@@ -151,24 +180,19 @@ func ackedPos(ctx context.Context, q queryer) (int64, error) {
 
 func view(ctx context.Context, q queryer, card loyalty.CardHash) (View, error) {
 	v := View{Card: card}
-	s, ok, err := snapshot(ctx, q, card)
+	// since: the ops after this position count on top of the snapshot.
+	s, since, ok, err := snapshot(ctx, q, card)
 	if err != nil {
 		return v, err
 	}
-	// since: the ops after this position count on top of the snapshot.
-	var since int64
-	if ok {
-		if since, err = ackedPos(ctx, q); err != nil {
-			return v, err
-		}
-	} else {
+	if !ok {
 		var enrolled bool
 		if s, since, enrolled, err = enrolledHere(ctx, q, card); err != nil || !enrolled {
 			return v, err
 		}
 		v.Enrolled = true
 	}
-	v.Known, v.Snapshot = true, s
+	v.Known, v.Snapshot, v.covers = true, s, since
 	var sum, peers int64
 	if err := q.QueryRowContext(ctx, "SELECT coalesce(sum(points), 0), count(*) FROM ops WHERE card = ? AND pos > ?",
 		card[:], since).Scan(&sum, &v.UnackedOps); err != nil {
@@ -206,52 +230,60 @@ func enrolledHere(ctx context.Context, q queryer, card loyalty.CardHash) (loyalt
 	return loyalty.Snapshot{Card: card, Member: op.Member, AsOf: op.WallTime}, pos, true, nil
 }
 
-// offlineRedeemed sums the offline redeems of card in [since, until), this
-// terminal's and its peers'. With sinceSnapshot it counts instead what the
-// card's snapshot (as of since) cannot hold: this terminal's offline
-// redeems made since or not yet acknowledged, and every peer redeem still
-// recorded. It returns a positive amount.
-func offlineRedeemed(ctx context.Context, q queryer, card loyalty.CardHash, since, until time.Time, sinceSnapshot bool) (loyalty.Points, error) {
-	acked := int64(1<<63 - 1)
-	peerSince, peerUntil := since.UnixNano(), until.UnixNano()
-	if sinceSnapshot {
-		var err error
-		if acked, err = ackedPos(ctx, q); err != nil {
-			return 0, err
-		}
-		peerSince, peerUntil = math.MinInt64, math.MaxInt64
+// uncoveredRedeems sums what card redeemed that a snapshot holding this
+// terminal's ops up to position covers cannot hold: this terminal's redeems
+// after it, offline or not (the cloud has seen none of them), and every
+// peer redeem still recorded (DropPeerRedeems removes those a snapshot
+// covers). It returns a positive amount.
+func uncoveredRedeems(ctx context.Context, q queryer, card loyalty.CardHash, covers int64) (loyalty.Points, error) {
+	var own, peers int64
+	if err := q.QueryRowContext(ctx, `SELECT coalesce(-sum(points), 0) FROM ops WHERE card = ? AND kind = ? AND pos > ?`,
+		card[:], int64(loyalty.OpRedeem), covers).Scan(&own); err != nil {
+		return 0, fmt.Errorf("read redeems: %w", classify(err))
 	}
+	if err := q.QueryRowContext(ctx, "SELECT coalesce(sum(points), 0) FROM peer_redeems WHERE card = ?", card[:]).Scan(&peers); err != nil {
+		return 0, fmt.Errorf("read peer redeems: %w", classify(err))
+	}
+	return loyalty.Points(own).Add(loyalty.Points(peers))
+}
+
+// redeemedBetween sums card's offline redeems made in [since, until) by
+// the wall clock: this terminal's redeems marked offline or after position
+// covers (the cloud has not seen them), and its peers'. It returns a
+// positive amount.
+func redeemedBetween(ctx context.Context, q queryer, card loyalty.CardHash, since, until time.Time, covers int64) (loyalty.Points, error) {
 	var own, peers int64
 	if err := q.QueryRowContext(ctx, `SELECT coalesce(-sum(points), 0) FROM ops
-		WHERE card = ? AND kind = ? AND offline = 1 AND ((wall_time >= ? AND wall_time < ?) OR pos > ?)`,
-		card[:], int64(loyalty.OpRedeem), since.UnixNano(), until.UnixNano(), acked).Scan(&own); err != nil {
+		WHERE card = ? AND kind = ? AND wall_time >= ? AND wall_time < ? AND (offline = 1 OR pos > ?)`,
+		card[:], int64(loyalty.OpRedeem), since.UnixNano(), until.UnixNano(), covers).Scan(&own); err != nil {
 		return 0, fmt.Errorf("read offline redeems: %w", classify(err))
 	}
 	if err := q.QueryRowContext(ctx, `SELECT coalesce(sum(points), 0) FROM peer_redeems
-		WHERE card = ? AND wall_time >= ? AND wall_time < ?`, card[:], peerSince, peerUntil).Scan(&peers); err != nil {
+		WHERE card = ? AND wall_time >= ? AND wall_time < ?`, card[:], since.UnixNano(), until.UnixNano()).Scan(&peers); err != nil {
 		return 0, fmt.Errorf("read peer redeems: %w", classify(err))
 	}
-	return loyalty.Points(own + peers), nil
+	return loyalty.Points(own).Add(loyalty.Points(peers))
 }
 
-// OfflineRedeemed returns what card redeemed offline store-wide as far as
-// this journal knows and its snapshot cannot hold: this terminal's offline
-// redeems not yet acknowledged or made since the card's snapshot, plus
-// every peer redeem recorded (DropPeerRedeems removes those a snapshot
-// covers). It is what the offline policy counts against an allowance.
+// OfflineRedeemed returns what card redeemed store-wide without the cloud
+// as far as this journal knows and its snapshot cannot hold: this
+// terminal's redeems after the position the snapshot covers (or the
+// acknowledgement watermark, without a snapshot), plus every peer redeem
+// recorded. It is what the offline policy counts against an allowance.
 func (j *Journal) OfflineRedeemed(ctx context.Context, card loyalty.CardHash) (loyalty.Points, error) {
 	tx, err := j.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return 0, fmt.Errorf("read offline redeems: %w", classify(err))
 	}
 	defer tx.Rollback()
-	s, ok, err := snapshot(ctx, tx, card)
+	_, covers, ok, err := snapshot(ctx, tx, card)
 	if err != nil {
 		return 0, err
 	}
-	since := time.Unix(0, math.MaxInt64) // no snapshot: only what is unacknowledged
-	if ok {
-		since = s.AsOf
+	if !ok {
+		if covers, err = ackedPos(ctx, tx); err != nil {
+			return 0, err
+		}
 	}
-	return offlineRedeemed(ctx, tx, card, since, time.Unix(0, math.MaxInt64), true)
+	return uncoveredRedeems(ctx, tx, card, covers)
 }

@@ -70,8 +70,8 @@ func (r *PeerRedeem) Validate() error {
 		return fmt.Errorf("%w: no op id", ErrMalformed)
 	case r.Card.IsZero():
 		return fmt.Errorf("%w: op %s: no card", ErrMalformed, r.Op)
-	case r.Points <= 0:
-		return fmt.Errorf("%w: op %s: redeems %d points, want more than zero", ErrMalformed, r.Op, r.Points)
+	case r.Points <= 0 || r.Points > loyalty.MaxOpPoints:
+		return fmt.Errorf("%w: op %s: redeems %d points, want 1 to %d", ErrMalformed, r.Op, r.Points, loyalty.MaxOpPoints)
 	case r.At.IsZero():
 		return fmt.Errorf("%w: op %s: no time", ErrMalformed, r.Op)
 	}
@@ -131,10 +131,7 @@ func DecodeEvent(raw []byte) (PeerRedeem, error) {
 		return PeerRedeem{}, fmt.Errorf("%w: event says a %d-byte terminal id but has %d bytes left", ErrMalformed, tlen, len(b)-ed25519.SignatureSize)
 	}
 	r.Terminal = string(b[:tlen])
-	if pts > 1<<62 {
-		return PeerRedeem{}, fmt.Errorf("%w: op %s: points out of range", ErrMalformed, r.Op)
-	}
-	r.Points = loyalty.Points(pts)
+	r.Points = loyalty.Points(pts) // Validate refuses what is out of range, negative here included
 	if ms <= 0 {
 		return PeerRedeem{}, fmt.Errorf("%w: op %s: time out of range", ErrMalformed, r.Op)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
@@ -124,6 +125,7 @@ func TestDecodeEventIsStrict(t *testing.T) {
 		{"unknown version", mut(func(b []byte) []byte { b[0] = 2; return b })},
 		{"zero points", mut(func(b []byte) []byte { copy(b[49:57], make([]byte, 8)); return b })},
 		{"negative points", mut(func(b []byte) []byte { b[49] = 0x80; return b })},
+		{"points beyond one op's bound", mut(func(b []byte) []byte { binary.BigEndian.PutUint64(b[49:57], uint64(loyalty.MaxOpPoints)+1); return b })},
 		{"zero time", mut(func(b []byte) []byte { copy(b[69:77], make([]byte, 8)); return b })},
 		{"terminal length past the end", mut(func(b []byte) []byte { b[77] = 60; return b })},
 		{"empty terminal", mut(func(b []byte) []byte { b[77] = 0; return append(b[:78], b[84:]...) })},

@@ -46,10 +46,10 @@ func TestFromJournalCountsOwnAndPeerOfflineRedeems(t *testing.T) {
 	want("empty journal", 0)
 	first := appendOp(loyalty.OpRedeem, card, -30, true)
 	appendOp(loyalty.OpRedeem, card, -20, true)
-	appendOp(loyalty.OpRedeem, card, -10, false) // online: the cloud knew
+	appendOp(loyalty.OpRedeem, card, -10, false) // online, but the cloud has not seen it yet
 	appendOp(loyalty.OpRedeem, other, -99, true)
 	appendOp(loyalty.OpEarn, card, 7, true)
-	want("own offline redeems", 50)
+	want("own redeems the cloud has not seen", 60)
 
 	id, _ := loyalty.NewOpID(time.Now(), rand.Reader)
 	r := peers.PeerRedeem{Op: id, Card: card, Points: 40, Terminal: "till-b", Epoch: 1, Seq: 3, At: time.Now().UTC().Truncate(time.Millisecond)}
@@ -59,12 +59,12 @@ func TestFromJournalCountsOwnAndPeerOfflineRedeems(t *testing.T) {
 			t.Fatalf("record #%d: got %t, %v; want %t", i+1, isNew, err, wantNew)
 		}
 	}
-	want("with a peer's redeem, recorded once", 90)
+	want("with a peer's redeem, recorded once", 100)
 
 	if err := j.j.MarkAcked(ctx, first.Epoch, first.Seq); err != nil {
 		t.Fatal(err)
 	}
-	want("after the cloud acknowledged the first", 60)
+	want("after the cloud acknowledged the first", 70)
 	appendOp(loyalty.OpRedeem, card, -5, true)
-	want("one more offline", 65)
+	want("one more offline", 75)
 }
