@@ -40,8 +40,10 @@ func TestCloudOnAFullDiskRefusesBatchesAndLosesNothing(t *testing.T) {
 	appendEarns(t, j, 1000)
 	for range 3 { // each time refused, as the till's retries would be
 		u := newTestUplink(t, j, st, cl.url)
-		short, stop := context.WithTimeout(ctx, time.Second)
-		err := u.Sync(short) // the 503's Retry-After outlasts the context
+		// The 503's Retry-After (30 s) outlasts the context; 3 s leave a
+		// loaded machine time to post the batch and hear the 503.
+		short, stop := context.WithTimeout(ctx, 3*time.Second)
+		err := u.Sync(short)
 		stop()
 		if err == nil || !strings.Contains(err.Error(), "storage_full") {
 			t.Fatalf("sync on a full disk: %v; want the cloud's 503 storage_full", err)
