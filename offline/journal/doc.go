@@ -68,9 +68,11 @@
 //     state; PutSealed before the first send of a sealed batch, Sealed to
 //     resend the identical bytes after a restart; MarkAcked with the
 //     acknowledgement's snapshots (one transaction), which also drops the
-//     sealed batches it covers; PutSnapshots for
-//     snapshots pulled on their own; NewEpoch on ErrAckAhead or when the
-//     cloud's watermark for the terminal is ahead of Head.
+//     sealed batches it covers; ResendAll when the cloud lost ops it had
+//     acknowledged, and Resending after a restart for where that resend
+//     stands; PutSnapshots for snapshots pulled on their own; NewEpoch on
+//     ErrAckAhead or when the cloud's watermark for the terminal is ahead
+//     of Head.
 //   - Store peers: PutPeerRedeem for each offline redeem a peer reports
 //     (duplicates by op ID are ignored), OfflineRedeemed for what a card
 //     spent offline store-wide, DropPeerRedeems once a snapshot covers them

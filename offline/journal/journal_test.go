@@ -427,6 +427,58 @@ func TestMarkAckedChainSurvivesReopen(t *testing.T) {
 	}
 }
 
+// TestResendSurvivesReopenUntilAnAckReachesTheWatermark: a resend of the
+// journal (the cloud lost ops it had acknowledged) empties the outbox,
+// counts every op after its point as unsent, survives a restart, moves
+// with each acknowledgement below the watermark and ends with the first
+// that reaches it; the watermark itself never moves back.
+func TestResendSurvivesReopenUntilAnAckReachesTheWatermark(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "journal.db")
+	j, err := journal.Open(ctx, path, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, j, 6)
+	if err := j.MarkAcked(ctx, 1, 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.PutSealed(ctx, 1, 5, 6, []byte("sealed")); err != nil {
+		t.Fatal(err)
+	}
+	resending := func(when string, wantOK bool, wantEpoch uint32, wantSeq uint64, wantUnsent int64) {
+		t.Helper()
+		e, s, ok, err := j.Resending(ctx)
+		if err != nil || ok != wantOK || e != wantEpoch || s != wantSeq {
+			t.Fatalf("%s: Resending got %d/%d %v (%v), want %d/%d %v", when, e, s, ok, err, wantEpoch, wantSeq, wantOK)
+		}
+		st, err := j.Stats(ctx)
+		if err != nil || st.Unacked != wantUnsent || st.AckedSeq != 4 {
+			t.Fatalf("%s: Stats got unacked %d, acked seq %d (%v), want %d, 4", when, st.Unacked, st.AckedSeq, err, wantUnsent)
+		}
+	}
+	resending("before", false, 0, 0, 2)
+	if err := j.ResendAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if sealed, err := j.Sealed(ctx); err != nil || len(sealed) != 0 {
+		t.Fatalf("outbox after ResendAll: %d batches (%v), want none", len(sealed), err)
+	}
+	resending("after ResendAll", true, 0, 0, 6)
+	if err := j.MarkAcked(ctx, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j = openJournal(t, path)
+	resending("after an ack at 2 and a reopen", true, 1, 2, 4)
+	if err := j.MarkAcked(ctx, 1, 4); err != nil {
+		t.Fatal(err)
+	}
+	resending("after an ack at the watermark", false, 0, 0, 2)
+}
+
 // testClock is the journals' clock in these tests: it stands still, so
 // that what depends on the time since a database was created (the epoch
 // floor, lostEpochFloor) is the same in every run, however slow.

@@ -105,7 +105,9 @@ func (j *Journal) entries(ctx context.Context, where string, args ...any) ([]Ent
 // older acknowledgement than the current one moves nothing. An
 // acknowledgement for an op the journal does not hold returns ErrAckAhead
 // and changes nothing: the journal lost ops the cloud has, and the uplink
-// should call NewEpoch.
+// should call NewEpoch. While a resend is pending (see ResendAll) it
+// moves the resend point to (epoch, seq), or ends the resend once (epoch,
+// seq) reaches the watermark.
 //
 // The snapshots the acknowledgement carried are stored in the same
 // transaction, so the local view never counts an acknowledged op twice (in
@@ -191,6 +193,9 @@ func markAcked(ctx context.Context, tx *sql.Tx, w *writer, epoch uint32, seq uin
 	if err != nil {
 		return 0, err
 	}
+	if err := moveResend(ctx, tx, epoch, seq, pos, cur); err != nil {
+		return 0, err
+	}
 	if pos > cur {
 		if err := writeMeta(ctx, tx, map[string]string{
 			"acked_pos":   strconv.FormatInt(pos, 10),
@@ -222,8 +227,9 @@ func (j *Journal) Acked(ctx context.Context) (epoch uint32, seq uint64, err erro
 	return uint32(e), s, nil
 }
 
-// Backlog returns the number of ops the cloud has not acknowledged and the
-// wall time of the oldest of them (zero when none). It costs two index
+// Backlog returns the number of ops the cloud has not acknowledged (or,
+// while a resend is pending, that follow the resend point: see ResendAll)
+// and the wall time of the oldest of them (zero when none). It costs two index
 // lookups whatever the backlog: pos is the rowid, which SQLite assigns as
 // one more than the largest, and ops are never deleted, so the positions
 // are gapless and the count is the last position less the acknowledged one.
@@ -233,7 +239,7 @@ func (j *Journal) Backlog(ctx context.Context) (ops int64, oldest time.Time, err
 		return 0, time.Time{}, fmt.Errorf("backlog: %w", classify(err))
 	}
 	defer tx.Rollback()
-	acked, err := ackedPos(ctx, tx)
+	acked, err := unsentPos(ctx, tx)
 	if err != nil {
 		return 0, time.Time{}, err
 	}
@@ -271,9 +277,12 @@ type Stats struct {
 
 	AckedEpoch uint32 // the cloud's acknowledgement watermark
 	AckedSeq   uint64
-	Unacked    int64
-	// OldestUnacked is the wall time of the oldest op the cloud has not
-	// acknowledged; zero when there is none.
+	// Unacked counts the ops the cloud has not acknowledged, or, while a
+	// resend is pending (see ResendAll), the ops after the resend point:
+	// the cloud lost the rest.
+	Unacked int64
+	// OldestUnacked is the wall time of the oldest op Unacked counts; zero
+	// when there is none.
 	OldestUnacked time.Time
 
 	Sealed      int64 // sealed batches waiting for their acknowledgement
@@ -298,7 +307,10 @@ func (j *Journal) Stats(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return s, err
 	}
-	ackedPos, _ := strconv.ParseInt(m["acked_pos"], 10, 64)
+	unsent, err := unsentPos(ctx, tx)
+	if err != nil {
+		return s, err
+	}
 	ae, _ := strconv.ParseUint(m["acked_epoch"], 10, 32)
 	s.AckedEpoch = uint32(ae)
 	s.AckedSeq, _ = strconv.ParseUint(m["acked_seq"], 10, 64)
@@ -309,7 +321,7 @@ func (j *Journal) Stats(ctx context.Context) (Stats, error) {
 	}{
 		{&s.Ops, "SELECT count(*) FROM ops", nil},
 		{&s.Epochs, "SELECT count(*) FROM epochs", nil},
-		{&s.Unacked, "SELECT count(*) FROM ops WHERE pos > ?", []any{ackedPos}},
+		{&s.Unacked, "SELECT count(*) FROM ops WHERE pos > ?", []any{unsent}},
 		{&s.Sealed, "SELECT count(*) FROM sealed", nil},
 		{&s.Snapshots, "SELECT count(*) FROM snapshots", nil},
 		{&s.PeerRedeems, "SELECT count(*) FROM peer_redeems", nil},
@@ -319,7 +331,7 @@ func (j *Journal) Stats(ctx context.Context) (Stats, error) {
 		}
 	}
 	var oldest sql.NullInt64
-	if err := tx.QueryRowContext(ctx, "SELECT wall_time FROM ops WHERE pos > ? ORDER BY pos LIMIT 1", ackedPos).Scan(&oldest); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	if err := tx.QueryRowContext(ctx, "SELECT wall_time FROM ops WHERE pos > ? ORDER BY pos LIMIT 1", unsent).Scan(&oldest); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return s, fmt.Errorf("stats: %w", classify(err))
 	}
 	if oldest.Valid {

@@ -8,7 +8,8 @@
 //     if there is one (a batch sealed before a crash or a failed send).
 //  2. Otherwise read the ops that follow the resume point (the end of the
 //     last batch acknowledged, or where the cloud said to re-seal from;
-//     the journal's acknowledgement watermark after a start) and cut a
+//     after a start, the point a resend of the journal reached, or else
+//     the journal's acknowledgement watermark) and cut a
 //     batch: one epoch, at most MaxOps ops (half the size a 413 refused,
 //     for ten minutes after it) and MaxBytes of canonical op encoding,
 //     sent early only when full or when its oldest op has waited MaxAge.
@@ -49,7 +50,10 @@
 // this journal had acknowledgements in, or a probe the cloud applies,
 // means the cloud lost a whole epoch and maybe earlier ones: the journal
 // is sent again from its start, and the cloud compares op by op what it
-// holds. Sending again never marks anything: only a signed ack does.
+// holds. The journal keeps that resend's point (Journal.ResendAll), moved
+// by each ack, so a restarted uplink goes on with it, and the backlog
+// counts the ops after it. Sending again never marks anything: only a
+// signed ack does.
 //
 // # State
 //

@@ -22,6 +22,13 @@ type Journal interface {
 	// MarkAckedChain is MarkAcked that also records the hash of the batch
 	// the cloud applied last, the one that ended at (epoch, seq).
 	MarkAckedChain(ctx context.Context, epoch uint32, seq uint64, hash []byte, snaps ...loyalty.Snapshot) error
+	// ResendAll records that the journal is to be sent again from its
+	// start and empties the outbox, in one transaction; the acks that
+	// follow move the resend point until one reaches the watermark.
+	ResendAll(ctx context.Context) error
+	// Resending returns the resend point; ok is false when no resend is
+	// pending.
+	Resending(ctx context.Context) (epoch uint32, seq uint64, ok bool, err error)
 	// Chain returns what MarkAckedChain recorded last; (0, 0, nil) when nothing.
 	Chain(ctx context.Context) (epoch uint32, seq uint64, hash []byte, err error)
 	// Stats gives the backlog (Unacked, OldestUnacked).

@@ -456,3 +456,80 @@ func TestE2EProbeRefusedForItsHashSendsOnlyWhatTheCloudLacks(t *testing.T) {
 	}
 	c.env().checkBalances(t, model)
 }
+
+// killedAtSeal is a journal whose agent dies (its context cancelled, the
+// write refused) when the uplink seals a batch of epoch 1 from seq 11.
+type killedAtSeal struct {
+	*journal.Journal
+	cancel context.CancelFunc
+	killed atomic.Bool
+}
+
+func (j *killedAtSeal) PutSealed(ctx context.Context, epoch uint32, first, last uint64, payload []byte) error {
+	if epoch == 1 && first == 11 {
+		j.killed.Store(true)
+		j.cancel()
+		return errors.New("test: killed")
+	}
+	return j.Journal.PutSealed(ctx, epoch, first, last, payload)
+}
+
+// The cloud, restored from a backup, lost epoch 1's end and the whole
+// one-op epoch 2: the uplink sends the journal again from its start, and
+// the agent is killed between two batches of that resend (the ack of
+// 1/1..10 recorded, 1/11..20 not yet sealed), when the outbox is empty.
+// The resend was kept only in memory: the restarted uplink resumed from
+// the journal's watermark and 1/11..20 never reached the cloud again
+// (found by a review). The journal now keeps the resend point, counts the
+// ops after it as unsent, and the restarted uplink goes on from there.
+func TestE2ECloudRestoredGetsWhatItLacksThoughTheTillRestartsMidResend(t *testing.T) {
+	c, ctx := newRestorableCloud(t), context.Background()
+	tm := c.env().enroll(t, "T-01")
+	cfg := tm.config(t, c.front)
+	cfg.MaxOps = 10
+	var ops []loyalty.Op
+	put := func(from, n int) {
+		t.Helper()
+		ops = append(ops, appendOps(t, tm.j, earns(from, n, 7))...)
+		syncWithin(t, mustUplink(t, tm.j, cfg), 20*time.Second)
+	}
+	put(0, 10) // 1/1..10
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if err := c.ledger.BackupTo(ctx, backup); err != nil {
+		t.Fatal(err)
+	}
+	put(100, 10) // 1/11..20
+	if _, err := tm.j.NewEpoch(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	put(200, 1) // 2/1 alone
+	if _, err := tm.j.NewEpoch(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	c.restore(t, backup)                                       // holds 1/1..10, nothing of epoch 2
+	ops = append(ops, appendOps(t, tm.j, earns(300, 5, 7))...) // epoch 3
+
+	syncCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	kj := &killedAtSeal{Journal: tm.j, cancel: cancel}
+	if err := mustUplink(t, kj, cfg).Sync(syncCtx); err == nil || !kj.killed.Load() {
+		t.Fatalf("the first uplink was not killed: %v", err)
+	}
+	if st, err := tm.j.Stats(ctx); err != nil || st.Unacked != 16 {
+		t.Errorf("unsent ops after the kill: %d (%v), want 16 (1/11..20, 2/1 and epoch 3's 5)", st.Unacked, err)
+	}
+	// The agent starts again.
+	syncWithin(t, mustUplink(t, tm.j, cfg), 20*time.Second)
+	env := c.env()
+	if wm, _, err := env.ledger.Watermark(ctx, "T-01", 1); err != nil || wm != 20 {
+		t.Errorf("cloud watermark of epoch 1: %d (%v), want 20: 1/11..20 never reached the restored cloud", wm, err)
+	}
+	if st, err := tm.j.Stats(ctx); err != nil || st.Unacked != 0 {
+		t.Errorf("unsent ops after the resend: %d (%v), want 0", st.Unacked, err)
+	}
+	model := map[loyalty.CardHash]loyalty.Points{}
+	for _, o := range ops {
+		model[o.Card] += o.Points
+	}
+	env.checkBalances(t, model)
+}

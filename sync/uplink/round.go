@@ -86,8 +86,8 @@ func (u *Uplink) cut(ctx context.Context, force bool) (journal.SealedBatch, time
 	epoch, seq := from.epoch, from.seq
 	if !from.ok {
 		var err error
-		if epoch, seq, err = u.j.Acked(ctx); err != nil {
-			return journal.SealedBatch{}, 0, false, fmt.Errorf("read acknowledgement watermark: %w", err)
+		if epoch, seq, err = u.resumePoint(ctx); err != nil {
+			return journal.SealedBatch{}, 0, false, err
 		}
 	}
 
@@ -160,6 +160,23 @@ func (u *Uplink) cut(ctx context.Context, force bool) (journal.SealedBatch, time
 	}
 	u.log.Debug("sealed", slog.Uint64(logEpoch, uint64(b.Epoch)), slog.Uint64(logFirst, first), slog.Uint64(logLast, last), slog.String(logBatch, s.Hash.Short()))
 	return journal.SealedBatch{Epoch: b.Epoch, FirstSeq: first, LastSeq: last, Payload: s.Bytes}, 0, true, nil
+}
+
+// resumePoint is where batches are cut from after a start: the point a
+// resend of the journal reached (see resendAll), or else the journal's
+// acknowledgement watermark.
+func (u *Uplink) resumePoint(ctx context.Context) (uint32, uint64, error) {
+	epoch, seq, resending, err := u.j.Resending(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read the resend point: %w", err)
+	}
+	if resending {
+		return epoch, seq, nil
+	}
+	if epoch, seq, err = u.j.Acked(ctx); err != nil {
+		return 0, 0, fmt.Errorf("read acknowledgement watermark: %w", err)
+	}
+	return epoch, seq, nil
 }
 
 // probeBeforeEpoch returns the op at (epoch, seq), the last one the cloud
@@ -365,7 +382,7 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 			// had acknowledged: it lost the epoch (restored from a
 			// backup), and maybe more. Send the journal again.
 			u.mu.Unlock()
-			return u.resendAll(sb.Epoch, sb.FirstSeq)
+			return u.resendAll(ctx, sb.Epoch, sb.FirstSeq)
 		}
 		u.crossed = position{sb.Epoch, sb.LastSeq, true}
 	}
@@ -409,9 +426,6 @@ func (u *Uplink) gap(ctx context.Context, sb journal.SealedBatch, body []byte) r
 	if a.Status != batch.AckGap || a.Terminal != u.cfg.Signer.Name() || a.Epoch != sb.Epoch {
 		return result{err: fmt.Errorf("batch %d/%d..%d: HTTP 409 with a %s ack for %s epoch %d (%w)", sb.Epoch, sb.FirstSeq, sb.LastSeq, a.Status, a.Terminal, a.Epoch, errRetry)}
 	}
-	if err := u.dropSealed(ctx, a.Epoch); err != nil {
-		return result{err: err}
-	}
 	lost, err := u.lostEpoch(ctx, a.Epoch, a.Watermark)
 	if err != nil {
 		return result{err: err}
@@ -419,7 +433,10 @@ func (u *Uplink) gap(ctx context.Context, sb journal.SealedBatch, body []byte) r
 	if lost {
 		// Restored from a backup older than the epoch: it may lack ops of
 		// earlier epochs too, which its gap ack cannot name.
-		return u.resendAll(a.Epoch, sb.FirstSeq)
+		return u.resendAll(ctx, a.Epoch, sb.FirstSeq)
+	}
+	if err := u.dropSealed(ctx, a.Epoch); err != nil {
+		return result{err: err}
 	}
 	if a.Watermark > 0 {
 		if err := u.markAcked(ctx, a.Epoch, a.Watermark, a.LastHash); err != nil {
@@ -451,17 +468,23 @@ func (u *Uplink) gap(ctx context.Context, sb journal.SealedBatch, body []byte) r
 
 // resendAll has the journal sent again from its start, after the cloud
 // showed it lost an epoch it had acknowledged ops of: the cloud compares
-// what it holds op by op and applies the rest.
-func (u *Uplink) resendAll(epoch uint32, first uint64) result {
+// what it holds op by op and applies the rest. The journal keeps the
+// resend point (Journal.ResendAll), so a restart goes on with the resend.
+func (u *Uplink) resendAll(ctx context.Context, epoch uint32, first uint64) result {
+	if err := u.j.ResendAll(ctx); err != nil {
+		return result{err: fmt.Errorf("the cloud lost epoch %d; record that the journal goes again from its start: %w", epoch, err)}
+	}
 	u.mu.Lock()
 	u.resumeAfterRefusal(position{ok: true}, false)
 	u.held = position{}
+	u.outboxEmpty = true
 	u.failures = 0
 	u.state.Online = true
 	u.state.Gaps++
 	u.mu.Unlock()
 	u.log.Error("the cloud lost an epoch it had acknowledged (restored from a backup?); sending the journal again from its start",
 		slog.Uint64(logEpoch, uint64(epoch)), slog.Uint64(logFirst, first))
+	u.refreshBacklog(ctx)
 	return result{progress: true}
 }
 

@@ -121,9 +121,9 @@ type Uplink struct {
 	// batch acknowledged last, or where a refusal (a gap ack, a hint)
 	// told the uplink to re-seal from, or the journal's start when the
 	// cloud lost an epoch (see resendAll). Until it is set (after a
-	// start), batches are cut from the journal's acknowledgement
-	// watermark. It may be behind that watermark: a cloud restored from a
-	// backup is sent again what it lost.
+	// start), batches are cut from resumePoint. It may be behind the
+	// journal's acknowledgement watermark: a cloud restored from a backup
+	// is sent again what it lost.
 	from position
 	// probe is the probe batch cut last (see probeBeforeEpoch), until the
 	// cloud acknowledges it or has the uplink re-seal elsewhere; crossed
