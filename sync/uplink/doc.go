@@ -45,10 +45,13 @@
 // says so, and the uplink sends again from the watermark it names. Two
 // cases no gap ack shows are covered apart. Before the first batch of a
 // new epoch, the old epoch's last acknowledged op goes again alone (the
-// probe): a replay confirms the cloud still holds the old epoch's end, a
-// gap ack has it sent again. And a gap ack at watermark 0 for an epoch
-// this journal had acknowledgements in, or a probe the cloud applies,
-// means the cloud lost a whole epoch and maybe earlier ones: the journal
+// probe), naming a previous hash no batch has, so that no cloud applies
+// it, however often it is sent: a replay confirms the cloud still holds
+// the old epoch's end; a refusal (a gap ack, or a batch_conflict for the
+// hash) names the cloud's watermark, and the uplink sends again from
+// there. And a refusal at watermark 0 for an epoch this journal had
+// acknowledgements in means the cloud lost a whole epoch and maybe
+// earlier ones: the journal
 // is sent again from its start, and the cloud compares op by op what it
 // holds. The journal keeps that resend's point (Journal.ResendAll), moved
 // by each ack, so a restarted uplink goes on with it, and the backlog

@@ -24,7 +24,8 @@ import (
 // restorableCloud is the real cloud server over a real SQLite ledger, its
 // signing key in a file, so that it can be restored from a backup of its
 // ledger and serve it with the same key. The tills reach it through front,
-// which forwards to whichever server serves, and can lose a chosen post.
+// which forwards to whichever server serves, and can lose a chosen post or
+// the answer to it.
 type restorableCloud struct {
 	keyPath string
 	front   string
@@ -35,6 +36,7 @@ type restorableCloud struct {
 	srv    *server.Server
 	target string
 	lose   func(post int64) bool // answer 502 instead of forwarding
+	drop   func(post int64) bool // forward, then answer 502: the answer is lost
 }
 
 func newRestorableCloud(t *testing.T) *restorableCloud {
@@ -92,7 +94,7 @@ func (c *restorableCloud) env() *cloudEnv {
 func (c *restorableCloud) forward(w http.ResponseWriter, r *http.Request) {
 	n := c.posts.Add(1)
 	c.mu.Lock()
-	target, lose := c.target, c.lose
+	target, lose, drop := c.target, c.lose, c.drop
 	c.mu.Unlock()
 	if lose != nil && lose(n) {
 		http.Error(w, "proxy: upstream lost", http.StatusBadGateway)
@@ -101,6 +103,10 @@ func (c *restorableCloud) forward(w http.ResponseWriter, r *http.Request) {
 	resp, body, err := relay(r, target)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	if drop != nil && drop(n) {
+		http.Error(w, "proxy: answer lost", http.StatusBadGateway)
 		return
 	}
 	for k, v := range resp.Header {
@@ -257,10 +263,10 @@ func copyJournal(t *testing.T, from, to string) {
 // restored while its till changes epochs: the till delivers 1/1..20, the
 // cloud having been backed up at 1/10; then an epoch of mid ops (none if
 // 0); then, if another, one more new epoch; the cloud is restored from the
-// backup, and 5 new ops are synced through wrap(the journal) by a new
-// uplink. The cloud must end up with every op once: epoch 1 up to 20, and
-// every balance as the ops make it.
-func cloudRestoredAcrossEpochs(t *testing.T, mid int, another bool, wrap func(*journal.Journal) uplink.Journal) {
+// backup, and 5 new ops are synced through restored(the cloud, the
+// journal) by a new uplink. The cloud must end up with every op once:
+// epoch 1 up to 20, and every balance as the ops make it.
+func cloudRestoredAcrossEpochs(t *testing.T, mid int, another bool, restored func(*restorableCloud, *journal.Journal) uplink.Journal) {
 	t.Helper()
 	c, ctx := newRestorableCloud(t), context.Background()
 	tm := c.env().enroll(t, "T-01")
@@ -292,7 +298,7 @@ func cloudRestoredAcrossEpochs(t *testing.T, mid int, another bool, wrap func(*j
 		newEpoch()
 	}
 	c.restore(t, backup)
-	put(300, 5, wrap(tm.j))
+	put(300, 5, restored(c, tm.j))
 	env := c.env()
 	if wm, _, err := env.ledger.Watermark(ctx, "T-01", 1); err != nil || wm != 20 {
 		t.Errorf("cloud watermark of epoch 1: %d (%v), want 20", wm, err)
@@ -304,7 +310,7 @@ func cloudRestoredAcrossEpochs(t *testing.T, mid int, another bool, wrap func(*j
 	env.checkBalances(t, model)
 }
 
-func sameJournal(j *journal.Journal) uplink.Journal { return j }
+func sameJournal(_ *restorableCloud, j *journal.Journal) uplink.Journal { return j }
 
 // The cloud restored from a backup taken before the till's journal
 // started a new epoch: the copy holds epoch 1 up to 10 and nothing of
@@ -328,13 +334,30 @@ func TestE2ECloudRestoredAsTheTillStartsAnEpochGetsTheOldEpochsEnd(t *testing.T)
 	cloudRestoredAcrossEpochs(t, 0, true, sameJournal)
 }
 
-// The probe before a new epoch applied by the cloud: the old epoch held
-// one op, which the restored cloud lacked as it lacked the whole epoch, so
-// it took the op as new and no gap ack came; the epoch before it kept its
-// loss (found by a review). A probe applied now means the cloud lost the
-// epoch: the journal is sent again from its start.
-func TestE2EProbeAppliedMeansTheCloudLostTheEpoch(t *testing.T) {
+// The probe before a new epoch, of an old epoch that held one op, which
+// the restored cloud lacked as it lacked the whole epoch: the cloud used
+// to take the op as new and no gap ack came; the epoch before it kept its
+// loss (found by a review). The probe now names a previous hash no batch
+// has, and the cloud refuses it at watermark 0 (batch_conflict): the
+// cloud lost the epoch, and the journal is sent again from its start.
+func TestE2EProbeOfALostEpochHasTheJournalSentAgain(t *testing.T) {
 	cloudRestoredAcrossEpochs(t, 1, true, sameJournal)
+}
+
+// The same, the cloud's answer to the probe lost on the way (or the agent
+// killed before it read it). The probe used to be applied by the cloud,
+// which lacked its op; sent again, the same bytes were a replay, taken as
+// the cloud holding the old epoch's end, and 1/11..20, which it lost,
+// never went again (found by a review). A probe can no longer be applied:
+// sent again, it is refused again, and the journal goes again.
+func TestE2EProbeOfALostEpochWhoseAnswerIsLostHasTheJournalSentAgain(t *testing.T) {
+	cloudRestoredAcrossEpochs(t, 1, true, func(c *restorableCloud, j *journal.Journal) uplink.Journal {
+		probe := c.posts.Load() + 1
+		c.mu.Lock()
+		c.drop = func(n int64) bool { return n == probe }
+		c.mu.Unlock()
+		return j
+	})
 }
 
 // outboxFailsOnce is a journal whose outbox refuses one write of the batch
@@ -356,7 +379,7 @@ func (j *outboxFailsOnce) PutSealed(ctx context.Context, epoch uint32, first, la
 // with the old one's end lost (found by a review).
 func TestE2EProbeNotStoredIsCutAgain(t *testing.T) {
 	j := &outboxFailsOnce{}
-	cloudRestoredAcrossEpochs(t, 0, true, func(jj *journal.Journal) uplink.Journal { j.Journal = jj; return j })
+	cloudRestoredAcrossEpochs(t, 0, true, func(_ *restorableCloud, jj *journal.Journal) uplink.Journal { j.Journal = jj; return j })
 	if !j.failed.Load() {
 		t.Error("the probe's write never failed: the test did not test it")
 	}

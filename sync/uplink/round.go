@@ -136,7 +136,7 @@ func (u *Uplink) cut(ctx context.Context, force bool) (journal.SealedBatch, time
 	if !full && !force && age < u.cfg.MaxAge {
 		return journal.SealedBatch{}, u.cfg.MaxAge - age, false, nil
 	}
-	var prev batch.Hash // a probe's is not checked: the cloud holds its op, or is behind it
+	prev := probePrev()
 	if probe == nil {
 		if prev, err = u.prevHash(ctx, ops[0].Epoch, first); err != nil {
 			return journal.SealedBatch{}, 0, false, err
@@ -184,8 +184,10 @@ func (u *Uplink) resumePoint(ctx context.Context) (uint32, uint64, error) {
 // batch of a new epoch it goes again, alone, until the cloud acknowledges
 // it (see isProbe and crossed). The cloud may have lost the old epoch's end since it
 // acknowledged it (restored from a backup), and nothing sent in the new
-// epoch would tell: a replay confirms the end, a gap ack has it sent
-// again, and the probe applied means the cloud had lost the whole epoch.
+// epoch would tell. The probe names probePrev, so the cloud never applies
+// it: a replay confirms the end; a refusal (a gap ack, a batch_conflict)
+// names the cloud's watermark, from which the uplink sends again, and at
+// watermark 0 shows that the cloud lost the whole epoch (see lostEpoch).
 func (u *Uplink) probeBeforeEpoch(ctx context.Context, epoch uint32, seq uint64, next uint32) ([]loyalty.Op, error) {
 	at := position{epoch, seq, true}
 	u.mu.Lock()
@@ -205,6 +207,18 @@ func (u *Uplink) probeBeforeEpoch(ctx context.Context, epoch uint32, seq uint64,
 		return nil, nil
 	}
 	return ops, nil
+}
+
+// probePrev is the previous hash a probe names: no batch hashes to it, so
+// no cloud applies a probe, nor a resend of its bytes after a lost answer
+// (that answer could not tell a cloud that held the op from one that
+// lacked it). Holding the op, the cloud compares it and replays it.
+func probePrev() batch.Hash {
+	var h batch.Hash
+	for i := range h {
+		h[i] = 0xff
+	}
+	return h
 }
 
 // isProbe reports whether sb is the probe probeBeforeEpoch cut last. The
@@ -378,8 +392,9 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 	if u.isProbe(sb) {
 		u.probe = position{}
 		if a.Status == batch.AckApplied {
-			// The cloud did not hold the old epoch's last op, which it
-			// had acknowledged: it lost the epoch (restored from a
+			// Applied despite probePrev (a cloud that does not check
+			// the chain): it did not hold the old epoch's last op, which
+			// it had acknowledged, so it lost the epoch (restored from a
 			// backup), and maybe more. Send the journal again.
 			u.mu.Unlock()
 			return u.resendAll(ctx, sb.Epoch, sb.FirstSeq)
@@ -547,7 +562,9 @@ type conflictProblem struct {
 //   - sequence_gap, batch_conflict: the cloud stands at or below the
 //     proven point: re-seal from its watermark with the previous hash named
 //     (a wrong one only gets the batch refused again: the cloud checks the
-//     new batch's position and chain itself);
+//     new batch's position and chain itself); at watermark 0 for an epoch
+//     this journal had acknowledgements in, the cloud lost the epoch, and
+//     the journal goes again from its start (resending never marks);
 //   - sequence_diverged: the cloud holds other ops at the batch's
 //     sequences. Nothing is sent past them and nothing is marked: the
 //     failure repeats, with its backoff, until an operator acts.
@@ -580,6 +597,15 @@ func (u *Uplink) positionHint(ctx context.Context, sb journal.SealedBatch, body 
 	case "sequence_gap", "sequence_rewind", "batch_conflict":
 	default:
 		return result{}, false
+	}
+	lost, err := u.lostEpoch(ctx, sb.Epoch, w)
+	if err != nil {
+		return result{err: err}, true
+	}
+	if lost {
+		// A probe, or an epoch's first batch, refused by a cloud that
+		// holds nothing of an epoch it acknowledged ops of: as in gap.
+		return u.resendAll(ctx, sb.Epoch, sb.FirstSeq), true
 	}
 	ae, as, err := u.j.Acked(ctx)
 	if err != nil {
