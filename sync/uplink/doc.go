@@ -46,10 +46,12 @@
 // cases no gap ack shows are covered apart. Before the first batch of a
 // new epoch, the old epoch's last acknowledged op goes again alone (the
 // probe), naming a previous hash no batch has, so that no cloud applies
-// it, however often it is sent: a replay confirms the cloud still holds
+// it, however often it is sent, and so that its sealed bytes say it is a
+// probe after a restart too: a replay confirms the cloud still holds
 // the old epoch's end; a refusal (a gap ack, or a batch_conflict for the
 // hash) names the cloud's watermark, and the uplink sends again from
-// there. And a refusal at watermark 0 for an epoch this journal had
+// there; sequence_diverged (another journal's op there) lets the new
+// epoch go, the old one's end reported. And a refusal at watermark 0 for an epoch this journal had
 // acknowledgements in means the cloud lost a whole epoch and maybe
 // earlier ones: the journal
 // is sent again from its start, and the cloud compares op by op what it

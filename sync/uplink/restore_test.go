@@ -440,13 +440,92 @@ func TestE2EProbeDivergedLetsTheNewEpochGo(t *testing.T) {
 	c.env().checkBalances(t, model)
 }
 
+// TestE2EProbeDivergedLetsTheNewEpochGo with a restart: the agent is
+// killed after sealing the probe before the new epoch and before hearing
+// the cloud's answer. The new uplink finds the probe in the outbox and
+// resends it; the cloud answers sequence_diverged. That the batch was a
+// probe used to be known only in memory, so the answer was taken for a
+// diverged batch in the new epoch's way: ErrDiverged, every round, and
+// the new epoch's sales never reached the cloud (found by a review). A
+// probe is now known by its sealed bytes (it names a previous hash no
+// batch has), after a restart too.
+func TestE2EProbeDivergedAfterARestartLetsTheNewEpochGo(t *testing.T) {
+	c, ctx := newRestorableCloud(t), context.Background()
+	tm := c.env().enroll(t, "T-01")
+	cfg := tm.config(t, c.front)
+	cfg.MaxOps = 10
+	path := tm.j.Path()
+	appendOps(t, tm.j, earns(0, 9, 7))
+	syncWithin(t, mustUplink(t, tm.j, cfg), 20*time.Second)
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if err := c.ledger.BackupTo(ctx, backup); err != nil {
+		t.Fatal(err)
+	}
+	tm.j.Close()
+	copyPath := filepath.Join(t.TempDir(), "copy.db")
+	copyJournal(t, path, copyPath)
+	sidecar, err := os.ReadFile(journal.SidecarPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(journal.SidecarPath(copyPath), sidecar, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tm.j = openJournalAt(t, path, "T-01")
+	appendOps(t, tm.j, earns(100, 1, 7)) // 1/10
+	syncWithin(t, mustUplink(t, tm.j, cfg), 20*time.Second)
+
+	c.restore(t, backup) // holds 1/1..9
+	cp := openJournalAt(t, copyPath, "T-01")
+	appendOps(t, cp, earns(200, 1, 7)) // the copy's own 1/10
+	syncWithin(t, mustUplink(t, cp, cfg), 20*time.Second)
+
+	if _, err := tm.j.NewEpoch(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	fresh := appendOps(t, tm.j, earns(300, 5, 7))
+
+	// The agent is killed as the probe 1/10 goes out (sealed, unanswered).
+	killCtx, kill := context.WithTimeout(ctx, 20*time.Second)
+	defer kill()
+	start := c.posts.Load()
+	c.mu.Lock()
+	c.lose = func(n int64) bool {
+		if n == start+1 {
+			kill()
+			return true
+		}
+		return false
+	}
+	c.mu.Unlock()
+	if err := mustUplink(t, tm.j, cfg).Sync(killCtx); err == nil {
+		t.Fatal("the first uplink was not killed")
+	}
+	if sealed, err := tm.j.Sealed(ctx); err != nil || len(sealed) != 1 || sealed[0].FirstSeq != 10 || sealed[0].LastSeq != 10 {
+		t.Fatalf("outbox after the kill: %+v (%v), want the probe 1/10..10", sealed, err)
+	}
+	c.mu.Lock()
+	c.lose = nil
+	c.mu.Unlock()
+
+	// The agent starts again.
+	syncCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := mustUplink(t, tm.j, cfg).Sync(syncCtx); err != nil {
+		t.Errorf("sync after the restart: %v", err)
+	}
+	if wm, _, err := c.env().ledger.Watermark(ctx, "T-01", fresh[0].Epoch); err != nil || wm != 5 {
+		t.Errorf("cloud watermark of the new epoch %d: %d (%v), want 5", fresh[0].Epoch, wm, err)
+	}
+}
+
 // The restored cloud lacks only the old epoch's last batch, of one op: the
-// probe (sent with no previous hash) is refused naming the hash, and the
-// op re-sealed with it is applied. That batch used to be taken for the
-// probe itself, applied, and the whole journal was sent again for an
-// epoch the cloud had not lost (found by a review). Now the probe is
-// forgotten once the cloud has the uplink re-seal elsewhere: 1/11 is sent
-// again, the probe once more (now a replay), then the new epoch.
+// probe is refused naming the hash, and the op re-sealed with it is
+// applied. That batch used to be taken for the probe itself, applied, and
+// the whole journal was sent again for an epoch the cloud had not lost
+// (found by a review). A probe is now known by its bytes, which name a
+// previous hash no batch has: 1/11 is sent again, the probe once more (now
+// a replay), then the new epoch.
 func TestE2EProbeRefusedForItsHashSendsOnlyWhatTheCloudLacks(t *testing.T) {
 	c, ctx := newRestorableCloud(t), context.Background()
 	tm := c.env().enroll(t, "T-01")

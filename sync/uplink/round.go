@@ -189,12 +189,8 @@ func (u *Uplink) resumePoint(ctx context.Context) (uint32, uint64, error) {
 // names the cloud's watermark, from which the uplink sends again, and at
 // watermark 0 shows that the cloud lost the whole epoch (see lostEpoch).
 func (u *Uplink) probeBeforeEpoch(ctx context.Context, epoch uint32, seq uint64, next uint32) ([]loyalty.Op, error) {
-	at := position{epoch, seq, true}
 	u.mu.Lock()
-	due := seq > 0 && next != epoch && u.crossed != at
-	if due {
-		u.probe = at
-	}
+	due := seq > 0 && next != epoch && u.crossed != position{epoch, seq, true}
 	u.mu.Unlock()
 	if !due {
 		return nil, nil
@@ -221,10 +217,15 @@ func probePrev() batch.Hash {
 	return h
 }
 
-// isProbe reports whether sb is the probe probeBeforeEpoch cut last. The
-// caller holds u.mu.
+// isProbe reports whether sb is a probe (see probeBeforeEpoch): one op
+// naming probePrev. It reads the sealed bytes, so a probe sealed before a
+// restart is known as one after it.
 func (u *Uplink) isProbe(sb journal.SealedBatch) bool {
-	return u.probe.ok && sb.Epoch == u.probe.epoch && sb.FirstSeq == u.probe.seq && sb.LastSeq == u.probe.seq
+	if sb.FirstSeq != sb.LastSeq {
+		return false
+	}
+	b, _, err := batch.OpenBatch(sb.Payload, u.cfg.Signer.Program(), u.cfg.Signer.Public())
+	return err == nil && b.Prev == probePrev()
 }
 
 // prevHash returns the hash of the batch of epoch that ended at first-1,
@@ -387,10 +388,10 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 			u.log.Error("cloud rejected op", slog.String(logOp, r.ID.String()), slog.Uint64(logSeq, r.Seq), slog.String(logReason, r.Reason.String()))
 		}
 	}
+	probe := u.isProbe(sb)
 	now := u.cfg.Now()
 	u.mu.Lock()
-	if u.isProbe(sb) {
-		u.probe = position{}
+	if probe {
 		if a.Status == batch.AckApplied {
 			// Applied despite probePrev (a cloud that does not check
 			// the chain): it did not hold the old epoch's last op, which
@@ -521,10 +522,9 @@ func (u *Uplink) lostEpoch(ctx context.Context, epoch uint32, watermark uint64) 
 // resumeAfterRefusal has the next batch cut from p, as a refusal (a gap
 // ack, a hint, a lost epoch) says. chained reports that the batch re-sealed
 // there carries the previous hash the chain needs, so that the cloud
-// refusing it again would be a loop (see refused). A probe in flight is
-// forgotten: what is re-sealed from p is not one. The caller holds u.mu.
+// refusing it again would be a loop (see refused). The caller holds u.mu.
 func (u *Uplink) resumeAfterRefusal(p position, chained bool) {
-	u.from, u.fromRefusal, u.probe = p, chained, position{}
+	u.from, u.fromRefusal = p, chained
 }
 
 // refused guards against a cloud that refuses, again and again, a batch
@@ -576,13 +576,10 @@ func (u *Uplink) positionHint(ctx context.Context, sb journal.SealedBatch, body 
 	w := *p.Watermark
 	switch p.Code {
 	case "sequence_diverged":
-		u.mu.Lock()
-		probe := u.isProbe(sb)
-		if probe {
-			u.probe, u.crossed = position{}, position{sb.Epoch, sb.LastSeq, true}
-		}
-		u.mu.Unlock()
-		if probe {
+		if u.isProbe(sb) {
+			u.mu.Lock()
+			u.crossed = position{sb.Epoch, sb.LastSeq, true}
+			u.mu.Unlock()
 			// The old epoch's end is another journal's at the cloud now;
 			// the new epoch was started so that its ops need not wait on
 			// the old one's: let them go.

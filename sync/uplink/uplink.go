@@ -125,11 +125,10 @@ type Uplink struct {
 	// journal's acknowledgement watermark: a cloud restored from a backup
 	// is sent again what it lost.
 	from position
-	// probe is the probe batch cut last (see probeBeforeEpoch), until the
-	// cloud acknowledges it or has the uplink re-seal elsewhere; crossed
-	// is the end of the epoch whose probe the cloud acknowledged, after
-	// which the next epoch's batches go.
-	probe, crossed position
+	// crossed is the end of the epoch whose probe (see probeBeforeEpoch)
+	// the cloud answered, after which the next epoch's batches go. A
+	// probe is known by its sealed bytes (see isProbe), not kept here.
+	crossed position
 	// fromRefusal is set while from is where a refusal had the uplink
 	// re-seal from with the hash the chain needs, until the next ack: a
 	// batch from there refused again would loop (see refused).
