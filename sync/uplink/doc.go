@@ -51,11 +51,10 @@
 // the old epoch's end; a refusal (a gap ack, or a batch_conflict for the
 // hash) names the cloud's watermark, and the uplink sends again from
 // there; sequence_diverged (another journal's op there) lets the new
-// epoch go, the old one's end reported. And a refusal at watermark 0 for an epoch this journal had
-// acknowledgements in means the cloud lost a whole epoch and maybe
-// earlier ones: the journal
-// is sent again from its start, and the cloud compares op by op what it
-// holds. The journal keeps that resend's point (Journal.ResendAll), moved
+// epoch go, the old one's end reported. And a refusal at watermark 0 for
+// an epoch this journal had acknowledgements in means the cloud lost a
+// whole epoch and maybe earlier ones: the journal is sent again from its
+// start, and the cloud compares op by op what it holds. The journal keeps that resend's point (Journal.ResendAll), moved
 // by each ack, so a restarted uplink goes on with it, and the backlog
 // counts the ops after it. Sending again never marks anything: only a
 // signed ack does.
@@ -63,7 +62,9 @@
 // # State
 //
 // State reports what the agent shows: online or offline, the backlog (ops
-// and the age of the oldest), the last success and the last error.
+// and the age of the oldest), the last success and the last error, and the
+// acknowledged ops by outcome (those of a replayed batch as duplicates:
+// the cloud applied nothing).
 //
 // # What it must never do
 //

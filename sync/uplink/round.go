@@ -376,18 +376,7 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 			return result{err: fmt.Errorf("record acknowledgement %d/%d: %w", a.Epoch, proven, err)}
 		}
 	}
-	var applied, dup, rejected int64
-	for _, r := range a.Results {
-		switch r.Outcome {
-		case batch.Applied:
-			applied++
-		case batch.Duplicate:
-			dup++
-		case batch.Rejected:
-			rejected++
-			u.log.Error("cloud rejected op", slog.String(logOp, r.ID.String()), slog.Uint64(logSeq, r.Seq), slog.String(logReason, r.Reason.String()))
-		}
-	}
+	applied, dup, rejected := u.outcomes(a)
 	probe := u.isProbe(sb)
 	now := u.cfg.Now()
 	u.mu.Lock()
@@ -426,6 +415,27 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 		u.refreshBacklog(ctx) // during a catch-up at most once a second: it counts the backlog
 	}
 	return result{progress: true}
+}
+
+// outcomes counts the ops of an ack by outcome and logs those the cloud
+// rejected. A replay (a duplicate ack) applied nothing: its results repeat
+// what the first apply did, so its ops count as duplicates, logged then.
+func (u *Uplink) outcomes(a *batch.Ack) (applied, dup, rejected int64) {
+	if a.Status == batch.AckDuplicate {
+		return 0, int64(len(a.Results)), 0
+	}
+	for _, r := range a.Results {
+		switch r.Outcome {
+		case batch.Applied:
+			applied++
+		case batch.Duplicate:
+			dup++
+		case batch.Rejected:
+			rejected++
+			u.log.Error("cloud rejected op", slog.String(logOp, r.ID.String()), slog.Uint64(logSeq, r.Seq), slog.String(logReason, r.Reason.String()))
+		}
+	}
+	return applied, dup, rejected
 }
 
 // gap handles a 409 answer: a signed gap ack that says where the cloud

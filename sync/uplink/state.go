@@ -22,7 +22,9 @@ type State struct {
 	// NextAttempt is when the uplink retries after a failure.
 	NextAttempt time.Time `json:"next_attempt,omitzero"`
 	// Sent counts batches acknowledged since start; Applied, Duplicates
-	// and Rejected count their ops by outcome; Gaps counts 409 answers.
+	// and Rejected count their ops by outcome (every op of a replayed
+	// batch, which the cloud had applied before, as a duplicate); Gaps
+	// counts 409 answers.
 	Sent       int64 `json:"sent"`
 	Applied    int64 `json:"applied"`
 	Duplicates int64 `json:"duplicates"`

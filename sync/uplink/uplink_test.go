@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -329,6 +330,53 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("no %s within 10s", what)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// State counts the ops the cloud applied as applied, and the ops of a
+// replay (a duplicate ack) as duplicates. A replay's results carry the
+// ops' first outcomes (applied), and the uplink used to add them to
+// Applied (found by a review). Here one uplink delivers 30 ops (the probe
+// before epoch 2 a replay), the cloud is restored from a backup holding
+// 1/1..10, and the uplink sends the journal again from its start: the
+// cloud applies 25 ops (1/11..20, 2/1..10, 2/11..15) and replays 10.
+func TestE2EStateCountsReplayedOpsAsDuplicates(t *testing.T) {
+	c, ctx := newRestorableCloud(t), context.Background()
+	tm := c.env().enroll(t, "T-01")
+	cfg := tm.config(t, c.front)
+	cfg.MaxOps = 10
+	u := mustUplink(t, tm.j, cfg)
+	put := func(from, n int) {
+		t.Helper()
+		appendOps(t, tm.j, earns(from, n, 7))
+		syncWithin(t, u, 20*time.Second)
+	}
+	put(0, 10)
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if err := c.ledger.BackupTo(ctx, backup); err != nil {
+		t.Fatal(err)
+	}
+	put(100, 10)
+	if _, err := tm.j.NewEpoch(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	put(200, 10)
+	before := u.State()
+	// 30 ops applied; the probe 1/20 before epoch 2 was a replay.
+	if before.Applied != 30 || before.Duplicates != 1 {
+		t.Errorf("before the restore: applied %d, duplicates %d, want 30, 1 (the probe before epoch 2 is a replay)", before.Applied, before.Duplicates)
+	}
+	c.restore(t, backup) // holds 1/1..10
+	put(300, 5)
+	if wm, _, err := c.env().ledger.Watermark(ctx, "T-01", 1); err != nil || wm != 20 {
+		t.Fatalf("cloud watermark of epoch 1: %d (%v), want 20", wm, err)
+	}
+	after := u.State()
+	if got := after.Applied - before.Applied; got != 25 {
+		t.Errorf("State.Applied grew by %d over the catch-up, want 25: the cloud applied 25 ops; the rest were replays", got)
+	}
+	if got := after.Duplicates - before.Duplicates; got != 10 {
+		t.Errorf("State.Duplicates grew by %d, want 10 (1/1..10, which the cloud held)", got)
 	}
 }
 
