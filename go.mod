@@ -3,6 +3,7 @@ module github.com/tillpoint/tillpoint
 go 1.26.0
 
 require (
+	filippo.io/edwards25519 v1.2.0
 	github.com/ebfe/scard v0.0.0-20241214075232-7af069cabc25
 	github.com/fxamacker/cbor/v2 v2.10.0
 	github.com/hashicorp/memberlist v0.7.0

@@ -107,8 +107,8 @@ func (t PeerTerminal) PublicKeyBytes() (ed25519.PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("public key is not base64: %w", err)
 	}
-	if len(b) != ed25519.PublicKeySize {
-		return nil, fmt.Errorf("public key is %d bytes, want %d (an Ed25519 key in base64)", len(b), ed25519.PublicKeySize)
+	if err := loyalty.CheckSigningKey(b); err != nil {
+		return nil, fmt.Errorf("public key: %w; copy it from 'tillpoint enroll --show' on that till", err)
 	}
 	return ed25519.PublicKey(b), nil
 }

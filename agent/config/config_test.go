@@ -77,6 +77,7 @@ func TestBadConfigNamesKeyAndLine(t *testing.T) {
 		{"unknown key in peers", "[peers]\nenabled = false\nbind_addr = \"0.0.0.0:7946\"\n", 3, "peers.bind_addr", "unknown key"},
 		{"unknown key in peers roster", "[[peers.roster]]\nterminal = \"till-1\"\npubkey = \"x\"\n", 3, "peers.roster.pubkey", "unknown key"},
 		{"bad peer public key", "[peers]\n[[peers.roster]]\nterminal = \"till-1\"\npublic_key = \"" + testPub + "\"\n[[peers.roster]]\nterminal = \"till-2\"\npublic_key = \"c2hvcnQ=\"\n", 7, "peers.roster[1].public_key", "5 bytes, want 32"},
+		{"small-order peer public key", "[[peers.roster]]\nterminal = \"till-1\"\npublic_key = \"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\n", 3, "peers.roster[0].public_key", "small order"},
 		{"peer address not an IP", "[[peers.roster]]\nterminal = \"till-1\"\naddress = \"till1.local:7946\"\npublic_key = \"" + testPub + "\"\n", 3, "peers.roster[0].address", "not an IP address"},
 		{"pull interval too short", "[sync]\n\npull_interval = \"1s\"\n", 3, "sync.pull_interval", "use 5s to 24h"},
 		{"max backoff too long", "[sync]\nmax_backoff = \"2h\"\n", 2, "sync.max_backoff", "use 1s to 1h"},
@@ -119,7 +120,7 @@ func TestBadConfigNamesKeyAndLine(t *testing.T) {
 }
 
 // testPub is a valid base64 Ed25519 public key (32 zero bytes).
-const testPub = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+const testPub = "6kpsY+KcUgq+9VB7Ey7F+ZVHdq6+vnuSQh7qaRRG0iw=" // ed25519.NewKeyFromSeed(32 bytes of 7)
 
 // Peers stay off unless a file turns them on, so existing configurations
 // are unchanged; an enabled table reads back whole.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/tillpoint/tillpoint/cloud"
+	"github.com/tillpoint/tillpoint/loyalty"
 	"github.com/tillpoint/tillpoint/sync/batch"
 )
 
@@ -16,12 +17,13 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	keyErr := loyalty.CheckSigningKey(req.PublicKey) // before Verify, which a small-order key fools
 	switch {
 	case req.Code == "" || len(req.Code) > 128:
 		s.fail(w, r, problem(CodeInvalidRequest, "send the enrollment code the operator gave you"))
 		return
-	case len(req.PublicKey) != ed25519.PublicKeySize:
-		s.fail(w, r, problem(CodeInvalidRequest, "public_key must be a %d-byte Ed25519 key, got %d bytes", ed25519.PublicKeySize, len(req.PublicKey)))
+	case keyErr != nil:
+		s.fail(w, r, problem(CodeInvalidRequest, "public_key: %v; send the key 'tillpoint enroll' generates", keyErr))
 		return
 	case !ed25519.Verify(req.PublicKey, batch.EnrollProofMessage(req.Code, req.PublicKey), req.Proof):
 		s.fail(w, r, problem(CodeBadSignature, "proof is not the new key's signature over the enrollment message"))

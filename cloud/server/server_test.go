@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -148,6 +149,15 @@ func TestEnrollRefusesBadRequests(t *testing.T) {
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	_, other, _ := ed25519.GenerateKey(rand.Reader)
 	unknown, _ := enrollBody(t, "NO-SUCH-CODE")
+	// The identity point, under which this signature verifies for every
+	// message: enrolled, it would let anyone sign as the terminal.
+	smallOrder := make(ed25519.PublicKey, 32)
+	smallOrder[0] = 1
+	universal, _ := hex.DecodeString("5866666666666666666666666666666666666666666666666666666666666666" +
+		"0100000000000000000000000000000000000000000000000000000000000000")
+	if !ed25519.Verify(smallOrder, batch.EnrollProofMessage(code, smallOrder), universal) {
+		t.Fatal("the universal signature does not verify under the identity point: the case below is void")
+	}
 	cases := []struct {
 		name        string
 		contentType string
@@ -158,6 +168,7 @@ func TestEnrollRefusesBadRequests(t *testing.T) {
 		{"unknown code", "application/json", unknown, http.StatusForbidden, server.CodeEnrollCodeBad},
 		{"proof by another key", "application/json", mustJSON(t, batch.EnrollRequest{Code: code, PublicKey: pub, Proof: ed25519.Sign(other, batch.EnrollProofMessage(code, pub))}), http.StatusForbidden, server.CodeBadSignature},
 		{"short key", "application/json", mustJSON(t, batch.EnrollRequest{Code: code, PublicKey: pub[:16], Proof: ed25519.Sign(priv, batch.EnrollProofMessage(code, pub))}), http.StatusBadRequest, server.CodeInvalidRequest},
+		{"small-order signing key", "application/json", mustJSON(t, batch.EnrollRequest{Code: code, PublicKey: smallOrder, Proof: universal}), http.StatusBadRequest, server.CodeInvalidRequest},
 		// A low-order X25519 box key: the roster sealed to it failed after the code was spent.
 		{"low-order box key", "application/json", mustJSON(t, batch.EnrollRequest{Code: code, PublicKey: pub, Proof: ed25519.Sign(priv, batch.EnrollProofMessage(code, pub)), BoxKey: make([]byte, 32)}), http.StatusBadRequest, server.CodeInvalidRequest},
 		{"unknown field", "application/json", []byte(`{"code":"x","public_key":"","proof":"","admin":true}`), http.StatusBadRequest, server.CodeInvalidRequest},

@@ -188,7 +188,7 @@ func TestAgentPeersNeedEnrollment(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfgPath := writeAgentConfig(t, dir, "[peers]\nenabled = true\nbind = \"127.0.0.1:0\"\ngossip_key_file = \""+key+"\"\n"+
-		"[[peers.roster]]\nterminal = \"T1\"\npublic_key = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\n")
+		"[[peers.roster]]\nterminal = \"T1\"\npublic_key = \"6kpsY+KcUgq+9VB7Ey7F+ZVHdq6+vnuSQh7qaRRG0iw=\"\n")
 	code, out, errOut := run(t, "agent", "--check-config", "--config", cfgPath)
 	if code != 0 || !strings.Contains(out, "peers      on, bind 127.0.0.1:0, 1 tills in agent.toml's roster, gossip key from "+key) {
 		t.Errorf("check-config: got %d %q %q, want 0 and the peers summary", code, out, errOut)

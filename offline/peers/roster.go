@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/tillpoint/tillpoint/loyalty"
 )
 
 // Terminal is one till of the store as the cloud's roster describes it.
@@ -32,9 +34,8 @@ func NewRoster(terminals ...Terminal) (*Roster, error) {
 		if err := validTerminalID(t.ID); err != nil {
 			return nil, fmt.Errorf("%w: roster: %w", ErrConfig, err)
 		}
-		if len(t.PublicKey) != ed25519.PublicKeySize {
-			return nil, fmt.Errorf("%w: roster: terminal %q: public key is %d bytes, want %d; re-fetch the roster from the cloud",
-				ErrConfig, t.ID, len(t.PublicKey), ed25519.PublicKeySize)
+		if err := loyalty.CheckSigningKey(t.PublicKey); err != nil {
+			return nil, fmt.Errorf("%w: roster: terminal %q: %w; re-fetch the roster from the cloud", ErrConfig, t.ID, err)
 		}
 		if _, dup := r.byID[t.ID]; dup {
 			return nil, fmt.Errorf("%w: roster: terminal %q listed twice", ErrConfig, t.ID)

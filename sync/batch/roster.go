@@ -10,6 +10,8 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"time"
+
+	"github.com/tillpoint/tillpoint/loyalty"
 )
 
 // TypeRoster is the content type of the cloud's signed store roster
@@ -72,13 +74,14 @@ func (d *RosterDoc) Validate() error {
 	}
 	seen := make(map[string]bool, len(d.Terminals))
 	for i, t := range d.Terminals {
+		keyErr := loyalty.CheckSigningKey(t.PublicKey)
 		switch {
 		case t.ID == "" || len(t.ID) > maxIDLen:
 			return fmt.Errorf("terminal %d: id must be 1 to %d bytes", i, maxIDLen)
 		case seen[t.ID]:
 			return fmt.Errorf("terminal %q listed twice", t.ID)
-		case len(t.PublicKey) != ed25519.PublicKeySize:
-			return fmt.Errorf("terminal %q: public key of %d bytes, want %d", t.ID, len(t.PublicKey), ed25519.PublicKeySize)
+		case keyErr != nil:
+			return fmt.Errorf("terminal %q: %w", t.ID, keyErr)
 		case len(t.Addr) > 300:
 			return fmt.Errorf("terminal %q: address longer than 300 bytes", t.ID)
 		}
