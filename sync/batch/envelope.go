@@ -237,11 +237,9 @@ func parseEnvelope(data []byte) (*Envelope, error) {
 	if len(raw.Unprotected) != 0 {
 		return nil, fail(ErrHeader, nil, "the unprotected header must be empty")
 	}
-	if len(raw.Signature) != ed25519.SignatureSize {
-		return nil, fail(ErrSignature, nil, "an Ed25519 signature is %d bytes, got %d", ed25519.SignatureSize, len(raw.Signature))
-	}
 	// Read alg alone first, so another algorithm gets its own error even
-	// when the rest of its header would not fit ours.
+	// when the rest of its header, or its signature's length, would not
+	// fit ours.
 	var algOnly struct {
 		Alg any `cbor:"1,keyasint"`
 	}
@@ -250,6 +248,9 @@ func parseEnvelope(data []byte) (*Envelope, error) {
 	}
 	if alg, ok := algOnly.Alg.(int64); !ok || alg != int64(cose.AlgorithmEdDSA) {
 		return nil, fail(ErrAlgorithm, nil, "alg %v, only EdDSA (-8) is accepted", algOnly.Alg)
+	}
+	if len(raw.Signature) != ed25519.SignatureSize {
+		return nil, fail(ErrSignature, nil, "an Ed25519 signature is %d bytes, got %d", ed25519.SignatureSize, len(raw.Signature))
 	}
 	var h protectedHeader
 	if err := headerDecMode.Unmarshal(raw.Protected, &h); err != nil {

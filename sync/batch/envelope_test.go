@@ -35,6 +35,16 @@ func TestParseEnvelopeRefusesOtherCOSE(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// ES512's signatures are 132 bytes: it must still get ErrAlgorithm,
+	// not a complaint about an Ed25519 signature's length.
+	ec521, err := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es512, err := cose.NewSigner(cose.AlgorithmES512, ec521)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ed, err := cose.NewSigner(cose.AlgorithmEdDSA, key(1))
 	if err != nil {
 		t.Fatal(err)
@@ -64,6 +74,7 @@ func TestParseEnvelopeRefusesOtherCOSE(t *testing.T) {
 		want error
 	}{
 		{"ES256", sign(es256, headers(cose.AlgorithmES256, nil, nil)), batch.ErrAlgorithm},
+		{"ES512", sign(es512, headers(cose.AlgorithmES512, nil, nil)), batch.ErrAlgorithm},
 		{"critical header", sign(ed, headers(cose.AlgorithmEdDSA, map[any]any{cose.HeaderLabelCritical: []any{int64(99)}, int64(99): "x"}, nil)), batch.ErrHeader},
 		{"unprotected header", sign(ed, headers(cose.AlgorithmEdDSA, nil, map[any]any{cose.HeaderLabelKeyID: []byte("other")})), batch.ErrHeader},
 		{"kid not ours", func() []byte {
