@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -236,21 +238,29 @@ func (m *Main) adminToken(file string) ([]byte, error) {
 	return token, nil
 }
 
-// redactDSN hides a password in a database URL.
+// redactDSN hides the passwords in a database URL (its userinfo, and any
+// query parameter named like password, which pgx and libpq read too) or in
+// a keyword/value connection string.
 func redactDSN(dsn string) string {
-	scheme, rest, ok := strings.Cut(dsn, "://")
-	if !ok {
-		return dsn
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" && u.Opaque == "" {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		q := u.Query()
+		for k := range q {
+			if strings.Contains(strings.ToLower(k), "password") {
+				q.Set(k, "xxxxx")
+				u.RawQuery = q.Encode()
+			}
+		}
+		return u.String()
 	}
-	userinfo, host, ok := strings.Cut(rest, "@")
-	if !ok {
-		return dsn
-	}
-	if user, _, hasPass := strings.Cut(userinfo, ":"); hasPass {
-		return scheme + "://" + user + ":xxxxx@" + host
-	}
-	return dsn
+	return dsnPassword.ReplaceAllString(dsn, "${1}xxxxx")
 }
+
+// dsnPassword finds a password's value in a keyword/value connection
+// string: password=secret or password = 'sec ret'.
+var dsnPassword = regexp.MustCompile(`(?i)(\w*password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
 
 const enrollCodeHelp = `
 Makes a one-time code that enrolls one terminal of one store. Give it to the

@@ -406,3 +406,40 @@ func wantCertExpiryMetric(t *testing.T, url, token, certFile string) {
 		t.Errorf("certificate expiry metric %q (%v), want %d:\n%s", value, err, cert.NotAfter.Unix(), body)
 	}
 }
+
+// TestDatabasePasswordsNeverReachTheLog: whichever way an operator writes
+// the PostgreSQL password (the URL's userinfo, libpq's password query
+// parameter, a keyword/value string), what the cloud prints hides it.
+func TestDatabasePasswordsNeverReachTheLog(t *testing.T) {
+	for _, tc := range []struct{ dsn, want string }{
+		{"postgres://u:hunter2@db:5432/ledger?sslmode=require", "postgres://u:xxxxx@db:5432/ledger?sslmode=require"},
+		{"postgres://u@db/ledger?password=hunter2&sslmode=require", "postgres://u@db/ledger?password=xxxxx&sslmode=require"},
+		{"postgres://u@db/ledger?sslpassword=hunter2", "postgres://u@db/ledger?sslpassword=xxxxx"},
+		{"host=db user=u password=hunter2 dbname=ledger", "host=db user=u password=xxxxx dbname=ledger"},
+		{"host=db password = 'hunter2 \\' x' dbname=ledger", "host=db password = xxxxx dbname=ledger"},
+		{"sqlite:/var/lib/tillpoint/ledger.db", "sqlite:/var/lib/tillpoint/ledger.db"},
+		{"sqlite:ledger.db", "sqlite:ledger.db"},
+	} {
+		if got := redactDSN(tc.dsn); got != tc.want {
+			t.Errorf("redactDSN(%q) = %q, want %q", tc.dsn, got, tc.want)
+		}
+	}
+	for _, db := range []string{
+		"postgres://u:hunter2@127.0.0.1:1/db?connect_timeout=1",
+		"postgres://u@127.0.0.1:1/db?password=hunter2&connect_timeout=1",
+		"host=127.0.0.1 port=1 user=u password=hunter2 dbname=db",
+	} {
+		for _, args := range [][]string{
+			{"cloud", "check", "--db", db},
+			{"cloud", "--db", db, "--key", filepath.Join(t.TempDir(), "cloud.key"), "--listen", "127.0.0.1:0"},
+		} {
+			code, _, errOut := run(t, args...)
+			if code == 0 {
+				t.Fatalf("%v exited 0 without a database", args)
+			}
+			if strings.Contains(errOut, "hunter2") {
+				t.Errorf("%s %s --db %s: stderr shows the password: %s", args[0], args[1], db, strings.TrimSpace(errOut))
+			}
+		}
+	}
+}
