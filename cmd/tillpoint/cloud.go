@@ -324,6 +324,9 @@ func (m *Main) runCloudRevoke(ctx context.Context, args []string) error {
 	}
 	defer ledger.Close()
 	if err := ledger.RevokeTerminal(ctx, *terminal, time.Now()); err != nil {
+		if errors.Is(err, cloud.ErrNotFound) {
+			return fmt.Errorf("revoke: no terminal %q is enrolled in this ledger; check the ID and --db", *terminal)
+		}
 		return fmt.Errorf("revoke %s: %w", *terminal, err)
 	}
 	fmt.Fprintf(m.Stdout, "revoked terminal %s\n", *terminal)

@@ -443,3 +443,14 @@ func TestDatabasePasswordsNeverReachTheLog(t *testing.T) {
 		}
 	}
 }
+
+// TestRevokeOfAnUnknownTerminalSaysWhatToDo: a typo in --terminal is told
+// as such, not as "cloud: not found".
+func TestRevokeOfAnUnknownTerminalSaysWhatToDo(t *testing.T) {
+	db := "sqlite:" + filepath.Join(t.TempDir(), "ledger.db")
+	startCloud(t, nil, "--db", db).stop() // makes the ledger
+	code, _, errOut := run(t, "cloud", "revoke", "--db", db, "--terminal", "T-TYPO")
+	if code != 1 || !strings.Contains(errOut, `no terminal "T-TYPO" is enrolled`) || !strings.Contains(errOut, "check the ID") {
+		t.Errorf("revoke of an unknown terminal: exit %d, %q; want 1 and what to check", code, strings.TrimSpace(errOut))
+	}
+}
