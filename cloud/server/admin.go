@@ -21,7 +21,9 @@ func (s *Server) admin(next http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		if !s.adminTokenOK(r.Header.Get("Authorization")) {
-			s.fail(w, r, problem(CodeUnauthorized, "send the admin token as 'Authorization: Bearer TOKEN'"))
+			p := problem(CodeUnauthorized, "send the admin token as 'Authorization: Bearer TOKEN'")
+			p.challenge = adminChallenge
+			s.fail(w, r, p)
 			return
 		}
 		next(w, r)

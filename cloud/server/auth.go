@@ -20,7 +20,9 @@ func (s *Server) authTerminal(r *http.Request) (cloud.Terminal, error) {
 	ts := r.Header.Get(batch.HeaderTimestamp)
 	sig, err := base64.StdEncoding.DecodeString(r.Header.Get(batch.HeaderSignature))
 	if id == "" || ts == "" || err != nil || len(sig) != ed25519.SignatureSize {
-		return cloud.Terminal{}, problem(CodeUnauthorized, "sign the request: send %s, %s and %s (base64 Ed25519)", batch.HeaderTerminal, batch.HeaderTimestamp, batch.HeaderSignature)
+		p := problem(CodeUnauthorized, "sign the request: send %s, %s and %s (base64 Ed25519)", batch.HeaderTerminal, batch.HeaderTimestamp, batch.HeaderSignature)
+		p.challenge = terminalChallenge
+		return cloud.Terminal{}, p
 	}
 	if err := loyalty.CheckName(batch.HeaderTerminal, id); err != nil {
 		return cloud.Terminal{}, problem(CodeInvalidRequest, "%v", err)

@@ -132,6 +132,10 @@ func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, dst any) error
 		return problem(CodeInvalidRequest, "the body is not the expected JSON document: %v", err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return err
+		}
 		return problem(CodeInvalidRequest, "the body has data after its JSON document")
 	}
 	return nil

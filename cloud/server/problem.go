@@ -33,6 +33,7 @@ const (
 	CodeAdminDisabled    = "admin_disabled"
 	CodeEnrollCodeBad    = "enroll_code_invalid"
 	CodeNotFound         = "not_found"
+	CodeMethodNotAllowed = "method_not_allowed"
 	CodeUnavailable      = "unavailable"
 	CodeStorageFull      = "storage_full"
 	CodeInternal         = "internal"
@@ -63,6 +64,7 @@ var statusOf = map[string]int{
 	CodeAdminDisabled:    http.StatusForbidden,
 	CodeEnrollCodeBad:    http.StatusForbidden,
 	CodeNotFound:         http.StatusNotFound,
+	CodeMethodNotAllowed: http.StatusMethodNotAllowed,
 	CodeUnavailable:      http.StatusServiceUnavailable,
 	CodeStorageFull:      http.StatusServiceUnavailable,
 	CodeInternal:         http.StatusInternalServerError,
@@ -88,10 +90,11 @@ var titles = map[string]string{
 	CodeSequenceRewind:   "The batch rewinds an epoch's sequence",
 	CodeSequenceDiverged: "The ledger holds other ops at the batch's sequences",
 	CodeBatchConflict:    "The batch conflicts with what was applied",
-	CodeUnauthorized:     "Admin token missing or wrong",
+	CodeUnauthorized:     "Credentials missing or wrong",
 	CodeAdminDisabled:    "The admin API is disabled",
 	CodeEnrollCodeBad:    "The enrollment code is unknown, used or expired",
 	CodeNotFound:         "Not found",
+	CodeMethodNotAllowed: "The route does not take this method",
 	CodeUnavailable:      "The service is unavailable, retry later",
 	CodeStorageFull:      "The ledger's storage is full, retry later",
 	CodeInternal:         "Internal error",
@@ -114,7 +117,17 @@ type Problem struct {
 	LastHash string `json:"last_hash,omitempty"`
 	// RetryAfter, in seconds, is sent as the Retry-After header too.
 	RetryAfter int `json:"retry_after,omitempty"`
+	// challenge is the WWW-Authenticate header of a 401: what the caller
+	// must authenticate with.
+	challenge string
 }
+
+// The challenges of a 401: the admin API's bearer token, a terminal's
+// signed request.
+const (
+	adminChallenge    = `Bearer realm="tillpoint-admin"`
+	terminalChallenge = `Tillpoint-Signature realm="tillpoint-terminal"`
+)
 
 // ProblemContentType is the media type of a problem document.
 const ProblemContentType = "application/problem+json"
@@ -161,8 +174,8 @@ func writeProblem(w http.ResponseWriter, p *Problem) {
 	h := w.Header()
 	h.Set("Content-Type", ProblemContentType)
 	h.Set("Cache-Control", "no-store")
-	if p.Status == http.StatusUnauthorized {
-		h.Set("WWW-Authenticate", `Bearer realm="tillpoint-admin"`)
+	if p.challenge != "" {
+		h.Set("WWW-Authenticate", p.challenge)
 	}
 	if p.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(p.RetryAfter))

@@ -187,9 +187,11 @@ func (s *Server) handleGossipKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req GossipKeyRequest
-	if err := s.readJSON(w, r, &req); err != nil {
-		s.fail(w, r, err)
-		return
+	if r.ContentLength != 0 { // an empty POST rotates
+		if err := s.readJSON(w, r, &req); err != nil {
+			s.fail(w, r, err)
+			return
+		}
 	}
 	var (
 		sr      cloud.StoreRoster

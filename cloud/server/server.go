@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -288,9 +289,28 @@ func (s *Server) Handler() http.Handler {
 		mux.HandleFunc("GET /metrics", s.admin(s.Metrics.ServeHTTP))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if allow := allowedMethods(mux, r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			s.fail(w, r, problem(CodeMethodNotAllowed, "%s takes %s, not %s", r.URL.Path, strings.Join(allow, " or "), r.Method))
+			return
+		}
 		s.fail(w, r, problem(CodeNotFound, "no route for %s %s; see the routes in the cloud/server package doc", r.Method, r.URL.Path))
 	})
 	return s.logRequests(mux)
+}
+
+// allowedMethods returns the methods mux has a route for at r's path, for
+// a request the catch-all got: a 405 names them.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -165,4 +167,61 @@ func enrollAtOnce(ledger *sqlstore.Store, now time.Time, codes []string) []error
 	close(start)
 	wg.Wait()
 	return errs
+}
+
+// A known route asked with another method is 405 Method Not Allowed with
+// an Allow header (RFC 9110 15.5.6), not 404 "no route": the catch-all "/"
+// swallows what net/http's mux would answer 405.
+func TestWrongMethodOnAKnownRouteIs405(t *testing.T) {
+	ts := newTestServer(t)
+	for _, c := range []struct{ method, path, allow string }{
+		{"GET", "/v1/batches", "POST"},
+		{"GET", "/v1/enroll", "POST"},
+		{"POST", "/v1/rules", "GET"},
+	} {
+		status, h, body := do(t, c.method, ts.url+c.path, "", "", nil)
+		if status != http.StatusMethodNotAllowed || !strings.Contains(h.Get("Allow"), c.allow) {
+			t.Errorf("%s %s: %d (Allow %q) %s; want 405 with Allow: %s", c.method, c.path, status, h.Get("Allow"), body, c.allow)
+		}
+	}
+}
+
+// A JSON body over the cap is 413 body_too_large, as a batch over its cap
+// is: a valid document followed by padding past MaxJSONBytes gets 400
+// "data after its JSON document" instead, because the cap is hit only by
+// the trailing-data check.
+func TestOversizedJSONBodyIs413(t *testing.T) {
+	ts := newTestServer(t)
+	body := append([]byte(`{"code":"X"}`), bytes.Repeat([]byte(" "), 70<<10)...)
+	status, h, reply := do(t, "POST", ts.url+"/v1/enroll", "application/json", "", body)
+	wantProblem(t, status, h, reply, http.StatusRequestEntityTooLarge, "body_too_large")
+}
+
+// A terminal's unsigned feed request is told it is unauthorized with the
+// admin API's title and challenge ("Admin token missing or wrong",
+// WWW-Authenticate: Bearer realm="tillpoint-admin"): a till has no admin
+// token, and the operator reading it looks in the wrong place.
+func TestUnsignedFeedIsNotAnAdminTokenProblem(t *testing.T) {
+	ts := newTestServer(t)
+	status, h, body := do(t, "GET", ts.url+"/v1/rules", "", "", nil)
+	p := wantProblem(t, status, h, body, http.StatusUnauthorized, "unauthorized")
+	if strings.Contains(p.Title, "Admin") || strings.Contains(h.Get("WWW-Authenticate"), "admin") {
+		t.Errorf("unsigned GET /v1/rules answered with title %q and WWW-Authenticate %q: a terminal's request is not an admin one", p.Title, h.Get("WWW-Authenticate"))
+	}
+}
+
+// 'tillpoint cloud rotate-gossip-key --help' says "The same is POST
+// /v1/admin/stores/S/gossip-key on a running cloud", and the package doc
+// "rotate the store's gossip key, or {"finish":true}": a plain POST with
+// the token (no body) is refused 415, and with a JSON content type but no
+// body 400 "EOF". An empty body should rotate.
+func TestGossipKeyRotationTakesAnEmptyPOST(t *testing.T) {
+	ts := newTestServer(t)
+	enroll(t, ts, "S1", "T1")
+	for _, ct := range []string{"", "application/json"} {
+		status, _, body := do(t, "POST", ts.url+"/v1/admin/stores/S1/gossip-key", ct, "Bearer "+testAdminToken, nil)
+		if status != http.StatusOK {
+			t.Errorf("empty POST (Content-Type %q): %d %s, want 200 and a rotation", ct, status, body)
+		}
+	}
 }
