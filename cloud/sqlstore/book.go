@@ -288,16 +288,17 @@ func (b *book) loadLots(ctx context.Context, os []*owner) error {
 }
 
 // sortLots orders lots soonest expiry first, then by ID (earliest op first).
-func sortLots(ls []*lot) {
-	slices.SortFunc(ls, func(a, c *lot) int {
-		if a.expiresAt != c.expiresAt {
-			if a.expiresAt < c.expiresAt {
-				return -1
-			}
-			return 1
+func sortLots(ls []*lot) { slices.SortFunc(ls, compareLots) }
+
+// compareLots orders two lots as debits consume them.
+func compareLots(a, c *lot) int {
+	if a.expiresAt != c.expiresAt {
+		if a.expiresAt < c.expiresAt {
+			return -1
 		}
-		return strings.Compare(a.id, c.id)
-	})
+		return 1
+	}
+	return strings.Compare(a.id, c.id)
 }
 
 // lotByID returns a lot that may be closed (remaining 0), reading it if needed.
@@ -426,13 +427,23 @@ func (b *book) debit(ctx context.Context, o *owner, t *txn, amount int64, to, sh
 	return need, nil
 }
 
-// restore returns points to lots a debit took them from (a reversal), and
-// to o's available balance, against the account from.
+// restore returns points a debit took from lots (a reversal) to o,
+// against the account from. Like a credit, they repay what o owes first:
+// otherwise undoing two ops would leave o with points and a debt, or not,
+// depending on the order of the two reversals. The rest goes back to the
+// lots it was taken from, so that it lapses when they do. The repaid
+// points are those of the soonest-expiring lots, which a debit takes
+// first: as if the reversal had come before what left the debt.
 func (b *book) restore(ctx context.Context, o *owner, t *txn, uses []lotUse, from string) error {
 	if err := b.loadLots(ctx, []*owner{o}); err != nil {
 		return err
 	}
 	o.dirty = true
+	type refill struct {
+		lot    *lot
+		amount int64
+	}
+	refills := make([]refill, 0, len(uses))
 	var total int64
 	for _, u := range uses {
 		l, err := b.lotByID(ctx, u.lot)
@@ -442,6 +453,24 @@ func (b *book) restore(ctx context.Context, o *owner, t *txn, uses []lotUse, fro
 		if l.owner != o.id {
 			return fmt.Errorf("%w: lot of %s restored to %s", cloud.ErrInvariant, l.owner, o.id)
 		}
+		refills = append(refills, refill{l, u.amount})
+		total += u.amount
+	}
+	slices.SortFunc(refills, func(a, c refill) int { return compareLots(a.lot, c.lot) })
+	t.add(from, -total)
+	repay := min(total, -o.debt)
+	if repay > 0 {
+		t.add(cloud.OwnerAccount(cloud.AccountDebt, o.id), repay)
+		o.debt += repay
+	}
+	t.add(cloud.OwnerAccount(cloud.AccountAvail, o.id), total-repay)
+	for _, r := range refills {
+		n := r.amount - min(r.amount, repay)
+		repay -= r.amount - n
+		if n == 0 {
+			continue
+		}
+		l := r.lot
 		if l.brief {
 			if err := b.fullAmount(ctx, l); err != nil {
 				return err
@@ -450,19 +479,16 @@ func (b *book) restore(ctx context.Context, o *owner, t *txn, uses []lotUse, fro
 		if l.remaining == 0 {
 			o.lots = append(o.lots, l)
 		}
-		l.remaining += u.amount
+		l.remaining += n
 		if l.remaining > l.amount {
 			return fmt.Errorf("%w: lot restored beyond its amount", cloud.ErrInvariant)
 		}
 		l.dirty = true
-		total += u.amount
 		// A restore is recorded as a negative use, so that every lot's
 		// remaining points are its amount minus its uses.
-		b.uses = append(b.uses, lotUse{t.id, t.part, l.id, -u.amount})
+		b.uses = append(b.uses, lotUse{t.id, t.part, l.id, -n})
 	}
 	sortLots(o.lots)
-	t.add(from, -total)
-	t.add(cloud.OwnerAccount(cloud.AccountAvail, o.id), total)
 	return nil
 }
 

@@ -527,20 +527,21 @@ func (b *book) reverse(ctx context.Context, st *opState, r *opRow) error {
 		if target.kind == loyalty.OpRedeem {
 			from, shortfall = st.redeemed, cloud.Account(cloud.AccountShortfall, target.store)
 		}
+		// The shortfall comes back first: it repays the debt it made.
 		uses, err := b.usesOf(ctx, target.id)
 		if err != nil {
 			return err
 		}
-		if err := b.restore(ctx, o, t, uses, from); err != nil {
-			return err
-		}
-		var restored int64
+		short := -target.posted
 		for _, u := range uses {
-			restored += u.amount
+			short -= u.amount
 		}
-		if short := -target.posted - restored; short > 0 {
+		if short > 0 {
 			earned, expires := st.timing(op, nil)
 			b.credit(o, t, short, shortfall, earned, expires, 0, op.Store)
+		}
+		if err := b.restore(ctx, o, t, uses, from); err != nil {
+			return err
 		}
 	case target.posted > 0:
 		to := st.adjust

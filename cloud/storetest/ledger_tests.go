@@ -128,6 +128,35 @@ func testReverseRedeem(t *testing.T, l cloud.Ledger) {
 	wantBalance(t, l, c, 25, 0)
 }
 
+// testReversalsCommute defends conservation across reversals: earn 10,
+// redeem them, then reverse both. Whichever reversal comes first, both ops
+// are undone, so the member ends with nothing and owes nothing, and
+// nothing lapses later. Reversing the earn first leaves a debt of 10,
+// which the redeem's points, coming back, must repay rather than refill
+// the lot (where they used to lapse, leaving the debt).
+func testReversalsCommute(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	c, d := Card(1), Card(2)
+	lapse := tl.Now.AddDate(1, 0, 0)
+	e1, r1 := tl.Earn(d, 1000, 10), tl.Redeem(d, 10, false)
+	tl.Send(t, l, tl.Enroll(d, "ref"), e1, r1)
+	tl.Send(t, l, tl.Reverse(r1))
+	tl.Send(t, l, tl.Reverse(e1))
+	wantBalance(t, l, d, 0, 0)
+	e2, r2 := tl.Earn(c, 1000, 10), tl.Redeem(c, 10, false)
+	tl.Send(t, l, tl.Enroll(c, "ann"), e2, r2)
+	tl.Send(t, l, tl.Reverse(e2))
+	wantBalance(t, l, c, 0, 10)
+	tl.Send(t, l, tl.Reverse(r2))
+	wantBalance(t, l, c, 0, 0)
+	if res, err := l.Expire(ctx, lapse.Add(time.Hour)); err != nil || res.Points != 0 {
+		t.Errorf("expire after both ops were undone: got %+v, %v; want nothing lapsed", res, err)
+	}
+	for _, card := range []loyalty.CardHash{c, d} {
+		wantBalance(t, l, card, 0, 0)
+	}
+}
+
 func testReverseEarn(t *testing.T, l cloud.Ledger) {
 	tl := NewTill(t, l, "t1", "s1")
 	c := Card(1)

@@ -39,6 +39,7 @@ func Run(t *testing.T, open Opener) {
 		{"OfflineOverspendBooksDebtAndShortfall", testOverspend},
 		{"ReverseRedeemReturnsPointsToTheirLots", testReverseRedeem},
 		{"ReverseEarnTakesPointsBack", testReverseEarn},
+		{"ReversalsOfEarnAndRedeemCommute", testReversalsCommute},
 		{"ReverseRejections", testReverseRejections},
 		{"ReevaluationPostsFlaggedAdjustment", testReeval},
 		{"EarnOnUnlinkedCardIsHeldUntilEnroll", testHeld},
