@@ -112,7 +112,7 @@ func (s *Store) apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 			return seqErr(cloud.SeqChain)
 		}
 		b := newBook(s, tx, micros(bt.ReceivedAt))
-		b.rulesVersion = ts.rulesVersion
+		b.rulesVersion, b.lapsedUntil = ts.rulesVersion, ts.lapsedUntil
 		rows, err := b.applyOps(ctx, &bt, store)
 		if err != nil {
 			return err
@@ -169,11 +169,12 @@ type terminalState struct {
 	lastHash      []byte // of the epoch's last batch
 	latest        uint32 // the terminal's latest epoch
 	rulesVersion  uint32 // the program's current rules
+	lapsedUntil   int64  // how far point expiry has run, Unix micros
 }
 
 // terminalState reads a terminal's store and status, the watermark and
-// last batch hash of its epoch, its latest epoch, and the current rules
-// version.
+// last batch hash of its epoch, its latest epoch, the current rules
+// version and how far point expiry has run.
 func (s *Store) terminalState(ctx context.Context, tx *dbtx, terminal string, epoch uint32) (terminalState, error) {
 	var ts terminalState
 	rows, err := tx.query(ctx, qTerminalState, terminal)
@@ -186,7 +187,7 @@ func (s *Store) terminalState(ctx context.Context, tx *dbtx, terminal string, ep
 		var e, w sql.NullInt64
 		var h []byte
 		var v int64
-		if err := rows.Scan(&ts.store, &ts.status, &e, &w, &h, &v); err != nil {
+		if err := rows.Scan(&ts.store, &ts.status, &e, &w, &h, &v, &ts.lapsedUntil); err != nil {
 			return ts, fmt.Errorf("read terminal %s: %w", terminal, err)
 		}
 		found, ts.rulesVersion = true, uint32(v)

@@ -121,6 +121,9 @@ type book struct {
 	s   *Store
 	tx  *dbtx
 	now int64 // received, Unix micros
+	// lapsedUntil is how far point expiry had run (Unix micros) when the
+	// transaction began, for reversals (see lapsedOf).
+	lapsedUntil int64
 
 	owners   map[cloud.Owner]*owner
 	byNo     map[int64]*owner // owners by number, those whose number is known

@@ -47,6 +47,17 @@ func MigrateTo(ctx context.Context, dsn string, version int) error {
 // Migrations is how many migrations Open applies to a new database.
 var Migrations = len(migrations)
 
+// MigrationOf returns the version of the first migration whose text holds
+// s, 0 for none.
+func MigrationOf(s string) int {
+	for i, m := range migrations {
+		if strings.Contains(m, s) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
 // PlanStoreCards returns the plan of the query that lists a page of a
 // store's cards, a line per step: SQLite's EXPLAIN QUERY PLAN, or
 // PostgreSQL's EXPLAIN ANALYZE (run, with the rows each step read).

@@ -572,12 +572,16 @@ func (b *book) reverse(ctx context.Context, st *opState, r *opRow) error {
 }
 
 // lapsedOf returns how many points of an op's lots (its main lot first)
-// Expire lapsed. While the main lot is open and not yet due, none has
-// lapsed: Expire lapses a due lot whole, and the op's other lots (a
-// re-evaluation's, a claim's) were made with it or later. Only then is
-// nothing read, which is the common case of a reversal.
+// Expire lapsed. While the main lot is open and falls due after the latest
+// expiry run's time, none has lapsed: Expire lapses a due lot whole, and
+// the op's other lots (a re-evaluation's, a claim's) were made with it or
+// later. Only then is nothing read, which is the common case of a
+// reversal. An open lot may have lapsed before: a reversed redeem refills
+// the lots it used, lapsed ones too. And the batch's receive time is no
+// bound: an expiry run may have run with a later time than it (the batch
+// waited for the writer, or another cloud's clock runs ahead).
 func (b *book) lapsedOf(ctx context.Context, lots []string) (int64, error) {
-	if l, ok := b.lots[lots[0]]; ok && l.remaining > 0 && l.expiresAt > b.now {
+	if l, ok := b.lots[lots[0]]; ok && l.remaining > 0 && l.expiresAt > max(b.now, b.lapsedUntil) {
 		return 0, nil
 	}
 	ids := make([]any, len(lots))

@@ -264,6 +264,12 @@ CREATE TABLE ledger_writers (
 	id BIGINT PRIMARY KEY
 );
 `,
+	// 13: expiry postings by time, so that a batch reads how far point
+	// expiry has run (the latest time by which a run lapsed what was due)
+	// from the index alone (see lapsedOf). Only expiry runs write it.
+	`
+CREATE INDEX postings_expired_at ON postings (at) WHERE kind = 7;
+`,
 }
 
 // migrate applies the migrations up to upTo that the ledger lacks. A

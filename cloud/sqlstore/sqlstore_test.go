@@ -447,13 +447,13 @@ func TestWritersLockHoldsBehindPgBouncer(t *testing.T) {
 // TestCloudRunsAsARoleThatOnlyReadsAndWritesRows: a DBA migrates the
 // ledger as its owner and runs the cloud as a role that may only read and
 // write rows. Such a cloud opens a ledger that has every migration and
-// applies batches; one migration behind, it says to run the cloud once as
+// applies batches; migrations behind, it says to run the cloud once as
 // the owner; without the right to lock ledger_writers, it says what to
 // grant.
 func TestCloudRunsAsARoleThatOnlyReadsAndWritesRows(t *testing.T) {
 	ctx := context.Background()
 	owner := storetest.PostgresSchema(t)
-	if err := sqlstore.MigrateTo(ctx, owner, sqlstore.Migrations-1); err != nil {
+	if err := sqlstore.MigrateTo(ctx, owner, sqlstore.MigrationOf("CREATE TABLE ledger_writers")-1); err != nil {
 		t.Fatal(err)
 	}
 	u, err := url.Parse(owner)

@@ -111,8 +111,12 @@ const (
 
 // Fixed statements run on every batch.
 const (
-	qRulesVersion  = `SELECT COALESCE(MAX(version), 0) FROM rules`
-	qTerminalState = `SELECT t.store, t.status, e.epoch, e.watermark, e.last_hash, (` + qRulesVersion + `)
+	qRulesVersion = `SELECT COALESCE(MAX(version), 0) FROM rules`
+	// qLapsedUntil is how far point expiry has run: the time of the
+	// latest expiry run's postings (kindExpire), read from the index
+	// postings_expired_at.
+	qLapsedUntil   = `SELECT COALESCE(MAX(at), 0) FROM postings WHERE kind = 7`
+	qTerminalState = `SELECT t.store, t.status, e.epoch, e.watermark, e.last_hash, (` + qRulesVersion + `), (` + qLapsedUntil + `)
 		FROM terminals t LEFT JOIN epochs e ON e.terminal = t.id WHERE t.id = ?`
 	qLotAmount = `SELECT amount FROM lots WHERE id = ?`
 	iEpoch     = `INSERT INTO epochs (terminal, epoch, watermark, last_hash) VALUES (?, ?, ?, ?)

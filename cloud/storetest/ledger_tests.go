@@ -460,6 +460,29 @@ func testReverseEarnAfterItsPointsLapsed(t *testing.T, l cloud.Ledger) {
 	}
 }
 
+// testReverseEarnReceivedBeforeExpiryRun: earn 10, redeem 4, and the
+// other 6 lapse. Batches received just before the expiry run's time (they
+// waited for the writer, or another cloud's clock runs behind) reverse
+// the redeem, which refills the lapsed lot, then the earn: in one batch,
+// or in two. The 6 that lapsed left the balance once; the member owes
+// nothing.
+func testReverseEarnReceivedBeforeExpiryRun(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	c, d := Card(1), Card(2)
+	ec, rc, ed, rd := tl.Earn(c, 1000, 10), tl.Redeem(c, 4, false), tl.Earn(d, 1000, 10), tl.Redeem(d, 4, false)
+	tl.Send(t, l, tl.Enroll(c, "ivy"), ec, rc, tl.Enroll(d, "ike"), ed, rd)
+	lapse := tl.Now.AddDate(1, 0, 0)
+	if res, err := l.Expire(ctx, lapse); err != nil || res.Points != 12 {
+		t.Fatalf("expire: %+v, %v; want 6 + 6 lapsed", res, err)
+	}
+	tl.Now = lapse.Add(-time.Minute)
+	tl.Send(t, l, tl.Reverse(rc), tl.Reverse(ec))
+	tl.Send(t, l, tl.Reverse(rd))
+	tl.Send(t, l, tl.Reverse(ed))
+	wantBalance(t, l, c, 0, 0)
+	wantBalance(t, l, d, 0, 0)
+}
+
 func testTamper(t *testing.T, l cloud.Ledger) {
 	db, ok := l.(interface{ DB() *sql.DB })
 	if !ok {

@@ -54,6 +54,7 @@ func Run(t *testing.T, open Opener) {
 		{"AdjustCreditsAndDebits", testAdjust},
 		{"ReverseAdjustReturnsPointsToTheirLots", testReverseAdjustReturnsPointsToTheirLots},
 		{"ReverseEarnAfterItsPointsLapsed", testReverseEarnAfterItsPointsLapsed},
+		{"ReverseEarnReceivedBeforeExpiryRunTakesNoLapsedPoints", testReverseEarnReceivedBeforeExpiryRun},
 		{"TamperedBalanceHaltsApplyAndFailsCheck", testTamper},
 		{"RandomOpsMatchIndependentModel", testModel},
 		{"ConcurrentTerminalsMatchModel", testConcurrent},
