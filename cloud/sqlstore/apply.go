@@ -123,8 +123,10 @@ func (s *Store) apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 		if err := b.checkDirty(ctx); err != nil {
 			return err
 		}
-		for h := range b.cards {
-			seen = append(seen, h)
+		for h, cd := range b.cards {
+			if cd.used || cd.seen {
+				seen = append(seen, h)
+			}
 		}
 		out.Watermark, out.LastHash = bt.LastSeq, bt.Hash
 		out.Results = make([]cloud.OpResult, len(rows))

@@ -45,12 +45,16 @@ type appliedOp struct {
 	digest []byte
 }
 
-// card is a card the batch touches.
+// card is a card the batch reads or touches.
 type card struct {
 	member loyalty.MemberID
 	isNew  bool
 	dirty  bool
 	seen   bool // known to have been seen at the batch's store
+	// used: an op of the batch that names it was applied (or was a
+	// duplicate), so it is recorded among the store's cards. A card read
+	// for an op that is then refused is not: a refused op changes nothing.
+	used bool
 }
 
 // digest identifies an op's content wherever it sits in a journal: the
@@ -249,14 +253,18 @@ func (st *opState) ownerOf(c loyalty.CardHash, m loyalty.MemberID) cloud.Owner {
 	return ""
 }
 
-// touchCard makes sure a card the batch saw is recorded.
+// touchCard makes sure a card an applied op names is recorded, and
+// recorded at the batch's store.
 func (st *opState) touchCard(c loyalty.CardHash) {
 	if c.IsZero() {
 		return
 	}
-	if _, ok := st.cards[c]; !ok {
-		st.cards[c] = &card{isNew: true, dirty: true}
+	cd, ok := st.cards[c]
+	if !ok {
+		cd = &card{isNew: true, dirty: true}
+		st.cards[c] = cd
 	}
+	cd.used = true
 }
 
 func (b *book) applyOp(ctx context.Context, st *opState, r *opRow) error {
@@ -276,25 +284,29 @@ func (b *book) applyOp(ctx context.Context, st *opState, r *opRow) error {
 			return reject(cloud.ReasonConflict)
 		}
 		r.status, r.owner, r.posted = cloud.StatusDuplicate, prev.owner, prev.posted
+		st.touchCard(op.Card)
 		return nil
 	}
-	if op.Kind != loyalty.OpReverse { // a reversal records its card once it is applied (reverse)
-		st.touchCard(op.Card)
-	}
 	r.status = cloud.StatusApplied
+	var err error
 	switch op.Kind {
 	case loyalty.OpEnroll:
-		return b.enroll(ctx, st, r)
+		err = b.enroll(ctx, st, r)
 	case loyalty.OpEarn:
-		return b.earn(ctx, st, r)
+		err = b.earn(ctx, st, r)
 	case loyalty.OpRedeem:
-		return b.redeem(ctx, st, r)
+		err = b.redeem(ctx, st, r)
 	case loyalty.OpReverse:
-		return b.reverse(ctx, st, r)
+		return b.reverse(ctx, st, r) // records its cards once it is applied
 	case loyalty.OpAdjust:
-		return b.adjust(ctx, st, r)
+		err = b.adjust(ctx, st, r)
+	default:
+		return reject(cloud.ReasonInvalid)
 	}
-	return reject(cloud.ReasonInvalid)
+	if err == nil && r.status == cloud.StatusApplied {
+		st.touchCard(op.Card)
+	}
+	return err
 }
 
 // timing returns when a credit was earned (the terminal's clock, but never
@@ -325,16 +337,17 @@ func enrolledMember(op *loyalty.Op) loyalty.MemberID {
 func (b *book) enroll(ctx context.Context, st *opState, r *opRow) error {
 	op := r.op
 	member := enrolledMember(op)
-	cd := st.cards[op.Card]
-	switch cd.member {
-	case member:
+	switch cd := st.cards[op.Card]; {
+	case cd == nil || cd.member == "":
+	case cd.member == member:
 		r.owner = cloud.MemberOwner(member)
 		return nil
-	case "":
 	default:
 		r.status, r.reason = cloud.StatusRejected, cloud.ReasonCardLinked
 		return nil
 	}
+	st.touchCard(op.Card)
+	cd := st.cards[op.Card]
 	to, err := b.owner(ctx, cloud.MemberOwner(member))
 	if err != nil {
 		return err
@@ -499,8 +512,8 @@ func (b *book) reverse(ctx context.Context, st *opState, r *opRow) error {
 				if cd, ok := loaded[c.card]; ok {
 					st.cards[c.card] = cd
 				}
-				st.touchCard(c.card)
 			}
+			st.touchCard(c.card)
 			claimed := *target
 			claimed.card, claimed.posted = c.card, c.points
 			target = &claimed

@@ -154,8 +154,8 @@ func (b *book) flush(ctx context.Context, bt *cloud.Batch, store string, rows []
 	return b.writeBalances(ctx)
 }
 
-// writeState writes the owners, cards, the cards seen at store, overspend
-// records and reversals that the book changed.
+// writeState writes the owners, cards, the cards of applied ops seen at
+// store, overspend records and reversals that the book changed.
 func (b *book) writeState(ctx context.Context, store, terminal string) error {
 	tx := b.tx
 	var args []any
@@ -199,7 +199,7 @@ func (b *book) writeState(ctx context.Context, store, terminal string) error {
 		case cd.dirty:
 			changed = append(changed, h[:], string(cd.member))
 		}
-		if !b.cards[h].seen {
+		if cd := b.cards[h]; cd.used && !cd.seen {
 			seen = append(seen, store, h[:])
 		}
 	}

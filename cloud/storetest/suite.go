@@ -34,6 +34,7 @@ func Run(t *testing.T, open Opener) {
 		{"BrokenHashChainIsRefused", testChain},
 		{"InvalidBatchChangesNothing", testInvalidBatch},
 		{"OpIDReusedIsDuplicateOrConflict", testOpIdentity},
+		{"RefusedOpRecordsNoCardAtItsStore", testRefusedOpRecordsNoCard},
 		{"RedeemConsumesSoonestExpiringLots", testLotOrder},
 		{"AckListsPointsExpiringSoon", testAckExpiring},
 		{"OfflineOverspendBooksDebtAndShortfall", testOverspend},
@@ -437,4 +438,32 @@ func testOpIdentity(t *testing.T, l cloud.Ledger) {
 	wantResult(t, a.Results[0], cloud.StatusRejected, cloud.ReasonInvalid, 0)
 	wantResult(t, a.Results[1], cloud.StatusRejected, cloud.ReasonInvalid, 0)
 	wantBalance(t, l, Card(1), 14, 0)
+}
+
+// testRefusedOpRecordsNoCard: a refused op changes nothing, not even its
+// store's list of cards (which its terminals get snapshots of): neither a
+// conflict (an op ID applied at another store, sent with other content)
+// nor the enroll of a card another member holds.
+func testRefusedOpRecordsNoCard(t *testing.T, l cloud.Ledger) {
+	t1, t2 := NewTill(t, l, "t1", "s1"), NewTill(t, l, "t2", "s2")
+	c, d := Card(3), Card(4)
+	earn := t2.Earn(c, 1000, 10)
+	t2.Send(t, l, earn, t2.Enroll(d, "eve"))
+	forged := earn
+	forged.Store, forged.Points = "s1", 99
+	a := t1.Send(t, l, forged, t1.Enroll(d, "mal"))
+	wantResult(t, a.Results[0], cloud.StatusRejected, cloud.ReasonConflict, 0)
+	wantResult(t, a.Results[1], cloud.StatusRejected, cloud.ReasonCardLinked, 0)
+	snaps, err := l.Snapshots(ctx, "s1", loyalty.CardHash{}, 100, t1.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range snaps {
+		t.Errorf("store s1 lists card %s, which only refused ops of its terminal named", s.Card.Short())
+	}
+	// Once an op of the store is applied, the card is listed.
+	t1.Send(t, l, t1.Earn(c, 500, 5))
+	if snaps, err = l.Snapshots(ctx, "s1", loyalty.CardHash{}, 100, t1.Now); err != nil || len(snaps) != 1 || snaps[0].Card != c {
+		t.Errorf("store s1 after an earn with card %s: got %+v, %v; want that card listed", c.Short(), snaps, err)
+	}
 }
