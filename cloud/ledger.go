@@ -159,7 +159,7 @@ func (s Status) String() string {
 // Reason codes of a rejected op. They are stable: terminals and reports
 // match on them.
 const (
-	ReasonConflict        = "conflict"         // an op with this ID but different content was applied
+	ReasonConflict        = "conflict"         // an op with this ID but different content was applied or refused
 	ReasonInvalid         = "invalid"          // the op fails loyalty.Op.Validate
 	ReasonUnknownTarget   = "unknown_target"   // a reverse names an op the ledger has not applied
 	ReasonAlreadyReversed = "already_reversed" // a reverse names an op reversed before

@@ -45,6 +45,12 @@ type appliedOp struct {
 	digest []byte
 }
 
+// refusal is what a later op with the same ID needs of a refused op.
+type refusal struct {
+	reason string
+	digest []byte
+}
+
 // card is a card the batch reads or touches.
 type card struct {
 	member loyalty.MemberID
@@ -71,6 +77,7 @@ type opState struct {
 	bt       *cloud.Batch
 	store    string
 	applied  map[loyalty.OpID]*appliedOp
+	refused  map[loyalty.OpID][]refusal // ops refused before, never applied since
 	reversed map[loyalty.OpID]bool
 	cards    map[loyalty.CardHash]*card
 	issued   string
@@ -135,7 +142,7 @@ func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*
 		}
 	}
 	var err error
-	if st.applied, err = b.loadApplied(ctx, ids); err != nil {
+	if st.applied, st.refused, err = b.loadSeenOps(ctx, ids); err != nil {
 		return nil, err
 	}
 	if st.reversed, err = b.loadReversed(ctx, targets); err != nil {
@@ -228,8 +235,11 @@ func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*
 		if err := b.applyOp(ctx, st, r); err != nil {
 			return nil, err
 		}
-		if r.status == cloud.StatusApplied {
+		switch r.status {
+		case cloud.StatusApplied:
 			st.applied[r.op.ID] = &appliedOp{id: r.op.ID, kind: r.op.Kind, card: r.op.Card, owner: r.owner, posted: r.posted, store: st.store, digest: r.digest}
+		case cloud.StatusRejected:
+			st.refused[r.op.ID] = append(st.refused[r.op.ID], refusal{reason: r.reason, digest: r.digest})
 		}
 	}
 	b.over = st.over
@@ -286,6 +296,17 @@ func (b *book) applyOp(ctx context.Context, st *opState, r *opRow) error {
 		r.status, r.owner, r.posted = cloud.StatusDuplicate, prev.owner, prev.posted
 		st.touchCard(op.Card)
 		return nil
+	}
+	// A retry never flips an outcome: an op refused before (its target
+	// had not arrived, say) is refused again for the same reason when it
+	// comes again, and one with its ID and other content conflicts.
+	if prev, ok := st.refused[op.ID]; ok {
+		for _, p := range prev {
+			if string(p.digest) == string(r.digest) {
+				return reject(p.reason)
+			}
+		}
+		return reject(cloud.ReasonConflict)
 	}
 	r.status = cloud.StatusApplied
 	var err error

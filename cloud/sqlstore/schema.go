@@ -270,6 +270,13 @@ CREATE TABLE ledger_writers (
 	`
 CREATE INDEX postings_expired_at ON postings (at) WHERE kind = 7;
 `,
+	// 14: refused ops by ID, beside ops_applied_id, so that an op refused
+	// once and sent again (a journal restored into a new epoch sends its
+	// ops again) is refused again, not applied (see loadSeenOps).
+	// Refusals are few, so the index is small and few writes touch it.
+	`
+CREATE INDEX ops_rejected_id ON ops (id) WHERE status = 3;
+`,
 }
 
 // migrate applies the migrations up to upTo that the ledger lacks. A

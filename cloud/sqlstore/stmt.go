@@ -17,8 +17,9 @@ import (
 // (parsing a multi-row statement is a good part of its cost), and pgx's
 // per-connection statement cache hits instead of preparing every new text.
 // In a template, "(?*)" stands for an IN list (padded with copies of its
-// last value up to the next size) or for the row groups of a multi-row
-// insert (split into chunks of the sizes).
+// last value up to the next size; a query may name the same list more
+// than once) or for the row groups of a multi-row insert (split into
+// chunks of the sizes).
 //
 // SQLite has a single writer connection, which a transaction holds, so a
 // statement cannot be prepared on the database while one runs: a
@@ -55,7 +56,12 @@ type stmtKey struct {
 // only Expire names: with it PostgreSQL preferred reading every open lot
 // by expiry.
 const (
-	qApplied  = `SELECT id, kind, card, owner, posted, store, digest FROM ops WHERE status = 1 AND id IN (?*)`
+	// qSeenOps reads the applied and the refused ops among some IDs in one
+	// statement: a union of two parts, each naming the condition of its
+	// partial index (ops_applied_id, ops_rejected_id), so that each
+	// searches its index on both databases.
+	qSeenOps = `SELECT id, status, reason, kind, card, owner, posted, store, digest FROM ops WHERE status = 1 AND id IN (?*)
+		UNION ALL SELECT id, status, reason, kind, card, owner, posted, store, digest FROM ops WHERE status = 3 AND id IN (?*)`
 	qReversed = `SELECT target FROM reversals WHERE target IN (?*)`
 	qCards    = `SELECT hash, member FROM cards WHERE hash IN (?*)`
 	qSeenAt   = `SELECT card FROM card_stores WHERE card IN (?*) AND store = ?`
@@ -137,14 +143,11 @@ func (s *Store) expand(tmpl string, ncol, n int) string {
 	if s.dialect == SQLite {
 		tmpl = onConflictRollback(tmpl)
 	}
-	var list string
 	if ncol == 0 {
-		list = "(" + inList(n) + ")"
-	} else {
-		group := "(" + strings.Repeat("?,", ncol-1) + "?)"
-		list = strings.Repeat(group+",", n-1) + group
+		return s.q(strings.ReplaceAll(tmpl, inTemplate, "("+inList(n)+")"))
 	}
-	return s.q(strings.Replace(tmpl, inTemplate, list, 1))
+	group := "(" + strings.Repeat("?,", ncol-1) + "?)"
+	return s.q(strings.Replace(tmpl, inTemplate, strings.Repeat(group+",", n-1)+group, 1))
 }
 
 // onConflictRollback makes a SQLite write's conflict resolution ROLLBACK.
@@ -296,13 +299,14 @@ func (t *dbtx) end(ctx context.Context) {
 	t.prepareMissing(ctx)
 }
 
-// queryIn runs an IN-list template with the values in (at most maxIn),
-// followed by the arguments extra. On PostgreSQL the list is one array
-// parameter (= ANY($1::type[])).
+// queryIn runs an IN-list template with the values in (at most maxIn)
+// for each of its lists, followed by the arguments extra. On PostgreSQL a
+// list is one array parameter (= ANY($1::type[])).
 func (t *dbtx) queryIn(ctx context.Context, tmpl string, in []any, extra ...any) (*sql.Rows, error) {
 	if len(in) == 0 || len(in) > t.s.inMax() {
 		return nil, fmt.Errorf("query with %d IN values, want 1 to %d", len(in), t.s.inMax())
 	}
+	lists := strings.Count(tmpl, inTemplate)
 	if t.s.dialect == Postgres {
 		if err := t.flush(ctx); err != nil {
 			return nil, err
@@ -311,17 +315,22 @@ func (t *dbtx) queryIn(ctx context.Context, tmpl string, in []any, extra ...any)
 		if err != nil {
 			return nil, err
 		}
-		q := pgInList(tmpl, typ)
-		return t.QueryContext(ctx, t.s.q(q), append([]any{arr}, extra...)...)
+		args := make([]any, 0, lists+len(extra))
+		for range lists {
+			args = append(args, arr)
+		}
+		return t.QueryContext(ctx, t.s.q(pgInList(tmpl, typ)), append(args, extra...)...)
 	}
 	n := 1
 	for n < len(in) {
 		n *= 2
 	}
-	args := make([]any, 0, n+len(extra))
-	args = append(args, in...)
-	for len(args) < n {
-		args = append(args, in[len(in)-1])
+	args := make([]any, 0, lists*n+len(extra))
+	for range lists {
+		args = append(args, in...)
+		for range n - len(in) {
+			args = append(args, in[len(in)-1])
+		}
 	}
 	args = append(args, extra...)
 	st, q := t.stmt(ctx, stmtKey{tmpl, n}, func() string { return t.s.expand(tmpl, 0, n) })
@@ -331,10 +340,10 @@ func (t *dbtx) queryIn(ctx context.Context, tmpl string, in []any, extra ...any)
 	return t.QueryContext(ctx, q, args...)
 }
 
-// pgInList turns an IN-list template into PostgreSQL's form: the list is
+// pgInList turns an IN-list template into PostgreSQL's form: each list is
 // one array parameter of element type typ.
 func pgInList(tmpl, typ string) string {
-	return strings.Replace(tmpl, "IN "+inTemplate, "= ANY(?::"+typ+"[])", 1)
+	return strings.ReplaceAll(tmpl, "IN "+inTemplate, "= ANY(?::"+typ+"[])")
 }
 
 // insert runs a write template over args, ncol values per row, in chunks

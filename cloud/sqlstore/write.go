@@ -11,35 +11,40 @@ import (
 	"github.com/tillpoint/tillpoint/loyalty"
 )
 
-// loadApplied reads the applied ops among ids.
-func (b *book) loadApplied(ctx context.Context, ids []loyalty.OpID) (map[loyalty.OpID]*appliedOp, error) {
-	out := make(map[loyalty.OpID]*appliedOp, len(ids))
+// loadSeenOps reads the applied ops among ids, and the refusals of those
+// refused before, one statement per chunk.
+func (b *book) loadSeenOps(ctx context.Context, ids []loyalty.OpID) (map[loyalty.OpID]*appliedOp, map[loyalty.OpID][]refusal, error) {
+	applied := make(map[loyalty.OpID]*appliedOp, len(ids))
+	refused := map[loyalty.OpID][]refusal{}
 	err := chunks(ids, b.s.inMax(), func(ids []loyalty.OpID) error {
 		args := make([]any, len(ids))
 		for i := range ids {
 			args[i] = ids[i][:]
 		}
-		rows, err := b.tx.queryIn(ctx, qApplied, args)
+		rows, err := b.tx.queryIn(ctx, qSeenOps, args)
 		if err != nil {
-			return fmt.Errorf("read applied ops: %w", err)
+			return fmt.Errorf("read ops seen before: %w", err)
 		}
-		defer rows.Close()
-		for rows.Next() {
+		return scanAll(rows, func(rows *sql.Rows) error {
 			var a appliedOp
 			var id, c []byte
-			var kind int64
-			var o string
-			if err := rows.Scan(&id, &kind, &c, &o, &a.posted, &a.store, &a.digest); err != nil {
-				return fmt.Errorf("read applied ops: %w", err)
+			var status, kind int64
+			var reason, o string
+			if err := rows.Scan(&id, &status, &reason, &kind, &c, &o, &a.posted, &a.store, &a.digest); err != nil {
+				return fmt.Errorf("read ops seen before: %w", err)
 			}
 			copy(a.id[:], id)
+			if cloud.Status(status) != cloud.StatusApplied {
+				refused[a.id] = append(refused[a.id], refusal{reason: reason, digest: a.digest})
+				return nil
+			}
 			copy(a.card[:], c)
 			a.kind, a.owner = loyalty.OpKind(kind), cloud.Owner(o)
-			out[a.id] = &a
-		}
-		return rows.Err()
+			applied[a.id] = &a
+			return nil
+		})
 	})
-	return out, err
+	return applied, refused, err
 }
 
 // loadReversed reads which of ids were reversed.

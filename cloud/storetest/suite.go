@@ -35,6 +35,7 @@ func Run(t *testing.T, open Opener) {
 		{"InvalidBatchChangesNothing", testInvalidBatch},
 		{"OpIDReusedIsDuplicateOrConflict", testOpIdentity},
 		{"RefusedOpRecordsNoCardAtItsStore", testRefusedOpRecordsNoCard},
+		{"RefusedOpSentAgainIsRefusedAgain", testRefusedOpSentAgain},
 		{"RedeemConsumesSoonestExpiringLots", testLotOrder},
 		{"AckListsPointsExpiringSoon", testAckExpiring},
 		{"OfflineOverspendBooksDebtAndShortfall", testOverspend},
@@ -466,4 +467,34 @@ func testRefusedOpRecordsNoCard(t *testing.T, l cloud.Ledger) {
 	if snaps, err = l.Snapshots(ctx, "s1", loyalty.CardHash{}, 100, t1.Now); err != nil || len(snaps) != 1 || snaps[0].Card != c {
 		t.Errorf("store s1 after an earn with card %s: got %+v, %v; want that card listed", c.Short(), snaps, err)
 	}
+}
+
+// testRefusedOpSentAgain: a retry never flips an outcome. A reversal
+// refused because its target had not arrived, sent again once it has
+// (after a journal restore, in a new epoch), is refused again for the
+// same reason and takes nothing; an op with its ID and other content is
+// a conflict, within one batch as across batches.
+func testRefusedOpSentAgain(t *testing.T, l cloud.Ledger) {
+	t1, t2 := NewTill(t, l, "t1", "s1"), NewTill(t, l, "t2", "s1")
+	c := Card(1)
+	earn := t2.Earn(c, 1000, 10)
+	rev := t1.Reverse(earn)
+	a := t1.Send(t, l, rev)
+	wantResult(t, a.Results[0], cloud.StatusRejected, cloud.ReasonUnknownTarget, 0)
+	t2.Send(t, l, earn)
+	t1.NewEpoch()
+	other := rev
+	other.Cashier = "someone else"
+	a = t1.Send(t, l, rev, other)
+	wantResult(t, a.Results[0], cloud.StatusRejected, cloud.ReasonUnknownTarget, 0)
+	wantResult(t, a.Results[1], cloud.StatusRejected, cloud.ReasonConflict, 0)
+	wantBalance(t, l, c, 10, 0)
+	// Refused and sent again in one batch: the later earn makes no
+	// difference to the second copy.
+	earn2 := t1.Earn(c, 500, 5)
+	rev2 := t1.Reverse(earn2)
+	a = t1.Send(t, l, rev2, earn2, rev2)
+	wantResult(t, a.Results[1], cloud.StatusApplied, "", 5)
+	wantResult(t, a.Results[2], cloud.StatusRejected, cloud.ReasonUnknownTarget, 0)
+	wantBalance(t, l, c, 15, 0)
 }
