@@ -177,7 +177,9 @@ const (
 	// separate "reeval" adjustment.
 	FlagReevaluated Flags = 1 << iota
 	// FlagRulesUnknown: the earn names a rules version the cloud never
-	// published; the terminal's figure was posted unchecked.
+	// published, or one that cannot evaluate its basket (or only to more
+	// points than one op may post); the terminal's figure was posted
+	// unchecked.
 	FlagRulesUnknown
 	// FlagClockAhead: the op's HLC or wall clock runs more than
 	// MaxClockAhead ahead of the cloud's receive time.

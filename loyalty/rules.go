@@ -88,6 +88,15 @@ type Reason struct {
 // ErrInvalidRules reports rules that cannot be published or evaluated.
 var ErrInvalidRules = errors.New("loyalty: invalid rules")
 
+// MaxEarn bounds what one basket earns, and every figure of valid rules
+// (a trillion points): Earn refuses a basket that would earn more, so that
+// the ledger, which posts the points of one op up to this bound, never
+// overflows its int64 sums.
+const MaxEarn Points = 1_000_000_000_000
+
+// MaxMultiplier bounds every multiplier of valid rules (x1000).
+const MaxMultiplier = 1000 * One
+
 // Validate checks that the rules can be evaluated.
 func (r *Rules) Validate() error {
 	bad := func(format string, args ...any) error {
@@ -108,19 +117,30 @@ func (r *Rules) Validate() error {
 	if r.CapPerBasket < 0 || r.ExpiryMonths < 0 {
 		return bad("cap_per_basket and expiry_months cannot be negative")
 	}
+	if r.BasePoints > MaxEarn || r.CapPerBasket > MaxEarn {
+		return bad("base_points and cap_per_basket can be at most %d", MaxEarn)
+	}
 	for c, m := range r.CategoryMultipliers {
-		if m < 0 {
-			return bad("category %q: negative multiplier", c)
+		if m < 0 || m > MaxMultiplier {
+			return bad("category %q: multiplier must be 0 to %s", c, MaxMultiplier)
 		}
 	}
+	var bonuses Points // every campaign's bonus, were they all to run at once
 	for _, c := range r.Campaigns {
 		if c.ID == "" || !c.End.After(c.Start) || c.Multiplier < 0 || c.Bonus < 0 || c.MinSpend < 0 {
 			return bad("campaign %q needs an id, an end after its start and non-negative values", c.ID)
 		}
+		if c.Multiplier > MaxMultiplier || c.Bonus > MaxEarn-bonuses {
+			return bad("campaign %q: multiplier at most %s, and the bonuses of all campaigns at most %d together", c.ID, MaxMultiplier, MaxEarn)
+		}
+		bonuses += c.Bonus
 	}
 	for i, t := range r.Tiers {
 		if t.Name == "" || t.Threshold < 0 || t.Multiplier < 0 {
 			return bad("tier %d needs a name and non-negative threshold and multiplier", i+1)
+		}
+		if t.Threshold > MaxEarn || t.Multiplier > MaxMultiplier {
+			return bad("tier %d: threshold at most %d and multiplier at most %s", i+1, MaxEarn, MaxMultiplier)
 		}
 		if i > 0 && t.Threshold <= r.Tiers[i-1].Threshold {
 			return bad("tiers must be in ascending order of threshold")
@@ -128,8 +148,8 @@ func (r *Rules) Validate() error {
 	}
 	seen := map[string]bool{}
 	for _, w := range r.Rewards {
-		if w.ID == "" || w.Cost <= 0 || seen[w.ID] {
-			return bad("reward %q needs a unique id and a positive cost", w.ID)
+		if w.ID == "" || w.Cost <= 0 || w.Cost > MaxEarn || seen[w.ID] {
+			return bad("reward %q needs a unique id and a cost of 1 to %d", w.ID, MaxEarn)
 		}
 		seen[w.ID] = true
 	}
@@ -186,6 +206,10 @@ func (r *Rules) TierFor(qualifying Points) (tier string, next string, toNext Poi
 // taken from the snapshot; the zero Snapshot is a member without tier) at
 // time at, with the reasons that make up the total. Every component is
 // floored over the whole basket, so the result never depends on line order.
+// A component or a total beyond MaxEarn is an error wrapping ErrOverflow
+// (a component so even under a cap): never a wrapped or dropped figure.
+// Valid rules bound each of their figures, but not what a large basket
+// earns at their rates; rules published before those bounds bound nothing.
 func (r *Rules) Earn(b Basket, m Snapshot, at time.Time) (Points, []Reason, error) {
 	if err := b.Validate(); err != nil {
 		return 0, nil, err
@@ -207,12 +231,26 @@ func (r *Rules) Earn(b Basket, m Snapshot, at time.Time) (Points, []Reason, erro
 
 	var reasons []Reason
 	var total Points
+	var overflow error
+	// add counts a component. Each is at most MaxEarn, so the total cannot
+	// wrap before Add reports it.
 	add := func(code, ref, label string, p Points) {
-		if p <= 0 {
+		if p <= 0 || overflow != nil {
+			return
+		}
+		if p > MaxEarn {
+			overflow = fmt.Errorf("%w: rules %d: %s %s earns more than %d points on this basket", ErrOverflow, r.Version, code, ref, MaxEarn)
 			return
 		}
 		reasons = append(reasons, Reason{Code: code, Ref: ref, Label: label, Points: p})
-		total += p
+		total, overflow = total.Add(p)
+	}
+	// points is n, or beyond MaxEarn (which add refuses) when n does not fit.
+	points := func(n *big.Int) Points {
+		if !n.IsInt64() {
+			return MaxEarn + 1
+		}
+		return Points(n.Int64())
 	}
 	// pointsFor is floor(amount * base rate * (mult-1)): the extra that a
 	// multiplier gives over the base. big.Int keeps it exact for any input.
@@ -222,11 +260,7 @@ func (r *Rules) Earn(b Basket, m Snapshot, at time.Time) (Points, []Reason, erro
 		}
 		n := new(big.Int).Mul(big.NewInt(amount), big.NewInt(int64(r.BasePoints)))
 		n.Mul(n, big.NewInt(int64(m)))
-		n.Quo(n, big.NewInt(r.BasePer*100))
-		if !n.IsInt64() {
-			return 0
-		}
-		return Points(n.Int64())
+		return points(n.Quo(n, new(big.Int).Mul(big.NewInt(r.BasePer), big.NewInt(100))))
 	}
 
 	base := pointsFor(eligibleTotal, One)
@@ -269,14 +303,20 @@ func (r *Rules) Earn(b Basket, m Snapshot, at time.Time) (Points, []Reason, erro
 
 	for _, t := range r.Tiers {
 		if t.Name == m.Tier && m.Tier != "" && t.Multiplier > One {
-			extra := Points(new(big.Int).Quo(new(big.Int).Mul(big.NewInt(int64(base)), big.NewInt(int64(t.Multiplier-One))), big.NewInt(100)).Int64())
+			extra := points(new(big.Int).Quo(new(big.Int).Mul(big.NewInt(int64(base)), big.NewInt(int64(t.Multiplier-One))), big.NewInt(100)))
 			add("tier", t.Name, fmt.Sprintf("%s tier x%s", t.Name, t.Multiplier), extra)
 		}
 	}
 
+	if overflow != nil {
+		return 0, nil, overflow
+	}
 	if r.CapPerBasket > 0 && total > r.CapPerBasket {
 		reasons = append(reasons, Reason{Code: "cap", Label: fmt.Sprintf("Capped at %d per basket", r.CapPerBasket), Points: r.CapPerBasket - total})
 		total = r.CapPerBasket
+	}
+	if total > MaxEarn {
+		return 0, nil, fmt.Errorf("%w: rules %d earn %d points on this basket, more than %d", ErrOverflow, r.Version, total, MaxEarn)
 	}
 	return total, reasons, nil
 }

@@ -54,11 +54,11 @@ func (s *Store) Claim(ctx context.Context, id loyalty.OpID, card loyalty.CardHas
 		case err != nil:
 			return err
 		default:
-			if want, _, err := rules.Earn(*op.Basket, loyalty.Snapshot{}, op.WallTime); err != nil {
+			if want, ok := reevaluate(rules, &op, ""); !ok {
 				out.Flags |= cloud.FlagRulesUnknown
-			} else if want != pts {
+			} else if want != int64(pts) {
 				out.Flags |= cloud.FlagReevaluated
-				pts = want
+				pts = loyalty.Points(want)
 			}
 		}
 

@@ -423,10 +423,9 @@ func (b *book) earn(ctx context.Context, st *opState, r *opRow) error {
 	r.posted = int64(op.Points)
 	if rules != nil {
 		tier, _, _ := rules.TierFor(loyalty.Points(o.qualifying))
-		want, _, err := rules.Earn(*op.Basket, loyalty.Snapshot{Tier: tier}, op.WallTime)
-		if err != nil {
+		if want, ok := reevaluate(rules, op, tier); !ok {
 			r.flags |= cloud.FlagRulesUnknown
-		} else if delta := int64(want - op.Points); delta != 0 {
+		} else if delta := want - int64(op.Points); delta != 0 {
 			r.flags |= cloud.FlagReevaluated
 			t := &txn{id: op.ID, part: partReeval, kind: kindReeval}
 			if delta > 0 {
@@ -443,6 +442,19 @@ func (b *book) earn(ctx context.Context, st *opState, r *opRow) error {
 	o.qualifying += r.posted
 	o.dirty = true
 	return nil
+}
+
+// reevaluate returns what rules give an earn's basket for a member of
+// tier, and false when the cloud has no figure it may post: the rules
+// cannot evaluate the basket, or give more than one op may post (as rules
+// published before loyalty.Rules.Validate bounded them can). The
+// terminal's figure, which maxOpPoints bounded, then stands unchecked.
+func reevaluate(rules *loyalty.Rules, op *loyalty.Op, tier string) (int64, bool) {
+	want, _, err := rules.Earn(*op.Basket, loyalty.Snapshot{Tier: tier}, op.WallTime)
+	if err != nil || want < 0 || want > maxOpPoints {
+		return 0, false
+	}
+	return int64(want), true
 }
 
 func (b *book) redeem(ctx context.Context, st *opState, r *opRow) error {

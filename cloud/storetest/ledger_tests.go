@@ -244,6 +244,46 @@ func testReeval(t *testing.T, l cloud.Ledger) {
 	}
 }
 
+// testReevalBeyondOpBound defends conservation's arithmetic: the ledger
+// bounds one op's points (loyalty.MaxEarn, a trillion) so that no sum
+// overflows int64, and rules cannot be published that break the bound
+// with their figures alone. Where the cloud's own figure would still pass
+// it (a bonus at the bound on top of the base), the re-evaluation and a
+// claim post the terminal's figure, flagged, and adjust nothing: never a
+// posting beyond the bound, a wrapped balance, or a batch that halts and
+// blocks its terminal for good.
+func testReevalBeyondOpBound(t *testing.T, l cloud.Ledger) {
+	r := TestRules(2)
+	r.Campaigns = []loyalty.Campaign{{ID: "typo", Name: "typo", Start: Start().Add(-time.Hour), End: Start().AddDate(5, 0, 0), Bonus: 3 << 61}}
+	if err := l.PublishRules(ctx, r, Start()); !errors.Is(err, loyalty.ErrInvalidRules) {
+		t.Errorf("rules with a bonus beyond the bound: got %v, want ErrInvalidRules", err)
+	}
+	r.Campaigns[0].Bonus = loyalty.MaxEarn
+	if err := l.PublishRules(ctx, r, Start()); err != nil {
+		t.Fatal(err)
+	}
+	tl := NewTill(t, l, "t1", "s1")
+	c := Card(1)
+	for i := range 3 {
+		e := tl.Earn(c, 1000, 10)
+		e.RulesVersion = 2
+		a := tl.Send(t, l, e)
+		wantResult(t, a.Results[0], cloud.StatusApplied, "", 10)
+		if f := a.Results[0].Flags; f&cloud.FlagRulesUnknown == 0 || f&cloud.FlagReevaluated != 0 {
+			t.Errorf("earn %d beyond the bound: flags %v, want rules_unknown only", i, f.Names())
+		}
+	}
+	wantBalance(t, l, c, 30, 0)
+	cardless := tl.Earn(loyalty.CardHash{}, 1000, 10)
+	cardless.RulesVersion = 2
+	tl.Send(t, l, cardless)
+	got, err := l.Claim(ctx, cardless.ID, c, "s1", tl.Now)
+	if err != nil || got.Points != 10 || got.Flags&cloud.FlagRulesUnknown == 0 {
+		t.Errorf("claim beyond the bound: got %d points, flags %v, %v; want the terminal's 10, rules_unknown", got.Points, got.Flags.Names(), err)
+	}
+	wantBalance(t, l, c, 40, 0)
+}
+
 func testHeld(t *testing.T, l cloud.Ledger) {
 	tl := NewTill(t, l, "t1", "s1")
 	c := Card(5)

@@ -44,6 +44,7 @@ func Run(t *testing.T, open Opener) {
 		{"ReversalsOfEarnAndRedeemCommute", testReversalsCommute},
 		{"ReverseRejections", testReverseRejections},
 		{"ReevaluationPostsFlaggedAdjustment", testReeval},
+		{"ReevaluationBeyondOpBoundPostsTerminalFigure", testReevalBeyondOpBound},
 		{"EarnOnUnlinkedCardIsHeldUntilEnroll", testHeld},
 		{"EnrollOfCardHeldByAnotherMemberIsRejected", testCardLinked},
 		{"LinkMovesSpentLotsOfTheCard", testLinkMovesClosedLots},
