@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -639,5 +640,64 @@ func testLinkMovesClosedLots(t *testing.T, l cloud.Ledger) {
 	wantResult(t, a.Results[0], cloud.StatusApplied, "", 10)
 	if s := snap(t, l, c); s.Member != "gil" || s.Balance != 10 {
 		t.Errorf("after reversing the redeem: got member %q balance %d, want gil with 10", s.Member, s.Balance)
+	}
+}
+
+// testReverseHeldOverspendAfterLink: a held card overspends (its lots
+// used up, 20 owed), is linked to a member, and the redeem is reversed:
+// the points go back to the moved lots and the debt that moved with them
+// is cancelled.
+func testReverseHeldOverspendAfterLink(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	held, mine := Card(1), Card(2)
+	r := tl.Redeem(held, 30, true)
+	tl.Send(t, l, tl.Earn(held, 1000, 10), r, tl.Enroll(mine, "mo"), tl.Earn(mine, 5000, 50))
+	tl.Send(t, l, tl.Enroll(held, "mo"))
+	wantBalance(t, l, mine, 50, 20) // the held card's 10 were spent; its 20 of debt moved
+	tl.Send(t, l, tl.Reverse(r))
+	wantBalance(t, l, mine, 60, 0)
+}
+
+// testExpiryDuringReversals: while an expiry run lapses what forty
+// cards have left of an earn, batches received just before the run's time
+// reverse their redeems (refilling the lots it lapses) and earn again.
+// Each point lapses once: after a last run, every card has the new point
+// and owes nothing.
+func testExpiryDuringReversals(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	var ops, reds []loyalty.Op
+	for i := range 40 {
+		ops = append(ops, tl.Earn(Card(i), 1000, 10))
+	}
+	tl.Send(t, l, ops...)
+	lapse := tl.Now.AddDate(1, 0, 0)
+	for i := range 40 {
+		reds = append(reds, tl.Redeem(Card(i), 4, false))
+	}
+	tl.Send(t, l, reds...)
+	tl.Now = lapse.Add(-time.Second)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if _, err := l.Expire(ctx, lapse); err != nil {
+			t.Errorf("expire: %v", err)
+		}
+	}()
+	for i := range 40 {
+		tl.Send(t, l, tl.Reverse(reds[i]), tl.Earn(Card(i), 100, 1))
+	}
+	wg.Wait()
+	if _, err := l.Expire(ctx, lapse.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40 {
+		s, err := l.Snapshot(ctx, Card(i), "s1", lapse.Add(2*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Balance != 1 || s.Debt != 0 {
+			t.Errorf("card %d: balance %d debt %d, want 1 0", i, s.Balance, s.Debt)
+		}
 	}
 }

@@ -269,3 +269,35 @@ func testLinkWhileEarning(t *testing.T, l cloud.Ledger) {
 		}
 	}
 }
+
+// testConcurrentLinksOfOneCard: two terminals link one held card to two
+// members at once: one link wins, the other is refused, and the card's
+// points go to the winner only.
+func testConcurrentLinksOfOneCard(t *testing.T, l cloud.Ledger) {
+	for round := range 10 {
+		t1, t2 := NewTill(t, l, fmt.Sprintf("a%d", round), "s1"), NewTill(t, l, fmt.Sprintf("b%d", round), "s1")
+		c := Card(100 + round)
+		t1.Send(t, l, t1.Earn(c, 1000, 10))
+		b1, b2 := t1.Seal(t1.Enroll(c, loyalty.MemberID(fmt.Sprintf("x%d", round)))), t2.Seal(t2.Enroll(c, loyalty.MemberID(fmt.Sprintf("y%d", round))))
+		var wg sync.WaitGroup
+		var a1, a2 cloud.Applied
+		var e1, e2 error
+		wg.Add(2)
+		go func() { defer wg.Done(); a1, e1 = l.Apply(ctx, b1) }()
+		go func() { defer wg.Done(); a2, e2 = l.Apply(ctx, b2) }()
+		wg.Wait()
+		if e1 != nil || e2 != nil {
+			t.Fatalf("round %d: %v, %v", round, e1, e2)
+		}
+		applied := 0
+		for _, a := range []cloud.Applied{a1, a2} {
+			if a.Results[0].Status == cloud.StatusApplied {
+				applied++
+			}
+		}
+		if applied != 1 {
+			t.Errorf("round %d: %d links applied (%+v, %+v), want exactly 1", round, applied, a1.Results[0], a2.Results[0])
+		}
+		wantBalance(t, l, c, 10, 0)
+	}
+}
