@@ -13,8 +13,10 @@ type Points int64
 
 func (p Points) String() string { return strconv.FormatInt(int64(p), 10) }
 
-// MaxOpPoints bounds the points one op moves (a trillion), so that sums of
-// ops, balances and allowances stay far inside int64.
+// MaxOpPoints bounds the points one op moves (a trillion): Op.Validate
+// refuses more, Rules.Validate bounds every figure of the rules by it, and
+// Rules.Earn refuses a basket that would earn more. So the sums of ops,
+// balances and allowances stay far inside int64.
 const MaxOpPoints Points = 1_000_000_000_000
 
 // ErrOverflow reports arithmetic that would leave the int64 range.

@@ -88,12 +88,6 @@ type Reason struct {
 // ErrInvalidRules reports rules that cannot be published or evaluated.
 var ErrInvalidRules = errors.New("loyalty: invalid rules")
 
-// MaxEarn bounds what one basket earns, and every figure of valid rules
-// (a trillion points): Earn refuses a basket that would earn more, so that
-// the ledger, which posts the points of one op up to this bound, never
-// overflows its int64 sums.
-const MaxEarn Points = 1_000_000_000_000
-
 // MaxMultiplier bounds every multiplier of valid rules (x1000).
 const MaxMultiplier = 1000 * One
 
@@ -117,8 +111,8 @@ func (r *Rules) Validate() error {
 	if r.CapPerBasket < 0 || r.ExpiryMonths < 0 {
 		return bad("cap_per_basket and expiry_months cannot be negative")
 	}
-	if r.BasePoints > MaxEarn || r.CapPerBasket > MaxEarn {
-		return bad("base_points and cap_per_basket can be at most %d", MaxEarn)
+	if r.BasePoints > MaxOpPoints || r.CapPerBasket > MaxOpPoints {
+		return bad("base_points and cap_per_basket can be at most %d", MaxOpPoints)
 	}
 	for c, m := range r.CategoryMultipliers {
 		if m < 0 || m > MaxMultiplier {
@@ -130,8 +124,8 @@ func (r *Rules) Validate() error {
 		if c.ID == "" || !c.End.After(c.Start) || c.Multiplier < 0 || c.Bonus < 0 || c.MinSpend < 0 {
 			return bad("campaign %q needs an id, an end after its start and non-negative values", c.ID)
 		}
-		if c.Multiplier > MaxMultiplier || c.Bonus > MaxEarn-bonuses {
-			return bad("campaign %q: multiplier at most %s, and the bonuses of all campaigns at most %d together", c.ID, MaxMultiplier, MaxEarn)
+		if c.Multiplier > MaxMultiplier || c.Bonus > MaxOpPoints-bonuses {
+			return bad("campaign %q: multiplier at most %s, and the bonuses of all campaigns at most %d together", c.ID, MaxMultiplier, MaxOpPoints)
 		}
 		bonuses += c.Bonus
 	}
@@ -139,8 +133,8 @@ func (r *Rules) Validate() error {
 		if t.Name == "" || t.Threshold < 0 || t.Multiplier < 0 {
 			return bad("tier %d needs a name and non-negative threshold and multiplier", i+1)
 		}
-		if t.Threshold > MaxEarn || t.Multiplier > MaxMultiplier {
-			return bad("tier %d: threshold at most %d and multiplier at most %s", i+1, MaxEarn, MaxMultiplier)
+		if t.Threshold > MaxOpPoints || t.Multiplier > MaxMultiplier {
+			return bad("tier %d: threshold at most %d and multiplier at most %s", i+1, MaxOpPoints, MaxMultiplier)
 		}
 		if i > 0 && t.Threshold <= r.Tiers[i-1].Threshold {
 			return bad("tiers must be in ascending order of threshold")
@@ -148,8 +142,8 @@ func (r *Rules) Validate() error {
 	}
 	seen := map[string]bool{}
 	for _, w := range r.Rewards {
-		if w.ID == "" || w.Cost <= 0 || w.Cost > MaxEarn || seen[w.ID] {
-			return bad("reward %q needs a unique id and a cost of 1 to %d", w.ID, MaxEarn)
+		if w.ID == "" || w.Cost <= 0 || w.Cost > MaxOpPoints || seen[w.ID] {
+			return bad("reward %q needs a unique id and a cost of 1 to %d", w.ID, MaxOpPoints)
 		}
 		seen[w.ID] = true
 	}
@@ -206,7 +200,7 @@ func (r *Rules) TierFor(qualifying Points) (tier string, next string, toNext Poi
 // taken from the snapshot; the zero Snapshot is a member without tier) at
 // time at, with the reasons that make up the total. Every component is
 // floored over the whole basket, so the result never depends on line order.
-// A component or a total beyond MaxEarn is an error wrapping ErrOverflow
+// A component or a total beyond MaxOpPoints is an error wrapping ErrOverflow
 // (a component so even under a cap): never a wrapped or dropped figure.
 // Valid rules bound each of their figures, but not what a large basket
 // earns at their rates; rules published before those bounds bound nothing.
@@ -232,23 +226,23 @@ func (r *Rules) Earn(b Basket, m Snapshot, at time.Time) (Points, []Reason, erro
 	var reasons []Reason
 	var total Points
 	var overflow error
-	// add counts a component. Each is at most MaxEarn, so the total cannot
+	// add counts a component. Each is at most MaxOpPoints, so the total cannot
 	// wrap before Add reports it.
 	add := func(code, ref, label string, p Points) {
 		if p <= 0 || overflow != nil {
 			return
 		}
-		if p > MaxEarn {
-			overflow = fmt.Errorf("%w: rules %d: %s %s earns more than %d points on this basket", ErrOverflow, r.Version, code, ref, MaxEarn)
+		if p > MaxOpPoints {
+			overflow = fmt.Errorf("%w: rules %d: %s %s earns more than %d points on this basket", ErrOverflow, r.Version, code, ref, MaxOpPoints)
 			return
 		}
 		reasons = append(reasons, Reason{Code: code, Ref: ref, Label: label, Points: p})
 		total, overflow = total.Add(p)
 	}
-	// points is n, or beyond MaxEarn (which add refuses) when n does not fit.
+	// points is n, or beyond MaxOpPoints (which add refuses) when n does not fit.
 	points := func(n *big.Int) Points {
 		if !n.IsInt64() {
-			return MaxEarn + 1
+			return MaxOpPoints + 1
 		}
 		return Points(n.Int64())
 	}
@@ -315,8 +309,8 @@ func (r *Rules) Earn(b Basket, m Snapshot, at time.Time) (Points, []Reason, erro
 		reasons = append(reasons, Reason{Code: "cap", Label: fmt.Sprintf("Capped at %d per basket", r.CapPerBasket), Points: r.CapPerBasket - total})
 		total = r.CapPerBasket
 	}
-	if total > MaxEarn {
-		return 0, nil, fmt.Errorf("%w: rules %d earn %d points on this basket, more than %d", ErrOverflow, r.Version, total, MaxEarn)
+	if total > MaxOpPoints {
+		return 0, nil, fmt.Errorf("%w: rules %d earn %d points on this basket, more than %d", ErrOverflow, r.Version, total, MaxOpPoints)
 	}
 	return total, reasons, nil
 }

@@ -172,22 +172,22 @@ func TestEarnRejectsBadInput(t *testing.T) {
 	}
 }
 
-// TestEarnBeyondMaxEarnIsAnError: rules published before Validate bounded
-// them, or valid rules on a huge basket, may earn more than MaxEarn, or
+// TestEarnBeyondMaxOpPointsIsAnError: rules published before Validate bounded
+// them, or valid rules on a huge basket, may earn more than MaxOpPoints, or
 // more than an int64 holds: Earn says so, never a wrapped or dropped
 // figure. A cap that brings the total within the bound is kept.
-func TestEarnBeyondMaxEarnIsAnError(t *testing.T) {
+func TestEarnBeyondMaxOpPointsIsAnError(t *testing.T) {
 	tests := []struct {
 		name   string
 		mutate func(*loyalty.Rules)
 		b      loyalty.Basket
 		want   loyalty.Points // 0: ErrOverflow
 	}{
-		{"bonus beyond MaxEarn", func(r *loyalty.Rules) { r.Campaigns[1].Bonus = 3 << 61 }, basket(line("c", "coffee", 1000)), 0},
+		{"bonus beyond MaxOpPoints", func(r *loyalty.Rules) { r.Campaigns[1].Bonus = 3 << 61 }, basket(line("c", "coffee", 1000)), 0},
 		{"bonuses that wrap int64", func(r *loyalty.Rules) { r.Campaigns[0].Bonus, r.Campaigns[1].Bonus = 3<<61, 3<<61 }, basket(line("c", "coffee", 1000)), 0},
-		{"total beyond MaxEarn", func(r *loyalty.Rules) { r.Campaigns[1].Bonus = loyalty.MaxEarn }, basket(line("c", "coffee", 1000)), 0},
-		{"base rate on a huge basket", func(r *loyalty.Rules) { r.BasePoints, r.BasePer = loyalty.MaxEarn, 1 }, basket(line("a", "food", 1<<40)), 0},
-		{"capped within MaxEarn", func(r *loyalty.Rules) { r.Campaigns[1].Bonus, r.CapPerBasket = loyalty.MaxEarn, 100 }, basket(line("c", "coffee", 1000)), 100},
+		{"total beyond MaxOpPoints", func(r *loyalty.Rules) { r.Campaigns[1].Bonus = loyalty.MaxOpPoints }, basket(line("c", "coffee", 1000)), 0},
+		{"base rate on a huge basket", func(r *loyalty.Rules) { r.BasePoints, r.BasePer = loyalty.MaxOpPoints, 1 }, basket(line("a", "food", 1<<40)), 0},
+		{"capped within MaxOpPoints", func(r *loyalty.Rules) { r.Campaigns[1].Bonus, r.CapPerBasket = loyalty.MaxOpPoints, 100 }, basket(line("c", "coffee", 1000)), 100},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -221,14 +221,14 @@ func TestRulesValidate(t *testing.T) {
 		{"duplicate reward", func(r *loyalty.Rules) { r.Rewards = append(r.Rewards, r.Rewards[0]) }},
 		{"free reward", func(r *loyalty.Rules) { r.Rewards[0].Cost = 0 }},
 		{"negative cap", func(r *loyalty.Rules) { r.CapPerBasket = -1 }},
-		{"base points beyond MaxEarn", func(r *loyalty.Rules) { r.BasePoints = loyalty.MaxEarn + 1 }},
-		{"cap beyond MaxEarn", func(r *loyalty.Rules) { r.CapPerBasket = loyalty.MaxEarn + 1 }},
-		{"bonus beyond MaxEarn", func(r *loyalty.Rules) { r.Campaigns[1].Bonus = 3 << 61 }},
-		{"bonuses beyond MaxEarn together", func(r *loyalty.Rules) { r.Campaigns[0].Bonus, r.Campaigns[1].Bonus = loyalty.MaxEarn, 1 }},
+		{"base points beyond MaxOpPoints", func(r *loyalty.Rules) { r.BasePoints = loyalty.MaxOpPoints + 1 }},
+		{"cap beyond MaxOpPoints", func(r *loyalty.Rules) { r.CapPerBasket = loyalty.MaxOpPoints + 1 }},
+		{"bonus beyond MaxOpPoints", func(r *loyalty.Rules) { r.Campaigns[1].Bonus = 3 << 61 }},
+		{"bonuses beyond MaxOpPoints together", func(r *loyalty.Rules) { r.Campaigns[0].Bonus, r.Campaigns[1].Bonus = loyalty.MaxOpPoints, 1 }},
 		{"campaign multiplier beyond MaxMultiplier", func(r *loyalty.Rules) { r.Campaigns[0].Multiplier = loyalty.MaxMultiplier + 1 }},
 		{"category multiplier beyond MaxMultiplier", func(r *loyalty.Rules) { r.CategoryMultipliers["coffee"] = loyalty.MaxMultiplier + 1 }},
-		{"tier threshold beyond MaxEarn", func(r *loyalty.Rules) { r.Tiers[2].Threshold = loyalty.MaxEarn + 1 }},
-		{"reward cost beyond MaxEarn", func(r *loyalty.Rules) { r.Rewards[0].Cost = loyalty.MaxEarn + 1 }},
+		{"tier threshold beyond MaxOpPoints", func(r *loyalty.Rules) { r.Tiers[2].Threshold = loyalty.MaxOpPoints + 1 }},
+		{"reward cost beyond MaxOpPoints", func(r *loyalty.Rules) { r.Rewards[0].Cost = loyalty.MaxOpPoints + 1 }},
 	}
 	if err := testRules().Validate(); err != nil {
 		t.Fatalf("valid rules rejected: %v", err)

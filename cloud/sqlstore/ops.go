@@ -11,10 +11,6 @@ import (
 	"github.com/tillpoint/tillpoint/loyalty"
 )
 
-// maxOpPoints bounds the points of one op (a trillion), so that no sum of
-// ops can overflow the ledger's int64 arithmetic.
-const maxOpPoints = 1_000_000_000_000
-
 // opRow is one op of a batch and what the ledger made of it.
 type opRow struct {
 	op     *loyalty.Op
@@ -128,7 +124,7 @@ func (b *book) applyOps(ctx context.Context, bt *cloud.Batch, store string) ([]*
 	var cardHashes []loyalty.CardHash
 	for i := range bt.Ops {
 		op := &bt.Ops[i]
-		rows[i] = &opRow{op: op, digest: digest(op), invalid: op.Validate() != nil || op.Points > maxOpPoints || op.Points < -maxOpPoints}
+		rows[i] = &opRow{op: op, digest: digest(op), invalid: op.Validate() != nil}
 		if rows[i].invalid {
 			continue
 		}
@@ -448,10 +444,10 @@ func (b *book) earn(ctx context.Context, st *opState, r *opRow) error {
 // tier, and false when the cloud has no figure it may post: the rules
 // cannot evaluate the basket, or give more than one op may post (as rules
 // published before loyalty.Rules.Validate bounded them can). The
-// terminal's figure, which maxOpPoints bounded, then stands unchecked.
+// terminal's figure, which loyalty.MaxOpPoints bounded, then stands unchecked.
 func reevaluate(rules *loyalty.Rules, op *loyalty.Op, tier string) (int64, bool) {
 	want, _, err := rules.Earn(*op.Basket, loyalty.Snapshot{Tier: tier}, op.WallTime)
-	if err != nil || want < 0 || want > maxOpPoints {
+	if err != nil || want < 0 || want > loyalty.MaxOpPoints {
 		return 0, false
 	}
 	return int64(want), true

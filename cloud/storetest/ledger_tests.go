@@ -246,7 +246,7 @@ func testReeval(t *testing.T, l cloud.Ledger) {
 }
 
 // testReevalBeyondOpBound defends conservation's arithmetic: the ledger
-// bounds one op's points (loyalty.MaxEarn, a trillion) so that no sum
+// bounds one op's points (loyalty.MaxOpPoints, a trillion) so that no sum
 // overflows int64, and rules cannot be published that break the bound
 // with their figures alone. Where the cloud's own figure would still pass
 // it (a bonus at the bound on top of the base), the re-evaluation and a
@@ -259,7 +259,7 @@ func testReevalBeyondOpBound(t *testing.T, l cloud.Ledger) {
 	if err := l.PublishRules(ctx, r, Start()); !errors.Is(err, loyalty.ErrInvalidRules) {
 		t.Errorf("rules with a bonus beyond the bound: got %v, want ErrInvalidRules", err)
 	}
-	r.Campaigns[0].Bonus = loyalty.MaxEarn
+	r.Campaigns[0].Bonus = loyalty.MaxOpPoints
 	if err := l.PublishRules(ctx, r, Start()); err != nil {
 		t.Fatal(err)
 	}
