@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -163,6 +165,9 @@ func open(ctx context.Context, dsn string, opts Options, version int) (*Store, e
 		path := strings.TrimPrefix(dsn, "sqlite:")
 		if path == "" {
 			return nil, fmt.Errorf("%w: empty ledger path; pass --db sqlite:PATH or a postgres:// URL", cloud.ErrInvalidInput)
+		}
+		if err := createPrivate(path); err != nil {
+			return nil, err
 		}
 		base := "file:" + (&url.URL{Path: path}).EscapedPath() +
 			"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)"
@@ -544,4 +549,19 @@ func chunks[T any](xs []T, size int, fn func([]T) error) error {
 		xs = xs[n:]
 	}
 	return nil
+}
+
+// createPrivate creates a new SQLite ledger file readable by its owner
+// only, as backups, keys and card keys are: the ledger holds the stores'
+// gossip keys. SQLite gives the -wal and -shm files the same mode. An
+// existing file is left as it is.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create sqlite ledger %s: %w", path, err)
+	}
+	return f.Close()
 }
