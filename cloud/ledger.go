@@ -109,6 +109,11 @@ type Batch struct {
 	Ops            []loyalty.Op
 	// ReceivedAt is the cloud's clock when the batch arrived.
 	ReceivedAt time.Time
+	// KeyID names the key the batch's signature was verified with. When
+	// set, Apply refuses the batch (ErrTerminalRevoked) unless it is still
+	// the terminal's key: a revoke and a new enrollment may come between
+	// the check and the apply.
+	KeyID string
 }
 
 // Applied is the outcome of Apply: what the ack carries.

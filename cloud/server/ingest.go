@@ -66,6 +66,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		Hash:       hash[:],
 		Ops:        b.Ops,
 		ReceivedAt: s.Now(),
+		KeyID:      t.KeyID,
 	}
 	if !b.Prev.IsZero() { // the zero hash is "none": an epoch's first batch
 		in.PrevHash = b.Prev[:]

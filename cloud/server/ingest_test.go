@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/tillpoint/tillpoint/cloud/server"
 	"github.com/tillpoint/tillpoint/cloud/sqlstore"
@@ -221,4 +222,51 @@ func mustSigner(t *testing.T, name, program string, keyOf *terminal) *batch.Sign
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestBatchOfAReplacedKeyIsNotAppliedAfterTheReplacement defends "a
+// revoked terminal's batches are refused": a batch signed with a
+// terminal's old key, verified by the server just before the operator
+// revokes the terminal and enrolls its replacement (new key, same ID), and
+// applied after both, is refused inside the ledger's transaction.
+func TestBatchOfAReplacedKeyIsNotAppliedAfterTheReplacement(t *testing.T) {
+	store := openTestLedger(t)
+	gl := &gatedLedger{Store: store, entered: make(chan struct{}, 4), gate: make(chan struct{})}
+	ts := newTestServerWith(t, store, func(s *server.Server) { s.Ledger = gl })
+	old := enroll(t, ts, "S1", "T1")
+	sealed := old.seal(t, 3)
+
+	done := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(ts.url+"/v1/batches", batch.ContentType, bytes.NewReader(sealed.Bytes))
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	select {
+	case <-gl.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the batch never reached the ledger")
+	}
+	// The till is stolen: revoke it, then enroll the replacement.
+	if status, _, body := do(t, "POST", ts.url+"/v1/admin/terminals/T1/revoke", "", "Bearer "+testAdminToken, nil); status != http.StatusOK {
+		t.Fatalf("revoke: %d %s", status, body)
+	}
+	enroll(t, ts, "S1", "T1") // a new key for T1
+	close(gl.gate)
+	status := <-done
+	wm, _, err := ts.ledger.Watermark(context.Background(), "T1", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status == http.StatusOK || wm != 0 {
+		t.Errorf("the old key's batch was answered %d and the ledger holds T1 epoch 1 up to %d: a revoked key's batch was applied after its replacement", status, wm)
+	}
+	// The same bytes sent now are refused: the window is the only way in.
+	if status, _, _ := post(t, ts, old.sealAt(t, 4, 1, sealed.Hash).Bytes); status != http.StatusForbidden {
+		t.Errorf("old key after the replacement: %d, want 403", status)
+	}
 }

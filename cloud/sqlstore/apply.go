@@ -76,6 +76,11 @@ func (s *Store) apply(ctx context.Context, bt cloud.Batch) (cloud.Applied, error
 		if cloud.TerminalStatus(ts.status) != cloud.TerminalActive {
 			return fmt.Errorf("apply batch from %s: %w", bt.Terminal, cloud.ErrTerminalRevoked)
 		}
+		if bt.KeyID != "" && bt.KeyID != ts.keyID {
+			// Verified under a key revoked and replaced since, while the
+			// batch waited for the writer.
+			return fmt.Errorf("apply batch from %s: signed with key %s, which was replaced by %s: %w", bt.Terminal, bt.KeyID, ts.keyID, cloud.ErrTerminalRevoked)
+		}
 		// A terminal books only to the store it was enrolled at: an op
 		// claiming another store would move that store's lots, liability
 		// and shortfall under a key that store never enrolled.
@@ -167,6 +172,7 @@ func batchCards(bt *cloud.Batch) []loyalty.CardHash {
 // PostgreSQL and a small batch makes only about a dozen.
 type terminalState struct {
 	store, status string
+	keyID         string // the terminal's enrolled key
 	watermark     uint64 // of the batch's epoch
 	lastHash      []byte // of the epoch's last batch
 	latest        uint32 // the terminal's latest epoch
@@ -189,7 +195,7 @@ func (s *Store) terminalState(ctx context.Context, tx *dbtx, terminal string, ep
 		var e, w sql.NullInt64
 		var h []byte
 		var v int64
-		if err := rows.Scan(&ts.store, &ts.status, &e, &w, &h, &v, &ts.lapsedUntil); err != nil {
+		if err := rows.Scan(&ts.store, &ts.status, &ts.keyID, &e, &w, &h, &v, &ts.lapsedUntil); err != nil {
 			return ts, fmt.Errorf("read terminal %s: %w", terminal, err)
 		}
 		found, ts.rulesVersion = true, uint32(v)

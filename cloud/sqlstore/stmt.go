@@ -122,7 +122,7 @@ const (
 	// latest expiry run's postings (kindExpire), read from the index
 	// postings_expired_at.
 	qLapsedUntil   = `SELECT COALESCE(MAX(at), 0) FROM postings WHERE kind = 7`
-	qTerminalState = `SELECT t.store, t.status, e.epoch, e.watermark, e.last_hash, (` + qRulesVersion + `), (` + qLapsedUntil + `)
+	qTerminalState = `SELECT t.store, t.status, t.key_id, e.epoch, e.watermark, e.last_hash, (` + qRulesVersion + `), (` + qLapsedUntil + `)
 		FROM terminals t LEFT JOIN epochs e ON e.terminal = t.id WHERE t.id = ?`
 	qLotAmount = `SELECT amount FROM lots WHERE id = ?`
 	iEpoch     = `INSERT INTO epochs (terminal, epoch, watermark, last_hash) VALUES (?, ?, ?, ?)
