@@ -64,8 +64,11 @@ func (s *Store) checkRoom(ctx context.Context, tx *dbtx, store, terminal string)
 
 // Enroll implements cloud.Ledger.
 func (s *Store) Enroll(ctx context.Context, code string, key cloud.TerminalKey, now time.Time) (cloud.Terminal, error) {
-	if len(key.PublicKey) != ed25519.PublicKeySize || key.KeyID == "" || len(key.KeyID) > 128 {
-		return cloud.Terminal{}, fmt.Errorf("%w: enrollment needs a %d-byte Ed25519 public key and a key ID of 1 to 128 bytes", cloud.ErrInvalidInput, ed25519.PublicKeySize)
+	if err := loyalty.CheckSigningKey(key.PublicKey); err != nil {
+		return cloud.Terminal{}, fmt.Errorf("%w: enrollment: %w", cloud.ErrInvalidInput, err)
+	}
+	if key.KeyID == "" || len(key.KeyID) > 128 {
+		return cloud.Terminal{}, fmt.Errorf("%w: enrollment needs a key ID of 1 to 128 bytes", cloud.ErrInvalidInput)
 	}
 	if len(key.Addr) > maxAddrLen {
 		return cloud.Terminal{}, fmt.Errorf("%w: a gossip address is at most %d bytes", cloud.ErrInvalidInput, maxAddrLen)

@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"math"
 	"slices"
@@ -108,7 +109,7 @@ func wantResult(t *testing.T, got cloud.OpResult, status cloud.Status, reason st
 }
 
 func testEnrollCode(t *testing.T, l cloud.Ledger) {
-	pub := make([]byte, 32)
+	pub, _, _ := ed25519.GenerateKey(nil)
 	key := cloud.TerminalKey{PublicKey: pub, KeyID: "k1"}
 	if err := l.CreateEnrollCode(ctx, cloud.EnrollCode{Code: "ABC-123", Store: "s1", Terminal: "t1", Expires: Start().Add(time.Hour)}); err != nil {
 		t.Fatalf("create code: %v", err)
@@ -118,6 +119,12 @@ func testEnrollCode(t *testing.T, l cloud.Ledger) {
 	}
 	if err := l.CreateEnrollCode(ctx, cloud.EnrollCode{Code: "ABC-123", Store: "s1", Terminal: "t9", Expires: Start().Add(time.Hour)}); !errors.Is(err, cloud.ErrInvalidInput) {
 		t.Errorf("the same code twice: got %v, want ErrInvalidInput", err)
+	}
+	// A key under which anyone can sign is refused, and the code stays.
+	smallOrder := make([]byte, 32)
+	smallOrder[0] = 1
+	if _, err := l.Enroll(ctx, "ABC-123", cloud.TerminalKey{PublicKey: smallOrder, KeyID: "k0"}, Start()); !errors.Is(err, cloud.ErrInvalidInput) {
+		t.Errorf("enroll with a small-order key: got %v, want ErrInvalidInput", err)
 	}
 	if _, err := l.Enroll(ctx, "WRONG", key, Start()); !errors.Is(err, cloud.ErrEnrollCode) {
 		t.Errorf("unknown code: got %v, want ErrEnrollCode", err)
@@ -156,7 +163,8 @@ func testReenrollStartsAboveHeldEpochs(t *testing.T, l cloud.Ledger) {
 	if err := l.CreateEnrollCode(ctx, cloud.EnrollCode{Code: "AGAIN", Store: "s1", Terminal: "t1", Expires: Start().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	term, err := l.Enroll(ctx, "AGAIN", cloud.TerminalKey{PublicKey: make([]byte, 32), KeyID: "k2"}, Start())
+	pub, _, _ := ed25519.GenerateKey(nil)
+	term, err := l.Enroll(ctx, "AGAIN", cloud.TerminalKey{PublicKey: pub, KeyID: "k2"}, Start())
 	if err != nil || term.FirstEpoch != 3 {
 		t.Fatalf("re-enrollment: got first epoch %d (%v), want 3: the ledger holds epochs 1 and 2 of t1", term.FirstEpoch, err)
 	}
