@@ -30,6 +30,29 @@ func (l *gatedLedger) Apply(ctx context.Context, b cloud.Batch) (cloud.Applied, 
 	return l.Store.Apply(ctx, b)
 }
 
+// postHeld posts a batch in the background and returns once its Apply
+// waits at the gate; the channel then gets the answer's status (0 when the
+// post failed) after the gate opens.
+func (l *gatedLedger) postHeld(t *testing.T, ts *testServer, body []byte) <-chan int {
+	t.Helper()
+	done := make(chan int, 1)
+	go func() { // not post: t.Fatal belongs to the test's goroutine
+		resp, err := http.Post(ts.url+"/v1/batches", batch.ContentType, bytes.NewReader(body))
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	select {
+	case <-l.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the batch never reached the ledger")
+	}
+	return done
+}
+
 func TestBusyLedgerAnswers503WithRetryAfterAndLosesNothing(t *testing.T) {
 	t.Parallel()
 	store := openTestLedger(t)
@@ -43,21 +66,7 @@ func TestBusyLedgerAnswers503WithRetryAfterAndLosesNothing(t *testing.T) {
 	b := enroll(t, ts, "S1", "T2")
 	first, second := a.seal(t, 3), b.seal(t, 3)
 
-	done := make(chan int, 1)
-	go func() { // not post: t.Fatal belongs to the test's goroutine
-		resp, err := http.Post(ts.url+"/v1/batches", batch.ContentType, bytes.NewReader(first.Bytes))
-		if err != nil {
-			done <- 0
-			return
-		}
-		resp.Body.Close()
-		done <- resp.StatusCode
-	}()
-	select {
-	case <-gl.entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first batch never reached the ledger")
-	}
+	done := gl.postHeld(t, ts, first.Bytes)
 	status, h, body := post(t, ts, second.Bytes)
 	wantProblem(t, status, h, body, http.StatusServiceUnavailable, server.CodeUnavailable)
 	if h.Get("Retry-After") == "" {

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"reflect"
 	"testing"
-	"time"
 
 	"github.com/tillpoint/tillpoint/cloud/server"
 	"github.com/tillpoint/tillpoint/cloud/sqlstore"
@@ -236,21 +235,7 @@ func TestBatchOfAReplacedKeyIsNotAppliedAfterTheReplacement(t *testing.T) {
 	old := enroll(t, ts, "S1", "T1")
 	sealed := old.seal(t, 3)
 
-	done := make(chan int, 1)
-	go func() {
-		resp, err := http.Post(ts.url+"/v1/batches", batch.ContentType, bytes.NewReader(sealed.Bytes))
-		if err != nil {
-			done <- 0
-			return
-		}
-		resp.Body.Close()
-		done <- resp.StatusCode
-	}()
-	select {
-	case <-gl.entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the batch never reached the ledger")
-	}
+	done := gl.postHeld(t, ts, sealed.Bytes)
 	// The till is stolen: revoke it, then enroll the replacement.
 	if status, _, body := do(t, "POST", ts.url+"/v1/admin/terminals/T1/revoke", "", "Bearer "+testAdminToken, nil); status != http.StatusOK {
 		t.Fatalf("revoke: %d %s", status, body)

@@ -396,14 +396,13 @@ func TestAcknowledgedRedeemIsHeldByItsAcksSnapshotWhateverTheClocks(t *testing.T
 	c := &clock{t: cloudNow.Add(skew)}
 	j := openAt(t, c)
 	card := cardHash(77)
-	policy := journal.Policy{MaxSnapshotAge: 72 * time.Hour, OfflineRedeemCap: 300, Location: time.UTC}
 
 	s1 := loyalty.Snapshot{Card: card, Member: "m-77", Balance: 5000, AsOf: cloudNow,
 		Allowance: &loyalty.Allowance{Points: 1000, Expires: cloudNow.Add(24 * time.Hour)}}
 	if err := j.PutSnapshots(ctx, []loyalty.Snapshot{s1}); err != nil {
 		t.Fatal(err)
 	}
-	op, err := j.AppendOfflineRedeem(ctx, redeemOp(card, 800), policy)
+	op, err := j.AppendOfflineRedeem(ctx, redeemOp(card, 800), testPolicy)
 	if err != nil {
 		t.Fatalf("first offline redeem: %v", err)
 	}
@@ -430,7 +429,7 @@ func TestAcknowledgedRedeemIsHeldByItsAcksSnapshotWhateverTheClocks(t *testing.T
 		t.Errorf("OfflineRedeemed after the ack with a fresh snapshot: got %d, want 0 (the snapshot holds the acknowledged redeem)", used)
 	}
 	// The link drops again: the fresh allowance of 1000 is untouched.
-	if _, err := j.AppendOfflineRedeem(ctx, redeemOp(card, 500), policy); err != nil {
+	if _, err := j.AppendOfflineRedeem(ctx, redeemOp(card, 500), testPolicy); err != nil {
 		var re *journal.RefusalError
 		if errors.As(err, &re) {
 			t.Fatalf("offline redeem of 500 against a fresh allowance of 1000 refused: %v (available %d)", err, re.Available)
@@ -450,7 +449,6 @@ func TestAllowanceCountsEveryRedeemTheCloudHasNotSeen(t *testing.T) {
 	c := &clock{t: start}
 	j := openAt(t, c)
 	card := cardHash(79)
-	policy := journal.Policy{MaxSnapshotAge: 72 * time.Hour, OfflineRedeemCap: 300, Location: time.UTC}
 	s := loyalty.Snapshot{Card: card, Member: "m-79", Balance: 1000, AsOf: start,
 		Allowance: &loyalty.Allowance{Points: 100, Expires: start.Add(24 * time.Hour)}}
 	if err := j.PutSnapshots(ctx, []loyalty.Snapshot{s}); err != nil {
@@ -461,7 +459,7 @@ func TestAllowanceCountsEveryRedeemTheCloudHasNotSeen(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Add(time.Minute)
-	if _, err := j.AppendOfflineRedeem(ctx, redeemOp(card, 100), policy); err == nil {
+	if _, err := j.AppendOfflineRedeem(ctx, redeemOp(card, 100), testPolicy); err == nil {
 		t.Fatalf("a card with an allowance of 100 redeemed 400 (unacknowledged) + 100 offline without the cloud seeing any of it")
 	}
 }

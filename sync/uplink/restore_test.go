@@ -396,11 +396,38 @@ func TestE2EProbeDivergedLetsTheNewEpochGo(t *testing.T) {
 	tm := c.env().enroll(t, "T-01")
 	cfg := tm.config(t, c.front)
 	cfg.MaxOps = 10
+	ops := cloudHeldByACopy(t, c, tm, cfg)
+
+	if _, err := tm.j.NewEpoch(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	fresh := appendOps(t, tm.j, earns(300, 5, 7))
+	syncWithin(t, mustUplink(t, tm.j, cfg), 20*time.Second)
+	if wm, _, err := c.env().ledger.Watermark(ctx, "T-01", fresh[0].Epoch); err != nil || wm != 5 {
+		t.Errorf("cloud watermark of the new epoch %d: %d (%v), want 5", fresh[0].Epoch, wm, err)
+	}
+	model := map[loyalty.CardHash]loyalty.Points{}
+	for _, o := range append(ops[:9], ops[10:]...) { // all but the original 1/10, which the cloud lost
+		model[o.Card] += o.Points
+	}
+	for _, o := range fresh {
+		model[o.Card] += o.Points
+	}
+	c.env().checkBalances(t, model)
+}
+
+// cloudHeldByACopy leaves the cloud holding, at the end of tm's epoch 1,
+// another journal's op: tm delivers 1/1..10, the cloud is restored from a
+// backup holding 1/1..9, and a copy of tm's journal taken before 1/10,
+// restored with its epoch file, delivers its own 1/10. It returns tm's ten
+// ops and the copy's one, in that order.
+func cloudHeldByACopy(t *testing.T, c *restorableCloud, tm *terminal, cfg uplink.Config) []loyalty.Op {
+	t.Helper()
 	path := tm.j.Path()
 	ops := appendOps(t, tm.j, earns(0, 9, 7))
 	syncWithin(t, mustUplink(t, tm.j, cfg), 20*time.Second)
 	backup := filepath.Join(t.TempDir(), "backup.db")
-	if err := c.ledger.BackupTo(ctx, backup); err != nil {
+	if err := c.ledger.BackupTo(context.Background(), backup); err != nil {
 		t.Fatal(err)
 	}
 	tm.j.Close()
@@ -421,23 +448,7 @@ func TestE2EProbeDivergedLetsTheNewEpochGo(t *testing.T) {
 	cp := openJournalAt(t, copyPath, "T-01")
 	ops = append(ops, appendOps(t, cp, earns(200, 1, 7))...) // the copy's own 1/10
 	syncWithin(t, mustUplink(t, cp, cfg), 20*time.Second)
-
-	if _, err := tm.j.NewEpoch(ctx, "test"); err != nil {
-		t.Fatal(err)
-	}
-	fresh := appendOps(t, tm.j, earns(300, 5, 7))
-	syncWithin(t, mustUplink(t, tm.j, cfg), 20*time.Second)
-	if wm, _, err := c.env().ledger.Watermark(ctx, "T-01", fresh[0].Epoch); err != nil || wm != 5 {
-		t.Errorf("cloud watermark of the new epoch %d: %d (%v), want 5", fresh[0].Epoch, wm, err)
-	}
-	model := map[loyalty.CardHash]loyalty.Points{}
-	for _, o := range append(ops[:9], ops[10:]...) { // all but the original 1/10, which the cloud lost
-		model[o.Card] += o.Points
-	}
-	for _, o := range fresh {
-		model[o.Card] += o.Points
-	}
-	c.env().checkBalances(t, model)
+	return ops
 }
 
 // TestE2EProbeDivergedLetsTheNewEpochGo with a restart: the agent is
@@ -454,31 +465,7 @@ func TestE2EProbeDivergedAfterARestartLetsTheNewEpochGo(t *testing.T) {
 	tm := c.env().enroll(t, "T-01")
 	cfg := tm.config(t, c.front)
 	cfg.MaxOps = 10
-	path := tm.j.Path()
-	appendOps(t, tm.j, earns(0, 9, 7))
-	syncWithin(t, mustUplink(t, tm.j, cfg), 20*time.Second)
-	backup := filepath.Join(t.TempDir(), "backup.db")
-	if err := c.ledger.BackupTo(ctx, backup); err != nil {
-		t.Fatal(err)
-	}
-	tm.j.Close()
-	copyPath := filepath.Join(t.TempDir(), "copy.db")
-	copyJournal(t, path, copyPath)
-	sidecar, err := os.ReadFile(journal.SidecarPath(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(journal.SidecarPath(copyPath), sidecar, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tm.j = openJournalAt(t, path, "T-01")
-	appendOps(t, tm.j, earns(100, 1, 7)) // 1/10
-	syncWithin(t, mustUplink(t, tm.j, cfg), 20*time.Second)
-
-	c.restore(t, backup) // holds 1/1..9
-	cp := openJournalAt(t, copyPath, "T-01")
-	appendOps(t, cp, earns(200, 1, 7)) // the copy's own 1/10
-	syncWithin(t, mustUplink(t, cp, cfg), 20*time.Second)
+	cloudHeldByACopy(t, c, tm, cfg)
 
 	if _, err := tm.j.NewEpoch(ctx, "test"); err != nil {
 		t.Fatal(err)
