@@ -14,17 +14,25 @@ import (
 	"github.com/tillpoint/tillpoint/loyalty"
 )
 
-// PutSnapshots stores member snapshots from the cloud, keyed by card hash.
-// For each card the newest snapshot (by AsOf) wins: an older one arriving
-// late changes nothing. It leaves the peers' redeems alone: whether a
-// snapshot covers one is known from the peer's acknowledgement watermark,
-// not from clocks, and DropPeerRedeems is told so.
+// PutSnapshots stores member snapshots from the cloud's feed, keyed by
+// card hash, as holding this terminal's ops up to its acknowledgement
+// watermark. For each card the newest snapshot (by AsOf) wins: an older
+// one arriving late changes nothing. It leaves the peers' redeems alone:
+// whether a snapshot covers one is known from the peer's acknowledgement
+// watermark, not from clocks, and DropPeerRedeems is told so.
+//
+// While a resend is pending (see ResendAll) it stores nothing: the cloud
+// then holds less than the watermark says, and its pages cannot tell how
+// much. The acks of the resend bring the cards' snapshots meanwhile.
 func (j *Journal) PutSnapshots(ctx context.Context, snaps []loyalty.Snapshot) error {
 	rows, err := snapshotRows(snaps)
 	if err != nil || len(rows) == 0 {
 		return err
 	}
 	return j.write(ctx, func(ctx context.Context, tx *sql.Tx, w *writer) error {
+		if _, resending, err := resendPos(ctx, tx); err != nil || resending {
+			return err
+		}
 		covers, err := ackedPos(ctx, tx)
 		if err != nil {
 			return err
@@ -55,13 +63,18 @@ func snapshotRows(snaps []loyalty.Snapshot) ([]snapshotRow, error) {
 }
 
 // putSnapshots stores rows, each holding this terminal's ops up to the
-// journal position covers.
+// journal position covers. A card's newer snapshot holds what its older
+// one held, whichever came first (an ack's snapshot arriving after a feed
+// page stamped later, say): the stored position is the higher of the two.
 func putSnapshots(ctx context.Context, tx *sql.Tx, w *writer, rows []snapshotRow, covers int64) error {
 	for _, r := range rows {
 		w.touch(viewTouch{card: loyalty.CardHash(r.card), drop: true})
 		if _, err := tx.ExecContext(ctx, `INSERT INTO snapshots (card, as_of, body, covers) VALUES (?, ?, ?, ?)
-			ON CONFLICT (card) DO UPDATE SET as_of = excluded.as_of, body = excluded.body, covers = excluded.covers
-			WHERE excluded.as_of > snapshots.as_of`, r.card, r.asOf, string(r.body), covers); err != nil {
+			ON CONFLICT (card) DO UPDATE SET
+				body = CASE WHEN excluded.as_of > snapshots.as_of THEN excluded.body ELSE snapshots.body END,
+				as_of = max(snapshots.as_of, excluded.as_of),
+				covers = max(coalesce(snapshots.covers, excluded.covers), excluded.covers)`,
+			r.card, r.asOf, string(r.body), covers); err != nil {
 			return fmt.Errorf("store snapshot: %w", classify(err))
 		}
 	}

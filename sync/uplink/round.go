@@ -357,16 +357,18 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 	// epoch further, with ops this journal sent before (a lost ack) or
 	// with other ops (a journal restored from a backup, a terminal ID used
 	// twice). The next batches are cut to end at its watermark and
-	// compared op by op there.
-	proven, last := a.Watermark, a.LastHash
+	// compared op by op there. Its snapshots then hold what the cloud
+	// holds, which this journal cannot place: they are left out, and the
+	// acks of the batches up to the watermark bring them.
+	proven, last, snaps := a.Watermark, a.LastHash, a.Snapshots
 	if a.Watermark > sb.LastSeq {
-		proven, last = sb.LastSeq, h
+		proven, last, snaps = sb.LastSeq, h, nil
 		if err := u.behind(ctx, a.Epoch, a.Watermark); err != nil {
 			return result{err: err}
 		}
 	}
-	if err := u.markAcked(ctx, a.Epoch, proven, last, a.Snapshots...); err != nil {
-		if !errors.Is(err, journal.ErrInvalid) || len(a.Snapshots) == 0 {
+	if err := u.markAcked(ctx, a.Epoch, proven, last, snaps...); err != nil {
+		if !errors.Is(err, journal.ErrInvalid) || len(snaps) == 0 {
 			return result{err: fmt.Errorf("record acknowledgement %d/%d: %w", a.Epoch, proven, err)}
 		}
 		// A snapshot the journal cannot store must not hold back the
