@@ -143,15 +143,16 @@ func (v View) Available() loyalty.Points {
 	return subSaturating(subSaturating(v.Balance, v.Snapshot.Debt), v.PeerRedeemed)
 }
 
+// subSaturating returns a-b, or the int64 bound it would wrap past.
 func subSaturating(a, b loyalty.Points) loyalty.Points {
-	d, err := a.Add(-b)
-	switch {
-	case b == math.MinInt64 || (err != nil && b > 0):
+	switch d := a - b; {
+	case b > 0 && d > a:
 		return math.MinInt64
-	case err != nil:
+	case b < 0 && d < a:
 		return math.MaxInt64
+	default:
+		return d
 	}
-	return d
 }
 
 // View returns the local view of card. A card without a snapshot gives a
