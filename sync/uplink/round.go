@@ -124,7 +124,7 @@ func (u *Uplink) cut(ctx context.Context, force bool) (journal.SealedBatch, time
 		n++
 	}
 	ops = ops[:n]
-	first, last := ops[0].Seq, ops[n-1].Seq
+	first := ops[0].Seq
 
 	now := u.cfg.Now()
 	u.mu.Lock()
@@ -143,23 +143,35 @@ func (u *Uplink) cut(ctx context.Context, force bool) (journal.SealedBatch, time
 		}
 	}
 
+	u.mu.Lock()
+	u.outboxEmpty, u.lastOfOutbox = false, true
+	u.mu.Unlock()
+	sb, err := u.seal(ctx, ops, prev)
+	if err != nil {
+		return journal.SealedBatch{}, 0, false, err
+	}
+	return sb, 0, true, nil
+}
+
+// seal seals ops, of one epoch and in order, into a batch naming prev and
+// stores its bytes in the outbox before they are first sent. The caller
+// has marked the outbox as not empty.
+func (u *Uplink) seal(ctx context.Context, ops []loyalty.Op, prev batch.Hash) (journal.SealedBatch, error) {
 	var rules uint32
 	if u.cfg.RulesVersion != nil {
 		rules = u.cfg.RulesVersion()
 	}
+	first, last := ops[0].Seq, ops[len(ops)-1].Seq
 	b := &batch.Batch{Terminal: u.cfg.Signer.Name(), Epoch: ops[0].Epoch, First: first, Last: last, Prev: prev, RulesVersion: rules, Ops: ops}
 	s, err := u.cfg.Signer.SealBatch(b)
 	if err != nil {
-		return journal.SealedBatch{}, 0, false, fmt.Errorf("seal ops %d/%d..%d: %w", b.Epoch, first, last, err)
+		return journal.SealedBatch{}, fmt.Errorf("seal ops %d/%d..%d: %w", b.Epoch, first, last, err)
 	}
-	u.mu.Lock()
-	u.outboxEmpty, u.lastOfOutbox = false, true
-	u.mu.Unlock()
 	if err := u.j.PutSealed(ctx, b.Epoch, first, last, s.Bytes); err != nil {
-		return journal.SealedBatch{}, 0, false, fmt.Errorf("store sealed batch %d/%d..%d: %w", b.Epoch, first, last, err)
+		return journal.SealedBatch{}, fmt.Errorf("store sealed batch %d/%d..%d: %w", b.Epoch, first, last, err)
 	}
 	u.log.Debug("sealed", slog.Uint64(logEpoch, uint64(b.Epoch)), slog.Uint64(logFirst, first), slog.Uint64(logLast, last), slog.String(logBatch, s.Hash.Short()))
-	return journal.SealedBatch{Epoch: b.Epoch, FirstSeq: first, LastSeq: last, Payload: s.Bytes}, 0, true, nil
+	return journal.SealedBatch{Epoch: b.Epoch, FirstSeq: first, LastSeq: last, Payload: s.Bytes}, nil
 }
 
 // resumePoint is where batches are cut from after a start: the point a
