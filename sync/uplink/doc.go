@@ -5,7 +5,8 @@
 // # One round
 //
 //  1. Resend the oldest sealed batch in the journal's outbox, byte for byte,
-//     if there is one (a batch sealed before a crash or a failed send).
+//     if there is one (a batch sealed before a crash or a failed send); a
+//     new epoch's first batch goes after a probe (see below).
 //  2. Otherwise read the ops that follow the resume point (the end of the
 //     last batch acknowledged, or where the cloud said to re-seal from;
 //     after a start, the point a resend of the journal reached, or else
@@ -49,15 +50,22 @@
 // it, however often it is sent, and so that its sealed bytes say it is a
 // probe after a restart too: a replay confirms the cloud still holds
 // the old epoch's end; a refusal (a gap ack, or a batch_conflict for the
-// hash) names the cloud's watermark, and the uplink sends again from
-// there; sequence_diverged (another journal's op there) lets the new
-// epoch go, the old one's end reported. And a refusal at watermark 0 for
-// an epoch this journal had acknowledgements in means the cloud lost a
-// whole epoch and maybe earlier ones: the journal is sent again from its
-// start, and the cloud compares op by op what it holds. The journal keeps that resend's point (Journal.ResendAll), moved
-// by each ack, so a restarted uplink goes on with it, and the backlog
-// counts the ops after it. Sending again never marks anything: only a
-// signed ack does.
+// hash) names the cloud's watermark, and the uplink drops its sealed
+// batches (the new epoch's first among them) and sends again from there;
+// sequence_diverged (another journal's op there) lets the new epoch go,
+// the old one's end reported. The answer holds only until a send fails
+// (the cloud may come back restored) or the uplink restarts: the new
+// epoch's first batch, sent again from the outbox, goes after the probe
+// again, sealed ahead of it in the outbox so that it goes first after a
+// restart too. A restore that no failed send shows, between the probe's
+// answer and the first batch's ack, is not caught. And a refusal at
+// watermark 0 for an epoch this journal had acknowledgements in means the
+// cloud lost a whole epoch and maybe earlier ones: the journal is sent
+// again from its start, and the cloud compares op by op what it holds.
+// The journal keeps that resend's point (Journal.ResendAll), moved by
+// each ack, so a restarted uplink goes on with it, and the backlog counts
+// the ops after it. Sending again never marks anything: only a signed ack
+// does.
 //
 // # State
 //

@@ -55,8 +55,18 @@ func (u *Uplink) stepLocked(ctx context.Context, force bool) result {
 	var sb journal.SealedBatch
 	if len(outbox) > 0 {
 		sb = outbox[0]
+		last := len(outbox) == 1
+		if sb.FirstSeq == 1 {
+			probe, ok, err := u.probeAhead(ctx, sb.Epoch)
+			if err != nil {
+				return result{err: err}
+			}
+			if ok {
+				sb, last = probe, false
+			}
+		}
 		u.mu.Lock()
-		u.lastOfOutbox = len(outbox) == 1
+		u.lastOfOutbox = last
 		u.mu.Unlock()
 	} else {
 		var wait time.Duration
@@ -70,7 +80,15 @@ func (u *Uplink) stepLocked(ctx context.Context, force bool) result {
 			return result{wait: wait}
 		}
 	}
-	return u.send(ctx, sb)
+	r := u.send(ctx, sb)
+	if r.err != nil {
+		// The cloud may come back restored from a backup that lacks the
+		// old epoch's end: probe again before the new epoch's first batch.
+		u.mu.Lock()
+		u.crossed = position{}
+		u.mu.Unlock()
+	}
+	return r
 }
 
 // cut reads the ops after the resume point and, if a batch is due, seals
@@ -194,7 +212,8 @@ func (u *Uplink) resumePoint(ctx context.Context) (uint32, uint64, error) {
 // probeBeforeEpoch returns the op at (epoch, seq), the last one the cloud
 // acknowledged, when the next op is of a later epoch: before the first
 // batch of a new epoch it goes again, alone, until the cloud acknowledges
-// it (see isProbe and crossed). The cloud may have lost the old epoch's end since it
+// it (see isProbe and crossed), also when that batch was sealed before
+// (see probeAhead). The cloud may have lost the old epoch's end since it
 // acknowledged it (restored from a backup), and nothing sent in the new
 // epoch would tell. The probe names probePrev, so the cloud never applies
 // it: a replay confirms the end; a refusal (a gap ack, a batch_conflict)
@@ -215,6 +234,26 @@ func (u *Uplink) probeBeforeEpoch(ctx context.Context, epoch uint32, seq uint64,
 		return nil, nil
 	}
 	return ops, nil
+}
+
+// probeAhead seals the probe (see probeBeforeEpoch) ahead of the first
+// batch of epoch, about to be sent from the outbox, when the cloud has
+// not answered it in this process since the last failed send: the batch
+// was sealed before a failed post or a restart, and the cloud may have
+// been restored from a backup since. The probe sorts ahead of the batch
+// in the outbox, so it goes first after a restart too. ok is false when
+// no probe is due.
+func (u *Uplink) probeAhead(ctx context.Context, epoch uint32) (journal.SealedBatch, bool, error) {
+	e, seq, err := u.resumePoint(ctx)
+	if err != nil || e >= epoch {
+		return journal.SealedBatch{}, false, err
+	}
+	ops, err := u.probeBeforeEpoch(ctx, e, seq, epoch)
+	if err != nil || ops == nil {
+		return journal.SealedBatch{}, false, err
+	}
+	sb, err := u.seal(ctx, ops, probePrev())
+	return sb, err == nil, err
 }
 
 // probePrev is the previous hash a probe names: no batch hashes to it, so
@@ -453,8 +492,9 @@ func (u *Uplink) outcomes(a *batch.Ack) (applied, dup, rejected int64) {
 }
 
 // gap handles a 409 answer: a signed gap ack that says where the cloud
-// stands in this epoch. The sealed batches of the epoch no longer follow
-// the cloud: drop them and resume from its watermark, chained to its hash.
+// stands in this epoch. The sealed batches from this epoch on no longer
+// follow the cloud: drop them and resume from its watermark, chained to
+// its hash.
 func (u *Uplink) gap(ctx context.Context, sb journal.SealedBatch, body []byte) result {
 	a, err := batch.OpenAck(body, u.cfg.Signer.Program(), u.cfg.CloudKey)
 	if err != nil {
@@ -671,14 +711,17 @@ func (u *Uplink) positionHint(ctx context.Context, sb journal.SealedBatch, body 
 	return result{progress: true}, true
 }
 
-// dropSealed deletes the outbox's sealed batches of epoch.
+// dropSealed deletes the outbox's sealed batches of epoch and of later
+// epochs: cut after a batch of epoch the cloud refused, they no longer
+// follow it (a new epoch's first batch behind a refused probe, see
+// probeAhead).
 func (u *Uplink) dropSealed(ctx context.Context, epoch uint32) error {
 	outbox, err := u.j.Sealed(ctx)
 	if err != nil {
 		return fmt.Errorf("read outbox: %w", err)
 	}
 	for _, s := range outbox {
-		if s.Epoch == epoch {
+		if s.Epoch >= epoch {
 			if err := u.j.DeleteSealed(ctx, s.Epoch, s.FirstSeq); err != nil {
 				return fmt.Errorf("drop sealed batch %d/%d: %w", s.Epoch, s.FirstSeq, err)
 			}

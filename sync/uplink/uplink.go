@@ -126,8 +126,10 @@ type Uplink struct {
 	// is sent again what it lost.
 	from position
 	// crossed is the end of the epoch whose probe (see probeBeforeEpoch)
-	// the cloud answered, after which the next epoch's batches go. A
-	// probe is known by its sealed bytes (see isProbe), not kept here.
+	// the cloud answered, after which the next epoch's batches go; a
+	// failed send forgets it, as the cloud may come back restored from a
+	// backup (see probeAhead). A probe is known by its sealed bytes (see
+	// isProbe), not kept here.
 	crossed position
 	// fromRefusal is set while from is where a refusal had the uplink
 	// re-seal from with the hash the chain needs, until the next ack: a
