@@ -585,6 +585,7 @@ func (b *book) reverse(ctx context.Context, st *opState, r *opRow) error {
 		if err := b.restore(ctx, o, t, uses, from); err != nil {
 			return err
 		}
+		r.posted = -target.posted
 	case target.posted > 0:
 		to := st.adjust
 		if target.kind == loyalty.OpEarn {
@@ -608,8 +609,10 @@ func (b *book) reverse(ctx context.Context, st *opState, r *opRow) error {
 		if _, err := b.debit(ctx, o, t, target.posted-lapsed, to, to, lots...); err != nil {
 			return err
 		}
+		// The result says what the reversal took from the owner: the
+		// lapsed points had left already.
+		r.posted = -(target.posted - lapsed)
 	}
-	r.posted = -target.posted
 	return b.commit(t)
 }
 

@@ -231,3 +231,38 @@ func testExpiryDuringReversals(t *testing.T, l cloud.Ledger) {
 		}
 	}
 }
+
+// testReverseResultIsWhatTheLedgerChanged: an op's result Points is the
+// change the ledger made to the owner's available balance and debt
+// together (cloud.OpResult). A reverse of an earn whose points lapsed
+// takes back only what had not lapsed (the lapsed points go back from the
+// expired account), so its result says that much, not the earn's points:
+// 0 when all 100 lapsed, -40 when 40 were spent before the other 60 lapsed.
+func testReverseResultIsWhatTheLedgerChanged(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	c, d := Card(1), Card(2)
+	lapsed, spent := tl.Earn(c, 10000, 100), tl.Earn(d, 10000, 100)
+	tl.Send(t, l, tl.Enroll(c, "lu"), lapsed, tl.Enroll(d, "li"), spent, tl.Redeem(d, 40, false))
+	lapse := tl.Now.AddDate(1, 0, 0)
+	if res, err := l.Expire(ctx, lapse); err != nil || res.Points != 160 {
+		t.Fatalf("expire: %+v, %v; want 100 + 60 points lapsed", res, err)
+	}
+	tl.Now = lapse.Add(time.Hour)
+	for _, tc := range []struct {
+		card loyalty.CardHash
+		earn loyalty.Op
+		want loyalty.Points
+	}{{c, lapsed, 0}, {d, spent, -40}} {
+		before := snap(t, l, tc.card)
+		a := tl.Send(t, l, tl.Reverse(tc.earn))
+		after := snap(t, l, tc.card)
+		changed := (after.Balance - after.Debt) - (before.Balance - before.Debt)
+		if got := a.Results[0]; got.Status != cloud.StatusApplied || got.Points != changed || changed != tc.want {
+			t.Errorf("reverse of an earn of 100: result says %s %d points, the balance less debt moved by %d (from %d/%d to %d/%d); want %d",
+				got.Status, got.Points, changed, before.Balance, before.Debt, after.Balance, after.Debt, tc.want)
+		}
+	}
+	if rep, err := l.Check(ctx); err != nil {
+		t.Errorf("check: %v (%v)", err, rep.Problems)
+	}
+}

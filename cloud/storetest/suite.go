@@ -60,6 +60,7 @@ func Run(t *testing.T, open Opener) {
 		{"ReverseAdjustReturnsPointsToTheirLots", testReverseAdjustReturnsPointsToTheirLots},
 		{"ReverseEarnAfterItsPointsLapsed", testReverseEarnAfterItsPointsLapsed},
 		{"ReverseEarnReceivedBeforeExpiryRunTakesNoLapsedPoints", testReverseEarnReceivedBeforeExpiryRun},
+		{"ReverseResultIsWhatTheLedgerChanged", testReverseResultIsWhatTheLedgerChanged},
 		{"ExpiryDuringReversalsLapsesEachPointOnce", testExpiryDuringReversals},
 		{"TamperedBalanceHaltsApplyAndFailsCheck", testTamper},
 		{"RandomOpsMatchIndependentModel", testModel},
