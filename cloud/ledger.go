@@ -177,14 +177,15 @@ const (
 type Flags uint32
 
 const (
-	// FlagReevaluated: the cloud's earn under the op's rules version
-	// differed from the terminal's; the difference was posted as a
-	// separate "reeval" adjustment.
+	// FlagReevaluated: the cloud's earn under the op's rules version, or
+	// the cost of a redeem's reward under it, differed from the
+	// terminal's figure; the difference was posted as a separate "reeval"
+	// adjustment.
 	FlagReevaluated Flags = 1 << iota
-	// FlagRulesUnknown: the earn names a rules version the cloud never
-	// published, or one that cannot evaluate its basket (or only to more
-	// points than one op may post); the terminal's figure was posted
-	// unchecked.
+	// FlagRulesUnknown: the earn or redeem names a rules version the
+	// cloud never published, or one that cannot evaluate its basket (or
+	// only to more points than one op may post), or a reward the version
+	// does not have; the terminal's figure was posted unchecked.
 	FlagRulesUnknown
 	// FlagClockAhead: the op's HLC or wall clock runs more than
 	// MaxClockAhead ahead of the cloud's receive time.

@@ -477,7 +477,40 @@ func (b *book) redeem(ctx context.Context, st *opState, r *opRow) error {
 		st.over = append(st.over, overspend{op: op, owner: o.id, shortfall: short})
 	}
 	r.posted = int64(op.Points)
-	return nil
+	if op.Reward == "" {
+		return nil // nothing to check the points against
+	}
+	rules, err := st.rulesOf(ctx, b, op.RulesVersion)
+	if err != nil {
+		return err
+	}
+	reward, ok := loyalty.Reward{}, false
+	if rules != nil {
+		reward, ok = rules.Reward(op.Reward)
+	}
+	if !ok {
+		r.flags |= cloud.FlagRulesUnknown
+		return nil
+	}
+	// As for an earn, the terminal's figure stands and the difference
+	// from the reward's cost under the op's rules is a flagged adjustment
+	// of its own: a dearer reward takes more (what the balance lacks is
+	// owed, against the adjustments, not the store's shortfall: the till
+	// did not overspend), a cheaper one gives the rest back.
+	delta := -int64(reward.Cost) - int64(op.Points)
+	if delta == 0 {
+		return nil
+	}
+	r.flags |= cloud.FlagReevaluated
+	t = &txn{id: op.ID, part: partReeval, kind: kindReeval}
+	if delta > 0 {
+		earned, expires := st.timing(op, rules)
+		b.credit(o, t, delta, st.adjust, earned, expires, op.RulesVersion, op.Store)
+	} else if _, err := b.debit(ctx, o, t, -delta, st.adjust, st.adjust); err != nil {
+		return err
+	}
+	r.posted += delta
+	return b.commit(t)
 }
 
 func (b *book) adjust(ctx context.Context, st *opState, r *opRow) error {

@@ -151,6 +151,57 @@ func testReeval(t *testing.T, l cloud.Ledger) {
 	}
 }
 
+// testRedeemAtItsRewardsCost defends invariant 5 for redeems: the cloud
+// checks a redeem's points against the cost of the reward it names under
+// its rules version, as it checks an earn's basket. The terminal's figure
+// stands and the difference is a flagged adjustment of its own, either
+// way: a coffee (500 points under rules 2) recorded for 1 point takes 499
+// more, one recorded for 600 gives 100 back. A reward or a version the
+// cloud does not know is flagged; a redeem naming no reward is taken as
+// it is.
+func testRedeemAtItsRewardsCost(t *testing.T, l cloud.Ledger) {
+	r := TestRules(2)
+	r.Rewards = []loyalty.Reward{{ID: "coffee", Name: "Coffee", Cost: 500}}
+	if err := l.PublishRules(ctx, r, Start()); err != nil {
+		t.Fatal(err)
+	}
+	tl := NewTill(t, l, "t1", "s1")
+	c := Card(1)
+	tl.Send(t, l, tl.Enroll(c, "rita"), tl.Earn(c, 200000, 2000))
+	redeem := func(pts loyalty.Points, reward string, version uint32) loyalty.Op {
+		op := tl.Redeem(c, pts, false)
+		op.Reward, op.RulesVersion = reward, version
+		return op
+	}
+	cases := []struct {
+		name  string
+		op    loyalty.Op
+		want  loyalty.Points
+		flags cloud.Flags
+	}{
+		{"coffee for 1 point", redeem(1, "coffee", 2), -500, cloud.FlagReevaluated},
+		{"coffee for 600 points", redeem(600, "coffee", 2), -500, cloud.FlagReevaluated},
+		{"coffee at its cost", redeem(500, "coffee", 2), -500, 0},
+		{"a reward rules 2 lack", redeem(1, "no-such-reward", 2), -1, cloud.FlagRulesUnknown},
+		{"rules never published", redeem(1, "coffee", 9), -1, cloud.FlagRulesUnknown},
+		{"no reward named", redeem(7, "", 2), -7, 0},
+	}
+	ops := make([]loyalty.Op, len(cases))
+	for i, tc := range cases {
+		ops[i] = tc.op
+	}
+	a := tl.Send(t, l, ops...)
+	for i, tc := range cases {
+		if got := a.Results[i]; got.Status != cloud.StatusApplied || got.Points != tc.want || got.Flags != tc.flags {
+			t.Errorf("%s: got %s %d points, flags %v; want %d points, flags %v", tc.name, got.Status, got.Points, got.Flags.Names(), tc.want, tc.flags.Names())
+		}
+	}
+	wantBalance(t, l, c, 2000-3*500-1-1-7, 0)
+	if rep, err := l.Check(ctx); err != nil {
+		t.Errorf("check: %v (%v)", err, rep.Problems)
+	}
+}
+
 // testReevalBeyondOpBound defends conservation's arithmetic: the ledger
 // bounds one op's points (loyalty.MaxOpPoints, a trillion) so that no sum
 // overflows int64, and rules cannot be published that break the bound

@@ -47,6 +47,7 @@ func Run(t *testing.T, open Opener) {
 		{"ReverseRejections", testReverseRejections},
 		{"ReevaluationPostsFlaggedAdjustment", testReeval},
 		{"ReevaluationBeyondOpBoundPostsTerminalFigure", testReevalBeyondOpBound},
+		{"RedeemIsCheckedAgainstItsRewardsCost", testRedeemAtItsRewardsCost},
 		{"EarnOnUnlinkedCardIsHeldUntilEnroll", testHeld},
 		{"EnrollOfCardHeldByAnotherMemberIsRejected", testCardLinked},
 		{"LinkMovesSpentLotsOfTheCard", testLinkMovesClosedLots},
