@@ -13,8 +13,9 @@ import (
 //
 // The policy: a card no member holds, or a member in debt, or one with an
 // overspend within OverspendCooldown gets no allowance (zero points). Any
-// other member may redeem offline up to Percent of the available balance,
-// at most MaxPoints, for TTL after the snapshot.
+// other member may redeem offline up to Percent of the available balance
+// that does not lapse within TTL, at most MaxPoints, for TTL after the
+// snapshot.
 type AllowancePolicy struct {
 	Percent           int64          // of the available balance, 0..100
 	MaxPoints         loyalty.Points // cap per card and store
@@ -43,10 +44,15 @@ func (p AllowancePolicy) Allowance(s loyalty.Snapshot, lastOverspend, now time.T
 	if !lastOverspend.IsZero() && now.Sub(lastOverspend) < p.OverspendCooldown {
 		return a
 	}
-	pts := s.Balance * loyalty.Points(p.Percent) / 100
-	if pts > p.MaxPoints {
-		pts = p.MaxPoints
+	// Points that lapse while the allowance holds are not there to spend
+	// when the till honours it. Expiring lists a day's points under the
+	// day's earliest expiry, so this errs towards leaving more out.
+	spendable := s.Balance
+	for _, e := range s.Expiring {
+		if e.At.Before(a.Expires) {
+			spendable -= e.Points
+		}
 	}
-	a.Points = pts
+	a.Points = min(max(spendable, 0)*loyalty.Points(p.Percent)/100, p.MaxPoints)
 	return a
 }

@@ -25,6 +25,10 @@ func TestAllowanceBoundsOfflineRisk(t *testing.T) {
 		{"recent overspend", loyalty.Snapshot{Member: "m", Balance: 300}, now.Add(-24 * time.Hour), 0},
 		{"overspend long ago", loyalty.Snapshot{Member: "m", Balance: 300}, now.Add(-60 * 24 * time.Hour), 150},
 		{"empty balance", loyalty.Snapshot{Member: "m"}, time.Time{}, 0},
+		{"points lapsing within it left out", loyalty.Snapshot{Member: "m", Balance: 300,
+			Expiring: []loyalty.ExpiringPoints{{Points: 100, At: now.Add(time.Hour)}, {Points: 100, At: now.Add(p.TTL + time.Hour)}}}, time.Time{}, 100},
+		{"all of it lapsing within it", loyalty.Snapshot{Member: "m", Balance: 300,
+			Expiring: []loyalty.ExpiringPoints{{Points: 300, At: now.Add(time.Hour)}}}, time.Time{}, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -382,6 +382,45 @@ func testSnapshotPages(t *testing.T, l cloud.Ledger) {
 	}
 }
 
+// testAllowanceLeavesOutPointsLapsingWithinIt defends invariant 4: an
+// offline allowance never lets a member spend points that lapse before
+// the allowance ends. A member whose 100 points lapse within the hour
+// gets a snapshot; the points lapse; the member then redeems offline,
+// within the allowance and its validity, what the snapshot allowed: the
+// redeem must not overspend.
+func testAllowanceLeavesOutPointsLapsingWithinIt(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	c := Card(1)
+	tl.Send(t, l, tl.Enroll(c, "amy"), tl.Earn(c, 10000, 100))
+	probe, err := l.Snapshot(ctx, c, "s1", Start().AddDate(1, 0, -1))
+	if err != nil || len(probe.Expiring) != 1 {
+		t.Fatalf("snapshot a day before the points lapse: got %+v, %v; want 100 points expiring", probe, err)
+	}
+	lapse := probe.Expiring[0].At
+	s, err := l.Snapshot(ctx, c, "s1", lapse.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The snapshot says itself that all 100 points lapse within the hour.
+	if s.Balance != 100 || len(s.Expiring) != 1 || s.Expiring[0].Points != 100 || !s.Allowance.Expires.After(lapse) {
+		t.Fatalf("snapshot an hour before the points lapse: got %+v allowance %+v", s, s.Allowance)
+	}
+	if s.Allowance.Points > 0 {
+		t.Errorf("allowance %d points until %v, but every point of the balance lapses at %v, within it", s.Allowance.Points, s.Allowance.Expires, lapse)
+	}
+	if res, err := l.Expire(ctx, lapse.Add(time.Minute)); err != nil || res.Points != 100 {
+		t.Fatalf("expire: got %+v, %v; want 100 points lapsed", res, err)
+	}
+	tl.Now = lapse.Add(2 * time.Hour) // the allowance is still valid
+	if !s.Allowance.Valid(tl.Now) || s.Allowance.Points == 0 {
+		return
+	}
+	a := tl.Send(t, l, tl.Redeem(c, s.Allowance.Points, true))
+	if a.Results[0].Flags&cloud.FlagOverspend != 0 {
+		t.Errorf("an offline redeem of %d points within a valid allowance overspent: the member now owes %d", s.Allowance.Points, a.Snapshots[0].Debt)
+	}
+}
+
 func testCardless(t *testing.T, l cloud.Ledger) {
 	tl := NewTill(t, l, "t1", "s1")
 	e := tl.Earn(loyalty.CardHash{}, 1000, 10)

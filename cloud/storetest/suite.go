@@ -55,6 +55,7 @@ func Run(t *testing.T, open Opener) {
 		{"ClockAheadIsFlagged", testClockAhead},
 		{"SnapshotsOfStoreCardsWithAllowance", testSnapshots},
 		{"SnapshotPagesListEveryCardOnce", testSnapshotPages},
+		{"AllowanceLeavesOutPointsLapsingWithinIt", testAllowanceLeavesOutPointsLapsingWithinIt},
 		{"CardlessEarnPostsNothing", testCardless},
 		{"ClaimCreditsCardlessPurchaseOnce", testClaim},
 		{"AdjustCreditsAndDebits", testAdjust},
