@@ -259,7 +259,8 @@ type ExpireResult struct {
 
 // CheckReport is what Check found. Earned, Redeemed, Expired, Adjusted and
 // the others are the program totals of the ledger's postings to "avail"
-// accounts by transaction kind; Liability is the sum of available balances.
+// accounts by transaction kind; Liability is the sum of available balances
+// and equals Earned - Redeemed - Expired + Adjusted - Settled.
 type CheckReport struct {
 	Accounts     int
 	Transactions int
@@ -271,5 +272,8 @@ type CheckReport struct {
 	Redeemed     loyalty.Points
 	Expired      loyalty.Points
 	Adjusted     loyalty.Points
-	Problems     []string
+	// Settled is what links took from available balances to repay the
+	// debt a card and its member brought together.
+	Settled  loyalty.Points
+	Problems []string
 }

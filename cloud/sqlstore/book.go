@@ -496,7 +496,14 @@ func (b *book) restore(ctx context.Context, o *owner, t *txn, uses []lotUse, fro
 }
 
 // link moves everything a card owner holds to a member: balances, lots
-// (open and closed) and qualifying points.
+// (open and closed) and qualifying points. Points and debt brought
+// together settle at once, as a credit or a restore repays debt before
+// anything is available: otherwise the account would depend on whether a
+// card's points came before or after its link, and points could lapse
+// while the debt stayed. The settlement is part of the link's
+// transaction (Check counts it as settled) and takes the soonest-expiring
+// lots, recording their uses, so a reversal of the earn whose lot it took
+// finds the lot spent, not lapsed.
 func (b *book) link(ctx context.Context, from, to *owner, t *txn) error {
 	if err := b.loadLots(ctx, []*owner{from, to}); err != nil {
 		return err
@@ -525,5 +532,16 @@ func (b *book) link(ctx context.Context, from, to *owner, t *txn) error {
 	from.qualifying = 0
 	to.lastOverspend = max(to.lastOverspend, from.lastOverspend)
 	from.dirty, to.dirty = true, true
+	var held int64
+	for _, l := range to.lots {
+		held += l.remaining
+	}
+	if repay := min(held, -to.debt); repay > 0 {
+		debt := cloud.OwnerAccount(cloud.AccountDebt, to.id)
+		if _, err := b.debit(ctx, to, t, repay, debt, debt); err != nil {
+			return err
+		}
+		to.debt += repay
+	}
 	return nil
 }

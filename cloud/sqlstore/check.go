@@ -126,7 +126,8 @@ func (s *Store) Check(ctx context.Context) (cloud.CheckReport, error) {
 		problem("all account balances sum to %d, not 0", total)
 	}
 
-	// 3. Invariant 3: the liability is earned - redeemed - expired ± adjustments.
+	// 3. Invariant 3: the liability is earned - redeemed - expired ±
+	// adjustments - what links settled against debt.
 	rows, err = tx.QueryContext(ctx, s.q(`SELECT kind, CAST(SUM(amount) AS BIGINT) FROM postings WHERE account LIKE ? GROUP BY kind`), cloud.AccountAvail+"|%")
 	if err != nil {
 		return rep, fmt.Errorf("sum postings by kind: %w", err)
@@ -144,7 +145,11 @@ func (s *Store) Check(ctx context.Context) (cloud.CheckReport, error) {
 			rep.Redeemed -= loyalty.Points(sum)
 		case kindExpire:
 			rep.Expired -= loyalty.Points(sum)
-		default: // adjust, reeval, reverse, link (which nets to zero)
+		case kindLink:
+			// A link moves points between owners, which nets to zero,
+			// and settles the points and debt it brings together.
+			rep.Settled -= loyalty.Points(sum)
+		default: // adjust, reeval, reverse
 			rep.Adjusted += loyalty.Points(sum)
 		}
 	}
@@ -152,9 +157,9 @@ func (s *Store) Check(ctx context.Context) (cloud.CheckReport, error) {
 	if err := rows.Err(); err != nil {
 		return rep, fmt.Errorf("sum postings by kind: %w", err)
 	}
-	if got := rep.Earned - rep.Redeemed - rep.Expired + rep.Adjusted; got != rep.Liability {
-		problem("earned %d - redeemed %d - expired %d + adjusted %d = %d, but the liability is %d",
-			rep.Earned, rep.Redeemed, rep.Expired, rep.Adjusted, got, rep.Liability)
+	if got := rep.Earned - rep.Redeemed - rep.Expired + rep.Adjusted - rep.Settled; got != rep.Liability {
+		problem("earned %d - redeemed %d - expired %d + adjusted %d - settled %d = %d, but the liability is %d",
+			rep.Earned, rep.Redeemed, rep.Expired, rep.Adjusted, rep.Settled, got, rep.Liability)
 	}
 
 	// 4. Every lot is its amount minus its uses, and an owner's open lots

@@ -567,3 +567,55 @@ func testLinkMovesClosedLots(t *testing.T, l cloud.Ledger) {
 		t.Errorf("after reversing the redeem: got member %q balance %d, want gil with 10", s.Member, s.Balance)
 	}
 }
+
+// testLinkSettlesMovedPointsAgainstDebt defends invariant 3 and the
+// offline allowance: points that reach a member in debt repay the debt
+// first, whether they come with an earn after the link or
+// with the link of a card that earned them before. Two members each owe
+// 50 from an offline overspend and each link a card that earns 100: for
+// ann the card earns before its link, for bob after it. The same ops in
+// another receive order (across terminals the cloud's receive order is
+// arbitrary) must leave the same account: balance 50, no debt.
+func testLinkSettlesMovedPointsAgainstDebt(t *testing.T, l cloud.Ledger) {
+	t1, t2 := NewTill(t, l, "t1", "s1"), NewTill(t, l, "t2", "s1")
+	ann, bob := Card(1), Card(2)
+	annNew, bobNew := Card(3), Card(4)
+	t1.Send(t, l, t1.Enroll(ann, "ann"), t1.Redeem(ann, 50, true), t1.Enroll(bob, "bob"), t1.Redeem(bob, 50, true))
+	wantBalance(t, l, ann, 0, 50)
+	wantBalance(t, l, bob, 0, 50)
+
+	// ann: the new card earns at till 2 before till 1's link arrives.
+	t2.Send(t, l, t2.Earn(annNew, 10000, 100))
+	t1.Send(t, l, t1.Enroll(annNew, "ann"))
+	// bob: the link arrives first, then the earn.
+	t1.Send(t, l, t1.Enroll(bobNew, "bob"))
+	t2.Send(t, l, t2.Earn(bobNew, 10000, 100))
+
+	sa, sb := snap(t, l, ann), snap(t, l, bob)
+	if sa.Balance != sb.Balance || sa.Debt != sb.Debt {
+		t.Errorf("the same ops in two receive orders: ann (earn, then link) has balance %d debt %d, bob (link, then earn) balance %d debt %d; want the same account",
+			sa.Balance, sa.Debt, sb.Balance, sb.Debt)
+	}
+	wantBalance(t, l, ann, 50, 0)
+	wantBalance(t, l, bob, 50, 0)
+	if sa.Debt > 0 && sa.Balance > 0 {
+		t.Errorf("ann holds %d points and owes %d at once: her allowance is %+v, and her points can lapse while the store's shortfall stays open",
+			sa.Balance, sa.Debt, sa.Allowance)
+	}
+
+	// The other way round: the debt moves with a card to a member with points.
+	cy, held := Card(5), Card(6)
+	t1.Send(t, l, t1.Enroll(cy, "cy"), t1.Earn(cy, 10000, 100))
+	t2.Send(t, l, t2.Redeem(held, 30, true)) // a held card overspends offline
+	wantBalance(t, l, held, 0, 30)
+	t1.Send(t, l, t1.Enroll(held, "cy"))
+	wantBalance(t, l, cy, 70, 0)
+
+	rep, err := l.Check(ctx)
+	if err != nil {
+		t.Fatalf("check: %v (%v)", err, rep.Problems)
+	}
+	if rep.Settled != 50+30 || rep.Adjusted != 0 {
+		t.Errorf("check: settled %d, adjusted %d; want ann's link settling 50 and cy's 30 (bob's earn repaid his debt itself), nothing adjusted", rep.Settled, rep.Adjusted)
+	}
+}

@@ -174,18 +174,68 @@ func testReverseEarnReceivedBeforeExpiryRun(t *testing.T, l cloud.Ledger) {
 }
 
 // testReverseHeldOverspendAfterLink: a held card overspends (its lots
-// used up, 20 owed), is linked to a member, and the redeem is reversed:
-// the points go back to the moved lots and the debt that moved with them
-// is cancelled.
+// used up, 20 owed), is linked to a member, who settles the 20 from her
+// 50, and the redeem is reversed: the points go back to the moved lots,
+// and the shortfall back to the member, whose settlement paid it.
 func testReverseHeldOverspendAfterLink(t *testing.T, l cloud.Ledger) {
 	tl := NewTill(t, l, "t1", "s1")
 	held, mine := Card(1), Card(2)
 	r := tl.Redeem(held, 30, true)
 	tl.Send(t, l, tl.Earn(held, 1000, 10), r, tl.Enroll(mine, "mo"), tl.Earn(mine, 5000, 50))
 	tl.Send(t, l, tl.Enroll(held, "mo"))
-	wantBalance(t, l, mine, 50, 20) // the held card's 10 were spent; its 20 of debt moved
+	wantBalance(t, l, mine, 30, 0) // the held card's 10 were spent; its 20 of debt moved and was settled
 	tl.Send(t, l, tl.Reverse(r))
 	wantBalance(t, l, mine, 60, 0)
+}
+
+// testReverseEarnSettledByLink: a link settles the points and debt it
+// brings together from the soonest-expiring lots; reversing the earn whose
+// lot it took brings the debt back, before or after the rest of the lot
+// lapsed, and revives no lapsed point. ann and bob each owe 50 and link a
+// card that earned 100; cy earned 100 and links a held card owing 30.
+// ann's and cy's earns are reversed before expiry, bob's after the other
+// 50 of his lot lapsed: each ends owing what the link settled.
+func testReverseEarnSettledByLink(t *testing.T, l cloud.Ledger) {
+	t1, t2 := NewTill(t, l, "t1", "s1"), NewTill(t, l, "t2", "s1")
+	ann, bob, cy := Card(1), Card(2), Card(3)
+	annNew, bobNew, held := Card(4), Card(5), Card(6)
+	cyEarn := t1.Earn(cy, 10000, 100)
+	t1.Send(t, l, t1.Enroll(ann, "ann"), t1.Redeem(ann, 50, true), t1.Enroll(bob, "bob"), t1.Redeem(bob, 50, true),
+		t1.Redeem(held, 30, true), t1.Enroll(cy, "cy"), cyEarn)
+	annEarn, bobEarn := t2.Earn(annNew, 10000, 100), t2.Earn(bobNew, 10000, 100)
+	t2.Send(t, l, annEarn, bobEarn)
+	t1.Now = t2.Now
+	t1.Send(t, l, t1.Enroll(annNew, "ann"), t1.Enroll(bobNew, "bob"), t1.Enroll(held, "cy"))
+	wantBalance(t, l, ann, 50, 0)
+	wantBalance(t, l, bob, 50, 0)
+	wantBalance(t, l, cy, 70, 0)
+
+	t1.Send(t, l, t1.Reverse(annEarn), t1.Reverse(cyEarn))
+	wantBalance(t, l, ann, 0, 50)
+	wantBalance(t, l, cy, 0, 30)
+	lapse := t1.Now.AddDate(1, 0, 0)
+	if res, err := l.Expire(ctx, lapse); err != nil || res.Points != 50 {
+		t.Fatalf("expire: %+v, %v; want the 50 of bob's lot the link left", res, err)
+	}
+	wantBalance(t, l, bob, 0, 0)
+	t1.Now = lapse.Add(time.Hour)
+	t1.Send(t, l, t1.Reverse(bobEarn))
+	if res, err := l.Expire(ctx, lapse.AddDate(2, 0, 0)); err != nil || res.Points != 0 {
+		t.Errorf("expire after the reversals: %+v, %v; want nothing left to lapse", res, err)
+	}
+	for _, c := range []struct {
+		card loyalty.CardHash
+		debt loyalty.Points
+	}{{ann, 50}, {bob, 50}, {cy, 30}} {
+		wantBalance(t, l, c.card, 0, c.debt)
+	}
+	rep, err := l.Check(ctx)
+	if err != nil {
+		t.Fatalf("check: %v (%v)", err, rep.Problems)
+	}
+	if rep.Liability != 0 || rep.Debt != 130 || rep.Settled != 130 {
+		t.Errorf("check: liability %d, debt %d, settled %d; want 0, 130 and 130", rep.Liability, rep.Debt, rep.Settled)
+	}
 }
 
 // testExpiryDuringReversals: while an expiry run lapses what forty

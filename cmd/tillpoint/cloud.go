@@ -424,8 +424,8 @@ func (m *Main) withLedger(ctx context.Context, fs *flag.FlagSet, args []string, 
 // printCheckReport writes what the ledger check found.
 func printCheckReport(w io.Writer, r cloud.CheckReport) {
 	fmt.Fprintf(w, "accounts %d, transactions %d, owners %d, lots %d\n", r.Accounts, r.Transactions, r.Owners, r.Lots)
-	fmt.Fprintf(w, "liability %d, debt %d; earned %d, redeemed %d, expired %d, adjusted %d\n",
-		r.Liability, r.Debt, r.Earned, r.Redeemed, r.Expired, r.Adjusted)
+	fmt.Fprintf(w, "liability %d, debt %d; earned %d, redeemed %d, expired %d, adjusted %d, settled against debt %d\n",
+		r.Liability, r.Debt, r.Earned, r.Redeemed, r.Expired, r.Adjusted, r.Settled)
 	for _, p := range r.Problems {
 		fmt.Fprintf(w, "PROBLEM: %s\n", p)
 	}

@@ -165,9 +165,9 @@ func (d *demo) summary(ctx context.Context) (bool, error) {
 
 	// 3. Conservation.
 	add("3 conservation", checkErr == nil && len(report.Problems) == 0 &&
-		report.Earned-report.Redeemed-report.Expired+report.Adjusted == report.Liability,
-		"ledger check: %d transactions, liability %d = earned %d - redeemed %d - expired %d + adjusted %d; problems: %d",
-		report.Transactions, report.Liability, report.Earned, report.Redeemed, report.Expired, report.Adjusted, len(report.Problems))
+		report.Earned-report.Redeemed-report.Expired+report.Adjusted-report.Settled == report.Liability,
+		"ledger check: %d transactions, liability %d = earned %d - redeemed %d - expired %d + adjusted %d - settled %d; problems: %d",
+		report.Transactions, report.Liability, report.Earned, report.Redeemed, report.Expired, report.Adjusted, report.Settled, len(report.Problems))
 
 	// 4. Offline overspend bounded by the allowance, store-wide.
 	bounded := d.refusedCap > 0
