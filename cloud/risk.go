@@ -6,19 +6,22 @@ import (
 	"github.com/tillpoint/tillpoint/loyalty"
 )
 
-// AllowancePolicy is the risk the cloud accepts per card while a store
+// AllowancePolicy is the risk the cloud accepts per member while a store
 // cannot reach it: the escrow in each snapshot's Allowance. The till
-// enforces it; the ledger honours every offline redeem anyway and books
-// any excess to debt and the store's shortfall.
+// enforces it, per card; the ledger honours every offline redeem anyway
+// and books any excess to debt and the store's shortfall.
 //
 // The policy: a card no member holds, or a member in debt, or one with an
 // overspend within OverspendCooldown gets no allowance (zero points). Any
 // other member may redeem offline up to Percent of the available balance
 // that does not lapse within TTL, at most MaxPoints, for TTL after the
-// snapshot.
+// snapshot. A member's cards share one balance but the till holds an
+// allowance per card, so the member's allowance is split evenly between
+// all the member's cards: whichever of them the store's tills hold, the
+// sum stays within it.
 type AllowancePolicy struct {
 	Percent           int64          // of the available balance, 0..100
-	MaxPoints         loyalty.Points // cap per card and store
+	MaxPoints         loyalty.Points // cap per member and store, split like the rest
 	TTL               time.Duration  // how long an allowance is valid
 	OverspendCooldown time.Duration  // no allowance after an overspend for this long
 }
@@ -34,9 +37,11 @@ func DefaultAllowancePolicy() AllowancePolicy {
 	}
 }
 
-// Allowance decides a card's offline allowance from its snapshot. lastOverspend
-// is the time of the card's owner's latest overspend (zero when none).
-func (p AllowancePolicy) Allowance(s loyalty.Snapshot, lastOverspend, now time.Time) *loyalty.Allowance {
+// Allowance decides a card's offline allowance from its snapshot. cards
+// is how many cards the card's member holds (below 1 counts as 1);
+// lastOverspend is the time of the card's owner's latest overspend (zero
+// when none).
+func (p AllowancePolicy) Allowance(s loyalty.Snapshot, cards int, lastOverspend, now time.Time) *loyalty.Allowance {
 	a := &loyalty.Allowance{Expires: now.Add(p.TTL)}
 	if s.Member == "" || s.Debt > 0 || s.Balance <= 0 {
 		return a
@@ -53,6 +58,7 @@ func (p AllowancePolicy) Allowance(s loyalty.Snapshot, lastOverspend, now time.T
 			spendable -= e.Points
 		}
 	}
-	a.Points = min(max(spendable, 0)*loyalty.Points(p.Percent)/100, p.MaxPoints)
+	pts := min(max(spendable, 0)*loyalty.Points(p.Percent)/100, p.MaxPoints)
+	a.Points = pts / loyalty.Points(max(cards, 1))
 	return a
 }

@@ -32,7 +32,7 @@ func TestAllowanceBoundsOfflineRisk(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			a := p.Allowance(tc.snap, tc.lastOverspend, now)
+			a := p.Allowance(tc.snap, 1, tc.lastOverspend, now)
 			if a == nil || a.Points != tc.want || !a.Expires.Equal(now.Add(p.TTL)) {
 				t.Errorf("got %+v, want %d points until %v", a, tc.want, now.Add(p.TTL))
 			}
@@ -40,6 +40,21 @@ func TestAllowanceBoundsOfflineRisk(t *testing.T) {
 				t.Errorf("allowance %d exceeds the balance %d", a.Points, tc.snap.Balance)
 			}
 		})
+	}
+}
+
+func TestAllowanceIsSplitBetweenAMembersCards(t *testing.T) {
+	p := cloud.DefaultAllowancePolicy()
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		balance loyalty.Points
+		cards   int
+		want    loyalty.Points
+	}{{300, 0, 150}, {300, 1, 150}, {300, 3, 50}, {301, 2, 75}, {100000, 4, 500}} {
+		a := p.Allowance(loyalty.Snapshot{Member: "m", Balance: tc.balance}, tc.cards, time.Time{}, now)
+		if a.Points != tc.want || a.Points*loyalty.Points(max(tc.cards, 1)) > min(tc.balance*loyalty.Points(p.Percent)/100, p.MaxPoints) {
+			t.Errorf("balance %d, %d cards: got %d points per card, want %d", tc.balance, tc.cards, a.Points, tc.want)
+		}
 	}
 }
 

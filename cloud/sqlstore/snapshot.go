@@ -177,8 +177,7 @@ func (s *Store) snapshotChunk(ctx context.Context, tx *dbtx, cards []loyalty.Car
 	if err := readExpiring(ctx, tx, nos, byNo, now); err != nil {
 		return err
 	}
-	s.assemble(cards, members, owners, states, rules, now, out)
-	return nil
+	return s.assemble(ctx, tx, cards, members, owners, states, rules, now, out)
 }
 
 // readExpiring adds to the states of owners, by number (at most inMax
@@ -210,8 +209,12 @@ func readExpiring(ctx context.Context, tx *dbtx, nos []any, states map[int64]*ow
 
 // assemble fills out with the snapshots of cards, whose members and
 // owners are given, from their owners' states.
-func (s *Store) assemble(cards []loyalty.CardHash, members map[loyalty.CardHash]loyalty.MemberID, owners []cloud.Owner,
-	states map[cloud.Owner]*ownerState, rules *loyalty.Rules, now time.Time, out []loyalty.Snapshot) {
+func (s *Store) assemble(ctx context.Context, tx *dbtx, cards []loyalty.CardHash, members map[loyalty.CardHash]loyalty.MemberID, owners []cloud.Owner,
+	states map[cloud.Owner]*ownerState, rules *loyalty.Rules, now time.Time, out []loyalty.Snapshot) error {
+	held, err := s.cardCounts(ctx, tx, members, states)
+	if err != nil {
+		return err
+	}
 	asOf := now.UTC().Truncate(time.Microsecond)
 	for i, c := range cards {
 		st := states[owners[i]]
@@ -220,9 +223,50 @@ func (s *Store) assemble(cards []loyalty.CardHash, members map[loyalty.CardHash]
 		if rules != nil {
 			snap.Tier, snap.NextTier, snap.ToNextTier = rules.TierFor(loyalty.Points(st.qualifying))
 		}
-		snap.Allowance = s.opts.Allowance.Allowance(snap, fromMicros(st.lastOverspend), asOf)
+		snap.Allowance = s.opts.Allowance.Allowance(snap, held[snap.Member], fromMicros(st.lastOverspend), asOf)
 		out[i] = snap
 	}
+	return nil
+}
+
+// qMemberCards counts the cards of members, from the index cards_member.
+const qMemberCards = `SELECT member, COUNT(*) FROM cards WHERE member IN (?*) GROUP BY member`
+
+// cardCounts returns how many cards each of the members holds, for the
+// allowance policy to split a member's allowance between them: a till
+// enforces an allowance per card, and every card of a member shows the
+// member's whole balance. Only members who may get an allowance (points,
+// no debt) are counted.
+func (s *Store) cardCounts(ctx context.Context, tx *dbtx, members map[loyalty.CardHash]loyalty.MemberID, states map[cloud.Owner]*ownerState) (map[loyalty.MemberID]int, error) {
+	counts := map[loyalty.MemberID]int{}
+	var args []any
+	for _, m := range members {
+		st := states[cloud.MemberOwner(m)]
+		if _, ok := counts[m]; ok || m == "" || st == nil || st.avail <= 0 || st.debt > 0 {
+			continue
+		}
+		counts[m] = 1 // the card at hand, until the count is read
+		args = append(args, string(m))
+	}
+	err := chunks(args, s.inMax(), func(args []any) error {
+		rows, err := tx.queryIn(ctx, qMemberCards, args)
+		if err != nil {
+			return err
+		}
+		return scanAll(rows, func(rows *sql.Rows) error {
+			var m string
+			var n int
+			if err := rows.Scan(&m, &n); err != nil {
+				return err
+			}
+			counts[loyalty.MemberID(m)] = n
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count members' cards: %w", err)
+	}
+	return counts, nil
 }
 
 // snapshots builds the snapshots of cards once the book's writes are in
@@ -262,7 +306,9 @@ func (b *book) snapshots(ctx context.Context, cards []loyalty.CardHash, members 
 	if err != nil {
 		return nil, err
 	}
-	b.s.assemble(cards, byMember, owners, states, rules, now, out)
+	if err := b.s.assemble(ctx, b.tx, cards, byMember, owners, states, rules, now, out); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 

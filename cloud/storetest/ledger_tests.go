@@ -421,6 +421,45 @@ func testAllowanceLeavesOutPointsLapsingWithinIt(t *testing.T, l cloud.Ledger) {
 	}
 }
 
+// testAllowancesOfOneMembersCards defends invariant 4: a member's
+// offline allowances at a store, over all the member's cards, never
+// exceed the member's balance.
+// One member, three cards, 100 points: each card's snapshot allows 50, so
+// the member could redeem 150 offline at one store, each redeem within
+// its card's allowance. The allowance is split between the cards.
+func testAllowancesOfOneMembersCards(t *testing.T, l cloud.Ledger) {
+	tl := NewTill(t, l, "t1", "s1")
+	cards := []loyalty.CardHash{Card(1), Card(2), Card(3)}
+	tl.Send(t, l, tl.Enroll(cards[0], "max"), tl.Enroll(cards[1], "max"), tl.Enroll(cards[2], "max"), tl.Earn(cards[0], 10000, 100))
+	snaps, err := l.Snapshots(ctx, "s1", loyalty.CardHash{}, 10, tl.Now)
+	if err != nil || len(snaps) != 3 {
+		t.Fatalf("snapshots of s1: got %d, %v; want the member's 3 cards", len(snaps), err)
+	}
+	var allowed loyalty.Points
+	var redeems []loyalty.Op
+	for _, s := range snaps {
+		if s.Member != "max" || s.Balance != 100 {
+			t.Fatalf("snapshot of card %s: got %+v, want max's card with 100 points", s.Card.Short(), s)
+		}
+		allowed += s.Allowance.Points
+		if s.Allowance.Points > 0 {
+			redeems = append(redeems, tl.Redeem(s.Card, s.Allowance.Points, true))
+		}
+	}
+	if allowed > 100 {
+		t.Errorf("the allowances of one member's cards at one store add up to %d points, but the member has 100", allowed)
+	}
+	a := tl.Send(t, l, redeems...)
+	for i, r := range a.Results {
+		if r.Flags&cloud.FlagOverspend != 0 {
+			t.Errorf("offline redeem %d, within its card's allowance, overspent", i)
+		}
+	}
+	if s := snap(t, l, cards[0]); s.Debt != 0 {
+		t.Errorf("after offline redeems each within its card's allowance the member owes %d", s.Debt)
+	}
+}
+
 func testCardless(t *testing.T, l cloud.Ledger) {
 	tl := NewTill(t, l, "t1", "s1")
 	e := tl.Earn(loyalty.CardHash{}, 1000, 10)

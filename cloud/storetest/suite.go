@@ -58,6 +58,7 @@ func Run(t *testing.T, open Opener) {
 		{"SnapshotsOfStoreCardsWithAllowance", testSnapshots},
 		{"SnapshotPagesListEveryCardOnce", testSnapshotPages},
 		{"AllowanceLeavesOutPointsLapsingWithinIt", testAllowanceLeavesOutPointsLapsingWithinIt},
+		{"AllowancesOfOneMembersCardsStayWithinTheBalance", testAllowancesOfOneMembersCards},
 		{"CardlessEarnPostsNothing", testCardless},
 		{"ClaimCreditsCardlessPurchaseOnce", testClaim},
 		{"AdjustCreditsAndDebits", testAdjust},
