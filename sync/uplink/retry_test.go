@@ -1,0 +1,188 @@
+package uplink_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tillpoint/tillpoint/sync/batch"
+	"github.com/tillpoint/tillpoint/sync/uplink"
+)
+
+// TestAckForAnotherBatchAcknowledgesNothing defends invariant 2 (every op
+// reaches the cloud exactly once): the uplink marks ops acknowledged only
+// on a signed ack that names the hash of the batch it sent. An ack signed
+// by the cloud, for this terminal and epoch, with a watermark that covers
+// the batch, but for another batch (a replayed or misrouted answer, a
+// journal restored with other ops at those sequences) proves nothing about
+// these ops: trusting its watermark would drop them from the outbox
+// unsent.
+func TestAckForAnotherBatchAcknowledgesNothing(t *testing.T) {
+	var f *fixture
+	var forged atomic.Int64 // acks for another batch served
+	f = newFixture(t, 5, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			if rec.Code != http.StatusOK {
+				w.WriteHeader(rec.Code)
+				w.Write(rec.Body.Bytes())
+				return
+			}
+			a, err := batch.OpenAck(rec.Body.Bytes(), f.cloud.Program(), f.cloud.Public())
+			if err != nil {
+				t.Errorf("stub ack: %v", err)
+				w.WriteHeader(http.StatusInternalServerError)
+				return
+			}
+			a.BatchHash[0] ^= 0xff // the same ack, for another batch
+			sealed, err := f.cloud.SealAck(a)
+			if err != nil {
+				t.Errorf("seal ack: %v", err)
+				w.WriteHeader(http.StatusInternalServerError)
+				return
+			}
+			w.Header().Set("Content-Type", batch.ContentType)
+			w.WriteHeader(http.StatusOK)
+			w.Write(sealed)
+			forged.Add(1)
+		})
+	})
+	u := f.uplink(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if err := u.Sync(ctx); err == nil {
+		t.Fatal("sync succeeded on acks that name another batch")
+	}
+	if forged.Load() == 0 {
+		t.Fatal("no ack reached the uplink before the deadline; the test proves nothing")
+	}
+	if e, s, _ := f.j.Acked(context.Background()); e != 0 || s != 0 {
+		t.Errorf("journal watermark %d/%d after acks for another batch, want 0/0: ops marked acknowledged without proof", e, s)
+	}
+	if sealed, _ := f.j.Sealed(context.Background()); len(sealed) == 0 {
+		t.Error("the outbox is empty: the sealed batch was dropped on an ack for another batch")
+	}
+}
+
+// TestBackoffDoublesAfterEachFailure defends issue 3's "exponential backoff
+// with jitter": after the k-th consecutive failure the uplink waits a time
+// drawn from [d/2, d] with d = MinBackoff·2^(k-1), capped at MaxBackoff, so
+// a cloud that is down is not hammered by every till at MinBackoff. The
+// clock is fixed, so State's NextAttempt minus LastErrorAt is exactly the
+// wait chosen; the handler reads it as the next attempt arrives.
+func TestBackoffDoublesAfterEachFailure(t *testing.T) {
+	const (
+		minBackoff = time.Millisecond
+		maxBackoff = 64 * time.Millisecond
+		attempts   = 10
+	)
+	var (
+		up    atomic.Pointer[uplink.Uplink]
+		mu    sync.Mutex
+		waits []time.Duration
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	f := newFixture(t, 3, func(http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if u := up.Load(); u != nil {
+				if st := u.State(); !st.LastErrorAt.IsZero() {
+					mu.Lock()
+					waits = append(waits, st.NextAttempt.Sub(st.LastErrorAt))
+					if len(waits) == attempts {
+						cancel()
+					}
+					mu.Unlock()
+				}
+			}
+			w.WriteHeader(http.StatusInternalServerError)
+			w.Write([]byte("down"))
+		})
+	})
+	u := f.uplink(t, func(c *uplink.Config) {
+		c.MinBackoff, c.MaxBackoff = minBackoff, maxBackoff
+		c.Now = func() time.Time { return t0 }
+	})
+	up.Store(u)
+	if err := u.Sync(ctx); err == nil {
+		t.Fatal("sync succeeded against a cloud that answers 500")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(waits) < attempts {
+		t.Fatalf("only %d retries seen: %v", len(waits), waits)
+	}
+	for i, got := range waits[:attempts] {
+		d := min(minBackoff<<i, maxBackoff) // after failure i+1
+		if got < d/2 || got > d {
+			t.Errorf("wait after failure %d: %v, want within [%v, %v] (MinBackoff doubled per failure, capped at MaxBackoff); all waits %v", i+1, got, d/2, d, waits)
+		}
+	}
+}
+
+// TestRetryAfterAFailureSendsTheIdenticalBytes defends issue 3's "the
+// uplink seals a batch once and stores its exact bytes; a retry sends the
+// identical bytes": the cloud answers 503, the till records more sales
+// and its rules change, the uplink is restarted and retried: the batch
+// goes again as it was first sealed (cut again, it would take the new
+// sales in and name the new rules), and the new sales follow in a batch of
+// their own.
+func TestRetryAfterAFailureSendsTheIdenticalBytes(t *testing.T) {
+	var (
+		mu        sync.Mutex
+		restarted bool
+		before    [][]byte // posts before the restart, all refused
+		after     [][]byte // posts after it; the first refused
+	)
+	f := newFixture(t, 5, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				t.Errorf("read post: %v", err)
+				return
+			}
+			mu.Lock()
+			refuse := !restarted || len(after) == 0
+			if restarted {
+				after = append(after, body)
+			} else {
+				before = append(before, body)
+			}
+			mu.Unlock()
+			if refuse {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			h.ServeHTTP(w, r)
+		})
+	})
+	short, stop := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer stop()
+	if err := f.uplink(t, nil).Sync(short); err == nil {
+		t.Fatal("sync succeeded while the cloud answers 503")
+	}
+	ops := append(f.ops, appendOps(t, f.j, earns(100, 5, 7))...)
+	mu.Lock()
+	restarted = true
+	mu.Unlock()
+	syncWithin(t, f.uplink(t, func(c *uplink.Config) { c.RulesVersion = func() uint32 { return 2 } }), 5*time.Second)
+	f.ledger.check(t, ops)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(before) == 0 || len(after) < 3 {
+		t.Fatalf("%d posts before the restart and %d after, want at least 1 and 3 (the batch refused, the batch applied, the new sales)", len(before), len(after))
+	}
+	for i, b := range append(before, after[:2]...) {
+		if !bytes.Equal(b, before[0]) {
+			t.Errorf("send %d of the first batch differs from its first send (%d bytes against %d): a retry cut it again", i+1, len(b), len(before[0]))
+		}
+	}
+}
