@@ -177,10 +177,9 @@ const (
 type Flags uint32
 
 const (
-	// FlagReevaluated: the cloud's earn under the op's rules version, or
-	// the cost of a redeem's reward under it, differed from the
-	// terminal's figure; the difference was posted as a separate "reeval"
-	// adjustment.
+	// FlagReevaluated: the cloud's earn under the op's rules version
+	// differed from the terminal's; the difference was posted as a
+	// separate "reeval" adjustment.
 	FlagReevaluated Flags = 1 << iota
 	// FlagRulesUnknown: the earn or redeem names a rules version the
 	// cloud never published, or one that cannot evaluate its basket (or
@@ -199,11 +198,15 @@ const (
 	// FlagNoCard: an earn without a card; nothing was posted, the points
 	// await a claim.
 	FlagNoCard
+	// FlagRewardCost: a redeem's points differ from the cost of the
+	// reward it names under its rules version; the till's figure was
+	// posted, as the customer was charged it.
+	FlagRewardCost
 )
 
 // flagNames are the flags' names, in bit order: stable, for metrics and
 // reports.
-var flagNames = [...]string{"reevaluated", "rules_unknown", "clock_ahead", "overspend", "held", "no_card"}
+var flagNames = [...]string{"reevaluated", "rules_unknown", "clock_ahead", "overspend", "held", "no_card", "reward_cost"}
 
 // Names returns the names of the flags set in f, in bit order; a bit
 // without a name is "flag" and its number.

@@ -39,9 +39,11 @@ func DefaultAllowancePolicy() AllowancePolicy {
 
 // Allowance decides a card's offline allowance from its snapshot. cards
 // is how many cards the card's member holds (below 1 counts as 1);
-// lastOverspend is the time of the card's owner's latest overspend (zero
-// when none).
-func (p AllowancePolicy) Allowance(s loyalty.Snapshot, cards int, lastOverspend, now time.Time) *loyalty.Allowance {
+// lapsing is what of the balance lapses before now+TTL, overdue lots
+// included (the snapshot's Expiring list keeps only a few dates, so it
+// cannot say); lastOverspend is the time of the card's owner's latest
+// overspend (zero when none).
+func (p AllowancePolicy) Allowance(s loyalty.Snapshot, cards int, lapsing loyalty.Points, lastOverspend, now time.Time) *loyalty.Allowance {
 	a := &loyalty.Allowance{Expires: now.Add(p.TTL)}
 	if s.Member == "" || s.Debt > 0 || s.Balance <= 0 {
 		return a
@@ -50,15 +52,9 @@ func (p AllowancePolicy) Allowance(s loyalty.Snapshot, cards int, lastOverspend,
 		return a
 	}
 	// Points that lapse while the allowance holds are not there to spend
-	// when the till honours it. Expiring lists a day's points under the
-	// day's earliest expiry, so this errs towards leaving more out.
-	spendable := s.Balance
-	for _, e := range s.Expiring {
-		if e.At.Before(a.Expires) {
-			spendable -= e.Points
-		}
-	}
-	pts := min(max(spendable, 0)*loyalty.Points(p.Percent)/100, p.MaxPoints)
+	// when the till honours it.
+	spendable := max(s.Balance-lapsing, 0)
+	pts := min(spendable*loyalty.Points(p.Percent)/100, p.MaxPoints)
 	a.Points = pts / loyalty.Points(max(cards, 1))
 	return a
 }

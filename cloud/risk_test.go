@@ -15,24 +15,23 @@ func TestAllowanceBoundsOfflineRisk(t *testing.T) {
 	cases := []struct {
 		name          string
 		snap          loyalty.Snapshot
+		lapsing       loyalty.Points
 		lastOverspend time.Time
 		want          loyalty.Points
 	}{
-		{"half the balance", loyalty.Snapshot{Member: "m", Balance: 300}, time.Time{}, 150},
-		{"capped", loyalty.Snapshot{Member: "m", Balance: 100000}, time.Time{}, 2000},
-		{"card without a member", loyalty.Snapshot{Balance: 300}, time.Time{}, 0},
-		{"member in debt", loyalty.Snapshot{Member: "m", Balance: 300, Debt: 1}, time.Time{}, 0},
-		{"recent overspend", loyalty.Snapshot{Member: "m", Balance: 300}, now.Add(-24 * time.Hour), 0},
-		{"overspend long ago", loyalty.Snapshot{Member: "m", Balance: 300}, now.Add(-60 * 24 * time.Hour), 150},
-		{"empty balance", loyalty.Snapshot{Member: "m"}, time.Time{}, 0},
-		{"points lapsing within it left out", loyalty.Snapshot{Member: "m", Balance: 300,
-			Expiring: []loyalty.ExpiringPoints{{Points: 100, At: now.Add(time.Hour)}, {Points: 100, At: now.Add(p.TTL + time.Hour)}}}, time.Time{}, 100},
-		{"all of it lapsing within it", loyalty.Snapshot{Member: "m", Balance: 300,
-			Expiring: []loyalty.ExpiringPoints{{Points: 300, At: now.Add(time.Hour)}}}, time.Time{}, 0},
+		{"half the balance", loyalty.Snapshot{Member: "m", Balance: 300}, 0, time.Time{}, 150},
+		{"capped", loyalty.Snapshot{Member: "m", Balance: 100000}, 0, time.Time{}, 2000},
+		{"card without a member", loyalty.Snapshot{Balance: 300}, 0, time.Time{}, 0},
+		{"member in debt", loyalty.Snapshot{Member: "m", Balance: 300, Debt: 1}, 0, time.Time{}, 0},
+		{"recent overspend", loyalty.Snapshot{Member: "m", Balance: 300}, 0, now.Add(-24 * time.Hour), 0},
+		{"overspend long ago", loyalty.Snapshot{Member: "m", Balance: 300}, 0, now.Add(-60 * 24 * time.Hour), 150},
+		{"empty balance", loyalty.Snapshot{Member: "m"}, 0, time.Time{}, 0},
+		{"points lapsing within it left out", loyalty.Snapshot{Member: "m", Balance: 300}, 100, time.Time{}, 100},
+		{"all of it lapsing within it", loyalty.Snapshot{Member: "m", Balance: 300}, 300, time.Time{}, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			a := p.Allowance(tc.snap, 1, tc.lastOverspend, now)
+			a := p.Allowance(tc.snap, 1, tc.lapsing, tc.lastOverspend, now)
 			if a == nil || a.Points != tc.want || !a.Expires.Equal(now.Add(p.TTL)) {
 				t.Errorf("got %+v, want %d points until %v", a, tc.want, now.Add(p.TTL))
 			}
@@ -51,7 +50,7 @@ func TestAllowanceIsSplitBetweenAMembersCards(t *testing.T) {
 		cards   int
 		want    loyalty.Points
 	}{{300, 0, 150}, {300, 1, 150}, {300, 3, 50}, {301, 2, 75}, {100000, 4, 500}} {
-		a := p.Allowance(loyalty.Snapshot{Member: "m", Balance: tc.balance}, tc.cards, time.Time{}, now)
+		a := p.Allowance(loyalty.Snapshot{Member: "m", Balance: tc.balance}, tc.cards, 0, time.Time{}, now)
 		if a.Points != tc.want || a.Points*loyalty.Points(max(tc.cards, 1)) > min(tc.balance*loyalty.Points(p.Percent)/100, p.MaxPoints) {
 			t.Errorf("balance %d, %d cards: got %d points per card, want %d", tc.balance, tc.cards, a.Points, tc.want)
 		}

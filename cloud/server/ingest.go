@@ -164,7 +164,7 @@ var rejectCodes = map[string]batch.RejectCode{
 }
 
 // toResults turns the ledger's per-op results into the ack's. Adjusted is
-// the cloud's figure minus the terminal's for a re-evaluated earn or redeem.
+// the cloud's figure minus the terminal's for a re-evaluated earn.
 func toResults(rs []cloud.OpResult, ops []loyalty.Op) []batch.Result {
 	byID := make(map[loyalty.OpID]*loyalty.Op, len(ops))
 	for i := range ops {

@@ -492,25 +492,14 @@ func (b *book) redeem(ctx context.Context, st *opState, r *opRow) error {
 		r.flags |= cloud.FlagRulesUnknown
 		return nil
 	}
-	// As for an earn, the terminal's figure stands and the difference
-	// from the reward's cost under the op's rules is a flagged adjustment
-	// of its own: a dearer reward takes more (what the balance lacks is
-	// owed, against the adjustments, not the store's shortfall: the till
-	// did not overspend), a cheaper one gives the rest back.
-	delta := -int64(reward.Cost) - int64(op.Points)
-	if delta == 0 {
-		return nil
+	// The till charged what it recorded, and the customer has the reward:
+	// the figure stands, and a cost other than the reward's under the
+	// op's rules is flagged for review. Posting the difference would move
+	// points the till never showed, and a reversal would have to undo it.
+	if -op.Points != reward.Cost {
+		r.flags |= cloud.FlagRewardCost
 	}
-	r.flags |= cloud.FlagReevaluated
-	t = &txn{id: op.ID, part: partReeval, kind: kindReeval}
-	if delta > 0 {
-		earned, expires := st.timing(op, rules)
-		b.credit(o, t, delta, st.adjust, earned, expires, op.RulesVersion, op.Store)
-	} else if _, err := b.debit(ctx, o, t, -delta, st.adjust, st.adjust); err != nil {
-		return err
-	}
-	r.posted += delta
-	return b.commit(t)
+	return nil
 }
 
 func (b *book) adjust(ctx context.Context, st *opState, r *opRow) error {

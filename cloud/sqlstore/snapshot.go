@@ -114,6 +114,10 @@ func (s *Store) snapshotsIn(ctx context.Context, tx *dbtx, cards []loyalty.CardH
 type ownerState struct {
 	qualifying, lastOverspend, avail, debt int64
 	expiring                               []loyalty.ExpiringPoints
+	// lapsing is what lapses before an allowance made now expires, due
+	// dates past included: the allowance leaves it out. The expiring list
+	// cannot say it, as it keeps only maxExpiring dates.
+	lapsing int64
 }
 
 func (s *Store) snapshotChunk(ctx context.Context, tx *dbtx, cards []loyalty.CardHash, out []loyalty.Snapshot, rules *loyalty.Rules, now time.Time) error {
@@ -174,22 +178,34 @@ func (s *Store) snapshotChunk(ctx context.Context, tx *dbtx, cards []loyalty.Car
 	if err != nil {
 		return err
 	}
-	if err := readExpiring(ctx, tx, nos, byNo, now); err != nil {
+	if err := readExpiring(ctx, tx, nos, byNo, now, s.lapseBy(now)); err != nil {
 		return err
 	}
 	return s.assemble(ctx, tx, cards, members, owners, states, rules, now, out)
 }
 
+// lapseBy is when an offline allowance made at now expires: what lapses
+// before it is not the member's to spend offline.
+func (s *Store) lapseBy(now time.Time) time.Time { return now.Add(s.opts.Allowance.TTL) }
+
+// expiringUntil is how far readExpiring reads an owner's lots: for the
+// snapshot's list and for what lapses before lapseBy.
+func expiringUntil(now, lapseBy time.Time) int64 {
+	return max(now.Add(ExpiringHorizon).UnixMicro(), lapseBy.UnixMicro())
+}
+
 // readExpiring adds to the states of owners, by number (at most inMax
-// of them), their points that lapse within ExpiringHorizon.
-func readExpiring(ctx context.Context, tx *dbtx, nos []any, states map[int64]*ownerState, now time.Time) error {
+// of them), their points that lapse within ExpiringHorizon, and what
+// lapses before lapseBy.
+func readExpiring(ctx context.Context, tx *dbtx, nos []any, states map[int64]*ownerState, now, lapseBy time.Time) error {
 	if len(nos) == 0 {
 		return nil
 	}
-	rows, err := tx.queryIn(ctx, qExpiring, nos, now.Add(ExpiringHorizon).UnixMicro())
+	rows, err := tx.queryIn(ctx, qExpiring, nos, expiringUntil(now, lapseBy))
 	if err != nil {
 		return fmt.Errorf("read expiring points: %w", err)
 	}
+	horizon := now.Add(ExpiringHorizon)
 	return scanAll(rows, func(rows *sql.Rows) error {
 		var no, exp, rem int64
 		if err := rows.Scan(&no, &exp, &rem); err != nil {
@@ -197,6 +213,12 @@ func readExpiring(ctx context.Context, tx *dbtx, nos []any, states map[int64]*ow
 		}
 		st := states[no]
 		at := fromMicros(exp)
+		if at.Before(lapseBy) {
+			st.lapsing += rem
+		}
+		if !at.Before(horizon) {
+			return nil
+		}
 		// Points lapsing on the same UTC day are one line, dated by the earliest.
 		if n := len(st.expiring); n > 0 && sameDay(st.expiring[n-1].At, at) {
 			st.expiring[n-1].Points += loyalty.Points(rem)
@@ -223,7 +245,7 @@ func (s *Store) assemble(ctx context.Context, tx *dbtx, cards []loyalty.CardHash
 		if rules != nil {
 			snap.Tier, snap.NextTier, snap.ToNextTier = rules.TierFor(loyalty.Points(st.qualifying))
 		}
-		snap.Allowance = s.opts.Allowance.Allowance(snap, held[snap.Member], fromMicros(st.lastOverspend), asOf)
+		snap.Allowance = s.opts.Allowance.Allowance(snap, held[snap.Member], loyalty.Points(st.lapsing), fromMicros(st.lastOverspend), asOf)
 		out[i] = snap
 	}
 	return nil
@@ -288,7 +310,8 @@ func (b *book) snapshots(ctx context.Context, cards []loyalty.CardHash, members 
 	states := make(map[cloud.Owner]*ownerState, len(cards))
 	byNo := make(map[int64]*ownerState, len(cards))
 	var nos []any
-	horizon := now.Add(ExpiringHorizon).UnixMicro()
+	lapseBy := b.s.lapseBy(now)
+	horizon := expiringUntil(now, lapseBy)
 	for _, id := range owners {
 		if states[id] == nil {
 			o := b.owners[id]
@@ -302,7 +325,7 @@ func (b *book) snapshots(ctx context.Context, cards []loyalty.CardHash, members 
 			}
 		}
 	}
-	err := chunks(nos, b.s.inMax(), func(nos []any) error { return readExpiring(ctx, b.tx, nos, byNo, now) })
+	err := chunks(nos, b.s.inMax(), func(nos []any) error { return readExpiring(ctx, b.tx, nos, byNo, now, lapseBy) })
 	if err != nil {
 		return nil, err
 	}

@@ -316,3 +316,46 @@ func testReverseResultIsWhatTheLedgerChanged(t *testing.T, l cloud.Ledger) {
 		t.Errorf("check: %v (%v)", err, rep.Problems)
 	}
 }
+
+// testReverseOfAFlaggedRedeemGivesBackWhatItTook: a redeem whose points
+// differ from its reward's cost is posted as the till recorded it, flagged
+// reward_cost; its reversal gives back exactly what it took, to the lots
+// it took it from, and nothing to the store's shortfall. A coffee (500
+// points under rules 2) recorded for 600 and one recorded for 1, both
+// returned half a year later: the balance is back, and at the lot's date
+// all of it lapses.
+func testReverseOfAFlaggedRedeemGivesBackWhatItTook(t *testing.T, l cloud.Ledger) {
+	r := TestRules(2)
+	r.Rewards = []loyalty.Reward{{ID: "coffee", Name: "Coffee", Cost: 500}}
+	if err := l.PublishRules(ctx, r, Start()); err != nil {
+		t.Fatal(err)
+	}
+	tl := NewTill(t, l, "t1", "s1")
+	c := Card(1)
+	tl.Send(t, l, tl.Enroll(c, "sam"), tl.Earn(c, 200000, 2000)) // one lot, lapsing in a year
+	lapse := tl.Now.AddDate(1, 0, 0)
+	var redeems []loyalty.Op
+	for _, pts := range []loyalty.Points{600, 1} {
+		op := tl.Redeem(c, pts, false)
+		op.Reward, op.RulesVersion = "coffee", 2
+		redeems = append(redeems, op)
+	}
+	a := tl.Send(t, l, redeems...)
+	for i, res := range a.Results {
+		if res.Points != redeems[i].Points || res.Flags != cloud.FlagRewardCost {
+			t.Errorf("redeem of a coffee for %d: got %d points, flags %v; want the till's figure, flagged reward_cost", -redeems[i].Points, res.Points, res.Flags.Names())
+		}
+	}
+	wantBalance(t, l, c, 2000-601, 0)
+	tl.Now = tl.Now.AddDate(0, 6, 0)
+	a = tl.Send(t, l, tl.Reverse(redeems[0]), tl.Reverse(redeems[1]))
+	wantResult(t, a.Results[0], cloud.StatusApplied, "", 600)
+	wantResult(t, a.Results[1], cloud.StatusApplied, "", 1)
+	wantBalance(t, l, c, 2000, 0)
+	if res, err := l.Expire(ctx, lapse.Add(time.Hour)); err != nil || res.Points != 2000 {
+		t.Errorf("expire at the lot's date: %+v, %v; want all 2000 points, the returned ones back in their lot", res, err)
+	}
+	if rep, err := l.Check(ctx); err != nil {
+		t.Errorf("check: %v (%v)", err, rep.Problems)
+	}
+}

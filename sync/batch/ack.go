@@ -120,10 +120,9 @@ type Result struct {
 	Outcome Outcome
 	// Reason is set when Outcome is Rejected.
 	Reason RejectCode
-	// Adjusted is non-zero when the cloud, re-evaluating an earn (or the
-	// cost of a redeem's reward) with the rules version the op names,
-	// booked a flagged adjustment of this many points next to the
-	// terminal's figure.
+	// Adjusted is non-zero when the cloud, re-evaluating an earn with the
+	// rules version the op names, booked a flagged adjustment of this many
+	// points next to the terminal's figure.
 	Adjusted loyalty.Points
 }
 
