@@ -186,3 +186,95 @@ func TestRetryAfterAFailureSendsTheIdenticalBytes(t *testing.T) {
 		}
 	}
 }
+
+// The cloud answers the probe before a new epoch (a replay, read only) but
+// fails the new epoch's first batch every time with a 500 (a bug in the
+// cloud on one of its ops, a proxy in the way, a large batch timing out).
+// Each failure makes the uplink forget the crossing and seal the probe
+// ahead of the batch again. The probe's ack counted as a success (found
+// by review): it reset the failure count, so the backoff never doubled,
+// and reported the uplink online, so the agent took its redeems as online,
+// outside the offline policy (invariant 4), though nothing new reached
+// the cloud.
+func TestE2EAProbesAnswerNeitherEndsTheBackoffNorBringsTheUplinkOnline(t *testing.T) {
+	c, ctx := newCloud(t), context.Background()
+	tm := c.enroll(t, "T-01")
+	var (
+		up      atomic.Pointer[uplink.Uplink]
+		pub     atomic.Value
+		refuse  atomic.Uint32 // the epoch whose batches get a 500
+		mu      sync.Mutex
+		refused int
+		online  int // refused posts made while the uplink said online
+		last    time.Time
+		gaps    []time.Duration // between the refused posts
+	)
+	front := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		if e := refuse.Load(); e != 0 {
+			if b, _, err := batch.OpenBatch(body, tm.st.Program, pub.Load().(*batch.Signer).Public()); err == nil && b.Epoch == e {
+				mu.Lock()
+				if refused > 0 {
+					st := up.Load().State()
+					if st.Online {
+						online++
+					}
+					gaps = append(gaps, time.Since(last).Round(time.Millisecond))
+				}
+				last = time.Now()
+				refused++
+				mu.Unlock()
+				http.Error(w, "internal error", http.StatusInternalServerError)
+				return
+			}
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		resp, rb, err := relay(r, c.url)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		w.Write(rb)
+	}))
+	cfg := tm.config(t, front)
+	cfg.MaxOps = 10
+	cfg.MinBackoff, cfg.MaxBackoff = 20*time.Millisecond, 10*time.Second
+	pub.Store(cfg.Signer)
+	appendOps(t, tm.j, earns(0, 10, 3)) // 1/1..10
+	syncWithin(t, mustUplink(t, tm.j, cfg), 20*time.Second)
+	e2, err := tm.j.NewEpoch(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendOps(t, tm.j, earns(10, 5, 3)) // 2/1..5
+	refuse.Store(e2)
+
+	u := mustUplink(t, tm.j, cfg)
+	up.Store(u)
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := u.Sync(sctx); err == nil {
+		t.Fatal("sync succeeded though every batch of the new epoch failed")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// Doubling from 20 ms, the waits alone take 10+20+40+...+640 ms > 1.2 s
+	// by the 8th retry: at most about 9 posts of the batch in 2 s.
+	if refused > 12 {
+		t.Errorf("the failing batch was posted %d times in 2 s; the time between two posts: %v", refused, gaps)
+	}
+	if online > 0 {
+		t.Errorf("the uplink reported itself online at %d of %d retries of a batch the cloud never took", online, refused-1)
+	}
+	if st := u.State(); st.Backlog != 5 {
+		t.Errorf("backlog %d, want 5", st.Backlog)
+	}
+}

@@ -410,8 +410,13 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 	// twice). The next batches are cut to end at its watermark and
 	// compared op by op there. Its snapshots then hold what the cloud
 	// holds, which this journal cannot place: they are left out, and the
-	// acks of the batches up to the watermark bring them.
+	// acks of the batches up to the watermark bring them. So are a
+	// probe's: the cloud may hold the new epoch's ops beyond it.
+	probe := u.isProbe(sb)
 	proven, last, snaps := a.Watermark, a.LastHash, a.Snapshots
+	if probe {
+		snaps = nil
+	}
 	if a.Watermark > sb.LastSeq {
 		proven, last, snaps = sb.LastSeq, h, nil
 		if err := u.behind(ctx, a.Epoch, a.Watermark); err != nil {
@@ -430,7 +435,6 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 		}
 	}
 	applied, dup, rejected := u.outcomes(a)
-	probe := u.isProbe(sb)
 	now := u.cfg.Now()
 	u.mu.Lock()
 	if probe {
@@ -450,10 +454,15 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 	// The uplink is the outbox's only writer: acking the last batch in it
 	// empties it, and the next round need not read it.
 	u.outboxEmpty = u.lastOfOutbox
-	u.failures = 0
-	u.state.Online = true
-	u.state.LastSuccess = now
-	u.state.NextAttempt = time.Time{}
+	// A probe's answer, a replay, says the cloud is up, not that the
+	// batch behind it gets through: after a failure only that batch's
+	// ack ends the backoff and brings the uplink back online.
+	if !probe || u.failures == 0 {
+		u.failures = 0
+		u.state.Online = true
+		u.state.LastSuccess = now
+		u.state.NextAttempt = time.Time{}
+	}
 	u.state.Sent++
 	u.state.Applied += applied
 	u.state.Duplicates += dup
