@@ -483,3 +483,44 @@ func TestResendSurvivesReopenUntilAnAckReachesTheWatermark(t *testing.T) {
 // that what depends on the time since a database was created (the epoch
 // floor, lostEpochFloor) is the same in every run, however slow.
 func testClock() time.Time { return time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC) }
+
+// TestResendFromOnlyBelowWhatIsAcknowledged: a gap ack below the
+// watermark (a cloud restored from a backup) records a resend from there,
+// never one at or above the watermark or above a pending resend point, and
+// an ack reaching the watermark ends it.
+func TestResendFromOnlyBelowWhatIsAcknowledged(t *testing.T) {
+	ctx := context.Background()
+	j := openJournal(t, filepath.Join(t.TempDir(), "journal.db"))
+	appendN(t, j, 6)
+	if err := j.MarkAcked(ctx, 1, 4); err != nil {
+		t.Fatal(err)
+	}
+	resending := func(when string, wantOK bool, wantSeq uint64) {
+		t.Helper()
+		_, s, ok, err := j.Resending(ctx)
+		if err != nil || ok != wantOK || s != wantSeq {
+			t.Fatalf("%s: Resending got seq %d, pending %v (%v), want %d, %v", when, s, ok, err, wantSeq, wantOK)
+		}
+	}
+	for _, seq := range []uint64{4, 5, 9} { // at the watermark, above it, not in the journal
+		if err := j.ResendFrom(ctx, 1, seq); err != nil {
+			t.Fatal(err)
+		}
+		resending("ResendFrom at or above the watermark", false, 0)
+	}
+	if err := j.ResendFrom(ctx, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	resending("ResendFrom below the watermark", true, 2)
+	if err := j.ResendFrom(ctx, 1, 3); err != nil {
+		t.Fatal(err)
+	}
+	resending("ResendFrom above the pending point", true, 2)
+	if st, err := j.Stats(ctx); err != nil || st.Unacked != 4 {
+		t.Fatalf("Stats during the resend: unacked %d (%v), want 4: the ops after the resend point", st.Unacked, err)
+	}
+	if err := j.MarkAcked(ctx, 1, 4); err != nil {
+		t.Fatal(err)
+	}
+	resending("after an ack at the watermark", false, 0)
+}

@@ -26,8 +26,37 @@ func (j *Journal) ResendAll(ctx context.Context) error {
 	})
 }
 
+// ResendFrom records that the cloud lacks this journal's ops after
+// (epoch, seq) though it had acknowledged some of them (a signed gap ack
+// naming a watermark below the journal's, from a cloud restored from a
+// backup): a resend from there, as ResendAll's from the start, and with
+// it no feed snapshot is stored until the cloud is back where the journal
+// was (see PutSnapshots). The outbox is left to the caller, which re-seals
+// from the cloud's watermark. It does nothing when (epoch, seq) is not
+// below the acknowledgement watermark and any pending resend point.
+func (j *Journal) ResendFrom(ctx context.Context, epoch uint32, seq uint64) error {
+	return j.write(ctx, func(ctx context.Context, tx *sql.Tx, _ *writer) error {
+		var pos int64
+		err := tx.QueryRowContext(ctx, "SELECT pos FROM ops WHERE epoch = ? AND seq = ?", epoch, int64(seq)).Scan(&pos)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil // not this journal's: nothing it acknowledged lies beyond
+		}
+		if err != nil {
+			return fmt.Errorf("resend from %d/%d: %w", epoch, seq, classify(err))
+		}
+		if unsent, err := unsentPos(ctx, tx); err != nil || pos >= unsent {
+			return err
+		}
+		return writeMeta(ctx, tx, map[string]string{
+			"resend_epoch": strconv.FormatUint(uint64(epoch), 10),
+			"resend_seq":   strconv.FormatUint(seq, 10),
+			"resend_pos":   strconv.FormatInt(pos, 10),
+		})
+	})
+}
+
 // Resending returns where the uplink resends the journal from, after
-// ResendAll: the last op the cloud acknowledged again, (0, 0) before the
+// ResendAll or ResendFrom: the last op the cloud acknowledged again, (0, 0) before the
 // first. ok is false when no resend is pending.
 func (j *Journal) Resending(ctx context.Context) (epoch uint32, seq uint64, ok bool, err error) {
 	m, err := readMeta(ctx, j.rdb)

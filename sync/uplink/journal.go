@@ -26,6 +26,10 @@ type Journal interface {
 	// start and empties the outbox, in one transaction; the acks that
 	// follow move the resend point until one reaches the watermark.
 	ResendAll(ctx context.Context) error
+	// ResendFrom records that the cloud lacks the acknowledged ops after
+	// (epoch, seq), when that is below the watermark (a gap ack of a
+	// restored cloud).
+	ResendFrom(ctx context.Context, epoch uint32, seq uint64) error
 	// Resending returns the resend point; ok is false when no resend is
 	// pending.
 	Resending(ctx context.Context) (epoch uint32, seq uint64, ok bool, err error)

@@ -528,6 +528,12 @@ func (u *Uplink) gap(ctx context.Context, sb journal.SealedBatch, body []byte) r
 		return result{err: err}
 	}
 	if a.Watermark > 0 {
+		// Below what the journal holds acknowledged, the cloud lost the
+		// rest (restored from a backup): the journal keeps that, so that
+		// no feed page of the restored cloud hides it from the view.
+		if err := u.j.ResendFrom(ctx, a.Epoch, a.Watermark); err != nil {
+			return result{err: fmt.Errorf("record that the cloud lost %d/%d..: %w", a.Epoch, a.Watermark+1, err)}
+		}
 		if err := u.markAcked(ctx, a.Epoch, a.Watermark, a.LastHash); err != nil {
 			if !errors.Is(err, journal.ErrAckAhead) {
 				return result{err: fmt.Errorf("record acknowledgement %d/%d: %w", a.Epoch, a.Watermark, err)}
@@ -701,6 +707,11 @@ func (u *Uplink) positionHint(ctx context.Context, sb journal.SealedBatch, body 
 	}
 	if err := u.dropSealed(ctx, sb.Epoch); err != nil {
 		return result{err: err}, true
+	}
+	if !rewind && w > 0 { // as in gap: the cloud lost what follows w
+		if err := u.j.ResendFrom(ctx, sb.Epoch, w); err != nil {
+			return result{err: fmt.Errorf("record that the cloud lost %d/%d..: %w", sb.Epoch, w+1, err)}, true
+		}
 	}
 	u.mu.Lock()
 	if rewind {

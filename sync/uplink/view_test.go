@@ -304,3 +304,73 @@ func TestE2EViewCountsTheNewEpochOnceThoughAProbeAnswersAfterIt(t *testing.T) {
 			v.Balance, v.Snapshot.Balance, v.Unacked, v.UnackedOps, want)
 	}
 }
+
+// TestE2EViewDuringAResendKeepsWhatTheCloudLost within one epoch: the
+// cloud, restored from a backup, lost the till's online redeem 1/12 (50 of
+// the card's 55 points). The till's next batch gets a signed gap ack at
+// 11, so the uplink knows the cloud lacks 1/12 and re-seals from there;
+// the post of 1/12..13 is lost and the network goes down. The snapshot
+// feed meanwhile pulls the restored cloud's page, which lacks the redeem.
+// Stored as holding this till's ops up to the journal's watermark, 1/12,
+// it let a card holding 5 points redeem 20 offline (invariant 4; found by
+// review): the gap ack now records a resend from 1/11, and no feed page
+// is stored until the cloud is back at 1/12.
+func TestE2EViewAfterAGapAckKeepsWhatTheCloudLost(t *testing.T) {
+	c, ctx := newRestorableCloud(t), context.Background()
+	tm := c.env().enroll(t, "T-01")
+	cfg := tm.config(t, c.front)
+	cfg.MaxOps = 10
+	var ops []loyalty.Op
+	put := func(o ...loyalty.Op) {
+		t.Helper()
+		ops = append(ops, appendOps(t, tm.j, o)...)
+		syncWithin(t, mustUplink(t, tm.j, cfg), 20*time.Second)
+	}
+	enrollOp := earn(99, 1)
+	enrollOp.Kind, enrollOp.Points, enrollOp.Basket, enrollOp.Member = loyalty.OpEnroll, 0, nil, "M-1"
+	put(enrollOp)           // 1/1: card 1 is M-1's
+	put(earns(0, 10, 1)...) // 1/2..11: card 1 earns 55
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if err := c.ledger.BackupTo(ctx, backup); err != nil {
+		t.Fatal(err)
+	}
+	redeem := earn(50, 1)
+	redeem.Kind, redeem.Points, redeem.Basket = loyalty.OpRedeem, -50, nil
+	put(redeem)                                                         // 1/12, online: card 1 holds 5
+	c.restore(t, backup)                                                // holds 1/1..11
+	ops = append(ops, appendOps(t, tm.j, []loyalty.Op{earn(71, 2)})...) // 1/13, card 2, unsent
+
+	start := c.posts.Load()
+	c.mu.Lock()
+	c.lose = func(n int64) bool { return n > start+1 } // the gap ack for 1/13, then down
+	c.mu.Unlock()
+	sctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	u := mustUplink(t, tm.j, cfg)
+	if err := u.Sync(sctx); err == nil {
+		t.Fatal("sync through a network that is down succeeded")
+	}
+	if st := u.State(); st.Gaps != 1 {
+		t.Fatalf("%d gap answers, want 1: the scenario did not happen", st.Gaps)
+	}
+	pullFeed(t, c.env().url, tm) // the feed still reaches the cloud
+
+	card := ops[0].Card
+	var want loyalty.Points
+	for _, o := range ops {
+		if o.Card == card {
+			want += o.Points
+		}
+	}
+	v, err := tm.j.View(ctx, card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Balance != want {
+		t.Errorf("local view after the gap ack: balance %d (snapshot %d + %d in %d ops), want %d: every op once",
+			v.Balance, v.Snapshot.Balance, v.Unacked, v.UnackedOps, want)
+	}
+	if _, err := tm.j.CheckOfflineRedeem(ctx, card, 20, journal.DefaultPolicy()); err == nil {
+		t.Errorf("the offline policy lets the card redeem 20 points offline; it holds %d", want)
+	}
+}
