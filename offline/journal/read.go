@@ -139,9 +139,14 @@ func (j *Journal) markAckedWith(ctx context.Context, epoch uint32, seq uint64, m
 	}
 	return j.write(ctx, func(ctx context.Context, tx *sql.Tx, w *writer) error {
 		// The ack's snapshots hold this terminal's ops up to what it
-		// acknowledges, whether or not that moves the watermark.
+		// acknowledges, whether or not that moves the watermark. During a
+		// resend the cloud is one restored from a backup: what an older
+		// snapshot held is no bound on a newer one.
+		_, resending, err := resendPos(ctx, tx)
+		if err != nil {
+			return err
+		}
 		var covers int64
-		var err error
 		if seq > 0 {
 			if covers, err = markAcked(ctx, tx, w, epoch, seq); err != nil {
 				return err
@@ -153,7 +158,7 @@ func (j *Journal) markAckedWith(ctx context.Context, epoch uint32, seq uint64, m
 		if err := writeMeta(ctx, tx, meta); err != nil {
 			return err
 		}
-		return putSnapshots(ctx, tx, w, rows, covers)
+		return putSnapshots(ctx, tx, w, rows, covers, resending)
 	})
 }
 

@@ -37,7 +37,7 @@ func (j *Journal) PutSnapshots(ctx context.Context, snaps []loyalty.Snapshot) er
 		if err != nil {
 			return err
 		}
-		return putSnapshots(ctx, tx, w, rows, covers)
+		return putSnapshots(ctx, tx, w, rows, covers, false)
 	})
 }
 
@@ -66,14 +66,20 @@ func snapshotRows(snaps []loyalty.Snapshot) ([]snapshotRow, error) {
 // journal position covers. A card's newer snapshot holds what its older
 // one held, whichever came first (an ack's snapshot arriving after a feed
 // page stamped later, say): the stored position is the higher of the two.
-func putSnapshots(ctx context.Context, tx *sql.Tx, w *writer, rows []snapshotRow, covers int64) error {
+// Not so when the cloud lost ops since the older one (restored, during a
+// resend): with exact, a newer snapshot holds just what covers says.
+func putSnapshots(ctx context.Context, tx *sql.Tx, w *writer, rows []snapshotRow, covers int64, exact bool) error {
+	held := `max(coalesce(snapshots.covers, excluded.covers), excluded.covers)`
+	if exact {
+		held = `CASE WHEN excluded.as_of > snapshots.as_of THEN excluded.covers ELSE snapshots.covers END`
+	}
 	for _, r := range rows {
 		w.touch(viewTouch{card: loyalty.CardHash(r.card), drop: true})
 		if _, err := tx.ExecContext(ctx, `INSERT INTO snapshots (card, as_of, body, covers) VALUES (?, ?, ?, ?)
 			ON CONFLICT (card) DO UPDATE SET
 				body = CASE WHEN excluded.as_of > snapshots.as_of THEN excluded.body ELSE snapshots.body END,
 				as_of = max(snapshots.as_of, excluded.as_of),
-				covers = max(coalesce(snapshots.covers, excluded.covers), excluded.covers)`,
+				covers = `+held,
 			r.card, r.asOf, string(r.body), covers); err != nil {
 			return fmt.Errorf("store snapshot: %w", classify(err))
 		}

@@ -374,3 +374,60 @@ func TestE2EViewAfterAGapAckKeepsWhatTheCloudLost(t *testing.T) {
 		t.Errorf("the offline policy lets the card redeem 20 points offline; it holds %d", want)
 	}
 }
+
+// The cloud, restored from a backup taken before any of the till's ops,
+// lost 1/1..8, whose acks the till holds (its last snapshot of the card
+// holding them all). The next batch's gap ack has the journal sent again;
+// 1/1..4 is applied and acknowledged, with a snapshot of the card as the
+// restored cloud holds it now (1/1..4 alone); then the network goes down.
+// That newer snapshot holds just 1/1..4: kept as holding what the older
+// one did (1/8), it hid the redeem 1/8 from the view, and the offline
+// policy would have let the card spend points it does not have
+// (invariant 4; found by a randomized model test).
+func TestE2EViewDuringAResendTakesTheRestoredCloudsSnapshotAsItIs(t *testing.T) {
+	c, ctx := newRestorableCloud(t), context.Background()
+	tm := c.env().enroll(t, "T-01")
+	cfg := tm.config(t, c.front)
+	cfg.MaxOps = 4
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if err := c.ledger.BackupTo(ctx, backup); err != nil {
+		t.Fatal(err)
+	}
+	ops := appendOps(t, tm.j, earns(0, 4, 1)) // 1/1..4, card 1
+	syncWithin(t, mustUplink(t, tm.j, cfg), 20*time.Second)
+	later := earns(10, 4, 1)
+	later[3].Kind, later[3].Points, later[3].Basket = loyalty.OpRedeem, -40, nil // 1/8 spends 40
+	ops = append(ops, appendOps(t, tm.j, later)...)                              // 1/5..8
+	syncWithin(t, mustUplink(t, tm.j, cfg), 20*time.Second)
+	c.restore(t, backup)                                      // holds none of them
+	ops = append(ops, appendOps(t, tm.j, earns(21, 1, 2))...) // 1/9, card 2
+
+	// The gap ack for 1/9, then 1/1..4 applied; then the network is down.
+	start := c.posts.Load()
+	c.mu.Lock()
+	c.lose = func(n int64) bool { return n > start+2 }
+	c.mu.Unlock()
+	sctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := mustUplink(t, tm.j, cfg).Sync(sctx); err == nil {
+		t.Fatal("sync through a network that is down succeeded")
+	}
+	if _, s, ok, err := tm.j.Resending(ctx); err != nil || !ok || s != 4 {
+		t.Fatalf("resend point %d (%v, pending %v), want 1/4: the scenario did not happen", s, err, ok)
+	}
+	card := ops[0].Card
+	var want loyalty.Points
+	for _, o := range ops {
+		if o.Card == card {
+			want += o.Points
+		}
+	}
+	v, err := tm.j.View(ctx, card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Balance != want {
+		t.Errorf("local view during the resend: balance %d (snapshot %d + %d in %d ops), want %d: every op once",
+			v.Balance, v.Snapshot.Balance, v.Unacked, v.UnackedOps, want)
+	}
+}
