@@ -613,6 +613,7 @@ func (b *book) reverse(ctx context.Context, st *opState, r *opRow) error {
 		if target.kind == loyalty.OpEarn {
 			to = st.issued
 			o.qualifying = max(0, o.qualifying-target.posted)
+			o.dirty = true // the tier changes even when nothing is taken from the balance
 		}
 		lots := []string{lotID(target.id, partMain), lotID(target.id, partReeval), lotID(target.id, partClaim)}
 		// What of the target's lots lapsed has left the balance already:

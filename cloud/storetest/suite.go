@@ -71,6 +71,8 @@ func Run(t *testing.T, open Opener) {
 		{"ExpiryDuringReversalsLapsesEachPointOnce", testExpiryDuringReversals},
 		{"TamperedBalanceHaltsApplyAndFailsCheck", testTamper},
 		{"RandomOpsMatchIndependentModel", testModel},
+		{"RandomLinksExpiryAndResendsMatchIndependentModel", testLedgerModel},
+		{"ReverseOfLapsedEarnTakesItsQualifyingPoints", testReverseOfLapsedEarnTakesItsQualifyingPoints},
 		{"ConcurrentTerminalsMatchModel", testConcurrent},
 		{"LinkWhileEarningStrandsNothing", testLinkWhileEarning},
 		{"ConcurrentLinksOfOneCardApplyOne", testConcurrentLinksOfOneCard},
