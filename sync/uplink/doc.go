@@ -67,6 +67,20 @@
 // the ops after it. Sending again never marks anything: only a signed ack
 // does.
 //
+// A till with nothing to send would hear of no restore until its next
+// sale, and of none if it never sold again. So an idle uplink probes too:
+// at start, and then Config.IdleProbe (5 minutes by default; 0 turns it
+// off) after its last post, it sends the probe of the last op the cloud
+// acknowledged, whatever its epoch (one older than the journal's head
+// when the till started an epoch it has not sold in). It is answered as
+// any probe is: a replay, and nothing more is sent; a refusal, and the
+// uplink sends again what the cloud lacks, from the journal's start when
+// the cloud lost the op's whole epoch. A till with work to do sends no
+// idle probe (every post puts the next one off), nor does one that
+// has acknowledged nothing. Like every probe's, its answer ends no
+// backoff and does not bring the uplink back online after a failure: an
+// idle till whose probe failed shows offline until its next batch's ack.
+//
 // # State
 //
 // State reports what the agent shows: online or offline, the backlog (ops

@@ -719,3 +719,101 @@ func TestE2ECloudRestoredAfterTheProbeStillGetsTheOldEpochsEnd(t *testing.T) {
 func TestE2ECloudRestoredAfterTheProbeWhileTheUplinkRetriesStillGetsTheOldEpochsEnd(t *testing.T) {
 	cloudRestoredAfterTheProbe(t, false)
 }
+
+// Invariant 2 for a till with nothing left to send: the cloud restored
+// from a backup that lacks the till's last acknowledged ops. A restore
+// shows only in the answer to a batch, and an idle till used to send
+// none, so the lost ops stayed lost until the till sold again, and for
+// ever if it never did (found by the randomized model test). An idle
+// uplink now sends the probe of its last acknowledged op at start and
+// then IdleProbe after its last post: the copy refuses it at its
+// watermark and gets the rest again. A till that has work to do sends no
+// probe, and the probe's answer does not have it probe again at once.
+func TestE2ECloudRestoredWhileTheTillIsIdleGetsWhatItLacks(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// epoch: the copy holds nothing of the till's, which has since
+		// started an epoch it has not sold in: the probe's epoch, older
+		// than the journal's head, was lost whole. Otherwise the copy holds
+		// 1/1..10 of 1/1..20.
+		epoch bool
+		// restart: the till learns it from a new uplink's first probe,
+		// else from the same uplink's, IdleProbe later.
+		restart bool
+	}{
+		{name: "within the epoch", epoch: false, restart: false},
+		{name: "a lost epoch older than the head's, after a restart", epoch: true, restart: true},
+		{name: "a lost epoch older than the head's", epoch: true, restart: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, ctx := newRestorableCloud(t), context.Background()
+			tm := c.env().enroll(t, "T-01")
+			var skew atomic.Int64
+			cfg := tm.config(t, c.front)
+			cfg.MaxOps = 10
+			cfg.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+			u := mustUplink(t, tm.j, cfg)
+			backup := filepath.Join(t.TempDir(), "backup.db")
+			backUp := func() {
+				t.Helper()
+				if err := c.ledger.BackupTo(ctx, backup); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// syncPosts syncs with u and returns the number of posts.
+			syncPosts := func() int64 {
+				t.Helper()
+				start := c.posts.Load()
+				syncWithin(t, u, 20*time.Second)
+				return c.posts.Load() - start
+			}
+			if tc.epoch {
+				backUp()
+			}
+			ops := appendOps(t, tm.j, earns(0, 10, 7)) // 1/1..10
+			if posts := syncPosts(); posts != 1 {
+				t.Errorf("%d posts to send one batch to a new uplink, want 1: an uplink with work to do sends no probe", posts)
+			}
+			if !tc.epoch {
+				backUp()
+				ops = append(ops, appendOps(t, tm.j, earns(100, 10, 7))...) // 1/11..20
+				if posts := syncPosts(); posts != 1 {
+					t.Errorf("%d posts to send one batch, want 1", posts)
+				}
+			} else if _, err := tm.j.NewEpoch(ctx, "test: continuity lost"); err != nil {
+				t.Fatal(err)
+			}
+			if posts := syncPosts(); posts != 0 {
+				t.Errorf("%d posts from an idle uplink within IdleProbe of its last post, want 0", posts)
+			}
+			c.restore(t, backup)
+			if tc.restart {
+				u = mustUplink(t, tm.j, cfg)
+			} else {
+				skew.Add(int64(cfg.IdleProbe))
+			}
+			// The probe, refused; the lost ops in one batch.
+			if posts := syncPosts(); posts != 2 {
+				t.Errorf("%d posts to learn of the restore and send the lost ops again, want 2", posts)
+			}
+			if posts := syncPosts(); posts != 0 {
+				t.Errorf("%d posts right after the lost ops' ack, want 0", posts)
+			}
+			env := c.env()
+			env.checkWatermark(t, tm, uint64(len(ops)))
+			if e, s, ok, err := tm.j.Resending(ctx); err != nil || ok {
+				t.Errorf("a resend still pending from %d/%d (%v)", e, s, err)
+			}
+			model := map[loyalty.CardHash]loyalty.Points{}
+			for _, o := range ops {
+				model[o.Card] += o.Points
+			}
+			env.checkBalances(t, model)
+			// IdleProbe later the cloud, holding it all, replays the probe.
+			skew.Add(int64(cfg.IdleProbe))
+			if posts := syncPosts(); posts != 1 {
+				t.Errorf("%d posts from an idle uplink IdleProbe after its last post, want the probe", posts)
+			}
+		})
+	}
+}

@@ -81,6 +81,9 @@ func (u *Uplink) stepLocked(ctx context.Context, force bool) result {
 		}
 	}
 	r := u.send(ctx, sb)
+	u.mu.Lock()
+	u.idleAt = u.cfg.Now().Add(u.cfg.IdleProbe)
+	u.mu.Unlock()
 	if r.err != nil {
 		// The cloud may come back restored from a backup that lacks the
 		// old epoch's end: probe again before the new epoch's first batch.
@@ -114,7 +117,7 @@ func (u *Uplink) cut(ctx context.Context, force bool) (journal.SealedBatch, time
 		return journal.SealedBatch{}, 0, false, fmt.Errorf("read unsent ops: %w", err)
 	}
 	if len(ops) == 0 {
-		return journal.SealedBatch{}, 0, false, nil
+		return u.idleProbe(ctx)
 	}
 	probe, err := u.probeBeforeEpoch(ctx, epoch, seq, ops[0].Epoch)
 	if err != nil {
@@ -226,6 +229,12 @@ func (u *Uplink) probeBeforeEpoch(ctx context.Context, epoch uint32, seq uint64,
 	if !due {
 		return nil, nil
 	}
+	return u.probeOp(ctx, epoch, seq)
+}
+
+// probeOp returns the op at (epoch, seq), alone, or none when the journal
+// holds none there.
+func (u *Uplink) probeOp(ctx context.Context, epoch uint32, seq uint64) ([]loyalty.Op, error) {
 	ops, err := u.j.OpsAfter(ctx, epoch, seq-1, 1)
 	if err != nil {
 		return nil, fmt.Errorf("read the last op of epoch %d: %w", epoch, err)
@@ -234,6 +243,57 @@ func (u *Uplink) probeBeforeEpoch(ctx context.Context, epoch uint32, seq uint64,
 		return nil, nil
 	}
 	return ops, nil
+}
+
+// idleProbe seals the probe (see probeBeforeEpoch) of the last op the
+// cloud acknowledged when nothing is left to send and IdleProbe has passed
+// since the uplink's last post, or none yet in this process. A cloud
+// restored from a backup that lacks acknowledged ops shows it only in its
+// answer to a batch, and an idle till sends none: the probe's replay
+// confirms that the cloud holds the op; a refusal names the cloud's
+// watermark and has the uplink send again from there, as for any probe
+// (and from the journal's start when the cloud lost the op's whole epoch,
+// be it older than the journal's head epoch). Its answer, like any
+// probe's, ends no backoff. Otherwise it returns how long until the next
+// probe is due (0 when none is).
+func (u *Uplink) idleProbe(ctx context.Context) (journal.SealedBatch, time.Duration, bool, error) {
+	if u.cfg.IdleProbe <= 0 {
+		return journal.SealedBatch{}, 0, false, nil
+	}
+	now := u.cfg.Now()
+	u.mu.Lock()
+	wait := u.idleAt.Sub(now)
+	u.mu.Unlock()
+	if wait > 0 {
+		return journal.SealedBatch{}, wait, false, nil
+	}
+	epoch, seq, err := u.j.Acked(ctx)
+	if err != nil {
+		return journal.SealedBatch{}, 0, false, fmt.Errorf("read acknowledgement watermark: %w", err)
+	}
+	var ops []loyalty.Op
+	if seq > 0 {
+		if ops, err = u.probeOp(ctx, epoch, seq); err != nil {
+			return journal.SealedBatch{}, 0, false, err
+		}
+	}
+	if ops == nil {
+		// Nothing acknowledged (nothing the cloud could have lost): look
+		// again after IdleProbe.
+		u.mu.Lock()
+		u.idleAt = now.Add(u.cfg.IdleProbe)
+		u.mu.Unlock()
+		return journal.SealedBatch{}, u.cfg.IdleProbe, false, nil
+	}
+	u.mu.Lock()
+	u.outboxEmpty, u.lastOfOutbox = false, true
+	u.mu.Unlock()
+	u.log.Debug("idle: probing the last acknowledged op", slog.Uint64(logEpoch, uint64(epoch)), slog.Uint64(logSeq, seq))
+	sb, err := u.seal(ctx, ops, probePrev())
+	if err != nil {
+		return journal.SealedBatch{}, 0, false, err
+	}
+	return sb, 0, true, nil
 }
 
 // probeAhead seals the probe (see probeBeforeEpoch) ahead of the first

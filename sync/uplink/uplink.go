@@ -33,7 +33,12 @@ const (
 	DefaultMaxBackoff     = 2 * time.Minute
 	DefaultMaxRetryAfter  = 10 * time.Minute
 	DefaultPoll           = 5 * time.Second
+	DefaultIdleProbe      = 5 * time.Minute
 )
+
+// minIdleProbe is the shortest IdleProbe: a shorter one is raised to it,
+// so that an idle uplink never posts probes back to back.
+const minIdleProbe = time.Second
 
 // Config is what an Uplink needs. Start from DefaultConfig.
 type Config struct {
@@ -63,6 +68,14 @@ type Config struct {
 	// Poll is how often an idle uplink looks for new ops when nobody
 	// calls Notify.
 	Poll time.Duration
+	// IdleProbe is how often an uplink with nothing to send checks that
+	// the cloud still holds the last op it acknowledged (it may have been
+	// restored from a backup that lacks it): at start, and then when
+	// IdleProbe has passed since its last post, it sends that op again
+	// as a probe (see doc.go), which the cloud never applies. 0 or less
+	// disables it; a till that does not sell then learns of such a
+	// restore only at its next sale. At least a second.
+	IdleProbe time.Duration
 
 	// RulesVersion returns the rules version the terminal holds, for the
 	// batch header; nil sends 0.
@@ -85,6 +98,7 @@ func DefaultConfig() Config {
 		MaxBackoff:     DefaultMaxBackoff,
 		MaxRetryAfter:  DefaultMaxRetryAfter,
 		Poll:           DefaultPoll,
+		IdleProbe:      DefaultIdleProbe,
 	}
 }
 
@@ -131,6 +145,10 @@ type Uplink struct {
 	// backup (see probeAhead). A probe is known by its sealed bytes (see
 	// isProbe), not kept here.
 	crossed position
+	// idleAt is when an uplink with nothing to send next probes the last
+	// op the cloud acknowledged (see idleProbe): IdleProbe after its last
+	// post; zero, at once, until the first.
+	idleAt time.Time
 	// fromRefusal is set while from is where a refusal had the uplink
 	// re-seal from with the hash the chain needs, until the next ack: a
 	// batch from there refused again would loop (see refused).
@@ -188,6 +206,9 @@ func New(j Journal, cfg Config) (*Uplink, error) {
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = d.Poll
+	}
+	if cfg.IdleProbe > 0 {
+		cfg.IdleProbe = max(cfg.IdleProbe, minIdleProbe)
 	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{}
