@@ -53,8 +53,10 @@
 // hash) names the cloud's watermark, and the uplink drops its sealed
 // batches (the new epoch's first among them) and sends again from there;
 // sequence_diverged (another journal's op there) lets the new epoch go,
-// the old one's end reported. The answer holds only until a send fails
-// (the cloud may come back restored) or the uplink restarts: the new
+// the old one's end reported. No probe goes when the ack of the batch
+// that ended the old epoch came just before (in a catch-up). The answer,
+// or that ack, holds only until a send fails (the cloud may come back
+// restored), the uplink idles, or it restarts: the new
 // epoch's first batch, sent again from the outbox, goes after the probe
 // again, sealed ahead of it in the outbox so that it goes first after a
 // restart too. A restore that no failed send shows, between the probe's
@@ -80,6 +82,9 @@
 // has acknowledged nothing. Like every probe's, its answer ends no
 // backoff and does not bring the uplink back online after a failure: an
 // idle till whose probe failed shows offline until its next batch's ack.
+// Nor does its replay stand for the probe before a new epoch's first
+// batch: an idle round forgets every probe's answer, as the cloud may be
+// restored before that batch, however long after.
 //
 // # State
 //

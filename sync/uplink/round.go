@@ -117,6 +117,12 @@ func (u *Uplink) cut(ctx context.Context, force bool) (journal.SealedBatch, time
 		return journal.SealedBatch{}, 0, false, fmt.Errorf("read unsent ops: %w", err)
 	}
 	if len(ops) == 0 {
+		// Idle: the cloud may be restored before the next epoch's first
+		// batch, however long from now; that batch goes after a probe
+		// again, even if an idle probe of the old epoch's end was answered.
+		u.mu.Lock()
+		u.crossed = position{}
+		u.mu.Unlock()
 		return u.idleProbe(ctx)
 	}
 	probe, err := u.probeBeforeEpoch(ctx, epoch, seq, ops[0].Epoch)
@@ -216,7 +222,8 @@ func (u *Uplink) resumePoint(ctx context.Context) (uint32, uint64, error) {
 // acknowledged, when the next op is of a later epoch: before the first
 // batch of a new epoch it goes again, alone, until the cloud acknowledges
 // it (see isProbe and crossed), also when that batch was sealed before
-// (see probeAhead). The cloud may have lost the old epoch's end since it
+// (see probeAhead), unless an ack of this process showed it held there
+// with no idle round and no failed send since. The cloud may have lost the old epoch's end since it
 // acknowledged it (restored from a backup), and nothing sent in the new
 // epoch would tell. The probe names probePrev, so the cloud never applies
 // it: a replay confirms the end; a refusal (a gap ack, a batch_conflict)
@@ -506,8 +513,11 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 			u.mu.Unlock()
 			return u.resendAll(ctx, sb.Epoch, sb.FirstSeq)
 		}
-		u.crossed = position{sb.Epoch, sb.LastSeq, true}
 	}
+	// The cloud holds (a.Epoch, proven) now, as a probe's replay would
+	// say: a next epoch's first batch cut before an idle round or a
+	// failed send needs no probe (see probeBeforeEpoch).
+	u.crossed = position{a.Epoch, proven, true}
 	u.setChain(a.Epoch, proven, last)
 	u.from, u.fromRefusal = position{a.Epoch, proven, true}, false
 	u.held = position{a.Epoch, a.Watermark, a.Watermark > proven}

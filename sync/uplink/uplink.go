@@ -139,10 +139,11 @@ type Uplink struct {
 	// journal's acknowledgement watermark: a cloud restored from a backup
 	// is sent again what it lost.
 	from position
-	// crossed is the end of the epoch whose probe (see probeBeforeEpoch)
-	// the cloud answered, after which the next epoch's batches go; a
+	// crossed is where the cloud's last ack, a probe's replay (see
+	// probeBeforeEpoch) or a batch's, showed it held this journal's ops,
+	// after which the next epoch's batches go without a probe; a
 	// failed send forgets it, as the cloud may come back restored from a
-	// backup (see probeAhead). A probe is known by its sealed bytes (see
+	// backup (see probeAhead), and so does an idle round (see cut). A probe is known by its sealed bytes (see
 	// isProbe), not kept here.
 	crossed position
 	// idleAt is when an uplink with nothing to send next probes the last
