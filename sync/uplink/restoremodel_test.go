@@ -346,9 +346,11 @@ func runModel(t *testing.T, terms int, steps []mstep) []string {
 		case stPull:
 			pullFeed(t, c.env().url, tm)
 			// What the page held beyond the watermark stays in the view
-			// after a restore takes it from the cloud.
+			// after a restore takes it from the cloud, and so does what it
+			// lacked below it (a page of a restored cloud).
 			for _, n := range ownCards(k) {
-				pulledBeyond[k][modelCard(n)] = heldBeyondAck(t, c, tm, ops[k], modelCard(n))
+				card := modelCard(n)
+				pulledBeyond[k][card] = heldBeyondAck(t, c, tm, ops[k], card) - lostBelowAck(t, c, tm, ops[k], card)
 			}
 		}
 		// A till's view of a card only it uses never shows more than the
@@ -547,6 +549,30 @@ func minimizeSteps(t *testing.T, terms int, steps []mstep) []mstep {
 		}
 	}
 	return steps
+}
+
+// lostBelowAck sums the points of tm's ops on card that the journal's
+// acknowledgement watermark covers though the cloud does not hold them (a
+// cloud restored from a backup).
+func lostBelowAck(t *testing.T, c *restorableCloud, tm *terminal, ops []loyalty.Op, card loyalty.CardHash) loyalty.Points {
+	ctx := context.Background()
+	ae, as, err := tm.j.Acked(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum loyalty.Points
+	for _, o := range ops {
+		if o.Card != card || o.Epoch > ae || o.Epoch == ae && o.Seq > as {
+			continue
+		}
+		var id []byte
+		err := c.env().ledger.DB().QueryRowContext(ctx, "SELECT id FROM ops WHERE terminal = ? AND epoch = ? AND seq = ? AND status = 1",
+			tm.st.Terminal, int64(o.Epoch), int64(o.Seq)).Scan(&id)
+		if err != nil || !bytes.Equal(id, o.ID[:]) {
+			sum += o.Points
+		}
+	}
+	return sum
 }
 
 // heldBeyondAck sums the points of tm's ops on card that the cloud holds
