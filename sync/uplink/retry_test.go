@@ -278,3 +278,47 @@ func TestE2EAProbesAnswerNeitherEndsTheBackoffNorBringsTheUplinkOnline(t *testin
 		t.Errorf("backlog %d, want 5", st.Backlog)
 	}
 }
+
+// TestE2EAnIdleTillIsOnlineOnceItsProbeGetsThrough: an idle till's probe
+// is all it sends; when the network comes back, its answer is what shows
+// the cloud reachable again. Nothing waits behind it, so it ends the
+// backoff and brings the uplink back online: otherwise the agent would
+// hold every redeem to the offline policy until the next sale got through.
+func TestE2EAnIdleTillIsOnlineOnceItsProbeGetsThrough(t *testing.T) {
+	c := newCloud(t)
+	tm := c.enroll(t, "T-01")
+	var down atomic.Bool
+	front := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "proxy: the cloud cannot be reached", http.StatusBadGateway)
+			return
+		}
+		resp, body, err := relay(r, c.url)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		w.Write(body)
+	}))
+	cfg := tm.config(t, front)
+	cfg.IdleProbe = time.Second
+	appendOps(t, tm.j, earns(0, 3, 2))
+	syncWithin(t, mustUplink(t, tm.j, cfg), 20*time.Second)
+
+	down.Store(true)
+	u := mustUplink(t, tm.j, cfg) // its first idle round probes at once
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	u.Start(ctx)
+	t.Cleanup(func() { u.Shutdown(context.Background()) })
+	waitFor(t, "failed idle probe", func() bool { return !u.State().LastErrorAt.IsZero() && !u.State().Online })
+	down.Store(false)
+	waitFor(t, "uplink back online after the network came back", func() bool { return u.State().Online })
+	if st := u.State(); st.Backlog != 0 || !st.NextAttempt.IsZero() {
+		t.Errorf("after the probe got through: backlog %d, next attempt %v; want 0 and none", st.Backlog, st.NextAttempt)
+	}
+}

@@ -526,8 +526,9 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 	u.outboxEmpty = u.lastOfOutbox
 	// A probe's answer, a replay, says the cloud is up, not that the
 	// batch behind it gets through: after a failure only that batch's
-	// ack ends the backoff and brings the uplink back online.
-	if !probe || u.failures == 0 {
+	// ack ends the backoff and brings the uplink back online. An idle
+	// probe has none behind it: its answer is the link working.
+	if !probe || u.failures == 0 || u.lastOfOutbox {
 		u.failures = 0
 		u.state.Online = true
 		u.state.LastSuccess = now
