@@ -92,22 +92,10 @@ func TestE2EViewCountsABatchOnceThoughAFeedPageBeatsItsAck(t *testing.T) {
 	syncWithin(t, u, 20*time.Second)
 
 	card := ops[0].Card
-	var want loyalty.Points
-	for _, o := range ops {
-		want += o.Points
+	if snap, err := c.ledger.Snapshot(ctx, card, "S-01", time.Now()); err != nil || snap.Balance != pointsOn(ops, card) {
+		t.Fatalf("cloud balance %d (%v), want %d", snap.Balance, err, pointsOn(ops, card))
 	}
-	snap, err := c.ledger.Snapshot(ctx, card, "S-01", time.Now())
-	if err != nil || snap.Balance != want {
-		t.Fatalf("cloud balance %d (%v), want %d", snap.Balance, err, want)
-	}
-	v, err := tm.j.View(ctx, card)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v.Balance != want {
-		t.Errorf("local view after every op was acknowledged: balance %d (snapshot %d + %d unacknowledged in %d ops), want the cloud's %d",
-			v.Balance, v.Snapshot.Balance, v.Unacked, v.UnackedOps, want)
-	}
+	wantView(t, tm, ops, card, "local view after every op was acknowledged")
 }
 
 // The cloud, restored from a backup, holds the till's epoch 1 whole and
@@ -160,18 +148,7 @@ func TestE2EViewDuringAResendCountsWhatTheCloudHeldOnce(t *testing.T) {
 		t.Fatalf("resend point %d (%v, pending %v), want 1/10: the scenario did not happen", s, err, ok)
 	}
 	card := ops[0].Card
-	var want loyalty.Points
-	for _, o := range ops {
-		want += o.Points
-	}
-	v, err := tm.j.View(ctx, card)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v.Balance != want {
-		t.Errorf("local view during the resend: balance %d (snapshot %d + %d in %d ops), want %d: every op once",
-			v.Balance, v.Snapshot.Balance, v.Unacked, v.UnackedOps, want)
-	}
+	wantView(t, tm, ops, card, "local view during the resend")
 }
 
 // The cloud, restored from a backup, lost the till's online redeem 1/12
@@ -231,20 +208,7 @@ func TestE2EViewDuringAResendKeepsWhatTheCloudLost(t *testing.T) {
 	pullFeed(t, c.env().url, tm) // the feed still reaches the cloud
 
 	card := ops[0].Card
-	var want loyalty.Points
-	for _, o := range ops {
-		if o.Card == card {
-			want += o.Points
-		}
-	}
-	v, err := tm.j.View(ctx, card)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v.Balance != want {
-		t.Errorf("local view during the resend: balance %d (snapshot %d + %d in %d ops), want %d: every op once",
-			v.Balance, v.Snapshot.Balance, v.Unacked, v.UnackedOps, want)
-	}
+	want := wantView(t, tm, ops, card, "local view during the resend")
 	// Offline now: the card holds 5 points, the cloud's allowance is 27.
 	if _, err := tm.j.CheckOfflineRedeem(ctx, card, 20, journal.DefaultPolicy()); err == nil {
 		t.Errorf("the offline policy lets the card redeem 20 points offline; it holds %d", want)
@@ -287,22 +251,10 @@ func TestE2EViewCountsTheNewEpochOnceThoughAProbeAnswersAfterIt(t *testing.T) {
 		t.Fatalf("%d posts: the scenario did not happen", got)
 	}
 	card := ops[0].Card
-	var want loyalty.Points
-	for _, o := range ops {
-		want += o.Points
+	if snap, err := c.env().ledger.Snapshot(ctx, card, "S-01", time.Now()); err != nil || snap.Balance != pointsOn(ops, card) {
+		t.Fatalf("cloud balance %d (%v), want %d", snap.Balance, err, pointsOn(ops, card))
 	}
-	snap, err := c.env().ledger.Snapshot(ctx, card, "S-01", time.Now())
-	if err != nil || snap.Balance != want {
-		t.Fatalf("cloud balance %d (%v), want %d", snap.Balance, err, want)
-	}
-	v, err := tm.j.View(ctx, card)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v.Balance != want {
-		t.Errorf("local view: balance %d (snapshot %d + %d in %d unacknowledged ops), want %d: each op once",
-			v.Balance, v.Snapshot.Balance, v.Unacked, v.UnackedOps, want)
-	}
+	wantView(t, tm, ops, card, "local view")
 }
 
 // TestE2EViewDuringAResendKeepsWhatTheCloudLost within one epoch: the
@@ -356,20 +308,7 @@ func TestE2EViewAfterAGapAckKeepsWhatTheCloudLost(t *testing.T) {
 	pullFeed(t, c.env().url, tm) // the feed still reaches the cloud
 
 	card := ops[0].Card
-	var want loyalty.Points
-	for _, o := range ops {
-		if o.Card == card {
-			want += o.Points
-		}
-	}
-	v, err := tm.j.View(ctx, card)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v.Balance != want {
-		t.Errorf("local view after the gap ack: balance %d (snapshot %d + %d in %d ops), want %d: every op once",
-			v.Balance, v.Snapshot.Balance, v.Unacked, v.UnackedOps, want)
-	}
+	want := wantView(t, tm, ops, card, "local view after the gap ack")
 	if _, err := tm.j.CheckOfflineRedeem(ctx, card, 20, journal.DefaultPolicy()); err == nil {
 		t.Errorf("the offline policy lets the card redeem 20 points offline; it holds %d", want)
 	}
@@ -415,19 +354,32 @@ func TestE2EViewDuringAResendTakesTheRestoredCloudsSnapshotAsItIs(t *testing.T) 
 	if _, s, ok, err := tm.j.Resending(ctx); err != nil || !ok || s != 4 {
 		t.Fatalf("resend point %d (%v, pending %v), want 1/4: the scenario did not happen", s, err, ok)
 	}
-	card := ops[0].Card
-	var want loyalty.Points
+	wantView(t, tm, ops, ops[0].Card, "local view during the resend")
+}
+
+// pointsOn sums the points of ops on card.
+func pointsOn(ops []loyalty.Op, card loyalty.CardHash) loyalty.Points {
+	var sum loyalty.Points
 	for _, o := range ops {
 		if o.Card == card {
-			want += o.Points
+			sum += o.Points
 		}
 	}
-	v, err := tm.j.View(ctx, card)
+	return sum
+}
+
+// wantView checks that tm's view of card counts each of its ops in ops
+// once, and returns that balance.
+func wantView(t *testing.T, tm *terminal, ops []loyalty.Op, card loyalty.CardHash, when string) loyalty.Points {
+	t.Helper()
+	want := pointsOn(ops, card)
+	v, err := tm.j.View(context.Background(), card)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if v.Balance != want {
-		t.Errorf("local view during the resend: balance %d (snapshot %d + %d in %d ops), want %d: every op once",
-			v.Balance, v.Snapshot.Balance, v.Unacked, v.UnackedOps, want)
+		t.Errorf("%s: balance %d (snapshot %d + %d in %d unacknowledged ops), want %d: each op once",
+			when, v.Balance, v.Snapshot.Balance, v.Unacked, v.UnackedOps, want)
 	}
+	return want
 }
