@@ -12,6 +12,7 @@ import (
 	"github.com/tillpoint/tillpoint/loyalty"
 	"github.com/tillpoint/tillpoint/offline/journal"
 	"github.com/tillpoint/tillpoint/sync/batch"
+	"github.com/tillpoint/tillpoint/sync/uplink"
 )
 
 // pullFeed does what the agent's snapshot feed does: GET /v1/snapshots
@@ -135,15 +136,7 @@ func TestE2EViewDuringAResendCountsWhatTheCloudHeldOnce(t *testing.T) {
 
 	// The probe (refused: the journal goes again) and 1/1..10 (a replay)
 	// reach the cloud; then the network is down.
-	start := c.posts.Load()
-	c.mu.Lock()
-	c.lose = func(n int64) bool { return n > start+2 }
-	c.mu.Unlock()
-	sctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	if err := mustUplink(t, tm.j, cfg).Sync(sctx); err == nil {
-		t.Fatal("sync through a network that is down succeeded")
-	}
+	syncUntilDown(t, c, tm, cfg, 2)
 	if _, s, ok, err := tm.j.Resending(ctx); err != nil || !ok || s != 10 {
 		t.Fatalf("resend point %d (%v, pending %v), want 1/10: the scenario did not happen", s, err, ok)
 	}
@@ -193,15 +186,7 @@ func TestE2EViewDuringAResendKeepsWhatTheCloudLost(t *testing.T) {
 	ops = append(ops, appendOps(t, tm.j, []loyalty.Op{earn(71, 2)})...) // 3/1, card 2, unsent
 	c.restore(t, backup)                                                // holds 1/1..11
 
-	start := c.posts.Load()
-	c.mu.Lock()
-	c.lose = func(n int64) bool { return n > start+1 } // the probe's refusal, then down
-	c.mu.Unlock()
-	sctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	if err := mustUplink(t, tm.j, cfg).Sync(sctx); err == nil {
-		t.Fatal("sync through a network that is down succeeded")
-	}
+	syncUntilDown(t, c, tm, cfg, 1) // the probe's refusal, then down
 	if _, _, ok, err := tm.j.Resending(ctx); err != nil || !ok {
 		t.Fatalf("no resend pending (%v): the scenario did not happen", err)
 	}
@@ -292,16 +277,7 @@ func TestE2EViewAfterAGapAckKeepsWhatTheCloudLost(t *testing.T) {
 	c.restore(t, backup)                                                // holds 1/1..11
 	ops = append(ops, appendOps(t, tm.j, []loyalty.Op{earn(71, 2)})...) // 1/13, card 2, unsent
 
-	start := c.posts.Load()
-	c.mu.Lock()
-	c.lose = func(n int64) bool { return n > start+1 } // the gap ack for 1/13, then down
-	c.mu.Unlock()
-	sctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	u := mustUplink(t, tm.j, cfg)
-	if err := u.Sync(sctx); err == nil {
-		t.Fatal("sync through a network that is down succeeded")
-	}
+	u := syncUntilDown(t, c, tm, cfg, 1) // the gap ack for 1/13, then down
 	if st := u.State(); st.Gaps != 1 {
 		t.Fatalf("%d gap answers, want 1: the scenario did not happen", st.Gaps)
 	}
@@ -342,15 +318,7 @@ func TestE2EViewDuringAResendTakesTheRestoredCloudsSnapshotAsItIs(t *testing.T) 
 	ops = append(ops, appendOps(t, tm.j, earns(21, 1, 2))...) // 1/9, card 2
 
 	// The gap ack for 1/9, then 1/1..4 applied; then the network is down.
-	start := c.posts.Load()
-	c.mu.Lock()
-	c.lose = func(n int64) bool { return n > start+2 }
-	c.mu.Unlock()
-	sctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	if err := mustUplink(t, tm.j, cfg).Sync(sctx); err == nil {
-		t.Fatal("sync through a network that is down succeeded")
-	}
+	syncUntilDown(t, c, tm, cfg, 2)
 	if _, s, ok, err := tm.j.Resending(ctx); err != nil || !ok || s != 4 {
 		t.Fatalf("resend point %d (%v, pending %v), want 1/4: the scenario did not happen", s, err, ok)
 	}
@@ -382,4 +350,22 @@ func wantView(t *testing.T, tm *terminal, ops []loyalty.Op, card loyalty.CardHas
 			when, v.Balance, v.Snapshot.Balance, v.Unacked, v.UnackedOps, want)
 	}
 	return want
+}
+
+// syncUntilDown runs a sync of tm whose first through posts reach the
+// cloud; then the network is down, and the sync gives up. It returns the
+// uplink.
+func syncUntilDown(t *testing.T, c *restorableCloud, tm *terminal, cfg uplink.Config, through int64) *uplink.Uplink {
+	t.Helper()
+	start := c.posts.Load()
+	c.mu.Lock()
+	c.lose = func(n int64) bool { return n > start+through }
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	u := mustUplink(t, tm.j, cfg)
+	if err := u.Sync(ctx); err == nil {
+		t.Fatal("sync through a network that is down succeeded")
+	}
+	return u
 }
