@@ -79,10 +79,10 @@
 // uplink sends again what the cloud lacks, from the journal's start when
 // the cloud lost the op's whole epoch. A till with work to do sends no
 // idle probe (every post puts the next one off), nor does one that
-// has acknowledged nothing. Like every probe's, its answer ends no
-// backoff and does not bring the uplink back online after a failure: an
-// idle till whose probe failed shows offline until its next batch's ack.
-// Nor does its replay stand for the probe before a new epoch's first
+// has acknowledged nothing. A probe's answer ends a backoff and brings
+// the uplink back online after a failure only when nothing waits to be
+// sent behind it: then it is the link working again. Otherwise only the
+// ack of the batch behind it does. Nor does its replay stand for the probe before a new epoch's first
 // batch: an idle round forgets every probe's answer, as the cloud may be
 // restored before that batch, however long after.
 //

@@ -322,3 +322,117 @@ func TestE2EAnIdleTillIsOnlineOnceItsProbeGetsThrough(t *testing.T) {
 		t.Errorf("after the probe got through: backlog %d, next attempt %v; want 0 and none", st.Backlog, st.NextAttempt)
 	}
 }
+
+// A probe that failed and is sent again from the outbox is "the last of
+// the outbox" even when ops wait behind it that are not sealed yet: a
+// sale that came while an idle till's probe failed, or the new epoch's
+// first batch behind a pre-epoch probe that failed before the batch was
+// cut. Its replay then ends the backoff and shows the uplink online,
+// though the batch behind it has not got through (and here never does):
+// the agent took redeems as online (no offline cap, invariant 4) until
+// that batch failed (found by review): only a probe with nothing to send
+// behind it now stands for the link working.
+func TestE2EAProbeWithOpsBehindItDoesNotBringTheUplinkOnline(t *testing.T) {
+	for _, newEpoch := range []bool{false, true} {
+		name := "idle probe, then a sale in the same epoch"
+		if newEpoch {
+			name = "pre-epoch probe cut fresh, then failed"
+		}
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			c := newCloud(t)
+			tm := c.enroll(t, "T-01")
+			const (
+				forward = iota
+				down
+				refuseBatches // the cloud answers probes but refuses every other batch
+			)
+			var (
+				mode    atomic.Int32
+				up      atomic.Pointer[uplink.Uplink]
+				mu      sync.Mutex
+				refused int
+				online  int // refused batch posts made while the uplink said online
+			)
+			var signer atomic.Pointer[batch.Signer]
+			front := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body, err := io.ReadAll(r.Body)
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusBadGateway)
+					return
+				}
+				switch mode.Load() {
+				case down:
+					http.Error(w, "proxy: the cloud cannot be reached", http.StatusBadGateway)
+					return
+				case refuseBatches:
+					b, _, err := batch.OpenBatch(body, tm.st.Program, signer.Load().Public())
+					var ff batch.Hash
+					for i := range ff {
+						ff[i] = 0xff
+					}
+					if err == nil && b.Prev != ff {
+						mu.Lock()
+						refused++
+						if u := up.Load(); u != nil && u.State().Online {
+							online++
+						}
+						mu.Unlock()
+						http.Error(w, "internal error", http.StatusInternalServerError)
+						return
+					}
+				}
+				r.Body = io.NopCloser(bytes.NewReader(body))
+				resp, rb, err := relay(r, c.url)
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusBadGateway)
+					return
+				}
+				for k, v := range resp.Header {
+					w.Header()[k] = v
+				}
+				w.WriteHeader(resp.StatusCode)
+				w.Write(rb)
+			}))
+			cfg := tm.config(t, front)
+			cfg.IdleProbe = time.Second
+			cfg.MinBackoff, cfg.MaxBackoff = 20*time.Millisecond, 5*time.Second
+			signer.Store(cfg.Signer)
+			appendOps(t, tm.j, earns(0, 3, 2)) // 1/1..3
+			syncWithin(t, mustUplink(t, tm.j, cfg), 20*time.Second)
+
+			mode.Store(down)
+			if newEpoch {
+				if _, err := tm.j.NewEpoch(ctx, "test"); err != nil {
+					t.Fatal(err)
+				}
+				appendOps(t, tm.j, earns(3, 2, 2)) // 2/1..2
+			}
+			u := mustUplink(t, tm.j, cfg)
+			up.Store(u)
+			rctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			u.Start(rctx)
+			t.Cleanup(func() { u.Shutdown(context.Background()) })
+			// The probe (idle, or ahead of epoch 2) fails: offline.
+			waitFor(t, "failed probe", func() bool { st := u.State(); return !st.LastErrorAt.IsZero() && !st.Online })
+			if !newEpoch {
+				appendOps(t, tm.j, earns(3, 1, 2)) // 1/4: a sale behind the failed idle probe
+				u.Notify()
+			}
+			// The cloud is reachable again but takes no batch (only the
+			// probe's replay gets through).
+			mode.Store(refuseBatches)
+			waitFor(t, "two refused posts of the batch behind the probe", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return refused >= 2
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if online > 0 {
+				t.Errorf("the uplink reported itself online at %d of %d posts of a batch the cloud never took, after the link had failed: a probe's replay with ops waiting behind it brought it online", online, refused)
+			}
+		})
+	}
+}

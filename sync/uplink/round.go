@@ -479,7 +479,16 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 	// holds, which this journal cannot place: they are left out, and the
 	// acks of the batches up to the watermark bring them. So are a
 	// probe's: the cloud may hold the new epoch's ops beyond it.
-	probe := u.isProbe(sb)
+	probe, idle := u.isProbe(sb), false
+	if probe {
+		// Nothing to send after the probe's op: the probe is all there is,
+		// and its answer is the link working (see below).
+		behind, err := u.j.OpsAfter(ctx, sb.Epoch, sb.LastSeq, 1)
+		if err != nil {
+			return result{err: fmt.Errorf("read the ops after the probe: %w", err)}
+		}
+		idle = len(behind) == 0
+	}
 	proven, last, snaps := a.Watermark, a.LastHash, a.Snapshots
 	if probe {
 		snaps = nil
@@ -528,7 +537,7 @@ func (u *Uplink) acked(ctx context.Context, sb journal.SealedBatch, h batch.Hash
 	// batch behind it gets through: after a failure only that batch's
 	// ack ends the backoff and brings the uplink back online. An idle
 	// probe has none behind it: its answer is the link working.
-	if !probe || u.failures == 0 || u.lastOfOutbox {
+	if !probe || u.failures == 0 || idle && u.lastOfOutbox {
 		u.failures = 0
 		u.state.Online = true
 		u.state.LastSuccess = now
