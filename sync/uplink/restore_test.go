@@ -865,3 +865,147 @@ func TestE2ECloudRestoredAfterAnIdleProbeStillGetsTheOldEpochsEnd(t *testing.T) 
 	}
 	env.checkBalances(t, model)
 }
+
+// Invariant 2 through two restores of the cloud. The till acknowledged
+// 1/1..10 and, in a new epoch, 2/1..3. The cloud is restored from a copy
+// holding 1/1..10 only: the idle probe of 2/3 is refused at watermark 0,
+// and the journal goes again from its start (the resend is pending up to
+// the journal's watermark 2/3). 1/1..10 is acknowledged again, then the
+// post of 2/1..3 fails and the cloud is restored once more, from a copy
+// holding 1/1..9. The probe of 1/10 ahead of 2/1..3 (the resend point) is
+// refused with an unsigned batch_conflict naming watermark 9. The uplink
+// took it for a claim beyond what the cloud's acks proved, the journal's
+// watermark being of a later epoch, and retried the same probe for ever:
+// 1/10 and 2/1..3 never reached the ledger again (found by review).
+func TestE2EProbeRefusedForItsHashDuringAResendAcrossEpochs(t *testing.T) {
+	c, ctx := newRestorableCloud(t), context.Background()
+	tm := c.env().enroll(t, "T-01")
+	var skew atomic.Int64
+	cfg := tm.config(t, c.front)
+	cfg.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	u := mustUplink(t, tm.j, cfg)
+	backUp := func(name string) string {
+		t.Helper()
+		p := filepath.Join(t.TempDir(), name)
+		if err := c.ledger.BackupTo(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ops := appendOps(t, tm.j, earns(0, 9, 7)) // e1/1..9
+	syncWithin(t, u, 20*time.Second)
+	b9 := backUp("b9.db")
+	ops = append(ops, appendOps(t, tm.j, earns(100, 1, 7))...) // e1/10
+	syncWithin(t, u, 20*time.Second)
+	b10 := backUp("b10.db")
+	e1, _, err := tm.j.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2, err := tm.j.NewEpoch(ctx, "test: continuity lost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops = append(ops, appendOps(t, tm.j, earns(200, 3, 7))...) // e2/1..3
+	syncWithin(t, u, 20*time.Second)
+
+	// First restore: the copy holds e1/1..10 and nothing of e2.
+	c.restore(t, b10)
+	skew.Add(int64(cfg.IdleProbe))
+	start := c.posts.Load()
+	c.mu.Lock()
+	// post 1: the idle probe of e2/3, refused at 0; post 2: e1/1..10
+	// again, acknowledged; then the network goes down.
+	c.lose = func(n int64) bool { return n > start+2 }
+	c.mu.Unlock()
+	sctx, cancel := context.WithTimeout(ctx, time.Second)
+	err = u.Sync(sctx)
+	cancel()
+	if err == nil {
+		t.Fatal("sync succeeded through a network that is down")
+	}
+	if e, s, ok, _ := tm.j.Resending(ctx); !ok || e != e1 || s != 10 {
+		t.Fatalf("resend point %d/%d (pending %v), want %d/10", e, s, ok, e1)
+	}
+
+	// Second restore: the copy holds e1/1..9.
+	c.restore(t, b9)
+	c.mu.Lock()
+	c.lose = nil
+	c.mu.Unlock()
+	start = c.posts.Load()
+	sctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+	err = u.Sync(sctx)
+	cancel()
+	if err != nil {
+		t.Errorf("sync after the second restore: %v (%d posts)", err, c.posts.Load()-start)
+	}
+	env := c.env()
+	for e, want := range map[uint32]uint64{e1: 10, e2: 3} {
+		if wm, _, err := env.ledger.Watermark(ctx, "T-01", e); err != nil || wm != want {
+			t.Errorf("cloud watermark of epoch %d: %d (%v), want %d", e, wm, err, want)
+		}
+	}
+	model := map[loyalty.CardHash]loyalty.Points{}
+	for _, o := range ops {
+		model[o.Card] += o.Points
+	}
+	env.checkBalances(t, model)
+}
+
+// The same bug after one restore, with acks that leave out the hash of
+// the batch applied last (allowed: see hashlessFront). The till
+// acknowledged 1/1..8 and 2/1..3; the cloud is restored from a copy
+// holding 1/1..4. The idle probe of 2/3 is refused at 0: the journal goes
+// again from its start. 1/1..4 is replayed, without the hash; 1/5..8 goes
+// naming none, and the cloud's batch_conflict names watermark 4, which
+// the uplink refused to believe, the journal's watermark being of epoch
+// 2: 1/5..8 and 2/1..3 never reached the ledger again.
+func TestE2EHashlessResendAcrossEpochsAfterOneRestore(t *testing.T) {
+	c, ctx := newRestorableCloud(t), context.Background()
+	tm := c.env().enroll(t, "T-01")
+	var skew atomic.Int64
+	cfg := tm.config(t, hashlessFront(t, c, false))
+	cfg.MaxOps = 4
+	cfg.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	u := mustUplink(t, tm.j, cfg)
+	ops := appendOps(t, tm.j, earns(0, 4, 7)) // e1/1..4
+	syncWithin(t, u, 20*time.Second)
+	b4 := filepath.Join(t.TempDir(), "b4.db")
+	if err := c.ledger.BackupTo(ctx, b4); err != nil {
+		t.Fatal(err)
+	}
+	ops = append(ops, appendOps(t, tm.j, earns(100, 4, 7))...) // e1/5..8
+	syncWithin(t, u, 20*time.Second)
+	e1, _, err := tm.j.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2, err := tm.j.NewEpoch(ctx, "test: continuity lost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops = append(ops, appendOps(t, tm.j, earns(200, 3, 7))...) // e2/1..3
+	syncWithin(t, u, 20*time.Second)
+
+	c.restore(t, b4)
+	skew.Add(int64(cfg.IdleProbe))
+	start := c.posts.Load()
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = u.Sync(sctx)
+	cancel()
+	if err != nil {
+		t.Errorf("sync after the restore: %v (%d posts)", err, c.posts.Load()-start)
+	}
+	env := c.env()
+	for e, want := range map[uint32]uint64{e1: 8, e2: 3} {
+		if wm, _, err := env.ledger.Watermark(ctx, "T-01", e); err != nil || wm != want {
+			t.Errorf("cloud watermark of epoch %d: %d (%v), want %d", e, wm, err, want)
+		}
+	}
+	model := map[loyalty.CardHash]loyalty.Points{}
+	for _, o := range ops {
+		model[o.Card] += o.Points
+	}
+	env.checkBalances(t, model)
+}

@@ -767,6 +767,9 @@ func (u *Uplink) positionHint(ctx context.Context, sb journal.SealedBatch, body 
 	if err != nil {
 		return result{err: fmt.Errorf("read acknowledgement watermark: %w", err)}, true
 	}
+	// What the journal's acks proved of sb.Epoch: up to the watermark in
+	// its own epoch, and all of it when a later epoch is acknowledged
+	// (epochs go in order: a batch of an older one is a resend).
 	var proven uint64
 	if ae == sb.Epoch {
 		proven = as
@@ -778,7 +781,7 @@ func (u *Uplink) positionHint(ctx context.Context, sb journal.SealedBatch, body 
 		// this terminal's protocol. Resending cannot cure it.
 		return result{err: fmt.Errorf("batch %d/%d..%d: the cloud refuses it below its watermark %d without comparing its ops; update the cloud (%w)",
 			sb.Epoch, sb.FirstSeq, sb.LastSeq, w, errRetry)}, true
-	case !rewind && w > proven:
+	case !rewind && w > proven && ae <= sb.Epoch:
 		return result{err: fmt.Errorf("batch %d/%d..%d: the cloud's %s names watermark %d, beyond the %d its acks proved; not skipping ops on an unsigned answer (%w)",
 			sb.Epoch, sb.FirstSeq, sb.LastSeq, p.Code, w, proven, errRetry)}, true
 	}
