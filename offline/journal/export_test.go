@@ -19,3 +19,13 @@ func LimitPages(ctx context.Context, j *Journal, extra int) error {
 		return err
 	})
 }
+
+// ForgetSnapshotCovers makes every stored snapshot a legacy one, as the
+// journal of a release before migration 0003 stored it: covers NULL.
+func ForgetSnapshotCovers(ctx context.Context, j *Journal) error {
+	return j.write(ctx, func(ctx context.Context, tx *sql.Tx, w *writer) error {
+		w.touch(viewTouch{all: true})
+		_, err := tx.ExecContext(ctx, "UPDATE snapshots SET covers = NULL")
+		return err
+	})
+}

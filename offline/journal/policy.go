@@ -152,7 +152,7 @@ func (p Policy) check(ctx context.Context, q queryer, card loyalty.CardHash, poi
 	var what string
 	if a := v.Snapshot.Allowance; a.Valid(now) {
 		limit, what = a.Points, "since the balance was last confirmed"
-		used, err = uncoveredRedeems(ctx, q, card, v.covers)
+		used, err = uncoveredRedeems(ctx, q, card, v.held)
 	} else {
 		loc := p.Location
 		if loc == nil {
@@ -166,7 +166,7 @@ func (p Policy) check(ctx context.Context, q queryer, card loyalty.CardHash, poi
 			// risk on this card: the daily cap never lifts it.
 			limit = min(limit, a.Points)
 		}
-		used, err = redeemedBetween(ctx, q, card, day, day.AddDate(0, 0, 1), v.covers)
+		used, err = redeemedBetween(ctx, q, card, day, day.AddDate(0, 0, 1), v.held.covers)
 	}
 	if err != nil {
 		return v, err

@@ -487,3 +487,42 @@ func TestPeerRedeemsCannotWrapTheBalance(t *testing.T) {
 		t.Errorf("Available with a huge negative debt: %d, want it to saturate, not wrap below 0", got)
 	}
 }
+
+// TestLegacySnapshotsCountTheirAllowanceAsBefore (invariant 4 across an
+// upgrade): a snapshot stored before snapshots recorded the position they
+// hold (migration 0003) counts against its allowance, as it did then, the
+// offline redeems made since its AsOf, acknowledged or not: read as
+// holding everything up to the watermark, it let an acknowledged offline
+// redeem be spent again (found by review).
+func TestLegacySnapshotsCountTheirAllowanceAsBefore(t *testing.T) {
+	ctx := context.Background()
+	start := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	c := &clock{t: start}
+	j := openAt(t, c)
+	card := cardHash(81)
+	s := loyalty.Snapshot{Card: card, Member: "m-81", Balance: 1000, AsOf: start,
+		Allowance: &loyalty.Allowance{Points: 300, Expires: start.Add(24 * time.Hour)}}
+	if err := j.PutSnapshots(ctx, []loyalty.Snapshot{s}); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(time.Hour)
+	op, err := j.AppendOfflineRedeem(ctx, redeemOp(card, 200), testPolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.MarkAcked(ctx, op.Epoch, op.Seq); err != nil { // an ack without a snapshot of the card
+		t.Fatal(err)
+	}
+	if err := journal.ForgetSnapshotCovers(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := j.OfflineRedeemed(ctx, card); err != nil || got != 200 {
+		t.Errorf("OfflineRedeemed against a legacy snapshot: %d (%v), want 200", got, err)
+	}
+	if v, err := j.View(ctx, card); err != nil || v.Balance != 1000 {
+		t.Errorf("view of a legacy snapshot: balance %d (%v), want 1000, as the journal showed it before", v.Balance, err)
+	}
+	if _, err := j.AppendOfflineRedeem(ctx, redeemOp(card, 200), testPolicy); !errors.Is(err, journal.ErrOfflineCapReached) {
+		t.Errorf("a second offline redeem of 200 against an allowance of 300: %v, want ErrOfflineCapReached", err)
+	}
+}

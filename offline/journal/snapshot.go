@@ -93,27 +93,39 @@ func (j *Journal) Snapshot(ctx context.Context, card loyalty.CardHash) (loyalty.
 	return s, ok, err
 }
 
-// snapshot returns card's snapshot and the journal position up to which it
-// holds this terminal's ops (see putSnapshots).
-func snapshot(ctx context.Context, q queryer, card loyalty.CardHash) (s loyalty.Snapshot, covers int64, ok bool, err error) {
+// held is what a card's snapshot holds of this terminal's ops: those up
+// to the journal position covers (see putSnapshots). A snapshot stored
+// before snapshots said so (legacy, covers NULL) reads as the view took
+// every snapshot then: as holding the ops up to the acknowledgement
+// watermark, but not the offline redeems made since its AsOf, which its
+// allowance counts (legacySince; zero for any other snapshot).
+type held struct {
+	covers      int64
+	legacySince time.Time
+}
+
+// snapshot returns card's snapshot and what it holds of this terminal's ops.
+func snapshot(ctx context.Context, q queryer, card loyalty.CardHash) (s loyalty.Snapshot, h held, ok bool, err error) {
 	var body string
 	var pos sql.NullInt64
 	err = q.QueryRowContext(ctx, "SELECT body, covers FROM snapshots WHERE card = ?", card[:]).Scan(&body, &pos)
 	if errors.Is(err, sql.ErrNoRows) {
-		return s, 0, false, nil
+		return s, h, false, nil
 	}
 	if err != nil {
-		return s, 0, false, fmt.Errorf("read snapshot %s: %w", card.Short(), classify(err))
+		return s, h, false, fmt.Errorf("read snapshot %s: %w", card.Short(), classify(err))
 	}
 	if err := json.Unmarshal([]byte(body), &s); err != nil {
-		return s, 0, false, fmt.Errorf("%w: snapshot %s: %w", ErrCorrupt, card.Short(), err)
+		return s, h, false, fmt.Errorf("%w: snapshot %s: %w", ErrCorrupt, card.Short(), err)
 	}
-	if !pos.Valid { // stored before snapshots said what they cover
-		if pos.Int64, err = ackedPos(ctx, q); err != nil {
-			return s, 0, false, err
+	h.covers = pos.Int64
+	if !pos.Valid { // legacy
+		if h.covers, err = ackedPos(ctx, q); err != nil {
+			return s, h, false, err
 		}
+		h.legacySince = s.AsOf
 	}
-	return s, pos.Int64, true, nil
+	return s, h, true, nil
 }
 
 // View is the terminal's local view of a card: the cloud's last snapshot
@@ -131,9 +143,9 @@ type View struct {
 	// PeerRedeemed is what store peers redeemed offline with the card, as
 	// recorded and not yet dropped as covered by a snapshot.
 	PeerRedeemed loyalty.Points
-	// covers is the journal position up to which Snapshot holds this
-	// terminal's ops: the ops after it are the Unacked ones.
-	covers int64
+	// held is what Snapshot holds of this terminal's ops: the ops after
+	// its position are the Unacked ones.
+	held held
 	// Enrolled is set when no cloud snapshot exists yet but this terminal
 	// enrolled the card: Snapshot is then the new member at balance 0 as
 	// of the enrollment (no tier: the caller's rules give the base one),
@@ -200,19 +212,20 @@ func ackedPos(ctx context.Context, q queryer) (int64, error) {
 
 func view(ctx context.Context, q queryer, card loyalty.CardHash) (View, error) {
 	v := View{Card: card}
-	// since: the ops after this position count on top of the snapshot.
-	s, since, ok, err := snapshot(ctx, q, card)
+	// The ops after h.covers count on top of the snapshot.
+	s, h, ok, err := snapshot(ctx, q, card)
 	if err != nil {
 		return v, err
 	}
 	if !ok {
 		var enrolled bool
-		if s, since, enrolled, err = enrolledHere(ctx, q, card); err != nil || !enrolled {
+		if s, h.covers, enrolled, err = enrolledHere(ctx, q, card); err != nil || !enrolled {
 			return v, err
 		}
 		v.Enrolled = true
 	}
-	v.Known, v.Snapshot, v.covers = true, s, since
+	since := h.covers
+	v.Known, v.Snapshot, v.held = true, s, h
 	var sum, peers int64
 	if err := q.QueryRowContext(ctx, "SELECT coalesce(sum(points), 0), count(*) FROM ops WHERE card = ? AND pos > ?",
 		card[:], since).Scan(&sum, &v.UnackedOps); err != nil {
@@ -255,10 +268,15 @@ func enrolledHere(ctx context.Context, q queryer, card loyalty.CardHash) (loyalt
 // after it, offline or not (the cloud has seen none of them), and every
 // peer redeem still recorded (DropPeerRedeems removes those a snapshot
 // covers). It returns a positive amount.
-func uncoveredRedeems(ctx context.Context, q queryer, card loyalty.CardHash, covers int64) (loyalty.Points, error) {
+func uncoveredRedeems(ctx context.Context, q queryer, card loyalty.CardHash, h held) (loyalty.Points, error) {
+	since := int64(math.MaxInt64) // no legacy snapshot: no redeem by its time
+	if !h.legacySince.IsZero() {
+		since = h.legacySince.UnixNano()
+	}
 	var own, peers int64
-	if err := q.QueryRowContext(ctx, `SELECT coalesce(-sum(points), 0) FROM ops WHERE card = ? AND kind = ? AND pos > ?`,
-		card[:], int64(loyalty.OpRedeem), covers).Scan(&own); err != nil {
+	if err := q.QueryRowContext(ctx, `SELECT coalesce(-sum(points), 0) FROM ops
+		WHERE card = ? AND kind = ? AND (pos > ? OR (offline = 1 AND wall_time >= ?))`,
+		card[:], int64(loyalty.OpRedeem), h.covers, since).Scan(&own); err != nil {
 		return 0, fmt.Errorf("read redeems: %w", classify(err))
 	}
 	if err := q.QueryRowContext(ctx, "SELECT coalesce(sum(points), 0) FROM peer_redeems WHERE card = ?", card[:]).Scan(&peers); err != nil {
@@ -296,14 +314,14 @@ func (j *Journal) OfflineRedeemed(ctx context.Context, card loyalty.CardHash) (l
 		return 0, fmt.Errorf("read offline redeems: %w", classify(err))
 	}
 	defer tx.Rollback()
-	_, covers, ok, err := snapshot(ctx, tx, card)
+	_, h, ok, err := snapshot(ctx, tx, card)
 	if err != nil {
 		return 0, err
 	}
 	if !ok {
-		if covers, err = ackedPos(ctx, tx); err != nil {
+		if h.covers, err = ackedPos(ctx, tx); err != nil {
 			return 0, err
 		}
 	}
-	return uncoveredRedeems(ctx, tx, card, covers)
+	return uncoveredRedeems(ctx, tx, card, h)
 }

@@ -3,5 +3,6 @@
 -- came, or the position the ack that brought it named. The view counts the
 -- card's ops after it on top of the snapshot, and the offline allowance its
 -- redeems after it. NULL (snapshots stored before this column) reads as the
--- current watermark, as every snapshot did before.
+-- current watermark, as every snapshot did before, and its allowance still
+-- counts the offline redeems made since its AsOf, as it did then.
 ALTER TABLE snapshots ADD COLUMN covers INTEGER;
