@@ -1,6 +1,7 @@
 package uplink_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -118,6 +119,24 @@ func (c *restorableCloud) forward(w http.ResponseWriter, r *http.Request) {
 
 // relay sends r on to the server at target (a base URL) and returns its
 // answer, with the body read.
+// forward relays r to target and copies the answer to w; body, when not
+// nil, is r's body already read. A failure to reach target is a 502.
+func forward(w http.ResponseWriter, r *http.Request, body []byte, target string) {
+	if body != nil {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	resp, rb, err := relay(r, target)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	w.Write(rb)
+}
+
 func relay(r *http.Request, target string) (*http.Response, []byte, error) {
 	req, err := http.NewRequestWithContext(r.Context(), r.Method, target+r.URL.RequestURI(), r.Body)
 	if err != nil {

@@ -232,17 +232,7 @@ func TestE2EAProbesAnswerNeitherEndsTheBackoffNorBringsTheUplinkOnline(t *testin
 				return
 			}
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		resp, rb, err := relay(r, c.url)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(resp.StatusCode)
-		w.Write(rb)
+		forward(w, r, body, c.url)
 	}))
 	cfg := tm.config(t, front)
 	cfg.MaxOps = 10
@@ -293,16 +283,7 @@ func TestE2EAnIdleTillIsOnlineOnceItsProbeGetsThrough(t *testing.T) {
 			http.Error(w, "proxy: the cloud cannot be reached", http.StatusBadGateway)
 			return
 		}
-		resp, body, err := relay(r, c.url)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(resp.StatusCode)
-		w.Write(body)
+		forward(w, r, nil, c.url)
 	}))
 	cfg := tm.config(t, front)
 	cfg.IdleProbe = time.Second
@@ -343,7 +324,7 @@ func TestE2EAProbeWithOpsBehindItDoesNotBringTheUplinkOnline(t *testing.T) {
 			c := newCloud(t)
 			tm := c.enroll(t, "T-01")
 			const (
-				forward = iota
+				pass = iota
 				down
 				refuseBatches // the cloud answers probes but refuses every other batch
 			)
@@ -382,17 +363,7 @@ func TestE2EAProbeWithOpsBehindItDoesNotBringTheUplinkOnline(t *testing.T) {
 						return
 					}
 				}
-				r.Body = io.NopCloser(bytes.NewReader(body))
-				resp, rb, err := relay(r, c.url)
-				if err != nil {
-					http.Error(w, err.Error(), http.StatusBadGateway)
-					return
-				}
-				for k, v := range resp.Header {
-					w.Header()[k] = v
-				}
-				w.WriteHeader(resp.StatusCode)
-				w.Write(rb)
+				forward(w, r, body, c.url)
 			}))
 			cfg := tm.config(t, front)
 			cfg.IdleProbe = time.Second
