@@ -224,11 +224,10 @@ func view(ctx context.Context, q queryer, card loyalty.CardHash) (View, error) {
 		}
 		v.Enrolled = true
 	}
-	since := h.covers
 	v.Known, v.Snapshot, v.held = true, s, h
 	var sum, peers int64
 	if err := q.QueryRowContext(ctx, "SELECT coalesce(sum(points), 0), count(*) FROM ops WHERE card = ? AND pos > ?",
-		card[:], since).Scan(&sum, &v.UnackedOps); err != nil {
+		card[:], h.covers).Scan(&sum, &v.UnackedOps); err != nil {
 		return v, fmt.Errorf("read unacknowledged ops: %w", classify(err))
 	}
 	if err := q.QueryRowContext(ctx, "SELECT coalesce(sum(points), 0) FROM peer_redeems WHERE card = ?", card[:]).Scan(&peers); err != nil {
