@@ -111,6 +111,27 @@ func (tm *terminal) config(t testing.TB, url string) uplink.Config {
 	return fastConfig(url, s, tm.st.CloudKey, t)
 }
 
+// checkBalancesOf checks the cloud's balances against the model ops make:
+// each op applied once.
+func (c *cloudEnv) checkBalancesOf(t testing.TB, ops []loyalty.Op) {
+	t.Helper()
+	model := map[loyalty.CardHash]loyalty.Points{}
+	for _, o := range ops {
+		model[o.Card] += o.Points
+	}
+	c.checkBalances(t, model)
+}
+
+// wantWatermarks checks the cloud's watermark of terminal in each epoch.
+func (c *cloudEnv) wantWatermarks(t testing.TB, terminal string, want map[uint32]uint64) {
+	t.Helper()
+	for e, w := range want {
+		if wm, _, err := c.ledger.Watermark(context.Background(), terminal, e); err != nil || wm != w {
+			t.Errorf("cloud watermark of %s's epoch %d: %d (%v), want %d", terminal, e, wm, err, w)
+		}
+	}
+}
+
 // checkBalances compares every card's balance in the cloud with the model:
 // points earned less points redeemed, which is the balance, or minus the
 // debt when redeems took more than there was (whatever the order the cloud

@@ -194,11 +194,7 @@ func TestE2ECloudRestoredFromBackupGetsWhatItLacks(t *testing.T) {
 	}
 	env := c.env()
 	env.checkWatermark(t, tm, 25)
-	model := map[loyalty.CardHash]loyalty.Points{}
-	for _, o := range ops {
-		model[o.Card] += o.Points
-	}
-	env.checkBalances(t, model)
+	env.checkBalancesOf(t, ops)
 }
 
 // A till's journal restored from a backup without its epoch file, after
@@ -252,11 +248,7 @@ func TestE2ETillRestoredWithoutItsEpochFileAfterAnEpochChangeLosesNone(t *testin
 	}
 	ops = append(ops, fresh...)
 	syncWithin(t, mustUplink(t, tm.j, tm.config(t, c.url)), 20*time.Second)
-	model := map[loyalty.CardHash]loyalty.Points{}
-	for _, o := range ops {
-		model[o.Card] += o.Points
-	}
-	c.checkBalances(t, model)
+	c.checkBalancesOf(t, ops)
 }
 
 // copyJournal copies a closed journal's database files, not its epoch
@@ -322,11 +314,7 @@ func cloudRestoredAcrossEpochs(t *testing.T, mid int, another bool, restored fun
 	if wm, _, err := env.ledger.Watermark(ctx, "T-01", 1); err != nil || wm != 20 {
 		t.Errorf("cloud watermark of epoch 1: %d (%v), want 20", wm, err)
 	}
-	model := map[loyalty.CardHash]loyalty.Points{}
-	for _, o := range ops {
-		model[o.Card] += o.Points
-	}
-	env.checkBalances(t, model)
+	env.checkBalancesOf(t, ops)
 }
 
 func sameJournal(_ *restorableCloud, j *journal.Journal) uplink.Journal { return j }
@@ -559,11 +547,7 @@ func TestE2EProbeRefusedForItsHashSendsOnlyWhatTheCloudLacks(t *testing.T) {
 	if wm, _, err := c.env().ledger.Watermark(ctx, "T-01", 1); err != nil || wm != 11 {
 		t.Errorf("cloud watermark of epoch 1: %d (%v), want 11", wm, err)
 	}
-	model := map[loyalty.CardHash]loyalty.Points{}
-	for _, o := range ops {
-		model[o.Card] += o.Points
-	}
-	c.env().checkBalances(t, model)
+	c.env().checkBalancesOf(t, ops)
 }
 
 // killedAtSeal is a journal whose agent dies (its context cancelled, the
@@ -636,11 +620,7 @@ func TestE2ECloudRestoredGetsWhatItLacksThoughTheTillRestartsMidResend(t *testin
 	if st, err := tm.j.Stats(ctx); err != nil || st.Unacked != 0 {
 		t.Errorf("unsent ops after the resend: %d (%v), want 0", st.Unacked, err)
 	}
-	model := map[loyalty.CardHash]loyalty.Points{}
-	for _, o := range ops {
-		model[o.Card] += o.Points
-	}
-	env.checkBalances(t, model)
+	env.checkBalancesOf(t, ops)
 }
 
 // cloudRestoredAfterTheProbe is the scenario of the tests of a cloud
@@ -716,11 +696,7 @@ func cloudRestoredAfterTheProbe(t *testing.T, restart bool) {
 	if wm, _, err := env.ledger.Watermark(ctx, "T-01", 1); err != nil || wm != 20 {
 		t.Errorf("cloud watermark of epoch 1: %d (%v), want 20: 1/11..20 never reached the restored cloud", wm, err)
 	}
-	model := map[loyalty.CardHash]loyalty.Points{}
-	for _, o := range ops {
-		model[o.Card] += o.Points
-	}
-	env.checkBalances(t, model)
+	env.checkBalancesOf(t, ops)
 }
 
 // The uplink (restarted, as the agent often is during an outage) used to
@@ -824,11 +800,7 @@ func TestE2ECloudRestoredWhileTheTillIsIdleGetsWhatItLacks(t *testing.T) {
 			if e, s, ok, err := tm.j.Resending(ctx); err != nil || ok {
 				t.Errorf("a resend still pending from %d/%d (%v)", e, s, err)
 			}
-			model := map[loyalty.CardHash]loyalty.Points{}
-			for _, o := range ops {
-				model[o.Card] += o.Points
-			}
-			env.checkBalances(t, model)
+			env.checkBalancesOf(t, ops)
 			// IdleProbe later the cloud, holding it all, replays the probe.
 			skew.Add(int64(cfg.IdleProbe))
 			if posts := syncPosts(); posts != 1 {
@@ -873,16 +845,8 @@ func TestE2ECloudRestoredAfterAnIdleProbeStillGetsTheOldEpochsEnd(t *testing.T) 
 	ops = append(ops, appendOps(t, tm.j, earns(100, 3, 7))...) // 2/1..3
 	syncWithin(t, u, 20*time.Second)
 	env := c.env()
-	for e, want := range map[uint32]uint64{1: 2, 2: 3} {
-		if wm, _, err := env.ledger.Watermark(ctx, "T-01", e); err != nil || wm != want {
-			t.Errorf("cloud watermark of epoch %d: %d (%v), want %d", e, wm, err, want)
-		}
-	}
-	model := map[loyalty.CardHash]loyalty.Points{}
-	for _, o := range ops {
-		model[o.Card] += o.Points
-	}
-	env.checkBalances(t, model)
+	env.wantWatermarks(t, "T-01", map[uint32]uint64{1: 2, 2: 3})
+	env.checkBalancesOf(t, ops)
 }
 
 // Invariant 2 through two restores of the cloud. The till acknowledged
@@ -960,16 +924,8 @@ func TestE2EProbeRefusedForItsHashDuringAResendAcrossEpochs(t *testing.T) {
 		t.Errorf("sync after the second restore: %v (%d posts)", err, c.posts.Load()-start)
 	}
 	env := c.env()
-	for e, want := range map[uint32]uint64{e1: 10, e2: 3} {
-		if wm, _, err := env.ledger.Watermark(ctx, "T-01", e); err != nil || wm != want {
-			t.Errorf("cloud watermark of epoch %d: %d (%v), want %d", e, wm, err, want)
-		}
-	}
-	model := map[loyalty.CardHash]loyalty.Points{}
-	for _, o := range ops {
-		model[o.Card] += o.Points
-	}
-	env.checkBalances(t, model)
+	env.wantWatermarks(t, "T-01", map[uint32]uint64{e1: 10, e2: 3})
+	env.checkBalancesOf(t, ops)
 }
 
 // The same bug after one restore, with acks that leave out the hash of
@@ -1017,14 +973,6 @@ func TestE2EHashlessResendAcrossEpochsAfterOneRestore(t *testing.T) {
 		t.Errorf("sync after the restore: %v (%d posts)", err, c.posts.Load()-start)
 	}
 	env := c.env()
-	for e, want := range map[uint32]uint64{e1: 8, e2: 3} {
-		if wm, _, err := env.ledger.Watermark(ctx, "T-01", e); err != nil || wm != want {
-			t.Errorf("cloud watermark of epoch %d: %d (%v), want %d", e, wm, err, want)
-		}
-	}
-	model := map[loyalty.CardHash]loyalty.Points{}
-	for _, o := range ops {
-		model[o.Card] += o.Points
-	}
-	env.checkBalances(t, model)
+	env.wantWatermarks(t, "T-01", map[uint32]uint64{e1: 8, e2: 3})
+	env.checkBalancesOf(t, ops)
 }
