@@ -181,18 +181,31 @@ func (j *Journal) Chain(ctx context.Context) (epoch uint32, seq uint64, hash []b
 	return uint32(e), s, h, nil
 }
 
+// posOf returns the row of the op at (epoch, seq), and false when the
+// journal holds none there.
+func posOf(ctx context.Context, q queryer, epoch uint32, seq uint64) (int64, bool, error) {
+	var pos int64
+	err := q.QueryRowContext(ctx, "SELECT pos FROM ops WHERE epoch = ? AND seq = ?", epoch, int64(seq)).Scan(&pos)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read the row of %d/%d: %w", epoch, seq, classify(err))
+	}
+	return pos, true, nil
+}
+
 // markAcked moves the acknowledgement watermark up to (epoch, seq), drops
 // the sealed batches the ack covers and returns the journal position of
 // (epoch, seq).
 func markAcked(ctx context.Context, tx *sql.Tx, w *writer, epoch uint32, seq uint64) (int64, error) {
-	var pos int64
-	err := tx.QueryRowContext(ctx, "SELECT pos FROM ops WHERE epoch = ? AND seq = ?", epoch, int64(seq)).Scan(&pos)
-	if errors.Is(err, sql.ErrNoRows) {
+	pos, ok, err := posOf(ctx, tx, epoch, seq)
+	if err != nil {
+		return 0, fmt.Errorf("mark acked: %w", err)
+	}
+	if !ok {
 		return 0, fmt.Errorf("%w: the cloud acknowledged epoch %d seq %d, this journal is at epoch %d seq %d",
 			ErrAckAhead, epoch, seq, w.head.epoch, w.head.seq)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("mark acked: %w", classify(err))
 	}
 	cur, err := ackedPos(ctx, tx)
 	if err != nil {

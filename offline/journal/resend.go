@@ -22,7 +22,7 @@ func (j *Journal) ResendAll(ctx context.Context) error {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM sealed"); err != nil {
 			return fmt.Errorf("resend the journal: drop the outbox: %w", classify(err))
 		}
-		return writeMeta(ctx, tx, map[string]string{"resend_epoch": "0", "resend_seq": "0", "resend_pos": "0"})
+		return setResendPoint(ctx, tx, 0, 0, 0)
 	})
 }
 
@@ -36,22 +36,14 @@ func (j *Journal) ResendAll(ctx context.Context) error {
 // below the acknowledgement watermark and any pending resend point.
 func (j *Journal) ResendFrom(ctx context.Context, epoch uint32, seq uint64) error {
 	return j.write(ctx, func(ctx context.Context, tx *sql.Tx, _ *writer) error {
-		var pos int64
-		err := tx.QueryRowContext(ctx, "SELECT pos FROM ops WHERE epoch = ? AND seq = ?", epoch, int64(seq)).Scan(&pos)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil // not this journal's: nothing it acknowledged lies beyond
-		}
-		if err != nil {
-			return fmt.Errorf("resend from %d/%d: %w", epoch, seq, classify(err))
+		pos, ok, err := posOf(ctx, tx, epoch, seq)
+		if err != nil || !ok { // not this journal's: nothing it acknowledged lies beyond
+			return err
 		}
 		if unsent, err := unsentPos(ctx, tx); err != nil || pos >= unsent {
 			return err
 		}
-		return writeMeta(ctx, tx, map[string]string{
-			"resend_epoch": strconv.FormatUint(uint64(epoch), 10),
-			"resend_seq":   strconv.FormatUint(seq, 10),
-			"resend_pos":   strconv.FormatInt(pos, 10),
-		})
+		return setResendPoint(ctx, tx, epoch, seq, pos)
 	})
 }
 
@@ -84,6 +76,11 @@ func moveResend(ctx context.Context, tx *sql.Tx, epoch uint32, seq uint64, pos, 
 		}
 		return nil
 	}
+	return setResendPoint(ctx, tx, epoch, seq, pos)
+}
+
+// setResendPoint records a pending resend from (epoch, seq), at row pos.
+func setResendPoint(ctx context.Context, tx *sql.Tx, epoch uint32, seq uint64, pos int64) error {
 	return writeMeta(ctx, tx, map[string]string{
 		"resend_epoch": strconv.FormatUint(uint64(epoch), 10),
 		"resend_seq":   strconv.FormatUint(seq, 10),
