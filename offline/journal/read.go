@@ -148,7 +148,7 @@ func (j *Journal) markAckedWith(ctx context.Context, epoch uint32, seq uint64, m
 		}
 		var covers int64
 		if seq > 0 {
-			if covers, err = markAcked(ctx, tx, w, epoch, seq); err != nil {
+			if covers, err = markAcked(ctx, tx, w, epoch, seq, resending); err != nil {
 				return err
 			}
 			w.touch(viewTouch{all: true}) // acknowledged ops leave every unacknowledged sum
@@ -195,10 +195,10 @@ func posOf(ctx context.Context, q queryer, epoch uint32, seq uint64) (int64, boo
 	return pos, true, nil
 }
 
-// markAcked moves the acknowledgement watermark up to (epoch, seq), drops
-// the sealed batches the ack covers and returns the journal position of
-// (epoch, seq).
-func markAcked(ctx context.Context, tx *sql.Tx, w *writer, epoch uint32, seq uint64) (int64, error) {
+// markAcked moves the acknowledgement watermark up to (epoch, seq), and a
+// pending resend point (resending) with it, drops the sealed batches the
+// ack covers and returns the journal position of (epoch, seq).
+func markAcked(ctx context.Context, tx *sql.Tx, w *writer, epoch uint32, seq uint64, resending bool) (int64, error) {
 	pos, ok, err := posOf(ctx, tx, epoch, seq)
 	if err != nil {
 		return 0, fmt.Errorf("mark acked: %w", err)
@@ -211,7 +211,7 @@ func markAcked(ctx context.Context, tx *sql.Tx, w *writer, epoch uint32, seq uin
 	if err != nil {
 		return 0, err
 	}
-	if err := moveResend(ctx, tx, epoch, seq, pos, cur); err != nil {
+	if err := moveResend(ctx, tx, resending, epoch, seq, pos, cur); err != nil {
 		return 0, err
 	}
 	if pos > cur {

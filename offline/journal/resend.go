@@ -63,12 +63,13 @@ func (j *Journal) Resending(ctx context.Context) (epoch uint32, seq uint64, ok b
 	return uint32(e), s, true, nil
 }
 
-// moveResend moves a pending resend point to an acknowledgement of
-// (epoch, seq) at row pos, or ends the resend when pos reaches the
-// watermark's row acked. Without a pending resend it does nothing.
-func moveResend(ctx context.Context, tx *sql.Tx, epoch uint32, seq uint64, pos, acked int64) error {
-	if _, ok, err := resendPos(ctx, tx); err != nil || !ok {
-		return err
+// moveResend moves a pending resend point (resending) to an
+// acknowledgement of (epoch, seq) at row pos, or ends the resend when pos
+// reaches the watermark's row acked. Without a pending resend it does
+// nothing.
+func moveResend(ctx context.Context, tx *sql.Tx, resending bool, epoch uint32, seq uint64, pos, acked int64) error {
+	if !resending {
+		return nil
 	}
 	if pos >= acked {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM meta WHERE key IN ('resend_epoch', 'resend_seq', 'resend_pos')"); err != nil {
